@@ -1,0 +1,311 @@
+"""The gateway config document, version ``config.modelgate.dev/v1alpha1``.
+
+This is the seam between control plane and data plane: the operator renders exactly this
+document and the gateway validates it again on load. It must stay free of Kubernetes types and
+of anything but pydantic, so the gateway also runs from a plain file. Field descriptions are
+the documentation: they flow into the exported JSON Schema and into ``docs/config.md``.
+Cross-field rules (references, uniqueness, cycles) live in :mod:`.validation`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "config.modelgate.dev/v1alpha1"
+KIND = "GatewayConfig"
+
+# Names that end up in response ids, metric labels and Kubernetes objects: keep them boring.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}$"
+ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_enum_values=False,
+    )
+
+
+class Provider(enum.StrEnum):
+    """Who runs the upstream; decides the auth header and URL shape."""
+
+    OPENAI = "openai"
+    AZURE_OPENAI = "azure-openai"
+    OPENAI_COMPATIBLE = "openai-compatible"
+    VLLM = "vllm"
+    MOCK = "mock"
+
+
+class UpstreamApi(enum.StrEnum):
+    """Which API the upstream speaks. ``chat_completions`` upstreams are translated."""
+
+    RESPONSES = "responses"
+    CHAT_COMPLETIONS = "chat_completions"
+
+
+class Strategy(enum.StrEnum):
+    """How a model picks among its healthy targets."""
+
+    WEIGHTED_RANDOM = "weighted-random"
+    LEAST_OUTSTANDING = "least-outstanding"
+    LOWEST_LATENCY = "lowest-latency"
+
+
+# --- secret references --------------------------------------------------------------------
+
+
+class EnvRef(_Model):
+    env: str = Field(pattern=ENV_PATTERN, description="Name of an environment variable of the gateway process.")
+
+
+class FileRef(_Model):
+    file: str = Field(
+        min_length=1,
+        description="Path of a file holding the value (trailing newline stripped). "
+        "A relative path is resolved against the config file's directory.",
+    )
+
+
+class SecretKeyRef(_Model):
+    secret_key: str = Field(
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        max_length=253,
+        description="Key in the gateway's secret store: the mounted secrets directory "
+        "(--secrets-dir) or, in a cluster, the gateway Secret watched through the API. "
+        "This is what the operator renders.",
+    )
+
+
+SecretRef = Annotated[
+    EnvRef | FileRef | SecretKeyRef,
+    Field(description="Where a secret value comes from. Secret bytes never appear in the document."),
+]
+
+
+# --- deployments --------------------------------------------------------------------------
+
+
+class Timeouts(_Model):
+    connect_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="TCP+TLS connect timeout for one attempt."
+    )
+    first_byte_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Time from sending the request to the upstream's response headers. Reasoning "
+        "models may think for a while before answering, hence the generous default.",
+    )
+    stream_idle_seconds: float = Field(
+        default=120.0, gt=0, le=3600, description="Longest silence allowed between two stream chunks."
+    )
+    total_seconds: float = Field(
+        default=600.0, gt=0, le=86400, description="Upper bound on one attempt, streaming included."
+    )
+
+
+class Pricing(_Model):
+    input_usd_per_million_tokens: float = Field(default=0.0, ge=0, description="Price of uncached input tokens, USD per 1M.")
+    cached_input_usd_per_million_tokens: float | None = Field(
+        default=None,
+        ge=0,
+        description="Price of cached input tokens, USD per 1M. Unset means the input price applies.",
+    )
+    output_usd_per_million_tokens: float = Field(
+        default=0.0, ge=0, description="Price of output tokens (reasoning included), USD per 1M."
+    )
+
+
+class MockSettings(_Model):
+    text: str = Field(
+        default="Hello from ModelGate's mock provider. This text is canned.",
+        description="Text the mock upstream answers with, streamed word by word.",
+    )
+    first_token_delay_seconds: float = Field(default=0.0, ge=0, le=60, description="Delay before the first delta.")
+    token_delay_seconds: float = Field(default=0.0, ge=0, le=10, description="Delay between deltas.")
+
+
+class Deployment(_Model):
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="Stable identifier. Response ids embed it, so renaming a deployment orphans "
+        "its stored responses; editing anything else does not.",
+    )
+    provider: Provider = Field(default=Provider.OPENAI_COMPATIBLE, description="Upstream flavour.")
+    api: UpstreamApi = Field(default=UpstreamApi.RESPONSES, description="API the upstream speaks.")
+    base_url: str = Field(
+        default="",
+        pattern=r"^(https?://[^\s]+)?$",
+        description="Base URL including the API prefix, e.g. https://api.openai.com/v1. "
+        "The gateway appends /responses or /chat/completions. Empty only for provider mock.",
+    )
+    model: str = Field(min_length=1, max_length=256, description="Model name sent upstream.")
+    credentials: SecretRef | None = Field(
+        default=None, description="Upstream API key. Sent as Bearer (api-key header for azure-openai)."
+    )
+    query_params: dict[str, str] = Field(
+        default_factory=dict, description="Extra query parameters, e.g. Azure's api-version."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra non-secret request headers sent upstream."
+    )
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="Per-attempt timeouts.")
+    max_concurrent_requests: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="In-flight cap; a full deployment is skipped."
+    )
+    pricing: Pricing | None = Field(
+        default=None, description="Overrides the model's pricing for traffic served here."
+    )
+    mock: MockSettings | None = Field(default=None, description="Settings of the mock provider.")
+
+
+# --- models -------------------------------------------------------------------------------
+
+
+class Target(_Model):
+    deployment: str = Field(pattern=NAME_PATTERN, description="Name of a deployment in spec.deployments.")
+    weight: float = Field(default=1.0, ge=0, le=1_000_000, description="Relative share; 0 = standby.")
+
+
+class RetryPolicy(_Model):
+    max_attempts: int = Field(
+        default=3, ge=1, le=20, description="Attempts across all deployments and fallback models."
+    )
+    total_timeout_seconds: float = Field(
+        default=900.0, gt=0, le=86400, description="Deadline for the whole request, retries included."
+    )
+    max_retry_after_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=600,
+        description="An upstream Retry-After longer than this is not waited for; the next target is tried.",
+    )
+
+
+class CooldownPolicy(_Model):
+    consecutive_failures: int = Field(
+        default=3, ge=1, le=1000, description="Failures in a row that cool a deployment down."
+    )
+    duration_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="How long a cooled-down deployment is skipped before a probe."
+    )
+
+
+class RouteRef(_Model):
+    namespace: str = Field(description="Namespace of the ModelRoute this model came from.")
+    name: str = Field(description="Name of that ModelRoute.")
+    generation: int | None = Field(default=None, description="metadata.generation rendered.")
+
+
+class Model(_Model):
+    name: str = Field(min_length=1, max_length=256, description="Public model name clients send.")
+    route: RouteRef | None = Field(default=None, description="Source ModelRoute, set by the operator.")
+    strategy: Strategy = Field(default=Strategy.WEIGHTED_RANDOM, description="Load-balancing strategy.")
+    targets: list[Target] = Field(min_length=1, description="Deployments serving this model.")
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Public model names tried in order when all targets fail."
+    )
+    retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retry budget.")
+    cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy, description="Ejection of failing deployments.")
+    pricing: Pricing = Field(default_factory=Pricing, description="Prices for this model's traffic.")
+
+
+# --- gateway-wide policy ------------------------------------------------------------------
+
+
+class ApiKey(_Model):
+    name: str = Field(pattern=NAME_PATTERN, description="Key name, used in metrics and logs.")
+    sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the key."
+    )
+    value_from: SecretRef | None = Field(default=None, description="Where the key itself is read from.")
+    models: list[str] = Field(
+        default_factory=lambda: ["*"], description="Public models this key may use; '*' = all."
+    )
+
+
+class Auth(_Model):
+    keys: list[ApiKey] = Field(default_factory=list, description="Gateway API keys.")
+    allow_unauthenticated: bool = Field(
+        default=False, description="Serve requests without a key (local development only)."
+    )
+
+
+class ResponseIds(_Model):
+    signing_key: SecretRef | None = Field(
+        default=None,
+        description="HMAC key that signs response ids. Every replica must share it. Unset: a "
+        "random key per process (ids then survive neither restarts nor other replicas).",
+    )
+
+
+class Limits(_Model):
+    max_request_body_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Larger bodies get 413. Inline images make Responses bodies large.",
+    )
+
+
+class RequestLog(_Model):
+    enabled: bool = Field(default=True, description="One JSON line per request.")
+    path: str | None = Field(default=None, description="Append to this file instead of stdout.")
+    include_content: bool = Field(
+        default=False, description="Also log request input and output text. Off by default: prompts are data."
+    )
+
+
+class Observability(_Model):
+    end_user_header: str | None = Field(
+        default="x-modelgate-end-user",
+        description="Header naming the end user; the body's user / safety_identifier wins over it.",
+    )
+    end_user_label_limit: int = Field(
+        default=100, ge=0, le=100_000, description="Distinct end_user label values; beyond it: 'other'."
+    )
+    request_log: RequestLog = Field(default_factory=RequestLog, description="Per-request log line.")
+
+
+class StateStore(_Model):
+    redis_url: str | None = Field(
+        default=None,
+        pattern=r"^rediss?://",
+        description="Redis shared by all replicas, for state of chat-completions conversations.",
+    )
+    redis_password: SecretRef | None = Field(default=None, description="Redis password, if any.")
+    ttl_seconds: int = Field(default=30 * 86400, ge=60, description="How long stored state lives.")
+
+
+class Metadata(_Model):
+    generation: int | None = Field(default=None, ge=0, description="Monotonic render counter.")
+    checksum: str | None = Field(
+        default=None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="sha256 of the canonical JSON of spec; verified on load when present.",
+    )
+    rendered_by: str | None = Field(default=None, description="Who rendered the document.")
+
+
+class Spec(_Model):
+    deployments: list[Deployment] = Field(default_factory=list, description="Upstream deployments.")
+    models: list[Model] = Field(default_factory=list, description="Public models.")
+    auth: Auth = Field(default_factory=Auth, description="Gateway API keys.")
+    response_ids: ResponseIds = Field(default_factory=ResponseIds, description="Response id signing.")
+    limits: Limits = Field(default_factory=Limits, description="Request limits.")
+    observability: Observability = Field(default_factory=Observability, description="Metrics and logs.")
+    state: StateStore = Field(default_factory=StateStore, description="Shared state store.")
+
+
+class GatewayConfig(_Model):
+    api_version: Literal["config.modelgate.dev/v1alpha1"] = Field(description="Schema version.")
+    kind: Literal["GatewayConfig"] = Field(description="Always GatewayConfig.")
+    metadata: Metadata = Field(default_factory=Metadata, description="Provenance.")
+    spec: Spec = Field(description="Routing and policy.")

@@ -1,0 +1,96 @@
+"""Cross-field rules of the config document, reported all at once with their paths.
+
+Single-field rules (types, ranges, patterns) are pydantic's job in :mod:`.v1alpha1`; this module
+checks what spans fields: unique names, references to deployments and models, fallback cycles,
+key sources. The operator runs it on its own output before publishing, the gateway on load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .v1alpha1 import GatewayConfig, Provider
+
+
+def _duplicates(names: Iterable[str]) -> list[tuple[int, str]]:
+    seen: set[str] = set()
+    found = []
+    for index, name in enumerate(names):
+        if name in seen:
+            found.append((index, name))
+        seen.add(name)
+    return found
+
+
+def _cycle_errors(fallbacks: dict[str, list[str]]) -> list[str]:
+    """Depth-first search for cycles in the fallback graph; one message per cycle found."""
+    errors: list[str] = []
+    state: dict[str, int] = {}  # 1 = on stack, 2 = done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in fallbacks.get(node, []):
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt]
+                errors.append("fallback cycle: " + " -> ".join(cycle))
+            elif nxt in fallbacks and state.get(nxt) is None:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for name in fallbacks:
+        if state.get(name) is None:
+            visit(name, [name])
+    return errors
+
+
+def semantic_errors(config: GatewayConfig) -> list[str]:
+    """Return every cross-field error as ``"<path>: <message>"``; empty when valid."""
+    spec = config.spec
+    errors: list[str] = []
+    for index, name in _duplicates(d.name for d in spec.deployments):
+        errors.append(f"spec.deployments[{index}].name: duplicate deployment name {name!r}")
+    for index, name in _duplicates(m.name for m in spec.models):
+        errors.append(f"spec.models[{index}].name: duplicate model name {name!r}")
+    for index, name in _duplicates(k.name for k in spec.auth.keys):
+        errors.append(f"spec.auth.keys[{index}].name: duplicate key name {name!r}")
+
+    for index, dep in enumerate(spec.deployments):
+        path = f"spec.deployments[{index}]"
+        if dep.provider is Provider.MOCK:
+            continue
+        if not dep.base_url:
+            errors.append(f"{path}.baseUrl: required unless provider is mock")
+        if dep.mock is not None:
+            errors.append(f"{path}.mock: only allowed with provider mock")
+
+    deployments = {d.name for d in spec.deployments}
+    models = {m.name for m in spec.models}
+    for index, model in enumerate(spec.models):
+        path = f"spec.models[{index}]"
+        for t_index, target in enumerate(model.targets):
+            if target.deployment not in deployments:
+                errors.append(
+                    f"{path}.targets[{t_index}].deployment: unknown deployment {target.deployment!r}"
+                )
+        for d_index, name in _duplicates(t.deployment for t in model.targets):
+            errors.append(f"{path}.targets[{d_index}].deployment: {name!r} listed twice")
+        if all(t.weight == 0 for t in model.targets):
+            errors.append(f"{path}.targets: at least one target needs a weight above 0")
+        for f_index, fallback in enumerate(model.fallbacks):
+            if fallback == model.name:
+                errors.append(f"{path}.fallbacks[{f_index}]: a model cannot fall back to itself")
+            elif fallback not in models:
+                errors.append(f"{path}.fallbacks[{f_index}]: unknown model {fallback!r}")
+
+    errors.extend(
+        f"spec.models: {msg}"
+        for msg in _cycle_errors({m.name: [f for f in m.fallbacks if f != m.name] for m in spec.models})
+    )
+
+    for index, key in enumerate(spec.auth.keys):
+        if (key.sha256 is None) == (key.value_from is None):
+            errors.append(f"spec.auth.keys[{index}]: set exactly one of sha256 and valueFrom")
+        for m_index, name in enumerate(key.models):
+            if name != "*" and name not in models:
+                errors.append(f"spec.auth.keys[{index}].models[{m_index}]: unknown model {name!r}")
+    return errors
