@@ -1,0 +1,1 @@
+"""ModelGate control plane: a kopf operator rendering ModelRoutes into the gateway config."""
