@@ -20,6 +20,7 @@ class AttemptOutcome(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     SERVER_ERROR = "server_error"
     CLIENT_ERROR = "client_error"
+    AUTH_ERROR = "auth_error"  # upstream rejected the deployment's credentials (401/403)
     STREAM_ERROR = "stream_error"  # upstream failed after the first byte reached the client
     CANCELLED = "cancelled"  # client went away
     SKIPPED = "skipped"  # cooling down or at max concurrency; no request was sent
@@ -85,6 +86,8 @@ class RequestRecord:
     delta_payloads: list[bytes] = field(default_factory=list)
     """Raw ``data:`` payloads of ``response.output_text.delta`` events (stream estimation)."""
     output_delta_count: int = 0
+    stream_blocks: list[bytes] = field(default_factory=list)
+    """Raw SSE blocks relayed to the client (capped); parsed only if usage must be estimated."""
 
 
 class Observer(Protocol):

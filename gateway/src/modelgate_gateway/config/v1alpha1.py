@@ -97,11 +97,12 @@ class Timeouts(_Model):
         default=5.0, gt=0, le=300, description="TCP+TLS connect timeout for one attempt."
     )
     first_byte_seconds: float = Field(
-        default=60.0,
+        default=120.0,
         gt=0,
         le=3600,
-        description="Time from sending the request to the upstream's response headers. Reasoning "
-        "models may think for a while before answering, hence the generous default.",
+        description="Time until the upstream starts answering: the first event of a stream, or "
+        "the response headers of a non-streaming call (which most providers send only once the "
+        "whole answer is ready). Failover happens only within this window.",
     )
     stream_idle_seconds: float = Field(
         default=120.0, gt=0, le=3600, description="Longest silence allowed between two stream chunks."

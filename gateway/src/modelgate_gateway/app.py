@@ -1,0 +1,72 @@
+"""The aiohttp application: routes, shared state, and the reloader's lifetime.
+
+``make_app`` is what tests call directly; ``main`` adds sockets, signals and the metrics port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from .handlers import responses, service
+from .handlers.context import not_found
+from .keys import STATE
+from .recording import Observer
+from .reloading import Reloader, ReloadListener
+from .sources.base import ConfigSource
+from .appstate import GatewayState
+from .upstream.mock import MockTransport
+from .upstream.transport import HttpTransport, Pools
+
+RELOADER: web.AppKey[Reloader] = web.AppKey("modelgate_reloader")
+
+
+def make_state(observer: Observer) -> GatewayState:
+    pools = Pools()
+    return GatewayState(observer=observer, pools=pools, http=HttpTransport(pools), mock=MockTransport())
+
+
+def _routes(app: web.Application) -> None:
+    for prefix in ("/v1", ""):
+        app.router.add_post(f"{prefix}/responses", responses.create_response)
+        app.router.add_get(f"{prefix}/responses/{{response_id}}", responses.retrieve_response)
+        app.router.add_delete(f"{prefix}/responses/{{response_id}}", responses.delete_response)
+        app.router.add_post(f"{prefix}/responses/{{response_id}}/cancel", responses.cancel_response)
+        app.router.add_get(f"{prefix}/responses/{{response_id}}/input_items", responses.list_input_items)
+        app.router.add_get(f"{prefix}/models", service.list_models)
+    app.router.add_get("/healthz", service.healthz)
+    app.router.add_get("/readyz", service.readyz)
+    app.router.add_route("*", "/{tail:.*}", not_found)
+
+
+def make_app(state: GatewayState, source: ConfigSource | None = None,
+             listener: ReloadListener | None = None) -> web.Application:
+    app = web.Application()
+    app[STATE] = state
+    _routes(app)
+    if source is not None:
+        app[RELOADER] = Reloader(state, source, listener)
+        app.cleanup_ctx.append(_run_reloader)
+    app.on_shutdown.append(_start_draining)
+    app.cleanup_ctx.append(_close_pools)
+    return app
+
+
+async def _run_reloader(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[RELOADER].run(), name="modelgate-reloader")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _start_draining(app: web.Application) -> None:
+    app[STATE].draining = True
+
+
+async def _close_pools(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[STATE].pools.close()

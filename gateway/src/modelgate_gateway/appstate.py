@@ -1,0 +1,49 @@
+"""Everything one gateway process shares between requests, hung on the app under one key.
+
+The current :class:`RuntimeConfig` is replaced as a whole by the reloader; a request reads it
+once at its start and keeps that snapshot, so a reload never changes a request half-way.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+
+from .config import Provider, UpstreamApi
+from .errors import NotReady
+from .recording import Observer
+from .runtime import DeploymentRuntime, RuntimeConfig
+from .upstream.balancing import HealthBoard
+from .upstream.transport import Pools, Transport
+
+
+@dataclass(eq=False)
+class GatewayState:
+    observer: Observer
+    pools: Pools
+    http: Transport
+    mock: Transport
+    chat: Transport | None = None
+    runtime: RuntimeConfig | None = None
+    board: HealthBoard = field(default_factory=HealthBoard)
+    rng: random.Random = field(default_factory=random.Random)
+    draining: bool = False
+    ephemeral_signing_key: bytes = field(default_factory=lambda: os.urandom(32))
+    """Used when the config names no signing key: ids then only work within this process."""
+
+    def current(self) -> RuntimeConfig:
+        runtime = self.runtime
+        if runtime is None:
+            raise NotReady("The gateway has no valid configuration loaded yet.")
+        return runtime
+
+    def signing_key(self, runtime: RuntimeConfig) -> bytes:
+        return runtime.signing_key or self.ephemeral_signing_key
+
+    def transport(self, dep: DeploymentRuntime) -> Transport:
+        if dep.provider is Provider.MOCK:
+            return self.mock
+        if dep.api is UpstreamApi.CHAT_COMPLETIONS and self.chat is not None:
+            return self.chat
+        return self.http

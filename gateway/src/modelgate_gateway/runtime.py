@@ -1,0 +1,247 @@
+"""Compile a validated :class:`GatewayConfig` plus secret values into the hot path's snapshot.
+
+The hot path never touches pydantic objects: everything it reads is a frozen slotted dataclass
+with precomputed lookups (auth header values, key digests, URLs, float prices). Secrets are
+resolved here, once per reload, from a :class:`ConfigSnapshot`. Compiling fails with
+:class:`ConfigError` when a referenced secret is missing, so the reloader keeps the last good one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import (
+    ConfigError,
+    EnvRef,
+    FileRef,
+    GatewayConfig,
+    Pricing,
+    Provider,
+    SecretKeyRef,
+    SecretRef,
+    Strategy,
+    UpstreamApi,
+    spec_checksum,
+)
+from .config.loading import config_to_data
+
+_MAX_SECRET_BYTES = 64 * 1024  # an API key is never this long; a bigger file is a mistake
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    input_per_token: float
+    cached_input_per_token: float
+    output_per_token: float
+
+    @classmethod
+    def of(cls, pricing: Pricing) -> Prices:
+        cached = pricing.cached_input_usd_per_million_tokens
+        if cached is None:
+            cached = pricing.input_usd_per_million_tokens
+        return cls(
+            pricing.input_usd_per_million_tokens / 1e6,
+            cached / 1e6,
+            pricing.output_usd_per_million_tokens / 1e6,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRuntime:
+    name: str
+    provider: Provider
+    api: UpstreamApi
+    base_url: str
+    """Without trailing slash; paths like ``/responses`` are appended."""
+    origin: str
+    """scheme://host:port, the connection-pool key."""
+    model: str
+    headers: Mapping[str, str]
+    """Auth and extra headers, ready to send."""
+    query: Mapping[str, str]
+    connect_seconds: float
+    first_byte_seconds: float
+    stream_idle_seconds: float
+    total_seconds: float
+    max_concurrent: int | None
+    prices: Prices | None
+    mock_text: str
+    mock_first_delay: float
+    mock_token_delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRuntime:
+    deployment: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRuntime:
+    name: str
+    strategy: Strategy
+    targets: tuple[TargetRuntime, ...]
+    fallbacks: tuple[str, ...]
+    max_attempts: int
+    total_timeout_seconds: float
+    max_retry_after_seconds: float
+    cooldown_failures: int
+    cooldown_seconds: float
+    prices: Prices
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRuntime:
+    name: str
+    all_models: bool
+    models: frozenset[str]
+
+    def allows(self, model: str) -> bool:
+        return self.all_models or model in self.models
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    config: GatewayConfig
+    checksum: str
+    generation: int | None
+    deployments: Mapping[str, DeploymentRuntime]
+    models: Mapping[str, ModelRuntime]
+    keys_by_digest: Mapping[bytes, KeyRuntime]
+    allow_unauthenticated: bool
+    signing_key: bytes | None
+    max_body_bytes: int
+    end_user_header: str | None
+    redis_url: str | None
+    redis_password: str | None
+    state_ttl_seconds: int
+
+
+def resolve_secret(ref: SecretRef, secrets: Mapping[str, bytes], base_dir: str, where: str) -> str:
+    """Value of a secret reference; raises ConfigError naming the reference, never the value."""
+    if isinstance(ref, EnvRef):
+        value = os.environ.get(ref.env)
+        if not value:
+            raise ConfigError([f"{where}: environment variable {ref.env} is not set"])
+        return value
+    if isinstance(ref, FileRef):
+        path = Path(base_dir, ref.file)
+        try:
+            with path.open("rb") as fh:
+                raw = fh.read(_MAX_SECRET_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError([f"{where}: cannot read {path}: {exc.strerror}"]) from None
+    elif isinstance(ref, SecretKeyRef):
+        if ref.secret_key not in secrets:
+            raise ConfigError([f"{where}: key {ref.secret_key!r} is not in the gateway's secret store"])
+        raw = secrets[ref.secret_key]
+    else:  # pragma: no cover - the union is closed
+        raise ConfigError([f"{where}: unsupported secret reference"])
+    if len(raw) > _MAX_SECRET_BYTES:
+        raise ConfigError([f"{where}: secret is larger than {_MAX_SECRET_BYTES} bytes"])
+    value = raw.decode("utf-8", "replace").strip()
+    if not value:
+        raise ConfigError([f"{where}: secret is empty"])
+    return value
+
+
+def _origin(base_url: str) -> str:
+    scheme, _, rest = base_url.partition("://")
+    host = rest.split("/", 1)[0]
+    if ":" not in host.rsplit("]", 1)[-1]:
+        host += ":443" if scheme == "https" else ":80"
+    return f"{scheme}://{host}"
+
+
+def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: str) -> dict[str, DeploymentRuntime]:
+    out: dict[str, DeploymentRuntime] = {}
+    for index, dep in enumerate(config.spec.deployments):
+        headers = dict(dep.headers)
+        if dep.credentials is not None:
+            key = resolve_secret(dep.credentials, secrets, base_dir, f"spec.deployments[{index}].credentials")
+            if dep.provider is Provider.AZURE_OPENAI:
+                headers["api-key"] = key
+            else:
+                headers["Authorization"] = f"Bearer {key}"
+        mock = dep.mock
+        base_url = dep.base_url.rstrip("/")
+        out[dep.name] = DeploymentRuntime(
+            name=dep.name,
+            provider=dep.provider,
+            api=dep.api,
+            base_url=base_url,
+            origin=_origin(base_url) if base_url else "mock://",
+            model=dep.model,
+            headers=headers,
+            query=dict(dep.query_params),
+            connect_seconds=dep.timeouts.connect_seconds,
+            first_byte_seconds=dep.timeouts.first_byte_seconds,
+            stream_idle_seconds=dep.timeouts.stream_idle_seconds,
+            total_seconds=dep.timeouts.total_seconds,
+            max_concurrent=dep.max_concurrent_requests,
+            prices=Prices.of(dep.pricing) if dep.pricing else None,
+            mock_text=mock.text if mock else "Hello from ModelGate's mock provider.",
+            mock_first_delay=mock.first_token_delay_seconds if mock else 0.0,
+            mock_token_delay=mock.token_delay_seconds if mock else 0.0,
+        )
+    return out
+
+
+def _keys(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: str) -> dict[bytes, KeyRuntime]:
+    out: dict[bytes, KeyRuntime] = {}
+    for index, key in enumerate(config.spec.auth.keys):
+        if key.sha256 is not None:
+            digest = bytes.fromhex(key.sha256)
+        else:
+            assert key.value_from is not None  # guaranteed by validation
+            value = resolve_secret(key.value_from, secrets, base_dir, f"spec.auth.keys[{index}].valueFrom")
+            digest = hashlib.sha256(value.encode()).digest()
+        out[digest] = KeyRuntime(key.name, "*" in key.models, frozenset(key.models))
+    return out
+
+
+def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: str) -> RuntimeConfig:
+    """Build the hot path's snapshot; raises ConfigError if a secret cannot be resolved."""
+    spec = config.spec
+    models = {
+        m.name: ModelRuntime(
+            name=m.name,
+            strategy=m.strategy,
+            targets=tuple(TargetRuntime(t.deployment, t.weight) for t in m.targets),
+            fallbacks=tuple(m.fallbacks),
+            max_attempts=m.retry.max_attempts,
+            total_timeout_seconds=m.retry.total_timeout_seconds,
+            max_retry_after_seconds=m.retry.max_retry_after_seconds,
+            cooldown_failures=m.cooldown.consecutive_failures,
+            cooldown_seconds=m.cooldown.duration_seconds,
+            prices=Prices.of(m.pricing),
+        )
+        for m in spec.models
+    }
+    signing_key = None
+    if spec.response_ids.signing_key is not None:
+        signing_key = resolve_secret(
+            spec.response_ids.signing_key, secrets, base_dir, "spec.responseIds.signingKey"
+        ).encode()
+    redis_password = None
+    if spec.state.redis_password is not None:
+        redis_password = resolve_secret(spec.state.redis_password, secrets, base_dir, "spec.state.redisPassword")
+    return RuntimeConfig(
+        config=config,
+        checksum=config.metadata.checksum or spec_checksum(config_to_data(config)["spec"]),
+        generation=config.metadata.generation,
+        deployments=_deployments(config, secrets, base_dir),
+        models=models,
+        keys_by_digest=_keys(config, secrets, base_dir),
+        allow_unauthenticated=spec.auth.allow_unauthenticated,
+        signing_key=signing_key,
+        max_body_bytes=spec.limits.max_request_body_bytes,
+        end_user_header=spec.observability.end_user_header,
+        redis_url=spec.state.redis_url,
+        redis_password=redis_password,
+        state_ttl_seconds=spec.state.ttl_seconds,
+    )

@@ -1,0 +1,84 @@
+"""Process settings of the gateway, from the command line and ``MODELGATE_*`` variables.
+
+*Settings* are process knobs (ports, paths, drain time); the *config* is the routing document
+(:mod:`modelgate_gateway.config`), which can change while the process runs. Environment variables
+are read here and nowhere else; a flag beats its variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    config_path: str | None
+    host: str = "127.0.0.1"
+    port: int = 4000
+    metrics_host: str | None = None
+    metrics_port: int = 9090
+    """0 disables the metrics listener."""
+    secrets_dir: str | None = None
+    workers: int = 1
+    shutdown_grace_seconds: float = 25.0
+    """Below the chart's terminationGracePeriodSeconds, so streams drain before SIGKILL."""
+    reload_interval_seconds: float = 2.0
+    log_level: str = "info"
+    kube_configmap: str | None = None
+    kube_config_key: str = "config.json"
+    kube_secret: str | None = None
+
+
+def _env(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(f"MODELGATE_{name}")
+    return value if value else None
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    def opt(flag: str, var: str, default: object, kind: type = str, help_: str = "") -> None:
+        raw = _env(env, var)
+        value = kind(raw) if raw is not None else default
+        parser.add_argument(flag, default=value, type=kind, help=f"{help_} (env MODELGATE_{var})")
+
+    opt("--config", "CONFIG", None, str, "config document, YAML or JSON")
+    opt("--host", "HOST", "127.0.0.1", str, "client-facing listen address")
+    opt("--port", "PORT", 4000, int, "client-facing port")
+    opt("--metrics-host", "METRICS_HOST", None, str, "metrics listen address (default: --host)")
+    opt("--metrics-port", "METRICS_PORT", 9090, int, "Prometheus /metrics port; 0 disables")
+    opt("--secrets-dir", "SECRETS_DIR", None, str, "directory resolving secretKey references")
+    opt("--workers", "WORKERS", 1, int, "processes sharing the port (SO_REUSEPORT)")
+    opt("--shutdown-grace-seconds", "SHUTDOWN_GRACE_SECONDS", 25.0, float, "drain time after SIGTERM")
+    opt("--reload-interval-seconds", "RELOAD_INTERVAL_SECONDS", 2.0, float, "config file poll period")
+    opt("--log-level", "LOG_LEVEL", "info", str, "debug, info, warning or error")
+    opt("--kube-configmap", "KUBE_CONFIGMAP", None, str, "namespace/name of a ConfigMap to watch")
+    opt("--kube-config-key", "KUBE_CONFIG_KEY", "config.json", str, "key of the document in it")
+    opt("--kube-secret", "KUBE_SECRET", None, str, "namespace/name of the upstream-keys Secret to watch")
+
+
+def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
+    if args.workers < 1:
+        raise SystemExit("--workers must be at least 1")
+    return GatewaySettings(
+        config_path=args.config,
+        host=args.host,
+        port=args.port,
+        metrics_host=args.metrics_host,
+        metrics_port=args.metrics_port,
+        secrets_dir=args.secrets_dir,
+        workers=args.workers,
+        shutdown_grace_seconds=args.shutdown_grace_seconds,
+        reload_interval_seconds=args.reload_interval_seconds,
+        log_level=args.log_level,
+        kube_configmap=args.kube_configmap,
+        kube_config_key=args.kube_config_key,
+        kube_secret=args.kube_secret,
+    )
+
+
+def parse_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) -> GatewaySettings:
+    parser = argparse.ArgumentParser(prog="modelgate-gateway serve")
+    add_serve_arguments(parser, os.environ if env is None else env)
+    return settings_from_args(parser.parse_args(list(argv)))

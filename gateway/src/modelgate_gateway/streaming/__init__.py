@@ -1,0 +1,1 @@
+"""Relaying upstream bodies to the client: SSE framing, id rewriting, usage extraction."""

@@ -1,0 +1,161 @@
+"""Send an opened upstream reply to the client: SSE streamed through, JSON passed through.
+
+Streams are written per upstream chunk, cut at event boundaries, so the client sees each event
+as soon as the upstream produced it. An upstream failure after the first byte ends the stream
+with a ``response.failed`` event; a client that goes away cancels the upstream read at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from ..errors import UpstreamFailed
+from ..recording import AttemptOutcome, RequestRecord
+from ..upstream.executor import Opened
+from .sse import SseRelayState, iter_events
+from .usage import usage_of
+
+_CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError, BrokenPipeError)
+
+
+def _loop_deadline(deadline: float) -> float:
+    """Convert a time.monotonic() deadline into the running loop's clock (uvloop has its own)."""
+    return asyncio.get_running_loop().time() + (deadline - time.monotonic())
+
+
+class _ClientGone(Exception):
+    pass
+
+
+async def _write(resp: web.StreamResponse, data: bytes) -> None:
+    try:
+        await resp.write(data)
+    except _CLIENT_GONE as exc:
+        raise _ClientGone from exc
+
+
+async def relay_stream(request: web.Request, opened: Opened, record: RequestRecord,
+                       make_id: Callable[[str], str], headers: Mapping[str, str]) -> web.StreamResponse:
+    sse = SseRelayState(make_id)
+    resp = web.StreamResponse(status=200, headers=headers)
+    resp.content_type = "text/event-stream"
+    resp.headers["Cache-Control"] = "no-cache"
+    outcome = AttemptOutcome.SUCCESS
+    reply = opened.reply
+    try:
+        await resp.prepare(request)
+        async with asyncio.timeout_at(_loop_deadline(opened.deadline)):
+            await _send(resp, sse, record, opened.first_chunk)
+            try:
+                async for chunk in reply.chunks():
+                    await _send(resp, sse, record, chunk)
+            except _ClientGone:
+                raise
+            except (aiohttp.ClientError, OSError) as exc:
+                raise _UpstreamBroke(f"upstream connection failed mid-stream ({type(exc).__name__})") from exc
+        if sse.terminal is None:
+            raise _UpstreamBroke("upstream ended the stream without a final event")
+    except (_UpstreamBroke, TimeoutError) as exc:
+        outcome = AttemptOutcome.STREAM_ERROR
+        record.error_type = "upstream_stream_error"
+        message = str(exc) if isinstance(exc, _UpstreamBroke) else "upstream stream timed out"
+        try:
+            await resp.write(sse.failure_event(f"{message} (deployment {opened.dep.name})"))
+        except _CLIENT_GONE:
+            record.client_disconnected = True
+    except (_ClientGone, *_CLIENT_GONE):
+        outcome = AttemptOutcome.CANCELLED
+        record.client_disconnected = True
+    except asyncio.CancelledError:
+        outcome = AttemptOutcome.CANCELLED
+        record.client_disconnected = True
+        raise
+    finally:
+        if outcome is AttemptOutcome.SUCCESS:
+            reply.release()
+        else:
+            reply.close()
+        opened.finish(outcome, record)
+        _record_result(record, sse, outcome)
+    return resp
+
+
+async def _send(resp: web.StreamResponse, sse: SseRelayState, record: RequestRecord, chunk: bytes) -> None:
+    out = sse.feed(chunk)
+    if out:
+        if record.first_token_at is None and sse.first_delta_seen:
+            record.first_token_at = time.monotonic()
+        await _write(resp, out)
+
+
+class _UpstreamBroke(Exception):
+    pass
+
+
+def _record_result(record: RequestRecord, sse: SseRelayState, outcome: AttemptOutcome) -> None:
+    record.usage = usage_of(sse.terminal)
+    record.stream_blocks = sse.blocks
+    if record.usage is None:  # only then are the deltas needed, to estimate tokens
+        record.delta_payloads = [payload for block in sse.blocks for kind, payload in iter_events(block)
+                                 if kind == "response.output_text.delta"]
+    if sse.gateway_id is not None:
+        record.response_id = sse.gateway_id.decode()
+    if outcome is AttemptOutcome.SUCCESS and sse.terminal is not None:
+        record.status = 200
+        if sse.terminal.get("status") == "failed":
+            record.error_type = "upstream_response_failed"
+    elif outcome is AttemptOutcome.CANCELLED:
+        record.status = 499  # nginx's "client closed request"; the client never saw a status
+    else:
+        record.status = 502
+
+
+async def relay_json(opened: Opened, record: RequestRecord, make_id: Callable[[str], str] | None,
+                     headers: Mapping[str, str]) -> web.Response:
+    reply = opened.reply
+    try:
+        async with asyncio.timeout_at(_loop_deadline(opened.deadline)):
+            body = await reply.read()
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        reply.close()
+        opened.finish(AttemptOutcome.STREAM_ERROR, record)
+        raise UpstreamFailed(
+            f"{opened.dep.name}: the upstream failed while sending its answer ({type(exc).__name__}).",
+            code="upstream_error", status=502) from None
+    except asyncio.CancelledError:
+        reply.close()
+        opened.finish(AttemptOutcome.CANCELLED, record)
+        record.client_disconnected = True
+        raise
+    reply.release()
+    opened.finish(AttemptOutcome.SUCCESS, record)
+    record.first_token_at = time.monotonic()
+    record.response_body = body
+    if make_id is not None and body.startswith(b"{"):
+        body = _rewrite_ids(body, record, make_id)
+    record.status = reply.status
+    return web.Response(body=body, status=reply.status, headers=headers,
+                        content_type=reply.headers.get("Content-Type", "application/json").split(";")[0])
+
+
+def _rewrite_ids(body: bytes, record: RequestRecord, make_id: Callable[[str], str]) -> bytes:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    if not isinstance(parsed, dict):
+        return body
+    if parsed.get("object") == "response":
+        record.usage = usage_of(parsed)
+    rid = parsed.get("id")
+    if isinstance(rid, str) and rid.startswith("resp"):
+        gateway_id = make_id(rid)
+        record.response_id = gateway_id
+        return body.replace(rid.encode(), gateway_id.encode())
+    return body

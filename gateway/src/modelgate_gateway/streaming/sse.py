@@ -1,0 +1,137 @@
+"""Server-Sent Events, cut at event boundaries, inspected without re-encoding.
+
+:class:`SseRelayState` turns upstream chunks into complete event blocks for the client. It
+rewrites the upstream response id into the gateway's signed id with a plain byte replace, notes
+the first output delta (time to first token) and parses exactly one event as JSON in the common
+case (``response.created``) plus the terminal one for usage. Everything else passes as bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+# Output deltas that count as "first token" (text, refusals, tool-call arguments).
+_DELTA_TYPES = (b"response.output_text.delta", b"response.refusal.delta",
+                b"response.function_call_arguments.delta")
+_TERMINAL = (b"response.completed", b"response.failed", b"response.incomplete")
+_SEQ = re.compile(rb'"sequence_number":\s*(\d+)')
+_MAX_KEPT_BYTES = 4 * 1024 * 1024  # stream bytes kept for token estimation; beyond: not kept
+
+
+def iter_events(block: bytes) -> Iterator[tuple[str, bytes]]:
+    """(event type, data payload) of each event in a block of complete events."""
+    for raw in block.split(b"\n\n"):
+        if not raw:
+            continue
+        kind = ""
+        data: list[bytes] = []
+        for line in raw.split(b"\n"):
+            if line.startswith(b"data:"):
+                data.append(line[5:].lstrip(b" "))
+            elif line.startswith(b"event:"):
+                kind = line[6:].strip().decode("utf-8", "replace")
+        payload = b"\n".join(data)
+        if not kind and payload.startswith(b"{"):
+            try:
+                kind = str(orjson.loads(payload).get("type", ""))
+            except orjson.JSONDecodeError:
+                kind = ""
+        yield kind, payload
+
+
+def _has_delta(block: bytes) -> bool:
+    for raw in block.split(b"\n\n"):
+        head = raw[:160]
+        for kind in _DELTA_TYPES:
+            if head.startswith(b"event: " + kind) or b'"type":"' + kind + b'"' in head:
+                return True
+    return False
+
+
+class SseRelayState:
+    """Per-stream state of the relay. ``feed`` returns the bytes to send to the client now."""
+
+    __slots__ = ("_kept", "_make_id", "_tail", "blocks", "created", "first_delta_seen",
+                 "gateway_id", "last_block", "terminal", "upstream_id")
+
+    def __init__(self, make_id: Callable[[str], str]) -> None:
+        self._make_id = make_id
+        self._tail = b""
+        self._kept = 0
+        self.upstream_id: bytes | None = None
+        self.gateway_id: bytes | None = None
+        self.created: dict[str, Any] | None = None
+        self.terminal: dict[str, Any] | None = None
+        self.first_delta_seen = False
+        self.last_block = b""
+        self.blocks: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._tail + chunk if self._tail else chunk
+        if b"\r" in data:  # some servers frame with CRLF; normalise so boundaries are found
+            data = data.replace(b"\r\n", b"\n")
+        cut = data.rfind(b"\n\n")
+        if cut < 0:
+            self._tail = data
+            return b""
+        cut += 2
+        block, self._tail = data[:cut], data[cut:]
+        if self.upstream_id is None:
+            self._learn_id(block)
+        if self.upstream_id is not None and self.gateway_id is not None:
+            block = block.replace(self.upstream_id, self.gateway_id)
+        if not self.first_delta_seen and _has_delta(block):
+            self.first_delta_seen = True
+        if self.terminal is None and any(t in block for t in _TERMINAL):
+            self._find_terminal(block)
+        self.last_block = block
+        if self._kept < _MAX_KEPT_BYTES:
+            self.blocks.append(block)
+            self._kept += len(block)
+        return block
+
+    @property
+    def pending(self) -> bytes:
+        return self._tail
+
+    def _learn_id(self, block: bytes) -> None:
+        for kind, payload in iter_events(block):
+            if kind in ("response.created", "response.in_progress", "response.queued"):
+                try:
+                    response = orjson.loads(payload).get("response") or {}
+                except orjson.JSONDecodeError:
+                    continue
+                rid = response.get("id")
+                if isinstance(rid, str) and rid:
+                    self.upstream_id = rid.encode()
+                    gateway_id = self._make_id(rid)
+                    self.gateway_id = gateway_id.encode()
+                    self.created = {**response, "id": gateway_id}
+                    return
+
+    def _find_terminal(self, block: bytes) -> None:
+        for kind, payload in iter_events(block):
+            if kind.encode() in _TERMINAL:
+                try:
+                    event = orjson.loads(payload)
+                except orjson.JSONDecodeError:
+                    continue
+                response = event.get("response")
+                if isinstance(response, dict):
+                    self.terminal = response
+
+    def next_sequence_number(self) -> int:
+        found = _SEQ.findall(self.last_block)
+        return int(found[-1]) + 1 if found else 0
+
+    def failure_event(self, message: str, code: str = "server_error") -> bytes:
+        """A ``response.failed`` event that ends the client's stream cleanly after an upstream drop."""
+        response = dict(self.created or {"id": None, "object": "response", "output": []})
+        response.update(status="failed", error={"code": code, "message": message})
+        event = {"type": "response.failed", "sequence_number": self.next_sequence_number(),
+                 "response": response}
+        return b"event: response.failed\ndata: " + orjson.dumps(event) + b"\n\n"

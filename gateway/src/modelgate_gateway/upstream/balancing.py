@@ -1,0 +1,156 @@
+"""Pick a deployment for a model: weighted random, least outstanding, or lowest latency.
+
+Pure logic over per-deployment health state; clock values and randomness come in as arguments
+so tests are exact. Health state is keyed by deployment name and outlives config reloads, so a
+weight edit does not forget that a deployment is failing.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ..config import Strategy
+from ..runtime import TargetRuntime
+
+EWMA_ALPHA = 0.3  # weight of the newest latency sample; ~3 samples to adapt
+
+
+@dataclass(slots=True)
+class DeploymentHealth:
+    outstanding: int = 0
+    consecutive_failures: int = 0
+    cooldown_until: float = 0.0
+    """Monotonic time until which the deployment is skipped (failures or Retry-After)."""
+    ewma_first_byte: float | None = None
+    probing: bool = False
+    """Cooldown expired and one probe request is in flight; others keep skipping it."""
+
+
+class HealthBoard:
+    """Mutable per-deployment state shared by all requests of one process."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, DeploymentHealth] = {}
+
+    def get(self, name: str) -> DeploymentHealth:
+        state = self._states.get(name)
+        if state is None:
+            state = self._states[name] = DeploymentHealth()
+        return state
+
+    def prune(self, keep: Iterable[str]) -> None:
+        """Forget deployments that left the config (bounded memory across reloads)."""
+        keep_set = set(keep)
+        for name in [n for n in self._states if n not in keep_set]:
+            if self._states[name].outstanding == 0:
+                del self._states[name]
+
+    def cooling_down(self, name: str, now: float) -> bool:
+        state = self._states.get(name)
+        return state is not None and state.cooldown_until > now
+
+    def record_success(self, name: str, first_byte_seconds: float | None) -> bool:
+        """Returns True when this ended a cooldown/probe (health changed)."""
+        state = self.get(name)
+        recovered = state.probing or state.consecutive_failures > 0 and state.cooldown_until > 0
+        state.consecutive_failures = 0
+        state.probing = False
+        state.cooldown_until = 0.0
+        if first_byte_seconds is not None:
+            prev = state.ewma_first_byte
+            state.ewma_first_byte = (
+                first_byte_seconds if prev is None else prev + EWMA_ALPHA * (first_byte_seconds - prev)
+            )
+        return recovered
+
+    def record_failure(self, name: str, now: float, threshold: int, cooldown_seconds: float) -> bool:
+        """Count a failure; returns True when the deployment enters cooldown now."""
+        state = self.get(name)
+        state.consecutive_failures += 1
+        if state.probing or state.consecutive_failures >= threshold:
+            state.probing = False
+            state.cooldown_until = now + cooldown_seconds
+            return True
+        return False
+
+    def defer(self, name: str, until: float) -> None:
+        """Skip a deployment until ``until`` (an upstream Retry-After), without counting a failure."""
+        state = self.get(name)
+        state.cooldown_until = max(state.cooldown_until, until)
+
+
+def _available(board: HealthBoard, target: TargetRuntime, now: float, capacity: Callable[[str], bool]) -> bool:
+    state = board.get(target.deployment)
+    if not capacity(target.deployment):
+        return False
+    if state.cooldown_until > now:
+        return False
+    if state.cooldown_until and state.consecutive_failures:
+        # Cooldown expired: let exactly one probe through until it reports back.
+        return not state.probing
+    return True
+
+
+def pick(
+    strategy: Strategy,
+    targets: tuple[TargetRuntime, ...],
+    board: HealthBoard,
+    *,
+    now: float,
+    rng: random.Random,
+    exclude: frozenset[str] | set[str] = frozenset(),
+    capacity: Callable[[str], bool] = lambda _name: True,
+) -> str | None:
+    """Name of the deployment to try next, or None when no target is usable.
+
+    Weight-0 targets are standbys, used only when no weighted target is available. When every
+    target is cooling down, cooldown is ignored for this model (Envoy's "panic mode"), so a
+    transient failure of a single-deployment model cannot lock it out for the whole cooldown.
+    """
+    candidates = [t for t in targets if t.deployment not in exclude]
+    if not candidates:
+        return None
+    usable = [t for t in candidates if _available(board, t, now, capacity)]
+    if not usable:
+        usable = [t for t in candidates if capacity(t.deployment)]
+        if not usable:
+            return None
+    weighted = [t for t in usable if t.weight > 0] or usable
+    chosen = _choose(strategy, weighted, board, rng)
+    state = board.get(chosen)
+    if state.cooldown_until and state.consecutive_failures and state.cooldown_until <= now:
+        state.probing = True
+    return chosen
+
+
+def _choose(strategy: Strategy, targets: list[TargetRuntime], board: HealthBoard, rng: random.Random) -> str:
+    if len(targets) == 1:
+        return targets[0].deployment
+    if strategy is Strategy.LEAST_OUTSTANDING:
+        # Outstanding requests per unit of weight; random tie-break spreads equal loads.
+        def load(t: TargetRuntime) -> tuple[float, float]:
+            weight = t.weight if t.weight > 0 else 1.0
+            return (board.get(t.deployment).outstanding / weight, rng.random())
+
+        return min(targets, key=load).deployment
+    if strategy is Strategy.LOWEST_LATENCY:
+        unsampled = [t for t in targets if board.get(t.deployment).ewma_first_byte is None]
+        if unsampled:  # explore: every deployment gets measured before it is judged
+            return rng.choice(unsampled).deployment
+
+        def latency(t: TargetRuntime) -> float:
+            ewma = board.get(t.deployment).ewma_first_byte or 0.0
+            return ewma * (1 + board.get(t.deployment).outstanding * 0.1)
+
+        return min(targets, key=latency).deployment
+    total = sum(t.weight for t in targets)
+    if total <= 0:
+        return rng.choice(targets).deployment
+    point = rng.random() * total
+    for target in targets:
+        point -= target.weight
+        if point < 0:
+            return target.deployment
+    return targets[-1].deployment

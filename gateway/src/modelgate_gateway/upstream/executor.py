@@ -1,0 +1,240 @@
+"""Open an upstream call with load balancing, retries, fallbacks and cooldown.
+
+The executor tries deployments until one starts answering: for a stream, until its first chunk
+arrived; for a plain call, until its headers did. Nothing has reached the client at that point,
+so failing over is invisible to it. After that the caller owns the reply (see
+:mod:`modelgate_gateway.streaming.relay`) and reports the end through :meth:`Opened.finish`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from ..errors import GatewayError, UpstreamFailed
+from ..recording import AttemptOutcome, AttemptRecord, RequestRecord
+from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig
+from ..appstate import GatewayState
+from .balancing import pick
+from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds
+from .transport import UpstreamReply, rewrite_body
+
+
+@dataclass(slots=True)
+class Call:
+    """What to send; ``updates`` are the body fields rewritten per deployment (model, ids)."""
+
+    method: str
+    path: str
+    payload: dict[str, Any] | None = None
+    raw: bytes | None = None
+    query: Mapping[str, str] | None = None
+    stream: bool = False
+    pinned: str | None = None
+    """Deployment that must serve (it holds the response's state); no balancing, no fallback."""
+    updates: dict[str, Any] = field(default_factory=dict)
+    rewrite_model: bool = False
+    """Send each deployment's own upstream model name (create calls)."""
+
+
+@dataclass(slots=True)
+class Opened:
+    reply: UpstreamReply
+    dep: DeploymentRuntime
+    model: ModelRuntime | None
+    attempt: AttemptRecord
+    first_chunk: bytes
+    deadline: float
+    state: GatewayState
+
+    def finish(self, outcome: AttemptOutcome, record: RequestRecord | None = None) -> None:
+        """The attempt ended (stream over, body read, or failed mid-way); update health."""
+        now = time.monotonic()
+        health = self.state.board.get(self.dep.name)
+        health.outstanding -= 1
+        self.attempt.outcome = outcome
+        self.attempt.duration_seconds = now - self.attempt.started_at
+        if outcome is AttemptOutcome.STREAM_ERROR and self.model is not None:
+            _note_failure(self.state, self.model, self.dep.name, now, record)
+
+
+class PassThrough(GatewayError):
+    """An upstream 4xx that is the client's fault: its status and body go back unchanged."""
+
+    def __init__(self, status: int, body: bytes, content_type: str) -> None:
+        super().__init__("upstream rejected the request", status=status)
+        self.raw_body = body
+        self.content_type = content_type
+
+    def body(self) -> bytes:
+        return self.raw_body
+
+
+def _note_failure(state: GatewayState, model: ModelRuntime, name: str, now: float,
+                  record: RequestRecord | None) -> None:
+    if state.board.record_failure(name, now, model.cooldown_failures, model.cooldown_seconds):
+        if record is not None:
+            record.cooldowns.append(name)
+        state.observer.deployment_health(name, True)
+
+
+async def _attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, record: RequestRecord,
+                   deadline: float) -> tuple[UpstreamReply, bytes]:
+    """One try; raises _Failed with a classified failure, or PassThrough for a client error."""
+    transport = state.transport(dep)
+    raw, payload = call.raw, call.payload
+    if payload is not None:
+        updates = {**call.updates, "model": dep.model} if call.rewrite_model else call.updates
+        if updates:
+            raw = rewrite_body(payload, raw, updates) if raw is not None else None
+            payload = {**payload, **updates}
+    budget = min(dep.first_byte_seconds, deadline - time.monotonic())
+    try:
+        async with asyncio.timeout(budget):
+            reply = await transport.open(dep, call.method, call.path, payload=payload, raw=raw,
+                                         query=call.query, request_id=record.request_id)
+            if reply.status >= 400:
+                try:
+                    body = await reply.read()
+                finally:
+                    reply.release()
+                outcome = outcome_for_status(reply.status)
+                if outcome is AttemptOutcome.CLIENT_ERROR:
+                    ctype = reply.headers.get("Content-Type", "application/json")
+                    raise PassThrough(reply.status, body, ctype)
+                raise _Failed(Failure(dep.name, outcome, f"HTTP {reply.status}", reply.status,
+                                      retry_after_seconds(reply.headers)))
+            if not call.stream:
+                return reply, b""
+            try:
+                first = await anext(aiter(reply.chunks()), b"")
+            except BaseException:
+                reply.close()
+                raise
+            if not first:
+                reply.close()
+                raise _Failed(Failure(dep.name, AttemptOutcome.SERVER_ERROR, "empty stream"))
+            return reply, first
+    except TimeoutError:
+        raise _Failed(Failure(dep.name, AttemptOutcome.TIMEOUT, "timeout")) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise _Failed(Failure(dep.name, AttemptOutcome.CONNECT_ERROR, type(exc).__name__)) from None
+
+
+class _Failed(Exception):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.detail)
+        self.failure = failure
+
+
+def _candidate_models(runtime: RuntimeConfig, model: ModelRuntime) -> list[ModelRuntime]:
+    return [model] + [runtime.models[name] for name in model.fallbacks if name in runtime.models]
+
+
+async def open_call(state: GatewayState, runtime: RuntimeConfig, record: RequestRecord,
+                    model: ModelRuntime | None, call: Call) -> Opened:
+    """Try deployments until one answers; raise the right GatewayError when none does."""
+    budget = model.total_timeout_seconds if model is not None else 600.0
+    deadline = record.started_at + budget
+    max_attempts = model.max_attempts if model is not None else 2
+    max_wait = model.max_retry_after_seconds if model is not None else 0.0
+    failures: list[Failure] = []
+    tried: set[str] = set()
+    models: list[ModelRuntime | None] = [model]
+    if model is not None and call.pinned is None:
+        models = list(_candidate_models(runtime, model))
+    index = 0
+    while len(record.attempts) < max_attempts and index < len(models):
+        current = models[index]
+        name: str | None = None
+        if call.pinned is not None:
+            name = call.pinned if call.pinned not in tried else None
+        elif current is not None:
+            name = pick(current.strategy, current.targets, state.board, now=time.monotonic(),
+                        rng=state.rng, exclude=tried, capacity=lambda n: _has_capacity(state, runtime, n))
+        if name is None:
+            if await _wait_for_retry_after(failures, tried, deadline, max_wait, call.pinned):
+                continue
+            index += 1
+            following = models[index] if index < len(models) else None
+            if current is not None and following is not None:
+                record.fallbacks.append((current.name, following.name))
+            continue
+        dep = runtime.deployments[name]
+        tried.add(name)
+        try:
+            return await _run_attempt(state, dep, call, record, current, deadline)
+        except _Failed as exc:
+            failures.append(exc.failure)
+    raise exhausted_error(failures, len(record.attempts))
+
+
+async def _wait_for_retry_after(failures: list[Failure], tried: set[str], deadline: float,
+                                max_wait: float, pinned: str | None) -> bool:
+    """Honour Retry-After when no other deployment is left: wait, then allow that one again."""
+    waits = [f for f in failures if f.retryable and f.deployment in tried
+             and (f.retry_after is not None or (pinned is not None and f.deployment == pinned))]
+    if not waits:
+        return False
+    last = waits[-1]
+    delay = last.retry_after if last.retry_after is not None else 0.2
+    if delay > max_wait or time.monotonic() + delay >= deadline:
+        return False
+    await asyncio.sleep(delay)
+    tried.discard(last.deployment)
+    failures.remove(last)
+    failures.append(Failure(last.deployment, last.outcome, last.detail, last.status, None))
+    return True
+
+
+def _has_capacity(state: GatewayState, runtime: RuntimeConfig, name: str) -> bool:
+    dep = runtime.deployments.get(name)
+    if dep is None:
+        return False
+    return dep.max_concurrent is None or state.board.get(name).outstanding < dep.max_concurrent
+
+
+async def _run_attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, record: RequestRecord,
+                       model: ModelRuntime | None, deadline: float) -> Opened:
+    started = time.monotonic()
+    attempt = AttemptRecord(model=model.name if model else (record.model or ""), deployment=dep.name,
+                            outcome=AttemptOutcome.SUCCESS, started_at=started)
+    record.attempts.append(attempt)
+    health = state.board.get(dep.name)
+    health.outstanding += 1
+    try:
+        reply, first = await _attempt(state, dep, call, record, min(deadline, started + dep.total_seconds))
+    except _Failed as exc:
+        health.outstanding -= 1
+        failure = exc.failure
+        attempt.outcome, attempt.status = failure.outcome, failure.status
+        attempt.duration_seconds = time.monotonic() - started
+        if failure.outcome is AttemptOutcome.RATE_LIMITED and failure.retry_after:
+            state.board.defer(dep.name, time.monotonic() + failure.retry_after)
+        elif model is not None:
+            _note_failure(state, model, dep.name, time.monotonic(), record)
+        raise
+    except PassThrough as exc:
+        health.outstanding -= 1
+        attempt.outcome, attempt.status = AttemptOutcome.CLIENT_ERROR, exc.status
+        attempt.duration_seconds = time.monotonic() - started
+        raise
+    except BaseException:
+        health.outstanding -= 1
+        attempt.outcome = AttemptOutcome.CANCELLED
+        attempt.duration_seconds = time.monotonic() - started
+        raise
+    attempt.status = reply.status
+    if state.board.record_success(dep.name, time.monotonic() - started):
+        state.observer.deployment_health(dep.name, False)
+    record.model = model.name if model else record.model
+    record.deployment = dep.name
+    return Opened(reply, dep, model, attempt, first, min(deadline, started + dep.total_seconds), state)
+
+
+__all__ = ["Call", "Opened", "PassThrough", "UpstreamFailed", "open_call"]

@@ -1,0 +1,195 @@
+"""The ``mock`` provider: an in-process Responses upstream with canned, streamed text.
+
+It makes the quickstart work offline and gives load tests a zero-cost upstream. It answers like
+OpenAI would (the full event sequence, usage, stored responses for retrieve / delete /
+input_items) so everything downstream of the transport is exercised for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import orjson
+
+from ..runtime import DeploymentRuntime
+
+_MAX_STORED = 1000  # responses kept for retrieve; oldest evicted first
+
+
+def _frame(event: dict[str, Any]) -> bytes:
+    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
+def _input_tokens(payload: Mapping[str, Any]) -> int:
+    # About four characters per token, the usual rule of thumb for English text.
+    return max(1, len(orjson.dumps(payload.get("input", ""))) // 4 + len(str(payload.get("instructions") or "")) // 4)
+
+
+class MockReply:
+    def __init__(self, status: int, body: bytes | None = None,
+                 frames: AsyncIterator[bytes] | None = None) -> None:
+        self.status = status
+        self.headers: Mapping[str, str] = {
+            "Content-Type": "text/event-stream" if frames is not None else "application/json"
+        }
+        self._body = body or b""
+        self._frames = frames
+
+    async def read(self) -> bytes:
+        return self._body
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        if self._frames is not None:
+            return self._frames
+        return _once(self._body)
+
+    def close(self) -> None:
+        return None
+
+    def release(self) -> None:
+        return None
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+def _error(status: int, message: str, code: str | None = None) -> MockReply:
+    body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+    return MockReply(status, orjson.dumps(body))
+
+
+class MockTransport:
+    def __init__(self) -> None:
+        self._stored: OrderedDict[str, tuple[dict[str, Any], list[Any]]] = OrderedDict()
+
+    def _response(self, dep: DeploymentRuntime, payload: Mapping[str, Any], rid: str, text: str) -> dict[str, Any]:
+        words = text.split(" ")
+        return {
+            "id": rid,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "error": None,
+            "incomplete_details": None,
+            "instructions": payload.get("instructions"),
+            "max_output_tokens": payload.get("max_output_tokens"),
+            "model": dep.model,
+            "output": [{
+                "id": "msg_" + rid[5:],
+                "type": "message",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+            }],
+            "parallel_tool_calls": payload.get("parallel_tool_calls", True),
+            "previous_response_id": payload.get("previous_response_id"),
+            "temperature": payload.get("temperature", 1.0),
+            "tool_choice": payload.get("tool_choice", "auto"),
+            "tools": payload.get("tools", []),
+            "top_p": payload.get("top_p", 1.0),
+            "metadata": payload.get("metadata") or {},
+            "user": payload.get("user"),
+            "usage": {
+                "input_tokens": _input_tokens(payload),
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": len(words),
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": _input_tokens(payload) + len(words),
+            },
+        }
+
+    def _store(self, rid: str, response: dict[str, Any], payload: Mapping[str, Any]) -> None:
+        if payload.get("store") is False:
+            return
+        raw_input = payload.get("input", "")
+        items = raw_input if isinstance(raw_input, list) else [
+            {"id": "msg_in_" + rid[5:], "type": "message", "role": "user", "status": "completed",
+             "content": [{"type": "input_text", "text": raw_input}]}
+        ]
+        self._stored[rid] = (response, items)
+        while len(self._stored) > _MAX_STORED:
+            self._stored.popitem(last=False)
+
+    async def open(
+        self,
+        dep: DeploymentRuntime,
+        method: str,
+        path: str,
+        *,
+        payload: dict[str, Any] | None,
+        raw: bytes | None,
+        query: Mapping[str, str] | None,
+        request_id: str,
+    ) -> MockReply:
+        if method == "POST" and path == "/responses" and payload is not None:
+            rid = "resp_mock" + os.urandom(12).hex()
+            response = self._response(dep, payload, rid, dep.mock_text)
+            self._store(rid, response, payload)
+            if payload.get("stream") is True:
+                return MockReply(200, frames=self._stream(dep, response))
+            if dep.mock_first_delay:
+                await asyncio.sleep(dep.mock_first_delay)
+            return MockReply(200, orjson.dumps(response))
+        return self._follow_up(method, path, query or {})
+
+    def _follow_up(self, method: str, path: str, query: Mapping[str, str]) -> MockReply:
+        parts = path.strip("/").split("/")
+        stored = self._stored.get(parts[1]) if len(parts) >= 2 else None
+        if stored is None:
+            return _error(404, "No response found with that id.", "not_found")
+        response, items = stored
+        if method == "GET" and len(parts) == 2:
+            return MockReply(200, orjson.dumps(response))
+        if method == "DELETE" and len(parts) == 2:
+            del self._stored[parts[1]]
+            return MockReply(200, orjson.dumps({"id": parts[1], "object": "response", "deleted": True}))
+        if method == "GET" and parts[2:] == ["input_items"]:
+            data = list(reversed(items)) if query.get("order", "desc") == "desc" else items
+            body = {"object": "list", "data": data, "has_more": False,
+                    "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
+            return MockReply(200, orjson.dumps(body))
+        if method == "POST" and parts[2:] == ["cancel"]:
+            return _error(400, "Only responses created with background=true can be cancelled.")
+        return _error(404, "Unknown mock endpoint.", "not_found")
+
+    async def _stream(self, dep: DeploymentRuntime, final: dict[str, Any]) -> AsyncIterator[bytes]:
+        start = {**final, "status": "in_progress", "output": [], "usage": None}
+        message = final["output"][0]
+        item_id = message["id"]
+        seq = 0
+
+        def ev(kind: str, **fields: Any) -> bytes:
+            nonlocal seq
+            frame = _frame({"type": kind, "sequence_number": seq, **fields})
+            seq += 1
+            return frame
+
+        yield ev("response.created", response=start) + ev("response.in_progress", response=start)
+        if dep.mock_first_delay:
+            await asyncio.sleep(dep.mock_first_delay)
+        empty_item = {**message, "status": "in_progress", "content": []}
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        yield ev("response.output_item.added", output_index=0, item=empty_item) + ev(
+            "response.content_part.added", item_id=item_id, output_index=0, content_index=0, part=part
+        )
+        words = message["content"][0]["text"].split(" ")
+        for index, word in enumerate(words):
+            if dep.mock_token_delay and index:
+                await asyncio.sleep(dep.mock_token_delay)
+            delta = word if index == 0 else " " + word
+            yield ev("response.output_text.delta", item_id=item_id, output_index=0, content_index=0,
+                     delta=delta, logprobs=[])
+        text = message["content"][0]["text"]
+        yield (
+            ev("response.output_text.done", item_id=item_id, output_index=0, content_index=0, text=text, logprobs=[])
+            + ev("response.content_part.done", item_id=item_id, output_index=0, content_index=0,
+                 part={**part, "text": text})
+            + ev("response.output_item.done", output_index=0, item=message)
+            + ev("response.completed", response=final)
+        )

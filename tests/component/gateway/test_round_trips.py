@@ -1,0 +1,65 @@
+"""Create calls through the official SDK, streaming and not, against a faithful fake upstream."""
+
+from __future__ import annotations
+
+from fake_responses_upstream import FakeResponsesUpstream
+from gateway_harness import config_doc, deployment
+
+
+def _single(upstream: FakeResponsesUpstream) -> dict:
+    return config_doc([deployment("a", upstream.base_url)],
+                      [{"name": "gpt-4o", "targets": [{"deployment": "a"}]}])
+
+
+async def test_non_streaming_round_trip_maps_model_and_signs_id(gateway, upstream_a) -> None:
+    gw = await gateway(_single(upstream_a))
+    async with gw.client() as client:
+        raw = await client.responses.with_raw_response.create(model="gpt-4o", input="hi")
+        response = raw.parse()
+    assert response.output_text == "Alpha answers with seven short words"
+    assert response.id.startswith("resp_") and response.id != "resp_a000001"
+    assert upstream_a.creates[-1].body["model"] == "up-a"
+    assert upstream_a.creates[-1].headers["Authorization"] == "Bearer sk-upstream-secret-value"
+    assert raw.headers["x-modelgate-deployment"] == "a"
+    assert raw.headers["x-modelgate-attempts"] == "1"
+    assert raw.headers["x-request-id"].startswith("req_")
+    assert response.usage is not None and response.usage.output_tokens == 6
+
+
+async def test_streaming_events_parse_in_order_and_final_text_matches(gateway, upstream_a) -> None:
+    gw = await gateway(_single(upstream_a))
+    async with gw.client() as client:
+        stream = await client.responses.create(model="gpt-4o", input="hi", stream=True)
+        events = [event async for event in stream]
+    types = [e.type for e in events]
+    assert types[0] == "response.created" and types[-1] == "response.completed"
+    sequence = [e.sequence_number for e in events]
+    assert sequence == sorted(sequence) and len(set(sequence)) == len(sequence)
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == events[-1].response.output_text == "Alpha answers with seven short words"
+    ids = {e.response.id for e in events if e.type in ("response.created", "response.in_progress", "response.completed")}
+    assert len(ids) == 1 and next(iter(ids)).startswith("resp_") and "a000" not in next(iter(ids))
+
+
+async def test_stream_helper_final_response_equals_deltas(gateway, upstream_a) -> None:
+    gw = await gateway(_single(upstream_a))
+    async with gw.client() as client:
+        async with client.responses.stream(model="gpt-4o", input="hi") as stream:
+            deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]
+            final = await stream.get_final_response()
+    assert "".join(deltas) == final.output_text
+
+
+async def test_request_fields_reach_upstream_unchanged(gateway, upstream_a) -> None:
+    gw = await gateway(_single(upstream_a))
+    tools = [{"type": "function", "name": "lookup", "description": "d", "strict": True,
+              "parameters": {"type": "object", "properties": {"q": {"type": "string"}},
+                             "required": ["q"], "additionalProperties": False}}]
+    inputs = [{"role": "user", "content": [{"type": "input_text", "text": "héllo ✓"}]}]
+    async with gw.client() as client:
+        await client.responses.create(model="gpt-4o", input=inputs, instructions="Be brief.", tools=tools,
+                                      metadata={"team": "x"}, temperature=0.25, user="user-42")
+    sent = upstream_a.creates[-1].body
+    assert sent["model"] == "up-a"
+    assert sent["input"] == inputs and sent["instructions"] == "Be brief." and sent["tools"] == tools
+    assert sent["metadata"] == {"team": "x"} and sent["temperature"] == 0.25 and sent["user"] == "user-42"

@@ -1,0 +1,216 @@
+"""A fake OpenAI Responses upstream over a real socket, faithful to the real event stream.
+
+Each create request consumes the next scripted :class:`Behaviour` (default: answer normally):
+HTTP errors with headers (500, 429 + Retry-After), hangs, slow tokens, a stream that stalls
+or drops the connection mid-way. It stores responses for retrieve / delete / cancel /
+input_items and records every request it saw, so tests can assert on what the gateway sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+
+@dataclass
+class Behaviour:
+    status: int = 200
+    error_body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: bool = False
+    """Never answer (until the gateway gives up and disconnects)."""
+    token_delay: float = 0.0
+    drop_after_deltas: int | None = None
+    """Close the connection after this many text deltas (mid-stream upstream failure)."""
+    stall_after_deltas: int | None = None
+    omit_usage: bool = False
+    text: str | None = None
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any] | None
+    query: dict[str, str]
+
+
+_ids = itertools.count(1)
+
+
+class FakeResponsesUpstream:
+    def __init__(self, name: str = "fake", text: str = "Hello there, this is a fake upstream answer.") -> None:
+        self.name = name
+        self.text = text
+        self.script: list[Behaviour] = []
+        self.seen: list[Seen] = []
+        self.stored: dict[str, dict[str, Any]] = {}
+        self.inputs: dict[str, list[dict[str, Any]]] = {}
+        self.cancelled = asyncio.Event()
+        """Set when a request was abandoned by the gateway (client disconnect propagated)."""
+        self.cancelled_at: float | None = None
+        self.server: TestServer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/v1/responses", self._create)
+        app.router.add_get("/v1/responses/{rid}", self._retrieve)
+        app.router.add_delete("/v1/responses/{rid}", self._delete)
+        app.router.add_post("/v1/responses/{rid}/cancel", self._cancel)
+        app.router.add_get("/v1/responses/{rid}/input_items", self._input_items)
+        self.server = TestServer(app, host="127.0.0.1", handler_cancellation=True)
+        await self.server.start_server()
+        return self.base_url
+
+    @property
+    def base_url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.port}/v1"
+
+    async def close(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+
+    @property
+    def creates(self) -> list[Seen]:
+        return [s for s in self.seen if s.method == "POST" and s.path == "/v1/responses"]
+
+    # -- helpers ---------------------------------------------------------------------------
+    async def _note(self, request: web.Request) -> dict[str, Any] | None:
+        body = await request.read()
+        parsed = orjson.loads(body) if body else None
+        self.seen.append(Seen(request.method, request.path, dict(request.headers), parsed, dict(request.query)))
+        return parsed
+
+    def _response(self, body: dict[str, Any], text: str, omit_usage: bool) -> dict[str, Any]:
+        rid = f"resp_{self.name}{next(_ids):06d}"
+        words = text.split(" ")
+        usage = None if omit_usage else {
+            "input_tokens": 20, "input_tokens_details": {"cached_tokens": 5},
+            "output_tokens": len(words), "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 20 + len(words),
+        }
+        return {
+            "id": rid, "object": "response", "created_at": int(time.time()), "status": "completed",
+            "background": body.get("background", False), "error": None, "incomplete_details": None,
+            "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
+            "model": body.get("model"),
+            "output": [{"id": "msg_" + rid[5:], "type": "message", "status": "completed", "role": "assistant",
+                        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}],
+            "parallel_tool_calls": True, "previous_response_id": body.get("previous_response_id"),
+            "temperature": body.get("temperature", 1.0), "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools", []), "top_p": body.get("top_p", 1.0),
+            "metadata": body.get("metadata") or {}, "user": body.get("user"), "usage": usage,
+        }
+
+    # -- endpoints -------------------------------------------------------------------------
+    async def _create(self, request: web.Request) -> web.StreamResponse:
+        body = await self._note(request) or {}
+        behaviour = self.script.pop(0) if self.script else Behaviour()
+        try:
+            if behaviour.hang:
+                await asyncio.Event().wait()
+            if behaviour.status >= 400:
+                error = behaviour.error_body or {"error": {"message": f"fake {behaviour.status}",
+                                                          "type": "server_error", "param": None, "code": None}}
+                return web.json_response(error, status=behaviour.status, headers=behaviour.headers)
+            response = self._response(body, behaviour.text or self.text, behaviour.omit_usage)
+            if body.get("store", True):
+                self.stored[response["id"]] = response
+                raw_input = body.get("input")
+                self.inputs[response["id"]] = raw_input if isinstance(raw_input, list) else [
+                    {"id": "msg_in" + response["id"][5:], "type": "message", "role": "user", "status": "completed",
+                     "content": [{"type": "input_text", "text": str(raw_input)}]}]
+            if body.get("stream"):
+                return await self._stream(request, response, behaviour)
+            return web.json_response(response)
+        except asyncio.CancelledError:
+            self.cancelled_at = time.monotonic()
+            self.cancelled.set()
+            raise
+
+    async def _stream(self, request: web.Request, final: dict[str, Any], behaviour: Behaviour) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        seq = itertools.count()
+        message = final["output"][0]
+        item_id = message["id"]
+
+        async def send(kind: str, **fields: Any) -> None:
+            event = {"type": kind, "sequence_number": next(seq), **fields}
+            await resp.write(f"event: {kind}\ndata: ".encode() + orjson.dumps(event) + b"\n\n")
+
+        start = {**final, "status": "in_progress", "output": [], "usage": None}
+        await send("response.created", response=start)
+        await send("response.in_progress", response=start)
+        await send("response.output_item.added", output_index=0, item={**message, "status": "in_progress", "content": []})
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        await send("response.content_part.added", item_id=item_id, output_index=0, content_index=0, part=part)
+        text = message["content"][0]["text"]
+        for index, word in enumerate(text.split(" ")):
+            if behaviour.drop_after_deltas is not None and index >= behaviour.drop_after_deltas:
+                assert request.transport is not None
+                request.transport.close()
+                return resp
+            if behaviour.stall_after_deltas is not None and index >= behaviour.stall_after_deltas:
+                await asyncio.Event().wait()
+            if behaviour.token_delay:
+                await asyncio.sleep(behaviour.token_delay)
+            await send("response.output_text.delta", item_id=item_id, output_index=0, content_index=0,
+                       delta=word if index == 0 else " " + word, logprobs=[])
+        await send("response.output_text.done", item_id=item_id, output_index=0, content_index=0, text=text, logprobs=[])
+        await send("response.content_part.done", item_id=item_id, output_index=0, content_index=0,
+                   part={**part, "text": text})
+        await send("response.output_item.done", output_index=0, item=message)
+        await send("response.completed", response=final)
+        return resp
+
+    def _stored_or_404(self, rid: str) -> dict[str, Any] | web.Response:
+        found = self.stored.get(rid)
+        if found is None:
+            return web.json_response({"error": {"message": f"No response found with id '{rid}'.",
+                                                 "type": "invalid_request_error", "param": None,
+                                                 "code": None}}, status=404)
+        return found
+
+    async def _retrieve(self, request: web.Request) -> web.Response:
+        await self._note(request)
+        found = self._stored_or_404(request.match_info["rid"])
+        return found if isinstance(found, web.Response) else web.json_response(found)
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        await self._note(request)
+        rid = request.match_info["rid"]
+        found = self._stored_or_404(rid)
+        if isinstance(found, web.Response):
+            return found
+        del self.stored[rid]
+        return web.json_response({"id": rid, "object": "response", "deleted": True})
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        await self._note(request)
+        found = self._stored_or_404(request.match_info["rid"])
+        if isinstance(found, web.Response):
+            return found
+        found["status"] = "cancelled"
+        return web.json_response(found)
+
+    async def _input_items(self, request: web.Request) -> web.Response:
+        await self._note(request)
+        rid = request.match_info["rid"]
+        found = self._stored_or_404(rid)
+        if isinstance(found, web.Response):
+            return found
+        items = self.inputs.get(rid, [])
+        return web.json_response({"object": "list", "data": items, "has_more": False,
+                                  "first_id": items[0].get("id") if items else None,
+                                  "last_id": items[-1].get("id") if items else None})
