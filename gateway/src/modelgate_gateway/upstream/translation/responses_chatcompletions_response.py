@@ -1,0 +1,240 @@
+"""Chat Completions result -> Responses ``response`` object, plus the pieces streaming shares.
+
+:func:`translate_response` handles a whole (non-streaming) ``chat.completion``; the helpers
+(response skeleton echoing the request, usage and status mapping, output items, logprobs) are
+reused by :mod:`.responses_chatcompletions_stream`. Pure: ids come from :mod:`secrets`, times
+are passed in.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from modelgate_gateway.recording import Usage
+
+from .responses_chatcompletions_input import JsonDict
+
+# finish_reason -> Responses incomplete_details.reason; anything else completes normally.
+_INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+def new_item_id(prefix: str) -> str:
+    """An output item id shaped like OpenAI's (``msg_…``, ``fc_…``): prefix plus 48 hex digits."""
+    return f"{prefix}_{secrets.token_hex(24)}"
+
+
+def map_usage(chat_usage: Any) -> JsonDict | None:
+    """Chat ``usage`` -> Responses ``usage``; ``None`` when the upstream reported none."""
+    if not isinstance(chat_usage, dict):
+        return None
+    prompt = int(chat_usage.get("prompt_tokens") or 0)
+    completion = int(chat_usage.get("completion_tokens") or 0)
+    prompt_details = chat_usage.get("prompt_tokens_details") or {}
+    completion_details = chat_usage.get("completion_tokens_details") or {}
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {
+            "cached_tokens": int(prompt_details.get("cached_tokens") or 0),
+            "cache_write_tokens": 0,
+        },
+        "output_tokens": completion,
+        "output_tokens_details": {
+            "reasoning_tokens": int(completion_details.get("reasoning_tokens") or 0)
+        },
+        "total_tokens": int(chat_usage.get("total_tokens") or prompt + completion),
+    }
+
+
+def usage_record(chat_usage: Any) -> Usage | None:
+    """Chat ``usage`` -> the :class:`~modelgate_gateway.recording.Usage` metrics and cost read."""
+    mapped = map_usage(chat_usage)
+    if mapped is None:
+        return None
+    return Usage(
+        input_tokens=mapped["input_tokens"],
+        cached_input_tokens=mapped["input_tokens_details"]["cached_tokens"],
+        output_tokens=mapped["output_tokens"],
+        reasoning_tokens=mapped["output_tokens_details"]["reasoning_tokens"],
+    )
+
+
+def status_for(finish_reason: str | None) -> tuple[str, JsonDict | None]:
+    """(response status, incomplete_details) for a chat ``finish_reason``."""
+    reason = _INCOMPLETE_REASONS.get(finish_reason or "")
+    if reason is None:
+        return "completed", None
+    return "incomplete", {"reason": reason}
+
+
+def response_skeleton(
+    *, response_id: str, model: str, created_at: int, request: JsonDict
+) -> JsonDict:
+    """An ``in_progress`` Responses object echoing the request's settings, as OpenAI does."""
+    text = request.get("text") or {}
+    reasoning = request.get("reasoning") or {}
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": "in_progress",
+        "background": False,
+        "completed_at": None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": request.get("instructions"),
+        "max_output_tokens": request.get("max_output_tokens"),
+        "max_tool_calls": request.get("max_tool_calls"),
+        "model": model,
+        "output": [],
+        "parallel_tool_calls": _default(request, "parallel_tool_calls", True),
+        "previous_response_id": request.get("previous_response_id"),
+        "prompt_cache_key": request.get("prompt_cache_key"),
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "safety_identifier": request.get("safety_identifier"),
+        "service_tier": _default(request, "service_tier", "auto"),
+        "store": _default(request, "store", True),
+        "temperature": _default(request, "temperature", 1.0),
+        "text": {
+            "format": text.get("format") or {"type": "text"},
+            "verbosity": text.get("verbosity") or "medium",
+        },
+        "tool_choice": _default(request, "tool_choice", "auto"),
+        "tools": list(request.get("tools") or []),
+        "top_logprobs": _default(request, "top_logprobs", 0),
+        "top_p": _default(request, "top_p", 1.0),
+        "truncation": _default(request, "truncation", "disabled"),
+        "usage": None,
+        "user": request.get("user"),
+        "metadata": request.get("metadata") or {},
+    }
+
+
+def _default(request: JsonDict, key: str, default: Any) -> Any:
+    value = request.get(key)
+    return default if value is None else value
+
+
+def output_logprobs(chat_logprobs: Any) -> list[JsonDict]:
+    """Chat ``choice.logprobs.content`` -> ``output_text.logprobs`` (final item shape)."""
+    if not isinstance(chat_logprobs, list):
+        return []
+    return [
+        {
+            "token": entry.get("token", ""),
+            "bytes": entry.get("bytes") or [],
+            "logprob": entry.get("logprob", 0.0),
+            "top_logprobs": [
+                {
+                    "token": top.get("token", ""),
+                    "bytes": top.get("bytes") or [],
+                    "logprob": top.get("logprob", 0.0),
+                }
+                for top in entry.get("top_logprobs") or []
+            ],
+        }
+        for entry in chat_logprobs
+    ]
+
+
+def delta_logprobs(logprobs: list[JsonDict]) -> list[JsonDict]:
+    """Final-shape logprobs -> the leaner shape of ``output_text.delta``/``.done`` events."""
+    return [
+        {
+            "token": entry["token"],
+            "logprob": entry["logprob"],
+            "top_logprobs": [
+                {"token": t["token"], "logprob": t["logprob"]} for t in entry["top_logprobs"]
+            ],
+        }
+        for entry in logprobs
+    ]
+
+
+def text_part(text: str, logprobs: list[JsonDict]) -> JsonDict:
+    return {"type": "output_text", "annotations": [], "logprobs": logprobs, "text": text}
+
+
+def message_item(item_id: str, status: str, content: list[JsonDict]) -> JsonDict:
+    return {
+        "id": item_id,
+        "type": "message",
+        "status": status,
+        "content": content,
+        "role": "assistant",
+    }
+
+
+def function_call_item(
+    item_id: str, status: str, call_id: str, name: str, arguments: str
+) -> JsonDict:
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "arguments": arguments,
+        "call_id": call_id,
+        "name": name,
+    }
+
+
+def translate_response(  # noqa: PLR0913 - the executor's call signature, all keyword-only
+    chat: JsonDict,
+    *,
+    response_id: str,
+    model: str,
+    created_at: int,
+    request: JsonDict,
+    completed_at: int | None = None,
+) -> JsonDict:
+    """Translate a non-streaming ``chat.completion`` into the Responses object for ``request``."""
+    response = response_skeleton(
+        response_id=response_id, model=model, created_at=created_at, request=request
+    )
+    choices = chat.get("choices") or []
+    choice = choices[0] if choices else {}
+    message = choice.get("message") or {}
+    status, incomplete = status_for(choice.get("finish_reason"))
+    item_status = "completed" if status == "completed" else "incomplete"
+    content: list[JsonDict] = []
+    if message.get("content"):
+        chat_logprobs = choice.get("logprobs")
+        logprobs = output_logprobs(
+            chat_logprobs.get("content") if isinstance(chat_logprobs, dict) else None
+        )
+        content.append(text_part(message["content"], logprobs))
+    if message.get("refusal"):
+        content.append({"type": "refusal", "refusal": message["refusal"]})
+    output: list[JsonDict] = []
+    if content:
+        output.append(message_item(new_item_id("msg"), item_status, content))
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        output.append(
+            function_call_item(
+                new_item_id("fc"),
+                item_status,
+                call.get("id") or new_item_id("call"),
+                function.get("name") or "",
+                function.get("arguments") or "",
+            )
+        )
+    response.update(
+        status=status,
+        incomplete_details=incomplete,
+        output=output,
+        usage=map_usage(chat.get("usage")),
+        completed_at=completed_at if status == "completed" else None,
+    )
+    return response
+
+
+def output_text(response: JsonDict) -> str:
+    """Concatenated ``output_text`` parts of a Responses object (the SDK's ``output_text``)."""
+    return "".join(
+        part.get("text", "")
+        for item in response.get("output") or []
+        if item.get("type") == "message"
+        for part in item.get("content") or []
+        if part.get("type") == "output_text"
+    )
