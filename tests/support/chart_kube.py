@@ -1,0 +1,61 @@
+"""Validation of rendered objects: Kubernetes schemas for built-in kinds, the chart's own CRD
+schemas for custom kinds, and structural checks for the Prometheus Operator's ServiceMonitor
+(whose CRD the chart does not ship)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+from chart_helm import CHART
+
+KUBERNETES_VERSION = "1.33"
+
+
+@functools.cache
+def chart_crds() -> tuple[dict[str, Any], ...]:
+    docs: list[dict[str, Any]] = []
+    for path in sorted((CHART / "crds").glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return tuple(docs)
+
+
+def _crd_schema(api_version: str, kind: str) -> dict[str, Any] | None:
+    group, _, version = api_version.rpartition("/")
+    for crd in chart_crds():
+        spec = crd["spec"]
+        if spec["group"] == group and spec["names"]["kind"] == kind:
+            for served in spec["versions"]:
+                if served["name"] == version:
+                    return served["schema"]["openAPIV3Schema"]
+    return None
+
+
+def _check_service_monitor(obj: dict[str, Any]) -> None:
+    allowed = {"apiVersion", "kind", "metadata", "spec"}
+    assert set(obj) <= allowed, set(obj) - allowed
+    spec = obj["spec"]
+    assert set(spec) <= {"jobLabel", "namespaceSelector", "selector", "endpoints"}, spec
+    assert spec["selector"]["matchLabels"], "ServiceMonitor must select the metrics Service"
+    for endpoint in spec["endpoints"]:
+        assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout"}, endpoint
+        assert isinstance(endpoint["port"], str)
+
+
+def validate(obj: dict[str, Any]) -> None:
+    """Raise if the object is not valid for its kind."""
+    api_version, kind = obj["apiVersion"], obj["kind"]
+    if api_version == "monitoring.coreos.com/v1" and kind == "ServiceMonitor":
+        _check_service_monitor(obj)
+        return
+    schema = _crd_schema(api_version, kind)
+    if schema is not None:
+        jsonschema.validate(obj, schema)
+        name = obj["metadata"]["name"]
+        assert isinstance(name, str) and 0 < len(name) <= 253
+        return
+    kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
