@@ -18,6 +18,7 @@ from .recording import Observer
 from .reloading import Reloader, ReloadListener
 from .sources.base import ConfigSource
 from .appstate import GatewayState
+from .upstream.chat import ChatTransport, StoreHolder
 from .upstream.mock import MockTransport
 from .upstream.transport import HttpTransport, Pools
 
@@ -26,7 +27,9 @@ RELOADER: web.AppKey[Reloader] = web.AppKey("modelgate_reloader")
 
 def make_state(observer: Observer) -> GatewayState:
     pools = Pools()
-    return GatewayState(observer=observer, pools=pools, http=HttpTransport(pools), mock=MockTransport())
+    stores = StoreHolder()
+    return GatewayState(observer=observer, pools=pools, http=HttpTransport(pools), mock=MockTransport(),
+                        chat=ChatTransport(pools, stores), stores=stores)
 
 
 def _routes(app: web.Application) -> None:
@@ -70,3 +73,4 @@ async def _start_draining(app: web.Application) -> None:
 async def _close_pools(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[STATE].pools.close()
+    await app[STATE].stores.close()

@@ -15,6 +15,7 @@ from .errors import NotReady
 from .recording import Observer
 from .runtime import DeploymentRuntime, RuntimeConfig
 from .upstream.balancing import HealthBoard
+from .upstream.chat import StoreHolder
 from .upstream.transport import Pools, Transport
 
 
@@ -24,7 +25,8 @@ class GatewayState:
     pools: Pools
     http: Transport
     mock: Transport
-    chat: Transport | None = None
+    chat: Transport
+    stores: StoreHolder
     runtime: RuntimeConfig | None = None
     board: HealthBoard = field(default_factory=HealthBoard)
     rng: random.Random = field(default_factory=random.Random)
@@ -44,6 +46,6 @@ class GatewayState:
     def transport(self, dep: DeploymentRuntime) -> Transport:
         if dep.provider is Provider.MOCK:
             return self.mock
-        if dep.api is UpstreamApi.CHAT_COMPLETIONS and self.chat is not None:
+        if dep.api is UpstreamApi.CHAT_COMPLETIONS:
             return self.chat
         return self.http

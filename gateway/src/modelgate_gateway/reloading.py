@@ -56,6 +56,7 @@ class Reloader:
                 self.listener.config_failed(str(exc))
             return False
         previous = self.state.runtime
+        await self.state.stores.configure(runtime.redis_url, runtime.redis_password, runtime.state_ttl_seconds)
         self.state.runtime = runtime
         origins = {d.origin for d in runtime.deployments.values()}
         grace = max((d.total_seconds for d in runtime.deployments.values()), default=60.0)

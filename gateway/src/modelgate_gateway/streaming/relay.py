@@ -8,6 +8,7 @@ with a ``response.failed`` event; a client that goes away cancels the upstream r
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 
@@ -21,6 +22,7 @@ from ..upstream.executor import Opened
 from .sse import SseRelayState, iter_events
 from .usage import usage_of
 
+log = logging.getLogger("modelgate.gateway.relay")
 _CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError, BrokenPipeError)
 
 
@@ -55,9 +57,11 @@ async def relay_stream(request: web.Request, opened: Opened, record: RequestReco
             try:
                 async for chunk in reply.chunks():
                     await _send(resp, sse, record, chunk)
-            except _ClientGone:
+            except (_ClientGone, TimeoutError):
                 raise
-            except (aiohttp.ClientError, OSError) as exc:
+            except Exception as exc:  # any upstream read/translate failure ends the stream cleanly
+                if not isinstance(exc, aiohttp.ClientError | OSError):
+                    log.exception("unexpected error while relaying a stream from %s", opened.dep.name)
                 raise _UpstreamBroke(f"upstream connection failed mid-stream ({type(exc).__name__})") from exc
         if sse.terminal is None:
             raise _UpstreamBroke("upstream ended the stream without a final event")

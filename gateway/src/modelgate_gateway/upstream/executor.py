@@ -21,6 +21,7 @@ from ..recording import AttemptOutcome, AttemptRecord, RequestRecord
 from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig
 from ..appstate import GatewayState
 from .balancing import pick
+from .chat import Untranslatable
 from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds
 from .transport import UpstreamReply, rewrite_body
 
@@ -145,6 +146,7 @@ async def open_call(state: GatewayState, runtime: RuntimeConfig, record: Request
     max_wait = model.max_retry_after_seconds if model is not None else 0.0
     failures: list[Failure] = []
     tried: set[str] = set()
+    unservable: Untranslatable | None = None
     models: list[ModelRuntime | None] = [model]
     if model is not None and call.pinned is None:
         models = list(_candidate_models(runtime, model))
@@ -171,6 +173,10 @@ async def open_call(state: GatewayState, runtime: RuntimeConfig, record: Request
             return await _run_attempt(state, dep, call, record, current, deadline)
         except _Failed as exc:
             failures.append(exc.failure)
+        except Untranslatable as exc:  # another deployment (another upstream API) may serve it
+            unservable = exc
+    if unservable is not None and not failures:
+        raise unservable
     raise exhausted_error(failures, len(record.attempts))
 
 
@@ -218,6 +224,10 @@ async def _run_attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, 
             state.board.defer(dep.name, time.monotonic() + failure.retry_after)
         elif model is not None:
             _note_failure(state, model, dep.name, time.monotonic(), record)
+        raise
+    except Untranslatable:
+        health.outstanding -= 1
+        record.attempts.pop()  # nothing was sent: not an attempt
         raise
     except PassThrough as exc:
         health.outstanding -= 1

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from ..runtime import DeploymentRuntime
+from .transport import MemoryReply, json_error
 
 _MAX_STORED = 1000  # responses kept for retrieve; oldest evicted first
 
@@ -28,40 +29,6 @@ def _frame(event: dict[str, Any]) -> bytes:
 def _input_tokens(payload: Mapping[str, Any]) -> int:
     # About four characters per token, the usual rule of thumb for English text.
     return max(1, len(orjson.dumps(payload.get("input", ""))) // 4 + len(str(payload.get("instructions") or "")) // 4)
-
-
-class MockReply:
-    def __init__(self, status: int, body: bytes | None = None,
-                 frames: AsyncIterator[bytes] | None = None) -> None:
-        self.status = status
-        self.headers: Mapping[str, str] = {
-            "Content-Type": "text/event-stream" if frames is not None else "application/json"
-        }
-        self._body = body or b""
-        self._frames = frames
-
-    async def read(self) -> bytes:
-        return self._body
-
-    def chunks(self) -> AsyncIterator[bytes]:
-        if self._frames is not None:
-            return self._frames
-        return _once(self._body)
-
-    def close(self) -> None:
-        return None
-
-    def release(self) -> None:
-        return None
-
-
-async def _once(body: bytes) -> AsyncIterator[bytes]:
-    yield body
-
-
-def _error(status: int, message: str, code: str | None = None) -> MockReply:
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
-    return MockReply(status, orjson.dumps(body))
 
 
 class MockTransport:
@@ -126,37 +93,37 @@ class MockTransport:
         raw: bytes | None,
         query: Mapping[str, str] | None,
         request_id: str,
-    ) -> MockReply:
+    ) -> MemoryReply:
         if method == "POST" and path == "/responses" and payload is not None:
             rid = "resp_mock" + os.urandom(12).hex()
             response = self._response(dep, payload, rid, dep.mock_text)
             self._store(rid, response, payload)
             if payload.get("stream") is True:
-                return MockReply(200, frames=self._stream(dep, response))
+                return MemoryReply(200, frames=self._stream(dep, response))
             if dep.mock_first_delay:
                 await asyncio.sleep(dep.mock_first_delay)
-            return MockReply(200, orjson.dumps(response))
+            return MemoryReply(200, orjson.dumps(response))
         return self._follow_up(method, path, query or {})
 
-    def _follow_up(self, method: str, path: str, query: Mapping[str, str]) -> MockReply:
+    def _follow_up(self, method: str, path: str, query: Mapping[str, str]) -> MemoryReply:
         parts = path.strip("/").split("/")
         stored = self._stored.get(parts[1]) if len(parts) >= 2 else None
         if stored is None:
-            return _error(404, "No response found with that id.", "not_found")
+            return json_error(404, "No response found with that id.", "not_found")
         response, items = stored
         if method == "GET" and len(parts) == 2:
-            return MockReply(200, orjson.dumps(response))
+            return MemoryReply(200, orjson.dumps(response))
         if method == "DELETE" and len(parts) == 2:
             del self._stored[parts[1]]
-            return MockReply(200, orjson.dumps({"id": parts[1], "object": "response", "deleted": True}))
+            return MemoryReply(200, orjson.dumps({"id": parts[1], "object": "response", "deleted": True}))
         if method == "GET" and parts[2:] == ["input_items"]:
             data = list(reversed(items)) if query.get("order", "desc") == "desc" else items
             body = {"object": "list", "data": data, "has_more": False,
                     "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
-            return MockReply(200, orjson.dumps(body))
+            return MemoryReply(200, orjson.dumps(body))
         if method == "POST" and parts[2:] == ["cancel"]:
-            return _error(400, "Only responses created with background=true can be cancelled.")
-        return _error(404, "Unknown mock endpoint.", "not_found")
+            return json_error(400, "Only responses created with background=true can be cancelled.")
+        return json_error(404, "Unknown mock endpoint.", "not_found")
 
     async def _stream(self, dep: DeploymentRuntime, final: dict[str, Any]) -> AsyncIterator[bytes]:
         start = {**final, "status": "in_progress", "output": [], "usage": None}

@@ -27,7 +27,8 @@ class UpstreamReply(Protocol):
 
     async def read(self) -> bytes: ...
 
-    def chunks(self) -> AsyncIterator[bytes]: ...
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body's one iterator: every call returns the same, already partly consumed one."""
 
     def close(self) -> None:
         """Abort: drop the connection (used when the client went away or the read failed)."""
@@ -69,6 +70,40 @@ class HttpReply:
 
     def release(self) -> None:
         self._resp.release()
+
+
+class MemoryReply:
+    """A reply produced in-process (mock provider, translated or stored responses)."""
+
+    def __init__(self, status: int, body: bytes | None = None,
+                 frames: AsyncIterator[bytes] | None = None) -> None:
+        self.status = status
+        self.headers: Mapping[str, str] = {
+            "Content-Type": "text/event-stream" if frames is not None else "application/json"
+        }
+        self._body = body or b""
+        self._frames = frames
+
+    async def read(self) -> bytes:
+        return self._body
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._frames if self._frames is not None else _once(self._body)
+
+    def close(self) -> None:
+        return None
+
+    def release(self) -> None:
+        return None
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+def json_error(status: int, message: str, code: str | None = None, param: str | None = None) -> MemoryReply:
+    body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+    return MemoryReply(status, orjson.dumps(body))
 
 
 class Pools:

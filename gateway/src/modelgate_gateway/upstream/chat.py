@@ -1,0 +1,242 @@
+"""Serve the Responses API from a deployment that speaks only Chat Completions.
+
+The transport translates the request, calls ``/chat/completions``, and hands the executor a
+reply that already speaks Responses: JSON for plain calls, the full event stream for streams
+(translated chunk by chunk as it arrives). Conversation state for ``previous_response_id``,
+retrieve, delete and input_items lives in the shared Redis store when one is configured; see
+docs/translation.md for why there is no in-process fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ..errors import GatewayError, InvalidRequest
+from ..runtime import DeploymentRuntime
+from ..state import RedisConversationStore, StateStoreError, StoredResponse
+from .transport import HttpReply, MemoryReply, Pools, UpstreamReply, json_error
+from .translation.responses_chatcompletions import (
+    ChatStreamTranslator,
+    UntranslatableError,
+    conversation_messages,
+    stored_input_items,
+    translate_request,
+    translate_response,
+)
+
+log = logging.getLogger("modelgate.gateway.chat")
+_MAX_LINE_BYTES = 8 * 1024 * 1024  # one SSE line; bigger means a broken upstream
+
+
+class Untranslatable(InvalidRequest):
+    """The request uses something a chat-completions upstream cannot do (400, names the field)."""
+
+    code = "unsupported_for_deployment"
+
+
+class StateUnavailable(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "state_store_unavailable"
+
+
+class StoreHolder:
+    """The conversation store of the current config, replaced when its Redis URL changes."""
+
+    def __init__(self) -> None:
+        self.store: RedisConversationStore | None = None
+        self.ttl_seconds = 30 * 86400
+        self._key: tuple[str | None, str | None] = (None, None)
+
+    async def configure(self, url: str | None, password: str | None, ttl_seconds: int) -> None:
+        self.ttl_seconds = ttl_seconds
+        if (url, password) == self._key:
+            return
+        old, self._key = self.store, (url, password)
+        self.store = RedisConversationStore.from_url(url, password=password) if url else None
+        if old is not None:
+            await old.close()
+
+    async def close(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+
+
+class ChatTransport:
+    def __init__(self, pools: Pools, stores: StoreHolder) -> None:
+        self._pools = pools
+        self._stores = stores
+
+    async def open(self, dep: DeploymentRuntime, method: str, path: str, *, payload: dict[str, Any] | None,
+                   raw: bytes | None, query: Mapping[str, str] | None, request_id: str) -> UpstreamReply:
+        if method == "POST" and path == "/responses" and payload is not None:
+            return await self._create(dep, payload, request_id)
+        return await self._follow_up(method, path, query or {})
+
+    async def _history(self, payload: dict[str, Any]) -> list[dict[str, Any]] | None:
+        previous = payload.get("previous_response_id")
+        store = self._stores.store
+        if previous is None or store is None:
+            return None
+        try:
+            stored = await store.get(str(previous))
+        except StateStoreError as exc:
+            raise StateUnavailable(f"Conversation state is unavailable: {exc}.") from None
+        if stored is None:
+            raise InvalidRequest(f"Previous response with id '{previous}' not found.",
+                                 param="previous_response_id", code="previous_response_not_found")
+        return stored.messages
+
+    async def _create(self, dep: DeploymentRuntime, payload: dict[str, Any], request_id: str) -> UpstreamReply:
+        history = await self._history(payload)
+        try:
+            chat = translate_request(payload, dep.model, history)
+        except UntranslatableError as exc:
+            raise Untranslatable(f"{exc.message} (deployment {dep.name} speaks Chat Completions)",
+                                 param=exc.param) from None
+        headers = {**dep.headers, "Content-Type": "application/json", "X-Request-Id": request_id}
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=dep.connect_seconds, sock_read=dep.stream_idle_seconds)
+        resp = await self._pools.session(dep).post(dep.base_url + "/chat/completions", data=orjson.dumps(chat),
+                                                   headers=headers, params=dep.query or None, timeout=timeout)
+        if resp.status >= 400:
+            return HttpReply(resp)
+        return ChatReply(resp, dep, payload, history, self._stores)
+
+    async def _follow_up(self, method: str, path: str, query: Mapping[str, str]) -> UpstreamReply:
+        parts = path.strip("/").split("/")
+        store = self._stores.store
+        if store is None:
+            return json_error(404, "Responses of chat-completions deployments are stored only when the gateway "
+                              "has a state store (spec.state.redisUrl).", "not_found")
+        try:
+            stored = await store.get(parts[1])
+            if stored is None:
+                return json_error(404, f"No response found with id '{parts[1]}'.", "not_found")
+            if method == "DELETE":
+                await store.delete(parts[1])
+                return MemoryReply(200, orjson.dumps({"id": parts[1], "object": "response", "deleted": True}))
+        except StateStoreError as exc:
+            raise StateUnavailable(f"Conversation state is unavailable: {exc}.") from None
+        if method == "GET" and parts[2:] == ["input_items"]:
+            return MemoryReply(200, orjson.dumps(_page(stored.input_items, query)))
+        if method == "POST" and parts[2:] == ["cancel"]:
+            return json_error(400, "Only responses created with background=true can be cancelled.")
+        return MemoryReply(200, orjson.dumps(stored.response))
+
+
+def _page(items: list[dict[str, Any]], query: Mapping[str, str]) -> dict[str, Any]:
+    ordered = list(reversed(items)) if query.get("order", "desc") == "desc" else list(items)
+    after = query.get("after")
+    if after:
+        ids = [item.get("id") for item in ordered]
+        ordered = ordered[ids.index(after) + 1:] if after in ids else []
+    try:
+        limit = max(1, min(100, int(query.get("limit", "20"))))
+    except ValueError:
+        limit = 20
+    page = ordered[:limit]
+    return {"object": "list", "data": page, "has_more": len(ordered) > limit,
+            "first_id": page[0].get("id") if page else None, "last_id": page[-1].get("id") if page else None}
+
+
+class ChatReply:
+    """A successful chat-completions reply, read or streamed as Responses."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, dep: DeploymentRuntime, payload: dict[str, Any],
+                 history: list[dict[str, Any]] | None, stores: StoreHolder) -> None:
+        self._resp = resp
+        self._dep = dep
+        self._payload = payload
+        self._history = history
+        self._stores = stores
+        self._id = "resp_" + os.urandom(16).hex()
+        self._created = int(time.time())
+        self.status = 200
+        self._frames: AsyncIterator[bytes] | None = None
+        stream = payload.get("stream") is True
+        self.headers: Mapping[str, str] = {"Content-Type": "text/event-stream" if stream else "application/json"}
+
+    async def read(self) -> bytes:
+        body = await self._resp.read()
+        try:
+            chat = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise aiohttp.ClientPayloadError("chat upstream sent a body that is not JSON") from None
+        response = translate_response(chat, response_id=self._id, model=self._dep.model, created_at=self._created,
+                                      request=self._payload, completed_at=int(time.time()))
+        await self._save(response)
+        return orjson.dumps(response)
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        if self._frames is None:
+            self._frames = self._translate()
+        return self._frames
+
+    async def _translate(self) -> AsyncIterator[bytes]:
+        translator = ChatStreamTranslator(response_id=self._id, model=self._dep.model,
+                                          created_at=self._created, request=self._payload)
+        # The opening events are held back until the upstream produced something, so a chat
+        # upstream that dies right after its headers can still be failed over.
+        pending = translator.start()
+        buffer = b""
+        done = False
+        async for chunk in self._resp.content.iter_any():
+            buffer += chunk
+            if len(buffer) > _MAX_LINE_BYTES:
+                raise aiohttp.ClientPayloadError("chat upstream sent an oversized stream line")
+            lines = buffer.split(b"\n")
+            buffer = lines.pop()
+            out: list[bytes] = []
+            for line in lines:
+                data = line.strip()
+                if not data.startswith(b"data:"):
+                    continue  # blank lines, comments (":"), event names
+                data = data[5:].strip()
+                if data == b"[DONE]":
+                    done = True
+                    break
+                try:
+                    parsed = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise aiohttp.ClientPayloadError("chat upstream sent an event that is not JSON") from None
+                out.append(translator.feed(parsed))
+                if translator.closed:
+                    break
+            if out:
+                yield pending + b"".join(out)
+                pending = b""
+            if done or translator.closed:
+                break
+        if translator.closed:
+            return
+        if not done and translator.finish_reason is None:
+            raise aiohttp.ClientPayloadError("chat upstream ended the stream early")
+        frames = translator.finish()
+        await self._save(translator.response)
+        yield pending + frames
+
+    async def _save(self, response: dict[str, Any]) -> None:
+        store = self._stores.store
+        if store is None or self._payload.get("store") is False:
+            return
+        stored = StoredResponse(response=response,
+                                messages=conversation_messages(self._payload, self._history, response),
+                                input_items=stored_input_items(self._payload), created_at=self._created)
+        try:
+            await store.put(self._id, stored, self._stores.ttl_seconds)
+        except StateStoreError as exc:  # the answer still reaches the client; only follow-ups lose
+            log.warning("could not store response %s of deployment %s: %s", self._id, self._dep.name, exc)
+
+    def close(self) -> None:
+        self._resp.close()
+
+    def release(self) -> None:
+        self._resp.release()
