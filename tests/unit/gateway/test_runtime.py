@@ -1,0 +1,53 @@
+"""Compiling a document: secrets resolved by reference, never embedded; failures name the reference."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from modelgate_gateway.config import ConfigError, validate_data
+from modelgate_gateway.runtime import compile_runtime
+
+
+def _doc(credentials: dict, **dep) -> dict:
+    return {"apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig", "spec": {
+        "deployments": [{"name": "a", "baseUrl": "https://x.example/v1/", "model": "m",
+                         "credentials": credentials, **dep}],
+        "models": [{"name": "gpt-4o", "targets": [{"deployment": "a"}],
+                    "pricing": {"inputUsdPerMillionTokens": 2.5, "outputUsdPerMillionTokens": 10}}],
+        "auth": {"keys": [{"name": "team", "valueFrom": {"secretKey": "team-key"}, "models": ["gpt-4o"]}]},
+    }}
+
+
+def test_references_resolve_from_env_file_and_secret_store(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("UPSTREAM_KEY", "sk-env")
+    (tmp_path / "key").write_text("sk-file\n")
+    secrets = {"team-key": b"sk-team", "up": b"sk-store"}
+    for ref, expected in [({"env": "UPSTREAM_KEY"}, "sk-env"), ({"file": "key"}, "sk-file"),
+                          ({"secretKey": "up"}, "sk-store")]:
+        runtime = compile_runtime(validate_data(_doc(ref)), secrets, str(tmp_path))
+        assert runtime.deployments["a"].headers["Authorization"] == f"Bearer {expected}"
+    assert runtime.keys_by_digest[hashlib.sha256(b"sk-team").digest()].allows("gpt-4o")
+    assert runtime.deployments["a"].base_url == "https://x.example/v1"
+    assert runtime.deployments["a"].origin == "https://x.example:443"
+    assert runtime.models["gpt-4o"].prices.output_per_token == pytest.approx(10e-6)
+
+
+def test_azure_deployments_send_the_api_key_header(tmp_path: Path) -> None:
+    runtime = compile_runtime(validate_data(_doc({"secretKey": "up"}, provider="azure-openai")),
+                              {"up": b"k", "team-key": b"t"}, str(tmp_path))
+    assert runtime.deployments["a"].headers == {"api-key": "k"}
+
+
+@pytest.mark.parametrize(("ref", "message"), [
+    ({"env": "MODELGATE_TEST_UNSET"}, "environment variable MODELGATE_TEST_UNSET is not set"),
+    ({"file": "missing"}, "cannot read"),
+    ({"secretKey": "nope"}, "key 'nope' is not in the gateway's secret store"),
+])
+def test_missing_secrets_fail_the_compile_with_the_reference_only(tmp_path: Path, ref: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        compile_runtime(validate_data(_doc(ref)), {"team-key": b"sk-team-secret"}, str(tmp_path))
+    assert message in str(caught.value) and "spec.deployments[0].credentials" in str(caught.value)
+    assert "sk-team-secret" not in str(caught.value)

@@ -1,0 +1,66 @@
+"""The SSE relay state: same bytes out whatever the chunking, ids rewritten, usage found."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from modelgate_gateway.streaming.sse import SseRelayState, iter_events
+
+
+def _event(kind: str, **fields) -> bytes:
+    return f"event: {kind}\ndata: ".encode() + orjson.dumps({"type": kind, **fields}) + b"\n\n"
+
+
+RESPONSE = {"id": "resp_up1", "object": "response", "status": "in_progress", "output": []}
+STREAM = (
+    _event("response.created", sequence_number=0, response=RESPONSE)
+    + _event("response.in_progress", sequence_number=1, response=RESPONSE)
+    + _event("response.output_text.delta", sequence_number=2, item_id="msg_1", delta="Hé")
+    + _event("response.output_text.delta", sequence_number=3, item_id="msg_1", delta="llo")
+    + _event("response.completed", sequence_number=4,
+             response={**RESPONSE, "status": "completed", "usage": {"input_tokens": 3, "output_tokens": 2}})
+)
+EXPECTED = STREAM.replace(b"resp_up1", b"resp_GATEWAY")
+
+
+def _relay(chunks: list[bytes]) -> tuple[bytes, SseRelayState]:
+    state = SseRelayState(lambda upstream: "resp_GATEWAY")
+    out = b"".join(state.feed(chunk) for chunk in chunks)
+    return out, state
+
+
+@pytest.mark.parametrize("cut", range(1, len(STREAM)))
+def test_every_split_point_gives_the_same_output(cut: int) -> None:
+    out, state = _relay([STREAM[:cut], STREAM[cut:]])
+    assert out == EXPECTED
+    assert state.terminal is not None and state.terminal["usage"]["output_tokens"] == 2
+    assert state.first_delta_seen
+
+
+def test_byte_by_byte_feeding_and_crlf_framing() -> None:
+    out, state = _relay([bytes([b]) for b in STREAM.replace(b"\n", b"\r\n")])
+    assert out == EXPECTED
+    assert state.pending == b""
+
+
+def test_failure_event_continues_the_sequence_with_the_gateway_id() -> None:
+    partial = STREAM.split(b"event: response.completed")[0]
+    _, state = _relay([partial])
+    event = state.failure_event("upstream dropped")
+    kind, payload = next(iter_events(event))
+    data = orjson.loads(payload)
+    assert kind == "response.failed" and data["sequence_number"] == 4
+    assert data["response"]["id"] == "resp_GATEWAY" and data["response"]["status"] == "failed"
+
+
+def test_events_without_event_lines_are_understood() -> None:
+    plain = b"".join(b"data: " + line.split(b"data: ", 1)[1] for line in STREAM.split(b"event: ")[1:])
+    out, state = _relay([plain])
+    assert state.gateway_id == b"resp_GATEWAY" and state.terminal is not None
+
+
+def test_no_first_delta_before_output() -> None:
+    head = STREAM.split(b"event: response.output_text.delta")[0]
+    _, state = _relay([head])
+    assert not state.first_delta_seen
