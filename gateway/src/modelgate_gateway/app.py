@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from .appstate import GatewayState
 from .handlers import responses, service
 from .handlers.context import not_found
 from .keys import STATE
 from .recording import Observer
 from .reloading import Reloader, ReloadListener
 from .sources.base import ConfigSource
-from .appstate import GatewayState
 from .upstream.chat import ChatTransport, StoreHolder
 from .upstream.mock import MockTransport
 from .upstream.transport import HttpTransport, Pools

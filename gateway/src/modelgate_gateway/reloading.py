@@ -11,10 +11,10 @@ import asyncio
 import logging
 from typing import Protocol
 
+from .appstate import GatewayState
 from .config import ConfigError, GatewayConfig, parse_config
 from .runtime import RuntimeConfig, compile_runtime
 from .sources.base import ConfigSnapshot, ConfigSource
-from .appstate import GatewayState
 
 log = logging.getLogger("modelgate.gateway.reload")
 

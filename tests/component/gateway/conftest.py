@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fake_responses_upstream import FakeResponsesUpstream
 from gateway_harness import GatewayHarness
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import openai
 import pytest
+
 from fake_chat_upstream import ChatScript, FakeChatUpstream, ToolCallScript
 from fake_responses_upstream import Behaviour
 from gateway_harness import GatewayHarness, config_doc, deployment

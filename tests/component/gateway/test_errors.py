@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 import openai
 import pytest
+
 from gateway_harness import API_KEY, config_doc, deployment
 
 

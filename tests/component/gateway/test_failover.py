@@ -7,6 +7,7 @@ import time
 
 import openai
 import pytest
+
 from fake_responses_upstream import Behaviour
 from gateway_harness import config_doc, deployment
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import openai
 import pytest
-from gateway_harness import config_doc, deployment
 
+from gateway_harness import config_doc, deployment
 from modelgate_gateway import ids
 
 

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import aiohttp
+
 from fake_responses_upstream import Behaviour
 from gateway_harness import API_KEY, config_doc, deployment
 

@@ -56,7 +56,7 @@ def test_failure_event_continues_the_sequence_with_the_gateway_id() -> None:
 
 def test_events_without_event_lines_are_understood() -> None:
     plain = b"".join(b"data: " + line.split(b"data: ", 1)[1] for line in STREAM.split(b"event: ")[1:])
-    out, state = _relay([plain])
+    _, state = _relay([plain])
     assert state.gateway_id == b"resp_GATEWAY" and state.terminal is not None
 
 

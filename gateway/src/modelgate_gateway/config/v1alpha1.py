@@ -113,7 +113,9 @@ class Timeouts(_Model):
 
 
 class Pricing(_Model):
-    input_usd_per_million_tokens: float = Field(default=0.0, ge=0, description="Price of uncached input tokens, USD per 1M.")
+    input_usd_per_million_tokens: float = Field(
+        default=0.0, ge=0, description="Price of uncached input tokens, USD per 1M."
+    )
     cached_input_usd_per_million_tokens: float | None = Field(
         default=None,
         ge=0,

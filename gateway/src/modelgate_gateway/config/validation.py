@@ -31,7 +31,7 @@ def _cycle_errors(fallbacks: dict[str, list[str]]) -> list[str]:
         state[node] = 1
         for nxt in fallbacks.get(node, []):
             if state.get(nxt) == 1:
-                cycle = path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt]
+                cycle = [*path[path.index(nxt):], nxt] if nxt in path else [node, nxt]
                 errors.append("fallback cycle: " + " -> ".join(cycle))
             elif nxt in fallbacks and state.get(nxt) is None:
                 visit(nxt, [*path, nxt])
@@ -40,6 +40,54 @@ def _cycle_errors(fallbacks: dict[str, list[str]]) -> list[str]:
     for name in fallbacks:
         if state.get(name) is None:
             visit(name, [name])
+    return errors
+
+
+def _deployment_errors(config: GatewayConfig) -> list[str]:
+    errors: list[str] = []
+    for index, dep in enumerate(config.spec.deployments):
+        path = f"spec.deployments[{index}]"
+        if dep.provider is Provider.MOCK:
+            continue
+        if not dep.base_url:
+            errors.append(f"{path}.baseUrl: required unless provider is mock")
+        if dep.mock is not None:
+            errors.append(f"{path}.mock: only allowed with provider mock")
+    return errors
+
+
+def _model_errors(config: GatewayConfig) -> list[str]:
+    errors: list[str] = []
+    deployments = {d.name for d in config.spec.deployments}
+    models = {m.name for m in config.spec.models}
+    for index, model in enumerate(config.spec.models):
+        path = f"spec.models[{index}]"
+        for t_index, target in enumerate(model.targets):
+            if target.deployment not in deployments:
+                errors.append(f"{path}.targets[{t_index}].deployment: unknown deployment {target.deployment!r}")
+        for d_index, name in _duplicates(t.deployment for t in model.targets):
+            errors.append(f"{path}.targets[{d_index}].deployment: {name!r} listed twice")
+        if all(t.weight == 0 for t in model.targets):
+            errors.append(f"{path}.targets: at least one target needs a weight above 0")
+        for f_index, fallback in enumerate(model.fallbacks):
+            if fallback == model.name:
+                errors.append(f"{path}.fallbacks[{f_index}]: a model cannot fall back to itself")
+            elif fallback not in models:
+                errors.append(f"{path}.fallbacks[{f_index}]: unknown model {fallback!r}")
+    graph = {m.name: [f for f in m.fallbacks if f != m.name] for m in config.spec.models}
+    errors.extend(f"spec.models: {msg}" for msg in _cycle_errors(graph))
+    return errors
+
+
+def _key_errors(config: GatewayConfig) -> list[str]:
+    errors: list[str] = []
+    models = {m.name for m in config.spec.models}
+    for index, key in enumerate(config.spec.auth.keys):
+        if (key.sha256 is None) == (key.value_from is None):
+            errors.append(f"spec.auth.keys[{index}]: set exactly one of sha256 and valueFrom")
+        for m_index, name in enumerate(key.models):
+            if name != "*" and name not in models:
+                errors.append(f"spec.auth.keys[{index}].models[{m_index}]: unknown model {name!r}")
     return errors
 
 
@@ -53,44 +101,4 @@ def semantic_errors(config: GatewayConfig) -> list[str]:
         errors.append(f"spec.models[{index}].name: duplicate model name {name!r}")
     for index, name in _duplicates(k.name for k in spec.auth.keys):
         errors.append(f"spec.auth.keys[{index}].name: duplicate key name {name!r}")
-
-    for index, dep in enumerate(spec.deployments):
-        path = f"spec.deployments[{index}]"
-        if dep.provider is Provider.MOCK:
-            continue
-        if not dep.base_url:
-            errors.append(f"{path}.baseUrl: required unless provider is mock")
-        if dep.mock is not None:
-            errors.append(f"{path}.mock: only allowed with provider mock")
-
-    deployments = {d.name for d in spec.deployments}
-    models = {m.name for m in spec.models}
-    for index, model in enumerate(spec.models):
-        path = f"spec.models[{index}]"
-        for t_index, target in enumerate(model.targets):
-            if target.deployment not in deployments:
-                errors.append(
-                    f"{path}.targets[{t_index}].deployment: unknown deployment {target.deployment!r}"
-                )
-        for d_index, name in _duplicates(t.deployment for t in model.targets):
-            errors.append(f"{path}.targets[{d_index}].deployment: {name!r} listed twice")
-        if all(t.weight == 0 for t in model.targets):
-            errors.append(f"{path}.targets: at least one target needs a weight above 0")
-        for f_index, fallback in enumerate(model.fallbacks):
-            if fallback == model.name:
-                errors.append(f"{path}.fallbacks[{f_index}]: a model cannot fall back to itself")
-            elif fallback not in models:
-                errors.append(f"{path}.fallbacks[{f_index}]: unknown model {fallback!r}")
-
-    errors.extend(
-        f"spec.models: {msg}"
-        for msg in _cycle_errors({m.name: [f for f in m.fallbacks if f != m.name] for m in spec.models})
-    )
-
-    for index, key in enumerate(spec.auth.keys):
-        if (key.sha256 is None) == (key.value_from is None):
-            errors.append(f"spec.auth.keys[{index}]: set exactly one of sha256 and valueFrom")
-        for m_index, name in enumerate(key.models):
-            if name != "*" and name not in models:
-                errors.append(f"spec.auth.keys[{index}].models[{m_index}]: unknown model {name!r}")
-    return errors
+    return errors + _deployment_errors(config) + _model_errors(config) + _key_errors(config)

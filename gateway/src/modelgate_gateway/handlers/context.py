@@ -17,11 +17,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..appstate import GatewayState
 from ..errors import GatewayError, InvalidRequest, PayloadTooLarge, Unauthorized, error_body
 from ..keys import STATE
 from ..recording import RequestRecord
 from ..runtime import KeyRuntime, RuntimeConfig
-from ..appstate import GatewayState
 
 log = logging.getLogger("modelgate.gateway")
 

@@ -13,10 +13,10 @@ from urllib.parse import quote
 from aiohttp import web
 
 from .. import ids
+from ..appstate import GatewayState
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, ModelRuntime, RuntimeConfig
-from ..appstate import GatewayState
 from ..streaming.relay import relay_json, relay_stream
 from ..upstream.executor import Call, Opened, open_call
 from .context import authenticate, endpoint, parse_object, read_body
@@ -53,7 +53,8 @@ def _end_user(payload: dict[str, Any], request: web.Request, runtime: RuntimeCon
     return None
 
 
-def _resolve(state: GatewayState, runtime: RuntimeConfig, response_id: Any, param: str | None) -> tuple[DeploymentRuntime, str]:
+def _resolve(state: GatewayState, runtime: RuntimeConfig, response_id: Any,
+             param: str | None) -> tuple[DeploymentRuntime, str]:
     if not isinstance(response_id, str) or not response_id:
         raise InvalidRequest(f"'{param}' must be a response id string.", param=param)
     ref = ids.decode(state.signing_key(runtime), response_id)

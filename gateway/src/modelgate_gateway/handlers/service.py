@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..appstate import GatewayState
 from ..keys import STATE
 from ..recording import RequestRecord
-from ..appstate import GatewayState
 from .context import authenticate, endpoint
 
 

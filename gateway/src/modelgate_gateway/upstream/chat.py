@@ -21,7 +21,6 @@ import orjson
 from ..errors import GatewayError, InvalidRequest
 from ..runtime import DeploymentRuntime
 from ..state import RedisConversationStore, StateStoreError, StoredResponse
-from .transport import HttpReply, MemoryReply, Pools, UpstreamReply, json_error
 from .translation.responses_chatcompletions import (
     ChatStreamTranslator,
     UntranslatableError,
@@ -30,6 +29,7 @@ from .translation.responses_chatcompletions import (
     translate_request,
     translate_response,
 )
+from .transport import HttpReply, MemoryReply, Pools, UpstreamReply, json_error
 
 log = logging.getLogger("modelgate.gateway.chat")
 _MAX_LINE_BYTES = 8 * 1024 * 1024  # one SSE line; bigger means a broken upstream

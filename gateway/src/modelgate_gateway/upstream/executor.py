@@ -16,10 +16,10 @@ from typing import Any
 
 import aiohttp
 
+from ..appstate import GatewayState
 from ..errors import GatewayError, UpstreamFailed
 from ..recording import AttemptOutcome, AttemptRecord, RequestRecord
 from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig
-from ..appstate import GatewayState
 from .balancing import pick
 from .chat import Untranslatable
 from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds

@@ -23,7 +23,7 @@ _MAX_STORED = 1000  # responses kept for retrieve; oldest evicted first
 
 
 def _frame(event: dict[str, Any]) -> bytes:
-    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    return b"event: " + str(event["type"]).encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
 def _input_tokens(payload: Mapping[str, Any]) -> int:

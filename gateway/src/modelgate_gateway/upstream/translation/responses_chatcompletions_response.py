@@ -178,7 +178,7 @@ def function_call_item(
     }
 
 
-def translate_response(  # noqa: PLR0913 - the executor's call signature, all keyword-only
+def translate_response(
     chat: JsonDict,
     *,
     response_id: str,
