@@ -22,6 +22,7 @@ lint:
 
 schema:  ## regenerate the checked-in JSON Schema of the config document
 	$(PY) -m modelgate_gateway.config.schema > gateway/src/modelgate_gateway/config/schemas/v1alpha1.json
+	$(PY) -m modelgate_gateway.config.reference > docs/config.md
 
 bench:
 	scripts/bootstrap.sh python

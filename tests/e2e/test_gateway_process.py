@@ -10,8 +10,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from gateway_process import ROOT, GatewayProcess
 from openai import AsyncOpenAI
+
+from gateway_process import ROOT, GatewayProcess
 
 QUICKSTART_KEY = "sk-modelgate-quickstart"
 

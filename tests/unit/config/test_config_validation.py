@@ -98,3 +98,9 @@ def test_bundled_gateway_configs_are_valid(path: Path) -> None:
 def test_checked_in_json_schema_matches_the_models() -> None:
     checked_in = ROOT / "gateway/src/modelgate_gateway/config/schemas/v1alpha1.json"
     assert checked_in.read_text() == schema_text(), "run `make schema`"
+
+
+def test_config_reference_doc_is_generated_from_the_schema() -> None:
+    from modelgate_gateway.config.reference import reference_markdown
+
+    assert (ROOT / "docs" / "config.md").read_text() == reference_markdown(), "regenerate docs/config.md"

@@ -142,7 +142,11 @@ class Deployment(_Model):
         "its stored responses; editing anything else does not.",
     )
     provider: Provider = Field(default=Provider.OPENAI_COMPATIBLE, description="Upstream flavour.")
-    api: UpstreamApi = Field(default=UpstreamApi.RESPONSES, description="API the upstream speaks.")
+    api: UpstreamApi = Field(
+        default=UpstreamApi.RESPONSES,
+        description="API the upstream speaks: responses (bodies and events passed through) or "
+        "chat_completions (translated both ways; see docs/translation.md).",
+    )
     base_url: str = Field(
         default="",
         pattern=r"^(https?://[^\s]+)?$",
