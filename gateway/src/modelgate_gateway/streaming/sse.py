@@ -114,8 +114,15 @@ class SseRelayState:
                     return
 
     def _find_terminal(self, block: bytes) -> None:
-        for kind, payload in iter_events(block):
-            if kind.encode() in _TERMINAL:
+        # Parse only from the event that holds the marker: a block can carry a whole stream.
+        for marker in _TERMINAL:
+            at = block.rfind(marker)
+            if at < 0:
+                continue
+            start = block.rfind(b"\n\n", 0, at)
+            for kind, payload in iter_events(block[start + 2 if start >= 0 else 0:]):
+                if kind.encode() not in _TERMINAL:
+                    continue
                 try:
                     event = orjson.loads(payload)
                 except orjson.JSONDecodeError:
@@ -123,6 +130,7 @@ class SseRelayState:
                 response = event.get("response")
                 if isinstance(response, dict):
                     self.terminal = response
+                    return
 
     def next_sequence_number(self) -> int:
         found = _SEQ.findall(self.last_block)
