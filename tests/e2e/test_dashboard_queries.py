@@ -1,0 +1,215 @@
+"""Real Prometheus scrapes the observer's /metrics: exact totals and every dashboard query.
+
+Synthetic RequestRecords (several models, keys, end users, streams, a failover, an error, an
+abandoned stream without usage, an unpriced model) go through GatewayObserver twice; the
+second round makes every rate() and histogram_quantile() in the dashboard non-trivial.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import math
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from modelgate_gateway import estimating
+from modelgate_gateway.observing import GatewayObserver, metrics_app
+from modelgate_gateway.pricing import Prices, cost_usd
+from modelgate_gateway.recording import AttemptOutcome, AttemptRecord, RequestRecord, Usage
+from observability_traffic import CHECKSUM, delta_block, make_config, record
+from prometheus_server import PrometheusServer, prometheus_launcher
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "charts/modelgate/dashboards/modelgate-overview.json"
+ABANDONED_BODY = json.dumps({"model": "gpt-4o", "input": "Tell me about lighthouses"}).encode()
+ABANDONED_TEXT = ["Lighthouses ", "guide ", "ships"]
+
+
+@contextmanager
+def serve_in_thread(app: web.Application) -> Iterator[str]:
+    """Serve ``app`` on a loopback port from its own loop, so blocking queries can't stall it."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+    host, port = runner.addresses[0][:2]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"{host}:{port}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+def traffic(round_: int) -> list[RequestRecord]:
+    t = 1000.0 * (round_ + 1)
+    failover = record(
+        model="gpt-4o-mini",
+        deployment="mini",
+        key="team-a",
+        end_user="carol",
+        stream=True,
+        ttft=0.9,
+        duration=3.0,
+        start=t + 3,
+        usage=Usage(200, 0, 50, 0),
+        attempts=[
+            AttemptRecord("gpt-4o", "east", AttemptOutcome.SERVER_ERROR, 500),
+            AttemptRecord("gpt-4o", "west", AttemptOutcome.TIMEOUT),
+            AttemptRecord("gpt-4o-mini", "mini", AttemptOutcome.SUCCESS, 200),
+        ],
+        fallbacks=[("gpt-4o", "gpt-4o-mini")],
+        cooldowns=["east"],
+    )
+    failover.requested_model = "gpt-4o"
+    return [
+        record(start=t, duration=0.4, usage=Usage(1000, 200, 300, 50)),
+        record(
+            deployment="west",
+            key="team-b",
+            end_user="bob",
+            stream=True,
+            ttft=0.3,
+            duration=2.0,
+            start=t + 1,
+            usage=Usage(500, 0, 100, 0),
+        ),
+        failover,
+        record(
+            model="free-model",
+            deployment="local",
+            key="team-b",
+            start=t + 4,
+            usage=Usage(10, 0, 10, 0),
+        ),
+        record(
+            key="team-b",
+            end_user="bob",
+            status=502,
+            error_type="upstream_error",
+            start=t + 5,
+            duration=0.05,
+            attempts=[AttemptRecord("gpt-4o", "east", AttemptOutcome.SERVER_ERROR, 502)],
+        ),
+        record(
+            stream=True,
+            ttft=0.2,
+            duration=1.0,
+            start=t + 6,
+            end_user="dave",
+            client_disconnected=True,
+            request_body=ABANDONED_BODY,
+            output_delta_count=3,
+            stream_blocks=[delta_block(x) for x in ABANDONED_TEXT],
+        ),
+    ]
+
+
+def feed(observer: GatewayObserver, records: list[RequestRecord]) -> None:
+    for rec in records:
+        observer.request_started(rec)
+        observer.request_finished(rec)
+
+
+def expected_round() -> dict[str, float]:
+    """Totals of one traffic round, computed independently of the observer."""
+    config = make_config()
+    gpt4o = Prices.from_pricing(config.spec.models[0].pricing)
+    west = Prices.from_pricing(config.spec.deployments[1].pricing)
+    mini = Prices.from_pricing(config.spec.models[1].pricing)
+    est = Usage(
+        estimating.estimate_input_tokens(ABANDONED_BODY),
+        0,
+        estimating.count_tokens("".join(ABANDONED_TEXT)),
+        0,
+    )
+    return {
+        "requests": 6,
+        "input": 1000 + 500 + 200 + 10 + est.input_tokens,
+        "output": 300 + 100 + 50 + 10 + est.output_tokens,
+        "estimated_output": est.output_tokens,
+        "cost": cost_usd(Usage(1000, 200, 300, 50), gpt4o)
+        + cost_usd(Usage(500, 0, 100, 0), west)
+        + cost_usd(Usage(200, 0, 50, 0), mini)
+        + cost_usd(est, gpt4o),
+        "cost_team_b": cost_usd(Usage(500, 0, 100, 0), west),
+        "cost_other_users": cost_usd(Usage(200, 0, 50, 0), mini) + cost_usd(est, gpt4o),
+    }
+
+
+def substitute(expr: str) -> str:
+    return (
+        expr.replace("$__rate_interval", "1m")
+        .replace("$__range", "5m")
+        .replace("$__interval", "1s")
+        .replace("$model", ".*")
+        .replace("$topk", "10")
+    )
+
+
+def test_prometheus_sees_exact_totals_and_every_dashboard_query_has_data(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    log = io.BytesIO()
+    observer = GatewayObserver(registry, log_stream=log)
+    observer.config_loaded(make_config(end_user_limit=2), CHECKSUM)
+    observer.deployment_health("east", True)
+    one = expected_round()
+
+    with serve_in_thread(metrics_app(registry)) as target, prometheus_launcher(tmp_path) as launch:
+        prom: PrometheusServer = launch([target])
+        feed(observer, traffic(0))
+        prom.query(
+            "sum(modelgate_requests_total)",
+            until=lambda r: bool(r) and float(r[0]["value"][1]) == 6,
+        )
+        feed(observer, traffic(1))
+        prom.query("sum(modelgate_requests_total)", until=lambda r: float(r[0]["value"][1]) == 12)
+
+        assert prom.scalar('sum(modelgate_tokens_total{type="input"})') == 2 * one["input"]
+        assert prom.scalar('sum(modelgate_tokens_total{type="output"})') == 2 * one["output"]
+        assert prom.scalar('sum(modelgate_tokens_total{type="output",estimated="true"})') == (
+            2 * one["estimated_output"]
+        )
+        assert prom.scalar("sum(modelgate_cost_usd_total)") == pytest.approx(
+            2 * one["cost"], rel=1e-9
+        )
+        assert prom.scalar('sum(modelgate_cost_usd_total{key="team-b"})') == pytest.approx(
+            2 * one["cost_team_b"], rel=1e-9
+        )
+        # limit 2: alice and bob keep labels; carol and dave spend under "other"
+        assert prom.scalar('sum(modelgate_cost_usd_total{end_user="other"})') == pytest.approx(
+            2 * one["cost_other_users"], rel=1e-9
+        )
+        assert prom.scalar('sum(modelgate_requests_total{outcome="upstream_error"})') == 2
+        assert prom.scalar('sum(modelgate_requests_total{outcome="client_disconnected"})') == 2
+        assert prom.scalar("sum(modelgate_fallbacks_total)") == 2
+        assert prom.scalar("sum(modelgate_retries_total)") == 4
+        assert prom.scalar('modelgate_cooldowns_total{deployment="east"}') == 2
+        assert prom.scalar('sum(modelgate_unpriced_requests_total{model="free-model"})') == 2
+        assert prom.scalar('modelgate_deployment_cooling_down{deployment="east"}') == 1
+
+        dashboard = json.loads(DASHBOARD.read_text())
+        exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+        empty = []
+        for expr in exprs:
+            result = prom.query_once(substitute(expr))
+            if not any(not math.isnan(float(s["value"][1])) for s in result):
+                empty.append(expr)
+        assert empty == []
+        assert not any(re.search(r"\$\w", substitute(e)) for e in exprs)
+
+    observer.close_log()
+    assert len(log.getvalue().splitlines()) == 12

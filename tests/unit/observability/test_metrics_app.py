@@ -1,0 +1,33 @@
+"""The /metrics app serves the registry in Prometheus text format, and nothing else."""
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from modelgate_gateway.observing import GatewayObserver, metrics_app
+from modelgate_gateway.recording import Usage
+from observability_traffic import CHECKSUM, make_config, record
+
+
+async def test_metrics_endpoint_exposes_observed_requests(aiohttp_client: Any) -> None:
+    registry = CollectorRegistry()
+    observer = GatewayObserver(registry)
+    observer.config_loaded(make_config(), CHECKSUM)
+    observer.config_loaded(make_config(), CHECKSUM)
+    observer.request_started(rec := record(usage=Usage(input_tokens=12, output_tokens=3)))
+    observer.request_finished(rec)
+    client = await aiohttp_client(metrics_app(registry))
+
+    response = await client.get("/metrics")
+    text = await response.text()
+    observer.close_log()
+
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert (
+        'modelgate_tokens_total{deployment="east",estimated="false",model="gpt-4o",'
+        'type="input"} 12.0'
+    ) in text
+    assert 'modelgate_config_reloads_total{result="success"} 2.0' in text
+    assert "# TYPE modelgate_request_duration_seconds histogram" in text
+    assert (await client.get("/v1/responses")).status == 404
