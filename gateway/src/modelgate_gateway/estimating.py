@@ -29,6 +29,11 @@ class _Encoding(Protocol):
     def encode_ordinary(self, text: str) -> list[int]: ...
 
 
+def is_loaded() -> bool:
+    """Whether :func:`encoding` is warm (so estimating cannot stall the event loop)."""
+    return encoding.cache_info().currsize > 0
+
+
 @functools.cache
 def encoding() -> _Encoding:
     """The tokenizer, loaded once (~0.2 s); call it from a thread at start-up to warm it."""

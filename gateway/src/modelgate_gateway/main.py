@@ -82,7 +82,6 @@ async def serve(settings: GatewaySettings, worker: int = 0) -> int:
     if shared_key:
         state.ephemeral_signing_key = bytes.fromhex(shared_key)
     app = make_app(state, _build_source(settings), observer)
-    await observer.start()
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
                            shutdown_timeout=settings.shutdown_grace_seconds)
     await runner.setup()

@@ -133,6 +133,9 @@ class GatewayObserver:
             100, self.metrics.end_user_labels, self.metrics.end_user_overflow
         )
         self._in_flight: dict[int, RequestRecord] = {}
+        self._pending: list[RequestRecord] = []
+        """Records waiting for the tokenizer to finish loading."""
+        self._loading: asyncio.Future[object] | None = None
         self.metrics.in_flight.set_function(lambda: len(self._in_flight))  # read at scrape time
         self._error_types: dict[str, str] = {}
         self._log: RequestLogWriter | None = RequestLogWriter(
@@ -144,11 +147,18 @@ class GatewayObserver:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the tokenizer off the event loop so the first estimate does not stall it."""
+        """Load the tokenizer now (tests and benchmarks that want estimates without a wait).
+
+        The gateway does not call this: the tokenizer costs ~45 MiB and most upstreams report
+        usage, so it is loaded in a thread the first time an estimate is needed.
+        """
         await asyncio.to_thread(estimating.encoding)
 
     async def close(self) -> None:
         """Flush the request log (call on shutdown, after in-flight requests finished)."""
+        if self._loading is not None:  # records waiting for the tokenizer are accounted first
+            await asyncio.wait([self._loading])
+            await asyncio.sleep(0)  # let the done-callback run
         await asyncio.to_thread(self.close_log)
 
     def close_log(self) -> None:
@@ -168,11 +178,41 @@ class GatewayObserver:
             self.metrics.observer_errors.inc()
             logger.error("request_finished without request_started: %s", record.request_id)
             return
+        if not estimating.is_loaded() and self._needs_estimate(record) and self._defer(record):
+            return
+        self._account_safely(record)
+
+    def _account_safely(self, record: RequestRecord) -> None:
         try:
             self._account(record)
         except Exception:
             self.metrics.observer_errors.inc()
             logger.exception("observer failed on request %s", record.request_id)
+
+    def _defer(self, record: RequestRecord) -> bool:
+        """Account ``record`` once the tokenizer is loaded (in a thread, never on the loop)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False  # no loop (synchronous use): load inline
+        self._pending.append(record)
+        if self._loading is None:
+            self._loading = loop.run_in_executor(None, estimating.encoding)
+            self._loading.add_done_callback(self._tokenizer_loaded)
+        return True
+
+    def _tokenizer_loaded(self, future: asyncio.Future[object]) -> None:
+        if future.exception() is not None:  # accounting below then loads inline, and logs if it fails
+            logger.error("loading the tokenizer failed: %s", future.exception())
+        self._loading = None
+        pending, self._pending = self._pending, []
+        for record in pending:
+            self._account_safely(record)
+
+    def _needs_estimate(self, record: RequestRecord) -> bool:
+        if record.usage is not None or record.route != "create":
+            return False
+        return self._usage(record, estimate=False)[1]
 
     def deployment_health(self, deployment: str, cooling_down: bool) -> None:
         if deployment in self._view.deployments:
@@ -313,8 +353,11 @@ class GatewayObserver:
             found = self._error_types[error_type] = error_type
         return found
 
-    def _usage(self, record: RequestRecord) -> tuple[Usage | None, bool]:
-        """Reported usage, else an estimate when the request produced output or succeeded."""
+    def _usage(self, record: RequestRecord, estimate: bool = True) -> tuple[Usage | None, bool]:
+        """Reported usage, else an estimate when the request produced output or succeeded.
+
+        With ``estimate=False`` only says whether an estimate would be made (second item).
+        """
         if record.usage is not None:
             return record.usage, False
         if record.route != "create":
@@ -331,6 +374,8 @@ class GatewayObserver:
             return reported, False
         if not (succeeded or record.output_delta_count or record.delta_payloads):
             return None, False
+        if not estimate:
+            return None, True
         usage = estimating.estimate_usage(
             record.request_body, body, record.delta_payloads, record.stream_blocks
         )
