@@ -1,0 +1,32 @@
+"""Domain errors of the operator; plain exceptions, translated into conditions at the edge.
+
+A spec the user must fix is an :class:`InvalidRoute`; an API problem worth retrying is a
+:class:`PublishError`. Nothing here imports kopf or kubernetes.
+"""
+
+from __future__ import annotations
+
+
+class OperatorError(Exception):
+    """Base of every error the operator raises on purpose."""
+
+
+class InvalidRoute(OperatorError):
+    """A ModelRoute whose spec cannot be rendered; the message tells the user what to fix."""
+
+    def __init__(self, message: str, reason: str = "InvalidSpec") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class BaseConfigError(OperatorError):
+    """The operator's base document is unreadable or invalid; nothing can be published."""
+
+
+class PublishError(OperatorError):
+    """Writing to the Kubernetes API failed in a way worth retrying after ``delay`` seconds."""
+
+    def __init__(self, message: str, delay: float = 5.0) -> None:
+        super().__init__(message)
+        self.delay = delay

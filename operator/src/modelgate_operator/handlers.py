@@ -1,0 +1,151 @@
+"""kopf decorators only: wire cluster events to the level-triggered reconcile loop.
+
+Event handlers never render or write; they decide whether something relevant changed and wake
+the loop (:mod:`.reconciler`), which re-renders the whole set. While kopf peering pauses this
+replica, no events arrive, so nothing is triggered. Statuses and Events come from the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from .errors import BaseConfigError
+from .publishing import KubeGateway, load_client_config
+from .reconciler import Reconciler, load_base, run_loop
+from .resources import GROUP, PLURAL, VERSION
+from .settings import OperatorSettings
+
+_SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Per-process state, kept in kopf's memo (never at module level)."""
+
+    settings: OperatorSettings
+    reconciler: Reconciler
+    wakeup: asyncio.Event
+    task: asyncio.Task[None] | None = None
+    seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
+
+    def changed(self, kind: str, body: Mapping[str, Any], fingerprint: Any) -> bool:
+        """Remember the object's fingerprint; True (and wake the loop) when it is new."""
+        meta = body.get("metadata") or {}
+        key = (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode())
+        value = digest.hexdigest()
+        if self.seen.get(key) == value:
+            return False
+        self.seen[key] = value
+        self.wakeup.set()
+        return True
+
+    def forget(self, kind: str, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        self.seen.pop((kind, str(meta.get("namespace") or ""), str(meta.get("name") or "")), None)
+        self.wakeup.set()
+
+
+def _runtime(memo: Any) -> Runtime:
+    runtime = memo.get("modelgate_runtime")
+    if not isinstance(runtime, Runtime):
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    return runtime
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Service account in a pod, $KUBECONFIG elsewhere (read at login time, not import time)."""
+    if os.path.exists(_SERVICE_ACCOUNT_TOKEN):
+        return kopf.login_with_service_account(**kwargs)
+    return kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.startup()
+async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Build the reconciler and start its loop; the first pass publishes the current set."""
+    ours = memo.get("operator_settings")
+    if not isinstance(ours, OperatorSettings):
+        ours = OperatorSettings.from_env(os.environ)
+    # The reconciler posts its own Events for condition changes; kopf's per-handler log
+    # Events would only add noise.
+    settings.posting.level = logging.WARNING
+    await asyncio.to_thread(load_client_config)
+    try:
+        base = load_base(ours)
+    except BaseConfigError as exc:  # a deployment mistake: fail loudly instead of serving less
+        raise kopf.PermanentError(str(exc)) from exc
+    kube = KubeGateway(ours)
+    runtime = Runtime(settings=ours, reconciler=Reconciler(ours, kube, base),
+                      wakeup=asyncio.Event())
+    runtime.task = asyncio.create_task(run_loop(runtime.reconciler, runtime.wakeup))
+    memo["modelgate_runtime"] = runtime
+    runtime.wakeup.set()
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    runtime = memo.get("modelgate_runtime")
+    if isinstance(runtime, Runtime) and runtime.task is not None:
+        runtime.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runtime.task
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def route_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Any change of a route's spec, generation or deletion state wakes the loop.
+
+    Status-only changes (our own writes) keep the fingerprint and are ignored.
+    """
+    runtime = _runtime(memo)
+    if runtime.settings.namespaces and body.metadata.namespace not in runtime.settings.namespaces:
+        return
+    if event.get("type") == "DELETED":
+        runtime.forget("route", body)
+        return
+    meta = body.get("metadata") or {}
+    runtime.changed("route", body, [body.get("spec"), meta.get("generation"),
+                                    meta.get("deletionTimestamp"), meta.get("creationTimestamp")])
+
+
+@kopf.on.event("", "v1", "secrets")
+async def secret_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A Secret some route references was created, changed or deleted."""
+    runtime = _runtime(memo)
+    meta = body.get("metadata") or {}
+    if (meta.get("namespace"), meta.get("name")) not in runtime.reconciler.referenced:
+        return
+    if event.get("type") == "DELETED":
+        runtime.forget("secret", body)
+        return
+    runtime.changed("secret", body, body.get("data"))
+
+
+@kopf.on.event("", "v1", "pods")
+async def pod_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A gateway pod appeared, went away or changed address or readiness: recount the rollout."""
+    runtime = _runtime(memo)
+    s = runtime.settings
+    meta = body.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if meta.get("namespace") != s.gateway_namespace:
+        return
+    if any(labels.get(k) != v for k, v in s.pod_selector.items()):
+        return
+    if event.get("type") == "DELETED":
+        runtime.forget("pod", body)
+        return
+    status = body.get("status") or {}
+    runtime.changed("pod", body, [status.get("podIP"), status.get("phase"),
+                                  status.get("conditions"), meta.get("deletionTimestamp")])

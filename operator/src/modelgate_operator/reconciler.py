@@ -1,0 +1,170 @@
+"""The level-triggered loop: on any trigger, render the whole set of routes and converge.
+
+Events only wake the loop; each pass lists every ModelRoute in scope, reads the Secrets they
+reference, renders, publishes when the checksum changed, counts the rollout and writes the
+statuses that changed. Passes are debounced, so a burst of applies becomes one write. The
+blocking pass runs in a worker thread; :mod:`.handlers` owns the task and posts the Events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelgate_gateway.config import GatewayConfig, load_config
+
+from .conditions import ConditionChange, Rollout, build_status, status_differs
+from .errors import BaseConfigError, PublishError
+from .publishing import KubeGateway, secret_hash
+from .rendering import referenced_secrets, render
+from .resources import GROUP, KIND, VERSION, ModelRoute, parse_route
+from .rollout import RolloutHistory, probe_all
+from .settings import OperatorSettings
+
+logger = logging.getLogger("modelgate_operator")
+# After an unexpected failure: soon enough to recover quickly, slow enough not to spin.
+_RETRY_DELAY = 5.0
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def load_base(settings: OperatorSettings) -> GatewayConfig | None:
+    if settings.base_config is None:
+        return None
+    try:
+        return load_config(settings.base_config)
+    except ValueError as exc:
+        raise BaseConfigError(f"MODELGATE_OPERATOR_BASE_CONFIG: {exc}") from exc
+
+
+@dataclass(slots=True)
+class PassResult:
+    """Outcome of one reconcile pass."""
+
+    published: bool = False
+    rolling_out: bool = False
+    events: list[tuple[dict[str, Any], ConditionChange]] = field(default_factory=list)
+
+
+class Reconciler:
+    """State that survives between passes: the rollout history and the referenced Secrets."""
+
+    def __init__(self, settings: OperatorSettings, kube: KubeGateway,
+                 base: GatewayConfig | None, now: Callable[[], str] = utc_now) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.base = base
+        self.now = now
+        self.history = RolloutHistory()
+        self.referenced: frozenset[tuple[str, str]] = frozenset()
+        self.writes = 0
+
+    def _routes(self) -> list[tuple[ModelRoute, dict[str, Any]]]:
+        s = self.settings
+        found = []
+        for body in self.kube.list_routes():
+            route = parse_route(body, s.gateway_name)
+            if route.gateway != s.gateway_name:
+                continue
+            if s.namespaces and route.namespace not in s.namespaces:
+                continue
+            if (body.get("metadata") or {}).get("deletionTimestamp"):
+                continue  # on its way out: leave it out of the config now
+            found.append((route, body))
+        return found
+
+    def reconcile(self) -> PassResult:
+        """One blocking pass. Raises PublishError (retry later) or BaseConfigError."""
+        pairs = self._routes()
+        routes = [r for r, _ in pairs]
+        refs = referenced_secrets(routes)
+        self.referenced = frozenset(refs)
+        secrets = {ref: self.kube.read_secret(*ref) for ref in sorted(refs)}
+        published = self.kube.read_published()
+        rendered = render(routes, secrets, self.base, gateway=self.settings.gateway_name,
+                          generation=published.generation + 1)
+        result = PassResult()
+        if published.secret_hash != secret_hash(rendered.secret_data):
+            # Keys first: a gateway that sees the new document already finds its keys.
+            self.kube.publish_secret(rendered.secret_data, self.kube.current_secret_keys())
+            self.writes += 1
+        if rendered.checksum != published.checksum:
+            self.kube.publish_config(rendered.document, rendered.checksum, published.generation + 1)
+            self.writes += 1
+            result.published = True
+            logger.info("published config %s (generation %d, %d models)", rendered.checksum,
+                        published.generation + 1, len(rendered.config.spec.models))
+        self.history.record(rendered.checksum, rendered.served)
+        pods = self.kube.gateway_pods()
+        checksums = probe_all(pods, self.settings.readyz_timeout_seconds)
+        rollouts = self.history.count(checksums, ((r.key, r.generation) for r in routes))
+        now = self.now()
+        for route, body in pairs:
+            verdict = rendered.verdicts[route.key]
+            rollout = rollouts.get(route.key, Rollout(0, len(pods)))
+            previous = body.get("status")
+            status, changes = build_status(route, verdict, rollout, previous, now)
+            if verdict.included and rollout.serving < rollout.total:
+                result.rolling_out = True
+            if status_differs(status, previous):
+                self.kube.patch_route_status(route.namespace, route.name, status)
+            result.events.extend((_event_ref(body), change) for change in changes)
+        self._post_events(result.events, now)
+        return result
+
+    def _post_events(self, events: list[tuple[dict[str, Any], ConditionChange]], now: str) -> None:
+        for ref, change in events:
+            try:
+                self.kube.post_event(ref, change.event_type, change.reason,
+                                     f"{change.type}={change.status}: {change.message}", now)
+            except PublishError as exc:  # an Event is a courtesy; the status already says it
+                logger.warning("could not post an Event: %s", exc)
+
+
+def _event_ref(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid") if meta.get(k)}}
+
+
+async def run_loop(reconciler: Reconciler, wakeup: asyncio.Event) -> None:
+    """Forever: wait for a trigger, debounce, run a pass in a thread."""
+    s = reconciler.settings
+    loop = asyncio.get_running_loop()
+    rollout_until = 0.0
+    while True:
+        await wakeup.wait()
+        started = loop.time()
+        while True:  # debounce: wait for quiet, but never longer than the cap
+            wakeup.clear()
+            remaining = min(s.debounce_seconds, started + s.debounce_max_seconds - loop.time())
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(wakeup.wait(), remaining)
+            except TimeoutError:
+                break
+        wakeup.clear()
+        try:
+            result = await asyncio.to_thread(reconciler.reconcile)
+        except PublishError as exc:
+            logger.warning("reconcile failed, retrying in %.0fs: %s", exc.delay, exc)
+            loop.call_later(exc.delay, wakeup.set)
+            continue
+        except BaseConfigError as exc:
+            logger.error("nothing published: %s", exc)
+            continue
+        except Exception:  # the loop must survive surprises; the next pass may succeed
+            logger.exception("reconcile failed unexpectedly, retrying in %.0fs", _RETRY_DELAY)
+            loop.call_later(_RETRY_DELAY, wakeup.set)
+            continue
+        if result.published:
+            rollout_until = loop.time() + s.rollout_deadline_seconds
+        if result.rolling_out and loop.time() < rollout_until:
+            loop.call_later(s.rollout_poll_seconds, wakeup.set)

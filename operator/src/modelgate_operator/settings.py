@@ -1,0 +1,114 @@
+"""Operator settings, parsed once from the environment (names fixed in docs/architecture.md).
+
+A frozen dataclass with the unit and the reason for each default on the field. Only
+:func:`OperatorSettings.from_env` reads the environment; nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the operator cannot use."""
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not a number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}: must be >= {minimum}")
+    return value
+
+
+def _selector(raw: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise SettingsError(
+                f"MODELGATE_OPERATOR_GATEWAY_POD_SELECTOR: {part!r} is not key=value")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSettings:
+    gateway_name: str = "modelgate"
+    """Gateway this operator renders for; routes attach by spec.gatewayRef.name."""
+    gateway_namespace: str = "default"
+    """Namespace of the gateway's ConfigMap, Secret, Deployment and pods."""
+    configmap: str = "modelgate-gateway-config"
+    """ConfigMap receiving the rendered document under key ``config.json``."""
+    secret: str = "modelgate-gateway-upstream-keys"  # noqa: S105 (an object name)
+    """Secret receiving the upstream API keys copied from the routes' Secrets."""
+    gateway_deployment: str = "modelgate-gateway"
+    """Owner of the ConfigMap and Secret, so they are garbage-collected with the gateway."""
+    pod_selector: Mapping[str, str] = field(
+        default_factory=lambda: {"app.kubernetes.io/component": "gateway"})
+    """Labels of the gateway pods whose /readyz the rollout status counts."""
+    base_config: str | None = None
+    """Path of a base document (auth, limits, ...); models and deployments are added to it."""
+    namespaces: tuple[str, ...] = ()
+    """Namespaces whose ModelRoutes are watched; empty means all namespaces."""
+    peering: str = "modelgate"
+    """kopf peering object name: replicas sharing it never act at the same time."""
+    priority: int = 0
+    """kopf peering priority. Replicas need distinct ones (equal priorities pause everybody),
+    so the default is drawn at random per process: the highest live replica acts."""
+    debounce_seconds: float = 0.5
+    """Quiet time after a change before rendering: a burst of applies becomes one write."""
+    debounce_max_seconds: float = 2.0
+    """Upper bound on the debounce, so a steady trickle of changes still gets published."""
+    rollout_poll_seconds: float = 1.0
+    """Period of /readyz polling while a new config is rolling out."""
+    rollout_deadline_seconds: float = 120.0
+    """How long to keep polling after a publish before waiting for the next change."""
+    readyz_timeout_seconds: float = 2.0
+    """Timeout of one /readyz request; a slow pod counts as not serving."""
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> OperatorSettings:
+        """Settings from environment variables; raises :class:`SettingsError` on bad values."""
+        gateway = env.get("MODELGATE_OPERATOR_GATEWAY_NAME", "").strip() or "modelgate"
+        namespace = (env.get("MODELGATE_OPERATOR_GATEWAY_NAMESPACE", "").strip()
+                     or env.get("POD_NAMESPACE", "").strip() or "default")
+        namespaces = tuple(sorted({
+            n.strip() for n in env.get("MODELGATE_OPERATOR_NAMESPACES", "").split(",") if n.strip()
+        }))
+        priority_raw = env.get("MODELGATE_OPERATOR_PEERING_PRIORITY", "").strip()
+        try:
+            priority = int(priority_raw) if priority_raw else random.randint(1, 2**31 - 1)
+        except ValueError:
+            raise SettingsError(f"MODELGATE_OPERATOR_PEERING_PRIORITY: {priority_raw!r} "
+                                "is not an integer") from None
+        debounce = _float(env, "MODELGATE_OPERATOR_DEBOUNCE_SECONDS", 0.5, 0.0)
+        return cls(
+            gateway_name=gateway,
+            gateway_namespace=namespace,
+            configmap=(env.get("MODELGATE_OPERATOR_CONFIGMAP", "").strip()
+                       or f"{gateway}-gateway-config"),
+            secret=(env.get("MODELGATE_OPERATOR_SECRET", "").strip()
+                    or f"{gateway}-gateway-upstream-keys"),
+            gateway_deployment=(env.get("MODELGATE_OPERATOR_GATEWAY_DEPLOYMENT", "").strip()
+                                or f"{gateway}-gateway"),
+            pod_selector=_selector(env.get("MODELGATE_OPERATOR_GATEWAY_POD_SELECTOR",
+                                           "app.kubernetes.io/component=gateway")),
+            base_config=env.get("MODELGATE_OPERATOR_BASE_CONFIG", "").strip() or None,
+            namespaces=namespaces,
+            peering=env.get("MODELGATE_OPERATOR_PEERING", "").strip() or "modelgate",
+            priority=priority,
+            debounce_seconds=debounce,
+            debounce_max_seconds=max(debounce, 2.0),
+        )

@@ -1,0 +1,101 @@
+"""kmock's Kubernetes emulator set up for ModelGate: resources, kubeconfig, the operator in-process.
+
+The operator runs as an asyncio task in the test's loop (kopf.operator, standalone, no peering);
+the blocking ``kubernetes`` client talks to the emulator from kopf's worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import kmock
+import kopf
+import yaml
+
+ROUTES = "modelgate.dev/v1alpha1/modelroutes"
+GATEWAY_NS = "modelgate"
+CONFIGMAP = "modelgate-gateway-config"
+SECRET = "modelgate-gateway-upstream-keys"
+
+
+def declare_resources(emulator: Any) -> None:
+    info = kmock.ResourceInfo
+    res = emulator.resources
+    res[ROUTES] = info(kind="ModelRoute", namespaced=True, subresources={"status"},
+                       verbs={"get", "list", "watch", "create", "patch", "delete"})
+    for plural, kind in [("secrets", "Secret"), ("configmaps", "ConfigMap"), ("pods", "Pod"),
+                         ("events", "Event")]:
+        res[f"v1/{plural}"] = info(kind=kind, namespaced=True,
+                                   verbs={"get", "list", "watch", "create", "patch", "delete"})
+    res["apps/v1/deployments"] = info(kind="Deployment", namespaced=True,
+                                      verbs={"get", "list", "watch", "create", "patch"})
+    res["v1/namespaces"] = info(kind="Namespace", namespaced=False, verbs={"get", "list", "watch"})
+
+
+def write_kubeconfig(path: Path, server: str) -> None:
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
+        "clusters": [{"name": "kmock", "cluster": {"server": server}}],
+        "users": [{"name": "kmock", "user": {"token": "kmock-token"}}],
+        "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "kmock"}}],
+    }))
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
+    """Poll an in-memory predicate until it is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        await asyncio.sleep(0.02)
+
+
+def obj(emulator: Any, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+    key = (kmock.resource(resource), namespace, name)
+    if key not in emulator.objects or emulator.objects[key].deleted:
+        return None
+    raw: dict[str, Any] = emulator.objects[key].raw
+    return raw
+
+
+async def api(emulator: Any, method: str, path: str, body: Any = None) -> Any:
+    headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
+    async with emulator.request(method, path, json=body, headers=headers) as response:
+        assert response.status < 300, (method, path, response.status, await response.text())
+        return await response.json()
+
+
+async def create_route(emulator: Any, body: dict[str, Any]) -> None:
+    ns = body["metadata"]["namespace"]
+    await api(emulator, "POST", f"/apis/modelgate.dev/v1alpha1/namespaces/{ns}/modelroutes", body)
+
+
+async def create_core(emulator: Any, plural: str, body: dict[str, Any]) -> None:
+    ns = body["metadata"]["namespace"]
+    await api(emulator, "POST", f"/api/v1/namespaces/{ns}/{plural}", body)
+
+
+@contextlib.asynccontextmanager
+async def running_operator(settings: Any) -> AsyncIterator[None]:
+    from modelgate_operator import handlers  # noqa: F401  (registers the handlers)
+
+    ready = asyncio.Event()
+    task = asyncio.create_task(kopf.operator(
+        clusterwide=True, standalone=True, ready_flag=ready,
+        memo=kopf.Memo(operator_settings=settings),
+    ))
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
