@@ -58,9 +58,9 @@ class Reloader:
         previous = self.state.runtime
         await self.state.stores.configure(runtime.redis_url, runtime.redis_password, runtime.state_ttl_seconds)
         self.state.runtime = runtime
-        origins = {d.origin for d in runtime.deployments.values()}
+        pools = {d.pool_key for d in runtime.deployments.values()}
         grace = max((d.total_seconds for d in runtime.deployments.values()), default=60.0)
-        self.state.pools.retire_unused(origins, grace)
+        self.state.pools.retire_unused(pools, grace)
         self.state.board.prune(runtime.deployments)
         if previous is None or previous.checksum != runtime.checksum:
             log.info("applied config %s from %s (%d models, %d deployments)", runtime.checksum,

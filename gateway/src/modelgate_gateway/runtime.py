@@ -58,7 +58,9 @@ class DeploymentRuntime:
     base_url: str
     """Without trailing slash; paths like ``/responses`` are appended."""
     origin: str
-    """scheme://host:port, the connection-pool key."""
+    """scheme://host:port."""
+    pool_key: str
+    """Connection-pool key: the deployment's name and origin."""
     model: str
     headers: Mapping[str, str]
     """Auth and extra headers, ready to send."""
@@ -175,6 +177,7 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
             api=dep.api,
             base_url=base_url,
             origin=_origin(base_url) if base_url else "mock://",
+            pool_key=f"{dep.name} {_origin(base_url) if base_url else 'mock://'}",
             model=dep.model,
             headers=headers,
             query=dict(dep.query_params),

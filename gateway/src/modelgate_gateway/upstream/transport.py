@@ -107,11 +107,11 @@ def json_error(status: int, message: str, code: str | None = None, param: str | 
 
 
 class Pools:
-    """One ClientSession (one keep-alive connection pool) per upstream origin.
+    """One ClientSession (one keep-alive connection pool) per deployment.
 
-    Keyed by origin rather than deployment so a reload that edits a weight or rotates a key keeps
-    warm connections; sessions of origins no config uses any more are closed after a grace period
-    long enough for in-flight streams to end.
+    Keyed by the deployment's stable name and its origin, so a reload that edits a weight or
+    rotates a key keeps warm connections while a changed URL gets a fresh pool; pools no config
+    uses any more are closed after a grace period long enough for in-flight streams to end.
     """
 
     def __init__(self) -> None:
@@ -119,7 +119,7 @@ class Pools:
         self._closing: set[asyncio.Task[None]] = set()
 
     def session(self, dep: DeploymentRuntime) -> aiohttp.ClientSession:
-        session = self._sessions.get(dep.origin)
+        session = self._sessions.get(dep.pool_key)
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(
                 limit=0,  # concurrency is capped per deployment by the executor, not here
@@ -133,12 +133,12 @@ class Pools:
                 auto_decompress=False,
                 timeout=aiohttp.ClientTimeout(total=None),
             )
-            self._sessions[dep.origin] = session
+            self._sessions[dep.pool_key] = session
         return session
 
-    def retire_unused(self, origins: set[str], grace_seconds: float) -> None:
-        for origin in [o for o in self._sessions if o not in origins]:
-            session = self._sessions.pop(origin)
+    def retire_unused(self, keys: set[str], grace_seconds: float) -> None:
+        for key in [k for k in self._sessions if k not in keys]:
+            session = self._sessions.pop(key)
             task = asyncio.get_running_loop().create_task(self._close_later(session, grace_seconds))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
