@@ -131,21 +131,3 @@ async def secret_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, *
         return
     runtime.changed("secret", body, body.get("data"))
 
-
-@kopf.on.event("", "v1", "pods")
-async def pod_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A gateway pod appeared, went away or changed address or readiness: recount the rollout."""
-    runtime = _runtime(memo)
-    s = runtime.settings
-    meta = body.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    if meta.get("namespace") != s.gateway_namespace:
-        return
-    if any(labels.get(k) != v for k, v in s.pod_selector.items()):
-        return
-    if event.get("type") == "DELETED":
-        runtime.forget("pod", body)
-        return
-    status = body.get("status") or {}
-    runtime.changed("pod", body, [status.get("podIP"), status.get("phase"),
-                                  status.get("conditions"), meta.get("deletionTimestamp")])

@@ -1,6 +1,6 @@
 """``modelgate-operator``: parse settings once, then hand the process to kopf.
 
-Scope (all namespaces or a list, plus the gateway's own namespace for its pods), peering and the
+Scope (all namespaces or a list), peering and the
 liveness endpoint are decided here; the handlers live in :mod:`.handlers`.
 """
 
@@ -19,10 +19,10 @@ LIVENESS_ENDPOINT = "http://0.0.0.0:8080/healthz"
 
 
 def kopf_namespaces(settings: OperatorSettings) -> list[str]:
-    """Namespaces kopf watches: the configured ones plus the gateway's (for its pods)."""
+    """Namespaces kopf watches (empty: all). Gateway pods are listed, never watched."""
     if settings.clusterwide:
         return []
-    return sorted({*settings.namespaces, settings.gateway_namespace})
+    return sorted(settings.namespaces)
 
 
 def main() -> int:

@@ -9,6 +9,7 @@ blocking pass runs in a worker thread; :mod:`.handlers` owns the task and posts 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 from collections.abc import Callable, Mapping
@@ -138,8 +139,9 @@ async def run_loop(reconciler: Reconciler, wakeup: asyncio.Event) -> None:
     s = reconciler.settings
     loop = asyncio.get_running_loop()
     rollout_until = 0.0
-    while True:
-        await wakeup.wait()
+    while True:  # one pass per trigger (or per resync period); ends when the task is cancelled
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wakeup.wait(), s.resync_seconds)
         started = loop.time()
         while True:  # debounce: wait for quiet, but never longer than the cap
             wakeup.clear()

@@ -71,6 +71,9 @@ class OperatorSettings:
     """Period of /readyz polling while a new config is rolling out."""
     rollout_deadline_seconds: float = 120.0
     """How long to keep polling after a publish before waiting for the next change."""
+    resync_seconds: float = 30.0
+    """Period of a full pass without any trigger: picks up new or restarted gateway pods for the
+    rollout count without watching pods (which would need cluster-wide pod read access)."""
     readyz_timeout_seconds: float = 2.0
     """Timeout of one /readyz request; a slow pod counts as not serving."""
 
@@ -111,4 +114,5 @@ class OperatorSettings:
             priority=priority,
             debounce_seconds=debounce,
             debounce_max_seconds=max(debounce, 2.0),
+            resync_seconds=_float(env, "MODELGATE_OPERATOR_RESYNC_SECONDS", 30.0, 1.0),
         )

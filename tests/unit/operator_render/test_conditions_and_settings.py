@@ -82,7 +82,7 @@ def test_settings_from_env_follow_the_contract() -> None:
         "mg", "edge-gateway-config", "edge-gateway-upstream-keys", "edge-gateway")
     assert s.namespaces == ("a", "b") and s.priority == 7 and s.peering == "modelgate"
     assert dict(s.pod_selector) == {"app.kubernetes.io/component": "gateway"}
-    assert kopf_namespaces(s) == ["a", "b", "mg"]
+    assert kopf_namespaces(s) == ["a", "b"]
     default = OperatorSettings.from_env({})
     assert default.clusterwide and kopf_namespaces(default) == []
     assert default.priority > 0  # random, so two replicas never tie
