@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from multidict import CIMultiDict
 
 
 @dataclass
@@ -38,7 +39,8 @@ class Behaviour:
 class Seen:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: CIMultiDict[str]
+    """Case-insensitive, as HTTP headers are."""
     body: dict[str, Any] | None
     query: dict[str, str]
 
@@ -88,7 +90,7 @@ class FakeResponsesUpstream:
     async def _note(self, request: web.Request) -> dict[str, Any] | None:
         body = await request.read()
         parsed = orjson.loads(body) if body else None
-        self.seen.append(Seen(request.method, request.path, dict(request.headers), parsed, dict(request.query)))
+        self.seen.append(Seen(request.method, request.path, CIMultiDict(request.headers), parsed, dict(request.query)))
         return parsed
 
     def _response(self, body: dict[str, Any], text: str, omit_usage: bool) -> dict[str, Any]:

@@ -94,3 +94,22 @@ async def test_hot_reload_under_load_drops_no_request_and_bad_config_keeps_last_
     assert failures == []
     assert sum(counts) > 8
     assert upstream_a.creates and upstream_b.creates
+
+
+async def test_full_deployment_is_skipped_until_a_slot_frees(gateway, upstream_a, upstream_b) -> None:
+    from fake_responses_upstream import Behaviour
+
+    upstream_a.script = [Behaviour(token_delay=0.05)]
+    doc = config_doc([deployment("a", upstream_a.base_url, maxConcurrentRequests=1),
+                      deployment("b", upstream_b.base_url)],
+                     [{"name": "gpt-4o", "targets": [{"deployment": "a", "weight": 1}, {"deployment": "b", "weight": 0}]}])
+    gw = await gateway(doc)
+    async with gw.client() as client:
+        stream = await client.responses.create(model="gpt-4o", input="slow", stream=True)
+        first = await anext(aiter(stream))  # a is busy with this stream
+        assert first.type == "response.created"
+        raw = await client.responses.with_raw_response.create(model="gpt-4o", input="next")
+        assert raw.headers["x-modelgate-deployment"] == "b"
+        _ = [e async for e in stream]
+        raw = await client.responses.with_raw_response.create(model="gpt-4o", input="after")
+        assert raw.headers["x-modelgate-deployment"] == "a"

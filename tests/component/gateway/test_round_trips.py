@@ -23,6 +23,7 @@ async def test_non_streaming_round_trip_maps_model_and_signs_id(gateway, upstrea
     assert raw.headers["x-modelgate-deployment"] == "a"
     assert raw.headers["x-modelgate-attempts"] == "1"
     assert raw.headers["x-request-id"].startswith("req_")
+    assert upstream_a.creates[-1].headers["X-Request-Id"] == raw.headers["x-request-id"]
     assert response.usage is not None and response.usage.output_tokens == 6
 
 
@@ -63,3 +64,15 @@ async def test_request_fields_reach_upstream_unchanged(gateway, upstream_a) -> N
     assert sent["model"] == "up-a"
     assert sent["input"] == inputs and sent["instructions"] == "Be brief." and sent["tools"] == tools
     assert sent["metadata"] == {"team": "x"} and sent["temperature"] == 0.25 and sent["user"] == "user-42"
+
+
+async def test_client_request_id_is_kept_and_end_user_header_is_attributed(gateway, upstream_a) -> None:
+    gw = await gateway(_single(upstream_a))
+    async with gw.client() as client:
+        raw = await client.responses.with_raw_response.create(
+            model="gpt-4o", input="hi", extra_headers={"X-Request-Id": "trace-123", "X-Modelgate-End-User": "erin"})
+    assert raw.headers["x-request-id"] == "trace-123"
+    assert upstream_a.creates[-1].headers["X-Client-Request-Id"] == "trace-123"
+    cost = gw.registry.get_sample_value("modelgate_cost_usd_total", {
+        "model": "gpt-4o", "deployment": "a", "key": "test", "end_user": "erin", "estimated": "false"})
+    assert cost is not None
