@@ -19,6 +19,7 @@ from pathlib import Path
 import openai
 import pytest
 import yaml
+
 from fake_responses_upstream import Behaviour, FakeResponsesUpstream
 from gateway_process import ROOT, GatewayProcess
 from prometheus_server import PrometheusServer, prometheus_launcher
