@@ -112,7 +112,7 @@ def test_schema_command_prints_the_checked_in_json_schema() -> None:
 
 
 async def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
-    gateway = GatewayProcess(_slow_mock_config(tmp_path), "--workers", "2")
+    gateway = GatewayProcess(_slow_mock_config(tmp_path), "--workers", "2", metrics_ports=2)
     await asyncio.to_thread(gateway.start, 30)
     try:
         async with AsyncOpenAI(base_url=gateway.base_url, api_key="any", max_retries=0) as client:
@@ -121,8 +121,7 @@ async def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> N
                                              for i in range(8)))
             assert all(r.output_text == first.output_text for r in results)
         for port in (gateway.metrics_port, gateway.metrics_port + 1):  # one metrics port per worker
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-                assert resp.status == 200
+            await asyncio.to_thread(gateway.wait_for_port, port)
         gateway.terminate()
         assert await asyncio.to_thread(gateway.wait, 30) == 0
     finally:

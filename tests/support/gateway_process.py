@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -21,14 +22,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """First of ``count`` consecutive free loopback ports (workers use metrics_port + i)."""
+    for _ in range(200):  # bounded search
+        first = free_port()
+        try:
+            socks = []
+            for offset in range(count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", first + offset))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no run of free ports found")
+
+
 class GatewayProcess:
-    def __init__(self, config: Path | str, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path | str, *extra: str, env: dict[str, str] | None = None,
+                 metrics_ports: int = 1) -> None:
         self.port = free_port()
-        self.metrics_port = free_port()
+        self.metrics_port = free_ports(metrics_ports)
         self.args = [sys.executable, "-m", "modelgate_gateway", "--config", str(config),
                      "--port", str(self.port), "--metrics-port", str(self.metrics_port), *extra]
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.stdout_path = Path(tempfile.mkstemp(prefix="modelgate-stdout-")[1])
+        self.stderr_path = Path(tempfile.mkstemp(prefix="modelgate-stderr-")[1])
 
     @property
     def base_url(self) -> str:
@@ -37,12 +60,13 @@ class GatewayProcess:
     def start(self, timeout: float = 15) -> float:
         """Start and wait until /readyz answers 200; returns the seconds it took."""
         started = time.monotonic()
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+        # Files, not pipes: the request log goes to stdout and an undrained pipe would block it.
+        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=out, stderr=err)
         deadline = started + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited early: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+                raise RuntimeError(f"gateway exited early: {self.stderr_path.read_text()}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as resp:
                     if resp.status == 200:
@@ -51,6 +75,19 @@ class GatewayProcess:
                 pass
             time.sleep(0.02)
         raise TimeoutError("gateway did not become ready")
+
+    def wait_for_port(self, port: int, path: str = "/metrics", timeout: float = 15) -> None:
+        """Poll another listener of the process (a worker's metrics port) until it answers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.02)
 
     def terminate(self) -> None:
         assert self.proc is not None
@@ -63,6 +100,8 @@ class GatewayProcess:
     def stop(self) -> tuple[bytes, bytes]:
         if self.proc is None:
             return b"", b""
+        if self.proc.returncode is not None and not self.stdout_path.exists():
+            return b"", b""  # already stopped and collected
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -70,4 +109,8 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        return self.proc.communicate()
+        self.proc.wait(5)
+        out, err = self.stdout_path.read_bytes(), self.stderr_path.read_bytes()
+        self.stdout_path.unlink(missing_ok=True)
+        self.stderr_path.unlink(missing_ok=True)
+        return out, err
