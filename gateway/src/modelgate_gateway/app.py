@@ -46,12 +46,12 @@ def _routes(app: web.Application) -> None:
 
 
 def make_app(state: GatewayState, source: ConfigSource | None = None,
-             listener: ReloadListener | None = None) -> web.Application:
+             listener: ReloadListener | None = None, reload_interval_seconds: float = 2.0) -> web.Application:
     app = web.Application()
     app[STATE] = state
     _routes(app)
     if source is not None:
-        app[RELOADER] = Reloader(state, source, listener)
+        app[RELOADER] = Reloader(state, source, listener, reload_interval_seconds)
         app.cleanup_ctx.append(_run_reloader)
     app.on_shutdown.append(_start_draining)
     app.cleanup_ctx.append(_close_pools)

@@ -81,7 +81,7 @@ async def serve(settings: GatewaySettings, worker: int = 0) -> int:
     shared_key = os.environ.get("MODELGATE_EPHEMERAL_SIGNING_KEY")  # set by the workers' parent
     if shared_key:
         state.ephemeral_signing_key = bytes.fromhex(shared_key)
-    app = make_app(state, _build_source(settings), observer)
+    app = make_app(state, _build_source(settings), observer, settings.reload_interval_seconds)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
                            shutdown_timeout=settings.shutdown_grace_seconds)
     await runner.setup()
