@@ -153,3 +153,47 @@ async def test_failing_deployment_is_cooled_down_then_probed_again(gateway, upst
     assert not gw.state.board.cooling_down("a", time.monotonic())
     cooldowns = gw.registry.get_sample_value("modelgate_cooldowns_total", {"deployment": "a"})
     assert cooldowns == 1
+
+
+async def test_streamed_request_falls_back_to_the_fallback_model(gateway, upstream_a, upstream_b) -> None:
+    upstream_a.script = [Behaviour(status=503)]
+    doc = config_doc(
+        [deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
+        [{"name": "gpt-4o", "targets": [{"deployment": "a"}], "fallbacks": ["gpt-4o-mini"]},
+         {"name": "gpt-4o-mini", "targets": [{"deployment": "b"}]}])
+    gw = await gateway(doc)
+    async with gw.client() as client:
+        raw = await client.responses.with_raw_response.create(model="gpt-4o", input="hi", stream=True)
+        events = [e async for e in raw.parse()]
+    assert raw.headers["x-modelgate-deployment"] == "b"
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text == "Bravo replies with a different sentence here"
+
+
+async def test_total_deadline_bounds_the_whole_request(gateway, upstream_a, upstream_b) -> None:
+    upstream_a.script = [Behaviour(hang=True)]
+    upstream_b.script = [Behaviour(hang=True)]
+    doc = _two(upstream_a, upstream_b, retry={"totalTimeoutSeconds": 0.4, "maxAttempts": 5})
+    doc["spec"]["deployments"][0]["timeouts"] = {"firstByteSeconds": 30}
+    doc["spec"]["deployments"][1]["timeouts"] = {"firstByteSeconds": 30}
+    gw = await gateway(doc)
+    started = time.monotonic()
+    async with gw.client() as client:
+        with pytest.raises(openai.APIStatusError) as caught:
+            await client.responses.create(model="gpt-4o", input="hi")
+    assert caught.value.status_code == 504
+    assert time.monotonic() - started < 3  # not the 30 s first-byte timeout of either deployment
+
+
+async def test_every_deployment_at_capacity_is_a_503(gateway, upstream_a) -> None:
+    upstream_a.script = [Behaviour(token_delay=0.05)]
+    doc = config_doc([deployment("a", upstream_a.base_url, maxConcurrentRequests=1)],
+                     [{"name": "gpt-4o", "targets": [{"deployment": "a"}]}])
+    gw = await gateway(doc)
+    async with gw.client() as client:
+        stream = await client.responses.create(model="gpt-4o", input="slow", stream=True)
+        assert (await anext(aiter(stream))).type == "response.created"
+        with pytest.raises(openai.APIStatusError) as caught:
+            await client.responses.create(model="gpt-4o", input="no room")
+        _ = [e async for e in stream]
+    assert caught.value.status_code == 503 and caught.value.body["code"] == "no_capacity"

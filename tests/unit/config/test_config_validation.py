@@ -54,6 +54,7 @@ CASES = [
     (_with("spec.deployments.0.timeouts", {"connectSeconds": 0}), "spec.deployments[0].timeouts.connectSeconds"),
     (_with("spec.auth.keys", [{"name": "k"}]), "spec.auth.keys[0]: set exactly one of sha256 and valueFrom"),
     (_with("spec.deployments.0.credentials", {"value": "sk-inline"}), "spec.deployments[0].credentials"),
+    (_with("spec.state", {"redisUrl": "redis://:hunter2@redis:6379/0"}), "spec.state.redisUrl: credentials do not belong"),
     (_with("metadata", {"checksum": "sha256:" + "0" * 64}), "metadata.checksum: sha256:" + "0" * 64 + " does not match the spec"),
 ]
 

@@ -79,6 +79,14 @@ def _model_errors(config: GatewayConfig) -> list[str]:
     return errors
 
 
+def _state_errors(config: GatewayConfig) -> list[str]:
+    url = config.spec.state.redis_url
+    if url and "@" in url.split("://", 1)[-1].split("/", 1)[0]:
+        return ["spec.state.redisUrl: credentials do not belong in the URL (the document is not "
+                "secret); put the password in spec.state.redisPassword as a secret reference"]
+    return []
+
+
 def _key_errors(config: GatewayConfig) -> list[str]:
     # A key's model allowlist may name models that no route serves right now: routes come and go
     # (the operator renders them), and a key must not make the whole document invalid meanwhile.
@@ -99,4 +107,4 @@ def semantic_errors(config: GatewayConfig) -> list[str]:
         errors.append(f"spec.models[{index}].name: duplicate model name {name!r}")
     for index, name in _duplicates(k.name for k in spec.auth.keys):
         errors.append(f"spec.auth.keys[{index}].name: duplicate key name {name!r}")
-    return errors + _deployment_errors(config) + _model_errors(config) + _key_errors(config)
+    return errors + _deployment_errors(config) + _model_errors(config) + _key_errors(config) + _state_errors(config)

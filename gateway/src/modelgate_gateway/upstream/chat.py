@@ -47,6 +47,12 @@ class StateUnavailable(GatewayError):
     code = "state_store_unavailable"
 
 
+def _unavailable(exc: StateStoreError) -> StateUnavailable:
+    # The store's own message names hosts and ports: log it, tell the client only what failed.
+    log.warning("conversation state store failed: %s", exc)
+    return StateUnavailable("Conversation state is temporarily unavailable; retry later.")
+
+
 class StoreHolder:
     """The conversation store of the current config, replaced when its Redis URL changes."""
 
@@ -89,7 +95,7 @@ class ChatTransport:
         try:
             stored = await store.get(str(previous))
         except StateStoreError as exc:
-            raise StateUnavailable(f"Conversation state is unavailable: {exc}.") from None
+            raise _unavailable(exc) from None
         if stored is None:
             raise InvalidRequest(f"Previous response with id '{previous}' not found.",
                                  param="previous_response_id", code="previous_response_not_found")
@@ -124,7 +130,7 @@ class ChatTransport:
                 await store.delete(parts[1])
                 return MemoryReply(200, orjson.dumps({"id": parts[1], "object": "response", "deleted": True}))
         except StateStoreError as exc:
-            raise StateUnavailable(f"Conversation state is unavailable: {exc}.") from None
+            raise _unavailable(exc) from None
         if method == "GET" and parts[2:] == ["input_items"]:
             return MemoryReply(200, orjson.dumps(_page(stored.input_items, query)))
         if method == "POST" and parts[2:] == ["cancel"]:
