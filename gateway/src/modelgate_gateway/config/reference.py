@@ -41,7 +41,22 @@ upstreams (vLLM, TGI, llama.cpp, Ollama, older OpenAI-compatible servers) are se
 translator: the request becomes a Chat Completions body, the reply (plain or streamed) becomes a
 Responses object or event stream. What translates, what is refused with a 400 naming the field, and
 how conversation state is kept (the `state` section, Redis) is in [translation.md](translation.md).
-Both kinds can serve one model and fall back to each other.
+Both kinds can serve one model and fall back to each other. In short:
+
+| Responses request field | sent to a `chat_completions` upstream as |
+|---|---|
+| `instructions` | a leading `system` message |
+| `input` (text, message items with text, image, file and audio parts) | `messages` (`developer` role as `system`) |
+| `function_call` / `function_call_output` items | assistant `tool_calls` / `tool` messages |
+| `tools` of type `function`, `tool_choice`, `parallel_tool_calls` | the chat equivalents |
+| built-in tools (`web_search`, `file_search`, `computer_use`, `code_interpreter`, MCP, …) | refused: 400 naming the field |
+| `temperature`, `top_p`, `max_output_tokens`, `text.format`, `reasoning.effort`, `user` | `temperature`, `top_p`, `max_completion_tokens`, `response_format`, `reasoning_effort`, `user` |
+| `previous_response_id` | the stored conversation (Redis, `state`) replayed as messages; 400 without a state store |
+| `stream: true` | `stream` with usage in the last chunk, re-emitted as the full Responses event sequence |
+| `background`, `conversation`, `prompt`, `truncation: auto`, unknown fields | refused: 400 naming the field |
+
+Usage maps `prompt_tokens` → `input_tokens` (cached tokens included), `completion_tokens` →
+`output_tokens` (reasoning tokens included), so cost is accounted the same way for both kinds.
 
 **Providers.** `provider` decides the auth header (`api-key` for `azure-openai`, `Authorization:
 Bearer` otherwise) and `mock` answers in-process with canned text (no `baseUrl`), for the
