@@ -7,6 +7,7 @@ import yaml
 
 from chart_crds import CHART_CRDS, CHART_ONLY, MODELROUTE_CRD, ROOT, SOURCE, source_crds
 from chart_helm import kinds, render
+from chart_kube import KUBERNETES_VERSIONS
 
 
 def test_modelroute_crd_source_exists() -> None:
@@ -35,7 +36,8 @@ def test_every_chart_crd_is_a_valid_v1_crd() -> None:
     assert ("modelroutes.modelgate.dev" in names) == (SOURCE / MODELROUTE_CRD).is_file()
     for crd in crds:
         assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
-        kubernetes_validate.validate(crd, "1.33", strict=True)
+        for version in KUBERNETES_VERSIONS:
+            kubernetes_validate.validate(crd, version, strict=True)
         group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
         assert crd["metadata"]["name"] == f"{plural}.{group}"
         assert sum(v["storage"] for v in crd["spec"]["versions"]) == 1

@@ -1,5 +1,6 @@
 """RBAC rules, asserted exactly: the gateway reads only its own ConfigMap and Secret; the operator
-gets what the architecture lists and nothing more."""
+gets what its code and kopf call (docs/install.md §7) and nothing more, cluster-wide only when it
+watches every namespace."""
 
 from typing import Any
 
@@ -44,36 +45,52 @@ def test_gateway_has_no_cluster_wide_permissions() -> None:
         assert [b["roleRef"]["name"] for b in gateway_bindings] == ["modelgate-gateway"]
 
 
+# Rules a route namespace needs, cluster-wide by default or per watched namespace: kopf lists and
+# watches routes and Secrets (on.event handlers only: no get, no patch of the route itself); the
+# operator patches route status, reads referenced Secrets and posts core/v1 Events.
+ROUTE_RULES = [
+    (("modelgate.dev",), ("modelroutes",), (), ("list", "watch")),
+    (("modelgate.dev",), ("modelroutes/status",), (), ("patch",)),
+    (("",), ("secrets",), (), ("get", "list", "watch")),
+    (("",), ("events",), (), ("create",)),
+]
+CRDS_RULE = (("apiextensions.k8s.io",), ("customresourcedefinitions",), (), ("list", "watch"))
+
+
+def _restricted() -> tuple[dict[str, Any], ...]:
+    return render((next(p for p in CI_VALUES if "restricted-namespaces" in p.name),))
+
+
 def test_operator_cluster_role_is_exact() -> None:
     role = find(render(), "ClusterRole", "modelgate-operator")
     assert _rules(role) == sorted(
         [
-            (("modelgate.dev",), ("modelroutes",), (), ("get", "list", "patch", "watch")),
-            (("modelgate.dev",), ("modelroutes/status",), (), ("get", "patch", "update")),
-            (("",), ("secrets",), (), ("get", "list", "watch")),
-            (("",), ("events",), (), ("create", "patch")),
-            (("events.k8s.io",), ("events",), (), ("create", "patch")),
-            (("",), ("namespaces",), (), ("list", "watch")),
-            (("apiextensions.k8s.io",), ("customresourcedefinitions",), (), ("list", "watch")),
+            *ROUTE_RULES,
+            CRDS_RULE,
             (("kopf.dev",), ("clusterkopfpeerings",), (), ("get", "list", "patch", "watch")),
         ]
     )
 
 
+def test_restricted_operator_cluster_role_keeps_only_kopf_discovery() -> None:
+    role = find(_restricted(), "ClusterRole", "modelgate-operator")
+    assert _rules(role) == sorted([CRDS_RULE, (("",), ("namespaces",), (), ("list", "watch"))])
+
+
 def test_operator_role_in_release_namespace_is_exact() -> None:
-    role = find(render(), "Role", "modelgate-operator")
-    assert role["metadata"]["namespace"] == NAMESPACE
-    assert _rules(role) == sorted(
-        [
-            (("",), ("configmaps",), (), ("create", "get", "list", "watch")),
-            (("",), ("configmaps",), ("modelgate-gateway-config",), ("patch",)),
-            (("",), ("secrets",), (), ("create",)),
-            (("",), ("secrets",), ("modelgate-gateway-upstream-keys",), ("get", "patch")),
-            (("",), ("pods",), (), ("get", "list", "watch")),
-            (("apps",), ("deployments",), (), ("get",)),
-            (("kopf.dev",), ("kopfpeerings",), (), ("get", "list", "patch", "watch")),
-        ]
-    )
+    for objects in (render(), _restricted()):
+        role = find(objects, "Role", "modelgate-operator")
+        assert role["metadata"]["namespace"] == NAMESPACE
+        assert _rules(role) == sorted(
+            [
+                (("",), ("configmaps",), (), ("create",)),
+                (("",), ("configmaps",), ("modelgate-gateway-config",), ("get", "patch")),
+                (("",), ("secrets",), (), ("create",)),
+                (("",), ("secrets",), ("modelgate-gateway-upstream-keys",), ("get", "patch")),
+                (("",), ("pods",), (), ("list",)),
+                (("apps",), ("deployments",), ("modelgate-gateway",), ("get",)),
+            ]
+        )
 
 
 def test_no_role_uses_wildcards_or_escalation_verbs() -> None:
@@ -110,23 +127,36 @@ def test_bindings_point_at_the_component_service_accounts() -> None:
 
 
 def test_restricted_namespaces_get_namespaced_peering_and_its_rbac() -> None:
-    values = next(p for p in CI_VALUES if "restricted-namespaces" in p.name)
-    objects = render((values,))
+    objects = _restricted()
     assert kinds(objects, "ClusterKopfPeering") == []
     peerings = {
         (p["metadata"]["namespace"], p["metadata"]["name"]) for p in kinds(objects, "KopfPeering")
     }
-    assert peerings == {("team-a", "modelgate"), ("team-b", "modelgate"), (NAMESPACE, "modelgate")}
-    for namespace in ("team-a", "team-b"):
-        role = next(r for r in kinds(objects, "Role") if r["metadata"]["namespace"] == namespace)
-        assert _rules(role) == [
-            (("kopf.dev",), ("kopfpeerings",), (), ("get", "list", "patch", "watch"))
-        ]
-        binding = next(
-            b for b in kinds(objects, "RoleBinding") if b["metadata"]["namespace"] == namespace
+    assert peerings == {("team-a", "modelgate"), ("team-b", "modelgate")}
+    watch_roles = [r for r in kinds(objects, "Role") if r["metadata"]["name"].endswith("-watch")]
+    assert sorted(r["metadata"]["namespace"] for r in watch_roles) == ["team-a", "team-b"]
+    for role in watch_roles:
+        assert role["metadata"]["name"] == "modelgate-operator-watch"
+        assert _rules(role) == sorted(
+            [*ROUTE_RULES, (("kopf.dev",), ("kopfpeerings",), (), ("get", "list", "patch", "watch"))]
         )
-        assert binding["roleRef"]["name"] == role["metadata"]["name"]
-        assert binding["subjects"][0]["name"] == "modelgate-operator"
+        binding = find(
+            tuple(
+                b
+                for b in kinds(objects, "RoleBinding")
+                if b["metadata"]["namespace"] == role["metadata"]["namespace"]
+            ),
+            "RoleBinding",
+            "modelgate-operator-watch",
+        )
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "modelgate-operator-watch",
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "modelgate-operator", "namespace": NAMESPACE}
+        ]
     env = {
         e["name"]: e.get("value")
         for e in find(objects, "Deployment", "modelgate-operator")["spec"]["template"]["spec"][
@@ -134,6 +164,32 @@ def test_restricted_namespaces_get_namespaced_peering_and_its_rbac() -> None:
         ][0]["env"]
     }
     assert env["MODELGATE_OPERATOR_NAMESPACES"] == "team-a,team-b"
+
+
+def test_secrets_are_readable_cluster_wide_only_without_watch_namespaces() -> None:
+    for objects, cluster_wide in ((render(), True), (_restricted(), False)):
+        cluster_resources = {
+            res
+            for role in kinds(objects, "ClusterRole")
+            for rule in role["rules"]
+            for res in rule["resources"]
+        }
+        assert ("secrets" in cluster_resources) == cluster_wide
+        assert ("modelroutes" in cluster_resources) == cluster_wide
+
+
+def test_release_namespace_listed_in_watch_namespaces_gets_its_own_watch_role() -> None:
+    objects = render(sets=("operator.watchNamespaces={team-a,modelgate}",))
+    watch_roles = {
+        r["metadata"]["namespace"]
+        for r in kinds(objects, "Role")
+        if r["metadata"]["name"] == "modelgate-operator-watch"
+    }
+    assert watch_roles == {"team-a", NAMESPACE}
+    assert {p["metadata"]["namespace"] for p in kinds(objects, "KopfPeering")} == {
+        "team-a",
+        NAMESPACE,
+    }
 
 
 def test_rbac_can_be_left_to_the_cluster_admin() -> None:

@@ -47,6 +47,8 @@ def test_every_chart_owned_object_rejects_unknown_keys() -> None:
         ("gateway.image.pullPolicy=Sometimes", "pullPolicy"),
         ("gateway.service.port=70000", "port"),
         ("gateway.logLevel=verbose", "logLevel"),
+        # Worker i > 0 would serve /metrics on 9090 + i, which the chart does not expose.
+        ("gateway.workers=2", "workers"),
         ("gateway.metrics.serviceMonitor.interval=soon", "interval"),
         ("gateway.apiKeys.keys[0].name=bad name", "name"),
         ("gateway.config.limits.maxRequestBodyBytes=10", "maxRequestBodyBytes"),

@@ -13,7 +13,8 @@ import yaml
 
 from chart_helm import CHART
 
-KUBERNETES_VERSION = "1.33"
+# The newest release kubernetes-validate bundles schemas for, and an older one still in support.
+KUBERNETES_VERSIONS = ("1.33", "1.37")
 
 
 @functools.cache
@@ -58,4 +59,5 @@ def validate(obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]
         assert isinstance(name, str) and 0 < len(name) <= 253
         return
-    kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(obj, version, strict=True)

@@ -1,6 +1,7 @@
 """kmock's Kubernetes emulator set up for ModelGate: resources, kubeconfig, the operator in-process.
 
-The operator runs as an asyncio task in the test's loop (kopf.operator, standalone, no peering);
+The operator runs as an asyncio task in the test's loop (kopf.operator; standalone unless a test
+asks for peering);
 the blocking ``kubernetes`` client talks to the emulator from kopf's worker threads.
 """
 
@@ -21,6 +22,8 @@ ROUTES = "modelgate.dev/v1alpha1/modelroutes"
 GATEWAY_NS = "modelgate"
 CONFIGMAP = "modelgate-gateway-config"
 SECRET = "modelgate-gateway-upstream-keys"
+CLUSTER_PEERINGS = "kopf.dev/v1/clusterkopfpeerings"
+PEERINGS = "kopf.dev/v1/kopfpeerings"
 
 
 def declare_resources(emulator: Any) -> None:
@@ -34,7 +37,34 @@ def declare_resources(emulator: Any) -> None:
                                    verbs={"get", "list", "watch", "create", "patch", "delete"})
     res["apps/v1/deployments"] = info(kind="Deployment", namespaced=True,
                                       verbs={"get", "list", "watch", "create", "patch"})
-    res["v1/namespaces"] = info(kind="Namespace", namespaced=False, verbs={"get", "list", "watch"})
+    res["v1/namespaces"] = info(kind="Namespace", namespaced=False,
+                                verbs={"get", "list", "watch", "create"})
+    # kopf's peering resources (the chart ships their CRDs); no status subresource, as there.
+    res[CLUSTER_PEERINGS] = info(kind="ClusterKopfPeering", namespaced=False,
+                                 verbs={"get", "list", "watch", "create", "patch"})
+    res[PEERINGS] = info(kind="KopfPeering", namespaced=True,
+                         verbs={"get", "list", "watch", "create", "patch"})
+
+
+def _parse_path_with_namespace_list(original: Callable[[str], Any]) -> Callable[[str], Any]:
+    from kmock._internal import parsing
+
+    def parse_path(path: str) -> Any:
+        parts = path.strip("/").split("/")
+        if parts[:2] == ["api", "v1"] and parts[2:3] == ["namespaces"] and len(parts) <= 4:
+            return parsing.ParsedPath(group="", version="v1", plural="namespaces",
+                                      name=parts[3] if len(parts) == 4 else None)
+        return original(path)
+    return parse_path
+
+
+def serve_namespace_objects(monkeypatch: Any) -> None:
+    """kmock 0.8 parses ``/api/v1/namespaces`` (the Namespace list) as the start of a namespaced
+    path and answers 500; kopf in namespaced mode lists and watches Namespaces. Parse those two
+    paths as the cluster-scoped ``v1/namespaces`` resource (for the test's duration)."""
+    from kmock._internal import parsing
+
+    monkeypatch.setattr(parsing, "parse_path", _parse_path_with_namespace_list(parsing.parse_path))
 
 
 def write_kubeconfig(path: Path, server: str) -> None:
@@ -58,7 +88,7 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str
         await asyncio.sleep(0.02)
 
 
-def obj(emulator: Any, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+def obj(emulator: Any, resource: str, namespace: str | None, name: str) -> dict[str, Any] | None:
     key = (kmock.resource(resource), namespace, name)
     if key not in emulator.objects or emulator.objects[key].deleted:
         return None
@@ -83,18 +113,34 @@ async def create_core(emulator: Any, plural: str, body: dict[str, Any]) -> None:
     await api(emulator, "POST", f"/api/v1/namespaces/{ns}/{plural}", body)
 
 
+async def create_namespace(emulator: Any, name: str) -> None:
+    await api(emulator, "POST", "/api/v1/namespaces",
+              {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
 @contextlib.asynccontextmanager
-async def running_operator(settings: Any) -> AsyncIterator[None]:
+async def running_operator(settings: Any, *, kopf_namespaces: tuple[str, ...] = (),
+                           peering_identity: str | None = None,
+                           memo: kopf.Memo | None = None) -> AsyncIterator[kopf.Memo]:
+    """kopf in-process: cluster-wide unless ``kopf_namespaces``; standalone unless
+    ``peering_identity`` is given (then it peers through ``settings.peering`` with
+    ``settings.priority``, as ``modelgate-operator`` does). Yields the operator's memo."""
     from modelgate_operator import handlers  # noqa: F401  (registers the handlers)
 
+    memo = memo if memo is not None else kopf.Memo()
+    memo["operator_settings"] = settings
+    peering: dict[str, Any] = {"standalone": True}
+    if peering_identity is not None:
+        memo["peering_identity"] = peering_identity
+        peering = {"standalone": False, "peering_name": settings.peering,
+                   "priority": settings.priority, "identity": peering_identity}
+    scope: dict[str, Any] = ({"namespaces": list(kopf_namespaces)} if kopf_namespaces
+                             else {"clusterwide": True})
     ready = asyncio.Event()
-    task = asyncio.create_task(kopf.operator(
-        clusterwide=True, standalone=True, ready_flag=ready,
-        memo=kopf.Memo(operator_settings=settings),
-    ))
+    task = asyncio.create_task(kopf.operator(ready_flag=ready, memo=memo, **scope, **peering))
     try:
         await asyncio.wait_for(ready.wait(), 10)
-        yield
+        yield memo
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

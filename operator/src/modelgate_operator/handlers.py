@@ -2,7 +2,8 @@
 
 Event handlers never render or write; they decide whether something relevant changed and wake
 the loop (:mod:`.reconciler`), which re-renders the whole set. While kopf peering pauses this
-replica, no events arrive, so nothing is triggered. Statuses and Events come from the loop.
+replica, no events arrive; the loop's own passes (startup, resync) check the peering objects and
+write nothing (:mod:`.peering`). Statuses and Events come from the loop.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ class Runtime:
         key = (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode())
         value = digest.hexdigest()
-        if self.seen.get(key) == value:
+        # After standing by for a peer, kopf's re-listing on resume must wake the loop even for
+        # objects seen before: the peer may have published meanwhile.
+        if self.seen.get(key) == value and not self.reconciler.paused:
             return False
         self.seen[key] = value
         self.wakeup.set()
@@ -86,8 +89,10 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     except BaseConfigError as exc:  # a deployment mistake: fail loudly instead of serving less
         raise kopf.PermanentError(str(exc)) from exc
     kube = KubeGateway(ours)
-    runtime = Runtime(settings=ours, reconciler=Reconciler(ours, kube, base),
-                      wakeup=asyncio.Event())
+    identity = memo.get("peering_identity")  # set by main.py; absent in standalone runs
+    reconciler = Reconciler(ours, kube, base,
+                            peering_identity=identity if isinstance(identity, str) else None)
+    runtime = Runtime(settings=ours, reconciler=reconciler, wakeup=asyncio.Event())
     runtime.task = asyncio.create_task(run_loop(runtime.reconciler, runtime.wakeup))
     memo["modelgate_runtime"] = runtime
     runtime.wakeup.set()

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
+import uuid
+from collections.abc import Mapping
+from typing import Any, cast
 
 import kopf
 
@@ -25,6 +29,13 @@ def kopf_namespaces(settings: OperatorSettings) -> list[str]:
     return sorted(settings.namespaces)
 
 
+def peering_identity(env: Mapping[str, str]) -> str:
+    """kopf's peering identity: the pod name (``POD_ID``, as kopf itself reads it), else a
+    unique host/process id. Passed to kopf and to the reconciler, so both mean the same peer."""
+    pod = env.get("POD_ID", "").strip()
+    return pod or f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -35,14 +46,16 @@ def main() -> int:
         return 2
     from . import handlers  # noqa: F401  (registers the kopf handlers)
 
+    identity = peering_identity(os.environ)
     kopf.run(
         clusterwide=settings.clusterwide,
         namespaces=kopf_namespaces(settings),
         peering_name=settings.peering,
         priority=settings.priority,
         standalone=False,
+        identity=cast(Any, identity),  # kopf's Identity is a NewType of str
         liveness_endpoint=LIVENESS_ENDPOINT,
-        memo=kopf.Memo(operator_settings=settings),
+        memo=kopf.Memo(operator_settings=settings, peering_identity=identity),
     )
     return 0
 

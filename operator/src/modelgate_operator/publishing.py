@@ -29,6 +29,8 @@ GENERATION_ANNOTATION = "modelgate.dev/config-generation"
 SECRET_HASH_ANNOTATION = "modelgate.dev/content-hash"  # noqa: S105 (a name, not a secret)
 MANAGED_BY = {"app.kubernetes.io/managed-by": "modelgate-operator"}
 _MERGE = "application/merge-patch+json"
+PEERING_GROUP = "kopf.dev"
+PEERING_VERSION = "v1"
 # One API call should never hold a reconcile for long; the loop retries on failure anyway.
 _REQUEST_TIMEOUT = 10.0
 _T = TypeVar("_T")
@@ -139,6 +141,33 @@ class KubeGateway:
             if _not_found(exc):
                 return None
             raise
+
+    def peering_statuses(self) -> list[dict[str, Any]]:
+        """The ``status`` of each kopf peering object this replica peers through.
+
+        All namespaces: the ClusterKopfPeering; otherwise the KopfPeering of each watched
+        namespace. Missing objects are left out (kopf does not pause without one either).
+        """
+        s = self.settings
+        statuses = []
+        for namespace in ([None] if s.clusterwide else list(s.namespaces)):
+            try:
+                if namespace is None:
+                    body = _call(f"read ClusterKopfPeering {s.peering}",
+                                 self.custom.get_cluster_custom_object,
+                                 PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", s.peering)
+                else:
+                    body = _call(f"read KopfPeering {namespace}/{s.peering}",
+                                 self.custom.get_namespaced_custom_object, PEERING_GROUP,
+                                 PEERING_VERSION, namespace, "kopfpeerings", s.peering)
+            except PublishError as exc:
+                if _not_found(exc):
+                    continue
+                raise
+            status = body.get("status") if isinstance(body, dict) else None
+            if isinstance(status, dict):
+                statuses.append(status)
+        return statuses
 
     def gateway_pods(self) -> list[PodEndpoint]:
         """Running gateway pods with an IP and a container port named ``http``."""

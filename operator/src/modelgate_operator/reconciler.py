@@ -20,6 +20,7 @@ from modelgate_gateway.config import GatewayConfig, load_config
 
 from .conditions import ConditionChange, Rollout, build_status, status_differs
 from .errors import BaseConfigError, PublishError
+from .peering import blocking_peers
 from .publishing import KubeGateway, secret_hash
 from .rendering import referenced_secrets, render
 from .resources import GROUP, KIND, VERSION, ModelRoute, parse_route
@@ -50,21 +51,44 @@ class PassResult:
 
     published: bool = False
     rolling_out: bool = False
+    paused: bool = False
+    """kopf peering gives way to another replica: this pass read the peering and wrote nothing."""
     events: list[tuple[dict[str, Any], ConditionChange]] = field(default_factory=list)
 
 
 class Reconciler:
-    """State that survives between passes: the rollout history and the referenced Secrets."""
+    """State that survives between passes: the rollout history and the referenced Secrets.
+
+    ``peering_identity`` is this replica's kopf peering identity (None: standalone, no peers).
+    With one, every pass first checks the peering objects and does nothing while a live peer
+    with a higher or equal priority exists (kopf pauses only its watch streams, not this loop).
+    """
 
     def __init__(self, settings: OperatorSettings, kube: KubeGateway,
-                 base: GatewayConfig | None, now: Callable[[], str] = utc_now) -> None:
+                 base: GatewayConfig | None, now: Callable[[], str] = utc_now,
+                 peering_identity: str | None = None) -> None:
         self.settings = settings
         self.kube = kube
         self.base = base
         self.now = now
+        self.peering_identity = peering_identity
         self.history = RolloutHistory()
         self.referenced: frozenset[tuple[str, str]] = frozenset()
         self.writes = 0
+        self.paused = False
+
+    def _paused_by_peers(self) -> bool:
+        if self.peering_identity is None:
+            return False
+        blockers = blocking_peers(self.kube.peering_statuses(), self.peering_identity,
+                                  self.settings.priority, datetime.datetime.now(datetime.UTC))
+        if bool(blockers) != self.paused:
+            if blockers:
+                logger.info("kopf peering: standing by for %s", ", ".join(blockers))
+            else:
+                logger.info("kopf peering: active (priority %d)", self.settings.priority)
+        self.paused = bool(blockers)
+        return self.paused
 
     def _routes(self) -> list[tuple[ModelRoute, dict[str, Any]]]:
         s = self.settings
@@ -82,6 +106,8 @@ class Reconciler:
 
     def reconcile(self) -> PassResult:
         """One blocking pass. Raises PublishError (retry later) or BaseConfigError."""
+        if self._paused_by_peers():
+            return PassResult(paused=True)
         pairs = self._routes()
         routes = [r for r, _ in pairs]
         refs = referenced_secrets(routes)

@@ -8,13 +8,20 @@ from typing import Any
 
 import pytest
 
-from kube_emulator import GATEWAY_NS, declare_resources, running_operator, write_kubeconfig
+from kube_emulator import (
+    GATEWAY_NS,
+    declare_resources,
+    running_operator,
+    serve_namespace_objects,
+    write_kubeconfig,
+)
 from modelgate_operator.settings import OperatorSettings
 
 
 @pytest.fixture()
 def emulator(kmock: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     declare_resources(kmock)
+    serve_namespace_objects(monkeypatch)
     path = tmp_path / "kubeconfig"
     write_kubeconfig(path, str(kmock.url).rstrip("/"))
     monkeypatch.setenv("KUBECONFIG", str(path))
