@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -22,6 +23,7 @@ from aiohttp import web
 from .settings import GatewaySettings, add_serve_arguments, settings_from_args
 
 log = logging.getLogger("modelgate.gateway")
+_GC_GEN0_THRESHOLD = 20_000  # allocations between young collections (CPython's default: 700)
 
 
 def _check(path: str) -> int:
@@ -100,6 +102,7 @@ async def serve(settings: GatewaySettings, worker: int = 0) -> int:
     await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
     if reloader.loaded.is_set():
         log.info("ready: serving config %s", state.runtime.checksum if state.runtime else "?")
+        _settle_heap()
     await stopper
     waiter.cancel()
     log.info("SIGTERM: draining in-flight requests for up to %.0fs", settings.shutdown_grace_seconds)
@@ -110,6 +113,20 @@ async def serve(settings: GatewaySettings, worker: int = 0) -> int:
     await observer.close()
     log.info("stopped")
     return 0
+
+
+def _settle_heap() -> None:
+    """Keep the garbage collector off the start-up heap and away from request-scoped objects.
+
+    Modules, the config and pydantic's schema objects are ~60k tracked objects that live as long
+    as the process: a full collection walks them all (~15 ms, a pause every request in flight
+    waits out). ``gc.freeze`` moves them out of the collector's generations. A larger
+    first-generation threshold lets a request's short-lived containers die before a young
+    collection scans and promotes them (with 700 most live requests get scanned and promoted).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _run(coro_factory: Callable[[], Coroutine[Any, Any, int]]) -> int:

@@ -5,8 +5,7 @@ protocol: ``request_started`` when a record is created and ``request_finished`` 
 when the client side is done (abandoned streams included). The reloader calls
 ``config_loaded`` / ``config_failed``. Per-request work is dict lookups on cached label
 children and a few float operations; bodies are parsed only when usage must be estimated or
-content logging is on. Neighbours: :mod:`.metrics`, :mod:`.pricing`, :mod:`.estimating`,
-:mod:`.requestlog`.
+content logging is on. Neighbours: :mod:`.metrics`, :mod:`.pricing`, :mod:`.estimating`, :mod:`.requestlog`.
 """
 
 from __future__ import annotations
@@ -178,7 +177,8 @@ class GatewayObserver:
             self.metrics.observer_errors.inc()
             logger.error("request_finished without request_started: %s", record.request_id)
             return
-        if not estimating.is_loaded() and self._needs_estimate(record) and self._defer(record):
+        # Reported usage (the common case) is tested first: is_loaded() is an lru cache_info() call.
+        if record.usage is None and not estimating.is_loaded() and self._needs_estimate(record) and self._defer(record):
             return
         self._account_safely(record)
 

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from ..errors import UpstreamFailed
 from ..recording import AttemptOutcome, RequestRecord
-from ..upstream.executor import Opened
+from ..upstream.executor import Deadline, Opened
 from .sse import SseRelayState, iter_events
 from .usage import usage_of
 
@@ -26,20 +26,8 @@ log = logging.getLogger("modelgate.gateway.relay")
 _CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError, BrokenPipeError)
 
 
-def _loop_deadline(deadline: float) -> float:
-    """Convert a time.monotonic() deadline into the running loop's clock (uvloop has its own)."""
-    return asyncio.get_running_loop().time() + (deadline - time.monotonic())
-
-
 class _ClientGone(Exception):
     pass
-
-
-async def _write(resp: web.StreamResponse, data: bytes) -> None:
-    try:
-        await resp.write(data)
-    except _CLIENT_GONE as exc:
-        raise _ClientGone from exc
 
 
 async def relay_stream(request: web.Request, opened: Opened, record: RequestRecord,
@@ -52,17 +40,15 @@ async def relay_stream(request: web.Request, opened: Opened, record: RequestReco
     reply = opened.reply
     try:
         await resp.prepare(request)
-        async with asyncio.timeout_at(_loop_deadline(opened.deadline)):
-            await _send(resp, sse, record, opened.first_chunk)
-            try:
-                async for chunk in reply.chunks():
-                    await _send(resp, sse, record, chunk)
-            except (_ClientGone, TimeoutError):
-                raise
-            except Exception as exc:  # any upstream read/translate failure ends the stream cleanly
-                if not isinstance(exc, aiohttp.ClientError | OSError):
-                    log.exception("unexpected error while relaying a stream from %s", opened.dep.name)
-                raise _UpstreamBroke(f"upstream connection failed mid-stream ({type(exc).__name__})") from exc
+        timer = Deadline(opened.deadline - time.monotonic())
+        try:
+            await _pump(resp, sse, record, opened)
+        except asyncio.CancelledError:
+            if timer.disarm():
+                raise TimeoutError from None
+            raise
+        finally:
+            timer.disarm()
         if sse.terminal is None:
             raise _UpstreamBroke("upstream ended the stream without a final event")
     except (_UpstreamBroke, TimeoutError) as exc:
@@ -90,12 +76,40 @@ async def relay_stream(request: web.Request, opened: Opened, record: RequestReco
     return resp
 
 
-async def _send(resp: web.StreamResponse, sse: SseRelayState, record: RequestRecord, chunk: bytes) -> None:
+async def _pump(resp: web.StreamResponse, sse: SseRelayState, record: RequestRecord,
+                opened: Opened) -> None:
+    """Relay the first chunk (already read by the executor), then every chunk as it arrives.
+
+    The write is inlined rather than in a ``_send`` coroutine: per chunk (~60 per stream) that
+    saves two coroutine frames.
+    """
+    try:
+        out = _feed(sse, record, opened.first_chunk)
+        if out:
+            try:
+                await resp.write(out)
+            except _CLIENT_GONE as exc:
+                raise _ClientGone from exc
+        async for chunk in opened.reply.chunks():
+            out = _feed(sse, record, chunk)
+            if out:
+                try:  # only a failed write means the client left; read errors are upstream's
+                    await resp.write(out)
+                except _CLIENT_GONE as exc:
+                    raise _ClientGone from exc
+    except (_ClientGone, TimeoutError):
+        raise
+    except Exception as exc:  # any upstream read/translate failure ends the stream cleanly
+        if not isinstance(exc, aiohttp.ClientError | OSError):
+            log.exception("unexpected error while relaying a stream from %s", opened.dep.name)
+        raise _UpstreamBroke(f"upstream connection failed mid-stream ({type(exc).__name__})") from exc
+
+
+def _feed(sse: SseRelayState, record: RequestRecord, chunk: bytes) -> bytes:
     out = sse.feed(chunk)
-    if out:
-        if record.first_token_at is None and sse.first_delta_seen:
-            record.first_token_at = time.monotonic()
-        await _write(resp, out)
+    if out and record.first_token_at is None and sse.first_delta_seen:
+        record.first_token_at = time.monotonic()
+    return out
 
 
 class _UpstreamBroke(Exception):
@@ -123,9 +137,16 @@ def _record_result(record: RequestRecord, sse: SseRelayState, outcome: AttemptOu
 async def relay_json(opened: Opened, record: RequestRecord, make_id: Callable[[str], str] | None,
                      headers: Mapping[str, str]) -> web.Response:
     reply = opened.reply
+    timer = Deadline(opened.deadline - time.monotonic())
     try:
-        async with asyncio.timeout_at(_loop_deadline(opened.deadline)):
+        try:
             body = await reply.read()
+        except asyncio.CancelledError:
+            if timer.disarm():
+                raise TimeoutError from None
+            raise
+        finally:
+            timer.disarm()
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         reply.close()
         opened.finish(AttemptOutcome.STREAM_ERROR, record)

@@ -95,7 +95,9 @@ class SseRelayState:
             block = block.replace(self.upstream_id, self.gateway_id)
         if not self.first_delta_seen and _has_delta(block):
             self.first_delta_seen = True
-        if self.terminal is None and any(t in block for t in _TERMINAL):
+        # Three plain searches, not any() over a generator: this runs for every relayed chunk.
+        if self.terminal is None and (b"response.completed" in block or b"response.failed" in block
+                                      or b"response.incomplete" in block):
             self._find_terminal(block)
         self.last_block = block
         if self._kept < _MAX_KEPT_BYTES:

@@ -23,7 +23,7 @@ from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig
 from .balancing import pick
 from .chat import Untranslatable
 from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds
-from .transport import UpstreamReply, rewrite_body
+from .transport import Transport, UpstreamReply, rewrite_body
 
 
 @dataclass(slots=True)
@@ -64,6 +64,45 @@ class Opened:
             _note_failure(self.state, self.model, self.dep.name, now, record)
 
 
+class Deadline:
+    """Cancel the current task at a time; tell that cancellation apart from any other.
+
+    The mechanism of ``asyncio.timeout`` (one timer handle that cancels the task, undone with
+    ``uncancel``) without its context-manager object: a request has two such scopes (first byte,
+    then the rest of the answer) and ``asyncio.timeout`` costs ~5 µs each against ~1.3 µs for a
+    bare ``call_at`` + ``cancel``. The caller turns a ``CancelledError`` into its timeout when
+    :meth:`disarm` says the deadline fired.
+    """
+
+    __slots__ = ("_cancelling", "_expired", "_handle", "_task")
+
+    def __init__(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
+        assert task is not None  # only used from request handlers
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._expired = False
+        self._handle: asyncio.TimerHandle | None = loop.call_at(loop.time() + seconds, self._expire)
+
+    def _expire(self) -> None:
+        self._handle = None
+        self._expired = True
+        self._task.cancel()
+
+    def disarm(self) -> bool:
+        """Stop the timer; True when it fired and its cancellation is the one in flight."""
+        handle = self._handle
+        if handle is not None:
+            self._handle = None
+            handle.cancel()
+            return False
+        if not self._expired:
+            return False
+        self._expired = False
+        return self._task.uncancel() <= self._cancelling
+
+
 class PassThrough(GatewayError):
     """An upstream 4xx that is the client's fault: its status and body go back unchanged."""
 
@@ -87,44 +126,55 @@ def _note_failure(state: GatewayState, model: ModelRuntime, name: str, now: floa
 async def _attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, record: RequestRecord,
                    deadline: float) -> tuple[UpstreamReply, bytes]:
     """One try; raises _Failed with a classified failure, or PassThrough for a client error."""
-    transport = state.transport(dep)
     raw, payload = call.raw, call.payload
     if payload is not None:
         updates = {**call.updates, "model": dep.model} if call.rewrite_model else call.updates
         if updates:
             raw = rewrite_body(payload, raw, updates) if raw is not None else None
             payload = {**payload, **updates}
-    budget = min(dep.first_byte_seconds, deadline - time.monotonic())
+    timer = Deadline(min(dep.first_byte_seconds, deadline - time.monotonic()))
     try:
-        async with asyncio.timeout(budget):
-            reply = await transport.open(dep, call.method, call.path, payload=payload, raw=raw,
-                                         query=call.query, request_id=record.request_id)
-            if reply.status >= 400:
-                try:
-                    body = await reply.read()
-                finally:
-                    reply.release()
-                outcome = outcome_for_status(reply.status)
-                if outcome is AttemptOutcome.CLIENT_ERROR:
-                    ctype = reply.headers.get("Content-Type", "application/json")
-                    raise PassThrough(reply.status, body, ctype)
-                raise _Failed(Failure(dep.name, outcome, f"HTTP {reply.status}", reply.status,
-                                      retry_after_seconds(reply.headers)))
-            if not call.stream:
-                return reply, b""
-            try:
-                first = await anext(aiter(reply.chunks()), b"")
-            except BaseException:
-                reply.close()
-                raise
-            if not first:
-                reply.close()
-                raise _Failed(Failure(dep.name, AttemptOutcome.SERVER_ERROR, "empty stream"))
-            return reply, first
+        return await _exchange(state.transport(dep), dep, call, payload, raw, record.request_id)
+    except asyncio.CancelledError:
+        if timer.disarm():
+            raise _Failed(Failure(dep.name, AttemptOutcome.TIMEOUT, "timeout")) from None
+        raise
     except TimeoutError:
         raise _Failed(Failure(dep.name, AttemptOutcome.TIMEOUT, "timeout")) from None
     except (aiohttp.ClientError, OSError) as exc:
         raise _Failed(Failure(dep.name, AttemptOutcome.CONNECT_ERROR, type(exc).__name__)) from None
+    finally:
+        timer.disarm()
+
+
+async def _exchange(transport: Transport, dep: DeploymentRuntime, call: Call,
+                    payload: dict[str, Any] | None, raw: bytes | None,
+                    request_id: str) -> tuple[UpstreamReply, bytes]:
+    """Send, then wait for the status (and a stream's first chunk); inside the first-byte deadline."""
+    reply = await transport.open(dep, call.method, call.path, payload=payload, raw=raw,
+                                 query=call.query, request_id=request_id)
+    if reply.status >= 400:
+        try:
+            body = await reply.read()
+        finally:
+            reply.release()
+        outcome = outcome_for_status(reply.status)
+        if outcome is AttemptOutcome.CLIENT_ERROR:
+            ctype = reply.headers.get("Content-Type", "application/json")
+            raise PassThrough(reply.status, body, ctype)
+        raise _Failed(Failure(dep.name, outcome, f"HTTP {reply.status}", reply.status,
+                              retry_after_seconds(reply.headers)))
+    if not call.stream:
+        return reply, b""
+    try:
+        first = await anext(aiter(reply.chunks()), b"")
+    except BaseException:
+        reply.close()
+        raise
+    if not first:
+        reply.close()
+        raise _Failed(Failure(dep.name, AttemptOutcome.SERVER_ERROR, "empty stream"))
+    return reply, first
 
 
 class _Failed(Exception):

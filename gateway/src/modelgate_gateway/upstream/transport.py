@@ -19,6 +19,7 @@ from multidict import CIMultiDict
 from ..runtime import DeploymentRuntime
 
 _JSON = "application/json"
+_MAX_PREPARED = 256  # deployments whose headers and timeouts are kept ready (several configs' worth)
 
 
 class UpstreamReply(Protocol):
@@ -160,6 +161,21 @@ class HttpTransport:
 
     def __init__(self, pools: Pools) -> None:
         self._pools = pools
+        self._prepared: dict[int, tuple[DeploymentRuntime, CIMultiDict[str], aiohttp.ClientTimeout]] = {}
+        """Per deployment (by identity): its base headers and timeouts, built once, not per call."""
+
+    def _prepare(self, dep: DeploymentRuntime) -> tuple[CIMultiDict[str], aiohttp.ClientTimeout]:
+        found = self._prepared.get(id(dep))
+        if found is not None and found[0] is dep:  # the entry holds dep, so its id is not reused
+            return found[1], found[2]
+        if len(self._prepared) >= _MAX_PREPARED:  # reloads make new deployments; forget old ones
+            self._prepared.clear()
+        headers = CIMultiDict(dep.headers)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=dep.connect_seconds, sock_read=dep.stream_idle_seconds
+        )
+        self._prepared[id(dep)] = (dep, headers, timeout)
+        return headers, timeout
 
     async def open(
         self,
@@ -172,7 +188,8 @@ class HttpTransport:
         query: Mapping[str, str] | None,
         request_id: str,
     ) -> UpstreamReply:
-        headers = CIMultiDict(dep.headers)
+        base, timeout = self._prepare(dep)
+        headers = base.copy()
         headers["X-Client-Request-Id"] = request_id
         headers["X-Request-Id"] = request_id
         data = None
@@ -182,9 +199,6 @@ class HttpTransport:
         params: Mapping[str, str] | None = query
         if dep.query:
             params = {**dep.query, **(query or {})}
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=dep.connect_seconds, sock_read=dep.stream_idle_seconds
-        )
         resp = await self._pools.session(dep).request(
             method, dep.base_url + path, data=data, headers=headers, params=params, timeout=timeout
         )
