@@ -357,11 +357,13 @@ class GatewayObserver:
         """Reported usage, else an estimate when the request produced output or succeeded.
 
         With ``estimate=False`` only says whether an estimate would be made (second item).
+        Only create calls consume tokens: a retrieved or cancelled response carries the usage of
+        the call that created it, which was accounted then.
         """
-        if record.usage is not None:
-            return record.usage, False
         if record.route != "create":
             return None, False
+        if record.usage is not None:
+            return record.usage, False
         succeeded = 200 <= record.status < 300
         body = record.response_body if succeeded else None
         # The hot path may not have parsed usage itself: look where the upstream would put it.

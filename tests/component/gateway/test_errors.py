@@ -82,8 +82,10 @@ async def test_unknown_paths_and_sdk_errors_are_openai_shaped(gateway, upstream_
     gw = await gateway(_doc(upstream_a))
     async with aiohttp.ClientSession() as session:
         async with session.get(gw.base_url + "/nope") as resp:
-            assert resp.status == 404
+            assert resp.status == 404 and resp.headers["X-Request-Id"]
             _assert_envelope(await resp.json())
+        async with session.get(gw.base_url.removesuffix("/v1") + "/healthz") as resp:
+            assert resp.status == 200 and resp.headers["X-Request-Id"]
     async with gw.client(api_key="sk-wrong") as client:
         with pytest.raises(openai.AuthenticationError):
             await client.responses.create(model="gpt-4o", input="hi")

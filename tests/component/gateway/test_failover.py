@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -197,3 +198,42 @@ async def test_every_deployment_at_capacity_is_a_503(gateway, upstream_a) -> Non
             await client.responses.create(model="gpt-4o", input="no room")
         _ = [e async for e in stream]
     assert caught.value.status_code == 503 and caught.value.body["code"] == "no_capacity"
+
+
+async def test_a_probe_abandoned_by_its_client_does_not_leave_the_deployment_ejected(
+        gateway, upstream_a, upstream_b) -> None:
+    import aiohttp
+
+    from gateway_harness import API_KEY
+
+    doc = _two(upstream_a, upstream_b, cooldown={"consecutiveFailures": 1, "durationSeconds": 30})
+    gw = await gateway(doc)
+    board = gw.state.board
+    board.record_failure("a", time.monotonic(), threshold=1, cooldown_seconds=30)
+    board.get("a").cooldown_until = 0.01  # cooldown over: the next request is a's probe
+    upstream_a.script = [Behaviour(hang=True)]
+    async with aiohttp.ClientSession() as session:
+        task = asyncio.create_task(session.post(f"{gw.base_url}/responses", json={"model": "gpt-4o", "input": "x"},
+                                                headers={"Authorization": f"Bearer {API_KEY}"}))
+        while not upstream_a.creates:
+            await asyncio.sleep(0.01)
+        assert board.get("a").probing
+        task.cancel()  # the probe's client leaves before any verdict
+    await asyncio.wait_for(upstream_a.cancelled.wait(), 2)
+    async with gw.client() as client:
+        raw = await client.responses.with_raw_response.create(model="gpt-4o", input="hi")
+    assert raw.headers["x-modelgate-deployment"] == "a"  # probed again, and healthy
+
+
+async def test_retrieving_a_response_does_not_count_its_tokens_again(gateway, upstream_a, upstream_b) -> None:
+    gw = await gateway(_two(upstream_a, upstream_b))
+    labels = {"model": "gpt-4o", "deployment": "a", "type": "output", "estimated": "false"}
+    async with gw.client() as client:
+        created = await client.responses.create(model="gpt-4o", input="hi")
+        await asyncio.sleep(0)  # accounting runs on the loop's next turn
+        before = gw.registry.get_sample_value("modelgate_tokens_total", labels)
+        await client.responses.retrieve(created.id)
+        await client.responses.cancel(created.id)
+        await asyncio.sleep(0)
+    assert before == 6
+    assert gw.registry.get_sample_value("modelgate_tokens_total", labels) == before

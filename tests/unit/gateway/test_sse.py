@@ -64,3 +64,13 @@ def test_no_first_delta_before_output() -> None:
     head = STREAM.split(b"event: response.output_text.delta")[0]
     _, state = _relay([head])
     assert not state.first_delta_seen
+
+
+def test_an_event_that_never_ends_is_refused_instead_of_buffered_forever() -> None:
+    from modelgate_gateway.streaming.sse import SseOverflow
+
+    state = SseRelayState(lambda upstream: "resp_GATEWAY")
+    state.feed(b"data: " + b"x" * 1024)
+    with pytest.raises(SseOverflow):
+        for _ in range(9 * 1024):  # 9 MiB in 1 KiB chunks, past the 8 MiB cap
+            state.feed(b"x" * 1024)

@@ -30,9 +30,14 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 Handler = Callable[[web.Request, GatewayState, RequestRecord], Awaitable[web.StreamResponse]]
 
 
-def new_record(request: web.Request, route: str) -> RequestRecord:
+def request_id_of(request: web.Request) -> str:
+    """The client's request id when it is a sane one, else a fresh one."""
     incoming = request.headers.get("X-Request-Id")
-    request_id = incoming if incoming and _REQUEST_ID.match(incoming) else "req_" + os.urandom(12).hex()
+    return incoming if incoming and _REQUEST_ID.match(incoming) else "req_" + os.urandom(12).hex()
+
+
+def new_record(request: web.Request, route: str) -> RequestRecord:
+    request_id = request_id_of(request)
     return RequestRecord(request_id=request_id, started_at=time.monotonic(), wall_time=time.time(),
                          method=request.method, route=route)
 
@@ -131,4 +136,5 @@ def parse_object(body: bytes) -> dict[str, Any]:
 async def not_found(request: web.Request) -> web.Response:
     body = error_body(f"Invalid URL ({request.method} {request.path}).", "invalid_request_error",
                       None, "unknown_url")
-    return web.Response(body=body, status=404, content_type="application/json")
+    return web.Response(body=body, status=404, content_type="application/json",
+                        headers={"X-Request-Id": request_id_of(request)})

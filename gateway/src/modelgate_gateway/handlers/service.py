@@ -7,7 +7,7 @@ from aiohttp import web
 from ..appstate import GatewayState
 from ..keys import STATE
 from ..recording import RequestRecord
-from .context import authenticate, endpoint
+from .context import authenticate, endpoint, request_id_of
 
 
 @endpoint("models")
@@ -25,7 +25,7 @@ async def list_models(request: web.Request, state: GatewayState, record: Request
 
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process answers. Never depends on config or upstreams."""
-    return web.json_response({"status": "ok"})
+    return web.json_response({"status": "ok"}, headers={"X-Request-Id": request_id_of(request)})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -42,4 +42,4 @@ async def readyz(request: web.Request) -> web.Response:
         "checksum": runtime.checksum if runtime else None,
         "generation": runtime.generation if runtime else None,
     }
-    return web.json_response(body, status=200 if ready else 503)
+    return web.json_response(body, status=200 if ready else 503, headers={"X-Request-Id": request_id_of(request)})

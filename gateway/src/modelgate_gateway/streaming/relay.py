@@ -19,7 +19,7 @@ from aiohttp import web
 from ..errors import UpstreamFailed
 from ..recording import AttemptOutcome, RequestRecord
 from ..upstream.executor import Deadline, Opened
-from .sse import SseRelayState, iter_events
+from .sse import SseOverflow, SseRelayState, iter_events
 from .usage import usage_of
 
 log = logging.getLogger("modelgate.gateway.relay")
@@ -100,7 +100,7 @@ async def _pump(resp: web.StreamResponse, sse: SseRelayState, record: RequestRec
     except (_ClientGone, TimeoutError):
         raise
     except Exception as exc:  # any upstream read/translate failure ends the stream cleanly
-        if not isinstance(exc, aiohttp.ClientError | OSError):
+        if not isinstance(exc, aiohttp.ClientError | OSError | SseOverflow):
             log.exception("unexpected error while relaying a stream from %s", opened.dep.name)
         raise _UpstreamBroke(f"upstream connection failed mid-stream ({type(exc).__name__})") from exc
 

@@ -19,6 +19,7 @@ _DELTA_TYPES = (b"response.output_text.delta", b"response.refusal.delta",
                 b"response.function_call_arguments.delta")
 _TERMINAL = (b"response.completed", b"response.failed", b"response.incomplete")
 _SEQ = re.compile(rb'"sequence_number":\s*(\d+)')
+_MAX_EVENT_BYTES = 8 * 1024 * 1024  # one event; an upstream that never ends one is broken
 _MAX_KEPT_BYTES = 4 * 1024 * 1024  # stream bytes kept for token estimation; beyond: not kept
 
 
@@ -61,15 +62,21 @@ def _has_delta(block: bytes) -> bool:
     return False
 
 
+class SseOverflow(ValueError):
+    """The upstream sent more than one event may hold without ending it."""
+
+
 class SseRelayState:
     """Per-stream state of the relay. ``feed`` returns the bytes to send to the client now."""
 
-    __slots__ = ("_kept", "_make_id", "_tail", "blocks", "created", "first_delta_seen",
-                 "gateway_id", "last_block", "terminal", "upstream_id")
+    __slots__ = ("_cr", "_kept", "_make_id", "_tail", "_tail_len", "blocks", "created",
+                 "first_delta_seen", "gateway_id", "last_block", "terminal", "upstream_id")
 
     def __init__(self, make_id: Callable[[str], str]) -> None:
         self._make_id = make_id
-        self._tail = b""
+        self._tail: list[bytes] = []
+        self._tail_len = 0
+        self._cr = False
         self._kept = 0
         self.upstream_id: bytes | None = None
         self.gateway_id: bytes | None = None
@@ -80,15 +87,40 @@ class SseRelayState:
         self.blocks: list[bytes] = []
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self._tail + chunk if self._tail else chunk
-        if b"\r" in data:  # some servers frame with CRLF; normalise so boundaries are found
-            data = data.replace(b"\r\n", b"\n")
-        cut = data.rfind(b"\n\n")
-        if cut < 0:
-            self._tail = data
+        block = self._frame(chunk)
+        return self._inspect(block) if block else b""
+
+    def _frame(self, chunk: bytes) -> bytes:
+        """Complete events available after this read (possibly none)."""
+        if self._cr:  # a CRLF split across chunks
+            chunk, self._cr = b"\r" + chunk, False
+        if b"\r" in chunk:  # some servers frame with CRLF; normalise so boundaries are found
+            if chunk.endswith(b"\r"):
+                chunk, self._cr = chunk[:-1], True
+            chunk = chunk.replace(b"\r\n", b"\n")
+        if not chunk:
             return b""
-        cut += 2
-        block, self._tail = data[:cut], data[cut:]
+        # Only the new chunk is searched and the unfinished event is kept as parts, so an event
+        # arriving in many small reads costs linear, not quadratic, time.
+        cut = chunk.rfind(b"\n\n")
+        if cut >= 0:
+            cut += 2
+        elif self._tail and self._tail[-1].endswith(b"\n") and chunk.startswith(b"\n"):
+            cut = 1  # the boundary straddles the two reads
+        else:
+            self._tail.append(chunk)
+            self._tail_len += len(chunk)
+            if self._tail_len > _MAX_EVENT_BYTES:
+                raise SseOverflow(f"upstream event exceeds {_MAX_EVENT_BYTES} bytes without an end")
+            return b""
+        block = b"".join((*self._tail, chunk[:cut])) if self._tail else chunk[:cut]
+        rest = chunk[cut:]
+        self._tail = [rest] if rest else []
+        self._tail_len = len(rest)
+        return block
+
+    def _inspect(self, block: bytes) -> bytes:
+        """Rewrite the id and note what the accounting needs; returns the bytes to send."""
         if self.upstream_id is None:
             self._learn_id(block)
         if self.upstream_id is not None and self.gateway_id is not None:
@@ -107,7 +139,7 @@ class SseRelayState:
 
     @property
     def pending(self) -> bytes:
-        return self._tail
+        return b"".join(self._tail)
 
     def _learn_id(self, block: bytes) -> None:
         # The lifecycle event comes first; parse just it, not the (possibly whole) stream after it.

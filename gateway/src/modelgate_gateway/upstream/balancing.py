@@ -75,6 +75,13 @@ class HealthBoard:
             return True
         return False
 
+    def release_probe(self, name: str) -> None:
+        """The probe ended without a verdict on health (client left, 4xx, not sent): let the next
+        request probe again instead of leaving the deployment ejected for good."""
+        state = self._states.get(name)
+        if state is not None:
+            state.probing = False
+
     def defer(self, name: str, until: float) -> None:
         """Skip a deployment until ``until`` (an upstream Retry-After), without counting a failure."""
         state = self.get(name)

@@ -272,20 +272,26 @@ async def _run_attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, 
         attempt.duration_seconds = time.monotonic() - started
         if failure.outcome is AttemptOutcome.RATE_LIMITED and failure.retry_after:
             state.board.defer(dep.name, time.monotonic() + failure.retry_after)
+            state.board.release_probe(dep.name)
         elif model is not None:
             _note_failure(state, model, dep.name, time.monotonic(), record)
         raise
     except Untranslatable:
         health.outstanding -= 1
         record.attempts.pop()  # nothing was sent: not an attempt
+        state.board.release_probe(dep.name)
         raise
     except PassThrough as exc:
         health.outstanding -= 1
         attempt.outcome, attempt.status = AttemptOutcome.CLIENT_ERROR, exc.status
         attempt.duration_seconds = time.monotonic() - started
+        # The deployment answered properly; the request was at fault. That is a healthy probe.
+        if state.board.record_success(dep.name, None):
+            state.observer.deployment_health(dep.name, False)
         raise
     except BaseException:
         health.outstanding -= 1
+        state.board.release_probe(dep.name)
         attempt.outcome = AttemptOutcome.CANCELLED
         attempt.duration_seconds = time.monotonic() - started
         raise
