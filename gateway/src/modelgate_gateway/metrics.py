@@ -31,6 +31,7 @@ Rare or cross-thread metrics (config, log drops) stay regular prometheus_client 
 
 from __future__ import annotations
 
+import abc
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ TOKEN_TYPES = ("input", "cached_input", "output", "reasoning")
 Labels = tuple[str, ...]
 
 
-class Family:
+class Family(abc.ABC):
     """Series of one labelled metric keyed by label-value tuples (the cache of "children").
 
     ``config_labels`` maps a label position to the config kind ("model", "deployment", "key")
@@ -83,8 +84,9 @@ class Family:
             if not all(alive(kind, labels[pos]) for pos, kind in self._config_labels.items()):
                 del self.values[labels]
 
+    @abc.abstractmethod
     def metric(self) -> Metric:
-        raise NotImplementedError
+        """The family's samples as a prometheus_client Metric, built at scrape time."""
 
 
 class CounterFamily(Family):
