@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -31,8 +32,17 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+@functools.lru_cache(maxsize=8)
+def _keyed(key: bytes) -> hmac.HMAC:
+    # The key schedule (padding, inner and outer hash state) is computed once per key; each id
+    # then costs one copy and one update, on the hot path of every response.
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
 def _sig(key: bytes, payload: bytes) -> str:
-    return _b64(hmac.new(key, payload, hashlib.sha256).digest()[:_SIG_BYTES])
+    mac = _keyed(key).copy()
+    mac.update(payload)
+    return _b64(mac.digest()[:_SIG_BYTES])
 
 
 def encode(key: bytes, deployment: str, upstream_id: str) -> str:

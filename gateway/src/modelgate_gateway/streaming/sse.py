@@ -69,8 +69,21 @@ class SseOverflow(ValueError):
 class SseRelayState:
     """Per-stream state of the relay. ``feed`` returns the bytes to send to the client now."""
 
-    __slots__ = ("_cr", "_kept", "_make_id", "_tail", "_tail_len", "blocks", "created",
-                 "first_delta_seen", "gateway_id", "last_block", "terminal", "upstream_id")
+    __slots__ = (
+        "_cr",
+        "_kept",
+        "_make_id",
+        "_tail",
+        "_tail_len",
+        "_terminal",
+        "_terminal_blocks",
+        "blocks",
+        "created",
+        "first_delta_seen",
+        "gateway_id",
+        "last_block",
+        "upstream_id",
+    )
 
     def __init__(self, make_id: Callable[[str], str]) -> None:
         self._make_id = make_id
@@ -81,7 +94,9 @@ class SseRelayState:
         self.upstream_id: bytes | None = None
         self.gateway_id: bytes | None = None
         self.created: dict[str, Any] | None = None
-        self.terminal: dict[str, Any] | None = None
+        self._terminal: dict[str, Any] | None = None
+        self._terminal_blocks: list[bytes] = []
+        """Blocks that may hold the final event, parsed only when asked (after the writes)."""
         self.first_delta_seen = False
         self.last_block = b""
         self.blocks: list[bytes] = []
@@ -128,9 +143,8 @@ class SseRelayState:
         if not self.first_delta_seen and _has_delta(block):
             self.first_delta_seen = True
         # Three plain searches, not any() over a generator: this runs for every relayed chunk.
-        if self.terminal is None and (b"response.completed" in block or b"response.failed" in block
-                                      or b"response.incomplete" in block):
-            self._find_terminal(block)
+        if b"response.completed" in block or b"response.failed" in block or b"response.incomplete" in block:
+            self._terminal_blocks.append(block)
         self.last_block = block
         if self._kept < _MAX_KEPT_BYTES:
             self.blocks.append(block)
@@ -165,6 +179,13 @@ class SseRelayState:
                     self.created = {**response, "id": gateway_id}
                     return
 
+    @property
+    def terminal(self) -> dict[str, Any] | None:
+        """The response object of the final event, parsed lazily so the relay writes first."""
+        while self._terminal is None and self._terminal_blocks:
+            self._find_terminal(self._terminal_blocks.pop(0))
+        return self._terminal
+
     def _find_terminal(self, block: bytes) -> None:
         # Parse only from the event that holds the marker: a block can carry a whole stream.
         for marker in _TERMINAL:
@@ -181,7 +202,7 @@ class SseRelayState:
                     continue
                 response = event.get("response")
                 if isinstance(response, dict):
-                    self.terminal = response
+                    self._terminal = response
                     return
 
     def next_sequence_number(self) -> int:
