@@ -21,6 +21,14 @@ def _two(upstream_a, upstream_b, **model_extra) -> dict:
           "targets": [{"deployment": "a", "weight": 1}, {"deployment": "b", "weight": 0}], **model_extra}])
 
 
+def _with_fallback_model(upstream_a, upstream_b) -> dict:
+    """gpt-4o served by a only, falling back to the model gpt-4o-mini served by b."""
+    return config_doc(
+        [deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
+        [{"name": "gpt-4o", "targets": [{"deployment": "a"}], "fallbacks": ["gpt-4o-mini"]},
+         {"name": "gpt-4o-mini", "targets": [{"deployment": "b"}]}])
+
+
 def _dead_url() -> str:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -66,10 +74,7 @@ async def test_connection_refused_fails_over(gateway, upstream_b) -> None:
 
 async def test_fallback_model_serves_when_every_deployment_of_the_model_fails(gateway, upstream_a, upstream_b) -> None:
     upstream_a.script = [Behaviour(status=500)]
-    doc = config_doc(
-        [deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
-        [{"name": "gpt-4o", "targets": [{"deployment": "a"}], "fallbacks": ["gpt-4o-mini"]},
-         {"name": "gpt-4o-mini", "targets": [{"deployment": "b"}]}])
+    doc = _with_fallback_model(upstream_a, upstream_b)
     gw = await gateway(doc)
     async with gw.client() as client:
         raw = await client.responses.with_raw_response.create(model="gpt-4o", input="hi")
@@ -158,10 +163,7 @@ async def test_failing_deployment_is_cooled_down_then_probed_again(gateway, upst
 
 async def test_streamed_request_falls_back_to_the_fallback_model(gateway, upstream_a, upstream_b) -> None:
     upstream_a.script = [Behaviour(status=503)]
-    doc = config_doc(
-        [deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
-        [{"name": "gpt-4o", "targets": [{"deployment": "a"}], "fallbacks": ["gpt-4o-mini"]},
-         {"name": "gpt-4o-mini", "targets": [{"deployment": "b"}]}])
+    doc = _with_fallback_model(upstream_a, upstream_b)
     gw = await gateway(doc)
     async with gw.client() as client:
         raw = await client.responses.with_raw_response.create(model="gpt-4o", input="hi", stream=True)
