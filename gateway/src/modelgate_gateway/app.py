@@ -19,14 +19,15 @@ from .recording import Observer
 from .reloading import Reloader, ReloadListener
 from .sources.base import ConfigSource
 from .upstream.chat import ChatTransport, StoreHolder
+from .upstream.http1 import Http1Client
 from .upstream.mock import MockTransport
-from .upstream.transport import HttpTransport, Pools
+from .upstream.transport import HttpTransport
 
 RELOADER: web.AppKey[Reloader] = web.AppKey("modelgate_reloader")
 
 
 def make_state(observer: Observer) -> GatewayState:
-    pools = Pools()
+    pools = Http1Client()
     stores = StoreHolder()
     return GatewayState(observer=observer, pools=pools, http=HttpTransport(pools), mock=MockTransport(),
                         chat=ChatTransport(pools, stores), stores=stores)

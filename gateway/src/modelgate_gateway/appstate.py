@@ -16,13 +16,15 @@ from .recording import Observer
 from .runtime import DeploymentRuntime, RuntimeConfig
 from .upstream.balancing import HealthBoard
 from .upstream.chat import StoreHolder
-from .upstream.transport import Pools, Transport
+from .upstream.http1 import Http1Client
+from .upstream.transport import Transport
 
 
 @dataclass(eq=False)
 class GatewayState:
     observer: Observer
-    pools: Pools
+    pools: Http1Client
+    """Keep-alive connection pools to the upstreams, one per deployment and origin."""
     http: Transport
     mock: Transport
     chat: Transport

@@ -113,7 +113,7 @@ class Reloader:
         self.state.runtime = runtime
         pools = {d.pool_key for d in runtime.deployments.values()}
         grace = max((d.total_seconds for d in runtime.deployments.values()), default=60.0)
-        self.state.pools.retire_unused(pools, grace)
+        self.state.pools.retire(pools, grace)
         self.state.board.prune(runtime.deployments)
         if previous is None or previous.checksum != runtime.checksum:
             log.info("applied config %s from %s (%d models, %d deployments)", runtime.checksum,

@@ -28,6 +28,7 @@ from .config import (
     spec_checksum,
 )
 from .config.loading import config_to_data
+from .upstream.http1 import Endpoint
 
 _MAX_SECRET_BYTES = 64 * 1024  # an API key is never this long; a bigger file is a mistake
 
@@ -65,6 +66,8 @@ class DeploymentRuntime:
     headers: Mapping[str, str]
     """Auth and extra headers, ready to send."""
     query: Mapping[str, str]
+    endpoint: Endpoint | None
+    """The prepared upstream request parts (URL, headers, timeouts); None for the mock provider."""
     connect_seconds: float
     first_byte_seconds: float
     stream_idle_seconds: float
@@ -171,6 +174,14 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
                 headers["Authorization"] = f"Bearer {key}"
         mock = dep.mock
         base_url = dep.base_url.rstrip("/")
+        endpoint = None
+        if base_url:
+            try:
+                endpoint = Endpoint(base_url, headers, query=dep.query_params,
+                                    connect_seconds=dep.timeouts.connect_seconds,
+                                    read_idle_seconds=dep.timeouts.stream_idle_seconds)
+            except ValueError as exc:  # a header that cannot be sent (e.g. a line break in a secret)
+                raise ConfigError([f"spec.deployments[{index}]: {exc}"]) from None
         out[dep.name] = DeploymentRuntime(
             name=dep.name,
             provider=dep.provider,
@@ -181,6 +192,7 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
             model=dep.model,
             headers=headers,
             query=dict(dep.query_params),
+            endpoint=endpoint,
             connect_seconds=dep.timeouts.connect_seconds,
             first_byte_seconds=dep.timeouts.first_byte_seconds,
             stream_idle_seconds=dep.timeouts.stream_idle_seconds,

@@ -51,3 +51,27 @@ def test_missing_secrets_fail_the_compile_with_the_reference_only(tmp_path: Path
         compile_runtime(validate_data(_doc(ref)), {"team-key": b"sk-team-secret"}, str(tmp_path))
     assert message in str(caught.value) and "spec.deployments[0].credentials" in str(caught.value)
     assert "sk-team-secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("secret", "headers", "message"), [
+    (b"sk-one\nsk-two", {}, "the value of header 'Authorization' contains a line break"),
+    (b"sk-fine", {"X-Team": "blue\r\nX-Evil: 1"}, "the value of header 'X-Team' contains a line break"),
+    (b"sk-fine", {"X Team": "blue"}, "invalid HTTP header name 'X Team'"),
+])
+def test_headers_that_cannot_be_sent_fail_the_compile_without_the_value(
+        tmp_path: Path, secret: bytes, headers: dict[str, str], message: str) -> None:
+    """A line break inside a key (a Secret pasted with two keys) would split the upstream request."""
+    with pytest.raises(ConfigError) as caught:
+        compile_runtime(validate_data(_doc({"secretKey": "up"}, headers=headers)),
+                        {"up": secret, "team-key": b"t"}, str(tmp_path))
+    assert message in str(caught.value) and "spec.deployments[0]" in str(caught.value)
+    assert "sk-one" not in str(caught.value) and "sk-fine" not in str(caught.value)
+
+
+def test_each_deployment_gets_its_upstream_endpoint_prepared(tmp_path: Path) -> None:
+    runtime = compile_runtime(validate_data(_doc({"secretKey": "up"}, queryParams={"api-version": "v1"})),
+                              {"up": b"k", "team-key": b"t"}, str(tmp_path))
+    endpoint = runtime.deployments["a"].endpoint
+    assert endpoint is not None and endpoint.origin == "https://x.example:443" and endpoint.tls
+    assert endpoint.head("POST", "/responses", None, (), "application/json", 2).startswith(
+        b"POST /v1/responses?api-version=v1 HTTP/1.1\r\nHost: x.example\r\nAuthorization: Bearer k\r\n")

@@ -100,7 +100,7 @@ async def _pump(resp: web.StreamResponse, sse: SseRelayState, record: RequestRec
     except (_ClientGone, TimeoutError):
         raise
     except Exception as exc:  # any upstream read/translate failure ends the stream cleanly
-        if not isinstance(exc, aiohttp.ClientError | OSError | SseOverflow):
+        if not isinstance(exc, OSError | SseOverflow):
             log.exception("unexpected error while relaying a stream from %s", opened.dep.name)
         raise _UpstreamBroke(f"upstream connection failed mid-stream ({type(exc).__name__})") from exc
 
@@ -147,7 +147,7 @@ async def relay_json(opened: Opened, record: RequestRecord, make_id: Callable[[s
             raise
         finally:
             timer.disarm()
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+    except OSError as exc:  # TimeoutError included
         reply.close()
         opened.finish(AttemptOutcome.STREAM_ERROR, record)
         raise UpstreamFailed(

@@ -15,12 +15,12 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 
 from ..errors import GatewayError, InvalidRequest
 from ..runtime import DeploymentRuntime
 from ..state import RedisConversationStore, StateStoreError, StoredResponse
+from .http1 import Http1Client, Reply, UpstreamProtocolError
 from .translation.responses_chatcompletions import (
     ChatStreamTranslator,
     UntranslatableError,
@@ -29,7 +29,7 @@ from .translation.responses_chatcompletions import (
     translate_request,
     translate_response,
 )
-from .transport import HttpReply, MemoryReply, Pools, UpstreamReply, json_error
+from .transport import MemoryReply, UpstreamReply, json_error
 
 log = logging.getLogger("modelgate.gateway.chat")
 _MAX_LINE_BYTES = 8 * 1024 * 1024  # one SSE line; bigger means a broken upstream
@@ -77,8 +77,8 @@ class StoreHolder:
 
 
 class ChatTransport:
-    def __init__(self, pools: Pools, stores: StoreHolder) -> None:
-        self._pools = pools
+    def __init__(self, client: Http1Client, stores: StoreHolder) -> None:
+        self._client = client
         self._stores = stores
 
     async def open(self, dep: DeploymentRuntime, method: str, path: str, *, payload: dict[str, Any] | None,
@@ -108,12 +108,12 @@ class ChatTransport:
         except UntranslatableError as exc:
             raise Untranslatable(f"{exc.message} (deployment {dep.name} speaks Chat Completions)",
                                  param=exc.param) from None
-        headers = {**dep.headers, "Content-Type": "application/json", "X-Request-Id": request_id}
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=dep.connect_seconds, sock_read=dep.stream_idle_seconds)
-        resp = await self._pools.session(dep).post(dep.base_url + "/chat/completions", data=orjson.dumps(chat),
-                                                   headers=headers, params=dep.query or None, timeout=timeout)
+        assert dep.endpoint is not None
+        resp = await self._client.send(dep.endpoint, "POST", "/chat/completions", body=orjson.dumps(chat),
+                                       content_type="application/json",
+                                       extra_headers=(("X-Request-Id", request_id),), pool_key=dep.pool_key)
         if resp.status >= 400:
-            return HttpReply(resp)
+            return resp
         return ChatReply(resp, dep, payload, history, self._stores)
 
     async def _follow_up(self, method: str, path: str, query: Mapping[str, str]) -> UpstreamReply:
@@ -156,7 +156,7 @@ def _page(items: list[dict[str, Any]], query: Mapping[str, str]) -> dict[str, An
 class ChatReply:
     """A successful chat-completions reply, read or streamed as Responses."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, dep: DeploymentRuntime, payload: dict[str, Any],
+    def __init__(self, resp: Reply, dep: DeploymentRuntime, payload: dict[str, Any],
                  history: list[dict[str, Any]] | None, stores: StoreHolder) -> None:
         self._resp = resp
         self._dep = dep
@@ -175,7 +175,7 @@ class ChatReply:
         try:
             chat = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise aiohttp.ClientPayloadError("chat upstream sent a body that is not JSON") from None
+            raise UpstreamProtocolError("chat upstream sent a body that is not JSON") from None
         response = translate_response(chat, response_id=self._id, model=self._dep.model, created_at=self._created,
                                       request=self._payload, completed_at=int(time.time()))
         await self._save(response)
@@ -194,10 +194,10 @@ class ChatReply:
         pending = translator.start()
         buffer = b""
         done = False
-        async for chunk in self._resp.content.iter_any():
+        async for chunk in self._resp.chunks():
             buffer += chunk
             if len(buffer) > _MAX_LINE_BYTES:
-                raise aiohttp.ClientPayloadError("chat upstream sent an oversized stream line")
+                raise UpstreamProtocolError("chat upstream sent an oversized stream line")
             lines = buffer.split(b"\n")
             buffer = lines.pop()
             out: list[bytes] = []
@@ -212,7 +212,7 @@ class ChatReply:
                 try:
                     parsed = orjson.loads(data)
                 except orjson.JSONDecodeError:
-                    raise aiohttp.ClientPayloadError("chat upstream sent an event that is not JSON") from None
+                    raise UpstreamProtocolError("chat upstream sent an event that is not JSON") from None
                 out.append(translator.feed(parsed))
                 if translator.closed:
                     break
@@ -224,7 +224,7 @@ class ChatReply:
         if translator.closed:
             return
         if not done and translator.finish_reason is None:
-            raise aiohttp.ClientPayloadError("chat upstream ended the stream early")
+            raise UpstreamProtocolError("chat upstream ended the stream early")
         frames = translator.finish()
         await self._save(translator.response)
         yield pending + frames

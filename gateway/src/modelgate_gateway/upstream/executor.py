@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-
 from ..appstate import GatewayState
 from ..errors import GatewayError, UpstreamFailed
 from ..recording import AttemptOutcome, AttemptRecord, RequestRecord
@@ -141,7 +139,7 @@ async def _attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, reco
         raise
     except TimeoutError:
         raise _Failed(Failure(dep.name, AttemptOutcome.TIMEOUT, "timeout")) from None
-    except (aiohttp.ClientError, OSError) as exc:
+    except OSError as exc:  # refused, reset, TLS, protocol errors (http1's errors are OSErrors)
         raise _Failed(Failure(dep.name, AttemptOutcome.CONNECT_ERROR, type(exc).__name__)) from None
     finally:
         timer.disarm()

@@ -1,0 +1,168 @@
+"""Pools of keep-alive connections, one per deployment and origin, and the call that uses them."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Mapping, Sequence
+
+from .connection import Connection, Reply, UpstreamDisconnected
+from .endpoint import Endpoint
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
+
+
+class Pool:
+    """Keep-alive connections to one origin; the most recently used is reused first."""
+
+    def __init__(self, client: Http1Client, endpoint: Endpoint) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._client = client
+        self._host, self._port, self._tls = endpoint.host, endpoint.port, endpoint.tls
+        self.idle: list[Connection] = []
+        self.live: set[Connection] = set()
+
+    def take_idle(self) -> Connection | None:
+        now = self.loop.time()
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < self._client.keepalive_seconds:
+                conn.reused = True
+                return conn
+            conn.abort()
+        return None
+
+    async def connect(self, seconds: float) -> Connection:
+        ctx = self._client.ssl_context() if self._tls else None
+        async with asyncio.timeout(seconds):
+            transport, proto = await self.loop.create_connection(
+                lambda: Connection(self), self._host, self._port, ssl=ctx,
+                server_hostname=self._host if ctx is not None else None)
+        proto.transport = transport  # uvloop may call connection_made only on a later loop turn
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # not a TCP socket (tests over other transports)
+                pass
+        self.live.add(proto)
+        return proto
+
+    def put(self, conn: Connection) -> None:
+        conn.idle_since = self.loop.time()
+        self.idle.append(conn)
+        while len(self.idle) > self._client.max_idle_per_pool:
+            self.idle.pop(0).abort()
+
+    def forget(self, conn: Connection) -> None:
+        self.live.discard(conn)
+        if conn in self.idle:
+            self.idle.remove(conn)
+
+    def sweep(self) -> None:
+        """Close idle connections past the keep-alive time (oldest first)."""
+        cutoff = self.loop.time() - self._client.keepalive_seconds
+        while self.idle and self.idle[0].idle_since < cutoff:
+            self.idle.pop(0).abort()
+
+    def close(self) -> None:
+        for conn in list(self.live):
+            conn.abort()
+        self.idle.clear()
+        self.live.clear()
+
+
+class Http1Client:
+    """Pools of keep-alive connections, one per key (a deployment and its origin)."""
+
+    def __init__(self, *, keepalive_seconds: float = 30.0, max_idle_per_pool: int = 64,
+                 max_body_bytes: int = 128 * 1024 * 1024, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.keepalive_seconds = keepalive_seconds
+        self.max_idle_per_pool = max_idle_per_pool
+        self.max_body_bytes = max_body_bytes
+        self._ssl = ssl_context
+        self._pools: dict[str, Pool] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._retiring: set[Pool] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:  # built on first use: loading the CA store costs a few ms
+            self._ssl = ssl.create_default_context()
+        return self._ssl
+
+    def _pool(self, key: str, endpoint: Endpoint) -> Pool:
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = Pool(self, endpoint)
+            if self._sweeper is None:
+                self._schedule_sweep(pool.loop)
+        return pool
+
+    def _schedule_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sweeper = loop.call_later(max(1.0, self.keepalive_seconds / 2), self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        for pool in self._pools.values():
+            pool.sweep()
+        self._schedule_sweep(loop)
+
+    def idle_connections(self, pool_key: str) -> int:
+        pool = self._pools.get(pool_key)
+        return 0 if pool is None else len(pool.idle)
+
+    async def send(self, endpoint: Endpoint, method: str, path: str, *, body: bytes | None = None,
+                   content_type: str | None = None, extra_headers: Sequence[tuple[str, str]] = (),
+                   query: Mapping[str, str] | None = None, pool_key: str | None = None) -> Reply:
+        """Write the request; return once the answer's status and headers arrived."""
+        length = len(body) if body is not None else (0 if method in ("POST", "PUT", "PATCH") else None)
+        data = endpoint.head(method, path, query, extra_headers, content_type, length)
+        if body:
+            data += body
+        pool = self._pool(pool_key or endpoint.origin, endpoint)
+        for _ in range(2):  # a stale pooled connection is replaced once, idempotent requests only
+            conn = pool.take_idle() or await pool.connect(endpoint.connect_seconds)
+            try:
+                conn.start(data, endpoint.read_idle_seconds, self.max_body_bytes, method == "HEAD")
+                while conn.headers is None:
+                    if conn.exc is not None:
+                        raise conn.exc
+                    await conn.wait()
+            except UpstreamDisconnected:
+                if conn.reused and conn.received == 0 and conn.headers is None and method in _IDEMPOTENT:
+                    continue
+                raise
+            except BaseException:
+                conn.abort()
+                raise
+            return Reply(conn)
+        raise UpstreamDisconnected("the upstream closed two connections before answering")
+
+    def retire(self, keep: set[str], grace_seconds: float) -> None:
+        """Close, after ``grace_seconds`` (in-flight answers finish), the pools not in ``keep``."""
+        for key in [k for k in self._pools if k not in keep]:
+            pool = self._pools.pop(key)
+            self._retiring.add(pool)
+            task = asyncio.get_running_loop().create_task(self._close_later(pool, grace_seconds))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def _close_later(self, pool: Pool, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._retiring.discard(pool)
+        pool.close()
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for task in list(self._closing):
+            task.cancel()
+        await asyncio.gather(*self._closing, return_exceptions=True)
+        pools, self._pools = [*self._pools.values(), *self._retiring], {}
+        self._retiring.clear()
+        for pool in pools:
+            pool.close()
+        await asyncio.sleep(0)  # let the transports' connection_lost callbacks run

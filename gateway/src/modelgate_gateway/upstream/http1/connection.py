@@ -1,0 +1,272 @@
+"""One keep-alive connection (an asyncio protocol fed to llhttp) and the answer read from it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, cast
+
+import httptools
+from multidict import CIMultiDict, CIMultiDictProxy
+
+if TYPE_CHECKING:
+    from .client import Pool
+
+_HIGH_WATER = 1 << 20  # buffered, undrained body bytes at which reading pauses
+_NO_BODY_STATUS = frozenset({204, 304})
+
+
+class UpstreamProtocolError(ConnectionError):
+    """The upstream broke HTTP/1.1 (or sent more than the gateway accepts); the connection is dropped."""
+
+
+class UpstreamDisconnected(ConnectionResetError):
+    """The connection closed before the answer was complete."""
+
+
+class Connection(asyncio.Protocol):
+    """One TCP (or TLS) connection and the answer being read on it."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._loop = pool.loop
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.reused = False
+        self.idle_since = 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.busy = False
+        self.status = 0
+        self._raw_headers: list[tuple[str, str]] = []
+        self.headers: CIMultiDictProxy[str] | None = None
+        self.pieces: list[bytes] = []
+        self.buffered = 0
+        self.received = 0
+        self.complete = False
+        self.keep_alive = False
+        self.until_close = False
+        self.exc: BaseException | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.last_io = 0.0
+        self.idle_seconds = 0.0
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.paused = False
+        self.limit = 0
+        self.head_only = False
+
+    # -- protocol callbacks ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio.Transport subclasses
+
+    def data_received(self, data: bytes) -> None:
+        if not self.busy:  # bytes nobody asked for: the connection cannot be trusted any more
+            self.abort()
+            return
+        self.last_io = self._loop.time()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(UpstreamProtocolError("the upstream switched protocols"))
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamProtocolError(f"the upstream sent invalid HTTP ({exc})"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._pool.forget(self)
+        if not self.busy or self.complete:
+            return
+        if self.headers is not None and self.until_close and self.exc is None:
+            self._done()  # the end of the connection is the end of this body
+            return
+        if self.exc is None:
+            where = "before answering" if self.headers is None else "in the middle of the answer"
+            self.exc = UpstreamDisconnected(f"the upstream closed the connection {where}")
+        self._wake()
+
+    # -- parser callbacks -------------------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._raw_headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # interim answer (100 Continue, 103 Early Hints): skip it
+            self._raw_headers = []
+            return
+        self.status = status
+        headers = CIMultiDict(self._raw_headers)
+        self.headers = CIMultiDictProxy(headers)
+        chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        self.until_close = (not chunked and "Content-Length" not in headers
+                            and status not in _NO_BODY_STATUS and not self.head_only)
+        if self.head_only:
+            # llhttp cannot be told that a HEAD answer has no body; it would wait for the
+            # Content-Length bytes. The answer ends here and the next one gets a fresh parser.
+            self.keep_alive = self._parser.should_keep_alive()
+            self._parser = httptools.HttpResponseParser(self)
+            self._done()
+            return
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.pieces.append(body)
+        self.buffered += len(body)
+        self.received += len(body)
+        if self.received > self.limit:
+            self._fail(UpstreamProtocolError(f"the upstream's answer is larger than {self.limit} bytes"))
+            return
+        if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self.status == 0:  # the end of an interim answer
+            return
+        self.keep_alive = self._parser.should_keep_alive()
+        self._done()
+
+    # -- state ------------------------------------------------------------------------------------
+    def _done(self) -> None:
+        if self.exc is not None:  # failed earlier in the same read (e.g. the body passed the limit)
+            return
+        self.complete = True
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.exc is None and not self.complete:
+            self.exc = exc
+        self.abort()
+        self._wake()
+
+    def _check_idle(self) -> None:
+        self.idle_timer = None
+        if not self.busy or self.complete or self.exc is not None:
+            return
+        now = self._loop.time()
+        due = now + self.idle_seconds if self.paused else self.last_io + self.idle_seconds
+        if due > now:  # bytes came meanwhile, or reading is paused because the caller is slow
+            self.idle_timer = self._loop.call_at(due, self._check_idle)
+            return
+        self._fail(TimeoutError(f"no data from the upstream for {self.idle_seconds:g} s"))
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def start(self, data: bytes, idle_seconds: float, limit: int, head_only: bool) -> None:
+        """Send one request; the answer fills this object."""
+        assert self.transport is not None
+        self.busy = True
+        self.head_only = head_only
+        self.limit = limit
+        self.idle_seconds = idle_seconds
+        self.last_io = self._loop.time()
+        self.idle_timer = self._loop.call_at(self.last_io + idle_seconds, self._check_idle)
+        self.transport.write(data)
+
+    async def wait(self) -> None:
+        """Until the next change (headers, body bytes, end or failure)."""
+        waiter = self._loop.create_future()
+        self.waiter = waiter
+        try:
+            await waiter
+        finally:
+            self.waiter = None
+
+    def take(self) -> bytes:
+        pieces = self.pieces
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self.pieces = []
+        self.buffered = 0
+        if self.paused and self.transport is not None and not self.closed:
+            self.paused = False
+            self.last_io = self._loop.time()  # idle time counts again from now
+            self.transport.resume_reading()
+        return data
+
+    def finish(self) -> None:
+        """The caller is done with the answer: pool the connection or close it."""
+        if self.complete and self.keep_alive and self.exc is None and not self.closed:
+            self._reset()
+            self._pool.put(self)
+        else:
+            self.abort()
+
+
+class Reply:
+    """An upstream answer whose status and headers arrived; the body is read or iterated."""
+
+    __slots__ = ("_conn", "_iter", "headers", "status")
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn: Connection | None = conn
+        self.status = conn.status
+        assert conn.headers is not None
+        self.headers: Mapping[str, str] = conn.headers  # a CIMultiDictProxy: case-insensitive
+        self._iter: _Pieces | None = None
+
+    def _live(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("the reply was already released or closed")
+        return self._conn
+
+    async def read(self) -> bytes:
+        conn = self._live()
+        while not conn.complete:
+            if conn.exc is not None:
+                raise conn.exc
+            await conn.wait()
+        return conn.take() if conn.pieces else b""
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        if self._iter is None:
+            self._iter = _Pieces(self._live())
+        return self._iter
+
+    def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.finish()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.abort()
+
+
+class _Pieces:
+    """The body as it arrives: everything buffered so far, joined, per step."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def __aiter__(self) -> _Pieces:
+        return self
+
+    async def __anext__(self) -> bytes:
+        conn = self._conn
+        while True:
+            if conn.pieces:
+                return conn.take()
+            if conn.complete:
+                raise StopAsyncIteration
+            if conn.exc is not None:
+                raise conn.exc
+            await conn.wait()

@@ -1,0 +1,69 @@
+"""What is fixed about one upstream's requests (origin, path prefix, headers, timeouts), encoded once."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from urllib.parse import quote, urlencode, urlsplit
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_PLAIN_PATH = re.compile(r"^[A-Za-z0-9/_.~-]*$")
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+
+
+def check_header(name: str, value: str) -> None:
+    if not _TOKEN.match(name):
+        raise ValueError(f"invalid HTTP header name {name!r}")
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError(f"the value of header {name!r} contains a line break or NUL")
+
+
+
+class Endpoint:
+    """One upstream deployment's fixed request parts, built once per config and reused per call."""
+
+    __slots__ = ("_block", "connect_seconds", "host", "origin", "port", "prefix", "query",
+                 "read_idle_seconds", "tls")
+
+    def __init__(self, base_url: str, headers: Mapping[str, str] | None = None, *,
+                 query: Mapping[str, str] | None = None, connect_seconds: float = 10.0,
+                 read_idle_seconds: float = 60.0) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"unsupported URL scheme {parts.scheme!r} (http or https)")
+        if not parts.hostname:
+            raise ValueError(f"no host in URL {base_url!r}")
+        self.tls = parts.scheme == "https"
+        default_port = 443 if self.tls else 80
+        self.host = parts.hostname
+        self.port = parts.port or default_port
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.origin = f"{parts.scheme}://{host}:{self.port}"
+        self.prefix = quote(parts.path.rstrip("/"), safe=_PATH_SAFE)
+        self.query = dict(query or {})
+        self.connect_seconds = connect_seconds
+        self.read_idle_seconds = read_idle_seconds
+        lines = [f"Host: {host if self.port == default_port else f'{host}:{self.port}'}"]
+        for name, value in (headers or {}).items():
+            check_header(name, value)
+            lines.append(f"{name}: {value}")
+        self._block = ("\r\n".join(lines) + "\r\n").encode("latin-1")
+
+    def head(self, method: str, path: str, query: Mapping[str, str] | None,
+             extra: Sequence[tuple[str, str]], content_type: str | None, length: int | None) -> bytes:
+        """Request line and headers, ready to write."""
+        target = self.prefix + (path if _PLAIN_PATH.match(path) else quote(path, safe=_PATH_SAFE))
+        params = {**self.query, **query} if query else self.query
+        if params:
+            target += "?" + urlencode(params)
+        parts = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), self._block]
+        for name, value in extra:
+            check_header(name, value)
+            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+        if content_type is not None:
+            check_header("Content-Type", content_type)
+            parts.append(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n")
+        if length is not None:
+            parts.append(b"Content-Length: %d\r\n" % length)
+        parts.append(b"\r\n")
+        return b"".join(parts)
