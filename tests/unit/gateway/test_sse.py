@@ -74,3 +74,20 @@ def test_an_event_that_never_ends_is_refused_instead_of_buffered_forever() -> No
     with pytest.raises(SseOverflow):
         for _ in range(9 * 1024):  # 9 MiB in 1 KiB chunks, past the 8 MiB cap
             state.feed(b"x" * 1024)
+
+
+@pytest.mark.parametrize("after", [b"", b"data: [DONE]\n\n", b": keep-alive\n\n" + b"data: [DONE]\n\n"])
+def test_final_event_found_in_a_block_holding_the_whole_stream(after: bytes) -> None:
+    """Only a block's last events are searched for the final one; what servers send after it still fits."""
+    out, state = _relay([STREAM + after])
+    assert out == EXPECTED + after
+    assert state.terminal is not None and state.terminal["status"] == "completed"
+
+
+def test_a_delta_quoting_lifecycle_or_final_event_names_is_not_taken_for_them() -> None:
+    quoting = _event("response.output_text.delta", sequence_number=2, item_id="msg_1",
+                     delta="response.completed response.created")
+    head, tail = STREAM.split(b"event: response.output_text.delta", 1)
+    out, state = _relay([head + quoting + b"event: response.output_text.delta" + tail.split(b"event: response.completed")[0]])
+    assert state.gateway_id == b"resp_GATEWAY" and b"resp_up1" not in out
+    assert state.terminal is None

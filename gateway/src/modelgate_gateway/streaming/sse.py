@@ -18,9 +18,11 @@ import orjson
 _DELTA_TYPES = (b"response.output_text.delta", b"response.refusal.delta",
                 b"response.function_call_arguments.delta")
 _TERMINAL = (b"response.completed", b"response.failed", b"response.incomplete")
+_LIFECYCLE = (b"response.created", b"response.in_progress", b"response.queued")
 _SEQ = re.compile(rb'"sequence_number":\s*(\d+)')
 _MAX_EVENT_BYTES = 8 * 1024 * 1024  # one event; an upstream that never ends one is broken
 _MAX_KEPT_BYTES = 4 * 1024 * 1024  # stream bytes kept for token estimation; beyond: not kept
+_TAIL_EVENTS = 3  # the final event, plus room for a "[DONE]" or keep-alive comment after it
 
 
 def iter_events(block: bytes) -> Iterator[tuple[str, bytes]]:
@@ -49,6 +51,16 @@ def _event_at(block: bytes, at: int) -> bytes:
     start = block.rfind(b"\n\n", 0, at)
     start = start + 2 if start >= 0 else 0
     return block[start:start + 200]
+
+
+def _last_events(block: bytes, count: int = _TAIL_EVENTS) -> bytes:
+    """The last ``count`` events of a block of complete events (the whole block if it has fewer)."""
+    end = len(block) - 2  # a block ends with its last event's blank line
+    for _ in range(count):
+        end = block.rfind(b"\n\n", 0, end)
+        if end < 0:
+            return block
+    return block[end + 2:]
 
 
 def _has_delta(block: bytes) -> bool:
@@ -139,12 +151,17 @@ class SseRelayState:
         if self.upstream_id is None:
             self._learn_id(block)
         if self.upstream_id is not None and self.gateway_id is not None:
-            block = block.replace(self.upstream_id, self.gateway_id)
+            # split + join scans the block once; replace() scans it twice (count, then copy)
+            parts = block.split(self.upstream_id)
+            if len(parts) > 1:
+                block = self.gateway_id.join(parts)
         if not self.first_delta_seen and _has_delta(block):
             self.first_delta_seen = True
-        # Three plain searches, not any() over a generator: this runs for every relayed chunk.
-        if b"response.completed" in block or b"response.failed" in block or b"response.incomplete" in block:
-            self._terminal_blocks.append(block)
+        # The final event is the stream's last, so only the block's last events are searched (a
+        # block can hold a whole stream); three plain searches, not any() over a generator.
+        tail = _last_events(block)
+        if b"response.completed" in tail or b"response.failed" in tail or b"response.incomplete" in tail:
+            self._terminal_blocks.append(tail)
         self.last_block = block
         if self._kept < _MAX_KEPT_BYTES:
             self.blocks.append(block)
@@ -157,27 +174,30 @@ class SseRelayState:
 
     def _learn_id(self, block: bytes) -> None:
         # The lifecycle event comes first; parse just it, not the (possibly whole) stream after it.
-        for marker in (b"response.created", b"response.in_progress", b"response.queued"):
+        for marker in _LIFECYCLE:
             at = block.find(marker)
             if at < 0:
                 continue
             start = block.rfind(b"\n\n", 0, at)
             start = start + 2 if start >= 0 else 0
             end = block.find(b"\n\n", at)
-            for kind, payload in iter_events(block[start:end if end >= 0 else len(block)]):
-                if kind != marker.decode():
-                    continue
-                try:
-                    response = orjson.loads(payload).get("response") or {}
-                except orjson.JSONDecodeError:
-                    continue
-                rid = response.get("id")
-                if isinstance(rid, str) and rid:
-                    self.upstream_id = rid.encode()
-                    gateway_id = self._make_id(rid)
-                    self.gateway_id = gateway_id.encode()
-                    self.created = {**response, "id": gateway_id}
-                    return
+            event = block[start:end if end >= 0 else len(block)]
+            data = b"\n".join(line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:"))
+            try:
+                parsed = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
+            # The type, not the marker's position, decides: a delta's text may quote the marker.
+            if not isinstance(parsed, dict) or parsed.get("type") != marker.decode():
+                continue
+            response = parsed.get("response")
+            rid = response.get("id") if isinstance(response, dict) else None
+            if isinstance(rid, str) and rid:
+                self.upstream_id = rid.encode()
+                gateway_id = self._make_id(rid)
+                self.gateway_id = gateway_id.encode()
+                self.created = response
+                return
 
     @property
     def terminal(self) -> dict[str, Any] | None:
@@ -211,8 +231,9 @@ class SseRelayState:
 
     def failure_event(self, message: str, code: str = "server_error") -> bytes:
         """A ``response.failed`` event that ends the client's stream cleanly after an upstream drop."""
-        response = dict(self.created or {"id": None, "object": "response", "output": []})
-        response.update(status="failed", error={"code": code, "message": message})
+        response = dict(self.created or {"object": "response", "output": []})
+        gateway_id = self.gateway_id.decode() if self.gateway_id is not None else None
+        response.update(id=gateway_id, status="failed", error={"code": code, "message": message})
         event = {"type": "response.failed", "sequence_number": self.next_sequence_number(),
                  "response": response}
         return b"event: response.failed\ndata: " + orjson.dumps(event) + b"\n\n"

@@ -9,14 +9,18 @@ from urllib.parse import quote, urlencode, urlsplit
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _PLAIN_PATH = re.compile(r"^[A-Za-z0-9/_.~-]*$")
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+_KNOWN_NAMES: set[str] = set()  # names already found to be tokens (a few per deployment)
 
 
 def check_header(name: str, value: str) -> None:
-    if not _TOKEN.match(name):
-        raise ValueError(f"invalid HTTP header name {name!r}")
-    if any(c in value for c in "\r\n\0"):
+    """Refuse what would break the request's framing: a non-token name, CR, LF or NUL in a value."""
+    if name not in _KNOWN_NAMES:
+        if not _TOKEN.match(name):
+            raise ValueError(f"invalid HTTP header name {name!r}")
+        if len(_KNOWN_NAMES) < 1024:
+            _KNOWN_NAMES.add(name)
+    if "\r" in value or "\n" in value or "\0" in value:
         raise ValueError(f"the value of header {name!r} contains a line break or NUL")
-
 
 
 class Endpoint:
