@@ -105,7 +105,8 @@ class Timeouts(_Model):
         "whole answer is ready). Failover happens only within this window.",
     )
     stream_idle_seconds: float = Field(
-        default=120.0, gt=0, le=3600, description="Longest silence allowed between two stream chunks."
+        default=120.0, gt=0, le=3600, description="Longest silence allowed while reading an answer: between two stream "
+        "chunks, and before the headers or the rest of a plain answer."
     )
     total_seconds: float = Field(
         default=600.0, gt=0, le=86400, description="Upper bound on one attempt, streaming included."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from collections import deque
 from collections.abc import Mapping, Sequence
 
 from .connection import Connection, Reply, UpstreamDisconnected
@@ -20,7 +21,7 @@ class Pool:
         self.loop = asyncio.get_running_loop()
         self._client = client
         self._host, self._port, self._tls = endpoint.host, endpoint.port, endpoint.tls
-        self.idle: list[Connection] = []
+        self.idle: deque[Connection] = deque()  # oldest left, most recently used right
         self.live: set[Connection] = set()
 
     def take_idle(self) -> Connection | None:
@@ -54,7 +55,7 @@ class Pool:
         conn.idle_since = self.loop.time()
         self.idle.append(conn)
         while len(self.idle) > self._client.max_idle_per_pool:
-            self.idle.pop(0).abort()
+            self.idle.popleft().abort()
 
     def forget(self, conn: Connection) -> None:
         self.live.discard(conn)
@@ -65,7 +66,7 @@ class Pool:
         """Close idle connections past the keep-alive time (oldest first)."""
         cutoff = self.loop.time() - self._client.keepalive_seconds
         while self.idle and self.idle[0].idle_since < cutoff:
-            self.idle.pop(0).abort()
+            self.idle.popleft().abort()
 
     def close(self) -> None:
         for conn in list(self.live):
@@ -77,7 +78,7 @@ class Pool:
 class Http1Client:
     """Pools of keep-alive connections, one per key (a deployment and its origin)."""
 
-    def __init__(self, *, keepalive_seconds: float = 30.0, max_idle_per_pool: int = 64,
+    def __init__(self, *, keepalive_seconds: float = 30.0, max_idle_per_pool: int = 512,
                  max_body_bytes: int = 128 * 1024 * 1024, ssl_context: ssl.SSLContext | None = None) -> None:
         self.keepalive_seconds = keepalive_seconds
         self.max_idle_per_pool = max_idle_per_pool
