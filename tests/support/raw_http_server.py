@@ -2,15 +2,19 @@
 
 The test supplies a handler coroutine per connection; it reads requests with
 :meth:`RawConnection.read_request` and writes exactly the bytes it wants (well-formed or not),
-stalls, or closes. The server counts connections, keeps every request's raw bytes, and notes
-when a client closed its side (``RawConnection.eof``), so tests can assert on pooling and aborts.
+stalls, closes, or resets (:meth:`RawConnection.reset`). The server counts connections, keeps every
+request's raw bytes, and notes when a client closed its side (``RawConnection.eof``), so tests can
+assert on pooling and aborts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import ssl
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -75,6 +79,18 @@ class RawConnection:
             data = await self.reader.read()
         self._saw_eof()
         return data
+
+    def reset(self) -> None:
+        """Close the connection with a TCP reset (RST) instead of an orderly FIN."""
+        sock = self.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # linger 0: close sends RST
+        self.writer.transport.abort()
+
+    def send_fin(self) -> None:
+        """Shut down the sending side right now (``writer.write_eof()`` does so only on a later loop turn on uvloop)."""
+        fileno = self.writer.get_extra_info("socket").fileno()
+        with socket.socket(fileno=os.dup(fileno)) as sock:  # uvloop's transport sockets refuse shutdown()
+            sock.shutdown(socket.SHUT_WR)
 
     def _saw_eof(self) -> None:
         if not self.eof.is_set():

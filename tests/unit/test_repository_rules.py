@@ -73,3 +73,17 @@ def test_operator_imports_only_the_config_seam_of_the_gateway() -> None:
                 for alias in node.names:
                     if alias.name.startswith("modelgate_gateway"):
                         assert alias.name.startswith("modelgate_gateway.config"), (path, alias.name)
+
+
+def test_upstream_http_client_imports_nothing_of_the_gateway_and_not_aiohttp() -> None:
+    """The client stands alone (only relative imports inside its package), and upstream calls
+    never go back to aiohttp's client by accident."""
+    package = ROOT / "gateway/src/modelgate_gateway/upstream/http1"
+    for path in package.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level > 1:
+                raise AssertionError(f"{path}: imports from outside its package")
+        assert not (_imported_top_modules(path) & {"aiohttp", "modelgate_gateway"}), path
+    for path in (ROOT / "gateway/src/modelgate_gateway/upstream").glob("*.py"):
+        assert "aiohttp" not in _imported_top_modules(path), path

@@ -8,10 +8,14 @@ import ssl
 from collections import deque
 from collections.abc import Mapping, Sequence
 
+import aiohappyeyeballs
+
 from .connection import Connection, Reply, UpstreamDisconnected
 from .endpoint import Endpoint
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
+_DNS_TTL_SECONDS = 30.0  # upstream address changes are followed within half a minute
+_HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305: start the next address if one has not connected by then
 
 
 class Pool:
@@ -23,31 +27,50 @@ class Pool:
         self._host, self._port, self._tls = endpoint.host, endpoint.port, endpoint.tls
         self.idle: deque[Connection] = deque()  # oldest left, most recently used right
         self.live: set[Connection] = set()
+        self._addresses: list[aiohappyeyeballs.AddrInfoType] = []
+        self._addresses_until = 0.0
 
     def take_idle(self) -> Connection | None:
         now = self.loop.time()
         idle = self.idle
         while idle:
             conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < self._client.keepalive_seconds:
+            # is_closing(): the upstream's FIN may be processed before connection_lost runs
+            if (not conn.closed and now - conn.idle_since < self._client.keepalive_seconds
+                    and conn.transport is not None and not conn.transport.is_closing()):
                 conn.reused = True
                 return conn
             conn.abort()
         return None
 
+    async def _resolve(self) -> list[aiohappyeyeballs.AddrInfoType]:
+        now = self.loop.time()
+        if now >= self._addresses_until:
+            infos = await self.loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
+            if not infos:
+                raise OSError(f"no address found for {self._host}")
+            self._addresses, self._addresses_until = list(infos), now + _DNS_TTL_SECONDS
+        return self._addresses
+
     async def connect(self, seconds: float) -> Connection:
+        """A new connection: DNS (cached), TCP over every address (happy eyeballs), TLS; all within ``seconds``."""
         ctx = self._client.ssl_context() if self._tls else None
         async with asyncio.timeout(seconds):
-            transport, proto = await self.loop.create_connection(
-                lambda: Connection(self), self._host, self._port, ssl=ctx,
-                server_hostname=self._host if ctx is not None else None)
-        proto.transport = transport  # uvloop may call connection_made only on a later loop turn
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
+            addresses = await self._resolve()
+            sock = await aiohappyeyeballs.start_connection(
+                addresses, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY, loop=self.loop)
             try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:  # not a TCP socket (tests over other transports)
-                pass
+                transport, proto = await self.loop.create_connection(
+                    lambda: Connection(self), sock=sock, ssl=ctx,
+                    server_hostname=self._host if ctx is not None else None)
+            except BaseException:
+                sock.close()
+                raise
+        proto.transport = transport  # uvloop may call connection_made only on a later loop turn
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # not a TCP socket
+            pass
         self.live.add(proto)
         return proto
 

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from .client import Pool
 
 _HIGH_WATER = 1 << 20  # buffered, undrained body bytes at which reading pauses
+_MAX_HEAD_BYTES = 64 * 1024  # status line + headers (llhttp sets no limit; aiohttp allowed 8 KiB per line)
+_MAX_FIELDS = 256  # header (and trailer) lines of one answer
 _NO_BODY_STATUS = frozenset({204, 304})
 
 
@@ -56,14 +58,17 @@ class Connection(asyncio.Protocol):
         self.paused = False
         self.limit = 0
         self.head_only = False
+        self.head_bytes = 0
+        self.head_read = 0
+        self.fields = 0
 
     # -- protocol callbacks ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio.Transport subclasses
 
     def data_received(self, data: bytes) -> None:
-        if not self.busy:  # bytes nobody asked for: the connection cannot be trusted any more
-            self.abort()
+        if not self.busy or self.complete:
+            self._unsolicited()  # bytes nobody asked for: the connection cannot be trusted any more
             return
         self.last_io = self._loop.time()
         try:
@@ -72,14 +77,25 @@ class Connection(asyncio.Protocol):
             self._fail(UpstreamProtocolError("the upstream switched protocols"))
         except httptools.HttpParserError as exc:
             self._fail(UpstreamProtocolError(f"the upstream sent invalid HTTP ({exc})"))
+        if self.headers is None and not self.closed:  # a head that has not ended after this read
+            self.head_read += len(data)  # (counts partial lines, which llhttp's callbacks do not)
+            if self.head_read > _MAX_HEAD_BYTES:
+                self._fail(UpstreamProtocolError(f"the upstream's headers exceed {_MAX_HEAD_BYTES} bytes"))
+
+    def eof_received(self) -> bool | None:
+        # The upstream closed its side: never hand this connection out again, even in the short
+        # time before connection_lost runs.
+        self.closed = True
+        self._pool.forget(self)
+        return None  # let the transport close
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._pool.forget(self)
         if not self.busy or self.complete:
             return
-        if self.headers is not None and self.until_close and self.exc is None:
-            self._done()  # the end of the connection is the end of this body
+        if self.headers is not None and self.until_close and self.exc is None and exc is None:
+            self._done()  # an orderly close ends this body (a reset does not)
             return
         if self.exc is None:
             where = "before answering" if self.headers is None else "in the middle of the answer"
@@ -88,15 +104,27 @@ class Connection(asyncio.Protocol):
 
     # -- parser callbacks -------------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._raw_headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        self.fields += 1
+        self.head_bytes += len(name) + len(value) + 4  # exact even when one read holds all headers
+        if self.fields > _MAX_FIELDS:
+            self._fail(UpstreamProtocolError(f"the upstream sent more than {_MAX_FIELDS} header lines"))
+        elif self.head_bytes > _MAX_HEAD_BYTES:
+            self._fail(UpstreamProtocolError(f"the upstream's headers exceed {_MAX_HEAD_BYTES} bytes"))
+        elif self.headers is None:  # trailers after a chunked body are not kept
+            self._raw_headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        if self.complete or self.exc is not None:
+            self._unsolicited()
+            return
         status = self._parser.get_status_code()
         if 100 <= status < 200:  # interim answer (100 Continue, 103 Early Hints): skip it
             self._raw_headers = []
+            self.fields = 0
             return
         self.status = status
         headers = CIMultiDict(self._raw_headers)
+        self._raw_headers = []
         self.headers = CIMultiDictProxy(headers)
         chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
         self.until_close = (not chunked and "Content-Length" not in headers
@@ -111,6 +139,9 @@ class Connection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self.complete or self.exc is not None:
+            self._unsolicited()
+            return
         self.pieces.append(body)
         self.buffered += len(body)
         self.received += len(body)
@@ -125,10 +156,19 @@ class Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.status == 0:  # the end of an interim answer
             return
+        if self.complete:  # a second answer nobody asked for
+            self._unsolicited()
+            return
         self.keep_alive = self._parser.should_keep_alive()
         self._done()
 
     # -- state ------------------------------------------------------------------------------------
+    def _unsolicited(self) -> None:
+        """Bytes past the answer (or after a failure): keep what was read, drop the connection."""
+        self.keep_alive = False
+        if not self.closed:
+            self.abort()
+
     def _done(self) -> None:
         if self.exc is not None:  # failed earlier in the same read (e.g. the body passed the limit)
             return
@@ -202,6 +242,8 @@ class Connection(asyncio.Protocol):
     def finish(self) -> None:
         """The caller is done with the answer: pool the connection or close it."""
         if self.complete and self.keep_alive and self.exc is None and not self.closed:
+            if self.paused and self.transport is not None:  # the answer ended in the read that paused
+                self.transport.resume_reading()
             self._reset()
             self._pool.put(self)
         else:
@@ -226,12 +268,17 @@ class Reply:
         return self._conn
 
     async def read(self) -> bytes:
+        """The rest of the body. Pieces are taken as they come, so reading never stays paused."""
         conn = self._live()
-        while not conn.complete:
+        parts: list[bytes] = []
+        while True:
+            if conn.pieces:
+                parts.append(conn.take())
+            if conn.complete:
+                return parts[0] if len(parts) == 1 else b"".join(parts)
             if conn.exc is not None:
                 raise conn.exc
             await conn.wait()
-        return conn.take() if conn.pieces else b""
 
     def chunks(self) -> AsyncIterator[bytes]:
         if self._iter is None:
@@ -240,32 +287,46 @@ class Reply:
 
     def release(self) -> None:
         conn, self._conn = self._conn, None
+        if self._iter is not None:
+            self._iter.stop()  # the connection may serve another request now
         if conn is not None:
             conn.finish()
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
+        if self._iter is not None:
+            self._iter.stop()
         if conn is not None:
             conn.abort()
 
 
 class _Pieces:
-    """The body as it arrives: everything buffered so far, joined, per step."""
+    """The body as it arrives: everything buffered so far, joined, per step.
+
+    Once the body ended, or the reply was released or closed, it stays at its end: it never
+    reads from a connection that went back to the pool and serves another request.
+    """
 
     __slots__ = ("_conn",)
 
     def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+        self._conn: Connection | None = conn
+
+    def stop(self) -> None:
+        self._conn = None
 
     def __aiter__(self) -> _Pieces:
         return self
 
     async def __anext__(self) -> bytes:
-        conn = self._conn
         while True:
+            conn = self._conn
+            if conn is None:
+                raise StopAsyncIteration
             if conn.pieces:
                 return conn.take()
             if conn.complete:
+                self._conn = None
                 raise StopAsyncIteration
             if conn.exc is not None:
                 raise conn.exc

@@ -21,6 +21,11 @@ def check_header(name: str, value: str) -> None:
             _KNOWN_NAMES.add(name)
     if "\r" in value or "\n" in value or "\0" in value:
         raise ValueError(f"the value of header {name!r} contains a line break or NUL")
+    if not value.isascii():
+        try:  # a message that never shows the value (it may be a key)
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(f"the value of header {name!r} has characters outside Latin-1") from None
 
 
 class Endpoint:
