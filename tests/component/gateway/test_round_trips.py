@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fake_responses_upstream import FakeResponsesUpstream
 from gateway_harness import config_doc, deployment
 
@@ -76,3 +78,17 @@ async def test_client_request_id_is_kept_and_end_user_header_is_attributed(gatew
     cost = gw.registry.get_sample_value("modelgate_cost_usd_total", {
         "model": "gpt-4o", "deployment": "a", "key": "test", "end_user": "erin", "estimated": "false"})
     assert cost is not None
+
+
+async def test_answers_of_several_megabytes_pass_whole(gateway, upstream_a) -> None:
+    """Image-sized answers (base64 outputs run to megabytes): read past the client's 1 MiB
+    read-pause threshold, non-streaming and streamed, with the id still rewritten."""
+    upstream_a.text = " ".join(["w" * 1_000_000] * 3)  # 3 MB of output text in three deltas
+    gw = await gateway(_single(upstream_a))
+    async with gw.client() as client, asyncio.timeout(20):  # a stalled read would wait for the 600 s deadline
+        response = await client.responses.create(model="gpt-4o", input="hi")
+        assert response.output_text == upstream_a.text and "a000" not in response.id
+        stream = await client.responses.create(model="gpt-4o", input="hi", stream=True)
+        events = [event async for event in stream]
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text == upstream_a.text
