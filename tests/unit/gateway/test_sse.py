@@ -78,9 +78,15 @@ def test_an_event_that_never_ends_is_refused_instead_of_buffered_forever() -> No
 
 @pytest.mark.parametrize("after", [b"", b"data: [DONE]\n\n", b": keep-alive\n\n" + b"data: [DONE]\n\n"])
 def test_final_event_found_in_a_block_holding_the_whole_stream(after: bytes) -> None:
-    """Only a block's last events are searched for the final one; what servers send after it still fits."""
-    out, state = _relay([STREAM + after])
-    assert out == EXPECTED + after
+    """A large block's last events only are searched for the final one (a small block is searched
+    whole); what servers send after the final event still fits."""
+    head, final = STREAM.split(b"event: response.completed")
+    deltas = b"".join(_event("response.output_text.delta", sequence_number=4, item_id="msg_1", delta="x" * 80)
+                      for _ in range(60))
+    stream = head + deltas + b"event: response.completed" + final + after
+    assert len(stream) > 4096
+    out, state = _relay([stream])
+    assert out == stream.replace(b"resp_up1", b"resp_GATEWAY")
     assert state.terminal is not None and state.terminal["status"] == "completed"
 
 

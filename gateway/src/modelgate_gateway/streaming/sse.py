@@ -23,6 +23,7 @@ _SEQ = re.compile(rb'"sequence_number":\s*(\d+)')
 _MAX_EVENT_BYTES = 8 * 1024 * 1024  # one event; an upstream that never ends one is broken
 _MAX_KEPT_BYTES = 4 * 1024 * 1024  # stream bytes kept for token estimation; beyond: not kept
 _TAIL_EVENTS = 3  # the final event, plus room for a "[DONE]" or keep-alive comment after it
+_SMALL_BLOCK = 4096  # blocks up to this size (one paced event) are searched whole: cheaper than cutting
 
 
 def iter_events(block: bytes) -> Iterator[tuple[str, bytes]]:
@@ -150,16 +151,16 @@ class SseRelayState:
         """Rewrite the id and note what the accounting needs; returns the bytes to send."""
         if self.upstream_id is None:
             self._learn_id(block)
-        if self.upstream_id is not None and self.gateway_id is not None:
-            # split + join scans the block once; replace() scans it twice (count, then copy)
-            parts = block.split(self.upstream_id)
-            if len(parts) > 1:
-                block = self.gateway_id.join(parts)
+        upstream_id = self.upstream_id
+        if upstream_id is not None and self.gateway_id is not None and upstream_id in block:
+            # ``in`` stops at the first hit (lifecycle events come first) and costs nothing for the
+            # deltas; split + join then scans once where replace() scans twice (count, then copy).
+            block = self.gateway_id.join(block.split(upstream_id))
         if not self.first_delta_seen and _has_delta(block):
             self.first_delta_seen = True
         # The final event is the stream's last, so only the block's last events are searched (a
         # block can hold a whole stream); three plain searches, not any() over a generator.
-        tail = _last_events(block)
+        tail = block if len(block) <= _SMALL_BLOCK else _last_events(block)
         if b"response.completed" in tail or b"response.failed" in tail or b"response.incomplete" in tail:
             self._terminal_blocks.append(tail)
         self.last_block = block
