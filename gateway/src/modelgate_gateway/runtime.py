@@ -28,7 +28,7 @@ from .config import (
     spec_checksum,
 )
 from .config.loading import config_to_data
-from .upstream.http1 import Endpoint
+from .upstream.http1 import Endpoint, proxy_from_environment
 
 _MAX_SECRET_BYTES = 64 * 1024  # an API key is never this long; a bigger file is a mistake
 
@@ -179,8 +179,9 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
             try:
                 endpoint = Endpoint(base_url, headers, query=dep.query_params,
                                     connect_seconds=dep.timeouts.connect_seconds,
-                                    read_idle_seconds=dep.timeouts.stream_idle_seconds)
-            except ValueError as exc:  # a header that cannot be sent (e.g. a line break in a secret)
+                                    read_idle_seconds=dep.timeouts.stream_idle_seconds,
+                                    proxy=proxy_from_environment(base_url))
+            except ValueError as exc:  # a header that cannot be sent (a line break in a key), a bad proxy URL
                 raise ConfigError([f"spec.deployments[{index}]: {exc}"]) from None
         out[dep.name] = DeploymentRuntime(
             name=dep.name,

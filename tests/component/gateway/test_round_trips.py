@@ -6,6 +6,7 @@ import asyncio
 
 from fake_responses_upstream import FakeResponsesUpstream
 from gateway_harness import config_doc, deployment
+from http_proxy import HttpProxy
 
 
 def _single(upstream: FakeResponsesUpstream) -> dict:
@@ -92,3 +93,20 @@ async def test_answers_of_several_megabytes_pass_whole(gateway, upstream_a) -> N
         events = [event async for event in stream]
     assert events[-1].type == "response.completed"
     assert events[-1].response.output_text == upstream_a.text
+
+
+async def test_upstream_calls_go_through_the_egress_proxy_named_by_the_environment(
+        gateway, upstream_a, monkeypatch) -> None:
+    async with HttpProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "")
+        gw = await gateway(_single(upstream_a))  # the config is compiled (and the proxy chosen) now
+        monkeypatch.delenv("HTTP_PROXY")  # the SDK's own HTTP client would honour it too
+        async with gw.client() as client:
+            response = await client.responses.create(model="gpt-4o", input="hi")
+            stream = await client.responses.create(model="gpt-4o", input="hi", stream=True)
+            events = [event async for event in stream]
+    assert response.output_text == events[-1].response.output_text == "Alpha answers with seven short words"
+    assert len(proxy.heads) == 1  # one keep-alive connection through the proxy for both calls
+    assert proxy.heads[0].startswith(f"POST {upstream_a.base_url}/responses HTTP/1.1".encode())
+    assert len(upstream_a.creates) == 2

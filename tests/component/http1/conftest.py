@@ -7,9 +7,11 @@ client depends on (when ``connection_made`` runs, transport classes), so both ar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
 import pytest
+import trustme
 import uvloop
 
 from modelgate_gateway.upstream.http1 import Http1Client
@@ -25,3 +27,15 @@ async def client() -> AsyncIterator[Http1Client]:
     c = Http1Client()
     yield c
     await c.close()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def server_tls(ca: trustme.CA) -> Iterator[ssl.SSLContext]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    yield context

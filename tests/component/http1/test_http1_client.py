@@ -7,7 +7,6 @@ import json
 import os
 import ssl
 import time
-from collections.abc import Iterator
 from urllib.parse import parse_qsl
 
 import pytest
@@ -297,18 +296,6 @@ async def test_concurrent_sends_to_one_pool() -> None:
                              == 20 - client.idle_connections(endpoint.origin))
     finally:
         await client.close()
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def server_tls(ca: trustme.CA) -> Iterator[ssl.SSLContext]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    yield context
 
 
 async def test_tls_round_trip_with_a_trusted_ca(ca: trustme.CA, server_tls: ssl.SSLContext) -> None:

@@ -75,3 +75,15 @@ def test_each_deployment_gets_its_upstream_endpoint_prepared(tmp_path: Path) -> 
     assert endpoint is not None and endpoint.origin == "https://x.example:443" and endpoint.tls
     assert endpoint.head("POST", "/responses", None, (), "application/json", 2).startswith(
         b"POST /v1/responses?api-version=v1 HTTP/1.1\r\nHost: x.example\r\nAuthorization: Bearer k\r\n")
+
+
+def test_the_egress_proxy_comes_from_the_environment_and_a_bad_one_fails_the_compile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://team:hunter2@proxy.corp:3128")
+    runtime = compile_runtime(validate_data(_doc({"secretKey": "up"})), {"up": b"k", "team-key": b"t"}, str(tmp_path))
+    endpoint = runtime.deployments["a"].endpoint
+    assert endpoint is not None and endpoint.proxy is not None and endpoint.proxy.host == "proxy.corp"
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://team:hunter2@proxy.corp:1080")
+    with pytest.raises(ConfigError) as caught:
+        compile_runtime(validate_data(_doc({"secretKey": "up"})), {"up": b"k", "team-key": b"t"}, str(tmp_path))
+    assert "proxy" in str(caught.value) and "hunter2" not in str(caught.value)

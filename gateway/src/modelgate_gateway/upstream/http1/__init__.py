@@ -15,7 +15,8 @@ per read. Back-pressure: a body piling up faster than the caller drains it pause
 """
 
 from .client import Http1Client
-from .connection import Reply, UpstreamDisconnected, UpstreamProtocolError
-from .endpoint import Endpoint
+from .connection import ProxyError, Reply, UpstreamDisconnected, UpstreamProtocolError
+from .endpoint import Endpoint, Proxy, proxy_from_environment
 
-__all__ = ["Endpoint", "Http1Client", "Reply", "UpstreamDisconnected", "UpstreamProtocolError"]
+__all__ = ["Endpoint", "Http1Client", "Proxy", "ProxyError", "Reply", "UpstreamDisconnected", "UpstreamProtocolError",
+           "proxy_from_environment"]

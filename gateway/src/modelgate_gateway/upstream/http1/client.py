@@ -10,12 +10,13 @@ from collections.abc import Mapping, Sequence
 
 import aiohappyeyeballs
 
-from .connection import Connection, Reply, UpstreamDisconnected
-from .endpoint import Endpoint
+from .connection import Connection, ProxyError, Reply, UpstreamDisconnected
+from .endpoint import Endpoint, Proxy
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
 _DNS_TTL_SECONDS = 30.0  # upstream address changes are followed within half a minute
 _HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305: start the next address if one has not connected by then
+_MAX_PROXY_ANSWER = 64 * 1024
 
 
 class Pool:
@@ -25,6 +26,7 @@ class Pool:
         self.loop = asyncio.get_running_loop()
         self._client = client
         self._host, self._port, self._tls = endpoint.host, endpoint.port, endpoint.tls
+        self._proxy = endpoint.proxy
         self.idle: deque[Connection] = deque()  # oldest left, most recently used right
         self.live: set[Connection] = set()
         self._addresses: list[aiohappyeyeballs.AddrInfoType] = []
@@ -46,20 +48,24 @@ class Pool:
     async def _resolve(self) -> list[aiohappyeyeballs.AddrInfoType]:
         now = self.loop.time()
         if now >= self._addresses_until:
-            infos = await self.loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
+            host, port = (self._proxy.host, self._proxy.port) if self._proxy else (self._host, self._port)
+            infos = await self.loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             if not infos:
-                raise OSError(f"no address found for {self._host}")
+                raise OSError(f"no address found for {host}")
             self._addresses, self._addresses_until = list(infos), now + _DNS_TTL_SECONDS
         return self._addresses
 
     async def connect(self, seconds: float) -> Connection:
-        """A new connection: DNS (cached), TCP over every address (happy eyeballs), TLS; all within ``seconds``."""
+        """A new connection: DNS (cached), TCP over every address (happy eyeballs), the proxy's
+        tunnel if there is one, TLS; all within ``seconds``."""
         ctx = self._client.ssl_context() if self._tls else None
         async with asyncio.timeout(seconds):
             addresses = await self._resolve()
             sock = await aiohappyeyeballs.start_connection(
                 addresses, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY, loop=self.loop)
             try:
+                if self._proxy is not None and self._tls:
+                    await self._tunnel(sock, self._proxy)
                 transport, proto = await self.loop.create_connection(
                     lambda: Connection(self), sock=sock, ssl=ctx,
                     server_hostname=self._host if ctx is not None else None)
@@ -73,6 +79,30 @@ class Pool:
             pass
         self.live.add(proto)
         return proto
+
+    async def _tunnel(self, sock: socket.socket, proxy: Proxy) -> None:
+        """``CONNECT host:port`` through the proxy; TLS to the upstream then runs inside it."""
+        authority = f"[{self._host}]:{self._port}" if ":" in self._host else f"{self._host}:{self._port}"
+        head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+        if proxy.authorization is not None:
+            head += f"Proxy-Authorization: {proxy.authorization}\r\n"
+        await self.loop.sock_sendall(sock, (head + "\r\n").encode("latin-1"))
+        answer = b""
+        while b"\r\n\r\n" not in answer:  # bounded by _MAX_PROXY_ANSWER and the connect deadline
+            data = await self.loop.sock_recv(sock, 4096)
+            if not data:
+                raise ProxyError(f"the proxy closed the connection instead of opening a tunnel to {authority}")
+            answer += data
+            if len(answer) > _MAX_PROXY_ANSWER:
+                raise ProxyError("the proxy's answer to CONNECT is too large")
+        fields = answer.split(b"\r\n", 1)[0].split(b" ", 2)
+        if len(fields) < 2 or not fields[0].startswith(b"HTTP/1.") or not fields[1].isdigit():
+            raise ProxyError("the proxy did not answer CONNECT with HTTP")
+        status = int(fields[1])
+        if not 200 <= status < 300:
+            raise ProxyError(f"the proxy refused the tunnel to {authority} (HTTP {status})")
+        if not answer.endswith(b"\r\n\r\n") or answer.count(b"\r\n\r\n") != 1:
+            raise ProxyError("the proxy sent bytes after its answer to CONNECT")
 
     def put(self, conn: Connection) -> None:
         conn.idle_since = self.loop.time()

@@ -26,6 +26,10 @@ class UpstreamDisconnected(ConnectionResetError):
     """The connection closed before the answer was complete."""
 
 
+class ProxyError(ConnectionError):
+    """The egress proxy refused or broke the ``CONNECT`` tunnel (never echoes its credentials)."""
+
+
 class Connection(asyncio.Protocol):
     """One TCP (or TLS) connection and the answer being read on it."""
 

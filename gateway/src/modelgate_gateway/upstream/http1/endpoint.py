@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import re
+import urllib.request
 from collections.abc import Mapping, Sequence
-from urllib.parse import quote, urlencode, urlsplit
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _PLAIN_PATH = re.compile(r"^[A-Za-z0-9/_.~-]*$")
@@ -28,15 +31,74 @@ def check_header(name: str, value: str) -> None:
             raise ValueError(f"the value of header {name!r} has characters outside Latin-1") from None
 
 
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """An HTTP forward proxy on the way out: ``CONNECT`` tunnels for TLS upstreams, absolute-form
+    requests for plain ones. ``authorization`` is a ``Proxy-Authorization`` value: a secret."""
+
+    host: str
+    port: int
+    authorization: str | None = None
+
+    def __repr__(self) -> str:  # never shows the credentials
+        return f"Proxy({self.host}:{self.port}{', with credentials' if self.authorization else ''})"
+
+    @classmethod
+    def from_url(cls, url: str) -> Proxy:
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        if parts.scheme != "http":
+            raise ValueError(f"unsupported proxy scheme {parts.scheme!r} (only http:// proxies)")
+        if not parts.hostname:
+            raise ValueError("no host in the proxy URL")
+        authorization = None
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            authorization = "Basic " + base64.b64encode(pair.encode()).decode()
+        return cls(parts.hostname, parts.port or 80, authorization)
+
+
+def proxy_from_environment(base_url: str, environ: Mapping[str, str] | None = None) -> Proxy | None:
+    """The proxy that ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` (either case) name for a URL.
+
+    The conventions of curl and Python's urllib: the scheme of the upstream picks the variable,
+    ``NO_PROXY`` lists hosts, domains (``.example.com``), IPs or ``*`` that go direct.
+    """
+    proxies = ({k.lower()[:-6]: v for k, v in environ.items() if k.lower().endswith("_proxy") and v}
+               if environ is not None else urllib.request.getproxies_environment())
+    parts = urlsplit(base_url)
+    url = proxies.get(parts.scheme)
+    if not url or not parts.hostname:
+        return None
+    if _bypassed(parts.hostname, parts.port, proxies.get("no", "")):
+        return None
+    return Proxy.from_url(url)
+
+
+def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
+    """curl's NO_PROXY rules: ``*``, a host or IP, or a domain matching itself and its subdomains
+    (with or without a leading dot), optionally with ``:port``."""
+    host = host.lower().strip("[]")
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if entry == "*":
+            return True
+        name, _, entry_port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        if entry_port and (not entry_port.isdigit() or int(entry_port) != port):
+            continue
+        name = name.strip("[]").lstrip(".")
+        if name and (host == name or host.endswith("." + name)):
+            return True
+    return False
+
+
 class Endpoint:
     """One upstream deployment's fixed request parts, built once per config and reused per call."""
 
-    __slots__ = ("_block", "connect_seconds", "host", "origin", "port", "prefix", "query",
+    __slots__ = ("_block", "connect_seconds", "host", "origin", "port", "prefix", "proxy", "query",
                  "read_idle_seconds", "tls")
 
     def __init__(self, base_url: str, headers: Mapping[str, str] | None = None, *,
                  query: Mapping[str, str] | None = None, connect_seconds: float = 10.0,
-                 read_idle_seconds: float = 60.0) -> None:
+                 read_idle_seconds: float = 60.0, proxy: Proxy | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https"):
             raise ValueError(f"unsupported URL scheme {parts.scheme!r} (http or https)")
@@ -49,10 +111,16 @@ class Endpoint:
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.origin = f"{parts.scheme}://{host}:{self.port}"
         self.prefix = quote(parts.path.rstrip("/"), safe=_PATH_SAFE)
+        self.proxy = proxy
+        if proxy is not None and not self.tls:  # through the proxy: absolute-form request target
+            self.prefix = self.origin + self.prefix
         self.query = dict(query or {})
         self.connect_seconds = connect_seconds
         self.read_idle_seconds = read_idle_seconds
         lines = [f"Host: {host if self.port == default_port else f'{host}:{self.port}'}"]
+        if proxy is not None and proxy.authorization is not None and not self.tls:
+            check_header("Proxy-Authorization", proxy.authorization)
+            lines.append(f"Proxy-Authorization: {proxy.authorization}")
         for name, value in (headers or {}).items():
             check_header(name, value)
             lines.append(f"{name}: {value}")
