@@ -61,7 +61,7 @@ def _build_source(settings: GatewaySettings) -> Any:
 async def _start_metrics(settings: GatewaySettings, registry: Any, worker: int) -> web.AppRunner | None:
     if not settings.metrics_port:
         return None
-    from .observing import metrics_app
+    from .metricsapp import metrics_app
 
     runner = web.AppRunner(metrics_app(registry), access_log=None)
     await runner.setup()

@@ -1,11 +1,12 @@
-"""The gateway's metrics, cost and request-log observer, and the ``/metrics`` app.
+"""The gateway's metrics, cost and request-log observer.
 
 The hot path (handlers) calls :class:`GatewayObserver` through the :class:`recording.Observer`
 protocol: ``request_started`` when a record is created and ``request_finished`` exactly once
 when the client side is done (abandoned streams included). The reloader calls
 ``config_loaded`` / ``config_failed``. Per-request work is dict lookups on cached label
 children and a few float operations; bodies are parsed only when usage must be estimated or
-content logging is on. Neighbours: :mod:`.metrics`, :mod:`.pricing`, :mod:`.estimating`, :mod:`.requestlog`.
+content logging is on. Neighbours: :mod:`.metrics`, :mod:`.metriclabels`, :mod:`.pricing`,
+:mod:`.estimating`, :mod:`.requestlog`; :mod:`.metricsapp` serves the registry on ``/metrics``.
 """
 
 from __future__ import annotations
@@ -14,99 +15,22 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import IO
 
-from aiohttp import web
-from prometheus_client import CollectorRegistry, Gauge
-from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client import CollectorRegistry
 
 from . import estimating
 from .config import GatewayConfig
-from .metrics import TOKEN_TYPES, CounterFamily, Metrics
-from .pricing import UNKNOWN_PRICES, Prices, cost_usd, effective_prices
+from .metriclabels import ConfigView, EndUserLabels, known_label
+from .metrics import TOKEN_TYPES, Metrics
+from .pricing import UNKNOWN_PRICES, cost_usd
 from .recording import AttemptOutcome, RequestRecord, Usage
 from .requestlog import Accounting, RequestLogWriter, log_line
 
 logger = logging.getLogger(__name__)
 
-NONE_LABEL = "_none"  # the request never got that far (no key, no model, no deployment)
-OTHER_LABEL = "_other"  # a name the active config does not know
-END_USER_OVERFLOW = "other"
-END_USER_LABEL_MAX_CHARS = 128  # label values are stored per series; the log keeps the full value
 ERROR_TYPE_LABEL_LIMIT = 32  # error types come from code paths, but bound them anyway
 _STATUS_CLASS = {c: f"{c}xx" for c in range(1, 6)}
-
-
-def _label(value: str | None, known: frozenset[str]) -> str:
-    if value is None:
-        return NONE_LABEL
-    return value if value in known else OTHER_LABEL
-
-
-@dataclass(frozen=True, slots=True)
-class _ConfigView:
-    """What the observer needs from one config: known names and prices, swapped atomically."""
-
-    models: frozenset[str] = frozenset()
-    deployments: frozenset[str] = frozenset()
-    keys: frozenset[str] = frozenset()
-    prices: dict[tuple[str, str], Prices] = field(default_factory=dict)
-    model_prices: dict[str, Prices] = field(default_factory=dict)
-
-    def prices_for(self, model: str, deployment: str) -> Prices:
-        found = self.prices.get((model, deployment))
-        if found is None:
-            found = self.model_prices.get(model, UNKNOWN_PRICES)
-        return found
-
-    @classmethod
-    def of(cls, config: GatewayConfig) -> _ConfigView:
-        spec = config.spec
-        deployment_pricing = {d.name: d.pricing for d in spec.deployments}
-        return cls(
-            models=frozenset(m.name for m in spec.models),
-            deployments=frozenset(deployment_pricing),
-            keys=frozenset(k.name for k in spec.auth.keys),
-            prices={
-                (m.name, t.deployment): effective_prices(
-                    m.pricing, deployment_pricing.get(t.deployment)
-                )
-                for m in spec.models
-                for t in m.targets
-            },
-            model_prices={m.name: Prices.from_pricing(m.pricing) for m in spec.models},
-        )
-
-    def alive(self, kind: str, value: str) -> bool:
-        if value in (NONE_LABEL, OTHER_LABEL):
-            return True
-        known = {"model": self.models, "deployment": self.deployments, "key": self.keys}[kind]
-        return value in known
-
-
-class EndUserLabels:
-    """Caps distinct ``end_user`` label values: the first ``limit`` users keep their own label,
-    later ones share ``other``. Bounded memory: at most ``limit`` entries are remembered."""
-
-    def __init__(self, limit: int, in_use: Gauge, overflow: CounterFamily) -> None:
-        self.limit = limit
-        self._labels: dict[str, str] = {}
-        self._in_use = in_use
-        self._overflow = overflow
-
-    def label(self, end_user: str | None) -> str:
-        if not end_user:
-            return NONE_LABEL
-        found = self._labels.get(end_user)
-        if found is not None:
-            return found
-        if len(self._labels) < self.limit:
-            found = self._labels[end_user] = end_user[:END_USER_LABEL_MAX_CHARS]
-            self._in_use.set(len(self._labels))
-            return found
-        self._overflow.inc(())
-        return END_USER_OVERFLOW
 
 
 class GatewayObserver:
@@ -127,7 +51,7 @@ class GatewayObserver:
         self._clock = clock
         self._wall_clock = wall_clock
         self._log_stream = log_stream
-        self._view = _ConfigView()
+        self._view = ConfigView()
         self._end_users = EndUserLabels(
             100, self.metrics.end_user_labels, self.metrics.end_user_overflow
         )
@@ -222,7 +146,7 @@ class GatewayObserver:
 
     def config_loaded(self, config: GatewayConfig, checksum: str) -> None:
         """Swap prices and known names, drop vanished series, pre-create the known ones."""
-        view = _ConfigView.of(config)
+        view = ConfigView.of(config)
         self._view = view
         m = self.metrics
         for family in m.families():
@@ -276,9 +200,9 @@ class GatewayObserver:
         m = self.metrics
         view = self._view
         finished = record.finished_at if record.finished_at is not None else self._clock()
-        model = _label(record.model or record.requested_model, view.models)
-        deployment = _label(record.deployment, view.deployments)
-        key = _label(record.key_name, view.keys)
+        model = known_label(record.model or record.requested_model, view.models)
+        deployment = known_label(record.deployment, view.deployments)
+        key = known_label(record.key_name, view.keys)
         stream = "true" if record.stream else "false"
         m.requests.inc((model, deployment, key, stream, self._outcome(record)))
         m.request_duration.observe((model, deployment, stream), finished - record.started_at)
@@ -325,19 +249,19 @@ class GatewayObserver:
         for attempt in record.attempts:
             outcome = attempt.outcome
             m.attempts.inc((
-                _label(attempt.model, view.models), _label(attempt.deployment, view.deployments),
+                known_label(attempt.model, view.models), known_label(attempt.deployment, view.deployments),
                 outcome.value,
             ))
             if outcome is not AttemptOutcome.SKIPPED:
                 sent += 1
         if sent > 1:
             requested = record.requested_model
-            retried = _label(requested, view.models) if requested else model
+            retried = known_label(requested, view.models) if requested else model
             m.retries.inc((retried,), sent - 1)
         for from_model, to_model in record.fallbacks:
-            m.fallbacks.inc((_label(from_model, view.models), _label(to_model, view.models)))
+            m.fallbacks.inc((known_label(from_model, view.models), known_label(to_model, view.models)))
         for deployment in record.cooldowns:
-            m.cooldowns.inc((_label(deployment, view.deployments),))
+            m.cooldowns.inc((known_label(deployment, view.deployments),))
 
     def _outcome(self, record: RequestRecord) -> str:
         if record.client_disconnected:
@@ -393,9 +317,3 @@ class GatewayObserver:
             ),
         )
 
-
-def metrics_app(registry: CollectorRegistry) -> web.Application:
-    """``GET /metrics`` in Prometheus text format, for the separate metrics port."""
-    app = web.Application()
-    app.router.add_get("/metrics", make_aiohttp_handler(registry))
-    return app

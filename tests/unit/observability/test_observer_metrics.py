@@ -10,9 +10,20 @@ from modelgate_gateway.observing import GatewayObserver
 from modelgate_gateway.recording import AttemptOutcome, AttemptRecord, Usage
 from observability_traffic import delta_block, record
 
+EAST = {"model": "gpt-4o", "deployment": "east"}
+
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
     return registry.get_sample_value(name, labels)
+
+
+def expect(registry: CollectorRegistry, name: str, value: object, **labels: str) -> None:
+    """Assert ``name{labels} == value`` (a number or ``pytest.approx``); ``None``: no such series."""
+    found = sample(registry, name, **labels)
+    if value is None:
+        assert found is None, f"{name}{labels} = {found}, expected no series"
+    else:
+        assert found == value, f"{name}{labels} = {found}, expected {value}"
 
 
 def finish(observer: GatewayObserver, *records: object) -> None:
@@ -24,99 +35,40 @@ def finish(observer: GatewayObserver, *records: object) -> None:
 def test_non_streaming_request_counts_tokens_cost_and_latency(
     observer: GatewayObserver, registry: CollectorRegistry
 ) -> None:
-    usage = Usage(
-        input_tokens=1000, cached_input_tokens=400, output_tokens=200, reasoning_tokens=50
-    )
+    usage = Usage(input_tokens=1000, cached_input_tokens=400, output_tokens=200, reasoning_tokens=50)
     finish(observer, record(usage=usage, duration=0.3))
-    base = {"model": "gpt-4o", "deployment": "east"}
-    assert (
-        sample(
-            registry,
-            "modelgate_requests_total",
-            **base,
-            key="team-a",
-            stream="false",
-            outcome="2xx",
-        )
-        == 1
-    )
-    for token_type, count in [
-        ("input", 1000),
-        ("cached_input", 400),
-        ("output", 200),
-        ("reasoning", 50),
-    ]:
-        assert (
-            sample(registry, "modelgate_tokens_total", **base, type=token_type, estimated="false")
-            == count
-        )
-    expected_cost = (600 * 2.5 + 400 * 1.25 + 200 * 10) / 1e6
-    assert sample(
-        registry,
-        "modelgate_cost_usd_total",
-        **base,
-        key="team-a",
-        end_user="alice",
-        estimated="false",
-    ) == pytest.approx(expected_cost)
-    assert sample(registry, "modelgate_request_duration_seconds_count", **base, stream="false") == 1
-    assert sample(
-        registry, "modelgate_request_duration_seconds_sum", **base, stream="false"
-    ) == pytest.approx(0.3)
-    assert (
-        sample(
-            registry, "modelgate_request_duration_seconds_bucket", **base, stream="false", le="0.32"
-        )
-        == 1
-    )
-    assert (
-        sample(
-            registry, "modelgate_request_duration_seconds_bucket", **base, stream="false", le="0.16"
-        )
-        == 0
-    )
-    assert sample(registry, "modelgate_time_to_first_token_seconds_count", **base) is None
-    assert sample(registry, "modelgate_attempts_total", **base, outcome="success") == 1
-    assert sample(registry, "modelgate_requests_in_flight") == 0
+    expect(registry, "modelgate_requests_total", 1, **EAST, key="team-a", stream="false", outcome="2xx")
+    for token_type, count in [("input", 1000), ("cached_input", 400), ("output", 200), ("reasoning", 50)]:
+        expect(registry, "modelgate_tokens_total", count, **EAST, type=token_type, estimated="false")
+    expected_cost = pytest.approx((600 * 2.5 + 400 * 1.25 + 200 * 10) / 1e6)
+    alice = {"key": "team-a", "end_user": "alice", "estimated": "false"}
+    expect(registry, "modelgate_cost_usd_total", expected_cost, **EAST, **alice)
+    expect(registry, "modelgate_request_duration_seconds_count", 1, **EAST, stream="false")
+    expect(registry, "modelgate_request_duration_seconds_sum", pytest.approx(0.3), **EAST, stream="false")
+    expect(registry, "modelgate_request_duration_seconds_bucket", 1, **EAST, stream="false", le="0.32")
+    expect(registry, "modelgate_request_duration_seconds_bucket", 0, **EAST, stream="false", le="0.16")
+    expect(registry, "modelgate_time_to_first_token_seconds_count", None, **EAST)
+    expect(registry, "modelgate_attempts_total", 1, **EAST, outcome="success")
+    expect(registry, "modelgate_requests_in_flight", 0)
 
 
 def test_deployment_prices_override_model_prices(
     observer: GatewayObserver, registry: CollectorRegistry
 ) -> None:
     finish(observer, record(deployment="west", usage=Usage(input_tokens=100, output_tokens=10)))
-    assert sample(
-        registry,
-        "modelgate_cost_usd_total",
-        model="gpt-4o",
-        deployment="west",
-        key="team-a",
-        end_user="alice",
-        estimated="false",
-    ) == pytest.approx((100 * 5 + 10 * 20) / 1e6)
+    west = {"model": "gpt-4o", "deployment": "west", "key": "team-a", "end_user": "alice", "estimated": "false"}
+    expect(registry, "modelgate_cost_usd_total", pytest.approx((100 * 5 + 10 * 20) / 1e6), **west)
 
 
 def test_stream_observes_ttft_and_time_per_output_token(
     observer: GatewayObserver, registry: CollectorRegistry
 ) -> None:
-    finish(
-        observer,
-        record(stream=True, ttft=0.2, duration=1.2, usage=Usage(input_tokens=10, output_tokens=11)),
-    )
-    base = {"model": "gpt-4o", "deployment": "east"}
-    assert sample(registry, "modelgate_time_to_first_token_seconds_sum", **base) == pytest.approx(
-        0.2
-    )
-    assert sample(registry, "modelgate_time_to_first_token_seconds_bucket", **base, le="0.25") == 1
+    finish(observer, record(stream=True, ttft=0.2, duration=1.2, usage=Usage(input_tokens=10, output_tokens=11)))
+    expect(registry, "modelgate_time_to_first_token_seconds_sum", pytest.approx(0.2), **EAST)
+    expect(registry, "modelgate_time_to_first_token_seconds_bucket", 1, **EAST, le="0.25")
     # (1.2 - 0.2) / (11 - 1)
-    assert sample(registry, "modelgate_time_per_output_token_seconds_sum", **base) == pytest.approx(
-        0.1
-    )
-    assert (
-        sample(
-            registry, "modelgate_requests_total", **base, key="team-a", stream="true", outcome="2xx"
-        )
-        == 1
-    )
+    expect(registry, "modelgate_time_per_output_token_seconds_sum", pytest.approx(0.1), **EAST)
+    expect(registry, "modelgate_requests_total", 1, **EAST, key="team-a", stream="true", outcome="2xx")
 
 
 def test_abandoned_stream_without_usage_is_estimated_and_marked(
@@ -140,23 +92,12 @@ def test_abandoned_stream_without_usage_is_estimated_and_marked(
     base = {"model": "gpt-4o", "deployment": "east", "estimated": "true"}
     expected_in = estimating.estimate_input_tokens(body)
     expected_out = estimating.count_tokens("The sea is wide")
-    assert sample(registry, "modelgate_tokens_total", **base, type="input") == expected_in
-    assert sample(registry, "modelgate_tokens_total", **base, type="output") == expected_out
+    expect(registry, "modelgate_tokens_total", expected_in, **base, type="input")
+    expect(registry, "modelgate_tokens_total", expected_out, **base, type="output")
     cost = sample(registry, "modelgate_cost_usd_total", **base, key="team-a", end_user="alice")
     assert cost == pytest.approx((expected_in * 2.5 + expected_out * 10) / 1e6)
     assert cost > 0
-    assert (
-        sample(
-            registry,
-            "modelgate_requests_total",
-            model="gpt-4o",
-            deployment="east",
-            key="team-a",
-            stream="true",
-            outcome="client_disconnected",
-        )
-        == 1
-    )
+    expect(registry, "modelgate_requests_total", 1, **EAST, key="team-a", stream="true", outcome="client_disconnected")
     observer.close_log()
     line = json.loads(log_sink.lines()[0])
     assert line["usage_estimated"] is True
@@ -168,91 +109,25 @@ def test_delta_count_bounds_the_estimate_when_no_text_was_kept(
     observer: GatewayObserver, registry: CollectorRegistry
 ) -> None:
     finish(observer, record(stream=True, usage=None, output_delta_count=40, status=200))
-    assert (
-        sample(
-            registry,
-            "modelgate_tokens_total",
-            model="gpt-4o",
-            deployment="east",
-            type="output",
-            estimated="true",
-        )
-        == 40
-    )
+    expect(registry, "modelgate_tokens_total", 40, **EAST, type="output", estimated="true")
 
 
 def test_failed_request_without_output_is_not_priced(
     observer: GatewayObserver, registry: CollectorRegistry
 ) -> None:
-    finish(
-        observer,
-        record(
-            status=502, usage=None, error_type="upstream_error", request_body=b'{"input": "hi"}'
-        ),
-    )
-    assert (
-        sample(
-            registry,
-            "modelgate_requests_total",
-            model="gpt-4o",
-            deployment="east",
-            key="team-a",
-            stream="false",
-            outcome="upstream_error",
-        )
-        == 1
-    )
-    assert (
-        sample(
-            registry,
-            "modelgate_tokens_total",
-            model="gpt-4o",
-            deployment="east",
-            type="input",
-            estimated="true",
-        )
-        is None
-    )
+    finish(observer, record(status=502, usage=None, error_type="upstream_error", request_body=b'{"input": "hi"}'))
+    expect(registry, "modelgate_requests_total", 1, **EAST, key="team-a", stream="false", outcome="upstream_error")
+    expect(registry, "modelgate_tokens_total", None, **EAST, type="input", estimated="true")
 
 
 def test_unpriced_model_is_counted_visibly(
     observer: GatewayObserver, registry: CollectorRegistry
 ) -> None:
-    finish(
-        observer,
-        record(
-            model="free-model", deployment="local", usage=Usage(input_tokens=5, output_tokens=5)
-        ),
-    )
-    assert (
-        sample(
-            registry, "modelgate_unpriced_requests_total", model="free-model", deployment="local"
-        )
-        == 1
-    )
-    assert (
-        sample(
-            registry,
-            "modelgate_cost_usd_total",
-            model="free-model",
-            deployment="local",
-            key="team-a",
-            end_user="alice",
-            estimated="false",
-        )
-        == 0
-    )
-    assert (
-        sample(
-            registry,
-            "modelgate_tokens_total",
-            model="free-model",
-            deployment="local",
-            type="input",
-            estimated="false",
-        )
-        == 5
-    )
+    finish(observer, record(model="free-model", deployment="local", usage=Usage(input_tokens=5, output_tokens=5)))
+    local = {"model": "free-model", "deployment": "local"}
+    expect(registry, "modelgate_unpriced_requests_total", 1, **local)
+    expect(registry, "modelgate_cost_usd_total", 0, **local, key="team-a", end_user="alice", estimated="false")
+    expect(registry, "modelgate_tokens_total", 5, **local, type="input", estimated="false")
 
 
 def test_failover_counts_attempts_retries_fallbacks_and_cooldowns(
@@ -273,44 +148,13 @@ def test_failover_counts_attempts_retries_fallbacks_and_cooldowns(
     )
     rec.requested_model = "gpt-4o"
     finish(observer, rec)
-    assert (
-        sample(
-            registry,
-            "modelgate_attempts_total",
-            model="gpt-4o",
-            deployment="east",
-            outcome="server_error",
-        )
-        == 1
-    )
-    assert (
-        sample(
-            registry,
-            "modelgate_attempts_total",
-            model="gpt-4o",
-            deployment="west",
-            outcome="skipped",
-        )
-        == 1
-    )
-    assert sample(registry, "modelgate_retries_total", model="gpt-4o") == 1  # skipped: not sent
-    assert (
-        sample(registry, "modelgate_fallbacks_total", from_model="gpt-4o", to_model="gpt-4o-mini")
-        == 1
-    )
-    assert sample(registry, "modelgate_cooldowns_total", deployment="east") == 1
-    assert (
-        sample(
-            registry,
-            "modelgate_requests_total",
-            model="gpt-4o-mini",
-            deployment="mini",
-            key="team-a",
-            stream="false",
-            outcome="2xx",
-        )
-        == 1
-    )
+    expect(registry, "modelgate_attempts_total", 1, **EAST, outcome="server_error")
+    expect(registry, "modelgate_attempts_total", 1, model="gpt-4o", deployment="west", outcome="skipped")
+    expect(registry, "modelgate_retries_total", 1, model="gpt-4o")  # skipped: not sent
+    expect(registry, "modelgate_fallbacks_total", 1, from_model="gpt-4o", to_model="gpt-4o-mini")
+    expect(registry, "modelgate_cooldowns_total", 1, deployment="east")
+    mini = {"model": "gpt-4o-mini", "deployment": "mini"}
+    expect(registry, "modelgate_requests_total", 1, **mini, key="team-a", stream="false", outcome="2xx")
 
 
 def test_unknown_names_get_bounded_labels(
@@ -327,18 +171,8 @@ def test_unknown_names_get_bounded_labels(
     rec.requested_model = "_other"
     rec.model = None
     finish(observer, rec)
-    assert (
-        sample(
-            registry,
-            "modelgate_requests_total",
-            model="_other",
-            deployment="_none",
-            key="_none",
-            stream="false",
-            outcome="invalid_request_error",
-        )
-        == 1
-    )
+    bounded = {"model": "_other", "deployment": "_none", "key": "_none"}
+    expect(registry, "modelgate_requests_total", 1, **bounded, stream="false", outcome="invalid_request_error")
 
 
 def test_error_type_labels_are_capped_then_fall_back_to_status_class(
@@ -346,18 +180,7 @@ def test_error_type_labels_are_capped_then_fall_back_to_status_class(
 ) -> None:
     for i in range(40):
         finish(observer, record(status=400, error_type=f"weird_{i}", start=float(i)))
-    assert (
-        sample(
-            registry,
-            "modelgate_requests_total",
-            model="gpt-4o",
-            deployment="east",
-            key="team-a",
-            stream="false",
-            outcome="4xx",
-        )
-        == 40 - 32
-    )
+    expect(registry, "modelgate_requests_total", 40 - 32, **EAST, key="team-a", stream="false", outcome="4xx")
 
 
 def test_end_user_label_is_capped_and_the_log_keeps_the_exact_user(
@@ -370,16 +193,12 @@ def test_end_user_label_is_capped_and_the_log_keeps_the_exact_user(
     for i, user in enumerate(["u1", "u2", "u3", "u4", "u1"]):
         finish(observer, record(end_user=user, start=float(i), usage=Usage(input_tokens=1_000_000)))
     labels = {"model": "gpt-4o", "deployment": "east", "key": "team-a", "estimated": "false"}
-    assert sample(registry, "modelgate_cost_usd_total", **labels, end_user="u1") == pytest.approx(5)
-    assert sample(registry, "modelgate_cost_usd_total", **labels, end_user="u2") == pytest.approx(
-        2.5
-    )
-    assert sample(
-        registry, "modelgate_cost_usd_total", **labels, end_user="other"
-    ) == pytest.approx(5)
-    assert sample(registry, "modelgate_cost_usd_total", **labels, end_user="u3") is None
-    assert sample(registry, "modelgate_end_user_labels") == 2
-    assert sample(registry, "modelgate_end_user_overflow_total") == 2
+    expect(registry, "modelgate_cost_usd_total", pytest.approx(5), **labels, end_user="u1")
+    expect(registry, "modelgate_cost_usd_total", pytest.approx(2.5), **labels, end_user="u2")
+    expect(registry, "modelgate_cost_usd_total", pytest.approx(5), **labels, end_user="other")
+    expect(registry, "modelgate_cost_usd_total", None, **labels, end_user="u3")
+    expect(registry, "modelgate_end_user_labels", 2)
+    expect(registry, "modelgate_end_user_overflow_total", 2)
     observer.close_log()
     assert [json.loads(x)["end_user"] for x in log_sink.lines()] == ["u1", "u2", "u3", "u4", "u1"]
 
@@ -389,34 +208,13 @@ def test_request_is_accounted_exactly_once(
 ) -> None:
     rec = record(usage=Usage(input_tokens=3))
     observer.request_started(rec)
-    assert sample(registry, "modelgate_requests_in_flight") == 1
+    expect(registry, "modelgate_requests_in_flight", 1)
     observer.request_finished(rec)
     observer.request_finished(rec)
-    assert (
-        sample(
-            registry,
-            "modelgate_requests_total",
-            model="gpt-4o",
-            deployment="east",
-            key="team-a",
-            stream="false",
-            outcome="2xx",
-        )
-        == 1
-    )
-    assert (
-        sample(
-            registry,
-            "modelgate_tokens_total",
-            model="gpt-4o",
-            deployment="east",
-            type="input",
-            estimated="false",
-        )
-        == 3
-    )
-    assert sample(registry, "modelgate_observer_errors_total") == 1
-    assert sample(registry, "modelgate_requests_in_flight") == 0
+    expect(registry, "modelgate_requests_total", 1, **EAST, key="team-a", stream="false", outcome="2xx")
+    expect(registry, "modelgate_tokens_total", 3, **EAST, type="input", estimated="false")
+    expect(registry, "modelgate_observer_errors_total", 1)
+    expect(registry, "modelgate_requests_in_flight", 0)
 
 
 def test_non_create_routes_are_never_priced(
@@ -424,17 +222,8 @@ def test_non_create_routes_are_never_priced(
 ) -> None:
     body = json.dumps({"usage": {"input_tokens": 9, "output_tokens": 9}}).encode()
     finish(observer, record(route="retrieve", response_body=body))
-    assert (
-        sample(
-            registry,
-            "modelgate_tokens_total",
-            model="gpt-4o",
-            deployment="east",
-            type="input",
-            estimated="false",
-        )
-        == 0
-    )  # pre-labelled, never incremented
+    # pre-labelled, never incremented
+    expect(registry, "modelgate_tokens_total", 0, **EAST, type="input", estimated="false")
 
 
 def test_usage_left_in_the_body_is_read_not_estimated(
@@ -442,26 +231,14 @@ def test_usage_left_in_the_body_is_read_not_estimated(
 ) -> None:
     body = json.dumps({"usage": {"input_tokens": 9, "output_tokens": 4}}).encode()
     finish(observer, record(response_body=body))
-    assert (
-        sample(
-            registry,
-            "modelgate_tokens_total",
-            model="gpt-4o",
-            deployment="east",
-            type="output",
-            estimated="false",
-        )
-        == 4
-    )
+    expect(registry, "modelgate_tokens_total", 4, **EAST, type="output", estimated="false")
 
 
 def test_deployment_health_gauge(observer: GatewayObserver, registry: CollectorRegistry) -> None:
-    assert sample(registry, "modelgate_deployment_cooling_down", deployment="east") == 0
+    expect(registry, "modelgate_deployment_cooling_down", 0, deployment="east")
     observer.deployment_health("east", True)
-    assert sample(registry, "modelgate_deployment_cooling_down", deployment="east") == 1
+    expect(registry, "modelgate_deployment_cooling_down", 1, deployment="east")
     observer.deployment_health("east", False)
-    assert sample(registry, "modelgate_deployment_cooling_down", deployment="east") == 0
+    expect(registry, "modelgate_deployment_cooling_down", 0, deployment="east")
     observer.deployment_health("not-configured", True)
-    assert (
-        sample(registry, "modelgate_deployment_cooling_down", deployment="not-configured") is None
-    )
+    expect(registry, "modelgate_deployment_cooling_down", None, deployment="not-configured")
