@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -118,6 +119,63 @@ async def create_namespace(emulator: Any, name: str) -> None:
               {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
 
+class _PassesInFlight:
+    """Reconcile passes running in worker threads, so teardown can end them before the emulator.
+
+    A closing event loop waits for its worker threads, and a pass whose request the stopped
+    emulator never answers holds the teardown for the client's 10 s request timeout (a pass
+    posting 150 Events, as after a burst of 50 routes, takes seconds even when answered).
+    Teardown therefore stops the loop, cuts the pass's cluster access (every later call fails
+    at once, as an API outage would), and waits for the pass to return.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def wrap(self, reconciler: Any) -> None:
+        original = reconciler.reconcile
+
+        def reconcile() -> Any:
+            with self._lock:
+                self.count += 1
+            try:
+                return original()
+            finally:
+                with self._lock:
+                    self.count -= 1
+        reconciler.reconcile = reconcile
+
+    async def track(self, memo: kopf.Memo) -> None:
+        """Wrap the reconciler once the startup handler has put it into the memo."""
+        while memo.get("modelgate_runtime") is None:
+            await asyncio.sleep(0.01)
+        self.wrap(memo["modelgate_runtime"].reconciler)
+
+    async def stop(self, memo: kopf.Memo, timeout: float = 15.0) -> None:
+        runtime = memo.get("modelgate_runtime")
+        if runtime is None or runtime.task is None:
+            return
+        runtime.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runtime.task
+        runtime.reconciler.kube = _ClusterGone()
+        deadline = time.monotonic() + timeout
+        while self.count and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+
+class _ClusterGone:
+    """Stands in for the operator's KubeGateway after teardown: every call fails at once."""
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        from modelgate_operator.errors import PublishError
+
+        def fail(*_: Any, **__: Any) -> Any:
+            raise PublishError(f"{name}: the test's cluster is gone")
+        return fail
+
+
 @contextlib.asynccontextmanager
 async def running_operator(settings: Any, *, kopf_namespaces: tuple[str, ...] = (),
                            peering_identity: str | None = None,
@@ -137,11 +195,17 @@ async def running_operator(settings: Any, *, kopf_namespaces: tuple[str, ...] = 
     scope: dict[str, Any] = ({"namespaces": list(kopf_namespaces)} if kopf_namespaces
                              else {"clusterwide": True})
     ready = asyncio.Event()
+    passes = _PassesInFlight()
+    tracker = asyncio.create_task(passes.track(memo))
     task = asyncio.create_task(kopf.operator(ready_flag=ready, memo=memo, **scope, **peering))
     try:
         await asyncio.wait_for(ready.wait(), 10)
         yield memo
     finally:
+        tracker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tracker
+        await passes.stop(memo)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 10)

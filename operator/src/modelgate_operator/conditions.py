@@ -44,6 +44,18 @@ class ConditionChange:
         return "Normal" if self.status == "True" else "Warning"
 
 
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """Why a route that rendered fine is still not served: the whole document was not published.
+
+    Not a property of the route (its Verdict is fine), so Ready carries it, after any reason of
+    the route's own: a route left out for its own spec keeps that reason, which it must fix first.
+    """
+
+    reason: str
+    message: str
+
+
 def _condition(ctype: str, status: bool | None, reason: str, message: str,
                generation: int) -> dict[str, Any]:
     return {
@@ -55,11 +67,13 @@ def _condition(ctype: str, status: bool | None, reason: str, message: str,
     }
 
 
-def _ready(verdict: Verdict, rollout: Rollout) -> tuple[bool, str, str]:
+def _ready(verdict: Verdict, rollout: Rollout, withheld: Withheld | None) -> tuple[bool, str, str]:
     if not verdict.accepted:
         return False, verdict.accepted_reason, verdict.accepted_message
     if not verdict.resolved:
         return False, verdict.resolved_reason, verdict.resolved_message
+    if withheld is not None:
+        return False, withheld.reason, withheld.message
     if rollout.total == 0:
         return True, "Published", "In the gateway's config; no gateway pods found to count."
     if rollout.serving < rollout.total:
@@ -67,8 +81,8 @@ def _ready(verdict: Verdict, rollout: Rollout) -> tuple[bool, str, str]:
     return True, "Serving", f"Served by {rollout} gateway pods."
 
 
-def desired_conditions(route: ModelRoute, verdict: Verdict,
-                       rollout: Rollout) -> list[dict[str, Any]]:
+def desired_conditions(route: ModelRoute, verdict: Verdict, rollout: Rollout,
+                       withheld: Withheld | None = None) -> list[dict[str, Any]]:
     """The three conditions for a route, without timestamps."""
     gen = route.generation
     accepted = _condition(ACCEPTED, verdict.accepted, verdict.accepted_reason,
@@ -79,19 +93,22 @@ def desired_conditions(route: ModelRoute, verdict: Verdict,
     else:
         resolved = _condition(RESOLVED_REFS, None, "NotAccepted",
                               "References are checked once the route is accepted.", gen)
-    ready = _condition(READY, *_ready(verdict, rollout), gen)
+    ready = _condition(READY, *_ready(verdict, rollout, withheld), gen)
     return [accepted, resolved, ready]
 
 
 def build_status(route: ModelRoute, verdict: Verdict, rollout: Rollout,
-                 previous: Mapping[str, Any] | None, now: str
+                 previous: Mapping[str, Any] | None, now: str, withheld: Withheld | None = None,
                  ) -> tuple[dict[str, Any], list[ConditionChange]]:
-    """The full status for a route and the condition changes since ``previous``."""
+    """The full status for a route and the condition changes since ``previous``.
+
+    ``withheld``: the pass did not publish the document (see :class:`Withheld`).
+    """
     old_conditions: Sequence[Any] = (previous or {}).get("conditions") or []
     old = {c.get("type"): c for c in old_conditions if isinstance(c, Mapping)}
     conditions = []
     changes = []
-    for cond in desired_conditions(route, verdict, rollout):
+    for cond in desired_conditions(route, verdict, rollout, withheld):
         before = old.get(cond["type"])
         same_status = before is not None and before.get("status") == cond["status"]
         transition = before.get("lastTransitionTime") if same_status and before else None

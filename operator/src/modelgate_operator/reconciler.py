@@ -18,14 +18,15 @@ from typing import Any
 
 from modelgate_gateway.config import GatewayConfig, load_config
 
-from .conditions import ConditionChange, Rollout, build_status, status_differs
+from .conditions import ConditionChange, Rollout, Withheld, build_status, status_differs
 from .errors import BaseConfigError, PublishError
 from .peering import blocking_peers
-from .publishing import KubeGateway, secret_hash
-from .rendering import referenced_secrets, render
+from .publishing import KubeGateway, Published, secret_hash
+from .rendering import Rendered, referenced_secrets, render
 from .resources import GROUP, KIND, VERSION, ModelRoute, parse_route
 from .rollout import RolloutHistory, probe_all
 from .settings import OperatorSettings
+from .sizing import CONFIG_TOO_LARGE, Oversize, check_size
 
 logger = logging.getLogger("modelgate_operator")
 # After an unexpected failure: soon enough to recover quickly, slow enough not to spin.
@@ -53,6 +54,8 @@ class PassResult:
     rolling_out: bool = False
     paused: bool = False
     """kopf peering gives way to another replica: this pass read the peering and wrote nothing."""
+    refused: Oversize | None = None
+    """The document was over the size budget: neither the ConfigMap nor the Secret was written."""
     events: list[tuple[dict[str, Any], ConditionChange]] = field(default_factory=list)
 
 
@@ -76,6 +79,8 @@ class Reconciler:
         self.referenced: frozenset[tuple[str, str]] = frozenset()
         self.writes = 0
         self.paused = False
+        self.refused: str | None = None
+        """Checksum of the last document refused as too large, until one is published again."""
 
     def _paused_by_peers(self) -> bool:
         if self.peering_identity is None:
@@ -105,7 +110,12 @@ class Reconciler:
         return found
 
     def reconcile(self) -> PassResult:
-        """One blocking pass. Raises PublishError (retry later) or BaseConfigError."""
+        """One blocking pass. Raises PublishError (retry later) or BaseConfigError.
+
+        A document over the size budget is not an error: nothing is written to the gateway's
+        objects, every route it would serve reports it, and the pass ends normally, so the next
+        one runs on the next change or resync rather than on a retry timer.
+        """
         if self._paused_by_peers():
             return PassResult(paused=True)
         pairs = self._routes()
@@ -117,33 +127,60 @@ class Reconciler:
         rendered = render(routes, secrets, self.base, gateway=self.settings.gateway_name,
                           generation=published.generation + 1)
         result = PassResult()
-        if published.secret_hash != secret_hash(rendered.secret_data):
-            # Keys first: a gateway that sees the new document already finds its keys.
-            self.kube.publish_secret(rendered.secret_data, self.kube.current_secret_keys())
-            self.writes += 1
         if rendered.checksum != published.checksum:
-            self.kube.publish_config(rendered.document, rendered.checksum, published.generation + 1)
-            self.writes += 1
-            result.published = True
-            logger.info("published config %s (generation %d, %d models)", rendered.checksum,
-                        published.generation + 1, len(rendered.config.spec.models))
-        self.history.record(rendered.checksum, rendered.served)
+            result.refused = check_size(rendered.document)
+        self._note_refusal(rendered.checksum, result.refused)
+        if result.refused is None:
+            result.published = self._publish(rendered, published)
+            self.history.record(rendered.checksum, rendered.served)
         pods = self.kube.gateway_pods()
         checksums = probe_all(pods, self.settings.readyz_timeout_seconds)
         rollouts = self.history.count(checksums, ((r.key, r.generation) for r in routes))
         now = self.now()
+        refused = result.refused
         for route, body in pairs:
             verdict = rendered.verdicts[route.key]
             rollout = rollouts.get(route.key, Rollout(0, len(pods)))
             previous = body.get("status")
-            status, changes = build_status(route, verdict, rollout, previous, now)
-            if verdict.included and rollout.serving < rollout.total:
+            withheld = (None if refused is None
+                        else Withheld(CONFIG_TOO_LARGE, refused.route_message(route.key)))
+            status, changes = build_status(route, verdict, rollout, previous, now, withheld)
+            if verdict.included and refused is None and rollout.serving < rollout.total:
                 result.rolling_out = True
             if status_differs(status, previous):
                 self.kube.patch_route_status(route.namespace, route.name, status)
             result.events.extend((_event_ref(body), change) for change in changes)
         self._post_events(result.events, now)
         return result
+
+    def _publish(self, rendered: Rendered, published: Published) -> bool:
+        """Write the Secret and the ConfigMap where their content changed; True if the latter."""
+        if published.secret_hash != secret_hash(rendered.secret_data):
+            # Keys first: a gateway that sees the new document already finds its keys.
+            self.kube.publish_secret(rendered.secret_data, self.kube.current_secret_keys())
+            self.writes += 1
+        if rendered.checksum == published.checksum:
+            return False
+        self.kube.publish_config(rendered.document, rendered.checksum, published.generation + 1)
+        self.writes += 1
+        logger.info("published config %s (generation %d, %d models)", rendered.checksum,
+                    published.generation + 1, len(rendered.config.spec.models))
+        return True
+
+    def _note_refusal(self, checksum: str, refused: Oversize | None) -> None:
+        """Log a refused document once (at error level) and the recovery once.
+
+        Not every pass: the condition and Event carry the state; a resync every 30 s would
+        repeat the same line without news.
+        """
+        if refused is not None:
+            if checksum != self.refused:
+                logger.error("config %s not published, the gateways keep the last published "
+                             "one: %s", checksum, refused.summary())
+            self.refused = checksum
+        elif self.refused is not None:
+            logger.info("the rendered config fits the size budget again: publishing resumed")
+            self.refused = None
 
     def _post_events(self, events: list[tuple[dict[str, Any], ConditionChange]], now: str) -> None:
         for ref, change in events:
@@ -161,7 +198,12 @@ def _event_ref(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def run_loop(reconciler: Reconciler, wakeup: asyncio.Event) -> None:
-    """Forever: wait for a trigger, debounce, run a pass in a thread."""
+    """Forever: wait for a trigger, debounce, run a pass in a thread.
+
+    Only a failed pass schedules another one by itself, after the error's delay (5 s), so an API
+    that keeps failing costs one attempt per delay, not a spin. A refused (oversized) document is
+    a finished pass: retrying could not change the outcome, only a change or the resync can.
+    """
     s = reconciler.settings
     loop = asyncio.get_running_loop()
     rollout_until = 0.0
