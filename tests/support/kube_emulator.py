@@ -209,3 +209,42 @@ async def running_operator(settings: Any, *, kopf_namespaces: tuple[str, ...] = 
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 10)
+
+
+@contextlib.asynccontextmanager
+async def operator_in_thread(settings: Any, *, peering_identity: str,
+                             timeout: float = 15.0) -> AsyncIterator[kopf.Memo]:
+    """A peering replica in its own thread and event loop, stopped like a pod (stop flag).
+
+    Why not :func:`running_operator`: when kopf's ``operator()`` ends it cancels every task of
+    its event loop created after it started ("hung tasks", ``kopf/_core/reactor/running.py``),
+    so stopping one of two replicas sharing the test's loop also kills the other's watchers and
+    reconcile loop. A replica that must leave while another carries on runs here instead; the
+    emulator stays in the test's loop, so entering and leaving never block that loop.
+    """
+    from modelgate_operator import handlers  # noqa: F401  (registers the handlers)
+
+    memo = kopf.Memo(operator_settings=settings, peering_identity=peering_identity)
+    ready, stop = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(kopf.operator(
+                ready_flag=ready, stop_flag=stop, memo=memo, clusterwide=True, standalone=False,
+                peering_name=settings.peering, priority=settings.priority,
+                identity=peering_identity))
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            failure.append(exc)
+            ready.set()
+
+    thread = threading.Thread(target=run, name=f"kopf-{peering_identity}", daemon=True)
+    thread.start()
+    try:
+        assert await asyncio.to_thread(ready.wait, timeout), f"{peering_identity} not ready"
+        assert not failure, failure
+        yield memo
+    finally:
+        stop.set()
+        await asyncio.to_thread(thread.join, timeout)
+        assert not thread.is_alive(), f"{peering_identity} did not stop within {timeout}s"

@@ -16,13 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelgate_gateway.config import GatewayConfig, load_config
-
+from .basefile import BaseFile
 from .conditions import ConditionChange, Rollout, Withheld, build_status, status_differs
 from .errors import BaseConfigError, PublishError
 from .peering import blocking_peers
 from .publishing import KubeGateway, Published, secret_hash
-from .rendering import Rendered, referenced_secrets, render
+from .rendering import Rendered, SecretLookup, referenced_secrets, render
 from .resources import GROUP, KIND, VERSION, ModelRoute, parse_route
 from .rollout import RolloutHistory, probe_all
 from .settings import OperatorSettings
@@ -37,13 +36,13 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def load_base(settings: OperatorSettings) -> GatewayConfig | None:
+def load_base(settings: OperatorSettings) -> BaseFile | None:
+    """The base document at start-up; raises :class:`BaseConfigError` (no good one to keep)."""
     if settings.base_config is None:
         return None
-    try:
-        return load_config(settings.base_config)
-    except ValueError as exc:
-        raise BaseConfigError(f"MODELGATE_OPERATOR_BASE_CONFIG: {exc}") from exc
+    base = BaseFile(settings.base_config)
+    base.load()
+    return base
 
 
 @dataclass(slots=True)
@@ -65,10 +64,11 @@ class Reconciler:
     ``peering_identity`` is this replica's kopf peering identity (None: standalone, no peers).
     With one, every pass first checks the peering objects and does nothing while a live peer
     with a higher or equal priority exists (kopf pauses only its watch streams, not this loop).
+    ``base`` is re-read on every active pass when its file changed (:mod:`.basefile`).
     """
 
     def __init__(self, settings: OperatorSettings, kube: KubeGateway,
-                 base: GatewayConfig | None, now: Callable[[], str] = utc_now,
+                 base: BaseFile | None, now: Callable[[], str] = utc_now,
                  peering_identity: str | None = None) -> None:
         self.settings = settings
         self.kube = kube
@@ -124,8 +124,7 @@ class Reconciler:
         self.referenced = frozenset(refs)
         secrets = {ref: self.kube.read_secret(*ref) for ref in sorted(refs)}
         published = self.kube.read_published()
-        rendered = render(routes, secrets, self.base, gateway=self.settings.gateway_name,
-                          generation=published.generation + 1)
+        rendered = self._render(routes, secrets, published.generation + 1)
         result = PassResult()
         if rendered.checksum != published.checksum:
             result.refused = check_size(rendered.document)
@@ -152,6 +151,27 @@ class Reconciler:
             result.events.extend((_event_ref(body), change) for change in changes)
         self._post_events(result.events, now)
         return result
+
+    def _render(self, routes: list[ModelRoute], secrets: SecretLookup, generation: int) -> Rendered:
+        """Render with the current base, picking up a changed base file first.
+
+        A reloaded base that validates alone but not with the routes (nothing to blame on a
+        route) is refused like an invalid file: the previous base renders instead.
+        """
+        base = self.base
+        if base is not None:
+            base.refresh()
+        while True:  # at most twice: reject_current() goes back once, then returns False
+            try:
+                rendered = render(routes, secrets, base.config if base is not None else None,
+                                  gateway=self.settings.gateway_name, generation=generation)
+            except BaseConfigError as exc:
+                if base is not None and base.reject_current(str(exc)):
+                    continue
+                raise
+            if base is not None:
+                base.confirm()
+            return rendered
 
     def _publish(self, rendered: Rendered, published: Published) -> bool:
         """Write the Secret and the ConfigMap where their content changed; True if the latter."""

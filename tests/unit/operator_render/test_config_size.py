@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from kube_fake import FakeKube
 from kube_routes import deployment, mock_deployment, route
 from modelgate_gateway.config import validate_data
 from modelgate_operator.conditions import Rollout, Withheld, build_status
 from modelgate_operator.errors import PublishError
-from modelgate_operator.publishing import Published, secret_hash
 from modelgate_operator.reconciler import PassResult, Reconciler, run_loop
 from modelgate_operator.rendering import Verdict, render
 from modelgate_operator.resources import parse_route
@@ -119,55 +119,6 @@ def test_a_route_left_out_for_its_own_reason_keeps_it() -> None:
     verdict = Verdict(resolved=False, resolved_reason="SecretNotFound", resolved_message="m")
     status, _ = build_status(ROUTE, verdict, Rollout(0, 1), None, "t0", WITHHELD)
     assert {c["type"]: c for c in status["conditions"]}["Ready"]["reason"] == "SecretNotFound"
-
-
-class FakeKube:
-    """The KubeGateway methods one pass calls, over in-memory objects."""
-
-    def __init__(self) -> None:
-        self.routes: list[dict[str, Any]] = []
-        self.configmap: tuple[bytes, str, int] | None = None
-        self.secret: dict[str, bytes] = {}
-        self.secret_writes = 0
-        self.events: list[tuple[str, str, str]] = []
-
-    def list_routes(self) -> list[dict[str, Any]]:
-        return self.routes
-
-    def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
-        return {"api-key": b"sk"} if (namespace, name) == ("default", "openai") else None
-
-    def read_published(self) -> Published:
-        if self.configmap is None:
-            return Published()
-        _, checksum, generation = self.configmap
-        return Published(checksum, generation, secret_hash(self.secret) if self.secret_writes else None)
-
-    def current_secret_keys(self) -> set[str]:
-        return set(self.secret)
-
-    def publish_secret(self, data: Any, previous: set[str]) -> str:
-        self.secret = dict(data)
-        self.secret_writes += 1
-        return secret_hash(data)
-
-    def publish_config(self, document: bytes, checksum: str, generation: int) -> None:
-        self.configmap = (document, checksum, generation)
-
-    def gateway_pods(self) -> list[Any]:
-        return []
-
-    def patch_route_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        body = next(r for r in self.routes if r["metadata"]["name"] == name)
-        body["status"] = status
-
-    def post_event(self, ref: Any, event_type: str, reason: str, message: str, now: str) -> None:
-        self.events.append((ref["metadata"]["name"], event_type, reason))
-
-    def ready(self, name: str) -> tuple[str, str]:
-        body = next(r for r in self.routes if r["metadata"]["name"] == name)
-        cond = next(c for c in body["status"]["conditions"] if c["type"] == "Ready")
-        return cond["status"], cond["reason"]
 
 
 def test_pass_over_budget_writes_nothing_reports_on_every_route_and_resumes(
