@@ -29,6 +29,7 @@ from .config import (
 )
 from .config.loading import config_to_data
 from .upstream.http1 import Endpoint, proxy_from_environment
+from .upstream.redaction import Redactor, credential_values, redactor_for
 
 _MAX_SECRET_BYTES = 64 * 1024  # an API key is never this long; a bigger file is a mistake
 
@@ -65,6 +66,8 @@ class DeploymentRuntime:
     model: str
     headers: Mapping[str, str]
     """Auth and extra headers, ready to send."""
+    redactor: Redactor | None
+    """Removes those headers' secrets from upstream errors passed on to clients (None: no secrets)."""
     query: Mapping[str, str]
     endpoint: Endpoint | None
     """The prepared upstream request parts (URL, headers, timeouts); None for the mock provider."""
@@ -166,6 +169,7 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
     out: dict[str, DeploymentRuntime] = {}
     for index, dep in enumerate(config.spec.deployments):
         headers = dict(dep.headers)
+        key = None
         if dep.credentials is not None:
             key = resolve_secret(dep.credentials, secrets, base_dir, f"spec.deployments[{index}].credentials")
             if dep.provider is Provider.AZURE_OPENAI:
@@ -192,6 +196,7 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
             pool_key=f"{dep.name} {_origin(base_url) if base_url else 'mock://'}",
             model=dep.model,
             headers=headers,
+            redactor=redactor_for(credential_values(key, headers)),
             query=dict(dep.query_params),
             endpoint=endpoint,
             connect_seconds=dep.timeouts.connect_seconds,

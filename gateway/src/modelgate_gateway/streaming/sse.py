@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from ..upstream.redaction import Redactor
+
 # Output deltas that count as "first token" (text, refusals, tool-call arguments).
 _DELTA_TYPES = (b"response.output_text.delta", b"response.refusal.delta",
                 b"response.function_call_arguments.delta")
@@ -86,6 +88,7 @@ class SseRelayState:
         "_cr",
         "_kept",
         "_make_id",
+        "_redactor",
         "_tail",
         "_tail_len",
         "_terminal",
@@ -98,8 +101,10 @@ class SseRelayState:
         "upstream_id",
     )
 
-    def __init__(self, make_id: Callable[[str], str]) -> None:
+    def __init__(self, make_id: Callable[[str], str], redactor: Redactor | None = None) -> None:
         self._make_id = make_id
+        self._redactor = redactor
+        """Removes the deployment's credentials from error and failure events (None: it has none)."""
         self._tail: list[bytes] = []
         self._tail_len = 0
         self._cr = False
@@ -116,7 +121,13 @@ class SseRelayState:
 
     def feed(self, chunk: bytes) -> bytes:
         block = self._frame(chunk)
-        return self._inspect(block) if block else b""
+        if not block:
+            return b""
+        # Upstream text reaches a stream in ``error`` events and failed responses, which all say
+        # "error" (so do the created and final events, with "error":null: two blocks per stream).
+        if self._redactor is not None and b"error" in block:
+            block = self._redactor.bytes(block)
+        return self._inspect(block)
 
     def _frame(self, chunk: bytes) -> bytes:
         """Complete events available after this read (possibly none)."""

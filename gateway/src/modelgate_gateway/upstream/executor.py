@@ -21,6 +21,7 @@ from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig
 from .balancing import pick
 from .chat import Untranslatable
 from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds
+from .redaction import Redactor
 from .transport import Transport, UpstreamReply, rewrite_body
 
 
@@ -111,6 +112,12 @@ class PassThrough(GatewayError):
 
     def body(self) -> bytes:
         return self.raw_body
+
+    def redact(self, redactor: Redactor | None) -> None:
+        """Some upstreams quote the request's credentials in their errors: never pass those on."""
+        if redactor is not None:
+            self.raw_body = redactor.bytes(self.raw_body)
+            self.content_type = redactor.text(self.content_type)
 
 
 def _note_failure(state: GatewayState, model: ModelRuntime, name: str, now: float,
@@ -281,6 +288,7 @@ async def _run_attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, 
         raise
     except PassThrough as exc:
         health.outstanding -= 1
+        exc.redact(dep.redactor)
         attempt.outcome, attempt.status = AttemptOutcome.CLIENT_ERROR, exc.status
         attempt.duration_seconds = time.monotonic() - started
         # The deployment answered properly; the request was at fault. That is a healthy probe.
