@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from .config import (
     GatewayConfig,
     Pricing,
     Provider,
+    RetryPolicy,
     SecretKeyRef,
     SecretRef,
     Strategy,
@@ -97,6 +98,7 @@ class ModelRuntime:
     max_attempts: int
     total_timeout_seconds: float
     max_retry_after_seconds: float
+    retry_after_cap_seconds: float
     cooldown_failures: int
     cooldown_seconds: float
     prices: Prices
@@ -127,6 +129,8 @@ class RuntimeConfig:
     redis_url: str | None
     redis_password: str | None
     state_ttl_seconds: int
+    retry_after_caps: Mapping[str, float]
+    """Per deployment: longest a 429's Retry-After defers it (the largest cap of the models using it)."""
 
 
 def resolve_secret(ref: SecretRef, secrets: Mapping[str, bytes], base_dir: str, where: str) -> str:
@@ -237,6 +241,7 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
             max_attempts=m.retry.max_attempts,
             total_timeout_seconds=m.retry.total_timeout_seconds,
             max_retry_after_seconds=m.retry.max_retry_after_seconds,
+            retry_after_cap_seconds=m.retry.retry_after_cap_seconds,
             cooldown_failures=m.cooldown.consecutive_failures,
             cooldown_seconds=m.cooldown.duration_seconds,
             prices=Prices.of(m.pricing),
@@ -251,11 +256,12 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
     redis_password = None
     if spec.state.redis_password is not None:
         redis_password = resolve_secret(spec.state.redis_password, secrets, base_dir, "spec.state.redisPassword")
+    deployments = _deployments(config, secrets, base_dir)
     return RuntimeConfig(
         config=config,
         checksum=config.metadata.checksum or spec_checksum(config_to_data(config)["spec"]),
         generation=config.metadata.generation,
-        deployments=_deployments(config, secrets, base_dir),
+        deployments=deployments,
         models=models,
         keys_by_digest=_keys(config, secrets, base_dir),
         allow_unauthenticated=spec.auth.allow_unauthenticated,
@@ -265,4 +271,16 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
         redis_url=spec.state.redis_url,
         redis_password=redis_password,
         state_ttl_seconds=spec.state.ttl_seconds,
+        retry_after_caps=_retry_after_caps(deployments, models.values()),
     )
+
+
+def _retry_after_caps(deployments: Mapping[str, DeploymentRuntime],
+                      models: Iterable[ModelRuntime]) -> dict[str, float]:
+    caps = dict.fromkeys(deployments, RetryPolicy.model_fields["retry_after_cap_seconds"].default)
+    used: dict[str, float] = {}
+    for model in models:
+        for target in model.targets:
+            used[target.deployment] = max(used.get(target.deployment, 0.0), model.retry_after_cap_seconds)
+    caps.update(used)
+    return caps
