@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import (
@@ -65,8 +65,8 @@ class DeploymentRuntime:
     pool_key: str
     """Connection-pool key: the deployment's name and origin."""
     model: str
-    headers: Mapping[str, str]
-    """Auth and extra headers, ready to send."""
+    headers: Mapping[str, str] = field(repr=False)
+    """Auth and extra headers, ready to send (kept out of repr: they hold the key)."""
     redactor: Redactor | None
     """Removes those headers' secrets from upstream errors passed on to clients (None: no secrets)."""
     query: Mapping[str, str]
@@ -123,11 +123,11 @@ class RuntimeConfig:
     models: Mapping[str, ModelRuntime]
     keys_by_digest: Mapping[bytes, KeyRuntime]
     allow_unauthenticated: bool
-    signing_key: bytes | None
+    signing_key: bytes | None = field(repr=False)
     max_body_bytes: int
     end_user_header: str | None
     redis_url: str | None
-    redis_password: str | None
+    redis_password: str | None = field(repr=False)
     state_ttl_seconds: int
     retry_after_caps: Mapping[str, float]
     """Per deployment: longest a 429's Retry-After defers it (the largest cap of the models using it)."""

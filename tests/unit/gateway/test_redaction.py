@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+from modelgate_gateway.config import validate_data
+from modelgate_gateway.runtime import compile_runtime
 from modelgate_gateway.upstream.redaction import Redactor, credential_values
 
 KEY = "sk-a/b\"c\\d<e>&f"
@@ -34,3 +36,20 @@ def test_a_redactor_without_secrets_is_false_and_none_shows_in_its_repr() -> Non
     assert Redactor([]).bytes(b"anything") == b"anything"
     assert "sk-" not in repr(Redactor(["sk-secret-value"]))
     assert len(repr(Redactor([f"Bearer {KEY}"]))) < 40
+
+
+def test_the_compiled_runtime_never_shows_a_secret_in_its_repr(tmp_path) -> None:
+    doc = {"apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig", "spec": {
+        "deployments": [{"name": "a", "baseUrl": "https://x.example/v1", "model": "m",
+                         "credentials": {"secretKey": "up"}}],
+        "models": [{"name": "gpt-4o", "targets": [{"deployment": "a"}]}],
+        "responseIds": {"signingKey": {"secretKey": "sign"}},
+        "state": {"redisUrl": "redis://redis:6379", "redisPassword": {"secretKey": "redis"}},
+    }}
+    secrets = {"up": b"sk-upstream-secret", "sign": b"signing-secret-value", "redis": b"redis-secret-value"}
+    runtime = compile_runtime(validate_data(doc), secrets, str(tmp_path))
+    shown = repr(runtime)
+    assert "deployments" in shown and "x.example" in shown
+    for value in ("sk-upstream-secret", "signing-secret-value", "redis-secret-value"):  # resolved references
+        assert value not in shown
+    assert runtime.deployments["a"].redactor is not None
