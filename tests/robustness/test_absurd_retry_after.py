@@ -43,7 +43,8 @@ async def gateway(tmp_path: Path) -> AsyncIterator:
 
 def _primary_and_standby(a: FakeResponsesUpstream, b: FakeResponsesUpstream, cap: float) -> dict:
     return config_doc([deployment("a", a.base_url), deployment("b", b.base_url)],
-                      [{"name": "gpt-4o", "targets": [{"deployment": "a", "weight": 1}, {"deployment": "b", "weight": 0}],
+                      [{"name": "gpt-4o",
+                        "targets": [{"deployment": "a", "weight": 1}, {"deployment": "b", "weight": 0}],
                         "retry": {"retryAfterCapSeconds": cap}}])
 
 

@@ -53,7 +53,8 @@ def test_a_rate_limited_deployment_decides_the_answer_over_a_later_failure() -> 
 def test_deployments_skipped_for_their_retry_after_are_named() -> None:
     err = exhausted_error([Failure("a", AttemptOutcome.SKIPPED, "rate limited", None, 7.2)], 0, retry_after=7.2)
     assert err.status == 429 and err.headers["Retry-After"] == "8"
-    assert err.message == "No deployment could take the request: a: rate limited, not sent (its Retry-After runs for 8 s)."
+    assert err.message == ("No deployment could take the request: "
+                           "a: rate limited, not sent (its Retry-After runs for 8 s).")
 
 
 A, B = TargetRuntime("a", 1), TargetRuntime("b", 0)
