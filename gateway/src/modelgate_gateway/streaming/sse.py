@@ -123,11 +123,24 @@ class SseRelayState:
         block = self._frame(chunk)
         if not block:
             return b""
-        # Upstream text reaches a stream in ``error`` events and failed responses, which all say
-        # "error" (so do the created and final events, with "error":null: two blocks per stream).
-        if self._redactor is not None and b"error" in block:
-            block = self._redactor.bytes(block)
+        if self._redactor is not None:
+            block = self._redact(block, self._redactor)
         return self._inspect(block)
+
+    @staticmethod
+    def _redact(block: bytes, redactor: Redactor) -> bytes:
+        """Remove the deployment's credentials from an ``error`` event or a failed response.
+
+        Both say "error" and both end a stream, so, like the final event, they are among the
+        block's last events: a block that arrived whole (an unpaced upstream) is searched only
+        there, not through every delta. The created and final events say it too ("error":null),
+        which costs one search of their few kilobytes per stream.
+        """
+        tail = block if len(block) <= _SMALL_BLOCK else _last_events(block)
+        if b"error" not in tail:
+            return block
+        clean = redactor.bytes(tail)
+        return block if clean is tail else block[:len(block) - len(tail)] + clean
 
     def _frame(self, chunk: bytes) -> bytes:
         """Complete events available after this read (possibly none)."""
