@@ -237,6 +237,14 @@ class ApiKey(_Model):
     models: list[str] = Field(
         default_factory=lambda: ["*"], description="Public models this key may use; '*' = all."
     )
+    tenant: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="Owner of the responses this key creates. Keys with the same tenant share their "
+        "response ids (retrieve, delete, cancel, input_items, previous_response_id); any other key "
+        "gets 404 for them. Unset: the key is its own tenant. Give an old and a new key the same "
+        "tenant to rotate without losing access to earlier responses.",
+    )
 
 
 class Auth(_Model):
