@@ -159,7 +159,11 @@ class Deployment(_Model):
         default=None, description="Upstream API key. Sent as Bearer (api-key header for azure-openai)."
     )
     query_params: dict[str, str] = Field(
-        default_factory=dict, description="Extra query parameters, e.g. Azure's api-version."
+        default_factory=dict,
+        description="Query parameters sent on every call to this deployment, e.g. Azure's api-version. "
+        "They always win over a client's parameter of the same name; of the client's, only those the "
+        "endpoint defines are forwarded (retrieve: stream, starting_after, include, include_obfuscation; "
+        "input_items: after, before, limit, order, include).",
     )
     headers: dict[str, str] = Field(
         default_factory=dict, description="Extra non-secret request headers sent upstream."
