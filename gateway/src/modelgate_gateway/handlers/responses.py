@@ -102,8 +102,8 @@ def _serving_model(runtime: RuntimeConfig, model: ModelRuntime, dep: DeploymentR
         for target in candidate.targets:
             if target.deployment == dep.name:
                 return candidate
-    raise InvalidRequest(f"Previous response '{previous[:128]}' was created by another model; model "
-                         f"`{model.name}` cannot continue it. Send the model that created it.",
+    raise InvalidRequest(f"Previous response '{previous[:128]}' is held by a deployment that model `{model.name}` "
+                         "does not use, nor do its fallbacks; continue it with the model that created it.",
                          param="previous_response_id", code="previous_response_model_mismatch")
 
 
