@@ -14,6 +14,7 @@ for a name the current config does not know, ``_none`` when the request never go
 - ``modelgate_retries_total{model}`` counter
 - ``modelgate_fallbacks_total{from_model,to_model}`` counter
 - ``modelgate_cooldowns_total{deployment}`` counter
+- ``modelgate_deferrals_total{deployment,capped}`` counter
 - ``modelgate_deployment_cooling_down{deployment}`` gauge
 - ``modelgate_requests_in_flight`` gauge
 - ``modelgate_end_user_labels`` gauge; ``modelgate_end_user_overflow_total`` counter
@@ -237,8 +238,13 @@ class Metrics:
             ("from_model", "to_model"), {0: md, 1: md})
         self.cooldowns = self._counter(
             "modelgate_cooldowns", "Times a deployment entered cooldown.", (dp,), {0: dp})
+        self.deferrals = self._counter(
+            "modelgate_deferrals",
+            "Times an upstream 429's Retry-After took a deployment out of rotation (capped: it asked "
+            "for longer than retryAfterCapSeconds).", (dp, "capped"), {0: dp})
         self.cooling_down = GaugeFamily(
-            "modelgate_deployment_cooling_down", "1 while a deployment is cooled down, else 0.",
+            "modelgate_deployment_cooling_down",
+            "1 while a deployment is out of rotation (cooldown or Retry-After) until it serves again, else 0.",
             (dp,), {0: dp})
         self._families.append(self.cooling_down)
         self._note(self.cooling_down.name, "gauge", self.cooling_down.documentation, (dp,))

@@ -161,6 +161,8 @@ class GatewayObserver:
                     m.tokens.ensure((model.name, target.deployment, token_type, "false"))
         for deployment in view.deployments:
             m.cooldowns.ensure((deployment,))
+            m.deferrals.ensure((deployment, "false"))
+            m.deferrals.ensure((deployment, "true"))
             m.cooling_down.ensure((deployment,))  # new: 0; kept: keeps its state
         observability = config.spec.observability
         self._end_users.limit = observability.end_user_label_limit
@@ -262,6 +264,8 @@ class GatewayObserver:
             m.fallbacks.inc((known_label(from_model, view.models), known_label(to_model, view.models)))
         for deployment in record.cooldowns:
             m.cooldowns.inc((known_label(deployment, view.deployments),))
+        for deployment, capped in record.deferrals:
+            m.deferrals.inc((known_label(deployment, view.deployments), "true" if capped else "false"))
 
     def _outcome(self, record: RequestRecord) -> str:
         if record.client_disconnected:

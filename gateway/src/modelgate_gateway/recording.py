@@ -72,6 +72,9 @@ class RequestRecord:
     """(from_model, to_model) for every fallback taken."""
     cooldowns: list[str] = field(default_factory=list)
     """Deployments that entered cooldown because of this request."""
+    deferrals: tuple[tuple[str, bool], ...] = ()
+    """(deployment, capped) for every 429 whose Retry-After took a deployment out of rotation;
+    capped when the upstream asked for longer than the cap. A tuple: rare, so no list per request."""
     first_token_at: float | None = None
     """Monotonic time the first output delta (or the whole body) reached the client."""
     finished_at: float | None = None

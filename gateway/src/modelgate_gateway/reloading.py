@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -115,6 +116,7 @@ class Reloader:
         grace = max((d.total_seconds for d in runtime.deployments.values()), default=60.0)
         self.state.pools.retire(pools, grace)
         self.state.board.prune(runtime.deployments)
+        self.state.board.limit_deferrals(runtime.retry_after_caps, time.monotonic())
         if previous is None or previous.checksum != runtime.checksum:
             log.info("applied config %s from %s (%d models, %d deployments)", runtime.checksum,
                      snapshot.origin, len(runtime.models), len(runtime.deployments))

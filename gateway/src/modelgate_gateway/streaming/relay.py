@@ -32,7 +32,7 @@ class _ClientGone(Exception):
 
 async def relay_stream(request: web.Request, opened: Opened, record: RequestRecord,
                        make_id: Callable[[str], str], headers: Mapping[str, str]) -> web.StreamResponse:
-    sse = SseRelayState(make_id)
+    sse = SseRelayState(make_id, opened.dep.redactor)
     resp = web.StreamResponse(status=200, headers=headers)
     resp.content_type = "text/event-stream"
     resp.headers["Cache-Control"] = "no-cache"
