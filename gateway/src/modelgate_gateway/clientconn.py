@@ -34,7 +34,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -47,6 +47,8 @@ log = logging.getLogger("modelgate.gateway.clients")
 CLOSE_REASONS = ("header_timeout", "body_timeout", "idle_evicted", "over_capacity", "malformed")
 BAD_REQUEST_LOG_INTERVAL = 10.0
 _EVICTION_SCAN = 64  # connections looked at per admission when full; busy ones move to the back
+REFUSED_LINGER = 1.0  # seconds a refused connection may wait for the client to read its 503
+_MAX_LINGERING = 64  # refused connections lingering at once; beyond, they are closed at once
 # llhttp's descriptions are fixed texts ("Invalid header value char"); anything else may quote data.
 _SAFE_REASON = re.compile(r"[A-Za-z][A-Za-z0-9 ,()-]{0,80}")
 
@@ -118,10 +120,24 @@ class ConnectionGuard:
         self.connections: dict[GuardedRequestHandler, None] = {}
         """Admitted and not yet lost, oldest first (busy ones are moved back when skipped)."""
         self._closed = closed
+        self.draining = False
+        self.lingering = 0
+        """Refused connections waiting for their client to read the 503 (bounded)."""
         self.bad_requests = RateLimitedLog()
         if closed is not None:
             for reason in CLOSE_REASONS:
                 closed.ensure((reason,))
+
+    def drain(self) -> None:
+        """Shutdown: read no new requests. Connections between requests close now (their clients
+        retry elsewhere at once), the others once their request is read and answered.
+
+        aiohttp's ``pre_shutdown`` instead stops reading every connection: an upload under way
+        never completes, and an idle keep-alive connection stays open but deaf until the end.
+        """
+        self.draining = True
+        for conn in list(self.connections):
+            conn.stop_reading()
 
     def note(self, reason: str) -> None:
         if self._closed is not None:
@@ -151,7 +167,7 @@ class ConnectionGuard:
 class GuardedRequestHandler(web.RequestHandler):
     """aiohttp's HTTP/1.1 server protocol with the guard's timeouts, cap and error handling."""
 
-    __slots__ = ("_body", "_body_timer", "_guard", "_header_timer", "_partial", "_timer_count")
+    __slots__ = ("_body", "_body_timer", "_guard", "_header_timer", "_partial", "_refused", "_timer_count")
 
     def __init__(self, manager: web.Server, guard: ConnectionGuard, *, loop: asyncio.AbstractEventLoop,
                  **kwargs: Any) -> None:
@@ -162,6 +178,7 @@ class GuardedRequestHandler(web.RequestHandler):
         self._header_timer: asyncio.TimerHandle | None = None
         self._timer_count = 0
         self._partial = False
+        self._refused = False
         self._body: Any = None  # the body stream (aiohttp StreamReader) being received, if any
         self._body_timer: asyncio.TimerHandle | None = None
 
@@ -169,18 +186,40 @@ class GuardedRequestHandler(web.RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if not self._guard.admit(self):
-            self._force_close = True  # data_received ignores anything that still arrives
-            assert isinstance(transport, asyncio.Transport)
-            transport.write(_OVER_CAPACITY_RESPONSE)
-            transport.close()
+            self._refuse(cast(asyncio.Transport, transport))  # uvloop's transports are not subclasses
             return
         super().connection_made(transport)
         self._arm_header_timer()
 
+    def _refuse(self, transport: asyncio.Transport) -> None:
+        """Answer 503 and close. Closing a socket with the request unread sends a reset, which can
+        destroy the answer before the client reads it: a few refused connections at a time send
+        FIN instead and discard the request until the client closes (at most REFUSED_LINGER)."""
+        self._force_close = True  # data_received discards whatever arrives
+        transport.write(_OVER_CAPACITY_RESPONSE)
+        guard = self._guard
+        if guard.lingering >= _MAX_LINGERING or not transport.can_write_eof():
+            transport.close()
+            return
+        guard.lingering += 1
+        self._refused = True
+        transport.write_eof()
+        self._header_timer = self._loop.call_at(self._loop.time() + REFUSED_LINGER, transport.close)
+
     def connection_lost(self, exc: BaseException | None) -> None:
+        if self._refused:
+            self._refused = False
+            self._guard.lingering -= 1
         self._guard.connections.pop(self, None)
         self._cancel_timers()
         super().connection_lost(exc)
+
+    def stop_reading(self) -> None:
+        """See :meth:`ConnectionGuard.drain`."""
+        if self.waiting_for_request():
+            self.force_close()
+        elif self._body is None:
+            self.close()  # after the answer; a body still arriving is read first (_body_complete)
 
     def waiting_for_request(self) -> bool:
         """Between requests or still receiving headers: closing it loses no request in progress."""
@@ -223,8 +262,15 @@ class GuardedRequestHandler(web.RequestHandler):
             self._header_timer.cancel()
             self._header_timer = None
         self._partial = False
-        if self._body_timer is not None:  # a pipelined request follows the previous body
+        previous = self._body
+        if previous is not None:  # a message follows the previous body
             self._body_complete()
+            if not previous.is_eof():
+                # Only a framing error ends a body early, and llhttp then drops the body without
+                # failing it: the handler reading it would wait forever. Fail it, and close after
+                # the handler's answer (the rest of the stream cannot be trusted).
+                previous.set_exception(web.RequestPayloadError("malformed request body framing"))
+                self.close()
         if self._messages:
             body = self._messages[-1][1]
             if not body.is_eof():
@@ -237,6 +283,8 @@ class GuardedRequestHandler(web.RequestHandler):
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
+        if self._guard.draining:
+            self.close()  # the body is in; no further request is read
 
     def _body_timeout(self) -> None:
         self._body_timer = None
@@ -254,6 +302,17 @@ class GuardedRequestHandler(web.RequestHandler):
         self._body_complete()
 
     # --- errors -------------------------------------------------------------------------
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp's "Unhandled exception" after an answer (reading the rest of a malformed body):
+        a client's fault, worth one short rate-limited line, never a traceback."""
+        exc = kw.get("exc_info")
+        if isinstance(exc, HttpProcessingError | web.RequestPayloadError):
+            peer = self.peername
+            self._guard.bad_requests.warning("dropped the rest of a malformed request from %s: %s",
+                                             peer[0] if isinstance(peer, tuple) else peer, safe_reason(exc))
+            return
+        super().log_exception(*args, **kw)
 
     def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:

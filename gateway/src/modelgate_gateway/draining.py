@@ -27,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .clientconn import ConnectionGuard
 from .recording import RequestRecord
 
 log = logging.getLogger("modelgate.gateway")
@@ -100,13 +101,12 @@ async def drain(inflight: InFlight, grace_seconds: float, stop_accepting: Callab
     log.info("drained in %.1fs", time.monotonic() - started)
 
 
-def stopper(runner: web.BaseRunner) -> Callable[[], Awaitable[None]]:
-    """Stop listening and close idle keep-alive connections; busy ones close after their answer."""
+def stopper(runner: web.BaseRunner, guard: ConnectionGuard) -> Callable[[], Awaitable[None]]:
+    """Stop listening and close idle connections; busy ones close after their answer."""
 
     async def stop_accepting() -> None:
         for site in list(runner.sites):
             await site.stop()
-        if runner.server is not None:
-            runner.server.pre_shutdown()
+        guard.drain()
 
     return stop_accepting

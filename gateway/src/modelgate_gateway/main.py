@@ -145,7 +145,7 @@ async def serve(settings: GatewaySettings, worker: int = 0) -> int:
     waiter.cancel()
     log.info("SIGTERM: draining in-flight requests for up to %gs", settings.shutdown_grace_seconds)
     state.draining = True
-    await drain(state.inflight, settings.shutdown_grace_seconds, stopper(runner), runner.cleanup)
+    await drain(state.inflight, settings.shutdown_grace_seconds, stopper(runner, guard), runner.cleanup)
     if metrics_runner is not None:
         await metrics_runner.cleanup()
     await observer.close()
