@@ -21,7 +21,7 @@ from raw_client import connect, drip, error_of, metric, parse_response, read_unt
 from raw_http_server import eventually
 
 HEADER, BODY, IDLE = 0.5, 0.8, 1.0
-SLACK = 1.0  # scheduling delay allowed on a loaded 2-core machine; far below what was seen before (~1 h)
+SLACK = 2.0  # scheduling delay allowed on a loaded 2-core machine; far below what was seen before (~1 h)
 TIMEOUT_FLAGS = ("--client-header-timeout-seconds", str(HEADER), "--client-body-timeout-seconds", str(BODY),
                  "--client-idle-timeout-seconds", str(IDLE))
 HEADERS_START = b"POST /v1/responses HTTP/1.1\r\nHost: gateway\r\n"
@@ -133,7 +133,7 @@ async def test_every_connection_busy_means_503_at_once_for_the_next(tmp_path: Pa
             reader, writer = await connect(gateway.port)
             data, elapsed = await read_until_closed(reader, 5)
             writer.close()
-            assert elapsed < 0.5
+            assert elapsed < 1.0  # refused at the accept, not after a timeout
             status, headers, body = parse_response(data)
             assert status == 503 and headers["retry-after"] == "1"
             assert error_of(body)["code"] == "too_many_connections"
