@@ -20,6 +20,7 @@ from typing import IO
 from prometheus_client import CollectorRegistry
 
 from . import estimating
+from .clienttext import safe_optional
 from .config import GatewayConfig
 from .metriclabels import ConfigView, EndUserLabels, known_label
 from .metrics import TOKEN_TYPES, Metrics
@@ -199,6 +200,8 @@ class GatewayObserver:
     # --- accounting ---------------------------------------------------------------------
 
     def _account(self, record: RequestRecord) -> None:
+        # The end user is the one client-chosen string that becomes a label and a log field.
+        record.end_user = safe_optional(record.end_user)
         m = self.metrics
         view = self._view
         finished = record.finished_at if record.finished_at is not None else self._clock()

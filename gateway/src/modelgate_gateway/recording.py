@@ -22,7 +22,7 @@ class AttemptOutcome(enum.StrEnum):
     CLIENT_ERROR = "client_error"
     AUTH_ERROR = "auth_error"  # upstream rejected the deployment's credentials (401/403)
     STREAM_ERROR = "stream_error"  # upstream failed after the first byte reached the client
-    CANCELLED = "cancelled"  # client went away
+    CANCELLED = "cancelled"  # client went away, or the shutdown cut the request
     SKIPPED = "skipped"  # cooling down or at max concurrency; no request was sent
 
 
@@ -82,6 +82,8 @@ class RequestRecord:
     usage: Usage | None = None
     """Usage the upstream reported; ``None`` when it reported none."""
     client_disconnected: bool = False
+    cut_by_shutdown: bool = False
+    """The gateway's drain period ended before this request did (see :mod:`.draining`)."""
     request_body: bytes = b""
     """Raw client body (for token estimation and optional content logging)."""
     response_body: bytes | None = None

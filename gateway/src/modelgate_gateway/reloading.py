@@ -69,6 +69,12 @@ class Reloader:
         self._refs_fingerprint = b""
         self.loaded = asyncio.Event()
         """Set after the first good config; tests and start-up wait on it."""
+        self._refs_woken = asyncio.Event()
+
+    def reload_now(self) -> None:
+        """SIGHUP: read the config and the files it references now, not at the next poll."""
+        self.source.wake()
+        self._refs_woken.set()
 
     async def run(self) -> None:
         watcher = asyncio.create_task(self._watch_referenced_files())
@@ -84,7 +90,9 @@ class Reloader:
         """Re-apply the current document when a file it references changes (a rotated or revoked
         API key in a mounted Secret), which no config source would otherwise notice."""
         while True:  # for the life of the reloader; one small read per referenced file per period
-            await asyncio.sleep(self.refs_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._refs_woken.wait(), self.refs_interval)
+            self._refs_woken.clear()
             if self._last is None or not self._refs:
                 continue
             current = await asyncio.to_thread(files_fingerprint, self._refs)
