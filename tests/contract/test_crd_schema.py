@@ -117,6 +117,11 @@ def test_crd_identity_and_printer_columns() -> None:
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
     assert columns == ["Model", "Deployments", "Ready", "Rollout", "Age"]
+    # The API server's table printer shows only the first match of a wildcard, so a column over a
+    # list must read a field the operator fills with every value (tests/cluster/test_printer_columns.py).
+    paths = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert paths["Deployments"] == ".status.deploymentNames"
+    assert [p for p in paths.values() if "[*]" in p or ".." in p] == []
 
 
 def test_every_cel_rule_has_a_rejecting_fixture() -> None:

@@ -55,7 +55,8 @@ def validate(obj: dict[str, Any]) -> None:
         return
     schema = _crd_schema(api_version, kind)
     if schema is not None:
-        jsonschema.validate(obj, schema)
+        # A CRD's openAPIV3Schema is OpenAPI 3.0: draft-4 semantics (boolean exclusiveMinimum).
+        jsonschema.Draft4Validator(schema).validate(obj)
         name = obj["metadata"]["name"]
         assert isinstance(name, str) and 0 < len(name) <= 253
         return
