@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import kopf
@@ -36,10 +37,11 @@ def operator_settings(namespace: str, **overrides: Any) -> OperatorSettings:
 
 
 @contextlib.asynccontextmanager
-async def operator_on(cluster: Cluster, settings: OperatorSettings,
-                      monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[kopf.Memo]:
-    """kopf with the ModelGate handlers, logged in through the cluster's admin kubeconfig."""
-    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+async def operator_on(cluster: Cluster, settings: OperatorSettings, monkeypatch: pytest.MonkeyPatch,
+                      kubeconfig: Path | None = None) -> AsyncIterator[kopf.Memo]:
+    """kopf with the ModelGate handlers, logged in through ``kubeconfig`` (default: the cluster's
+    admin kubeconfig)."""
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig or cluster.kubeconfig))
     async with running_operator(settings, kopf_namespaces=settings.namespaces) as memo:
         yield memo
 

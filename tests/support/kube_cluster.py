@@ -97,8 +97,9 @@ class Cluster:
             client.close()
         self._clients.clear()
 
-    def write_kubeconfig(self, path: Path, *, token: str | None = None, namespace: str | None = None) -> Path:
-        return self.plane.write_kubeconfig(path, token=token, namespace=namespace)
+    def write_kubeconfig(self, path: Path, *, token: str | None = None, namespace: str | None = None,
+                         server: str | None = None) -> Path:
+        return self.plane.write_kubeconfig(path, token=token, namespace=namespace, server=server)
 
     # -- raw REST ------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
