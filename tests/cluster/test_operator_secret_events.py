@@ -17,9 +17,14 @@ def _secret(name: str, value: str) -> dict[str, object]:
             "data": {"api-key": base64.b64encode(value.encode()).decode()}}
 
 
-def _about(record: logging.LogRecord, name: str) -> bool:
+def _handled(record: logging.LogRecord, name: str) -> bool:
+    """A record kopf logged about the Secret ``name`` (its object logger tags the object)."""
     ref = getattr(record, "k8s_ref", None) or {}
-    return ref.get("name") == name or name in record.getMessage()
+    return ref.get("kind") == "Secret" and ref.get("name") == name
+
+
+def _about(record: logging.LogRecord, name: str) -> bool:
+    return _handled(record, name) or name in record.getMessage()
 
 
 async def test_unrelated_secret_events_are_not_logged(
@@ -34,13 +39,14 @@ async def test_unrelated_secret_events_are_not_logged(
                          what="the route reconciled")
         # Unrelated Secrets change first; then the referenced one, twice: once kopf has handled
         # both changes of `keys` (same watch stream, later events), it has seen the others too.
-        cluster.apply_all([_secret("unrelated", "x"), _secret("unrelated", "y"), _secret("other", "z")], namespace)
+        cluster.apply_all([_secret("unrelated-a", "x"), _secret("unrelated-a", "y"), _secret("unrelated-b", "z")],
+                          namespace)
         for value in ("sk-2", "sk-3"):
-            seen = len([r for r in caplog.records if _about(r, "keys")])
+            seen = len([r for r in caplog.records if _handled(r, "keys")])
             cluster.apply(_secret("keys", value), namespace)
-            await eventually(lambda seen=seen: len([r for r in caplog.records if _about(r, "keys")]) > seen,
+            await eventually(lambda seen=seen: len([r for r in caplog.records if _handled(r, "keys")]) > seen,
                              what="the referenced Secret's change handled")
 
     noise = [r.getMessage() for r in caplog.records
-             if r.levelno >= logging.INFO and (_about(r, "unrelated") or _about(r, "other"))]
+             if r.levelno >= logging.INFO and (_about(r, "unrelated-a") or _about(r, "unrelated-b"))]
     assert noise == []
