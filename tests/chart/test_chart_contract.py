@@ -201,6 +201,7 @@ def test_base_config_carries_key_names_allowlists_and_policy() -> None:
             "name": "batch.jobs",
             "models": ["*"],
             "valueFrom": {"file": "/etc/modelgate/api-keys/batch.jobs"},
+            "tenant": "data-platform",
         },
     ]
     assert spec["responseIds"] == {
