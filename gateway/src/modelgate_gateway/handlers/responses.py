@@ -16,7 +16,7 @@ from aiohttp import web
 
 from .. import ids
 from ..appstate import GatewayState
-from ..errors import InvalidRequest, NotFound, PermissionDenied
+from ..errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
 from ..recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, ModelRuntime, RuntimeConfig
 from ..streaming.relay import relay_json, relay_stream
@@ -113,9 +113,11 @@ def _served_headers(record: RequestRecord, opened: Opened) -> dict[str, str]:
 
 
 async def _relay(request: web.Request, record: RequestRecord, caller: _Caller, opened: Opened,
-                 stream: bool) -> web.StreamResponse:
+                 stream: bool, extra: Mapping[str, str] | None = None) -> web.StreamResponse:
     make_id = caller.make_id(opened.dep.name)
     headers = _served_headers(record, opened)
+    if extra:
+        headers.update(extra)
     if stream:
         return await relay_stream(request, opened, record, make_id, headers)
     return await relay_json(opened, record, make_id, headers)
@@ -142,8 +144,22 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
         model = _serving_model(runtime, model, dep, previous)
         call.pinned = dep.name
         call.updates["previous_response_id"] = upstream_id
-    opened = await open_call(state, runtime, record, model, call)
-    return await _relay(request, record, caller, opened, stream)
+    limited = state.governor.key_policy(key)
+    if limited is None:
+        opened = await open_call(state, runtime, record, model, call)
+        return await _relay(request, record, caller, opened, stream)
+    ticket = await state.governor.admit(limited, model.name, payload, len(raw), record)
+    if ticket is None:  # Redis unavailable, fail-open
+        opened = await open_call(state, runtime, record, model, call)
+        return await _relay(request, record, caller, opened, stream)
+    try:
+        opened = await open_call(state, runtime, record, model, call)
+        return await _relay(request, record, caller, opened, stream, ticket.headers)
+    except GatewayError as err:
+        err.headers = {**ticket.headers, **err.headers}
+        raise
+    finally:
+        state.governor.settle(ticket, record)
 
 
 async def _follow_up(request: web.Request, state: GatewayState, record: RequestRecord, method: str,
