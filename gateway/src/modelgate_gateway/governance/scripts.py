@@ -19,6 +19,7 @@ LIMIT_CODES = {1: "requests", 2: "tokens", 3: "concurrency", 4: "budget"}
 # ARGV: now_ms, reservation id, lease end ms, subject count, keep ms; then per subject:
 # rpm, tpm, concurrency, budget (nano-USD), tokens, cost (nano-USD), minute end ms,
 # budget window id, budget keys' expiry ms (0: never).
+# A spent budget is reported before any rate limit (waiting a minute would not help).
 # Returns {1, then per subject: requests, tokens, in flight, spent, reserved (after this
 # reservation)}, or when denied {0, subject index, limit code, then the same counts as they are}:
 # a denial changes no counter (expired leases aside).
@@ -55,7 +56,7 @@ for i = 0, n - 1 do
   if code == 0 and rpm > 0 and r >= rpm then code = 1 end
   if code == 0 and tpm > 0 and t >= tpm then code = 2 end
   if code == 0 and conc > 0 and c >= conc then code = 3 end
-  if code > 0 and denied == nil then denied = {0, i, code} end
+  if code > 0 and (denied == nil or (code == 4 and denied[3] ~= 4)) then denied = {0, i, code} end
   seen[i] = {r, t, c, spent, reserved}
 end
 if denied ~= nil then
