@@ -115,9 +115,11 @@ class KeyRuntime:
     """Who owns the response ids this key creates (its tenant, or the key itself); see ids.py."""
     expires_at: float | None = None
     """Epoch seconds after which the key is refused."""
+    prefixes: tuple[str, ...] = ()
+    """Allowed model-name prefixes (the entries of ``models`` that end in ``*``)."""
 
     def allows(self, model: str) -> bool:
-        return self.all_models or model in self.models
+        return self.all_models or model in self.models or (bool(self.prefixes) and model.startswith(self.prefixes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +238,8 @@ def _keys(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: str) ->
             expires = expires.replace(tzinfo=UTC)
         out[digest] = KeyRuntime(key.name, "*" in key.models, frozenset(key.models),
                                  ids.key_owner(key.name, key.tenant),
-                                 expires.timestamp() if expires is not None else None)
+                                 expires.timestamp() if expires is not None else None,
+                                 tuple(m[:-1] for m in key.models if m.endswith("*") and m != "*"))
     return out
 
 

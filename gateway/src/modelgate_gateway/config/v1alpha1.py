@@ -283,8 +283,9 @@ class ApiKey(_Model):
         default=None, pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the key."
     )
     value_from: SecretRef | None = Field(default=None, description="Where the key itself is read from.")
-    models: list[str] = Field(
-        default_factory=lambda: ["*"], description="Public models this key may use; '*' = all."
+    models: list[Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^*]*[*]?$")]] = Field(
+        default_factory=lambda: ["*"],
+        description="Public models this key may use: names, or prefixes ending in '*' ('gpt-4o*'); '*' = all.",
     )
     tenant: str | None = Field(
         default=None,
