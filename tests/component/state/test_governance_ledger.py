@@ -121,3 +121,39 @@ async def test_concurrent_requests_overshoot_a_budget_by_less_than_one_charge(re
     assert spent["reserved"] == 0
     assert spent["spent"] == sum(charged)
     assert budget <= spent["spent"] < budget + max(charged)
+
+
+async def test_the_operator_reads_what_the_gateway_wrote(redis_server: RedisServer) -> None:
+    """The counter names and windows are a contract (config.counters) between gateway and operator."""
+    from datetime import UTC, datetime
+
+    from modelgate_operator.keys.resources import parse_key
+    from modelgate_operator.keys.spend import SpendReader
+
+    body = {"metadata": {"name": "ci", "namespace": "team-a"},
+            "spec": {"secretRef": {"name": "s"}, "limits": {"budget": {"usd": 2, "window": "daily"}}}}
+    key = parse_key(body, "gw")
+    subject = Subject("key", key.key_name, Limits(budget_nano=2 * 10**9, window=BudgetWindow.DAILY))
+    ledger = Ledger.from_url(redis_server.url, None, 1.0)
+    now = int(time.time() * 1000)
+    try:
+        ticket = claim((subject,), "r", 10, 600_000_000, now)
+        assert (await ledger.reserve(ticket, now, now + 60_000, counters.minute(now))).denial is None
+        await ledger.reconcile(ticket, 10, 500_000_000)
+    finally:
+        await ledger.close()
+    reader = SpendReader(redis_server.url)
+    try:
+        spend = reader.read(key, datetime.now(UTC))
+    finally:
+        reader.close()
+    assert spend.spent_usd == 0.5 and spend.budget_usd == 2.0
+    assert spend.window == counters.budget_window(BudgetWindow.DAILY, now).id
+    assert spend.last_used == datetime.fromtimestamp(now // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    redis_server.process.kill()
+    redis_server.process.wait(5)
+    gone = SpendReader(redis_server.url)
+    try:
+        assert gone.read(key, datetime.now(UTC)).spent_usd is None  # unreachable: no spend, no error
+    finally:
+        gone.close()

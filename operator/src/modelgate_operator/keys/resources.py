@@ -22,6 +22,7 @@ KeyRef = tuple[str, str]
 
 _MODEL = re.compile(r"^[^*]{0,255}[*]?$")
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_LIMITS = ("requestsPerMinute", "tokensPerMinute", "maxConcurrentRequests", "budget")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 
 
@@ -81,6 +82,8 @@ def _spec_error(spec: Mapping[str, Any]) -> str | None:
     limits = spec.get("limits")
     if limits is not None and not isinstance(limits, Mapping):
         return "spec.limits: must be an object"
+    if limits is not None and not any(k in limits for k in _LIMITS):
+        return "spec.limits: limits must set at least one limit"
     return None
 
 
