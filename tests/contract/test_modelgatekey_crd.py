@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 import crd_admission
-from modelgatekey_cases import ACCEPTED, REJECTED
 from modelgate_operator.keys.rendering import add_keys
 from modelgate_operator.keys.resources import parse_key
+from modelgatekey_cases import ACCEPTED, REJECTED
 
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "modelgatekeys.modelgate.dev.yaml"
 
