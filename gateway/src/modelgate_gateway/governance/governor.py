@@ -73,7 +73,8 @@ class Governor:
         if self.metrics is not None:
             subjects = {(s.kind, s.name): s.limits.budget_nano / NANO_USD
                         for p in policy.keys.values() for s in p.subjects}
-            self.metrics.configure((kind, name, budget) for (kind, name), budget in subjects.items())
+            self.metrics.configure(((kind, name, budget) for (kind, name), budget in subjects.items()),
+                                   policy.on_failure.value)
 
     def key_policy(self, key: KeyRuntime | None) -> KeyPolicy | None:
         return None if key is None else self.policy.keys.get(key.name)

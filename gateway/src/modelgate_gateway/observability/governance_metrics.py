@@ -42,8 +42,11 @@ class GovernanceMetrics:
                                       ("operation", "policy"), registry=registry)
         self._subjects: set[tuple[str, str]] = set()
 
-    def configure(self, subjects: Iterable[tuple[str, str, float]]) -> None:
-        """Subjects (kind, name, budget USD or 0) of the new config; drops the series of vanished ones."""
+    def configure(self, subjects: Iterable[tuple[str, str, float]], policy: str) -> None:
+        """Subjects (kind, name, budget USD or 0) of the new config and its Redis failure policy;
+        series exist from the start (at 0), those of vanished subjects are dropped."""
+        for operation in ("reserve", "reconcile"):
+            self.redis_failures.labels(operation, policy)
         current = set()
         for kind, name, budget in subjects:
             current.add((kind, name))
