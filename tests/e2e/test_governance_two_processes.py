@@ -75,3 +75,46 @@ async def test_budget_holds_across_two_processes(tmp_path: Path, redis_server: R
     assert spent == pytest.approx(sum(costs), abs=len(costs) * 1e-9)
     assert BUDGET_USD <= spent < BUDGET_USD + max(costs)  # the documented bound (docs/governance.md)
     assert min(served) > 0  # both processes took part
+
+
+@pytest.mark.parametrize("policy", ["fail-open", "fail-closed"])
+async def test_redis_killed_mid_run_applies_the_policy_without_a_hang(
+        tmp_path: Path, redis_server: RedisServer, policy: str) -> None:  # noqa: F811
+    """Clients hammer both processes; Redis dies under them. Every request still ends, quickly:
+    served (fail-open) or 503 limits_unavailable (fail-closed), never a hang or another error."""
+    doc = governed_doc(redis_server.url, key_limits={"requestsPerMinute": 1_000_000},
+                       onRedisFailure=policy, redisTimeoutSeconds=0.5)
+    doc["spec"]["responseIds"] = {}
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    gateways = [GatewayProcess(config), GatewayProcess(config)]
+    await asyncio.gather(*(asyncio.to_thread(g.start) for g in gateways))
+    outcomes: list[str] = []
+    killed = asyncio.Event()
+    try:
+        clients = [openai.AsyncOpenAI(base_url=g.base_url, api_key=KEYS["team-a"], max_retries=0, timeout=10)
+                   for g in gateways]
+
+        async def worker(index: int) -> None:
+            api = clients[index % 2]
+            after_kill = 0
+            while after_kill < 5:  # bounded: five answers after Redis died, then stop
+                started = time.monotonic()
+                try:
+                    await api.responses.create(model="gpt-4o", input="hi", max_output_tokens=16)
+                    outcomes.append("served")
+                except openai.InternalServerError as exc:
+                    assert exc.status_code == 503 and exc.code == "limits_unavailable", exc
+                    outcomes.append("refused")
+                assert time.monotonic() - started < 5.0
+                if killed.is_set():
+                    after_kill += 1
+                elif len(outcomes) >= 20:
+                    redis_server.process.kill()
+                    killed.set()
+
+        await asyncio.wait_for(asyncio.gather(*(worker(i) for i in range(8))), 60)
+    finally:
+        await asyncio.gather(*(asyncio.to_thread(g.stop) for g in gateways))
+    tail = outcomes[-8:]  # the last answer of each worker, well after the kill
+    assert set(tail) == ({"served"} if policy == "fail-open" else {"refused"}), outcomes
