@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 import crd_admission
+from modelgate_gateway.config import validate_data
 from modelgate_operator.keys.rendering import add_keys
 from modelgate_operator.keys.resources import parse_key
 from modelgatekey_cases import ACCEPTED, REJECTED
@@ -56,3 +57,15 @@ def test_every_cel_rule_has_a_rejecting_case() -> None:
     text = CRD_PATH.read_text()
     rules = text.count("- rule:")
     assert rules == sum(1 for _, _, cel in REJECTED.values() if cel) == 2
+
+
+def test_example_is_admitted_and_rendered() -> None:
+    example = yaml.safe_load((CRD_PATH.parents[1] / "examples" / "modelgatekey-team.yaml").read_text())
+    assert errors(example) == []
+    body = {**example, "metadata": {**example["metadata"], "namespace": "team-a"}}
+    key = parse_key(body, "modelgate")
+    base = validate_data({"apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig",
+                          "spec": {"state": {"redisUrl": "redis://redis:6379/0"}}})
+    config, verdicts = add_keys(base, [key], {("team-a", "ci-key"): {"api-key": b"sk-mg-0123456789abcdef"}},
+                                "modelgate")
+    assert verdicts[key.ref].ready and config is not None and config.spec.auth.keys[0].name == "team-a/ci"
