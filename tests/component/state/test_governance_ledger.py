@@ -7,6 +7,7 @@ import asyncio
 import random
 import time
 
+import pytest
 import redis
 
 from modelgate_gateway.config import BudgetWindow, counters
@@ -14,15 +15,24 @@ from modelgate_gateway.governance.ledger import Claim, Ledger
 from modelgate_gateway.governance.policy import Limits, Subject
 from redis_server import RedisServer
 
-NOW = int(time.time() * 1000)
+NOW = 0
+"""Epoch ms at the start of the current test (counters expire with their window: never a stale time)."""
 
 
-def claim(subjects: tuple[Subject, ...], rid: str, tokens: int, cost: int, now: int = NOW) -> Claim:
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    global NOW  # noqa: PLW0603 - read by every helper and test of this module
+    NOW = int(time.time() * 1000)
+
+
+def claim(subjects: tuple[Subject, ...], rid: str, tokens: int, cost: int, now: int | None = None) -> Claim:
+    now = now if now is not None else NOW
     return Claim(rid, subjects, counters.minute(now).id,
                  tuple(counters.budget_window(s.limits.window, now) for s in subjects), tokens, cost)
 
 
-def budget_hash(server: RedisServer, subject: Subject, now: int = NOW) -> dict[str, int]:
+def budget_hash(server: RedisServer, subject: Subject, now: int | None = None) -> dict[str, int]:
+    now = now if now is not None else NOW
     window = counters.budget_window(subject.limits.window, now)
     raw = redis.Redis(port=server.port).hgetall(counters.budget_key(subject.redis_id, window.id))
     return {k.decode(): int(v) for k, v in raw.items()}

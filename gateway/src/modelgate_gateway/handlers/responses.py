@@ -144,12 +144,11 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
         model = _serving_model(runtime, model, dep, previous)
         call.pinned = dep.name
         call.updates["previous_response_id"] = upstream_id
-    limited = state.governor.key_policy(key)
-    if limited is None:
-        opened = await open_call(state, runtime, record, model, call)
-        return await _relay(request, record, caller, opened, stream)
-    ticket = await state.governor.admit(limited, model.name, payload, len(raw), record)
-    if ticket is None:  # Redis unavailable, fail-open
+    limited = state.governor.key_policy(key)  # None for keys nothing limits: no Redis call
+    ticket = None
+    if limited is not None:  # None again only when Redis is unavailable and the policy is fail-open
+        ticket = await state.governor.admit(limited, model.name, payload, len(raw), record)
+    if ticket is None:
         opened = await open_call(state, runtime, record, model, call)
         return await _relay(request, record, caller, opened, stream)
     try:
