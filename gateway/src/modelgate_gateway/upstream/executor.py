@@ -151,12 +151,12 @@ async def _exchange(transport: Transport, dep: DeploymentRuntime, call: Call,
     """Send, then wait for the status (and a stream's first chunk); inside the first-byte deadline."""
     reply = await transport.open(dep, call.method, call.path, payload=payload, raw=raw,
                                  query=call.query, request_id=request_id)
-    if reply.status >= 400:
+    outcome = outcome_for_status(reply.status)
+    if outcome is not AttemptOutcome.SUCCESS:
         try:
             body = await reply.read()
         finally:
             reply.release()
-        outcome = outcome_for_status(reply.status)
         if outcome is AttemptOutcome.CLIENT_ERROR:
             ctype = reply.headers.get("Content-Type", "application/json")
             raise PassThrough(reply.status, body, ctype)

@@ -61,8 +61,13 @@ class Pool:
         ctx = self._client.ssl_context() if self._tls else None
         async with asyncio.timeout(seconds):
             addresses = await self._resolve()
-            sock = await aiohappyeyeballs.start_connection(
-                addresses, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY, loop=self.loop)
+            try:
+                sock = await aiohappyeyeballs.start_connection(
+                    addresses, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY, loop=self.loop)
+            except OSError as exc:
+                # The error comes from a frame that still refers to it (a reference cycle that
+                # would carry every frame this exception passes through, request included).
+                raise exc.with_traceback(None) from None
             try:
                 if self._proxy is not None and self._tls:
                     await self._tunnel(sock, self._proxy)
@@ -72,7 +77,8 @@ class Pool:
             except BaseException:
                 sock.close()
                 raise
-        proto.transport = transport  # uvloop may call connection_made only on a later loop turn
+        if not proto.closed:
+            proto.transport = transport  # uvloop may call connection_made only on a later loop turn
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # not a TCP socket
@@ -182,7 +188,7 @@ class Http1Client:
                 conn.start(data, endpoint.read_idle_seconds, self.max_body_bytes, method == "HEAD")
                 while conn.headers is None:
                     if conn.exc is not None:
-                        raise conn.exc
+                        raise conn.error()
                     await conn.wait()
             except UpstreamDisconnected:
                 if conn.reused and conn.received == 0 and conn.headers is None and method in _IDEMPOTENT:
