@@ -45,6 +45,10 @@ class Kind:
     body_bytes: int = 0
     client_timeout: float | None = None
     disconnect_mid_stream: bool = False
+    chat_upstream: bool = False
+    idle_seconds: float = 10.0
+    """The deployments' first-byte and stream-idle timeouts (short only where the test waits them out)."""
+    extra_body: dict[str, Any] | None = None
 
 
 KINDS = {
@@ -54,16 +58,18 @@ KINDS = {
     "reset-before-headers": Kind(Fault.RESET_BEFORE_HEADERS, expect=502),
     "reset-mid-body": Kind(Fault.RESET_MID_BODY, expect=502),
     "short-body": Kind(Fault.SHORT_BODY, expect=502),
-    "timeout-before-first-byte": Kind(Fault.HANG, expect=504),
-    "never-reads-large-body": Kind(Fault.NEVER_READ, expect=504, body_bytes=LARGE_BODY),
+    "timeout-before-first-byte": Kind(Fault.HANG, expect=504, idle_seconds=0.1),
+    "never-reads-large-body": Kind(Fault.NEVER_READ, expect=504, body_bytes=LARGE_BODY, idle_seconds=0.1),
     "status-500": Kind(Fault.STATUS_500, expect=502),
     "status-400-passed-through": Kind(Fault.STATUS_400, expect=400),
     "redirect": Kind(Fault.REDIRECT, expect=502),
     "reset-mid-stream": Kind(Fault.RESET_MID_STREAM, stream=True, expect="response.failed"),
-    "stall-mid-stream": Kind(Fault.STALL_MID_STREAM, stream=True, expect="response.failed"),
+    "stall-mid-stream": Kind(Fault.STALL_MID_STREAM, stream=True, expect="response.failed", idle_seconds=0.1),
     "client-disconnects-mid-stream": Kind(Fault.STALL_MID_STREAM, stream=True, expect=None,
                                           disconnect_mid_stream=True),
     "client-gives-up-waiting": Kind(Fault.HANG, expect=None, client_timeout=0.2),
+    "untranslatable-for-chat-upstream": Kind(Fault.NONE, expect=400, chat_upstream=True,
+                                             extra_body={"frobnicate": True}),
 }
 
 
@@ -113,9 +119,12 @@ async def _one(harness: GatewayHarness, kind: Kind, payload: dict[str, Any]) -> 
 async def _scenario(tmp: Path, kind: Kind) -> list[object]:
     async with MisbehavingUpstream() as upstream:
         url = f"http://127.0.0.1:{_closed_port()}/v1" if kind.refused else upstream.url()
-        timeouts = {"firstByteSeconds": 0.3, "streamIdleSeconds": 0.3}
+        extra: dict[str, Any] = {"timeouts": {"firstByteSeconds": kind.idle_seconds,
+                                              "streamIdleSeconds": kind.idle_seconds}}
+        if kind.chat_upstream:
+            extra["api"] = "chat_completions"
         doc = config_doc(
-            [deployment("a", url, timeouts=timeouts), deployment("b", url, timeouts=timeouts)],
+            [deployment("a", url, **extra), deployment("b", url, **extra)],
             [{"name": "m", "targets": [{"deployment": "a"}, {"deployment": "b"}],
               "retry": {"maxAttempts": 2}, "cooldown": {"consecutiveFailures": 1000}}],
             limits={"maxRequestBodyBytes": 8 * 1024 * 1024},
@@ -123,7 +132,9 @@ async def _scenario(tmp: Path, kind: Kind) -> list[object]:
         harness = GatewayHarness(tmp, doc)
         await harness.start()
         try:
-            payload = {"model": "m", "input": "x" * max(1024, kind.body_bytes)}
+            payload: dict[str, Any] = {"model": "m", "input": "x" * max(1024, kind.body_bytes)}
+            if kind.extra_body:
+                payload["extra_body"] = kind.extra_body
             upstream.fault = kind.fault
             for _ in range(3):  # warm-up: lazy imports, caches, first connections
                 assert await _one(harness, kind, payload) == kind.expect
@@ -138,7 +149,6 @@ async def _scenario(tmp: Path, kind: Kind) -> list[object]:
                 for _ in range(5):  # connection_lost and other callbacks still queued
                     await asyncio.sleep(0)
                 gc.collect()
-                print("ALL", Counter(type(o).__name__ for o in gc.garbage).most_common(15), file=sys.stderr)
                 return [obj for obj in gc.garbage if _from_request_path(obj)]
             finally:
                 gc.set_debug(0)

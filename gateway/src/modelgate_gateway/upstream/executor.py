@@ -224,7 +224,10 @@ async def open_call(state: GatewayState, runtime: RuntimeConfig, record: Request
         except Untranslatable as exc:  # another deployment (another upstream API) may serve it
             unservable = exc
     if unservable is not None and not failures:
-        raise unservable
+        try:
+            raise unservable
+        finally:  # its traceback holds this frame: holding it here too would make a cycle
+            unservable = None
     raise exhausted_error(failures, len(record.attempts))
 
 
