@@ -95,19 +95,25 @@ def stream_events(rid: str, model: str, text: str) -> list[bytes]:
 
 _SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 _DELTAS_BEFORE_FAULT = 3
+_SLICE = 1 << 20
 
 
 class MisbehavingUpstream:
     """``async with MisbehavingUpstream() as up:`` then point a deployment at ``up.url()``."""
 
     def __init__(self, fault: Fault = Fault.NONE, *, response_id: str = "resp_upstream0001",
-                 answer_text: str = "Seven words from a misbehaving upstream.") -> None:
+                 answer_text: str = "Seven words from a misbehaving upstream.",
+                 answer_body: bytes | None = None) -> None:
         self.fault = fault
         self.response_id = response_id
         self.answer_text = answer_text
+        self.answer_body = answer_body
+        """When set, every JSON answer is exactly these bytes (built once: huge answers are cheap)."""
         self.server = RawHttpServer(self._serve)
         self.answered = 0
         """Requests that got a complete, proper answer."""
+        self.cut = asyncio.Event()
+        """Set when the gateway closed a connection while a JSON answer was being sent on it."""
 
     async def __aenter__(self) -> MisbehavingUpstream:
         await self.server.__aenter__()
@@ -120,17 +126,18 @@ class MisbehavingUpstream:
         return self.server.url("/v1")
 
     def json_body(self, model: str = "up-model") -> bytes:
+        if self.answer_body is not None:
+            return self.answer_body
         return orjson.dumps(response_object(self.response_id, model, self.answer_text))
 
     async def _serve(self, conn: RawConnection) -> None:
         while True:
-            fault = self.fault
-            if fault is Fault.NEVER_READ:  # until the server closes; the gateway aborts its side
+            if self.fault is Fault.NEVER_READ:  # until the server closes; the gateway aborts its side
                 await asyncio.Event().wait()
             request = await conn.read_request()
             if request is None:
                 return
-            if not await self._answer(conn, request, fault):
+            if not await self._answer(conn, request, self.fault):  # the fault when the request came
                 return
 
     async def _answer(self, conn: RawConnection, request: RawRequest, fault: Fault) -> bool:
@@ -158,7 +165,15 @@ class MisbehavingUpstream:
             conn.send_fin()
             await conn.wait_eof()
             return False
-        await conn.send(response(body, headers=[("Content-Type", "application/json")]))
+        await conn.send(response(headers=[("Content-Type", "application/json"),
+                                          ("Content-Length", str(len(body)))], length=False))
+        view = memoryview(body)  # apart from the head and in slices: a huge body is never copied whole
+        try:
+            for at in range(0, len(body), _SLICE):
+                await conn.send(view[at:at + _SLICE])
+        except ConnectionError:
+            self.cut.set()
+            raise
         self.answered += 1
         return True
 
