@@ -109,6 +109,9 @@ class MisbehavingUpstream:
         self.answer_text = answer_text
         self.answer_body = answer_body
         """When set, every JSON answer is exactly these bytes (built once: huge answers are cheap)."""
+        self.by_model: dict[str, Fault] = {}
+        """Faults by the request's ``model`` (deployments with distinct upstream models get distinct
+        treatment from one server); other models get ``fault``."""
         self.server = RawHttpServer(self._serve)
         self.answered = 0
         """Requests that got a complete, proper answer."""
@@ -137,8 +140,16 @@ class MisbehavingUpstream:
             request = await conn.read_request()
             if request is None:
                 return
-            if not await self._answer(conn, request, self.fault):  # the fault when the request came
+            if not await self._answer(conn, request, self._fault_for(request)):
                 return
+
+    def _fault_for(self, request: RawRequest) -> Fault:
+        """The fault for this request, chosen when it arrived."""
+        if self.by_model and request.body.startswith(b"{"):
+            model = orjson.loads(request.body).get("model")
+            if isinstance(model, str) and model in self.by_model:
+                return self.by_model[model]
+        return self.fault
 
     async def _answer(self, conn: RawConnection, request: RawRequest, fault: Fault) -> bool:
         """Answer one request; False when the connection is finished."""

@@ -32,6 +32,7 @@ _SMALL_BLOCK = 4096  # blocks up to this size (one paced event) are searched who
 # (then the event's structure decides).
 _RESPONSE_ID_BEFORE = re.compile(rb'(?:"response"\s*:\s*\{\s*"id"|"response_id")\s*:\s*\Z')
 _ID_KEY_BEFORE = re.compile(rb'"id"\s*:\s*\Z')
+_COMPACT_RESPONSE_ID = b'"response":{"id":'
 _LOOK_BEHIND = 64
 
 
@@ -269,6 +270,8 @@ class SseRelayState:
 
 def _is_response_id(block: bytes, at: int) -> bool:
     """Whether the id token at offset ``at`` is the value of a response-id field of its event."""
+    if block.endswith(_COMPACT_RESPONSE_ID, 0, at):  # how servers write it, found without a regex
+        return True
     before = block[max(0, at - _LOOK_BEHIND):at]
     if _RESPONSE_ID_BEFORE.search(before):
         return True

@@ -17,6 +17,7 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
 _DNS_TTL_SECONDS = 30.0  # upstream address changes are followed within half a minute
 _HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305: start the next address if one has not connected by then
 _MAX_PROXY_ANSWER = 64 * 1024
+_JOIN_BODY_BYTES = 64 * 1024  # bodies up to this size go out in one buffer with the head (one copy, one write)
 
 
 class Pool:
@@ -179,13 +180,17 @@ class Http1Client:
         """Write the request; return once the answer's status and headers arrived."""
         length = len(body) if body is not None else (0 if method in ("POST", "PUT", "PATCH") else None)
         data = endpoint.head(method, path, query, extra_headers, content_type, length)
+        rest = b""
         if body:
-            data += body
+            if len(body) <= _JOIN_BODY_BYTES:
+                data += body
+            else:  # written after the head, never copied (a 30 MiB body would be twice in memory)
+                rest = body
         pool = self._pool(pool_key or endpoint.origin, endpoint)
         for _ in range(2):  # a stale pooled connection is replaced once, idempotent requests only
             conn = pool.take_idle() or await pool.connect(endpoint.connect_seconds)
             try:
-                conn.start(data, endpoint.read_idle_seconds, self.max_body_bytes, method == "HEAD")
+                conn.start(data, rest, endpoint.read_idle_seconds, self.max_body_bytes, method == "HEAD")
                 while conn.headers is None:
                     if conn.exc is not None:
                         raise conn.error()

@@ -238,8 +238,8 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def start(self, data: bytes, idle_seconds: float, limit: int, head_only: bool) -> None:
-        """Send one request; the answer fills this object."""
+    def start(self, data: bytes, rest: bytes, idle_seconds: float, limit: int, head_only: bool) -> None:
+        """Send one request (``data``, then ``rest`` when not empty); the answer fills this object."""
         self.busy = True
         transport = self.transport
         if self.closed or transport is None:  # lost between the pool and here
@@ -252,7 +252,10 @@ class Connection(asyncio.Protocol):
         self.idle_seconds = idle_seconds
         self.last_io = self._loop.time()
         self.idle_timer = self._loop.call_at(self.last_io + idle_seconds, self._check_idle)
-        transport.write(data)
+        if rest:
+            transport.writelines((data, rest))
+        else:
+            transport.write(data)
 
     async def wait(self) -> None:
         """Until the next change (headers, body bytes, end or failure)."""
