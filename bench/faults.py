@@ -213,6 +213,8 @@ def storms(scale: float) -> list[Storm]:
         Storm("reset mid-stream", "reset-mid-stream", n(10000), 64, stream=True),
         *(Storm(f"8 x 30 MiB bodies, no reader ({i + 1}/3)", "never-reads", 8, 8, body_bytes=30 * 1024 * 1024)
           for i in range(3)),
+        *(Storm(f"8 x 30 MiB bodies, reset before headers ({i + 1}/3)", "reset-before-headers", 8, 8,
+                body_bytes=30 * 1024 * 1024) for i in range(3)),
         Storm("soak: 30% failures among successes", "", n(20000), 64, mix=mix),
         Storm("final successes", "ok", n(5000), 32),
     ]
