@@ -88,6 +88,9 @@ class _JsonRelay:
         reply = self.opened.reply
         if not isinstance(reply, Reply):  # produced in-process (mock, translated): already whole
             return self._whole(await reply.read())
+        length = reply.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) <= SMALL_ANSWER_BYTES:
+            return self._whole(await reply.read())  # the common case, without iterating
         pieces: list[bytes] = []
         size = 0
         chunks = reply.chunks()
@@ -101,7 +104,8 @@ class _JsonRelay:
     # -- small answers: whole ------------------------------------------------------------------
     def _whole(self, body: bytes) -> web.Response:
         record, reply = self.record, self.opened.reply
-        if self.make_id is not None and _JSON_OBJECT.match(body):
+        head = _HEAD_ID.match(body)  # the id where servers write it: the first key
+        if self.make_id is not None and (head is not None or _JSON_OBJECT.match(body)):
             try:
                 parsed = orjson.loads(body)
             except orjson.JSONDecodeError:
@@ -109,7 +113,6 @@ class _JsonRelay:
             if parsed.get("object") == "response":
                 record.usage = usage_of(parsed)
             if isinstance(parsed.get("id"), str):
-                head = _HEAD_ID.match(body)
                 span = head.span(1) if head is not None else top_level_string(body, b"id")
                 if span is not None:
                     body, _ = self._rewrite(body, *span)
