@@ -15,14 +15,13 @@ import openai
 import orjson
 import pytest
 
-from gateway_harness import SIGNING_KEY, GatewayHarness, config_doc, deployment
+from gateway_harness import GatewayHarness, config_doc, deployment, gateway_id
 from misbehaving_upstream import Fault, MisbehavingUpstream, response_object
-from modelgate_gateway import ids
 from raw_http_server import eventually
 
 
 def _signed(rid: str, dep: str = "a") -> str:
-    return ids.encode(SIGNING_KEY.encode(), dep, rid)
+    return gateway_id(rid, dep)
 
 
 async def _gateway(tmp: Path, *urls: str) -> GatewayHarness:

@@ -22,9 +22,8 @@ import httpx2
 import orjson
 import pytest
 
-from gateway_harness import SIGNING_KEY, GatewayHarness, config_doc, deployment
+from gateway_harness import GatewayHarness, config_doc, deployment, gateway_id
 from misbehaving_upstream import Fault, MisbehavingUpstream, response_object
-from modelgate_gateway import ids
 from raw_http_server import eventually
 
 ANSWER_BYTES = 100 * 1000 * 1000
@@ -77,7 +76,7 @@ async def test_a_100_mb_answer_passes_through_whole_and_signed(tmp_path: Path) -
     rid = "resp_big0001"
     body = _big_answer(rid)
     old_token = orjson.dumps(rid)
-    new_token = orjson.dumps(ids.encode(SIGNING_KEY.encode(), "a", rid))
+    new_token = orjson.dumps(gateway_id(rid, "a"))
     start = body.index(old_token)
     expected = hashlib.sha256(body[:start] + new_token)
     expected.update(memoryview(body)[start + len(old_token):])
@@ -164,7 +163,7 @@ async def test_a_large_answer_whose_id_comes_last_is_held_then_signed(tmp_path: 
         finally:
             await client.close()
             await harness.close()
-    signed = ids.encode(SIGNING_KEY.encode(), "a", rid).encode()
+    signed = gateway_id(rid, "a").encode()
     assert got == body[:-len(rid) - 3] + b'"' + signed + b'"}'
 
 
