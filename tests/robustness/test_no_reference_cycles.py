@@ -8,6 +8,7 @@ upstream outage then grows the heap by the size of every failed request. Here th
 disabled while N requests of one kind go through the real gateway app (real sockets, the official
 SDK as the client, uvloop as in production) against a misbehaving upstream; afterwards a
 collection must find nothing that the gateway, aiohttp's server or the upstream client left.
+Hostile clients (raw sockets, the client-facing listener with its timeouts) get the same check.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from typing import Any
 import openai
 import pytest
 import uvloop
+from aiohttp import web
 
-from gateway_harness import GatewayHarness, config_doc, deployment
+from gateway_harness import API_KEY, GatewayHarness, config_doc, deployment
 from misbehaving_upstream import Fault, MisbehavingUpstream
+from modelgate_gateway.app import RELOADER
+from modelgate_gateway.clientconn import ClientLimits, ConnectionGuard, GuardedSite
 from raw_http_server import eventually
 
 N = 12  # requests per kind while the collector is off
@@ -174,3 +178,75 @@ def test_requests_leave_no_reference_cycles(name: str, tmp_path: Path) -> None:
         print(f"{name}: {summary.most_common(12)}; frames: {frames.most_common(8)}", file=sys.stderr)
     assert not left, f"{len(left)} objects of {N} '{name}' requests were left in reference cycles: " \
                      f"{summary.most_common(8)}; frames {frames.most_common(5)}"
+
+
+_BODY = b'{"model":"m","input":"' + b"x" * 1000 + b'"}'
+_POST = (b"POST /v1/responses HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + API_KEY.encode()
+         + b"\r\nContent-Type: application/json\r\n")
+HOSTILE = {  # what the client sends; then it waits for the gateway to close (or closes itself)
+    "slow-headers": (b"POST /v1/responses HTTP/1.1\r\nHost: gw\r\n", False),
+    "slow-body": (_POST + b"Content-Length: %d\r\n\r\n" % len(_BODY) + _BODY[:100], False),
+    "leaves-mid-body": (_POST + b"Content-Length: %d\r\n\r\n" % len(_BODY) + _BODY[:100], True),
+    "malformed-request": (b"POST /v1/responses HTTP/1.1\nHost: gw\n\n", False),
+    "malformed-chunked-body": (_POST + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", False),
+}
+
+
+async def _hostile(port: int, data: bytes, leave: bool) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        if leave:
+            await writer.drain()
+            return b""
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+async def _hostile_scenario(tmp: Path, name: str) -> list[object]:
+    data, leave = HOSTILE[name]
+    async with MisbehavingUpstream() as upstream:
+        harness = GatewayHarness(tmp, config_doc([deployment("a", upstream.url())],
+                                                 [{"name": "m", "targets": [{"deployment": "a"}]}]))
+        runner = web.AppRunner(harness.app, access_log=None, handler_cancellation=True)
+        await runner.setup()
+        try:
+            await asyncio.wait_for(harness.app[RELOADER].loaded.wait(), 10)
+            guard = ConnectionGuard(ClientLimits(header_timeout=0.1, body_timeout=0.1, idle_timeout=1.0))
+            site = GuardedSite(runner, guard, "127.0.0.1", _closed_port())
+            await site.start()
+            port = guard_port(site)
+            for _ in range(3):
+                await _hostile(port, data, leave)
+            await eventually(lambda: not guard.connections, timeout=5)
+            gc.collect()
+            gc.disable()
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            try:
+                answers = [await _hostile(port, data, leave) for _ in range(N)]
+                assert leave or all(a.startswith((b"HTTP/1.1 4", b"HTTP/1.0 4")) for a in answers), answers[0]
+                await eventually(lambda: not guard.connections, timeout=5)
+                for _ in range(5):
+                    await asyncio.sleep(0)
+                gc.collect()
+                return [obj for obj in gc.garbage if _from_request_path(obj)]
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+                gc.enable()
+        finally:
+            await runner.cleanup()
+            await harness.close()
+
+
+def guard_port(site: GuardedSite) -> int:
+    return int(site.name.rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_clients_leave_no_reference_cycles(name: str, tmp_path: Path) -> None:
+    left = _run(lambda: _hostile_scenario(tmp_path, name))
+    summary = Counter(type(obj).__name__ for obj in left)
+    assert not left, f"{len(left)} objects of {N} '{name}' connections were left in reference cycles: " \
+                     f"{summary.most_common(8)}"
