@@ -19,7 +19,7 @@ import socket
 import sys
 import types
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,23 +143,32 @@ async def _scenario(tmp: Path, kind: Kind) -> list[object]:
             for _ in range(3):  # warm-up: lazy imports, caches, first connections
                 assert await _one(harness, kind, payload) == kind.expect
             await eventually(lambda: len(harness.log_lines()) == 3, timeout=5)
-            gc.collect()
-            gc.disable()
-            gc.set_debug(gc.DEBUG_SAVEALL)
-            try:
+
+            async def requests() -> None:
                 for _ in range(N):
                     assert await _one(harness, kind, payload) == kind.expect
                 await eventually(lambda: len(harness.log_lines()) == 3 + N, timeout=5)
-                for _ in range(5):  # connection_lost and other callbacks still queued
-                    await asyncio.sleep(0)
-                gc.collect()
-                return [obj for obj in gc.garbage if _from_request_path(obj)]
-            finally:
-                gc.set_debug(0)
-                gc.garbage.clear()
-                gc.enable()
+
+            return await _left_in_cycles(requests)
         finally:
             await harness.close()
+
+
+async def _left_in_cycles(requests: Callable[[], Awaitable[None]]) -> list[object]:
+    """What a collection finds of the request path after ``requests`` ran with the collector off."""
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        await requests()
+        for _ in range(5):  # connection_lost and other callbacks still queued
+            await asyncio.sleep(0)
+        gc.collect()
+        return [obj for obj in gc.garbage if _from_request_path(obj)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
 
 
 def _run(factory: Callable[[], Coroutine[Any, Any, list[object]]]) -> list[object]:
@@ -216,32 +225,20 @@ async def _hostile_scenario(tmp: Path, name: str) -> list[object]:
             guard = ConnectionGuard(ClientLimits(header_timeout=0.1, body_timeout=0.1, idle_timeout=1.0))
             site = GuardedSite(runner, guard, "127.0.0.1", _closed_port())
             await site.start()
-            port = guard_port(site)
+            port = int(site.name.rsplit(":", 1)[1])
             for _ in range(3):
                 await _hostile(port, data, leave)
             await eventually(lambda: not guard.connections, timeout=5)
-            gc.collect()
-            gc.disable()
-            gc.set_debug(gc.DEBUG_SAVEALL)
-            try:
+
+            async def connections() -> None:
                 answers = [await _hostile(port, data, leave) for _ in range(N)]
                 assert leave or all(a.startswith((b"HTTP/1.1 4", b"HTTP/1.0 4")) for a in answers), answers[0]
                 await eventually(lambda: not guard.connections, timeout=5)
-                for _ in range(5):
-                    await asyncio.sleep(0)
-                gc.collect()
-                return [obj for obj in gc.garbage if _from_request_path(obj)]
-            finally:
-                gc.set_debug(0)
-                gc.garbage.clear()
-                gc.enable()
+
+            return await _left_in_cycles(connections)
         finally:
             await runner.cleanup()
             await harness.close()
-
-
-def guard_port(site: GuardedSite) -> int:
-    return int(site.name.rsplit(":", 1)[1])
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
