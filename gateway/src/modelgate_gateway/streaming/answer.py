@@ -52,8 +52,12 @@ async def relay_json(request: web.Request, opened: Opened, record: RequestRecord
     relay = _JsonRelay(request, opened, record, make_id, headers)
     outcome = AttemptOutcome.STREAM_ERROR
     timer = Deadline(opened.deadline - time.monotonic())  # the rest of the attempt's time
+    reply = opened.reply
     try:
-        resp = await relay.send()
+        if _whole_at_once(reply):  # the common case: one read, no coroutine of its own
+            resp: web.StreamResponse = relay.whole(await reply.read())
+        else:
+            resp = await relay.send()
         outcome = AttemptOutcome.SUCCESS
         return resp
     except asyncio.CancelledError:
@@ -72,6 +76,14 @@ async def relay_json(request: web.Request, opened: Opened, record: RequestRecord
         end_attempt(opened, outcome, record)
 
 
+def _whole_at_once(reply: object) -> bool:
+    """Read in one call: replies made in-process (mock, translated), and answers announced small."""
+    if not isinstance(reply, Reply):
+        return True
+    length = reply.headers.get("Content-Length")
+    return length is not None and length.isdigit() and int(length) <= SMALL_ANSWER_BYTES
+
+
 class _JsonRelay:
     __slots__ = ("headers", "make_id", "opened", "record", "request", "resp")
 
@@ -85,24 +97,19 @@ class _JsonRelay:
         self.resp: web.StreamResponse | None = None
 
     async def send(self) -> web.StreamResponse:
-        reply = self.opened.reply
-        if not isinstance(reply, Reply):  # produced in-process (mock, translated): already whole
-            return self._whole(await reply.read())
-        length = reply.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) <= SMALL_ANSWER_BYTES:
-            return self._whole(await reply.read())  # the common case, without iterating
+        """An answer of unknown or large size: whole if it ends within the small size, else streamed."""
         pieces: list[bytes] = []
         size = 0
-        chunks = reply.chunks()
+        chunks = self.opened.reply.chunks()
         async for piece in chunks:
             pieces.append(piece)
             size += len(piece)
             if size > SMALL_ANSWER_BYTES:
                 return await self._stream(pieces, chunks)
-        return self._whole(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        return self.whole(pieces[0] if len(pieces) == 1 else b"".join(pieces))
 
     # -- small answers: whole ------------------------------------------------------------------
-    def _whole(self, body: bytes) -> web.Response:
+    def whole(self, body: bytes) -> web.Response:
         record, reply = self.record, self.opened.reply
         head = _HEAD_ID.match(body)  # the id where servers write it: the first key
         if self.make_id is not None and (head is not None or _JSON_OBJECT.match(body)):
