@@ -200,5 +200,10 @@ def _rewrite_ids(body: bytes, record: RequestRecord, make_id: Callable[[str], st
     if isinstance(rid, str) and rid.startswith("resp"):
         gateway_id = make_id(rid)
         record.response_id = gateway_id
-        return body.replace(rid.encode(), gateway_id.encode())
+        body = body.replace(rid.encode(), gateway_id.encode())
+        previous = parsed.get("previous_response_id")
+        if isinstance(previous, str) and previous and previous != rid:
+            # The upstream (or the bridge's store) echoes the upstream id it was sent; the previous
+            # response lives on the same deployment, so its gateway id is made the same way.
+            body = body.replace(previous.encode(), make_id(previous).encode())
     return body

@@ -98,6 +98,8 @@ class SseRelayState:
         "first_delta_seen",
         "gateway_id",
         "last_block",
+        "previous_gateway",
+        "previous_upstream",
         "upstream_id",
     )
 
@@ -111,6 +113,9 @@ class SseRelayState:
         self._kept = 0
         self.upstream_id: bytes | None = None
         self.gateway_id: bytes | None = None
+        self.previous_upstream: bytes | None = None
+        """The upstream id the response echoes as ``previous_response_id`` (None: it has none)."""
+        self.previous_gateway: bytes | None = None
         self.created: dict[str, Any] | None = None
         self._terminal: dict[str, Any] | None = None
         self._terminal_blocks: list[bytes] = []
@@ -180,6 +185,9 @@ class SseRelayState:
             # ``in`` stops at the first hit (lifecycle events come first) and costs nothing for the
             # deltas; split + join then scans once where replace() scans twice (count, then copy).
             block = self.gateway_id.join(block.split(upstream_id))
+        previous = self.previous_upstream
+        if previous is not None and self.previous_gateway is not None and previous in block:
+            block = self.previous_gateway.join(block.split(previous))
         if not self.first_delta_seen and _has_delta(block):
             self.first_delta_seen = True
         # The final event is the stream's last, so only the block's last events are searched (a
@@ -222,6 +230,11 @@ class SseRelayState:
                 gateway_id = self._make_id(rid)
                 self.gateway_id = gateway_id.encode()
                 self.created = response
+                previous = response.get("previous_response_id")
+                if isinstance(previous, str) and previous and previous != rid:
+                    # The upstream echoes the id it was sent: the client must see the id it sent.
+                    self.previous_upstream = previous.encode()
+                    self.previous_gateway = self._make_id(previous).encode()
                 return
 
     @property
@@ -259,6 +272,8 @@ class SseRelayState:
         response = dict(self.created or {"object": "response", "output": []})
         gateway_id = self.gateway_id.decode() if self.gateway_id is not None else None
         response.update(id=gateway_id, status="failed", error={"code": code, "message": message})
+        if self.previous_gateway is not None:
+            response["previous_response_id"] = self.previous_gateway.decode()
         event = {"type": "response.failed", "sequence_number": self.next_sequence_number(),
                  "response": response}
         return b"event: response.failed\ndata: " + orjson.dumps(event) + b"\n\n"
