@@ -136,6 +136,15 @@ class MockSettings(_Model):
     token_delay_seconds: float = Field(default=0.0, ge=0, le=10, description="Delay between deltas.")
 
 
+class Translation(_Model):
+    unsupported_tools: Literal["refuse", "drop"] = Field(
+        default="refuse",
+        description="What a chat_completions deployment does with tools it cannot run (hosted tools "
+        "such as web_search or file_search, custom tools): refuse the request (400 naming the tool) or "
+        "drop them so the model does not see them (Codex offers web_search on every request).",
+    )
+
+
 class Deployment(_Model):
     name: str = Field(
         pattern=NAME_PATTERN,
@@ -176,6 +185,18 @@ class Deployment(_Model):
         default=None, description="Overrides the model's pricing for traffic served here."
     )
     mock: MockSettings | None = Field(default=None, description="Settings of the mock provider.")
+    organization: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="Provider organisation (or project) whose state this deployment shares: encrypted "
+        "reasoning and compaction items, prompt caches. Deployments with the same value may take each "
+        "other's items; when a session moves to a deployment of another organisation (its own is down), "
+        "those items are stripped from the input so the request succeeds. Unset: the deployment is its "
+        "own organisation.",
+    )
+    translation: Translation = Field(
+        default_factory=Translation, description="How a chat_completions deployment translates requests."
+    )
 
 
 # --- models -------------------------------------------------------------------------------
@@ -313,6 +334,16 @@ class StateStore(_Model):
     ttl_seconds: int = Field(default=30 * 86400, ge=60, description="How long stored state lives.")
 
 
+class Affinity(_Model):
+    headers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")]] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Client headers that name a session (e.g. session_id, which Codex sends). A request "
+        "with one of them, a prompt_cache_key or a conversation sticks to one deployment of its model "
+        "(rendezvous hashing: see docs/operations.md). The body's prompt_cache_key and conversation win.",
+    )
+
+
 class Metadata(_Model):
     generation: int | None = Field(default=None, ge=0, description="Monotonic render counter.")
     checksum: str | None = Field(
@@ -331,6 +362,7 @@ class Spec(_Model):
     limits: Limits = Field(default_factory=Limits, description="Request limits.")
     observability: Observability = Field(default_factory=Observability, description="Metrics and logs.")
     state: StateStore = Field(default_factory=StateStore, description="Shared state store.")
+    affinity: Affinity = Field(default_factory=Affinity, description="Session affinity.")
 
 
 class GatewayConfig(_Model):

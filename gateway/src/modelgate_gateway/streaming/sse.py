@@ -225,7 +225,7 @@ class SseRelayState:
                 continue
             response = parsed.get("response")
             rid = response.get("id") if isinstance(response, dict) else None
-            if isinstance(rid, str) and rid:
+            if isinstance(rid, str) and rid and isinstance(response, dict):
                 self.upstream_id = rid.encode()
                 gateway_id = self._make_id(rid)
                 self.gateway_id = gateway_id.encode()

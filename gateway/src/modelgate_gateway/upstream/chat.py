@@ -53,6 +53,23 @@ def _unavailable(exc: StateStoreError) -> StateUnavailable:
     return StateUnavailable("Conversation state is temporarily unavailable; retry later.")
 
 
+def _note_dropped(deployment: str, dropped: list[str], request_id: str) -> None:
+    """Name what the translation left out: at INFO the first time per deployment and field (so the
+    log says it once, not per request), at DEBUG after that."""
+    fresh = [name for name in dropped if (deployment, name) not in _NOTED]
+    if fresh and len(_NOTED) < _MAX_NOTED:
+        _NOTED.update((deployment, name) for name in fresh)
+        log.info("deployment %s (chat completions) leaves out %s: they do not change what the model "
+                 "produces or it cannot run them; see docs/translation.md (request %s)",
+                 deployment, ", ".join(fresh), request_id)
+    else:
+        log.debug("deployment %s leaves out %s (request %s)", deployment, ", ".join(dropped), request_id)
+
+
+_NOTED: set[tuple[str, str]] = set()
+_MAX_NOTED = 1024  # bounded: after this many (deployment, field) pairs, only DEBUG
+
+
 class StoreHolder:
     """The conversation store of the current config, replaced when its Redis URL changes."""
 
@@ -103,11 +120,15 @@ class ChatTransport:
 
     async def _create(self, dep: DeploymentRuntime, payload: dict[str, Any], request_id: str) -> UpstreamReply:
         history = await self._history(payload)
+        dropped: list[str] = []
         try:
-            chat = translate_request(payload, dep.model, history)
+            chat = translate_request(payload, dep.model, history, drop_unsupported_tools=dep.drop_unsupported_tools,
+                                     dropped=dropped)
         except UntranslatableError as exc:
             raise Untranslatable(f"{exc.message} (deployment {dep.name} speaks Chat Completions)",
                                  param=exc.param) from None
+        if dropped:
+            _note_dropped(dep.name, dropped, request_id)
         assert dep.endpoint is not None
         resp = await self._client.send(dep.endpoint, "POST", "/chat/completions", body=orjson.dumps(chat),
                                        content_type="application/json",

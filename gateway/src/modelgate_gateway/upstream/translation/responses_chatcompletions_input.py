@@ -40,6 +40,11 @@ _HOSTED_ITEM_TYPES = frozenset(
 )
 
 
+def flat_name(namespace: Any, name: str) -> str:
+    """The chat function name of a Responses function ``name`` in ``namespace`` (if any)."""
+    return f"{namespace}__{name}" if isinstance(namespace, str) and namespace else name
+
+
 class UntranslatableError(Exception):
     """A request field a chat-completions upstream cannot honour; the gateway answers 400.
 
@@ -187,7 +192,7 @@ def _append_function_call(messages: list[JsonDict], item: JsonDict, path: str) -
         "id": _required_str(item, "call_id", path),
         "type": "function",
         "function": {
-            "name": _required_str(item, "name", path),
+            "name": flat_name(item.get("namespace"), _required_str(item, "name", path)),
             "arguments": _required_str(item, "arguments", path),
         },
     }

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .responses_chatcompletions_input import JsonDict, UntranslatableError, input_messages
+from .responses_chatcompletions_tools import chat_tools
 
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
 _KNOWN_INCLUDES = frozenset(
@@ -25,7 +26,6 @@ _KNOWN_INCLUDES = frozenset(
         LOGPROBS_INCLUDE,
     }
 )
-_FUNCTION_TOOL_KEYS = frozenset({"type", "name", "description", "parameters", "strict"})
 _SAME_NAME_FIELDS = (
     "temperature",
     "top_p",
@@ -45,20 +45,35 @@ _ECHO_ONLY_FIELDS = frozenset(
         "store",
         "metadata",
         "max_tool_calls",
+        "tools",
     }
 )
+# Fields that never change what the model produces (what the client is, how OpenAI bills or
+# caches): a chat upstream has no use for them, so they are left out, not refused, and named in
+# ``dropped`` for the log. Codex sends ``client_metadata`` on every request.
+DROPPED_FIELDS = frozenset({"client_metadata"})
 
 
 def translate_request(
-    body: JsonDict, upstream_model: str, history: list[JsonDict] | None = None
+    body: JsonDict,
+    upstream_model: str,
+    history: list[JsonDict] | None = None,
+    *,
+    drop_unsupported_tools: bool = False,
+    dropped: list[str] | None = None,
 ) -> JsonDict:
     """Build the chat-completions body for ``body`` sent to ``upstream_model``.
 
     ``history`` holds the chat messages of the conversation up to ``previous_response_id``
-    (loaded from the state store); without it a ``previous_response_id`` is refused.
+    (loaded from the state store); without it a ``previous_response_id`` is refused. What is
+    left out (fields of :data:`DROPPED_FIELDS`, tools a deployment drops) is appended to
+    ``dropped``.
     """
     for key in body:
-        if (
+        if key in DROPPED_FIELDS:
+            if dropped is not None:
+                dropped.append(key)
+        elif (
             key not in _FIELD_HANDLERS
             and key not in _ECHO_ONLY_FIELDS
             and key not in _SAME_NAME_FIELDS
@@ -67,6 +82,10 @@ def translate_request(
                 key, f"'{key}' is not supported for chat-completions deployments."
             )
     chat: JsonDict = {"model": upstream_model, "messages": _messages(body, history)}
+    if body.get("tools") is not None:
+        tools = chat_tools(body["tools"], drop_unsupported=drop_unsupported_tools, dropped=dropped)
+        if tools:
+            chat["tools"] = tools
     for key in _SAME_NAME_FIELDS:
         if body.get(key) is not None:
             chat[key] = body[key]
@@ -101,38 +120,8 @@ def _messages(body: JsonDict, history: list[JsonDict] | None) -> list[JsonDict]:
     return messages
 
 
-def _tools(tools: Any, chat: JsonDict, body: JsonDict) -> None:
-    if not isinstance(tools, list):
-        raise UntranslatableError("tools", "tools must be a list.")
-    chat_tools = [_function_tool(tool, f"tools[{i}]") for i, tool in enumerate(tools)]
-    if chat_tools:
-        chat["tools"] = chat_tools
-
-
-def _function_tool(tool: Any, path: str) -> JsonDict:
-    kind = tool.get("type") if isinstance(tool, dict) else None
-    if kind != "function":
-        raise UntranslatableError(
-            f"{path}.type",
-            f"Tool type {kind!r} runs inside OpenAI; "
-            "a chat-completions upstream can only call functions.",
-        )
-    for key, value in tool.items():
-        if key not in _FUNCTION_TOOL_KEYS and value not in (None, False):
-            raise UntranslatableError(
-                f"{path}.{key}", f"Function tool option '{key}' has no chat equivalent."
-            )
-    if not isinstance(tool.get("name"), str):
-        raise UntranslatableError(f"{path}.name", "Function tools need a name.")
-    function: JsonDict = {"name": tool["name"]}
-    for key in ("description", "parameters", "strict"):
-        if tool.get(key) is not None:
-            function[key] = tool[key]
-    return {"type": "function", "function": function}
-
-
 def _tool_choice(choice: Any, chat: JsonDict, body: JsonDict) -> None:
-    if choice in ("none", "auto") and not body.get("tools"):
+    if choice in ("none", "auto") and not chat.get("tools"):
         return  # chat APIs refuse tool_choice without tools; with no tools both mean "no calls"
     if choice in ("none", "auto", "required"):
         chat["tool_choice"] = choice
@@ -160,7 +149,7 @@ def _tool_choice(choice: Any, chat: JsonDict, body: JsonDict) -> None:
 
 def _parallel_tool_calls(value: Any, chat: JsonDict, body: JsonDict) -> None:
     # Chat APIs reject parallel_tool_calls without tools; without tools it means nothing anyway.
-    if body.get("tools"):
+    if chat.get("tools"):
         chat["parallel_tool_calls"] = bool(value)
 
 
@@ -254,7 +243,6 @@ def _refuse(name: str) -> Callable[[Any, JsonDict, JsonDict], None]:
 
 
 _FIELD_HANDLERS: dict[str, Callable[[Any, JsonDict, JsonDict], None]] = {
-    "tools": _tools,
     "tool_choice": _tool_choice,
     "parallel_tool_calls": _parallel_tool_calls,
     "max_output_tokens": _max_output_tokens,
