@@ -20,6 +20,7 @@ from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, ModelRuntime, RuntimeConfig
 from ..streaming.relay import relay_json, relay_stream
+from ..upstream.affinity import session_of
 from ..upstream.executor import Call, Opened, open_call
 from . import queryparams
 from .context import authenticate, endpoint, parse_object, read_body
@@ -142,6 +143,8 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
         model = _serving_model(runtime, model, dep, previous)
         call.pinned = dep.name
         call.updates["previous_response_id"] = upstream_id
+    elif runtime.affinity_headers or "prompt_cache_key" in payload or "conversation" in payload:
+        call.session = session_of(payload, request.headers, runtime.affinity_headers)
     opened = await open_call(state, runtime, record, model, call)
     return await _relay(request, record, caller, opened, stream)
 

@@ -17,7 +17,8 @@ from typing import Any
 from ..appstate import GatewayState
 from ..errors import GatewayError, UpstreamFailed
 from ..recording import AttemptOutcome, AttemptRecord, RequestRecord
-from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig
+from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig, TargetRuntime
+from .affinity import pick_for_session, ranked, strip_org_bound
 from .balancing import pick
 from .chat import Untranslatable
 from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds
@@ -41,6 +42,14 @@ class Call:
     updates: dict[str, Any] = field(default_factory=dict)
     rewrite_model: bool = False
     """Send each deployment's own upstream model name (create calls)."""
+    session: str | None = None
+    """The session the request names (:mod:`.affinity`): the model's deployment is chosen by it."""
+    ranking: tuple[tuple[TargetRuntime, ...], list[str]] | None = None
+    """The session's ranking of the targets it was last computed for (a model's fallbacks have others)."""
+    home: str | None = None
+    """The session's own deployment (first in its ranking); set by :func:`open_call`."""
+    home_org: str | None = None
+    """Its organisation: a deployment of another gets the request without organisation-bound items."""
 
 
 @dataclass(slots=True)
@@ -135,6 +144,8 @@ async def _attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, reco
     raw, payload = call.raw, call.payload
     if payload is not None:
         updates = {**call.updates, "model": dep.model} if call.rewrite_model else call.updates
+        if call.home_org is not None and dep.organization != call.home_org:
+            updates = _strip_for(dep, payload, updates, record)
         if updates:
             raw = rewrite_body(payload, raw, updates) if raw is not None else None
             payload = {**payload, **updates}
@@ -151,6 +162,16 @@ async def _attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, reco
         raise _Failed(Failure(dep.name, AttemptOutcome.CONNECT_ERROR, type(exc).__name__)) from None
     finally:
         timer.disarm()
+
+
+def _strip_for(dep: DeploymentRuntime, payload: dict[str, Any], updates: dict[str, Any],
+               record: RequestRecord) -> dict[str, Any]:
+    """The session moved to another organisation: its encrypted items would fail there, so leave them out."""
+    stripped = strip_org_bound(payload.get("input"))
+    if stripped is None:
+        return updates
+    record.stripped_items += ((dep.name, stripped[1]),)
+    return {**updates, "input": stripped[0]}
 
 
 async def _exchange(transport: Transport, dep: DeploymentRuntime, call: Call,
@@ -211,6 +232,10 @@ async def open_call(state: GatewayState, runtime: RuntimeConfig, record: Request
     models: list[ModelRuntime | None] = [model]
     if model is not None and call.pinned is None:
         models = list(_candidate_models(runtime, model))
+        if call.session is not None:
+            call.ranking = (model.targets, ranked(call.session, model.targets))
+            call.home = call.ranking[1][0]
+            call.home_org = runtime.deployments[call.home].organization
     index = 0
     waits: Waits | None = None  # made on the first failure: the success path needs none
     while len(record.attempts) < max_attempts:
@@ -232,8 +257,11 @@ async def open_call(state: GatewayState, runtime: RuntimeConfig, record: Request
         dep = runtime.deployments[name]
         tried.add(name)
         try:
-            return await _run_attempt(state, dep, call, record, current, deadline,
-                                      retry_after_cap=runtime.retry_after_caps[name])
+            opened = await _run_attempt(state, dep, call, record, current, deadline,
+                                        retry_after_cap=runtime.retry_after_caps[name])
+            if call.home is not None:
+                record.affinity = "hit" if name == call.home else "moved"
+            return opened
         except _Failed as exc:
             failures.append(exc.failure)
         except Untranslatable as exc:  # another deployment (another upstream API) may serve it
@@ -265,6 +293,12 @@ def _next_target(state: GatewayState, runtime: RuntimeConfig, call: Call, curren
         return pinned
     if current is None:
         return None
+    session = call.session
+    if session is not None:
+        if call.ranking is None or call.ranking[0] is not current.targets:
+            call.ranking = (current.targets, ranked(session, current.targets))
+        return pick_for_session(call.ranking[1], state.board, now=time.monotonic(), exclude=tried,
+                                capacity=lambda n: _has_capacity(state, runtime, n))
     return pick(current.strategy, current.targets, state.board, now=time.monotonic(),
                 rng=state.rng, exclude=tried, capacity=lambda n: _has_capacity(state, runtime, n))
 
