@@ -67,6 +67,8 @@ class FakeResponsesUpstream:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/v1/responses", self._create)
+        app.router.add_post("/v1/responses/input_tokens", self._input_tokens)
+        app.router.add_post("/v1/responses/compact", self._compact)
         app.router.add_get("/v1/responses/{rid}", self._retrieve)
         app.router.add_delete("/v1/responses/{rid}", self._delete)
         app.router.add_post("/v1/responses/{rid}/cancel", self._cancel)
@@ -180,6 +182,37 @@ class FakeResponsesUpstream:
         await send("response.output_item.done", output_index=0, item=message)
         await send("response.completed", response=final)
         return resp
+
+    def _conversation(self, body: dict[str, Any]) -> list[Any] | web.Response:
+        """The stored items up to ``previous_response_id``, then the body's input (as OpenAI counts them)."""
+        raw = body.get("input") or []
+        items = raw if isinstance(raw, list) else [{"type": "message", "role": "user", "content": str(raw)}]
+        previous = body.get("previous_response_id")
+        if previous is None:
+            return items
+        found = self._stored_or_404(previous)
+        if isinstance(found, web.Response):
+            return found
+        return [*self.inputs.get(previous, []), *found["output"], *items]
+
+    async def _input_tokens(self, request: web.Request) -> web.Response:
+        """Ten tokens per item (a fake's count, easy to assert)."""
+        items = self._conversation(await self._note(request) or {})
+        if isinstance(items, web.Response):
+            return items
+        return web.json_response({"object": "response.input_tokens", "input_tokens": 10 * len(items)})
+
+    async def _compact(self, request: web.Request) -> web.Response:
+        items = self._conversation(await self._note(request) or {})
+        if isinstance(items, web.Response):
+            return items
+        kept = [item for item in items if isinstance(item, dict) and item.get("role") == "user"]
+        return web.json_response({
+            "id": f"resp_{self.name}cmp{next(_ids):06d}", "object": "response.compaction", "created_at": 0,
+            "output": [*kept, {"type": "compaction", "id": f"cmp_{self.name}", "encrypted_content": "gAAAAB-fake"}],
+            "usage": {"input_tokens": 10 * len(items), "input_tokens_details": {"cached_tokens": 0},
+                      "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 0},
+                      "total_tokens": 10 * len(items) + 7}})
 
     def _stored_or_404(self, rid: str) -> dict[str, Any] | web.Response:
         found = self.stored.get(rid)

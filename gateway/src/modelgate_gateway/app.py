@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .appstate import GatewayState
-from .handlers import responses, service
+from .handlers import derived, responses, service
 from .handlers.context import not_found
 from .keys import STATE
 from .recording import Observer
@@ -36,6 +36,8 @@ def make_state(observer: Observer) -> GatewayState:
 def _routes(app: web.Application) -> None:
     for prefix in ("/v1", ""):
         app.router.add_post(f"{prefix}/responses", responses.create_response)
+        app.router.add_post(f"{prefix}/responses/input_tokens", derived.count_input_tokens)
+        app.router.add_post(f"{prefix}/responses/compact", derived.compact_response)
         app.router.add_get(f"{prefix}/responses/{{response_id}}", responses.retrieve_response)
         app.router.add_delete(f"{prefix}/responses/{{response_id}}", responses.delete_response)
         app.router.add_post(f"{prefix}/responses/{{response_id}}/cancel", responses.cancel_response)

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 ERROR_TYPE_LABEL_LIMIT = 32  # error types come from code paths, but bound them anyway
 _STATUS_CLASS = {c: f"{c}xx" for c in range(1, 6)}
+_BILLED_ROUTES = frozenset({"create", "compact"})
+"""Routes whose calls consume tokens; retrieve etc. carry the usage of a create, input_tokens runs no model."""
 
 
 class GatewayObserver:
@@ -298,7 +300,7 @@ class GatewayObserver:
         Only create calls consume tokens: a retrieved or cancelled response carries the usage of
         the call that created it, which was accounted then.
         """
-        if record.route != "create":
+        if record.route not in _BILLED_ROUTES:
             return None, False
         if record.usage is not None:
             return record.usage, False

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from ..errors import GatewayError, InvalidRequest
+from ..estimating import estimate_chat_tokens
 from ..runtime import DeploymentRuntime
 from ..state import RedisConversationStore, StateStoreError, StoredResponse
 from .http1 import Http1Client, Reply, UpstreamProtocolError
@@ -102,6 +103,11 @@ class ChatTransport:
                    raw: bytes | None, query: Mapping[str, str] | None, request_id: str) -> UpstreamReply:
         if method == "POST" and path == "/responses" and payload is not None:
             return await self._create(dep, payload, request_id)
+        if method == "POST" and path == "/responses/input_tokens" and payload is not None:
+            return await self._count(dep, payload)
+        if method == "POST" and path == "/responses/compact":
+            raise Untranslatable(f"Compaction needs a Responses deployment: deployment {dep.name} speaks Chat "
+                                 "Completions, whose models cannot produce or read compaction items.")
         return await self._follow_up(method, path, query or {})
 
     async def _history(self, payload: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -136,6 +142,19 @@ class ChatTransport:
         if resp.status >= 400:
             return resp
         return ChatReply(resp, dep, payload, history, self._stores)
+
+    async def _count(self, dep: DeploymentRuntime, payload: dict[str, Any]) -> UpstreamReply:
+        """An estimate (marked ``"estimated": true``): chat APIs have no endpoint that counts tokens."""
+        history = await self._history(payload)
+        body = {k: v for k, v in payload.items() if k not in ("stream", "conversation")}
+        try:
+            chat = translate_request(body, dep.model, history, drop_unsupported_tools=dep.drop_unsupported_tools)
+        except UntranslatableError as exc:
+            raise Untranslatable(f"{exc.message} (deployment {dep.name} speaks Chat Completions)",
+                                 param=exc.param) from None
+        count = estimate_chat_tokens(chat)
+        return MemoryReply(200, orjson.dumps({"object": "response.input_tokens", "input_tokens": count,
+                                              "estimated": True}))
 
     async def _follow_up(self, method: str, path: str, query: Mapping[str, str]) -> UpstreamReply:
         parts = path.strip("/").split("/")

@@ -8,6 +8,7 @@ input_items) so everything downstream of the transport is exercised for real.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import time
 from collections import OrderedDict
@@ -103,7 +104,41 @@ class MockTransport:
             if dep.mock_first_delay:
                 await asyncio.sleep(dep.mock_first_delay)
             return MemoryReply(200, orjson.dumps(response))
+        if method == "POST" and path in ("/responses/input_tokens", "/responses/compact") and payload is not None:
+            return self._derived(path, payload)
         return self._follow_up(method, path, query or {})
+
+    def _conversation(self, payload: Mapping[str, Any]) -> list[Any] | None:
+        """The items up to ``previous_response_id`` then the request's input; None: unknown previous."""
+        raw_input = payload.get("input") or []
+        items = raw_input if isinstance(raw_input, list) else [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": str(raw_input)}]}]
+        previous = payload.get("previous_response_id")
+        if previous is None:
+            return items
+        stored = self._stored.get(str(previous))
+        if stored is None:
+            return None
+        response, earlier = stored
+        return [*earlier, *response["output"], *items]
+
+    def _derived(self, path: str, payload: Mapping[str, Any]) -> MemoryReply:
+        items = self._conversation(payload)
+        if items is None:
+            return json_error(400, "Previous response not found.", "previous_response_not_found",
+                              "previous_response_id")
+        tokens = _input_tokens({"input": items, "instructions": payload.get("instructions")})
+        if path.endswith("input_tokens"):
+            return MemoryReply(200, orjson.dumps({"object": "response.input_tokens", "input_tokens": tokens}))
+        # Compaction keeps the user's messages and replaces everything else by one opaque item.
+        kept = [item for item in items if isinstance(item, dict) and item.get("role") == "user"]
+        summary = {"type": "compaction", "id": "cmp_" + os.urandom(12).hex(),
+                   "encrypted_content": "mock:" + base64.b64encode(orjson.dumps(len(items))).decode()}
+        body = {"id": "resp_mockcmp" + os.urandom(12).hex(), "object": "response.compaction",
+                "created_at": int(time.time()), "output": [*kept, summary],
+                "usage": {"input_tokens": tokens, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 1,
+                          "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": tokens + 1}}
+        return MemoryReply(200, orjson.dumps(body))
 
     def _follow_up(self, method: str, path: str, query: Mapping[str, str]) -> MemoryReply:
         parts = path.strip("/").split("/")
