@@ -140,6 +140,8 @@ class RuntimeConfig:
     """Per deployment: longest a 429's Retry-After defers it (the largest cap of the models using it)."""
     affinity_headers: tuple[str, ...] = ()
     """Client headers naming a session (spec.affinity.headers)."""
+    forward_headers: tuple[str, ...] = ()
+    """Client headers passed on to Responses upstreams (spec.forwardHeaders)."""
 
 
 def resolve_secret(ref: SecretRef, secrets: Mapping[str, bytes], base_dir: str, where: str) -> str:
@@ -285,6 +287,7 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
         state_ttl_seconds=spec.state.ttl_seconds,
         retry_after_caps=_retry_after_caps(deployments, models.values()),
         affinity_headers=tuple(spec.affinity.headers),
+        forward_headers=tuple(spec.forward_headers),
     )
 
 

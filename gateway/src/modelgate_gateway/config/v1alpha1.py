@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "config.modelgate.dev/v1alpha1"
@@ -335,13 +335,29 @@ class StateStore(_Model):
 
 
 class Affinity(_Model):
-    headers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")]] = Field(
+    headers: list[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]] = Field(
         default_factory=list,
         max_length=8,
         description="Client headers that name a session (e.g. session_id, which Codex sends). A request "
         "with one of them, a prompt_cache_key or a conversation sticks to one deployment of its model "
         "(rendezvous hashing: see docs/operations.md). The body's prompt_cache_key and conversation win.",
     )
+
+
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$"
+NEVER_FORWARDED = frozenset({
+    "authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "host", "content-length",
+    "content-type", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade",
+    "x-request-id", "x-client-request-id",
+})
+"""Client credentials, and headers the gateway itself sets for every upstream call."""
+
+
+def _forwardable(names: list[str]) -> list[str]:
+    refused = sorted({name for name in names if name.lower() in NEVER_FORWARDED})
+    if refused:
+        raise ValueError(f"these headers are never forwarded (credentials or set by the gateway): {refused}")
+    return names
 
 
 class Metadata(_Model):
@@ -363,6 +379,15 @@ class Spec(_Model):
     observability: Observability = Field(default_factory=Observability, description="Metrics and logs.")
     state: StateStore = Field(default_factory=StateStore, description="Shared state store.")
     affinity: Affinity = Field(default_factory=Affinity, description="Session affinity.")
+    forward_headers: Annotated[list[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]],
+                               AfterValidator(_forwardable)] = Field(
+        default_factory=lambda: ["OpenAI-Beta", "Idempotency-Key"],
+        max_length=16,
+        description="Client request headers passed on to Responses upstreams (names, case-insensitive): those the "
+        "API defines for behaviour. Never credentials (Authorization, api-key, Cookie, ...) nor headers the gateway "
+        "sets itself (refused here); a deployment's own `headers` win over a client's of the same name. Values "
+        "over 1024 characters or not printable ASCII are not forwarded.",
+    )
 
 
 class GatewayConfig(_Model):

@@ -19,6 +19,7 @@ from ..runtime import KeyRuntime, ModelRuntime, RuntimeConfig
 from ..streaming.relay import relay_json
 from ..upstream.affinity import session_of
 from ..upstream.executor import Call, open_call
+from . import clientheaders
 from .context import authenticate, endpoint, parse_object, read_body
 from .responses import _Caller, _model, _resolve, _served_headers, _serving_model
 
@@ -34,7 +35,8 @@ async def _derived(request: web.Request, state: GatewayState, record: RequestRec
     model = None
     if model_required or previous is None or payload.get("model") is not None:
         model = _model(runtime, payload, key, record)
-    call = Call("POST", path, payload=payload, raw=raw, rewrite_model=model is not None)
+    call = Call("POST", path, payload=payload, raw=raw, rewrite_model=model is not None,
+                headers=clientheaders.forwarded(request.headers, runtime.forward_headers))
     caller = _Caller(state, runtime, key)
     if previous is not None:
         dep, upstream_id = _resolve(caller, runtime, previous, "previous_response_id")

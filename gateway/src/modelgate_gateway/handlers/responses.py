@@ -22,7 +22,7 @@ from ..runtime import DeploymentRuntime, KeyRuntime, ModelRuntime, RuntimeConfig
 from ..streaming.relay import relay_json, relay_stream
 from ..upstream.affinity import session_of
 from ..upstream.executor import Call, Opened, open_call
-from . import queryparams
+from . import clientheaders, queryparams
 from .context import authenticate, endpoint, parse_object, read_body
 
 _MAX_END_USER_CHARS = 256
@@ -136,6 +136,8 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
     record.stream = stream
     record.end_user = _end_user(payload, request, runtime)
     call = Call("POST", "/responses", payload=payload, raw=raw, stream=stream, rewrite_model=True)
+    if runtime.forward_headers:
+        call.headers = clientheaders.forwarded(request.headers, runtime.forward_headers)
     caller = _Caller(state, runtime, key)
     previous = payload.get("previous_response_id")
     if previous is not None:
@@ -159,6 +161,8 @@ async def _follow_up(request: web.Request, state: GatewayState, record: RequestR
     record.stream = stream
     call = Call(method, f"/responses/{quote(upstream_id, safe='')}{suffix}", query=query or None,
                 stream=stream, pinned=dep.name)
+    if runtime.forward_headers:
+        call.headers = clientheaders.forwarded(request.headers, runtime.forward_headers)
     if method == "POST":
         call.payload, call.raw = {}, b"{}"
     opened = await open_call(state, runtime, record, None, call)

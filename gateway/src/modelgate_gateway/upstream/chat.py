@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -100,7 +100,9 @@ class ChatTransport:
         self._stores = stores
 
     async def open(self, dep: DeploymentRuntime, method: str, path: str, *, payload: dict[str, Any] | None,
-                   raw: bytes | None, query: Mapping[str, str] | None, request_id: str) -> UpstreamReply:
+                   raw: bytes | None, query: Mapping[str, str] | None, request_id: str,
+                   headers: Sequence[tuple[str, str]] = ()) -> UpstreamReply:
+        """``headers`` (OpenAI-Beta, Idempotency-Key) concern the Responses API: not passed to a chat API."""
         if method == "POST" and path == "/responses" and payload is not None:
             return await self._create(dep, payload, request_id)
         if method == "POST" and path == "/responses/input_tokens" and payload is not None:

@@ -42,6 +42,8 @@ class Call:
     updates: dict[str, Any] = field(default_factory=dict)
     rewrite_model: bool = False
     """Send each deployment's own upstream model name (create calls)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Client headers to pass on (``spec.forwardHeaders``)."""
     session: str | None = None
     """The session the request names (:mod:`.affinity`): the model's deployment is chosen by it."""
     ranking: tuple[tuple[TargetRuntime, ...], list[str]] | None = None
@@ -179,7 +181,7 @@ async def _exchange(transport: Transport, dep: DeploymentRuntime, call: Call,
                     request_id: str) -> tuple[UpstreamReply, bytes]:
     """Send, then wait for the status (and a stream's first chunk); inside the first-byte deadline."""
     reply = await transport.open(dep, call.method, call.path, payload=payload, raw=raw,
-                                 query=call.query, request_id=request_id)
+                                 query=call.query, request_id=request_id, headers=call.headers)
     if reply.status >= 400:
         try:
             body = await reply.read()

@@ -12,7 +12,7 @@ import base64
 import os
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -94,6 +94,7 @@ class MockTransport:
         raw: bytes | None,
         query: Mapping[str, str] | None,
         request_id: str,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> MemoryReply:
         if method == "POST" and path == "/responses" and payload is not None:
             rid = "resp_mock" + os.urandom(12).hex()

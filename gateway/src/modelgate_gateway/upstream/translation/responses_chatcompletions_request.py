@@ -218,6 +218,15 @@ def _top_logprobs(value: Any, chat: JsonDict, body: JsonDict) -> None:
         chat["top_logprobs"] = value
 
 
+def _background(value: Any, chat: JsonDict, body: JsonDict) -> None:
+    if value is not False:
+        raise UntranslatableError(
+            "background",
+            "background=true needs a Responses deployment: a chat-completions upstream answers only while "
+            "the request is open, and the gateway does not run responses in the background for it.",
+        )
+
+
 def _must_be(
     allowed: tuple[Any, ...],
 ) -> Callable[[str], Callable[[Any, JsonDict, JsonDict], None]]:
@@ -255,7 +264,7 @@ _FIELD_HANDLERS: dict[str, Callable[[Any, JsonDict, JsonDict], None]] = {
     "include": _include,
     "top_logprobs": _top_logprobs,
     "truncation": _must_be(("disabled",))("truncation"),
-    "background": _must_be((False,))("background"),
+    "background": _background,
     "conversation": _refuse("conversation"),
     "prompt": _refuse("prompt"),
     "context_management": _refuse("context_management"),
