@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .appstate import GatewayState
-from .handlers import derived, responses, service
+from .handlers import conversations, derived, responses, service
 from .handlers.context import not_found
 from .keys import STATE
 from .recording import Observer
@@ -43,6 +43,7 @@ def _routes(app: web.Application) -> None:
         app.router.add_post(f"{prefix}/responses/{{response_id}}/cancel", responses.cancel_response)
         app.router.add_get(f"{prefix}/responses/{{response_id}}/input_items", responses.list_input_items)
         app.router.add_get(f"{prefix}/models", service.list_models)
+        conversations.add_routes(app, prefix)
     app.router.add_get("/healthz", service.healthz)
     app.router.add_get("/readyz", service.readyz)
     app.router.add_route("*", "/{tail:.*}", not_found)

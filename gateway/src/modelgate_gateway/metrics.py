@@ -246,7 +246,7 @@ class Metrics:
             "for longer than retryAfterCapSeconds).", (dp, "capped"), {0: dp})
         self.affinity = self._counter(
             "modelgate_affinity_requests",
-            "Requests naming a session (prompt_cache_key, conversation, affinity header), by outcome: hit (served "
+            "Requests naming a session (prompt_cache_key, affinity header), by outcome: hit (served "
             "by the session's own deployment) or moved (another one; its own could not serve).",
             (md, "outcome"), {0: md})
         self.stripped_items = self._counter(

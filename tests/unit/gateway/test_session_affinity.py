@@ -58,8 +58,7 @@ def test_a_session_whose_deployment_cannot_serve_takes_its_next_choice() -> None
 
 def test_session_signals_in_order_of_precedence() -> None:
     headers = {"session_id": "s-1"}
-    assert session_of({"prompt_cache_key": "p", "conversation": "c"}, headers, ["session_id"]) == "k:p"
-    assert session_of({"conversation": {"id": "conv_1"}}, headers, ["session_id"]) == "c:conv_1"
+    assert session_of({"prompt_cache_key": "p"}, headers, ["session_id"]) == "k:p"
     assert session_of({}, headers, ["x-other", "session_id"]) == "h:s-1"
     assert session_of({}, headers, []) is None
 

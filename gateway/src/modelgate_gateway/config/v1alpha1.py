@@ -339,8 +339,8 @@ class Affinity(_Model):
         default_factory=list,
         max_length=8,
         description="Client headers that name a session (e.g. session_id, which Codex sends). A request "
-        "with one of them, a prompt_cache_key or a conversation sticks to one deployment of its model "
-        "(rendezvous hashing: see docs/operations.md). The body's prompt_cache_key and conversation win.",
+        "with one of them or a prompt_cache_key sticks to one deployment of its model (rendezvous hashing: "
+        "see docs/operations.md). The body's prompt_cache_key wins.",
     )
 
 

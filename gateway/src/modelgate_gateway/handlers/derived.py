@@ -21,7 +21,7 @@ from ..upstream.affinity import session_of
 from ..upstream.executor import Call, open_call
 from . import clientheaders
 from .context import authenticate, endpoint, parse_object, read_body
-from .responses import _Caller, _model, _resolve, _served_headers, _serving_model
+from .responses import _Caller, _model, _resolve, _served_headers, _serving_model, pin_conversation
 
 
 async def _derived(request: web.Request, state: GatewayState, record: RequestRecord, path: str,
@@ -44,8 +44,12 @@ async def _derived(request: web.Request, state: GatewayState, record: RequestRec
             model = _serving_model(runtime, model, dep, previous)
         call.pinned = dep.name
         call.updates["previous_response_id"] = upstream_id
-    elif runtime.affinity_headers or "prompt_cache_key" in payload or "conversation" in payload:
+    elif runtime.affinity_headers or "prompt_cache_key" in payload:
         call.session = session_of(payload, request.headers, runtime.affinity_headers)
+    if payload.get("conversation") is not None:
+        dep, conversation, _ = pin_conversation(caller, runtime, payload, call)
+        if model is not None:
+            model = _serving_model(runtime, model, dep, conversation, "conversation_id")
     return call, caller, runtime, model
 
 

@@ -16,13 +16,13 @@ from aiohttp import web
 
 from .. import ids
 from ..appstate import GatewayState
-from ..errors import InvalidRequest, NotFound, PermissionDenied
+from ..errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
 from ..recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, ModelRuntime, RuntimeConfig
 from ..streaming.relay import relay_json, relay_stream
 from ..upstream.affinity import session_of
 from ..upstream.executor import Call, Opened, open_call
-from . import clientheaders, queryparams
+from . import clientheaders, conversation_ids, queryparams
 from .context import authenticate, endpoint, parse_object, read_body
 
 _MAX_END_USER_CHARS = 256
@@ -81,20 +81,17 @@ def _resolve(caller: _Caller, runtime: RuntimeConfig, response_id: Any,
         raise InvalidRequest(f"'{param}' must be a response id string.", param=param)
     ref = ids.decode(caller.signing_key, caller.owner, response_id, accept_unowned=caller.accept_unowned)
     shown = response_id[:128]
-    if ref is None:
+    def missing() -> GatewayError:
         if param is not None:
-            raise InvalidRequest(f"Previous response with id '{shown}' not found.", param=param,
-                                 code="previous_response_not_found")
-        raise NotFound(f"No response found with id '{shown}'.")
-    dep = runtime.deployments.get(ref.deployment)
-    if dep is None:
-        raise NotFound(f"Response '{shown}' was served by deployment '{ref.deployment}', which is no "
-                       "longer configured.", param=param)
-    return dep, ref.upstream_id
+            return InvalidRequest(f"Previous response with id '{shown}' not found.", param=param,
+                                  code="previous_response_not_found")
+        return NotFound(f"No response found with id '{shown}'.")
+
+    return conversation_ids.held_by(runtime, ref, shown, param, missing)
 
 
 def _serving_model(runtime: RuntimeConfig, model: ModelRuntime, dep: DeploymentRuntime,
-                   previous: str) -> ModelRuntime:
+                   previous: str, param: str = "previous_response_id") -> ModelRuntime:
     """The model a pinned deployment serves this request as: the requested one or, failing that,
     the first of its fallbacks that has the deployment as a target. A deployment of any other
     model must not serve it: that would bypass the key's model allowlist and its pricing."""
@@ -103,9 +100,9 @@ def _serving_model(runtime: RuntimeConfig, model: ModelRuntime, dep: DeploymentR
         for target in candidate.targets:
             if target.deployment == dep.name:
                 return candidate
-    raise InvalidRequest(f"Previous response '{previous[:128]}' is held by a deployment that model `{model.name}` "
+    raise InvalidRequest(f"'{previous[:128]}' is held by a deployment that model `{model.name}` "
                          "does not use, nor do its fallbacks; continue it with the model that created it.",
-                         param="previous_response_id", code="previous_response_model_mismatch")
+                         param=param, code=f"{param.removesuffix('_id')}_model_mismatch")
 
 
 def _served_headers(record: RequestRecord, opened: Opened) -> dict[str, str]:
@@ -114,12 +111,27 @@ def _served_headers(record: RequestRecord, opened: Opened) -> dict[str, str]:
 
 
 async def _relay(request: web.Request, record: RequestRecord, caller: _Caller, opened: Opened,
-                 stream: bool) -> web.StreamResponse:
+                 stream: bool, replace: tuple[bytes, bytes] | None = None) -> web.StreamResponse:
     make_id = caller.make_id(opened.dep.name)
     headers = _served_headers(record, opened)
     if stream:
-        return await relay_stream(request, opened, record, make_id, headers)
-    return await relay_json(opened, record, make_id, headers)
+        return await relay_stream(request, opened, record, make_id, headers, replace)
+    return await relay_json(opened, record, make_id, headers, replace)
+
+
+def pin_conversation(caller: _Caller, runtime: RuntimeConfig, payload: dict[str, Any],
+                     call: Call) -> tuple[DeploymentRuntime, str, tuple[bytes, bytes]]:
+    """Send a call naming ``conversation`` to the deployment holding it: that deployment, the
+    conversation's gateway id, and (upstream id, gateway id) to rewrite in the answer."""
+    sent = payload["conversation"]
+    dep, upstream_id = conversation_ids.resolve(caller.signing_key, caller.owner, runtime, sent, "conversation")
+    if call.pinned is not None and call.pinned != dep.name:
+        raise InvalidRequest("The previous response and the conversation are held by different deployments.",
+                             param="conversation", code="conversation_mismatch")
+    call.pinned, call.session = dep.name, None
+    call.updates["conversation"] = conversation_ids.upstream_value(sent, upstream_id)
+    gateway_id = str(sent.get("id") if isinstance(sent, dict) else sent)
+    return dep, gateway_id, (upstream_id.encode(), gateway_id.encode())
 
 
 @endpoint("create")
@@ -145,10 +157,14 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
         model = _serving_model(runtime, model, dep, previous)
         call.pinned = dep.name
         call.updates["previous_response_id"] = upstream_id
-    elif runtime.affinity_headers or "prompt_cache_key" in payload or "conversation" in payload:
+    elif runtime.affinity_headers or "prompt_cache_key" in payload:
         call.session = session_of(payload, request.headers, runtime.affinity_headers)
+    replace = None
+    if payload.get("conversation") is not None:
+        dep, conversation, replace = pin_conversation(caller, runtime, payload, call)
+        model = _serving_model(runtime, model, dep, conversation, "conversation_id")
     opened = await open_call(state, runtime, record, model, call)
-    return await _relay(request, record, caller, opened, stream)
+    return await _relay(request, record, caller, opened, stream, replace)
 
 
 async def _follow_up(request: web.Request, state: GatewayState, record: RequestRecord, method: str,

@@ -31,8 +31,10 @@ class _ClientGone(Exception):
 
 
 async def relay_stream(request: web.Request, opened: Opened, record: RequestRecord,
-                       make_id: Callable[[str], str], headers: Mapping[str, str]) -> web.StreamResponse:
-    sse = SseRelayState(make_id, opened.dep.redactor)
+                       make_id: Callable[[str], str], headers: Mapping[str, str],
+                       replace: tuple[bytes, bytes] | None = None) -> web.StreamResponse:
+    """``replace``: one more (upstream id, gateway id) pair to rewrite (a conversation's)."""
+    sse = SseRelayState(make_id, opened.dep.redactor, replace)
     resp = web.StreamResponse(status=200, headers=headers)
     resp.content_type = "text/event-stream"
     resp.headers["Cache-Control"] = "no-cache"
@@ -153,7 +155,7 @@ def _record_result(record: RequestRecord, sse: SseRelayState, outcome: AttemptOu
 
 
 async def relay_json(opened: Opened, record: RequestRecord, make_id: Callable[[str], str] | None,
-                     headers: Mapping[str, str]) -> web.Response:
+                     headers: Mapping[str, str], replace: tuple[bytes, bytes] | None = None) -> web.Response:
     reply = opened.reply
     timer = Deadline(opened.deadline - time.monotonic())
     try:
@@ -182,6 +184,8 @@ async def relay_json(opened: Opened, record: RequestRecord, make_id: Callable[[s
     record.response_body = body
     if make_id is not None and body.startswith(b"{"):
         body = _rewrite_ids(body, record, make_id)
+    if replace is not None:
+        body = body.replace(*replace)
     record.status = reply.status
     return web.Response(body=body, status=reply.status, headers=headers,
                         content_type=reply.headers.get("Content-Type", "application/json").split(";")[0])

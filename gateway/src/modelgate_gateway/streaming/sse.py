@@ -95,6 +95,7 @@ class SseRelayState:
         "_terminal_blocks",
         "blocks",
         "created",
+        "extra",
         "first_delta_seen",
         "gateway_id",
         "last_block",
@@ -103,8 +104,11 @@ class SseRelayState:
         "upstream_id",
     )
 
-    def __init__(self, make_id: Callable[[str], str], redactor: Redactor | None = None) -> None:
+    def __init__(self, make_id: Callable[[str], str], redactor: Redactor | None = None,
+                 extra: tuple[bytes, bytes] | None = None) -> None:
         self._make_id = make_id
+        self.extra = extra
+        """One more (upstream id, gateway id) to rewrite: the conversation a create names (None: none)."""
         self._redactor = redactor
         """Removes the deployment's credentials from error and failure events (None: it has none)."""
         self._tail: list[bytes] = []
@@ -188,6 +192,9 @@ class SseRelayState:
         previous = self.previous_upstream
         if previous is not None and self.previous_gateway is not None and previous in block:
             block = self.previous_gateway.join(block.split(previous))
+        extra = self.extra
+        if extra is not None and extra[0] in block:
+            block = extra[1].join(block.split(extra[0]))
         if not self.first_delta_seen and _has_delta(block):
             self.first_delta_seen = True
         # The final event is the stream's last, so only the block's last events are searched (a

@@ -3,9 +3,10 @@
 Some state lives with one provider organisation or one server, not in the request: prompt
 caches, and the encrypted reasoning and compaction items that clients such as Codex replay in
 ``input`` (only the organisation that produced them can decrypt them; another answers
-``invalid_encrypted_content``). A request that names its session (``prompt_cache_key``,
-``conversation``, or a configured client header) is therefore sent to the same deployment every
-time, chosen by rendezvous (highest-random-weight) hashing over the model's healthy targets:
+``invalid_encrypted_content``). A request that names its session (``prompt_cache_key`` or a
+configured client header; a ``conversation`` is pinned to the deployment holding it, like
+``previous_response_id``) is therefore sent to the same deployment every time, chosen by
+rendezvous (highest-random-weight) hashing over the model's healthy targets:
 
 * every replica computes the same choice from the session and the deployment names alone, with no
   shared store;
@@ -37,17 +38,11 @@ ORG_BOUND_ITEM_TYPES = frozenset({"reasoning", "compaction"})
 
 
 def session_of(payload: Mapping[str, Any], headers: Mapping[str, str], header_names: Sequence[str]) -> str | None:
-    """The session a create request names, or None: ``prompt_cache_key``, then ``conversation``,
-    then the first configured header present. Kinds are spelled apart so equal strings of two
-    kinds are different sessions."""
+    """The session a create request names, or None: ``prompt_cache_key``, then the first configured
+    header present. Kinds are spelled apart so equal strings of two kinds are different sessions."""
     key = payload.get("prompt_cache_key")
     if isinstance(key, str) and key:
         return "k:" + key[:_MAX_SESSION_CHARS]
-    conversation = payload.get("conversation")
-    if isinstance(conversation, dict):
-        conversation = conversation.get("id")
-    if isinstance(conversation, str) and conversation:
-        return "c:" + conversation[:_MAX_SESSION_CHARS]
     for name in header_names:
         value = headers.get(name)
         if value:

@@ -21,11 +21,14 @@ from ..errors import GatewayError, InvalidRequest
 from ..estimating import estimate_chat_tokens
 from ..runtime import DeploymentRuntime
 from ..state import RedisConversationStore, StateStoreError, StoredResponse
+from ..state.conversations import RedisConversations
+from . import conversations_api
 from .http1 import Http1Client, Reply, UpstreamProtocolError
 from .translation.responses_chatcompletions import (
     ChatStreamTranslator,
     UntranslatableError,
     conversation_messages,
+    input_messages,
     stored_input_items,
     translate_request,
     translate_response,
@@ -105,6 +108,8 @@ class ChatTransport:
         """``headers`` (OpenAI-Beta, Idempotency-Key) concern the Responses API: not passed to a chat API."""
         if method == "POST" and path == "/responses" and payload is not None:
             return await self._create(dep, payload, request_id)
+        if path.startswith("/conversations"):
+            return await self._conversations_api(dep, method, path, payload, query or {})
         if method == "POST" and path == "/responses/input_tokens" and payload is not None:
             return await self._count(dep, payload)
         if method == "POST" and path == "/responses/compact":
@@ -112,7 +117,33 @@ class ChatTransport:
                                  "Completions, whose models cannot produce or read compaction items.")
         return await self._follow_up(method, path, query or {})
 
-    async def _history(self, payload: dict[str, Any]) -> list[dict[str, Any]] | None:
+    def _conversations(self, dep: DeploymentRuntime, param: str | None) -> RedisConversations:
+        store = self._stores.store
+        if store is None:
+            raise Untranslatable(f"Conversations on deployment {dep.name} (Chat Completions) need the gateway's "
+                                 "state store (spec.state.redisUrl), which is not configured.", param=param)
+        return RedisConversations(store.client)
+
+    async def _conversations_api(self, dep: DeploymentRuntime, method: str, path: str,
+                                 payload: dict[str, Any] | None, query: Mapping[str, str]) -> UpstreamReply:
+        conversations = self._conversations(dep, None)
+        try:
+            return await conversations_api.serve(conversations, self._stores.ttl_seconds, method, path, payload,
+                                                 query)
+        except StateStoreError as exc:
+            raise _unavailable(exc) from None
+
+    async def _history(self, dep: DeploymentRuntime, payload: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The chat messages before this turn: the conversation's items, or up to the previous response."""
+        if conversations_api.conversation_id(payload) is not None:
+            try:
+                items = await conversations_api.history(self._conversations(dep, "conversation"), payload) or []
+            except StateStoreError as exc:
+                raise _unavailable(exc) from None
+            try:
+                return input_messages(items)
+            except UntranslatableError as exc:
+                raise Untranslatable(f"{exc.message} (an item of the conversation)", param="conversation") from None
         previous = payload.get("previous_response_id")
         store = self._stores.store
         if previous is None or store is None:
@@ -127,7 +158,7 @@ class ChatTransport:
         return stored.messages
 
     async def _create(self, dep: DeploymentRuntime, payload: dict[str, Any], request_id: str) -> UpstreamReply:
-        history = await self._history(payload)
+        history = await self._history(dep, payload)
         dropped: list[str] = []
         try:
             chat = translate_request(payload, dep.model, history, drop_unsupported_tools=dep.drop_unsupported_tools,
@@ -147,7 +178,7 @@ class ChatTransport:
 
     async def _count(self, dep: DeploymentRuntime, payload: dict[str, Any]) -> UpstreamReply:
         """An estimate (marked ``"estimated": true``): chat APIs have no endpoint that counts tokens."""
-        history = await self._history(payload)
+        history = await self._history(dep, payload)
         body = {k: v for k, v in payload.items() if k not in ("stream", "conversation")}
         try:
             chat = translate_request(body, dep.model, history, drop_unsupported_tools=dep.drop_unsupported_tools)
@@ -174,27 +205,12 @@ class ChatTransport:
         except StateStoreError as exc:
             raise _unavailable(exc) from None
         if method == "GET" and parts[2:] == ["input_items"]:
-            return MemoryReply(200, orjson.dumps(_page(stored.input_items, query)))
+            return MemoryReply(200, orjson.dumps(conversations_api.page(stored.input_items, query)))
         if method == "GET" and query.get("stream") == "true":
             return json_error(400, NOT_STREAMABLE, param="stream")
         if method == "POST" and parts[2:] == ["cancel"]:
             return json_error(400, "Only responses created with background=true can be cancelled.")
         return MemoryReply(200, orjson.dumps(stored.response))
-
-
-def _page(items: list[dict[str, Any]], query: Mapping[str, str]) -> dict[str, Any]:
-    ordered = list(reversed(items)) if query.get("order", "desc") == "desc" else list(items)
-    after = query.get("after")
-    if after:
-        ids = [item.get("id") for item in ordered]
-        ordered = ordered[ids.index(after) + 1:] if after in ids else []
-    try:
-        limit = max(1, min(100, int(query.get("limit", "20"))))
-    except ValueError:
-        limit = 20
-    page = ordered[:limit]
-    return {"object": "list", "data": page, "has_more": len(ordered) > limit,
-            "first_id": page[0].get("id") if page else None, "last_id": page[-1].get("id") if page else None}
 
 
 class ChatReply:
@@ -275,7 +291,15 @@ class ChatReply:
 
     async def _save(self, response: dict[str, Any]) -> None:
         store = self._stores.store
-        if store is None or self._payload.get("store") is False:
+        if store is None:
+            return
+        try:  # a conversation gets the turn whatever ``store`` says: the conversation is the storage
+            await conversations_api.record_turn(RedisConversations(store.client), self._payload, response,
+                                                self._stores.ttl_seconds)
+        except StateStoreError as exc:
+            log.warning("could not add response %s to its conversation (deployment %s): %s", self._id,
+                        self._dep.name, exc)
+        if self._payload.get("store") is False:
             return
         stored = StoredResponse(response=response,
                                 messages=conversation_messages(self._payload, self._history, response),

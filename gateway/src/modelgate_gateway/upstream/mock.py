@@ -18,9 +18,12 @@ from typing import Any
 import orjson
 
 from ..runtime import DeploymentRuntime
+from ..state.conversations import MemoryConversations
+from . import conversations_api
 from .transport import NOT_STREAMABLE, MemoryReply, json_error
 
 _MAX_STORED = 1000  # responses kept for retrieve; oldest evicted first
+_CONVERSATION_TTL = 86400  # in process: bounded by count (state.conversations), the TTL is not used
 
 
 def _frame(event: dict[str, Any]) -> bytes:
@@ -35,6 +38,7 @@ def _input_tokens(payload: Mapping[str, Any]) -> int:
 class MockTransport:
     def __init__(self) -> None:
         self._stored: OrderedDict[str, tuple[dict[str, Any], list[Any]]] = OrderedDict()
+        self._conversations = MemoryConversations()
 
     def _response(self, dep: DeploymentRuntime, payload: Mapping[str, Any], rid: str, text: str) -> dict[str, Any]:
         words = text.split(" ")
@@ -63,6 +67,7 @@ class MockTransport:
             "top_p": payload.get("top_p", 1.0),
             "metadata": payload.get("metadata") or {},
             "user": payload.get("user"),
+            "conversation": {"id": cid} if (cid := conversations_api.conversation_id(payload)) else None,
             "usage": {
                 "input_tokens": _input_tokens(payload),
                 "input_tokens_details": {"cached_tokens": 0},
@@ -96,17 +101,23 @@ class MockTransport:
         request_id: str,
         headers: Sequence[tuple[str, str]] = (),
     ) -> MemoryReply:
+        if path.startswith("/conversations"):
+            return await conversations_api.serve(self._conversations, _CONVERSATION_TTL, method, path, payload,
+                                                 query or {})
         if method == "POST" and path == "/responses" and payload is not None:
+            await conversations_api.history(self._conversations, payload)  # 400 for an unknown conversation
             rid = "resp_mock" + os.urandom(12).hex()
             response = self._response(dep, payload, rid, dep.mock_text)
             self._store(rid, response, payload)
+            await conversations_api.record_turn(self._conversations, payload, response, _CONVERSATION_TTL)
             if payload.get("stream") is True:
                 return MemoryReply(200, frames=self._stream(dep, response))
             if dep.mock_first_delay:
                 await asyncio.sleep(dep.mock_first_delay)
             return MemoryReply(200, orjson.dumps(response))
         if method == "POST" and path in ("/responses/input_tokens", "/responses/compact") and payload is not None:
-            return self._derived(path, payload)
+            earlier = await conversations_api.history(self._conversations, payload) or []
+            return self._derived(path, payload, earlier)
         return self._follow_up(method, path, query or {})
 
     def _conversation(self, payload: Mapping[str, Any]) -> list[Any] | None:
@@ -123,11 +134,12 @@ class MockTransport:
         response, earlier = stored
         return [*earlier, *response["output"], *items]
 
-    def _derived(self, path: str, payload: Mapping[str, Any]) -> MemoryReply:
+    def _derived(self, path: str, payload: Mapping[str, Any], earlier: list[Any]) -> MemoryReply:
         items = self._conversation(payload)
         if items is None:
             return json_error(400, "Previous response not found.", "previous_response_not_found",
                               "previous_response_id")
+        items = [*earlier, *items]
         tokens = _input_tokens({"input": items, "instructions": payload.get("instructions")})
         if path.endswith("input_tokens"):
             return MemoryReply(200, orjson.dumps({"object": "response.input_tokens", "input_tokens": tokens}))

@@ -46,6 +46,7 @@ _ECHO_ONLY_FIELDS = frozenset(
         "metadata",
         "max_tool_calls",
         "tools",
+        "conversation",  # the transport reads the conversation's items into ``history``
     }
 )
 # Fields that never change what the model produces (what the client is, how OpenAI bills or
@@ -64,8 +65,9 @@ def translate_request(
 ) -> JsonDict:
     """Build the chat-completions body for ``body`` sent to ``upstream_model``.
 
-    ``history`` holds the chat messages of the conversation up to ``previous_response_id``
-    (loaded from the state store); without it a ``previous_response_id`` is refused. What is
+    ``history`` holds the chat messages of the conversation so far (up to ``previous_response_id``,
+    or the items of the ``conversation``, loaded from the state store); without it a
+    ``previous_response_id`` is refused. What is
     left out (fields of :data:`DROPPED_FIELDS`, tools a deployment drops) is appended to
     ``dropped``.
     """
@@ -104,13 +106,13 @@ def _messages(body: JsonDict, history: list[JsonDict] | None) -> list[JsonDict]:
         # Instructions of earlier turns are not carried over (Responses semantics), so they are
         # never part of the stored history and always lead this request's messages.
         messages.append({"role": "system", "content": instructions})
-    if body.get("previous_response_id") is not None:
-        if history is None:
-            raise UntranslatableError(
-                "previous_response_id",
-                "previous_response_id needs the gateway's conversation store "
-                "(spec.state.redisUrl), which is not configured for chat-completions deployments.",
-            )
+    if body.get("previous_response_id") is not None and history is None:
+        raise UntranslatableError(
+            "previous_response_id",
+            "previous_response_id needs the gateway's conversation store "
+            "(spec.state.redisUrl), which is not configured for chat-completions deployments.",
+        )
+    if history is not None:
         messages.extend(history)
     if body.get("input") is None:
         if not messages or messages[-1]["role"] == "system":
@@ -265,7 +267,6 @@ _FIELD_HANDLERS: dict[str, Callable[[Any, JsonDict, JsonDict], None]] = {
     "top_logprobs": _top_logprobs,
     "truncation": _must_be(("disabled",))("truncation"),
     "background": _background,
-    "conversation": _refuse("conversation"),
     "prompt": _refuse("prompt"),
     "context_management": _refuse("context_management"),
     "moderation": _refuse("moderation"),

@@ -108,7 +108,15 @@ def response_skeleton(
         "usage": None,
         "user": request.get("user"),
         "metadata": request.get("metadata") or {},
+        "conversation": _conversation(request.get("conversation")),
     }
+
+
+def _conversation(value: Any) -> JsonDict | None:
+    """The response's ``conversation``: ``{"id": …}`` whichever shape the request used."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return {"id": value} if isinstance(value, str) and value else None
 
 
 def _default(request: JsonDict, key: str, default: Any) -> Any:
