@@ -11,6 +11,7 @@ import pytest
 from fake_chat_upstream import FakeChatUpstream
 from fake_responses_upstream import FakeResponsesUpstream
 from gateway_harness import GatewayHarness, config_doc, deployment, harnesses
+from mock_config import JSON_TEXT
 from redis_server import redis_server  # noqa: F401  (fixture)
 
 KINDS = ("responses", "mock", "chat")
@@ -40,8 +41,8 @@ async def chat_upstream() -> AsyncIterator[FakeChatUpstream]:
 def kind_deployment(kind: str, name: str, responses: FakeResponsesUpstream, chat: FakeChatUpstream,
                     **extra: Any) -> dict[str, Any]:
     """A deployment of ``kind``: a fake Responses upstream, the built-in mock, or a fake chat upstream."""
-    if kind == "mock":
-        return {"name": name, "provider": "mock", "model": "mock-model", **extra}
+    if kind == "mock":  # its canned text is JSON, so parse() works on it too
+        return {"name": name, "provider": "mock", "model": "mock-model", "mock": {"text": JSON_TEXT}, **extra}
     if kind == "chat":
         return deployment(name, chat.base_url, api="chat_completions", provider="vllm", **extra)
     return deployment(name, responses.base_url, **extra)
