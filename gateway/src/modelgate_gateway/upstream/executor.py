@@ -46,7 +46,7 @@ class Call:
     """Client headers to pass on (``spec.forwardHeaders``)."""
     session: str | None = None
     """The session the request names (:mod:`.affinity`): the model's deployment is chosen by it."""
-    ranking: tuple[tuple[TargetRuntime, ...], list[str]] | None = None
+    ranking: tuple[tuple[TargetRuntime, ...], tuple[str, ...]] | None = None
     """The session's ranking of the targets it was last computed for (a model's fallbacks have others)."""
     home: str | None = None
     """The session's own deployment (first in its ranking); set by :func:`open_call`."""
