@@ -48,7 +48,7 @@ async def test_a_session_sticks_to_one_deployment_and_sessions_spread(start_gate
         for session in ("s-1", "s-2"):
             served = {_served_by((await client.responses.create(model="m", input="hi", prompt_cache_key=session)).id)
                       for _ in range(6)}
-            assert served == {ranked("k:" + session, [TargetRuntime(n, 1.0) for n in "abc"])[0]}
+            assert served == {ranked("k:" + session, tuple(TargetRuntime(n, 1.0) for n in "abc"))[0]}
         spread = {_served_by((await client.responses.create(model="m", input="hi", prompt_cache_key=f"x{i}")).id)
                   for i in range(30)}
     assert spread == {"a", "b", "c"}
@@ -68,7 +68,7 @@ async def test_a_configured_session_header_pins_too(start_gateway, fakes) -> Non
 
 
 def _session_with_home(home: str, names: str) -> str:
-    targets = [TargetRuntime(n, 1.0) for n in names]
+    targets = tuple(TargetRuntime(n, 1.0) for n in names)
     return next(f"s{i}" for i in range(1000) if ranked(f"k:s{i}", targets)[0] == home)
 
 
