@@ -55,6 +55,7 @@ async def test_codex_tool_loop_completes_on_a_chat_deployment(start_gateway, cha
     names = [tool["function"]["name"] for tool in sent[0]["tools"]]
     assert FLAT in names and "fetch_doc" not in names and len(names) == 9  # 7 functions + 2 flattened, no web_search
     assert "client_metadata" not in sent[0] and "store" not in sent[0]
+    assert "prompt_cache_key" not in sent[0]  # a vLLM deployment: OpenAI-only fields are left out
     replayed = [m for m in sent[1]["messages"] if m.get("tool_calls")]
     assert replayed[0]["tool_calls"][0]["function"]["name"] == FLAT
     assert sent[1]["messages"][-1] == {"role": "tool", "tool_call_id": call["call_id"], "content": "docs/operations.md"}

@@ -62,3 +62,12 @@ def test_replayed_namespaced_calls_are_flattened_and_answers_mapped_back() -> No
         {"id": "c2", "type": "function", "function": {"name": "crm__lookup", "arguments": "{}"}}]}}]}
     response = translate_response(completion, response_id="resp_1", model="m", created_at=0, request={"tools": [NS]})
     assert (response["output"][0]["namespace"], response["output"][0]["name"]) == ("crm", "lookup")
+
+
+def test_openai_only_fields_go_to_openai_and_are_dropped_for_other_servers() -> None:
+    body = {"input": "hi", "prompt_cache_key": "k", "safety_identifier": "s", "temperature": 0.5}
+    assert translate_request(body, "m")["prompt_cache_key"] == "k"
+    dropped: list[str] = []
+    chat = translate_request(body, "m", openai_fields=False, dropped=dropped)
+    assert "prompt_cache_key" not in chat and "safety_identifier" not in chat and chat["temperature"] == 0.5
+    assert sorted(dropped) == ["prompt_cache_key", "safety_identifier"]

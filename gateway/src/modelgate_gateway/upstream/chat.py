@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from ..config import Provider
 from ..errors import GatewayError, InvalidRequest
 from ..estimating import estimate_chat_tokens
 from ..runtime import DeploymentRuntime
@@ -37,6 +38,7 @@ from .transport import NOT_STREAMABLE, MemoryReply, UpstreamReply, json_error
 
 log = logging.getLogger("modelgate.gateway.chat")
 _MAX_LINE_BYTES = 8 * 1024 * 1024  # one SSE line; bigger means a broken upstream
+_OPENAI_PROVIDERS = frozenset({Provider.OPENAI, Provider.AZURE_OPENAI})
 
 
 class Untranslatable(InvalidRequest):
@@ -162,7 +164,7 @@ class ChatTransport:
         dropped: list[str] = []
         try:
             chat = translate_request(payload, dep.model, history, drop_unsupported_tools=dep.drop_unsupported_tools,
-                                     dropped=dropped)
+                                     dropped=dropped, openai_fields=dep.provider in _OPENAI_PROVIDERS)
         except UntranslatableError as exc:
             raise Untranslatable(f"{exc.message} (deployment {dep.name} speaks Chat Completions)",
                                  param=exc.param) from None

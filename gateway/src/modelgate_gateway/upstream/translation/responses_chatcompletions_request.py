@@ -35,6 +35,9 @@ _SAME_NAME_FIELDS = (
     "prompt_cache_retention",
     "service_tier",
 )
+OPENAI_ONLY_FIELDS = frozenset({"safety_identifier", "prompt_cache_key", "prompt_cache_retention", "service_tier"})
+"""Same-name fields only OpenAI's own Chat Completions knows; they never change what a model
+produces, so for other chat servers (vLLM, llama.cpp, ...) they are dropped (and named), not sent."""
 # Read elsewhere (model, input, instructions, history) or echoed only; nothing to send upstream.
 _ECHO_ONLY_FIELDS = frozenset(
     {
@@ -62,6 +65,7 @@ def translate_request(
     *,
     drop_unsupported_tools: bool = False,
     dropped: list[str] | None = None,
+    openai_fields: bool = True,
 ) -> JsonDict:
     """Build the chat-completions body for ``body`` sent to ``upstream_model``.
 
@@ -69,8 +73,29 @@ def translate_request(
     or the items of the ``conversation``, loaded from the state store); without it a
     ``previous_response_id`` is refused. What is
     left out (fields of :data:`DROPPED_FIELDS`, tools a deployment drops) is appended to
-    ``dropped``.
+    ``dropped``. ``openai_fields``: the upstream is OpenAI's (or Azure's) Chat Completions, which
+    takes :data:`OPENAI_ONLY_FIELDS`.
     """
+    _check_fields(body, dropped)
+    chat: JsonDict = {"model": upstream_model, "messages": _messages(body, history)}
+    if body.get("tools") is not None:
+        tools = chat_tools(body["tools"], drop_unsupported=drop_unsupported_tools, dropped=dropped)
+        if tools:
+            chat["tools"] = tools
+    for key in _SAME_NAME_FIELDS:
+        if body.get(key) is not None:
+            if openai_fields or key not in OPENAI_ONLY_FIELDS:
+                chat[key] = body[key]
+            elif dropped is not None:
+                dropped.append(key)
+    for key, handler in _FIELD_HANDLERS.items():
+        if body.get(key) is not None:
+            handler(body[key], chat, body)
+    return chat
+
+
+def _check_fields(body: JsonDict, dropped: list[str] | None) -> None:
+    """Refuse unknown fields; name the dropped ones."""
     for key in body:
         if key in DROPPED_FIELDS:
             if dropped is not None:
@@ -83,18 +108,6 @@ def translate_request(
             raise UntranslatableError(
                 key, f"'{key}' is not supported for chat-completions deployments."
             )
-    chat: JsonDict = {"model": upstream_model, "messages": _messages(body, history)}
-    if body.get("tools") is not None:
-        tools = chat_tools(body["tools"], drop_unsupported=drop_unsupported_tools, dropped=dropped)
-        if tools:
-            chat["tools"] = tools
-    for key in _SAME_NAME_FIELDS:
-        if body.get(key) is not None:
-            chat[key] = body[key]
-    for key, handler in _FIELD_HANDLERS.items():
-        if body.get(key) is not None:
-            handler(body[key], chat, body)
-    return chat
 
 
 def _messages(body: JsonDict, history: list[JsonDict] | None) -> list[JsonDict]:
