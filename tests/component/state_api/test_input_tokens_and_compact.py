@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import openai
 import orjson
-import pytest
 
+from fake_chat_upstream import FakeChatUpstream
 from gateway_harness import GatewayHarness
 from raw_http_server import eventually
 
@@ -34,17 +33,14 @@ async def test_input_tokens_are_counted_with_the_previous_response_and_not_bille
     assert _tokens(kind_gateway, "input") == billed  # counting is free
 
 
-async def test_compact_goes_to_the_previous_responses_deployment_and_is_billed(kind_gateway: GatewayHarness) -> None:
+async def test_compact_goes_to_the_previous_responses_deployment_and_is_billed(kind_gateway: GatewayHarness,
+                                                                               chat_upstream: FakeChatUpstream
+                                                                               ) -> None:
     chat = kind_gateway.state.current().deployments["d"].api.value == "chat_completions"
     async with kind_gateway.client() as client:
         first = await client.responses.create(model="m", input="Remember: the answer is 42.")
         await eventually(lambda: _tokens(kind_gateway, "input") > 0, timeout=5)
         billed = _tokens(kind_gateway, "input")
-        if chat:
-            with pytest.raises(openai.BadRequestError) as caught:
-                await client.responses.compact(model="m", previous_response_id=first.id)
-            assert caught.value.code == "unsupported_for_deployment"
-            return
         raw = await client.responses.with_raw_response.compact(model="m", previous_response_id=first.id)
         compacted = raw.parse()
         assert compacted.object == "response.compaction"
@@ -55,4 +51,12 @@ async def test_compact_goes_to_the_previous_responses_deployment_and_is_billed(k
         window = orjson.loads(raw.http_response.content)["output"]
         follow = await client.responses.create(model="m", input=[*window, {"role": "user", "content": "What is it?"}])
         assert follow.status == "completed"
+    if chat:  # the model summarised the conversation; the summary came back as a message of the next turn
+        summarising, continued = chat_upstream.requests[-2:]
+        assert summarising["messages"][-1]["content"].startswith("Summarise the conversation")
+        assert [m["content"] for m in summarising["messages"][:2]] == ["Remember: the answer is 42.",
+                                                                       "Hello from chat."]
+        assert continued["messages"][0]["content"] == "Remember: the answer is 42."
+        assert continued["messages"][1]["content"].endswith("Hello from chat.")  # the summary
+        assert continued["messages"][1]["content"].startswith("[Summary of the earlier conversation]")
     await eventually(lambda: _tokens(kind_gateway, "input") >= billed + compacted.usage.input_tokens, timeout=5)

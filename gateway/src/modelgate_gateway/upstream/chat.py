@@ -34,6 +34,7 @@ from .translation.responses_chatcompletions import (
     translate_request,
     translate_response,
 )
+from .translation.responses_chatcompletions_compact import COMPACTION_PROMPT, compacted_response, user_items
 from .transport import NOT_STREAMABLE, MemoryReply, UpstreamReply, json_error
 
 log = logging.getLogger("modelgate.gateway.chat")
@@ -114,9 +115,8 @@ class ChatTransport:
             return await self._conversations_api(dep, method, path, payload, query or {})
         if method == "POST" and path == "/responses/input_tokens" and payload is not None:
             return await self._count(dep, payload)
-        if method == "POST" and path == "/responses/compact":
-            raise Untranslatable(f"Compaction needs a Responses deployment: deployment {dep.name} speaks Chat "
-                                 "Completions, whose models cannot produce or read compaction items.")
+        if method == "POST" and path == "/responses/compact" and payload is not None:
+            return await self._compact(dep, payload, request_id)
         return await self._follow_up(method, path, query or {})
 
     def _conversations(self, dep: DeploymentRuntime, param: str | None) -> RedisConversations:
@@ -162,31 +162,44 @@ class ChatTransport:
     async def _create(self, dep: DeploymentRuntime, payload: dict[str, Any], request_id: str) -> UpstreamReply:
         history = await self._history(dep, payload)
         dropped: list[str] = []
+        chat = self._translate(dep, payload, history, dropped)
+        if dropped:
+            _note_dropped(dep.name, dropped, request_id)
+        resp = await self._send(dep, chat, request_id)
+        if resp.status >= 400:
+            return resp
+        return ChatReply(resp, dep, payload, history, self._stores)
+
+    def _translate(self, dep: DeploymentRuntime, body: dict[str, Any], history: list[dict[str, Any]] | None,
+                   dropped: list[str] | None = None) -> dict[str, Any]:
         try:
-            chat = translate_request(payload, dep.model, history, drop_unsupported_tools=dep.drop_unsupported_tools,
+            return translate_request(body, dep.model, history, drop_unsupported_tools=dep.drop_unsupported_tools,
                                      dropped=dropped, openai_fields=dep.provider in _OPENAI_PROVIDERS)
         except UntranslatableError as exc:
             raise Untranslatable(f"{exc.message} (deployment {dep.name} speaks Chat Completions)",
                                  param=exc.param) from None
-        if dropped:
-            _note_dropped(dep.name, dropped, request_id)
+
+    async def _compact(self, dep: DeploymentRuntime, payload: dict[str, Any], request_id: str) -> UpstreamReply:
+        """The model summarises the conversation; the reply packs it as OpenAI's compaction does."""
+        history = await self._history(dep, payload)
+        body = {k: payload[k] for k in ("input", "instructions", "previous_response_id") if payload.get(k) is not None}
+        chat = self._translate(dep, body, history)
+        kept = user_items(chat["messages"])
+        chat["messages"].append({"role": "user", "content": COMPACTION_PROMPT})
+        resp = await self._send(dep, chat, request_id)
+        return resp if resp.status >= 400 else CompactReply(resp, kept)
+
+    async def _send(self, dep: DeploymentRuntime, chat: dict[str, Any], request_id: str) -> Reply:
         assert dep.endpoint is not None
-        resp = await self._client.send(dep.endpoint, "POST", "/chat/completions", body=orjson.dumps(chat),
+        return await self._client.send(dep.endpoint, "POST", "/chat/completions", body=orjson.dumps(chat),
                                        content_type="application/json",
                                        extra_headers=(("X-Request-Id", request_id),), pool_key=dep.pool_key)
-        if resp.status >= 400:
-            return resp
-        return ChatReply(resp, dep, payload, history, self._stores)
 
     async def _count(self, dep: DeploymentRuntime, payload: dict[str, Any]) -> UpstreamReply:
         """An estimate (marked ``"estimated": true``): chat APIs have no endpoint that counts tokens."""
         history = await self._history(dep, payload)
         body = {k: v for k, v in payload.items() if k not in ("stream", "conversation")}
-        try:
-            chat = translate_request(body, dep.model, history, drop_unsupported_tools=dep.drop_unsupported_tools)
-        except UntranslatableError as exc:
-            raise Untranslatable(f"{exc.message} (deployment {dep.name} speaks Chat Completions)",
-                                 param=exc.param) from None
+        chat = self._translate(dep, body, history)
         count = estimate_chat_tokens(chat)
         return MemoryReply(200, orjson.dumps({"object": "response.input_tokens", "input_tokens": count,
                                               "estimated": True}))
@@ -213,6 +226,33 @@ class ChatTransport:
         if method == "POST" and parts[2:] == ["cancel"]:
             return json_error(400, "Only responses created with background=true can be cancelled.")
         return MemoryReply(200, orjson.dumps(stored.response))
+
+
+class CompactReply:
+    """A chat completion carrying the model's summary, read as a ``response.compaction``."""
+
+    def __init__(self, resp: Reply, kept: list[dict[str, Any]]) -> None:
+        self._resp = resp
+        self._kept = kept
+        self.status = 200
+        self.headers: Mapping[str, str] = {"Content-Type": "application/json"}
+
+    async def read(self) -> bytes:
+        try:
+            completion = orjson.loads(await self._resp.read())
+        except orjson.JSONDecodeError:
+            raise UpstreamProtocolError("chat upstream sent a body that is not JSON") from None
+        return orjson.dumps(compacted_response(completion, self._kept, "resp_" + os.urandom(16).hex(),
+                                               int(time.time())))
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        raise NotImplementedError("compaction answers are never streamed")
+
+    def close(self) -> None:
+        self._resp.close()
+
+    def release(self) -> None:
+        self._resp.release()
 
 
 class ChatReply:
