@@ -59,10 +59,10 @@ async def test_a_session_sticks_to_one_deployment_and_sessions_spread(start_gate
 
 async def test_a_configured_session_header_pins_too(start_gateway, fakes) -> None:
     gw = await start_gateway(_doc(fakes, {"a": "org-1", "b": "org-1", "c": "org-2"},
-                                  affinity={"headers": ["session_id"]}))
+                                  affinity={"headers": ["session-id"]}))
     async with gw.client() as client:
         served = {_served_by((await client.responses.create(model="m", input="hi",
-                                                            extra_headers={"session_id": "codex-1"})).id)
+                                                            extra_headers={"session-id": "codex-1"})).id)
                   for _ in range(8)}
     assert len(served) == 1
 

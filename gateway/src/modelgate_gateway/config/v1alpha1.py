@@ -338,7 +338,7 @@ class Affinity(_Model):
     headers: list[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]] = Field(
         default_factory=list,
         max_length=8,
-        description="Client headers that name a session (e.g. session_id, which Codex sends). A request "
+        description="Client headers that name a session (e.g. session-id, which Codex sends). A request "
         "with one of them or a prompt_cache_key sticks to one deployment of its model (rendezvous hashing: "
         "see docs/operations.md). The body's prompt_cache_key wins.",
     )
