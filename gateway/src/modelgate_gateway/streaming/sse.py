@@ -283,4 +283,7 @@ class SseRelayState:
             response["previous_response_id"] = self.previous_gateway.decode()
         event = {"type": "response.failed", "sequence_number": self.next_sequence_number(),
                  "response": response}
-        return b"event: response.failed\ndata: " + orjson.dumps(event) + b"\n\n"
+        data = orjson.dumps(event)
+        if self.extra is not None:  # the conversation's id, as everywhere else in the stream
+            data = data.replace(*self.extra)
+        return b"event: response.failed\ndata: " + data + b"\n\n"
