@@ -69,3 +69,11 @@ def test_org_bound_items_are_stripped_and_counted() -> None:
     assert strip_org_bound(items) == ([items[0]], 2)
     assert strip_org_bound(items[:1]) is None
     assert strip_org_bound("plain text") is None
+
+
+def test_the_bridges_own_compaction_items_stay_for_chat_deployments_only() -> None:
+    bridge = {"type": "compaction", "encrypted_content": "mgc1.c3VtbWFyeQ=="}
+    foreign = {"type": "compaction", "encrypted_content": "gAAAAB"}
+    items = [bridge, foreign, {"type": "reasoning", "encrypted_content": "gAAAAC"}]
+    assert strip_org_bound(items, keep_bridge_items=True) == ([bridge], 2)
+    assert strip_org_bound(items) == ([], 3)

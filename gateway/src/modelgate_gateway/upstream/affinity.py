@@ -32,6 +32,7 @@ from typing import Any
 
 from ..runtime import TargetRuntime
 from .balancing import HealthBoard, available
+from .translation.responses_chatcompletions_input import BRIDGE_COMPACTION_PREFIX
 
 _MAX_SESSION_CHARS = 512
 ORG_BOUND_ITEM_TYPES = frozenset({"reasoning", "compaction"})
@@ -123,12 +124,21 @@ def _taken(board: HealthBoard, name: str, now: float) -> str:
     return name
 
 
-def strip_org_bound(raw_input: Any) -> tuple[list[Any], int] | None:
+def _org_bound(item: Any, keep_bridge_items: bool) -> bool:
+    if not isinstance(item, dict) or item.get("type") not in ORG_BOUND_ITEM_TYPES:
+        return False
+    content = item.get("encrypted_content")
+    # The chat bridge's own compaction items (a summary, not encrypted) are readable by every
+    # chat-completions deployment, and by nothing else.
+    return not (keep_bridge_items and isinstance(content, str) and content.startswith(BRIDGE_COMPACTION_PREFIX))
+
+
+def strip_org_bound(raw_input: Any, *, keep_bridge_items: bool = False) -> tuple[list[Any], int] | None:
     """``input`` without the organisation-bound items, and how many were removed; None when it
-    has none (the request then goes as it is)."""
+    has none (the request then goes as it is). ``keep_bridge_items``: the target is a
+    chat-completions deployment, which reads the compaction items the gateway made itself."""
     if not isinstance(raw_input, list):
         return None
-    kept = [item for item in raw_input
-            if not (isinstance(item, dict) and item.get("type") in ORG_BOUND_ITEM_TYPES)]
+    kept = [item for item in raw_input if not _org_bound(item, keep_bridge_items)]
     removed = len(raw_input) - len(kept)
     return (kept, removed) if removed else None

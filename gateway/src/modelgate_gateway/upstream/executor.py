@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..appstate import GatewayState
+from ..config import UpstreamApi
 from ..errors import GatewayError, UpstreamFailed
 from ..recording import AttemptOutcome, AttemptRecord, RequestRecord
 from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig, TargetRuntime
@@ -169,7 +170,7 @@ async def _attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, reco
 def _strip_for(dep: DeploymentRuntime, payload: dict[str, Any], updates: dict[str, Any],
                record: RequestRecord) -> dict[str, Any]:
     """The session moved to another organisation: its encrypted items would fail there, so leave them out."""
-    stripped = strip_org_bound(payload.get("input"))
+    stripped = strip_org_bound(payload.get("input"), keep_bridge_items=dep.api is UpstreamApi.CHAT_COMPLETIONS)
     if stripped is None:
         return updates
     record.stripped_items += ((dep.name, stripped[1]),)
