@@ -103,7 +103,7 @@ def test_previous_response_and_conversation_ids_are_rewritten_everywhere_includi
     chained = {**RESPONSE, "previous_response_id": "resp_up0", "conversation": {"id": "conv_up"}}
     stream = (_event("response.created", sequence_number=0, response=chained)
               + _event("response.output_text.delta", sequence_number=1, item_id="msg_1", delta="Hi"))
-    state = SseRelayState(lambda upstream: "resp_GW" + upstream[-1], extra=(b"conv_up", b"conv_GW"))
+    state = SseRelayState(lambda upstream: "resp_GW" + upstream[-1], conversation=(b"conv_up", b"conv_GW"))
     out = state.feed(stream)
     assert b"_up" not in out
     created = orjson.loads(next(iter_events(out))[1])["response"]

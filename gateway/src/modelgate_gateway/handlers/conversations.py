@@ -21,7 +21,8 @@ from ..appstate import GatewayState
 from ..errors import InvalidRequest
 from ..recording import RequestRecord
 from ..runtime import KeyRuntime, ModelRuntime, RuntimeConfig
-from ..streaming.relay import relay_json
+from ..streaming.answer import relay_json
+from ..streaming.jsonscan import top_level_string
 from ..upstream.executor import Call, open_call
 from . import clientheaders, conversation_ids, queryparams
 from .context import authenticate, endpoint, parse_object, read_body
@@ -46,11 +47,15 @@ async def _body(request: web.Request, runtime: RuntimeConfig, record: RequestRec
     return (parse_object(raw), raw) if raw else ({}, b"{}")
 
 
-def _with_gateway_id(response: web.Response, upstream_id: str, gateway_id: str) -> web.Response:
-    """A conversation object's (or deletion's) upstream id replaced by the gateway's."""
-    body = response.body
+def _with_gateway_id(response: web.StreamResponse, upstream_id: str, gateway_id: str) -> web.StreamResponse:
+    """A conversation object's (or deletion's) top-level ``id`` replaced by the gateway's; nothing
+    else (an item may quote the id as text). Conversation objects are small: answered whole."""
+    body = response.body if isinstance(response, web.Response) else None
     if isinstance(body, bytes) and response.status < 400:
-        response.body = body.replace(orjson.dumps(upstream_id), orjson.dumps(gateway_id))
+        span = top_level_string(body, b"id")
+        if span is not None and body[span[0]:span[1]] == orjson.dumps(upstream_id):
+            assert isinstance(response, web.Response)
+            response.body = body[:span[0]] + orjson.dumps(gateway_id) + body[span[1]:]
     return response
 
 
@@ -64,8 +69,8 @@ async def create_conversation(request: web.Request, state: GatewayState, record:
     call = Call("POST", "/conversations", payload=forwarded, raw=orjson.dumps(forwarded) if "model" in payload else raw,
                 headers=clientheaders.forwarded(request.headers, runtime.forward_headers))
     opened = await open_call(state, runtime, record, model, call)
-    response = await relay_json(opened, record, None, _served_headers(record, opened))
-    body = response.body
+    response = await relay_json(request, opened, record, None, _served_headers(record, opened))
+    body = response.body if isinstance(response, web.Response) else None
     try:
         upstream_id = orjson.loads(body).get("id") if isinstance(body, bytes) and response.status < 400 else None
     except (orjson.JSONDecodeError, AttributeError):
@@ -89,7 +94,7 @@ async def _on_conversation(request: web.Request, state: GatewayState, record: Re
     if method == "POST":
         call.payload, call.raw = await _body(request, runtime, record)
     opened = await open_call(state, runtime, record, None, call)
-    response = await relay_json(opened, record, None, _served_headers(record, opened))
+    response = await relay_json(request, opened, record, None, _served_headers(record, opened))
     return _with_gateway_id(response, upstream_id, gateway_id)
 
 

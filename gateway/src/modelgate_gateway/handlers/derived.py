@@ -16,7 +16,7 @@ from aiohttp import web
 from ..appstate import GatewayState
 from ..recording import RequestRecord
 from ..runtime import KeyRuntime, ModelRuntime, RuntimeConfig
-from ..streaming.relay import relay_json
+from ..streaming.answer import relay_json
 from ..upstream.affinity import session_of
 from ..upstream.executor import Call, open_call
 from . import clientheaders
@@ -57,11 +57,11 @@ async def _derived(request: web.Request, state: GatewayState, record: RequestRec
 async def count_input_tokens(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
     call, _, runtime, model = await _derived(request, state, record, "/responses/input_tokens", False)
     opened = await open_call(state, runtime, record, model, call)
-    return await relay_json(opened, record, None, _served_headers(record, opened))
+    return await relay_json(request, opened, record, None, _served_headers(record, opened))
 
 
 @endpoint("compact")
 async def compact_response(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
     call, caller, runtime, model = await _derived(request, state, record, "/responses/compact", True)
     opened = await open_call(state, runtime, record, model, call)
-    return await relay_json(opened, record, caller.make_id(opened.dep.name), _served_headers(record, opened))
+    return await relay_json(request, opened, record, caller.make_id(opened.dep.name), _served_headers(record, opened))

@@ -1,9 +1,10 @@
 """Server-Sent Events, cut at event boundaries, inspected without re-encoding.
 
 :class:`SseRelayState` turns upstream chunks into complete event blocks for the client. It
-rewrites the upstream response id into the gateway's signed id with a plain byte replace, notes
-the first output delta (time to first token) and parses exactly one event as JSON in the common
-case (``response.created``) plus the terminal one for usage. Everything else passes as bytes.
+rewrites the upstream response id into the gateway's signed id where it is an id (the ``id`` of an
+event's ``response`` object, ``response_id`` fields; never the same text elsewhere), notes the
+first output delta (time to first token) and parses exactly one event as JSON in the common case
+(``response.created``) plus the terminal one for usage. Everything else passes as bytes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import orjson
 
 from ..upstream.redaction import Redactor
+from .jsonscan import KeyScanner
 
 # Output deltas that count as "first token" (text, refusals, tool-call arguments).
 _DELTA_TYPES = (b"response.output_text.delta", b"response.refusal.delta",
@@ -26,6 +28,15 @@ _MAX_EVENT_BYTES = 8 * 1024 * 1024  # one event; an upstream that never ends one
 _MAX_KEPT_BYTES = 4 * 1024 * 1024  # stream bytes kept for token estimation; beyond: not kept
 _TAIL_EVENTS = 3  # the final event, plus room for a "[DONE]" or keep-alive comment after it
 _SMALL_BLOCK = 4096  # blocks up to this size (one paced event) are searched whole: cheaper than cutting
+# What comes right before an id token that is a response id: the first key of the ``response``
+# object (where every known server writes it), a ``response_id`` field, or any other ``id`` key
+# (then the event's structure decides).
+_RESPONSE_ID_BEFORE = re.compile(rb'(?:"response"\s*:\s*\{\s*"id"|"response_id")\s*:\s*\Z')
+_ID_KEY_BEFORE = re.compile(rb'"id"\s*:\s*\Z')
+_COMPACT_RESPONSE_ID = b'"response":{"id":'
+_PREVIOUS_BEFORE = re.compile(rb'"previous_response_id"\s*:\s*\Z')
+_CONVERSATION_BEFORE = re.compile(rb'"conversation"\s*:\s*\{\s*"id"\s*:\s*\Z')
+_LOOK_BEHIND = 64
 
 
 def iter_events(block: bytes) -> Iterator[tuple[str, bytes]]:
@@ -86,6 +97,8 @@ class SseRelayState:
 
     __slots__ = (
         "_cr",
+        "_gateway_token",
+        "_id_token",
         "_kept",
         "_make_id",
         "_redactor",
@@ -95,20 +108,23 @@ class SseRelayState:
         "_terminal_blocks",
         "blocks",
         "created",
-        "extra",
+        "fields",
         "first_delta_seen",
         "gateway_id",
         "last_block",
-        "previous_gateway",
-        "previous_upstream",
         "upstream_id",
     )
 
     def __init__(self, make_id: Callable[[str], str], redactor: Redactor | None = None,
-                 extra: tuple[bytes, bytes] | None = None) -> None:
+                 conversation: tuple[bytes, bytes] | None = None) -> None:
         self._make_id = make_id
-        self.extra = extra
-        """One more (upstream id, gateway id) to rewrite: the conversation a create names (None: none)."""
+        self.fields: list[tuple[bytes, bytes, re.Pattern[bytes]]] | None = None
+        """(upstream token, gateway token, what precedes it) of the other ids the response carries:
+        its ``previous_response_id`` (learnt from the first event) and the ``conversation`` the
+        request named ((upstream id, gateway id) given here). None: there are none (the usual case)."""
+        if conversation is not None:
+            self.fields = [(orjson.dumps(conversation[0].decode()), orjson.dumps(conversation[1].decode()),
+                            _CONVERSATION_BEFORE)]
         self._redactor = redactor
         """Removes the deployment's credentials from error and failure events (None: it has none)."""
         self._tail: list[bytes] = []
@@ -117,9 +133,8 @@ class SseRelayState:
         self._kept = 0
         self.upstream_id: bytes | None = None
         self.gateway_id: bytes | None = None
-        self.previous_upstream: bytes | None = None
-        """The upstream id the response echoes as ``previous_response_id`` (None: it has none)."""
-        self.previous_gateway: bytes | None = None
+        self._id_token: bytes | None = None  # the upstream id as a JSON string, quotes included
+        self._gateway_token = b""
         self.created: dict[str, Any] | None = None
         self._terminal: dict[str, Any] | None = None
         self._terminal_blocks: list[bytes] = []
@@ -184,17 +199,14 @@ class SseRelayState:
         """Rewrite the id and note what the accounting needs; returns the bytes to send."""
         if self.upstream_id is None:
             self._learn_id(block)
-        upstream_id = self.upstream_id
-        if upstream_id is not None and self.gateway_id is not None and upstream_id in block:
-            # ``in`` stops at the first hit (lifecycle events come first) and costs nothing for the
-            # deltas; split + join then scans once where replace() scans twice (count, then copy).
-            block = self.gateway_id.join(block.split(upstream_id))
-        previous = self.previous_upstream
-        if previous is not None and self.previous_gateway is not None and previous in block:
-            block = self.previous_gateway.join(block.split(previous))
-        extra = self.extra
-        if extra is not None and extra[0] in block:
-            block = extra[1].join(block.split(extra[0]))
+        token = self._id_token
+        if token is not None and token in block:  # stops at the first hit; costs nothing for deltas
+            block = self._rewrite_ids(block, token)
+        fields = self.fields
+        if fields is not None:
+            for old, new, before in fields:
+                if old in block:
+                    block = _rewrite_field(block, old, new, before)
         if not self.first_delta_seen and _has_delta(block):
             self.first_delta_seen = True
         # The final event is the stream's last, so only the block's last events are searched (a
@@ -236,13 +248,29 @@ class SseRelayState:
                 self.upstream_id = rid.encode()
                 gateway_id = self._make_id(rid)
                 self.gateway_id = gateway_id.encode()
+                self._id_token = orjson.dumps(rid)
+                self._gateway_token = orjson.dumps(gateway_id)
                 self.created = response
                 previous = response.get("previous_response_id")
-                if isinstance(previous, str) and previous and previous != rid:
-                    # The upstream echoes the id it was sent: the client must see the id it sent.
-                    self.previous_upstream = previous.encode()
-                    self.previous_gateway = self._make_id(previous).encode()
+                if isinstance(previous, str) and previous.startswith("resp") and previous != rid:
+                    # The upstream echoes the id it was sent; the client must see the one it sent.
+                    pair = (orjson.dumps(previous), orjson.dumps(self._make_id(previous)), _PREVIOUS_BEFORE)
+                    self.fields = [*(self.fields or ()), pair]
                 return
+
+    def _rewrite_ids(self, block: bytes, token: bytes) -> bytes:
+        parts: list[bytes] = []
+        done = 0
+        at = block.find(token)
+        while at >= 0:
+            if _is_response_id(block, at):
+                parts += (block[done:at], self._gateway_token)
+                done = at + len(token)
+            at = block.find(token, at + len(token))
+        if not parts:
+            return block
+        parts.append(block[done:])
+        return b"".join(parts)
 
     @property
     def terminal(self) -> dict[str, Any] | None:
@@ -279,11 +307,52 @@ class SseRelayState:
         response = dict(self.created or {"object": "response", "output": []})
         gateway_id = self.gateway_id.decode() if self.gateway_id is not None else None
         response.update(id=gateway_id, status="failed", error={"code": code, "message": message})
-        if self.previous_gateway is not None:
-            response["previous_response_id"] = self.previous_gateway.decode()
+        for _, new, before in self.fields or ():
+            if before is _PREVIOUS_BEFORE:
+                response["previous_response_id"] = orjson.loads(new)
+            else:
+                response["conversation"] = {"id": orjson.loads(new)}
         event = {"type": "response.failed", "sequence_number": self.next_sequence_number(),
                  "response": response}
-        data = orjson.dumps(event)
-        if self.extra is not None:  # the conversation's id, as everywhere else in the stream
-            data = data.replace(*self.extra)
-        return b"event: response.failed\ndata: " + data + b"\n\n"
+        return b"event: response.failed\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
+def _rewrite_field(block: bytes, old: bytes, new: bytes, before: re.Pattern[bytes]) -> bytes:
+    """``block`` with the token ``old`` replaced by ``new`` where ``before`` says it is that field's value."""
+    parts: list[bytes] = []
+    done = 0
+    at = block.find(old)
+    while at >= 0:
+        if before.search(block, max(0, at - _LOOK_BEHIND), at):
+            parts += (block[done:at], new)
+            done = at + len(old)
+        at = block.find(old, at + len(old))
+    if not parts:
+        return block
+    parts.append(block[done:])
+    return b"".join(parts)
+
+
+def _is_response_id(block: bytes, at: int) -> bool:
+    """Whether the id token at offset ``at`` is the value of a response-id field of its event."""
+    if block.endswith(_COMPACT_RESPONSE_ID, 0, at):  # how servers write it, found without a regex
+        return True
+    before = block[max(0, at - _LOOK_BEHIND):at]
+    if _RESPONSE_ID_BEFORE.search(before):
+        return True
+    if not _ID_KEY_BEFORE.search(before):
+        return False  # the same text as some other field's value, or inside a string
+    # An ``id`` key elsewhere (a server that does not write it first): it counts when it is a key
+    # of the object under the event's top-level ``response`` key.
+    start = block.rfind(b"\n", 0, at) + 1
+    if not block.startswith(b"data:", start):
+        return False  # a payload split over several data lines: not inspected
+    line = block[start + 5:at]
+    outer = KeyScanner((b"response",))
+    found = [*outer.feed(line), *outer.finish()]
+    if not found:
+        return False
+    inner = KeyScanner((b"id",))
+    obj = line[found[-1][1]:]
+    keys = [*inner.feed(obj), *inner.finish()]
+    return bool(keys) and not obj[keys[-1][1]:].strip()  # the id key right before the token

@@ -183,12 +183,12 @@ async def _exchange(transport: Transport, dep: DeploymentRuntime, call: Call,
     """Send, then wait for the status (and a stream's first chunk); inside the first-byte deadline."""
     reply = await transport.open(dep, call.method, call.path, payload=payload, raw=raw,
                                  query=call.query, request_id=request_id, headers=call.headers)
-    if reply.status >= 400:
+    outcome = outcome_for_status(reply.status)
+    if outcome is not AttemptOutcome.SUCCESS:
         try:
             body = await reply.read()
         finally:
             reply.release()
-        outcome = outcome_for_status(reply.status)
         if outcome is AttemptOutcome.CLIENT_ERROR:
             ctype = reply.headers.get("Content-Type", "application/json")
             raise PassThrough(reply.status, body, ctype)
@@ -232,13 +232,7 @@ async def open_call(state: GatewayState, runtime: RuntimeConfig, record: Request
     failures: list[Failure] = []
     tried: set[str] = set()
     unservable: Untranslatable | None = None
-    models: list[ModelRuntime | None] = [model]
-    if model is not None and call.pinned is None:
-        models = list(_candidate_models(runtime, model))
-        if call.session is not None:
-            call.ranking = (model.targets, ranked(call.session, model.targets))
-            call.home = call.ranking[1][0]
-            call.home_org = runtime.deployments[call.home].organization
+    models = _chain(runtime, model, call)
     index = 0
     waits: Waits | None = None  # made on the first failure: the success path needs none
     while len(record.attempts) < max_attempts:
@@ -260,11 +254,8 @@ async def open_call(state: GatewayState, runtime: RuntimeConfig, record: Request
         dep = runtime.deployments[name]
         tried.add(name)
         try:
-            opened = await _run_attempt(state, dep, call, record, current, deadline,
-                                        retry_after_cap=runtime.retry_after_caps[name])
-            if call.home is not None:
-                record.affinity = "hit" if name == call.home else "moved"
-            return opened
+            return _noted(await _run_attempt(state, dep, call, record, current, deadline,
+                                             retry_after_cap=runtime.retry_after_caps[name]), call, record)
         except _Failed as exc:
             failures.append(exc.failure)
         except Untranslatable as exc:  # another deployment (another upstream API) may serve it
@@ -272,10 +263,30 @@ async def open_call(state: GatewayState, runtime: RuntimeConfig, record: Request
             waits = waits or _waits(state, models, call, model, deadline)
             waits.give_up(name)
     if unservable is not None and not failures:
-        raise unservable
+        try:
+            raise unservable
+        finally:  # its traceback holds this frame: holding it here too would make a cycle
+            unservable = None
     waits = waits or _waits(state, models, call, model, deadline)
     summary, retry_after = waits.outcome(failures, tried)
     raise exhausted_error(summary, len(record.attempts), retry_after)
+
+
+def _chain(runtime: RuntimeConfig, model: ModelRuntime | None, call: Call) -> list[ModelRuntime | None]:
+    """The models to try in order; for a session, also its own deployment and organisation."""
+    if model is None or call.pinned is not None:
+        return [model]
+    if call.session is not None:
+        call.ranking = (model.targets, ranked(call.session, model.targets))
+        call.home = call.ranking[1][0]
+        call.home_org = runtime.deployments[call.home].organization
+    return list(_candidate_models(runtime, model))
+
+
+def _noted(opened: Opened, call: Call, record: RequestRecord) -> Opened:
+    if call.home is not None:
+        record.affinity = "hit" if opened.dep.name == call.home else "moved"
+    return opened
 
 
 def _waits(state: GatewayState, models: list[ModelRuntime | None], call: Call, model: ModelRuntime | None,
