@@ -259,18 +259,7 @@ class SseRelayState:
                 return
 
     def _rewrite_ids(self, block: bytes, token: bytes) -> bytes:
-        parts: list[bytes] = []
-        done = 0
-        at = block.find(token)
-        while at >= 0:
-            if _is_response_id(block, at):
-                parts += (block[done:at], self._gateway_token)
-                done = at + len(token)
-            at = block.find(token, at + len(token))
-        if not parts:
-            return block
-        parts.append(block[done:])
-        return b"".join(parts)
+        return _replace_where(block, token, self._gateway_token, _is_response_id)
 
     @property
     def terminal(self) -> dict[str, Any] | None:
@@ -317,13 +306,13 @@ class SseRelayState:
         return b"event: response.failed\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
-def _rewrite_field(block: bytes, old: bytes, new: bytes, before: re.Pattern[bytes]) -> bytes:
-    """``block`` with the token ``old`` replaced by ``new`` where ``before`` says it is that field's value."""
+def _replace_where(block: bytes, old: bytes, new: bytes, where: Callable[[bytes, int], bool]) -> bytes:
+    """``block`` with the token ``old`` replaced by ``new`` at the offsets ``where`` accepts."""
     parts: list[bytes] = []
     done = 0
     at = block.find(old)
     while at >= 0:
-        if before.search(block, max(0, at - _LOOK_BEHIND), at):
+        if where(block, at):
             parts += (block[done:at], new)
             done = at + len(old)
         at = block.find(old, at + len(old))
@@ -331,6 +320,12 @@ def _rewrite_field(block: bytes, old: bytes, new: bytes, before: re.Pattern[byte
         return block
     parts.append(block[done:])
     return b"".join(parts)
+
+
+def _rewrite_field(block: bytes, old: bytes, new: bytes, before: re.Pattern[bytes]) -> bytes:
+    """``block`` with the token ``old`` replaced by ``new`` where ``before`` says it is that field's value."""
+    return _replace_where(block, old, new, lambda data, at: before.search(data, max(0, at - _LOOK_BEHIND), at)
+                          is not None)
 
 
 def _is_response_id(block: bytes, at: int) -> bool:
