@@ -11,15 +11,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from .appkeys import STATE
 from .appstate import GatewayState
 from .handlers import responses, service
-from .handlers.context import not_found
-from .keys import STATE
-from .recording import Observer
+from .handlers.endpoint import not_found
+from .http1 import Http1Client
+from .observability.recording import Observer
 from .reloading import Reloader, ReloadListener
 from .sources.base import ConfigSource
-from .upstream.chat import ChatTransport, StoreHolder
-from .upstream.http1 import Http1Client
+from .upstream.chat_transport import ChatTransport, StoreHolder
 from .upstream.mock import MockTransport
 from .upstream.transport import HttpTransport
 

@@ -30,8 +30,8 @@ from .config import (
     spec_checksum,
 )
 from .config.loading import config_to_data
-from .upstream.http1 import Endpoint, proxy_from_environment
-from .upstream.redaction import Redactor, credential_values, redactor_for
+from .http1 import Endpoint, proxy_from_environment
+from .redaction import Redactor, credential_values, redactor_for
 
 _MAX_SECRET_BYTES = 64 * 1024  # an API key is never this long; a bigger file is a mistake
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from modelgate_gateway.config import Strategy
-from modelgate_gateway.recording import AttemptOutcome
+from modelgate_gateway.observability.recording import AttemptOutcome
 from modelgate_gateway.runtime import ModelRuntime, Prices, TargetRuntime
 from modelgate_gateway.upstream.balancing import HealthBoard
 from modelgate_gateway.upstream.fallback import Failure

@@ -4,8 +4,8 @@ import json
 
 import tiktoken
 
-from modelgate_gateway import estimating
-from modelgate_gateway.recording import Usage
+from modelgate_gateway.observability import estimating
+from modelgate_gateway.observability.recording import Usage
 from observability_traffic import delta_block
 
 RESPONSES_USAGE = {

@@ -5,9 +5,9 @@ import json
 import pytest
 from prometheus_client import CollectorRegistry
 
-from modelgate_gateway import estimating
-from modelgate_gateway.observing import GatewayObserver
-from modelgate_gateway.recording import AttemptOutcome, AttemptRecord, Usage
+from modelgate_gateway.observability import estimating
+from modelgate_gateway.observability.observer import GatewayObserver
+from modelgate_gateway.observability.recording import AttemptOutcome, AttemptRecord, Usage
 from observability_traffic import delta_block, record
 
 EAST = {"model": "gpt-4o", "deployment": "east"}

@@ -7,7 +7,7 @@ from typing import Any
 from openai.types.responses import Response, ResponseOutputMessage, ResponseOutputText
 
 from fake_chat_upstream import ChatScript, ToolCallScript, build_completion
-from modelgate_gateway.recording import Usage
+from modelgate_gateway.observability.recording import Usage
 from modelgate_gateway.upstream.translation.responses_chatcompletions import (
     conversation_messages,
     map_usage,

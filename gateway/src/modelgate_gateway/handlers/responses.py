@@ -17,12 +17,12 @@ from aiohttp import web
 from .. import ids
 from ..appstate import GatewayState
 from ..errors import InvalidRequest, NotFound, PermissionDenied
-from ..recording import RequestRecord
+from ..observability.recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, ModelRuntime, RuntimeConfig
 from ..streaming.relay import relay_json, relay_stream
 from ..upstream.executor import Call, Opened, open_call
 from . import queryparams
-from .context import authenticate, endpoint, parse_object, read_body
+from .endpoint import authenticate, endpoint, parse_object, read_body
 
 _MAX_END_USER_CHARS = 256
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..appkeys import STATE
 from ..appstate import GatewayState
-from ..keys import STATE
-from ..recording import RequestRecord
-from .context import authenticate, endpoint, request_id_of
+from ..observability.recording import RequestRecord
+from .endpoint import authenticate, endpoint, request_id_of
 
 
 @endpoint("models")

@@ -17,10 +17,10 @@ import orjson
 from aiohttp import web
 
 from ..errors import UpstreamFailed
-from ..recording import AttemptOutcome, RequestRecord
+from ..observability.recording import AttemptOutcome, RequestRecord
+from ..observability.usage import usage_of
 from ..upstream.executor import Deadline, Opened
 from .sse import SseOverflow, SseRelayState, iter_events
-from .usage import usage_of
 
 log = logging.getLogger("modelgate.gateway.relay")
 _CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError, BrokenPipeError)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from ..upstream.redaction import Redactor
+from ..redaction import Redactor
 
 # Output deltas that count as "first token" (text, refusals, tool-call arguments).
 _DELTA_TYPES = (b"response.output_text.delta", b"response.refusal.delta",

@@ -16,13 +16,13 @@ from typing import Any
 
 from ..appstate import GatewayState
 from ..errors import GatewayError, UpstreamFailed
-from ..recording import AttemptOutcome, AttemptRecord, RequestRecord
+from ..observability.recording import AttemptOutcome, AttemptRecord, RequestRecord
+from ..redaction import Redactor
 from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig
 from .balancing import pick
-from .chat import Untranslatable
+from .chat_transport import Untranslatable
 from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds
 from .ratelimits import Waits
-from .redaction import Redactor
 from .transport import Transport, UpstreamReply, rewrite_body
 
 

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from ..http1 import Http1Client
 from ..runtime import DeploymentRuntime
-from .http1 import Http1Client
 
 _JSON = "application/json"
 

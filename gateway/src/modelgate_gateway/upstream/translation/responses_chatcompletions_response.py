@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from modelgate_gateway.recording import Usage
+from modelgate_gateway.observability.recording import Usage
 
 from .responses_chatcompletions_input import JsonDict
 
@@ -47,7 +47,7 @@ def map_usage(chat_usage: Any) -> JsonDict | None:
 
 
 def usage_record(chat_usage: Any) -> Usage | None:
-    """Chat ``usage`` -> the :class:`~modelgate_gateway.recording.Usage` metrics and cost read."""
+    """Chat ``usage`` -> the :class:`~modelgate_gateway.observability.recording.Usage` metrics and cost read."""
     mapped = map_usage(chat_usage)
     if mapped is None:
         return None

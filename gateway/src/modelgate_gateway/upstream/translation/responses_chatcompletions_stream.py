@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from modelgate_gateway.recording import Usage
+from modelgate_gateway.observability.recording import Usage
 
 from .responses_chatcompletions_input import JsonDict
 from .responses_chatcompletions_response import (

@@ -19,10 +19,10 @@ from typing import IO
 
 from prometheus_client import CollectorRegistry
 
+from ..config import GatewayConfig
 from . import estimating
 from .clienttext import safe_optional
-from .config import GatewayConfig
-from .metriclabels import ConfigView, EndUserLabels, known_label
+from .labels import ConfigView, EndUserLabels, known_label
 from .metrics import TOKEN_TYPES, Metrics
 from .pricing import UNKNOWN_PRICES, cost_usd
 from .recording import AttemptOutcome, RequestRecord, Usage

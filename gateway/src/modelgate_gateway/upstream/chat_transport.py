@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 
 from ..errors import GatewayError, InvalidRequest
+from ..http1 import Http1Client, Reply, UpstreamProtocolError
 from ..runtime import DeploymentRuntime
 from ..state import RedisConversationStore, StateStoreError, StoredResponse
-from .http1 import Http1Client, Reply, UpstreamProtocolError
 from .translation.responses_chatcompletions import (
     ChatStreamTranslator,
     UntranslatableError,

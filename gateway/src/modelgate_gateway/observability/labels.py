@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Gauge
 
+from ..config import GatewayConfig
 from .clienttext import safe_text
-from .config import GatewayConfig
 from .metrics import CounterFamily
 from .pricing import UNKNOWN_PRICES, Prices, effective_prices
 

