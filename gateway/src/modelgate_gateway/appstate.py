@@ -16,8 +16,8 @@ from .http1 import Http1Client
 from .observability.recording import Observer
 from .runtime import DeploymentRuntime, RuntimeConfig
 from .server.draining import InFlight
+from .state.holder import StoreHolder
 from .upstream.balancing import HealthBoard
-from .upstream.chat_transport import StoreHolder
 from .upstream.transport import Transport
 
 

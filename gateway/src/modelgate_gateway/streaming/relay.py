@@ -19,7 +19,8 @@ from aiohttp import web
 from ..errors import UpstreamFailed
 from ..observability.recording import AttemptOutcome, RequestRecord
 from ..observability.usage import usage_of
-from ..upstream.executor import Deadline, Opened
+from ..upstream.deadlines import Deadline
+from ..upstream.executor import Opened
 from .sse import SseOverflow, SseRelayState, iter_events
 
 log = logging.getLogger("modelgate.gateway.relay")

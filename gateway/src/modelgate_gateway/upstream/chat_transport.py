@@ -20,7 +20,8 @@ import orjson
 from ..errors import GatewayError, InvalidRequest
 from ..http1 import Http1Client, Reply, UpstreamProtocolError
 from ..runtime import DeploymentRuntime
-from ..state import RedisConversationStore, StateStoreError, StoredResponse
+from ..state import StateStoreError, StoredResponse
+from ..state.holder import StoreHolder
 from .translation.responses_chatcompletions import (
     ChatStreamTranslator,
     UntranslatableError,
@@ -51,29 +52,6 @@ def _unavailable(exc: StateStoreError) -> StateUnavailable:
     # The store's own message names hosts and ports: log it, tell the client only what failed.
     log.warning("conversation state store failed: %s", exc)
     return StateUnavailable("Conversation state is temporarily unavailable; retry later.")
-
-
-class StoreHolder:
-    """The conversation store of the current config, replaced when its Redis URL changes."""
-
-    def __init__(self) -> None:
-        self.store: RedisConversationStore | None = None
-        self.ttl_seconds = 30 * 86400
-        self._key: tuple[str | None, str | None] = (None, None)
-
-    async def configure(self, url: str | None, password: str | None, ttl_seconds: int) -> None:
-        self.ttl_seconds = ttl_seconds
-        if (url, password) == self._key:
-            return
-        old, self._key = self.store, (url, password)
-        self.store = RedisConversationStore.from_url(url, password=password) if url else None
-        if old is not None:
-            await old.close()
-
-    async def close(self) -> None:
-        if self.store is not None:
-            await self.store.close()
-            self.store = None
 
 
 class ChatTransport:
