@@ -27,6 +27,7 @@ from .metrics import TOKEN_TYPES, Metrics
 from .pricing import UNKNOWN_PRICES, cost_usd
 from .recording import AttemptOutcome, RequestRecord, Usage
 from .requestlog import Accounting, RequestLogWriter, log_line
+from .usage import usage_from_response_json
 
 logger = logging.getLogger(__name__)
 
@@ -299,7 +300,7 @@ class GatewayObserver:
         body = record.response_body if succeeded else None
         # The hot path may not have parsed usage itself: look where the upstream would put it.
         reported = (
-            estimating.usage_from_response_json(body) if body
+            usage_from_response_json(body) if body
             else estimating.usage_from_sse_blocks(record.stream_blocks) if record.stream_blocks
             else None
         )
