@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelgate_gateway.config import ConfigError, validate_data
+from modelgate_gateway.observability.pricing import Prices
 from modelgate_gateway.runtime import compile_runtime
 
 
@@ -32,7 +33,8 @@ def test_references_resolve_from_env_file_and_secret_store(tmp_path: Path, monke
     assert runtime.keys_by_digest[hashlib.sha256(b"sk-team").digest()].allows("gpt-4o")
     assert runtime.deployments["a"].base_url == "https://x.example/v1"
     assert runtime.deployments["a"].origin == "https://x.example:443"
-    assert runtime.models["gpt-4o"].prices.output_per_token == pytest.approx(10e-6)
+    # Prices are compiled once, by observability (the runtime no longer carries an unused copy).
+    assert Prices.from_pricing(runtime.config.spec.models[0].pricing).output == pytest.approx(10e-6)
 
 
 def test_azure_deployments_send_the_api_key_header(tmp_path: Path) -> None:
