@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from ..http1.eventstream import event_data
 from .recording import Usage
 from .usage import usage_from_mapping
 
@@ -103,13 +104,9 @@ def request_input_text(request_body: bytes) -> str:
 def sse_payloads(blocks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     """JSON ``data:`` payloads of raw SSE blocks (``event: …\ndata: {…}\n\n``), in order."""
     for block in blocks:
-        data = [
-            line[5:].removeprefix(b" ")
-            for line in block.replace(b"\r\n", b"\n").split(b"\n")
-            if line.startswith(b"data:")
-        ]
+        data = event_data(block)
         if data:
-            payload = _loads_dict(b"\n".join(data))
+            payload = _loads_dict(data)
             if payload is not None:
                 yield payload
 
