@@ -113,7 +113,6 @@ def traffic(round_: int) -> list[RequestRecord]:
             end_user="dave",
             client_disconnected=True,
             request_body=ABANDONED_BODY,
-            output_delta_count=3,
             stream_blocks=[delta_block(x) for x in ABANDONED_TEXT],
         ),
     ]

@@ -40,23 +40,15 @@ class DeploymentRuntime:
     name: str
     provider: Provider
     api: UpstreamApi
-    base_url: str
-    """Without trailing slash; paths like ``/responses`` are appended."""
-    origin: str
-    """scheme://host:port."""
     pool_key: str
-    """Connection-pool key: the deployment's name and origin."""
+    """Connection-pool key: the deployment's name and origin (scheme://host:port)."""
     model: str
-    headers: Mapping[str, str] = field(repr=False)
-    """Auth and extra headers, ready to send (kept out of repr: they hold the key)."""
     redactor: Redactor | None
-    """Removes those headers' secrets from upstream errors passed on to clients (None: no secrets)."""
-    query: Mapping[str, str]
+    """Removes the secrets of the deployment's headers from upstream errors passed on to clients (None: none)."""
     endpoint: Endpoint | None
-    """The prepared upstream request parts (URL, headers, timeouts); None for the mock provider."""
-    connect_seconds: float
+    """Owns what is sent: URL, auth and extra headers, query parameters, connect and read timeouts.
+    None for the mock provider."""
     first_byte_seconds: float
-    stream_idle_seconds: float
     total_seconds: float
     max_concurrent: int | None
     mock_text: str
@@ -177,17 +169,11 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
             name=dep.name,
             provider=dep.provider,
             api=dep.api,
-            base_url=base_url,
-            origin=_origin(base_url) if base_url else "mock://",
             pool_key=f"{dep.name} {_origin(base_url) if base_url else 'mock://'}",
             model=dep.model,
-            headers=headers,
             redactor=redactor_for(credential_values(key, headers)),
-            query=dict(dep.query_params),
             endpoint=endpoint,
-            connect_seconds=dep.timeouts.connect_seconds,
             first_byte_seconds=dep.timeouts.first_byte_seconds,
-            stream_idle_seconds=dep.timeouts.stream_idle_seconds,
             total_seconds=dep.timeouts.total_seconds,
             max_concurrent=dep.max_concurrent_requests,
             mock_text=mock.text if mock else "Hello from ModelGate's mock provider.",

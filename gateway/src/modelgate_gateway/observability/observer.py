@@ -306,16 +306,11 @@ class GatewayObserver:
         )
         if reported is not None:
             return reported, False
-        if not (succeeded or record.output_delta_count or record.delta_payloads):
+        if not (succeeded or record.delta_payloads):
             return None, False
         if not estimate:
             return None, True
-        usage = estimating.estimate_usage(
-            record.request_body, body, record.delta_payloads, record.stream_blocks
-        )
-        if not record.delta_payloads and record.output_delta_count > usage.output_tokens:
-            usage.output_tokens = record.output_delta_count  # deltas are ~1 token each
-        return usage, True
+        return estimating.estimate_usage(record.request_body, body, record.delta_payloads, record.stream_blocks), True
 
     def _content(self, record: RequestRecord) -> tuple[str, str]:
         return (

@@ -90,7 +90,6 @@ class RequestRecord:
     """Raw non-streaming upstream body, when there was one."""
     delta_payloads: list[bytes] = field(default_factory=list)
     """Raw ``data:`` payloads of ``response.output_text.delta`` events (stream estimation)."""
-    output_delta_count: int = 0
     stream_blocks: list[bytes] = field(default_factory=list)
     """Raw SSE blocks relayed to the client (capped); parsed only if usage must be estimated."""
 
