@@ -2,9 +2,9 @@
 
 Only this module touches sockets, signals, processes and the event loop policy. On SIGTERM (or
 SIGINT) the gateway stops accepting, lets in-flight requests and streams finish for up to the
-grace period, cuts what is left (:mod:`.draining`) and exits 0 within the grace period plus
+grace period, cuts what is left (:mod:`.server.draining`) and exits 0 within the grace period plus
 ``SHUTDOWN_OVERRUN_SECONDS``. SIGHUP re-reads the config at once. Client connections are bounded
-by :mod:`.clientconn`.
+by :mod:`.server.clientconn`.
 """
 
 from __future__ import annotations

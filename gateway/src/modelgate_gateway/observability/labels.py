@@ -5,7 +5,7 @@ one it does not, or ``_none`` when the request never got that far; :class:`Confi
 those names (and the prices keyed by them), swapped atomically on reload. ``end_user`` values
 are client-supplied: capped by :class:`EndUserLabels` and made encodable by
 :func:`.clienttext.safe_text` (one undecodable byte would otherwise fail every scrape). Used per
-request by :mod:`.observing`.
+request by :mod:`.observer`.
 """
 
 from __future__ import annotations

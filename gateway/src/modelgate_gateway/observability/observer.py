@@ -5,8 +5,8 @@ protocol: ``request_started`` when a record is created and ``request_finished`` 
 when the client side is done (abandoned streams included). The reloader calls
 ``config_loaded`` / ``config_failed``. Per-request work is dict lookups on cached label
 children and a few float operations; bodies are parsed only when usage must be estimated or
-content logging is on. Neighbours: :mod:`.metrics`, :mod:`.metriclabels`, :mod:`.pricing`,
-:mod:`.estimating`, :mod:`.requestlog`; :mod:`.metricsapp` serves the registry on ``/metrics``.
+content logging is on. Neighbours: :mod:`.metrics`, :mod:`.labels`, :mod:`.pricing`,
+:mod:`.estimating`, :mod:`.requestlog`; :mod:`.exposition` serves the registry on ``/metrics``.
 """
 
 from __future__ import annotations

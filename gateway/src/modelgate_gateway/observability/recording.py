@@ -83,7 +83,7 @@ class RequestRecord:
     """Usage the upstream reported; ``None`` when it reported none."""
     client_disconnected: bool = False
     cut_by_shutdown: bool = False
-    """The gateway's drain period ended before this request did (see :mod:`.draining`)."""
+    """The gateway's drain period ended before this request did (see :mod:`modelgate_gateway.server.draining`)."""
     request_body: bytes = b""
     """Raw client body (for token estimation and optional content logging)."""
     response_body: bytes | None = None
