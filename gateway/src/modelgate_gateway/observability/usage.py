@@ -19,10 +19,6 @@ import orjson
 
 from .recording import Usage
 
-_RESPONSES_COUNTS = ("input_tokens", "output_tokens")
-_CHAT_COUNTS = ("prompt_tokens", "completion_tokens")
-
-
 def _count(value: Any) -> int:
     return value if type(value) is int and value >= 0 else 0
 
@@ -36,14 +32,14 @@ def usage_from_mapping(usage: Any) -> Usage | None:
     """A Responses ``usage`` object, or a Chat Completions one; None when it reports no count."""
     if not isinstance(usage, dict):
         return None
-    if any(key in usage for key in _RESPONSES_COUNTS):
+    if "input_tokens" in usage or "output_tokens" in usage:  # no generator: this runs per request
         return Usage(
             input_tokens=_count(usage.get("input_tokens")),
             cached_input_tokens=_detail(usage, "input_tokens_details", "cached_tokens"),
             output_tokens=_count(usage.get("output_tokens")),
             reasoning_tokens=_detail(usage, "output_tokens_details", "reasoning_tokens"),
         )
-    if any(key in usage for key in _CHAT_COUNTS):
+    if "prompt_tokens" in usage or "completion_tokens" in usage:
         return Usage(
             input_tokens=_count(usage.get("prompt_tokens")),
             cached_input_tokens=_detail(usage, "prompt_tokens_details", "cached_tokens"),
