@@ -19,6 +19,7 @@ import orjson
 
 from .recording import Usage
 
+
 def _count(value: Any) -> int:
     return value if type(value) is int and value >= 0 else 0
 
