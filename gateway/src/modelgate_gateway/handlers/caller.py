@@ -17,7 +17,8 @@ from ..appstate import GatewayState
 from ..errors import InvalidRequest, NotFound
 from ..observability.recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, RuntimeConfig
-from ..streaming.relay import relay_json, relay_stream
+from ..streaming.answer import relay_json
+from ..streaming.relay import relay_stream
 from ..upstream.executor import Opened
 
 
@@ -68,4 +69,4 @@ async def relay_answer(request: web.Request, record: RequestRecord, caller: Call
     headers = served_headers(record, opened)
     if stream:
         return await relay_stream(request, opened, record, make_id, headers)
-    return await relay_json(opened, record, make_id, headers)
+    return await relay_json(request, opened, record, make_id, headers)
