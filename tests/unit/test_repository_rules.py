@@ -78,7 +78,7 @@ def test_operator_imports_only_the_config_seam_of_the_gateway() -> None:
 def test_upstream_http_client_imports_nothing_of_the_gateway_and_not_aiohttp() -> None:
     """The client stands alone (only relative imports inside its package), and upstream calls
     never go back to aiohttp's client by accident."""
-    package = ROOT / "gateway/src/modelgate_gateway/upstream/http1"
+    package = ROOT / "gateway/src/modelgate_gateway/http1"
     for path in package.rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
