@@ -19,14 +19,15 @@ from aiohttp import web
 from .. import ids
 from ..appstate import GatewayState
 from ..errors import InvalidRequest
-from ..recording import RequestRecord
+from ..observability.recording import RequestRecord
 from ..runtime import KeyRuntime, ModelRuntime, RuntimeConfig
 from ..streaming.answer import relay_json
 from ..streaming.jsonscan import top_level_string
 from ..upstream.executor import Call, open_call
 from . import clientheaders, conversation_ids, queryparams
-from .context import authenticate, endpoint, parse_object, read_body
-from .responses import _Caller, _model, _served_headers
+from .caller import Caller, served_headers
+from .create import _model
+from .endpoint import authenticate, endpoint, parse_object, read_body
 
 
 def _creating_model(runtime: RuntimeConfig, payload: dict[str, Any], key: KeyRuntime | None,
@@ -69,7 +70,7 @@ async def create_conversation(request: web.Request, state: GatewayState, record:
     call = Call("POST", "/conversations", payload=forwarded, raw=orjson.dumps(forwarded) if "model" in payload else raw,
                 headers=clientheaders.forwarded(request.headers, runtime.forward_headers))
     opened = await open_call(state, runtime, record, model, call)
-    response = await relay_json(request, opened, record, None, _served_headers(record, opened))
+    response = await relay_json(request, opened, record, None, served_headers(record, opened))
     body = response.body if isinstance(response, web.Response) else None
     try:
         upstream_id = orjson.loads(body).get("id") if isinstance(body, bytes) and response.status < 400 else None
@@ -77,7 +78,7 @@ async def create_conversation(request: web.Request, state: GatewayState, record:
         upstream_id = None
     if not isinstance(upstream_id, str) or not upstream_id:
         return response
-    caller = _Caller(state, runtime, key)
+    caller = Caller(state, runtime, key)
     gateway_id = ids.encode_conversation(caller.signing_key, caller.owner, opened.dep.name, upstream_id)
     return _with_gateway_id(response, upstream_id, gateway_id)
 
@@ -85,7 +86,7 @@ async def create_conversation(request: web.Request, state: GatewayState, record:
 async def _on_conversation(request: web.Request, state: GatewayState, record: RequestRecord, method: str,
                            suffix: str, defined: Mapping[str, queryparams.Check]) -> web.StreamResponse:
     runtime = state.current()
-    caller = _Caller(state, runtime, authenticate(request, runtime, record))
+    caller = Caller(state, runtime, authenticate(request, runtime, record))
     gateway_id = request.match_info["conversation_id"]
     dep, upstream_id = conversation_ids.resolve(caller.signing_key, caller.owner, runtime, gateway_id, None)
     query = queryparams.forwarded(request.query, defined)
@@ -94,7 +95,7 @@ async def _on_conversation(request: web.Request, state: GatewayState, record: Re
     if method == "POST":
         call.payload, call.raw = await _body(request, runtime, record)
     opened = await open_call(state, runtime, record, None, call)
-    response = await relay_json(request, opened, record, None, _served_headers(record, opened))
+    response = await relay_json(request, opened, record, None, served_headers(record, opened))
     return _with_gateway_id(response, upstream_id, gateway_id)
 
 

@@ -14,18 +14,19 @@ from typing import Any
 from aiohttp import web
 
 from ..appstate import GatewayState
-from ..recording import RequestRecord
+from ..observability.recording import RequestRecord
 from ..runtime import KeyRuntime, ModelRuntime, RuntimeConfig
 from ..streaming.answer import relay_json
 from ..upstream.affinity import session_of
 from ..upstream.executor import Call, open_call
 from . import clientheaders
-from .context import authenticate, endpoint, parse_object, read_body
-from .responses import _Caller, _model, _resolve, _served_headers, _serving_model, pin_conversation
+from .caller import Caller, pin_conversation, resolve_id, served_headers
+from .create import _model, _serving_model
+from .endpoint import authenticate, endpoint, parse_object, read_body
 
 
 async def _derived(request: web.Request, state: GatewayState, record: RequestRecord, path: str,
-                   model_required: bool) -> tuple[Call, _Caller, RuntimeConfig, ModelRuntime | None]:
+                   model_required: bool) -> tuple[Call, Caller, RuntimeConfig, ModelRuntime | None]:
     runtime = state.current()
     key: KeyRuntime | None = authenticate(request, runtime, record)
     raw = await read_body(request, runtime.max_body_bytes)
@@ -37,9 +38,9 @@ async def _derived(request: web.Request, state: GatewayState, record: RequestRec
         model = _model(runtime, payload, key, record)
     call = Call("POST", path, payload=payload, raw=raw, rewrite_model=model is not None,
                 headers=clientheaders.forwarded(request.headers, runtime.forward_headers))
-    caller = _Caller(state, runtime, key)
+    caller = Caller(state, runtime, key)
     if previous is not None:
-        dep, upstream_id = _resolve(caller, runtime, previous, "previous_response_id")
+        dep, upstream_id = resolve_id(caller, runtime, previous, "previous_response_id")
         if model is not None:
             model = _serving_model(runtime, model, dep, previous)
         call.pinned = dep.name
@@ -57,11 +58,11 @@ async def _derived(request: web.Request, state: GatewayState, record: RequestRec
 async def count_input_tokens(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
     call, _, runtime, model = await _derived(request, state, record, "/responses/input_tokens", False)
     opened = await open_call(state, runtime, record, model, call)
-    return await relay_json(request, opened, record, None, _served_headers(record, opened))
+    return await relay_json(request, opened, record, None, served_headers(record, opened))
 
 
 @endpoint("compact")
 async def compact_response(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
     call, caller, runtime, model = await _derived(request, state, record, "/responses/compact", True)
     opened = await open_call(state, runtime, record, model, call)
-    return await relay_json(request, opened, record, caller.make_id(opened.dep.name), _served_headers(record, opened))
+    return await relay_json(request, opened, record, caller.make_id(opened.dep.name), served_headers(record, opened))

@@ -19,26 +19,10 @@ import orjson
 from ..errors import InvalidRequest
 from ..state.conversations import Conversations
 from .translation.responses_chatcompletions import stored_input_items
-from .transport import MemoryReply, json_error
+from .transport import MemoryReply, input_items_page, json_error
 
 _MAX_NEW_ITEMS = 20  # per create or items.create call, as OpenAI
 _MAX_METADATA_KEYS = 16
-
-
-def page(items: list[dict[str, Any]], query: Mapping[str, str]) -> dict[str, Any]:
-    """One page of a list endpoint (``order`` default desc, ``after``, ``limit`` 1-100 default 20)."""
-    ordered = list(reversed(items)) if query.get("order", "desc") == "desc" else list(items)
-    after = query.get("after")
-    if after:
-        ids = [item.get("id") for item in ordered]
-        ordered = ordered[ids.index(after) + 1:] if after in ids else []
-    try:
-        limit = max(1, min(100, int(query.get("limit", "20"))))
-    except ValueError:
-        limit = 20
-    chosen = ordered[:limit]
-    return {"object": "list", "data": chosen, "has_more": len(ordered) > limit,
-            "first_id": chosen[0].get("id") if chosen else None, "last_id": chosen[-1].get("id") if chosen else None}
 
 
 def _new_items(raw: Any, param: str) -> list[dict[str, Any]]:
@@ -114,7 +98,7 @@ async def _items(store: Conversations, ttl_seconds: int, conversation: dict[str,
         await store.append(cid, added, ttl_seconds)
         return _list(added)
     if item_id is None and method == "GET":
-        return MemoryReply(200, orjson.dumps(page(await store.items(cid), query)))
+        return MemoryReply(200, orjson.dumps(input_items_page(await store.items(cid), query)))
     if item_id is not None and method == "GET":
         found = next((item for item in await store.items(cid) if item.get("id") == item_id), None)
         return MemoryReply(200, orjson.dumps(found)) if found else json_error(404, "Item not found.", "not_found")

@@ -19,12 +19,13 @@ import orjson
 
 from ..config import Provider
 from ..errors import GatewayError, InvalidRequest
-from ..estimating import estimate_chat_tokens
+from ..http1 import Http1Client, Reply, UpstreamProtocolError
+from ..observability.estimating import estimate_chat_tokens
 from ..runtime import DeploymentRuntime
-from ..state import RedisConversationStore, StateStoreError, StoredResponse
+from ..state import StateStoreError, StoredResponse
 from ..state.conversations import RedisConversations
+from ..state.holder import StoreHolder
 from . import conversations_api
-from .http1 import Http1Client, Reply, UpstreamProtocolError
 from .translation.responses_chatcompletions import (
     ChatStreamTranslator,
     UntranslatableError,
@@ -35,7 +36,7 @@ from .translation.responses_chatcompletions import (
     translate_response,
 )
 from .translation.responses_chatcompletions_compact import COMPACTION_PROMPT, compacted_response, user_items
-from .transport import NOT_STREAMABLE, MemoryReply, UpstreamReply, json_error
+from .transport import NOT_STREAMABLE, MemoryReply, UpstreamReply, input_items_page, json_error
 
 log = logging.getLogger("modelgate.gateway.chat")
 _MAX_LINE_BYTES = 8 * 1024 * 1024  # one SSE line; bigger means a broken upstream
@@ -75,29 +76,6 @@ def _note_dropped(deployment: str, dropped: list[str], request_id: str) -> None:
 
 _NOTED: set[tuple[str, str]] = set()
 _MAX_NOTED = 1024  # bounded: after this many (deployment, field) pairs, only DEBUG
-
-
-class StoreHolder:
-    """The conversation store of the current config, replaced when its Redis URL changes."""
-
-    def __init__(self) -> None:
-        self.store: RedisConversationStore | None = None
-        self.ttl_seconds = 30 * 86400
-        self._key: tuple[str | None, str | None] = (None, None)
-
-    async def configure(self, url: str | None, password: str | None, ttl_seconds: int) -> None:
-        self.ttl_seconds = ttl_seconds
-        if (url, password) == self._key:
-            return
-        old, self._key = self.store, (url, password)
-        self.store = RedisConversationStore.from_url(url, password=password) if url else None
-        if old is not None:
-            await old.close()
-
-    async def close(self) -> None:
-        if self.store is not None:
-            await self.store.close()
-            self.store = None
 
 
 class ChatTransport:
@@ -220,7 +198,7 @@ class ChatTransport:
         except StateStoreError as exc:
             raise _unavailable(exc) from None
         if method == "GET" and parts[2:] == ["input_items"]:
-            return MemoryReply(200, orjson.dumps(conversations_api.page(stored.input_items, query)))
+            return MemoryReply(200, orjson.dumps(input_items_page(stored.input_items, query)))
         if method == "GET" and query.get("stream") == "true":
             return json_error(400, NOT_STREAMABLE, param="stream")
         if method == "POST" and parts[2:] == ["cancel"]:
