@@ -13,7 +13,7 @@ import pytest
 from chart_helm import render
 from cluster_operator import eventually, mock_deployment, operator_on, operator_settings, route, route_status
 from kube_cluster import Cluster
-from modelgate_operator.publishing import KubeGateway
+from modelgate_operator.kube.client import KubeGateway
 
 
 def _base(limit: int | str) -> str:

@@ -21,9 +21,9 @@ from typing import Any
 import kopf
 
 from .errors import BaseConfigError
-from .publishing import KubeGateway, load_client_config
-from .reconciler import Reconciler, base_config_reporter, load_base, run_loop
-from .resources import GROUP, PLURAL, VERSION
+from .kube.client import KubeGateway, load_client_config
+from .reconciling.reconciler import Reconciler, base_config_reporter, load_base, run_loop
+from .rendering.resources import GROUP, PLURAL, VERSION
 from .settings import OperatorSettings
 
 _SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105

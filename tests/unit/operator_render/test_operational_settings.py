@@ -8,8 +8,8 @@ import pytest
 
 from gateway_process import free_port
 from modelgate_operator.errors import PublishError
-from modelgate_operator.publishing import KubeGateway
-from modelgate_operator.retrying import Backoff
+from modelgate_operator.kube.client import KubeGateway
+from modelgate_operator.reconciling.retrying import Backoff
 from modelgate_operator.settings import OperatorSettings, SettingsError
 
 

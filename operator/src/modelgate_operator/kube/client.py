@@ -22,9 +22,9 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError as TransportError
 from urllib3.exceptions import MaxRetryError
 
-from .errors import PublishError
-from .resources import GROUP, PLURAL, VERSION
-from .settings import OperatorSettings
+from ..errors import PublishError
+from ..rendering.resources import GROUP, PLURAL, VERSION
+from ..settings import OperatorSettings
 
 CONFIG_KEY = "config.json"
 CHECKSUM_ANNOTATION = "modelgate.dev/config-checksum"

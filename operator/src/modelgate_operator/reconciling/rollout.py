@@ -14,9 +14,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from ..kube.client import PodEndpoint
+from ..rendering.resources import RouteKey
 from .conditions import Rollout
-from .publishing import PodEndpoint
-from .resources import RouteKey
 
 # Enough to cover a rolling restart of a large gateway Deployment; older checksums are no
 # longer served anywhere in practice, and a pod on an unknown checksum counts as not serving.

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidRoute
+from ..errors import InvalidRoute
 
 GROUP = "modelgate.dev"
 VERSION = "v1alpha1"

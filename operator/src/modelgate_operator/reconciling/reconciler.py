@@ -16,17 +16,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .basefile import BaseFile
+from ..errors import BaseConfigError, PublishError
+from ..kube.client import KubeGateway, Published, secret_hash
+from ..kube.peering import blocking_peers
+from ..rendering.basefile import BaseFile
+from ..rendering.render import Rendered, SecretLookup, referenced_secrets, render
+from ..rendering.resources import GROUP, KIND, VERSION, ModelRoute, parse_route
+from ..rendering.sizing import CONFIG_TOO_LARGE, Oversize, check_size
+from ..settings import OperatorSettings
 from .conditions import ConditionChange, Rollout, Withheld, build_status, status_differs
-from .errors import BaseConfigError, PublishError
-from .peering import blocking_peers
-from .publishing import KubeGateway, Published, secret_hash
-from .rendering import Rendered, SecretLookup, referenced_secrets, render
-from .resources import GROUP, KIND, VERSION, ModelRoute, parse_route
 from .retrying import Backoff
 from .rollout import RolloutHistory, probe_all
-from .settings import OperatorSettings
-from .sizing import CONFIG_TOO_LARGE, Oversize, check_size
 
 logger = logging.getLogger("modelgate_operator")
 
