@@ -25,6 +25,7 @@ from urllib3.exceptions import MaxRetryError
 from ..errors import PublishError
 from ..rendering.resources import GROUP, PLURAL, VERSION
 from ..settings import OperatorSettings
+from .objects import PodEndpoint
 
 CONFIG_KEY = "config.json"
 CHECKSUM_ANNOTATION = "modelgate.dev/config-checksum"
@@ -55,15 +56,6 @@ class Published:
     checksum: str | None = None
     generation: int = 0
     secret_hash: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PodEndpoint:
-    """A gateway pod's /readyz address."""
-
-    name: str
-    ip: str
-    port: int
 
 
 def secret_hash(data: Mapping[str, bytes]) -> str:

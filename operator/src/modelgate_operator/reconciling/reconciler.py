@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import BaseConfigError, PublishError
 from ..kube.client import KubeGateway, Published, secret_hash
 from ..kube.peering import blocking_peers
+from ..kube.probing import probe_all
 from ..rendering.basefile import BaseFile
 from ..rendering.render import Rendered, SecretLookup, referenced_secrets, render
 from ..rendering.resources import GROUP, KIND, VERSION, ModelRoute, parse_route
@@ -26,7 +27,7 @@ from ..rendering.sizing import CONFIG_TOO_LARGE, Oversize, check_size
 from ..settings import OperatorSettings
 from .conditions import ConditionChange, Rollout, Withheld, build_status, status_differs
 from .retrying import Backoff
-from .rollout import RolloutHistory, probe_all
+from .rollout import RolloutHistory
 
 logger = logging.getLogger("modelgate_operator")
 

@@ -1,55 +1,20 @@
-"""Rollout status: which config checksum each gateway pod serves, read from its /readyz.
+"""Rollout status: how many gateway pods serve each route's current generation.
 
-Blocking (stdlib ``urllib``), so it runs in the reconciler's worker thread; pods are probed in
-parallel with a per-request timeout. A pod that does not answer counts as not serving.
-:class:`RolloutHistory` remembers which routes' generations each recent checksum contained.
+The pods report the checksum they serve (:mod:`~modelgate_operator.kube.probing`); :class:`RolloutHistory`
+remembers which routes' generations each recent checksum contained. Pure.
 """
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping
 
-from ..kube.client import PodEndpoint
 from ..rendering.resources import RouteKey
 from .conditions import Rollout
 
 # Enough to cover a rolling restart of a large gateway Deployment; older checksums are no
 # longer served anywhere in practice, and a pod on an unknown checksum counts as not serving.
 _HISTORY = 64
-_PROBE_WORKERS = 16
-
-
-def probe_checksum(pod: PodEndpoint, timeout: float) -> str | None:
-    """The checksum a pod reports as applied, or None (unreachable, not ready, bad body)."""
-    url = f"http://{pod.ip}:{pod.port}/readyz"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            body = json.loads(response.read(65536))
-    except urllib.error.HTTPError as exc:
-        try:
-            body = json.loads(exc.read(65536))
-        except ValueError:
-            return None
-        finally:
-            exc.close()
-    except (OSError, ValueError):
-        return None
-    if not isinstance(body, dict) or body.get("ready") is not True:
-        return None
-    checksum = body.get("checksum")
-    return checksum if isinstance(checksum, str) else None
-
-
-def probe_all(pods: Sequence[PodEndpoint], timeout: float) -> list[str | None]:
-    if not pods:
-        return []
-    with ThreadPoolExecutor(max_workers=min(_PROBE_WORKERS, len(pods))) as pool:
-        return list(pool.map(lambda pod: probe_checksum(pod, timeout), pods))
 
 
 class RolloutHistory:
