@@ -12,12 +12,16 @@ class OperatorError(Exception):
 
 
 class InvalidRoute(OperatorError):
-    """A ModelRoute whose spec cannot be rendered; the message tells the user what to fix."""
+    """A ModelRoute whose spec cannot be rendered, as data: where (``path``, e.g.
+    ``spec.deployments[0].baseUrl``), what is wrong (``problem``) and the Accepted condition's
+    ``reason``. Code matches on these; ``message`` (``path: problem``) is for people."""
 
-    def __init__(self, message: str, reason: str = "InvalidSpec") -> None:
-        super().__init__(message)
+    def __init__(self, path: str, problem: str, reason: str = "InvalidSpec") -> None:
+        self.path = path
+        self.problem = problem
         self.reason = reason
-        self.message = message
+        self.message = f"{path}: {problem}" if path else problem
+        super().__init__(self.message)
 
 
 class BaseConfigError(OperatorError):
