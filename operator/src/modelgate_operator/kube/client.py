@@ -1,8 +1,11 @@
-"""Every call the operator makes to the Kubernetes API, through the blocking ``kubernetes`` client.
+"""The operator's Kubernetes client: every call it makes to the API, reads and writes.
 
-The only module importing ``kubernetes``; call it from threads (sync kopf handlers or
-``asyncio.to_thread``), never from the event loop. Writes use merge patches (create on 404),
-never PUT. API failures worth retrying become :class:`~.errors.PublishError`.
+The only module importing ``kubernetes`` (an import contract checks it); it runs the blocking
+``kubernetes`` client, so call it from threads (``asyncio.to_thread``, the reconciler's worker),
+never from the event loop. Writes use merge patches (create on 404), never PUT. Every API failure
+becomes a :class:`~modelgate_operator.errors.KubeApiError` (worth retrying); a 404 is the typed
+:class:`~modelgate_operator.errors.KubeNotFound`, which the reads that expect it turn into None
+through :func:`_unless_missing`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError as TransportError
 from urllib3.exceptions import MaxRetryError
 
-from ..errors import PublishError
+from ..errors import KubeApiError, KubeNotFound
 from ..rendering.resources import GROUP, PLURAL, VERSION
 from ..settings import OperatorSettings
 from .objects import PodEndpoint
@@ -75,7 +78,8 @@ def _transport_reason(exc: TransportError) -> str:
 
 
 def _call(what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """Call the API; every failure worth retrying becomes a :class:`PublishError` (transient).
+    """Call the API; every failure becomes a :class:`KubeApiError` (transient), a 404 the
+    :class:`KubeNotFound` one.
 
     urllib3's errors (MaxRetryError when the API server is unreachable, ProtocolError on a reset
     connection, ReadTimeoutError, SSLError) are not OSErrors: they are transport failures, as
@@ -84,19 +88,23 @@ def _call(what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     try:
         return fn(*args, _request_timeout=_REQUEST_TIMEOUT, **kwargs)
     except ApiException as exc:
-        raise PublishError(f"{what}: HTTP {exc.status} {exc.reason}") from exc
+        error = KubeNotFound if exc.status == 404 else KubeApiError
+        raise error(f"{what}: HTTP {exc.status} {exc.reason}") from exc
     except TransportError as exc:
-        raise PublishError(f"{what}: API server unreachable: {_transport_reason(exc)}") from exc
+        raise KubeApiError(f"{what}: API server unreachable: {_transport_reason(exc)}") from exc
     except (OSError, ValueError) as exc:
-        raise PublishError(f"{what}: {exc}") from exc
+        raise KubeApiError(f"{what}: {exc}") from exc
 
 
-def _not_found(exc: PublishError) -> bool:
-    cause = exc.__cause__
-    return isinstance(cause, ApiException) and cause.status == 404
+def _unless_missing(what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T | None:
+    """:func:`_call`, with None when the object does not exist (HTTP 404)."""
+    try:
+        return _call(what, fn, *args, **kwargs)
+    except KubeNotFound:
+        return None
 
 
-class KubeGateway:
+class KubeClient:
     """The operator's view of the cluster: routes, Secrets, the gateway's objects and pods."""
 
     def __init__(self, settings: OperatorSettings, api: client.ApiClient | None = None) -> None:
@@ -124,13 +132,10 @@ class KubeGateway:
 
     def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """A Secret's decoded data, or None when it does not exist."""
-        try:
-            secret = _call(f"read Secret {namespace}/{name}", self.core.read_namespaced_secret,
-                           name, namespace)
-        except PublishError as exc:
-            if _not_found(exc):
-                return None
-            raise
+        secret = _unless_missing(f"read Secret {namespace}/{name}", self.core.read_namespaced_secret,
+                                 name, namespace)
+        if secret is None:
+            return None
         return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
     def read_published(self) -> Published:
@@ -147,12 +152,8 @@ class KubeGateway:
         )
 
     def _metadata(self, read: Callable[..., Any], name: str) -> Any:
-        try:
-            return _call(f"read {name}", read, name, self.settings.gateway_namespace).metadata
-        except PublishError as exc:
-            if _not_found(exc):
-                return None
-            raise
+        found = _unless_missing(f"read {name}", read, name, self.settings.gateway_namespace)
+        return found.metadata if found is not None else None
 
     def peering_statuses(self) -> list[dict[str, Any]]:
         """The ``status`` of each kopf peering object this replica peers through.
@@ -163,19 +164,14 @@ class KubeGateway:
         s = self.settings
         statuses = []
         for namespace in ([None] if s.clusterwide else list(s.namespaces)):
-            try:
-                if namespace is None:
-                    body = _call(f"read ClusterKopfPeering {s.peering}",
-                                 self.custom.get_cluster_custom_object,
-                                 PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", s.peering)
-                else:
-                    body = _call(f"read KopfPeering {namespace}/{s.peering}",
-                                 self.custom.get_namespaced_custom_object, PEERING_GROUP,
-                                 PEERING_VERSION, namespace, "kopfpeerings", s.peering)
-            except PublishError as exc:
-                if _not_found(exc):
-                    continue
-                raise
+            if namespace is None:
+                body = _unless_missing(f"read ClusterKopfPeering {s.peering}",
+                                       self.custom.get_cluster_custom_object,
+                                       PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", s.peering)
+            else:
+                body = _unless_missing(f"read KopfPeering {namespace}/{s.peering}",
+                                       self.custom.get_namespaced_custom_object, PEERING_GROUP,
+                                       PEERING_VERSION, namespace, "kopfpeerings", s.peering)
             status = body.get("status") if isinstance(body, dict) else None
             if isinstance(status, dict):
                 statuses.append(status)
@@ -208,14 +204,10 @@ class KubeGateway:
 
     def _owner_references(self) -> list[dict[str, Any]]:
         s = self.settings
-        try:
-            deployment = _call("read gateway Deployment", self.apps.read_namespaced_deployment,
-                               s.gateway_deployment, s.gateway_namespace)
-        except PublishError as exc:
-            if _not_found(exc):
-                return []  # no owner yet: objects stay until the gateway appears and owns them
-            raise
-        uid = deployment.metadata.uid if deployment.metadata else None
+        deployment = _unless_missing("read gateway Deployment", self.apps.read_namespaced_deployment,
+                                     s.gateway_deployment, s.gateway_namespace)
+        # No Deployment yet: objects stay until the gateway appears and owns them.
+        uid = deployment.metadata.uid if deployment is not None and deployment.metadata else None
         if not uid:
             return []
         return [{"apiVersion": "apps/v1", "kind": "Deployment", "name": s.gateway_deployment,
@@ -227,9 +219,8 @@ class KubeGateway:
         try:
             _call(f"patch {kind} {ns}/{name}", patch, name, ns, body, _content_type=_MERGE)
             return
-        except PublishError as exc:
-            if not _not_found(exc):
-                raise
+        except KubeNotFound:
+            pass  # not there yet: create it
         full = {"apiVersion": "v1", "kind": kind,
                 **{k: v for k, v in body.items() if v is not None}}
         full["metadata"] = {**body["metadata"], "name": name, "namespace": ns}
@@ -301,18 +292,15 @@ class KubeGateway:
             meta = _call(f"read ConfigMap {namespace}/{name}", self.core.read_namespaced_config_map,
                          name, namespace).metadata
             uid = meta.uid if meta is not None else None
-        except PublishError:
+        except KubeApiError:
             uid = None  # not readable (RBAC) or gone: the Event still names it
         obj = {"apiVersion": "v1", "kind": "ConfigMap",
                "metadata": {"name": name, "namespace": namespace, "uid": uid}}
         self.post_event(obj, "Warning", "BaseConfigRejected", message, now)
 
     def patch_route_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        try:
-            _call(f"patch status of ModelRoute {namespace}/{name}",
-                  self.custom.patch_namespaced_custom_object_status,
-                  GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)},
-                  _content_type=_MERGE)
-        except PublishError as exc:
-            if not _not_found(exc):  # deleted meanwhile: nothing to report on
-                raise
+        # Deleted meanwhile (404): nothing to report on.
+        _unless_missing(f"patch status of ModelRoute {namespace}/{name}",
+                        self.custom.patch_namespaced_custom_object_status,
+                        GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)},
+                        _content_type=_MERGE)

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import BaseConfigError, PublishError
-from ..kube.client import KubeGateway, Published, secret_hash
+from ..errors import BaseConfigError, KubeApiError
+from ..kube.client import KubeClient, Published, secret_hash
 from ..kube.peering import blocking_peers
 from ..kube.probing import probe_all
 from ..rendering.basefile import BaseFile
@@ -47,12 +47,12 @@ def load_base(settings: OperatorSettings,
     return base
 
 
-def base_config_reporter(kube: KubeGateway) -> Callable[[str], None]:
+def base_config_reporter(kube: KubeClient) -> Callable[[str], None]:
     """Posts a refused base config as a Warning Event; an Event is a courtesy, never an error."""
     def report(message: str) -> None:
         try:
             kube.post_base_config_warning(message, utc_now())
-        except PublishError as exc:
+        except KubeApiError as exc:
             logger.warning("could not post an Event about the base config: %s", exc)
     return report
 
@@ -79,7 +79,7 @@ class Reconciler:
     ``base`` is re-read on every active pass when its file changed (:mod:`.basefile`).
     """
 
-    def __init__(self, settings: OperatorSettings, kube: KubeGateway,
+    def __init__(self, settings: OperatorSettings, kube: KubeClient,
                  base: BaseFile | None, now: Callable[[], str] = utc_now,
                  peering_identity: str | None = None) -> None:
         self.settings = settings
@@ -122,7 +122,7 @@ class Reconciler:
         return found
 
     def reconcile(self) -> PassResult:
-        """One blocking pass. Raises PublishError (retry later) or BaseConfigError.
+        """One blocking pass. Raises KubeApiError (retry later) or BaseConfigError.
 
         A document over the size budget is not an error: nothing is written to the gateway's
         objects, every route it would serve reports it, and the pass ends normally, so the next
@@ -219,7 +219,7 @@ class Reconciler:
             try:
                 self.kube.post_event(ref, change.event_type, change.reason,
                                      f"{change.type}={change.status}: {change.message}", now)
-            except PublishError as exc:  # an Event is a courtesy; the status already says it
+            except KubeApiError as exc:  # an Event is a courtesy; the status already says it
                 logger.warning("could not post an Event: %s", exc)
 
 
@@ -235,7 +235,7 @@ async def run_loop(reconciler: Reconciler, wakeup: asyncio.Event) -> None:
     Only a failed pass schedules another one by itself, after a delay that doubles per consecutive
     failure (``retry_seconds``, 5 s, up to ``retry_max_seconds``, 60 s), so an API that keeps
     failing costs one attempt and one warning line per delay, not a spin. A failure talking to the
-    API (:class:`PublishError`, an unreachable API server included) is expected and logged as one
+    API (:class:`KubeApiError`, an unreachable API server included) is expected and logged as one
     line; only a surprise gets a traceback. A refused (oversized) document is a finished pass:
     retrying could not change the outcome, only a change or the resync can.
     """
@@ -259,7 +259,7 @@ async def run_loop(reconciler: Reconciler, wakeup: asyncio.Event) -> None:
         wakeup.clear()
         try:
             result = await asyncio.to_thread(reconciler.reconcile)
-        except PublishError as exc:
+        except KubeApiError as exc:
             delay = backoff.failed(exc.delay)
             logger.warning("reconcile failed, retrying in %.3gs: %s", delay, exc)
             loop.call_later(delay, wakeup.set)
