@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelgate_operator.kube.client import Published, secret_hash
+from modelgate_operator.kube.objects import Published, secret_hash
 
 
 class FakeKube:

@@ -11,12 +11,10 @@ through :func:`_unless_missing`.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from kubernetes import client, config
@@ -28,7 +26,7 @@ from urllib3.exceptions import MaxRetryError
 from ..errors import KubeApiError, KubeNotFound
 from ..rendering.resources import GROUP, PLURAL, VERSION
 from ..settings import OperatorSettings
-from .objects import PodEndpoint
+from .objects import PodEndpoint, Published, secret_hash
 
 CONFIG_KEY = "config.json"
 CHECKSUM_ANNOTATION = "modelgate.dev/config-checksum"
@@ -50,22 +48,6 @@ def load_client_config() -> None:
     except ConfigException:
         path = os.environ.get("KUBECONFIG") or None
         config.load_kube_config(config_file=path)  # type: ignore[no-untyped-call]
-
-
-@dataclass(frozen=True, slots=True)
-class Published:
-    """What the gateway's ConfigMap and Secret hold now, from their annotations."""
-
-    checksum: str | None = None
-    generation: int = 0
-    secret_hash: str | None = None
-
-
-def secret_hash(data: Mapping[str, bytes]) -> str:
-    digest = hashlib.sha256()
-    for key in sorted(data):
-        digest.update(key.encode() + b"\0" + data[key] + b"\0")
-    return "sha256:" + digest.hexdigest()
 
 
 def _transport_reason(exc: TransportError) -> str:

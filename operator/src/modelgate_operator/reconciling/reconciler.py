@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BaseConfigError, KubeApiError
-from ..kube.client import KubeClient, Published, secret_hash
+from ..kube.objects import Published, secret_hash
 from ..kube.peering import blocking_peers
 from ..kube.probing import probe_all
 from ..rendering.basefile import BaseFile
@@ -25,6 +25,7 @@ from ..rendering.render import Rendered, SecretLookup, referenced_secrets, rende
 from ..rendering.resources import GROUP, KIND, VERSION, ModelRoute, parse_route
 from ..rendering.sizing import CONFIG_TOO_LARGE, Oversize, check_size
 from ..settings import OperatorSettings
+from .cluster import Cluster
 from .conditions import ConditionChange, Rollout, Withheld, build_status, status_differs
 from .retrying import Backoff
 from .rollout import RolloutHistory
@@ -47,7 +48,7 @@ def load_base(settings: OperatorSettings,
     return base
 
 
-def base_config_reporter(kube: KubeClient) -> Callable[[str], None]:
+def base_config_reporter(kube: Cluster) -> Callable[[str], None]:
     """Posts a refused base config as a Warning Event; an Event is a courtesy, never an error."""
     def report(message: str) -> None:
         try:
@@ -79,7 +80,7 @@ class Reconciler:
     ``base`` is re-read on every active pass when its file changed (:mod:`.basefile`).
     """
 
-    def __init__(self, settings: OperatorSettings, kube: KubeClient,
+    def __init__(self, settings: OperatorSettings, kube: Cluster,
                  base: BaseFile | None, now: Callable[[], str] = utc_now,
                  peering_identity: str | None = None) -> None:
         self.settings = settings
