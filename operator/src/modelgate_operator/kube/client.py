@@ -5,7 +5,7 @@ The only module importing ``kubernetes`` (an import contract checks it); it runs
 never from the event loop. Writes use merge patches (create on 404), never PUT. Every API failure
 becomes a :class:`~modelgate_operator.errors.KubeApiError` (worth retrying); a 404 is the typed
 :class:`~modelgate_operator.errors.KubeNotFound`, which the reads that expect it turn into None
-through :func:`_unless_missing`.
+through :func:`unless_missing`.
 """
 
 from __future__ import annotations
@@ -59,9 +59,10 @@ def _transport_reason(exc: TransportError) -> str:
     return text.splitlines()[0][:200]
 
 
-def _call(what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """Call the API; every failure becomes a :class:`KubeApiError` (transient), a 404 the
-    :class:`KubeNotFound` one.
+def call_api(what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Call the API through a method of the ``kubernetes`` client, with a timeout; every failure
+    becomes a :class:`KubeApiError` (transient), a 404 the :class:`KubeNotFound` one. Public so
+    that every client of the operator (routes here, other resources elsewhere) fails the same way.
 
     urllib3's errors (MaxRetryError when the API server is unreachable, ProtocolError on a reset
     connection, ReadTimeoutError, SSLError) are not OSErrors: they are transport failures, as
@@ -78,10 +79,10 @@ def _call(what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         raise KubeApiError(f"{what}: {exc}") from exc
 
 
-def _unless_missing(what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T | None:
-    """:func:`_call`, with None when the object does not exist (HTTP 404)."""
+def unless_missing(what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T | None:
+    """:func:`call_api`, with None when the object does not exist (HTTP 404)."""
     try:
-        return _call(what, fn, *args, **kwargs)
+        return call_api(what, fn, *args, **kwargs)
     except KubeNotFound:
         return None
 
@@ -101,12 +102,12 @@ class KubeClient:
     def list_routes(self) -> list[dict[str, Any]]:
         """Every ModelRoute in scope, as plain dicts (all namespaces, or the configured ones)."""
         if self.settings.clusterwide:
-            found: Any = _call("list ModelRoutes", self.custom.list_cluster_custom_object,
+            found: Any = call_api("list ModelRoutes", self.custom.list_cluster_custom_object,
                                GROUP, VERSION, PLURAL)
             return list(found.get("items", []))
         items: list[dict[str, Any]] = []
         for namespace in self.settings.namespaces:
-            found = _call(f"list ModelRoutes in {namespace}",
+            found = call_api(f"list ModelRoutes in {namespace}",
                           self.custom.list_namespaced_custom_object,
                           GROUP, VERSION, namespace, PLURAL)
             items.extend(found.get("items", []))
@@ -114,7 +115,7 @@ class KubeClient:
 
     def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """A Secret's decoded data, or None when it does not exist."""
-        secret = _unless_missing(f"read Secret {namespace}/{name}", self.core.read_namespaced_secret,
+        secret = unless_missing(f"read Secret {namespace}/{name}", self.core.read_namespaced_secret,
                                  name, namespace)
         if secret is None:
             return None
@@ -134,7 +135,7 @@ class KubeClient:
         )
 
     def _metadata(self, read: Callable[..., Any], name: str) -> Any:
-        found = _unless_missing(f"read {name}", read, name, self.settings.gateway_namespace)
+        found = unless_missing(f"read {name}", read, name, self.settings.gateway_namespace)
         return found.metadata if found is not None else None
 
     def peering_statuses(self) -> list[dict[str, Any]]:
@@ -147,11 +148,11 @@ class KubeClient:
         statuses = []
         for namespace in ([None] if s.clusterwide else list(s.namespaces)):
             if namespace is None:
-                body = _unless_missing(f"read ClusterKopfPeering {s.peering}",
+                body = unless_missing(f"read ClusterKopfPeering {s.peering}",
                                        self.custom.get_cluster_custom_object,
                                        PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", s.peering)
             else:
-                body = _unless_missing(f"read KopfPeering {namespace}/{s.peering}",
+                body = unless_missing(f"read KopfPeering {namespace}/{s.peering}",
                                        self.custom.get_namespaced_custom_object, PEERING_GROUP,
                                        PEERING_VERSION, namespace, "kopfpeerings", s.peering)
             status = body.get("status") if isinstance(body, dict) else None
@@ -163,7 +164,7 @@ class KubeClient:
         """Running gateway pods with an IP and a container port named ``http``."""
         s = self.settings
         selector = ",".join(f"{k}={v}" for k, v in sorted(s.pod_selector.items()))
-        pods = _call("list gateway pods", self.core.list_namespaced_pod, s.gateway_namespace,
+        pods = call_api("list gateway pods", self.core.list_namespaced_pod, s.gateway_namespace,
                      label_selector=selector)
         found = []
         for pod in pods.items or []:
@@ -186,7 +187,7 @@ class KubeClient:
 
     def _owner_references(self) -> list[dict[str, Any]]:
         s = self.settings
-        deployment = _unless_missing("read gateway Deployment", self.apps.read_namespaced_deployment,
+        deployment = unless_missing("read gateway Deployment", self.apps.read_namespaced_deployment,
                                      s.gateway_deployment, s.gateway_namespace)
         # No Deployment yet: objects stay until the gateway appears and owns them.
         uid = deployment.metadata.uid if deployment is not None and deployment.metadata else None
@@ -199,7 +200,7 @@ class KubeClient:
                 create: Callable[..., Any], patch: Callable[..., Any]) -> None:
         ns = self.settings.gateway_namespace
         try:
-            _call(f"patch {kind} {ns}/{name}", patch, name, ns, body, _content_type=_MERGE)
+            call_api(f"patch {kind} {ns}/{name}", patch, name, ns, body, _content_type=_MERGE)
             return
         except KubeNotFound:
             pass  # not there yet: create it
@@ -208,7 +209,7 @@ class KubeClient:
         full["metadata"] = {**body["metadata"], "name": name, "namespace": ns}
         if kind == "Secret":
             full["data"] = {k: v for k, v in body["data"].items() if v is not None}
-        _call(f"create {kind} {ns}/{name}", create, ns, full)
+        call_api(f"create {kind} {ns}/{name}", create, ns, full)
 
     def publish_secret(self, data: Mapping[str, bytes], previous_keys: set[str]) -> str:
         """Write the upstream-keys Secret; keys no longer needed are removed. Returns its hash."""
@@ -261,7 +262,7 @@ class KubeClient:
             "reportingComponent": "modelgate-operator",
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
         }
-        _call(f"post Event for {namespace}/{meta.get('name')}",
+        call_api(f"post Event for {namespace}/{meta.get('name')}",
               self.core.create_namespaced_event, namespace, body)
 
     def post_base_config_warning(self, message: str, now: str) -> None:
@@ -271,7 +272,7 @@ class KubeClient:
             return
         namespace, name = ref
         try:  # with its uid, `kubectl describe configmap` finds the Event
-            meta = _call(f"read ConfigMap {namespace}/{name}", self.core.read_namespaced_config_map,
+            meta = call_api(f"read ConfigMap {namespace}/{name}", self.core.read_namespaced_config_map,
                          name, namespace).metadata
             uid = meta.uid if meta is not None else None
         except KubeApiError:
@@ -282,7 +283,7 @@ class KubeClient:
 
     def patch_route_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         # Deleted meanwhile (404): nothing to report on.
-        _unless_missing(f"patch status of ModelRoute {namespace}/{name}",
+        unless_missing(f"patch status of ModelRoute {namespace}/{name}",
                         self.custom.patch_namespaced_custom_object_status,
                         GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)},
                         _content_type=_MERGE)
