@@ -97,4 +97,4 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
         dep, conversation_id, conversation = pin_conversation(caller, runtime, payload, call)
         model = _serving_model(runtime, model, dep, conversation_id, "conversation_id")
     opened = await open_call(state, runtime, record, model, call)
-    return await relay_answer(request, record, caller, opened, stream, conversation)
+    return await relay_answer(request, record, caller, opened, stream, conversation, previous=previous is not None)
