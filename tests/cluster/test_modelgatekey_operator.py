@@ -16,7 +16,7 @@ from cluster_operator import eventually, operator_on, operator_settings
 from kube_cluster import ApiError, Cluster
 from modelgate_operator.keys.client import KeyClient
 from modelgate_operator.keys.resources import parse_key
-from modelgate_operator.publishing import KubeGateway
+from modelgate_operator.kube.client import KubeClient
 
 KEY_API = "modelgate.dev/v1alpha1"
 RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
@@ -82,7 +82,7 @@ def test_chart_rbac_allows_the_key_calls(cluster: Cluster, namespace: str, scope
     account = next(o for o in ours if o["kind"] == "ServiceAccount")["metadata"]["name"]
     token = cluster.service_account_token(namespace, account, create=False)
     created = cluster.apply(_key("bot", generateSecret=True), namespace)
-    client = KeyClient(KubeGateway(operator_settings(namespace), cluster.api_client(token=token)))
+    client = KeyClient(KubeClient(operator_settings(namespace), cluster.api_client(token=token)))
     [body] = [b for b in client.list_keys() if b["metadata"]["name"] == "bot"]
     key = parse_key(body, "modelgate")
     assert key.uid == created["metadata"]["uid"]

@@ -29,7 +29,7 @@ from aiohttp import web
 from gateway_harness import API_KEY, GatewayHarness, config_doc, deployment
 from misbehaving_upstream import Fault, MisbehavingUpstream
 from modelgate_gateway.app import RELOADER
-from modelgate_gateway.clientconn import ClientLimits, ConnectionGuard, GuardedSite
+from modelgate_gateway.server.clientconn import ClientLimits, ConnectionGuard, GuardedSite
 from raw_http_server import eventually
 from reference_cycles import left_in_cycles, run_on_uvloop
 

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from modelgate_gateway import ids
 from modelgate_gateway.app import RELOADER, make_app, make_state
 from modelgate_gateway.appstate import GatewayState
-from modelgate_gateway.observing import GatewayObserver
+from modelgate_gateway.observability.observer import GatewayObserver
 from modelgate_gateway.sources.files import FileSource
 
 API_KEY = "sk-test-gateway-key"
@@ -34,6 +34,12 @@ def gateway_id(upstream_id: str, deployment: str) -> str:
     """The id the gateway hands the test key (``API_KEY``, key ``test``, no tenant) for an upstream id."""
     key = SIGNING_KEY.encode()
     return ids.encode(key, ids.owner_tag(key, ids.key_owner("test", None)), deployment, upstream_id)
+
+
+def gateway_conversation_id(upstream_id: str, deployment: str) -> str:
+    """The conversation id the gateway hands the test key for an upstream conversation id."""
+    key = SIGNING_KEY.encode()
+    return ids.encode_conversation(key, ids.owner_tag(key, ids.key_owner("test", None)), deployment, upstream_id)
 
 
 def deployment(name: str, base_url: str, **extra: Any) -> dict[str, Any]:

@@ -21,11 +21,12 @@ from typing import Any
 import kopf
 
 from .errors import BaseConfigError
+from .keys.client import KeyClient
 from .keys.reconciling import Keys
 from .keys.resources import PLURAL as KEY_PLURAL
-from .publishing import KubeGateway, load_client_config
-from .reconciler import Reconciler, base_config_reporter, load_base, run_loop
-from .resources import GROUP, PLURAL, VERSION
+from .kube.client import KubeClient, load_client_config
+from .reconciling.reconciler import Reconciler, base_config_reporter, load_base, run_loop
+from .rendering.resources import GROUP, PLURAL, VERSION
 from .settings import OperatorSettings
 
 _SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105
@@ -86,7 +87,7 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     # Events would only add noise.
     settings.posting.level = logging.WARNING
     await asyncio.to_thread(load_client_config)
-    kube = KubeGateway(ours)
+    kube = KubeClient(ours)
     report = base_config_reporter(kube)
     try:
         base = load_base(ours, on_refused=report)
@@ -96,7 +97,7 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     identity = memo.get("peering_identity")  # set by main.py; absent in standalone runs
     reconciler = Reconciler(ours, kube, base,
                             peering_identity=identity if isinstance(identity, str) else None,
-                            keys=Keys(kube))
+                            keys=Keys(KeyClient(kube), ours))
     runtime = Runtime(settings=ours, reconciler=reconciler, wakeup=asyncio.Event())
     runtime.task = asyncio.create_task(run_loop(runtime.reconciler, runtime.wakeup))
     memo["modelgate_runtime"] = runtime

@@ -12,7 +12,7 @@ from modelgate_gateway.governance import estimates
 from modelgate_gateway.governance.answers import duration, rate_headers
 from modelgate_gateway.governance.ledger import Counts
 from modelgate_gateway.governance.policy import NANO_USD, compile_policy
-from modelgate_gateway.recording import Usage
+from modelgate_gateway.observability.recording import Usage
 
 
 def ms(*args: int) -> int:

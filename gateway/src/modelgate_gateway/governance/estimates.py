@@ -13,8 +13,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..pricing import UNKNOWN_PRICES, cost_usd
-from ..recording import Usage
+from ..observability.pricing import UNKNOWN_PRICES, cost_usd
+from ..observability.recording import Usage
 from .policy import NANO_USD, GovernancePolicy
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..config import RedisFailurePolicy, counters
-from ..recording import RequestRecord
+from ..observability.recording import RequestRecord
 from ..runtime import KeyRuntime, RuntimeConfig
 from . import estimates
 from .answers import LimitsUnavailable, denial_error, rate_headers

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..config import BudgetWindow, GatewayConfig, RedisFailurePolicy, UsageLimits
-from ..pricing import Prices, effective_prices
+from ..observability.pricing import Prices, effective_prices
 
 NANO_USD = 1_000_000_000
 """Redis counts spend in integer nano-dollars: exact sums, no float drift across millions of requests."""

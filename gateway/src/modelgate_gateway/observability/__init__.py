@@ -1,1 +1,2 @@
-"""What the gateway tells about itself: metrics, cost, request log."""
+"""Seeing what the gateway does: request records, the observer, metrics and their exposition, the request log,
+pricing and token estimates."""

@@ -9,21 +9,41 @@ so failing over is invisible to it. After that the caller owns the reply (see
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
-from ..appstate import GatewayState
+from ..config import UpstreamApi
 from ..errors import GatewayError, UpstreamFailed
-from ..recording import AttemptOutcome, AttemptRecord, RequestRecord
-from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig
-from .balancing import pick
-from .chat import Untranslatable
+from ..observability.recording import AttemptOutcome, AttemptRecord, Observer, RequestRecord
+from ..redaction import Redactor
+from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig, TargetRuntime
+from .affinity import pick_for_session, ranked, strip_org_bound
+from .balancing import HealthBoard, pick
+from .chat_transport import Untranslatable
+from .deadlines import Deadline
 from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds
 from .ratelimits import Waits
-from .redaction import Redactor
 from .transport import Transport, UpstreamReply, rewrite_body
+
+
+class ExecutorDeps(Protocol):
+    """What the executor uses of the process's shared state (``appstate.GatewayState`` is one):
+    health and deferrals, the observer for health changes, the balancing dice, and the transport
+    for a deployment. Narrow on purpose: the executor sits below the application state."""
+
+    @property
+    def board(self) -> HealthBoard: ...
+
+    @property
+    def observer(self) -> Observer: ...
+
+    @property
+    def rng(self) -> random.Random: ...
+
+    def transport(self, dep: DeploymentRuntime) -> Transport: ...
 
 
 @dataclass(slots=True)
@@ -41,6 +61,16 @@ class Call:
     updates: dict[str, Any] = field(default_factory=dict)
     rewrite_model: bool = False
     """Send each deployment's own upstream model name (create calls)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Client headers to pass on (``spec.forwardHeaders``)."""
+    session: str | None = None
+    """The session the request names (:mod:`.affinity`): the model's deployment is chosen by it."""
+    ranking: tuple[tuple[TargetRuntime, ...], tuple[str, ...]] | None = None
+    """The session's ranking of the targets it was last computed for (a model's fallbacks have others)."""
+    home: str | None = None
+    """The session's own deployment (first in its ranking); set by :func:`open_call`."""
+    home_org: str | None = None
+    """Its organisation: a deployment of another gets the request without organisation-bound items."""
 
 
 @dataclass(slots=True)
@@ -51,7 +81,7 @@ class Opened:
     attempt: AttemptRecord
     first_chunk: bytes
     deadline: float
-    state: GatewayState
+    state: ExecutorDeps
 
     def finish(self, outcome: AttemptOutcome, record: RequestRecord | None = None) -> None:
         """The attempt ended (stream over, body read, or failed mid-way); update health."""
@@ -62,45 +92,6 @@ class Opened:
         self.attempt.duration_seconds = now - self.attempt.started_at
         if outcome is AttemptOutcome.STREAM_ERROR and self.model is not None:
             _note_failure(self.state, self.model, self.dep.name, now, record)
-
-
-class Deadline:
-    """Cancel the current task at a time; tell that cancellation apart from any other.
-
-    The mechanism of ``asyncio.timeout`` (one timer handle that cancels the task, undone with
-    ``uncancel``) without its context-manager object: a request has two such scopes (first byte,
-    then the rest of the answer) and ``asyncio.timeout`` costs ~5 µs each against ~1.3 µs for a
-    bare ``call_at`` + ``cancel``. The caller turns a ``CancelledError`` into its timeout when
-    :meth:`disarm` says the deadline fired.
-    """
-
-    __slots__ = ("_cancelling", "_expired", "_handle", "_task")
-
-    def __init__(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task(loop)
-        assert task is not None  # only used from request handlers
-        self._task = task
-        self._cancelling = task.cancelling()
-        self._expired = False
-        self._handle: asyncio.TimerHandle | None = loop.call_at(loop.time() + seconds, self._expire)
-
-    def _expire(self) -> None:
-        self._handle = None
-        self._expired = True
-        self._task.cancel()
-
-    def disarm(self) -> bool:
-        """Stop the timer; True when it fired and its cancellation is the one in flight."""
-        handle = self._handle
-        if handle is not None:
-            self._handle = None
-            handle.cancel()
-            return False
-        if not self._expired:
-            return False
-        self._expired = False
-        return self._task.uncancel() <= self._cancelling
 
 
 class PassThrough(GatewayError):
@@ -121,7 +112,7 @@ class PassThrough(GatewayError):
             self.content_type = redactor.text(self.content_type)
 
 
-def _note_failure(state: GatewayState, model: ModelRuntime, name: str, now: float,
+def _note_failure(state: ExecutorDeps, model: ModelRuntime, name: str, now: float,
                   record: RequestRecord | None) -> None:
     if state.board.record_failure(name, now, model.cooldown_failures, model.cooldown_seconds):
         if record is not None:
@@ -129,12 +120,14 @@ def _note_failure(state: GatewayState, model: ModelRuntime, name: str, now: floa
         state.observer.deployment_health(name, True)
 
 
-async def _attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, record: RequestRecord,
+async def _attempt(state: ExecutorDeps, dep: DeploymentRuntime, call: Call, record: RequestRecord,
                    deadline: float) -> tuple[UpstreamReply, bytes]:
     """One try; raises _Failed with a classified failure, or PassThrough for a client error."""
     raw, payload = call.raw, call.payload
     if payload is not None:
         updates = {**call.updates, "model": dep.model} if call.rewrite_model else call.updates
+        if call.home_org is not None and dep.organization != call.home_org:
+            updates = _strip_for(dep, payload, updates, record)
         if updates:
             raw = rewrite_body(payload, raw, updates) if raw is not None else None
             payload = {**payload, **updates}
@@ -153,12 +146,22 @@ async def _attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, reco
         timer.disarm()
 
 
+def _strip_for(dep: DeploymentRuntime, payload: dict[str, Any], updates: dict[str, Any],
+               record: RequestRecord) -> dict[str, Any]:
+    """The session moved to another organisation: its encrypted items would fail there, so leave them out."""
+    stripped = strip_org_bound(payload.get("input"), keep_bridge_items=dep.api is UpstreamApi.CHAT_COMPLETIONS)
+    if stripped is None:
+        return updates
+    record.stripped_items += ((dep.name, stripped[1]),)
+    return {**updates, "input": stripped[0]}
+
+
 async def _exchange(transport: Transport, dep: DeploymentRuntime, call: Call,
                     payload: dict[str, Any] | None, raw: bytes | None,
                     request_id: str) -> tuple[UpstreamReply, bytes]:
     """Send, then wait for the status (and a stream's first chunk); inside the first-byte deadline."""
     reply = await transport.open(dep, call.method, call.path, payload=payload, raw=raw,
-                                 query=call.query, request_id=request_id)
+                                 query=call.query, request_id=request_id, headers=call.headers)
     outcome = outcome_for_status(reply.status)
     if outcome is not AttemptOutcome.SUCCESS:
         try:
@@ -193,7 +196,7 @@ def _candidate_models(runtime: RuntimeConfig, model: ModelRuntime) -> list[Model
     return [model] + [runtime.models[name] for name in model.fallbacks if name in runtime.models]
 
 
-async def open_call(state: GatewayState, runtime: RuntimeConfig, record: RequestRecord,
+async def open_call(state: ExecutorDeps, runtime: RuntimeConfig, record: RequestRecord,
                     model: ModelRuntime | None, call: Call) -> Opened:
     """Try deployments until one answers; raise the right GatewayError when none does.
 
@@ -208,9 +211,7 @@ async def open_call(state: GatewayState, runtime: RuntimeConfig, record: Request
     failures: list[Failure] = []
     tried: set[str] = set()
     unservable: Untranslatable | None = None
-    models: list[ModelRuntime | None] = [model]
-    if model is not None and call.pinned is None:
-        models = list(_candidate_models(runtime, model))
+    models = _chain(runtime, model, call)
     index = 0
     waits: Waits | None = None  # made on the first failure: the success path needs none
     while len(record.attempts) < max_attempts:
@@ -232,8 +233,8 @@ async def open_call(state: GatewayState, runtime: RuntimeConfig, record: Request
         dep = runtime.deployments[name]
         tried.add(name)
         try:
-            return await _run_attempt(state, dep, call, record, current, deadline,
-                                      retry_after_cap=runtime.retry_after_caps[name])
+            return _noted(await _run_attempt(state, dep, call, record, current, deadline,
+                                             retry_after_cap=runtime.retry_after_caps[name]), call, record)
         except _Failed as exc:
             failures.append(exc.failure)
         except Untranslatable as exc:  # another deployment (another upstream API) may serve it
@@ -250,13 +251,30 @@ async def open_call(state: GatewayState, runtime: RuntimeConfig, record: Request
     raise exhausted_error(summary, len(record.attempts), retry_after)
 
 
-def _waits(state: GatewayState, models: list[ModelRuntime | None], call: Call, model: ModelRuntime | None,
+def _chain(runtime: RuntimeConfig, model: ModelRuntime | None, call: Call) -> list[ModelRuntime | None]:
+    """The models to try in order; for a session, also its own deployment and organisation."""
+    if model is None or call.pinned is not None:
+        return [model]
+    if call.session is not None:
+        call.ranking = (model.targets, ranked(call.session, model.targets))
+        call.home = call.ranking[1][0]
+        call.home_org = runtime.deployments[call.home].organization
+    return list(_candidate_models(runtime, model))
+
+
+def _noted(opened: Opened, call: Call, record: RequestRecord) -> Opened:
+    if call.home is not None:
+        record.affinity = "hit" if opened.dep.name == call.home else "moved"
+    return opened
+
+
+def _waits(state: ExecutorDeps, models: list[ModelRuntime | None], call: Call, model: ModelRuntime | None,
            deadline: float) -> Waits:
     max_wait = model.max_retry_after_seconds if model is not None else 0.0
     return Waits(state.board, models, call.pinned, deadline, max_wait)
 
 
-def _next_target(state: GatewayState, runtime: RuntimeConfig, call: Call, current: ModelRuntime | None,
+def _next_target(state: ExecutorDeps, runtime: RuntimeConfig, call: Call, current: ModelRuntime | None,
                  tried: set[str]) -> str | None:
     pinned = call.pinned
     if pinned is not None:
@@ -268,11 +286,17 @@ def _next_target(state: GatewayState, runtime: RuntimeConfig, call: Call, curren
         return pinned
     if current is None:
         return None
+    session = call.session
+    if session is not None:
+        if call.ranking is None or call.ranking[0] is not current.targets:
+            call.ranking = (current.targets, ranked(session, current.targets))
+        return pick_for_session(call.ranking[1], state.board, now=time.monotonic(), exclude=tried,
+                                capacity=lambda n: _has_capacity(state, runtime, n))
     return pick(current.strategy, current.targets, state.board, now=time.monotonic(),
                 rng=state.rng, exclude=tried, capacity=lambda n: _has_capacity(state, runtime, n))
 
 
-def _defer(state: GatewayState, record: RequestRecord, failure: Failure, cap: float, now: float) -> Failure:
+def _defer(state: ExecutorDeps, record: RequestRecord, failure: Failure, cap: float, now: float) -> Failure:
     """Take a deployment out of rotation for its Retry-After, cut to the cap (an absurd value must
     not eject it for good), and show it: the health gauge at once, the deferral counter per request."""
     name, asked = failure.deployment, failure.retry_after or 0.0
@@ -285,14 +309,14 @@ def _defer(state: GatewayState, record: RequestRecord, failure: Failure, cap: fl
     return failure if delay == asked else replace(failure, retry_after=delay)
 
 
-def _has_capacity(state: GatewayState, runtime: RuntimeConfig, name: str) -> bool:
+def _has_capacity(state: ExecutorDeps, runtime: RuntimeConfig, name: str) -> bool:
     dep = runtime.deployments.get(name)
     if dep is None:
         return False
     return dep.max_concurrent is None or state.board.get(name).outstanding < dep.max_concurrent
 
 
-async def _run_attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, record: RequestRecord,
+async def _run_attempt(state: ExecutorDeps, dep: DeploymentRuntime, call: Call, record: RequestRecord,
                        model: ModelRuntime | None, deadline: float, *, retry_after_cap: float) -> Opened:
     started = time.monotonic()
     attempt = AttemptRecord(model=model.name if model else (record.model or ""), deployment=dep.name,

@@ -8,13 +8,14 @@ one with a translator. The executor and relay never know which one they hold.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
 
+from ..errors import error_body
+from ..http1 import Http1Client
 from ..runtime import DeploymentRuntime
-from .http1 import Http1Client
 
 _JSON = "application/json"
 
@@ -46,7 +47,9 @@ class Transport(Protocol):
         raw: bytes | None,
         query: Mapping[str, str] | None,
         request_id: str,
-    ) -> UpstreamReply: ...
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> UpstreamReply:
+        """``headers``: the client's headers to pass on (``spec.forwardHeaders``), already checked."""
 
 
 class MemoryReply:
@@ -83,8 +86,24 @@ NOT_STREAMABLE = ("Only responses created with background=true can be streamed w
 
 
 def json_error(status: int, message: str, code: str | None = None, param: str | None = None) -> MemoryReply:
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
-    return MemoryReply(status, orjson.dumps(body))
+    """An answer a local transport (mock, chat state) gives as its upstream would: the gateway's one envelope."""
+    return MemoryReply(status, error_body(message, "invalid_request_error", param, code))
+
+
+def input_items_page(items: list[dict[str, Any]], query: Mapping[str, str]) -> dict[str, Any]:
+    """One page of a stored response's input items, as the Responses API pages them (order, after, limit)."""
+    ordered = list(reversed(items)) if query.get("order", "desc") == "desc" else list(items)
+    after = query.get("after")
+    if after:
+        ids = [item.get("id") for item in ordered]
+        ordered = ordered[ids.index(after) + 1:] if after in ids else []
+    try:
+        limit = max(1, min(100, int(query.get("limit", "20"))))
+    except ValueError:
+        limit = 20
+    page = ordered[:limit]
+    return {"object": "list", "data": page, "has_more": len(ordered) > limit,
+            "first_id": page[0].get("id") if page else None, "last_id": page[-1].get("id") if page else None}
 
 
 class HttpTransport:
@@ -103,15 +122,23 @@ class HttpTransport:
         raw: bytes | None,
         query: Mapping[str, str] | None,
         request_id: str,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> UpstreamReply:
         assert dep.endpoint is not None  # every provider but the mock has a base URL
         body = None
         if payload is not None:
             body = raw if raw is not None else orjson.dumps(payload)
+        extra: Sequence[tuple[str, str]] = (("X-Client-Request-Id", request_id), ("X-Request-Id", request_id))
+        if headers:
+            extra = (*extra, *_not_configured(headers, dep.endpoint.header_names))
         return await self._client.send(
             dep.endpoint, method, path, body=body, content_type=_JSON if body is not None else None,
-            extra_headers=(("X-Client-Request-Id", request_id), ("X-Request-Id", request_id)),
-            query=query, pool_key=dep.pool_key)
+            extra_headers=extra, query=query, pool_key=dep.pool_key)
+
+
+def _not_configured(headers: Sequence[tuple[str, str]], configured: frozenset[str]) -> list[tuple[str, str]]:
+    """The client's headers but those the deployment sets itself (its own win, and are not sent twice)."""
+    return [(name, value) for name, value in headers if name.lower() not in configured]
 
 
 def rewrite_body(payload: dict[str, Any], raw: bytes, updates: Mapping[str, Any]) -> bytes:

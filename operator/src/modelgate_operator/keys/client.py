@@ -1,7 +1,7 @@
 """The API calls of ModelGateKeys: list them, generate a missing Secret, write their status.
 
 Kubernetes client module (blocking; call from the reconcile thread). Errors are the publisher's
-:class:`~..errors.PublishError` (retry later); a missing ModelGateKey CRD is no error: an operator
+:class:`~..errors.KubeApiError` (retry later); a missing ModelGateKey CRD is no error: an operator
 installed before it serves the base config's keys alone, and says so once.
 """
 
@@ -13,8 +13,8 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import PublishError
-from ..publishing import KubeGateway, _call, _not_found
+from ..errors import KubeNotFound
+from ..kube.client import KubeClient, call_api
 from .resources import GROUP, KIND, PLURAL, VERSION, GateKey
 
 log = logging.getLogger("modelgate_operator.keys")
@@ -23,7 +23,7 @@ GENERATED_PREFIX = "sk-mg-"
 
 
 class KeyClient:
-    def __init__(self, kube: KubeGateway) -> None:
+    def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
         self._crd_missing = False
 
@@ -32,23 +32,24 @@ class KeyClient:
         custom = self.kube.custom
         try:
             if s.clusterwide:
-                found: Any = _call("list ModelGateKeys", custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
+                found: Any = call_api("list ModelGateKeys", custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
                 items = list(found.get("items", []))
             else:
                 items = []
                 for namespace in s.namespaces:
-                    found = _call(f"list ModelGateKeys in {namespace}", custom.list_namespaced_custom_object,
+                    found = call_api(f"list ModelGateKeys in {namespace}", custom.list_namespaced_custom_object,
                                   GROUP, VERSION, namespace, PLURAL)
                     items.extend(found.get("items", []))
-        except PublishError as exc:
-            if not _not_found(exc):
-                raise
+        except KubeNotFound:
             if not self._crd_missing:
                 log.warning("the ModelGateKey CRD is not installed: only the base config's keys are served")
             self._crd_missing = True
             return []
         self._crd_missing = False
         return items
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        return self.kube.read_secret(namespace, name)
 
     def generate_secret(self, key: GateKey) -> dict[str, bytes]:
         """Create the key's Secret with a random key, owned by the ModelGateKey; returns its data."""
@@ -59,16 +60,15 @@ class KeyClient:
                              "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
                                                   "name": key.name, "uid": key.uid}]},
                 "data": {key.secret_key: base64.b64encode(value).decode()}}
-        _call(f"create Secret {key.namespace}/{key.secret_name}", self.kube.core.create_namespaced_secret,
+        call_api(f"create Secret {key.namespace}/{key.secret_name}", self.kube.core.create_namespaced_secret,
               key.namespace, body)
         log.info("generated the key of ModelGateKey %s/%s in Secret %s", key.namespace, key.name, key.secret_name)
         return {key.secret_key: value}
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         try:
-            _call(f"patch status of ModelGateKey {namespace}/{name}",
-                  self.kube.custom.patch_namespaced_custom_object_status,
-                  GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}, _content_type=_MERGE)
-        except PublishError as exc:
-            if not _not_found(exc):  # deleted meanwhile
-                raise
+            call_api(f"patch status of ModelGateKey {namespace}/{name}",
+                     self.kube.custom.patch_namespaced_custom_object_status,
+                     GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}, _content_type=_MERGE)
+        except KubeNotFound:  # deleted meanwhile
+            pass

@@ -13,18 +13,30 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from modelgate_gateway.config import GatewayConfig
 
-from ..publishing import KubeGateway
-from .client import KeyClient
+from ..settings import OperatorSettings
 from .rendering import KeyVerdict, SecretLookup, add_keys
 from .resources import GateKey, KeyRef, parse_key
 from .spend import SpendReader
 from .status import Spend, build_status
 
 log = logging.getLogger("modelgate_operator.keys")
+
+
+class KeyApi(Protocol):
+    """The API calls of a pass's keys (:class:`.client.KeyClient`); a Protocol, so the reconcile loop
+    never imports the Kubernetes client."""
+
+    def list_keys(self) -> list[dict[str, Any]]: ...
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None: ...
+
+    def generate_secret(self, key: GateKey) -> dict[str, bytes]: ...
+
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -47,15 +59,16 @@ class KeyRound:
 
 
 class Keys:
-    def __init__(self, kube: KubeGateway, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, api: KeyApi, settings: OperatorSettings, env: Mapping[str, str] | None = None) -> None:
         env = os.environ if env is None else env
-        self.client = KeyClient(kube)
-        self.gateway = kube.settings.gateway_name
+        self.client = api
+        self.settings = settings
+        self.gateway = settings.gateway_name
         url = env.get("MODELGATE_OPERATOR_REDIS_URL")
         self.spend = SpendReader(url, env.get("MODELGATE_OPERATOR_REDIS_PASSWORD") or None) if url else None
 
     def collect(self) -> KeyRound:
-        s = self.client.kube.settings
+        s = self.settings
         found = []
         for body in self.client.list_keys():
             key = parse_key(body, self.gateway)
@@ -69,7 +82,7 @@ class Keys:
             ref = (key.namespace, key.secret_name)
             if key.error is not None or ref in secrets:
                 continue
-            data = self.client.kube.read_secret(*ref)
+            data = self.client.read_secret(*ref)
             if data is None and key.generate:
                 data = self.client.generate_secret(key)
             secrets[ref] = data

@@ -6,13 +6,12 @@ here is pure (no aiohttp, no I/O): the upstream executor calls :func:`translate_
 sending, then :func:`translate_response` or a :class:`ChatStreamTranslator` on the way back.
 """
 
-from .responses_chatcompletions_input import UntranslatableError
+from .responses_chatcompletions_input import UntranslatableError, input_messages
 from .responses_chatcompletions_request import translate_request
 from .responses_chatcompletions_response import (
     map_usage,
     output_text,
     translate_response,
-    usage_record,
 )
 from .responses_chatcompletions_state import conversation_messages, stored_input_items
 from .responses_chatcompletions_stream import ChatStreamTranslator
@@ -21,10 +20,10 @@ __all__ = [
     "ChatStreamTranslator",
     "UntranslatableError",
     "conversation_messages",
+    "input_messages",
     "map_usage",
     "output_text",
     "stored_input_items",
     "translate_request",
     "translate_response",
-    "usage_record",
 ]

@@ -11,9 +11,9 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from modelgate_gateway.recording import Usage
-
+from ...observability.usage import usage_from_mapping
 from .responses_chatcompletions_input import JsonDict
+from .responses_chatcompletions_tools import namespaced_names
 
 # finish_reason -> Responses incomplete_details.reason; anything else completes normally.
 _INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -25,38 +25,22 @@ def new_item_id(prefix: str) -> str:
 
 
 def map_usage(chat_usage: Any) -> JsonDict | None:
-    """Chat ``usage`` -> Responses ``usage``; ``None`` when the upstream reported none."""
-    if not isinstance(chat_usage, dict):
+    """Chat ``usage`` -> Responses ``usage``; ``None`` when the upstream reported none.
+
+    Read by the one usage parser (:func:`~modelgate_gateway.observability.usage.usage_from_mapping`),
+    so the client sees the same counts the gateway meters and bills.
+    """
+    usage = usage_from_mapping(chat_usage)
+    if usage is None:
         return None
-    prompt = int(chat_usage.get("prompt_tokens") or 0)
-    completion = int(chat_usage.get("completion_tokens") or 0)
-    prompt_details = chat_usage.get("prompt_tokens_details") or {}
-    completion_details = chat_usage.get("completion_tokens_details") or {}
+    total = chat_usage.get("total_tokens")
     return {
-        "input_tokens": prompt,
-        "input_tokens_details": {
-            "cached_tokens": int(prompt_details.get("cached_tokens") or 0),
-            "cache_write_tokens": 0,
-        },
-        "output_tokens": completion,
-        "output_tokens_details": {
-            "reasoning_tokens": int(completion_details.get("reasoning_tokens") or 0)
-        },
-        "total_tokens": int(chat_usage.get("total_tokens") or prompt + completion),
+        "input_tokens": usage.input_tokens,
+        "input_tokens_details": {"cached_tokens": usage.cached_input_tokens, "cache_write_tokens": 0},
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "total_tokens": total if type(total) is int and total > 0 else usage.input_tokens + usage.output_tokens,
     }
-
-
-def usage_record(chat_usage: Any) -> Usage | None:
-    """Chat ``usage`` -> the :class:`~modelgate_gateway.recording.Usage` metrics and cost read."""
-    mapped = map_usage(chat_usage)
-    if mapped is None:
-        return None
-    return Usage(
-        input_tokens=mapped["input_tokens"],
-        cached_input_tokens=mapped["input_tokens_details"]["cached_tokens"],
-        output_tokens=mapped["output_tokens"],
-        reasoning_tokens=mapped["output_tokens_details"]["reasoning_tokens"],
-    )
 
 
 def status_for(finish_reason: str | None) -> tuple[str, JsonDict | None]:
@@ -107,7 +91,15 @@ def response_skeleton(
         "usage": None,
         "user": request.get("user"),
         "metadata": request.get("metadata") or {},
+        "conversation": _conversation(request.get("conversation")),
     }
+
+
+def _conversation(value: Any) -> JsonDict | None:
+    """The response's ``conversation``: ``{"id": …}`` whichever shape the request used."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return {"id": value} if isinstance(value, str) and value else None
 
 
 def _default(request: JsonDict, key: str, default: Any) -> Any:
@@ -166,9 +158,15 @@ def message_item(item_id: str, status: str, content: list[JsonDict]) -> JsonDict
 
 
 def function_call_item(
-    item_id: str, status: str, call_id: str, name: str, arguments: str
+    item_id: str,
+    status: str,
+    call_id: str,
+    name: str,
+    arguments: str,
+    namespaces: dict[str, tuple[str, str]] | None = None,
 ) -> JsonDict:
-    return {
+    """A ``function_call`` item; a flattened namespace tool's call gets its name and namespace back."""
+    item = {
         "id": item_id,
         "type": "function_call",
         "status": status,
@@ -176,6 +174,10 @@ def function_call_item(
         "call_id": call_id,
         "name": name,
     }
+    original = namespaces.get(name) if namespaces else None
+    if original is not None:
+        item["namespace"], item["name"] = original
+    return item
 
 
 def translate_response(
@@ -206,6 +208,7 @@ def translate_response(
     if message.get("refusal"):
         content.append({"type": "refusal", "refusal": message["refusal"]})
     output: list[JsonDict] = []
+    namespaces = namespaced_names(request.get("tools"))
     if content:
         output.append(message_item(new_item_id("msg"), item_status, content))
     for call in message.get("tool_calls") or []:
@@ -217,6 +220,7 @@ def translate_response(
                 call.get("id") or new_item_id("call"),
                 function.get("name") or "",
                 function.get("arguments") or "",
+                namespaces,
             )
         )
     response.update(

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from modelgate_gateway.recording import Usage
-
+from ...observability.recording import Usage
+from ...observability.usage import usage_from_mapping
 from .responses_chatcompletions_input import JsonDict
 from .responses_chatcompletions_response import (
     delta_logprobs,
@@ -28,8 +28,8 @@ from .responses_chatcompletions_response import (
     response_skeleton,
     status_for,
     text_part,
-    usage_record,
 )
+from .responses_chatcompletions_tools import namespaced_names
 
 # ResponseError.code is a closed set in the SDK; anything else is reported as server_error.
 _ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"})
@@ -70,10 +70,11 @@ class _Call:
     output_index: int = -1  # assigned when the item is announced (needs the function name)
     arguments: list[str] = field(default_factory=list)
     status: str | None = None  # set once output_item.done went out
+    namespaces: dict[str, tuple[str, str]] | None = None
 
     def item(self, status: str) -> JsonDict:
         return function_call_item(
-            self.item_id, status, self.call_id, self.name, "".join(self.arguments)
+            self.item_id, status, self.call_id, self.name, "".join(self.arguments), self.namespaces
         )
 
 
@@ -97,6 +98,7 @@ class ChatStreamTranslator:
             response_id=response_id, model=model, created_at=created_at, request=request
         )
         self._clock = clock
+        self._namespaces = namespaced_names(request.get("tools")) or None
         self._sequence = 0
         self._items: list[_Message | _Call] = []
         self._message: _Message | None = None
@@ -111,7 +113,7 @@ class ChatStreamTranslator:
     @property
     def usage(self) -> Usage | None:
         """Usage from the chat stream's last chunk, or ``None`` if the upstream sent none."""
-        return usage_record(self._chat_usage)
+        return usage_from_mapping(self._chat_usage)
 
     @property
     def response(self) -> JsonDict:
@@ -269,7 +271,8 @@ class ChatStreamTranslator:
         function = delta.get("function") or {}
         call = self._calls.get(delta.get("index", 0))
         if call is None:
-            call = _Call(call_id=delta.get("id") or "", name=function.get("name") or "")
+            call = _Call(call_id=delta.get("id") or "", name=function.get("name") or "",
+                         namespaces=self._namespaces)
             self._calls[delta.get("index", 0)] = call
         else:
             call.call_id = call.call_id or delta.get("id") or ""
@@ -295,7 +298,8 @@ class ChatStreamTranslator:
         self._items.append(call)
         pending = "".join(call.arguments)
         call.arguments = [pending]
-        item = function_call_item(call.item_id, "in_progress", call.call_id, call.name, "")
+        item = call.item("in_progress")
+        item["arguments"] = ""
         self._emit(
             out, "response.output_item.added", {"output_index": call.output_index, "item": item}
         )
@@ -351,7 +355,7 @@ class ChatStreamTranslator:
             {
                 "item_id": call.item_id,
                 "output_index": call.output_index,
-                "name": call.name,
+                "name": call.item(status)["name"],
                 "arguments": "".join(call.arguments),
             },
         )
