@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from modelgate_gateway.config import (
     API_VERSION,
     KIND,
     ConfigError,
+    ConfigIssue,
     Deployment,
     GatewayConfig,
     Model,
@@ -52,10 +53,17 @@ class Verdict:
     resolved_reason: str = "ResolvedRefs"
     resolved_message: str = "All Secret references and fallbacks resolve."
     deployments: tuple[str, ...] = ()
+    missing_fallbacks: tuple[str, ...] = ()
+    """Fallback models no served route (nor the base config) provides: the route is served
+    without them (degraded), never left out for them."""
 
     @property
     def included(self) -> bool:
         return self.accepted and self.resolved
+
+    @property
+    def degraded(self) -> bool:
+        return self.included and bool(self.missing_fallbacks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,21 +202,23 @@ def _claim_names(entries: Sequence[_Entry], base_models: set[str]) -> None:
             owners[route.model] = route
 
 
-def _drop_unknown_fallbacks(entries: Sequence[_Entry], base_models: set[str]) -> None:
-    """Iterate to a fixpoint: leaving one route out may orphan another's fallback."""
-    changed = True
-    while changed:
-        changed = False
-        known = base_models | {e.route.model for e in entries if e.verdict.included}
-        for entry in entries:
-            if not entry.verdict.included:
-                continue
-            missing = [f for f in entry.route.fallbacks if f not in known]
-            if missing:
-                names = ", ".join(map(repr, missing))
-                message = f"spec.fallbacks: no served model named {names}"
-                _unresolved(entry, "UnknownFallback", message)
-                changed = True
+def _with_available_fallbacks(entries: Sequence[_Entry], base_models: set[str]) -> None:
+    """Keep each served route's fallbacks that some served model provides; note the others.
+
+    A fallback that disappears (its route deleted, broken or in a cycle) degrades the routes
+    naming it: they are served without it, so removing one model never takes down its users.
+    """
+    known = base_models | {e.route.model for e in entries if e.verdict.included}
+    for entry in entries:
+        if not entry.verdict.included:
+            continue
+        available = [f for f in entry.route.fallbacks if f in known]
+        missing = tuple(f for f in entry.route.fallbacks if f not in known)
+        entry.model = {k: v for k, v in entry.model.items() if k != "fallbacks"}
+        if available:
+            entry.model["fallbacks"] = available
+        if missing != entry.verdict.missing_fallbacks:
+            entry.verdict = replace(entry.verdict, missing_fallbacks=missing)
 
 
 def _assemble(base_spec: Mapping[str, Any], entries: Sequence[_Entry]) -> dict[str, Any]:
@@ -221,22 +231,24 @@ def _assemble(base_spec: Mapping[str, Any], entries: Sequence[_Entry]) -> dict[s
     return spec
 
 
-def _blame(error: str, spec: Mapping[str, Any], base_spec: Mapping[str, Any],
+def _blame(issue: ConfigIssue, spec: Mapping[str, Any], base_spec: Mapping[str, Any],
            entries: Sequence[_Entry]) -> _Entry | None:
-    """The route a gateway validation error points at, or None when it is the base's fault."""
+    """The route a gateway validation issue points at, or None when it is the base's fault.
+
+    Decided on the issue's structured ``path`` and ``cycle``, never on its message text.
+    """
     by_model = {e.route.model: e for e in entries if e.verdict.included}
     by_deployment = {d["name"]: e for e in by_model.values() for d in e.deployments}
+    if issue.cycle:
+        cycle = [by_model[n] for n in issue.cycle if n in by_model]
+        return max(cycle, key=lambda e: e.route.age_key) if cycle else None
+    path = issue.path
     for kind, lookup in (("models", by_model), ("deployments", by_deployment)):
-        prefix = f"spec.{kind}["
-        if error.startswith(prefix):
-            index = int(error[len(prefix):error.index("]")])
+        if len(path) >= 3 and path[:2] == ("spec", kind) and isinstance(path[2], int):
+            index = path[2]
             if index >= len(base_spec.get(kind, [])):
                 return lookup.get(spec[kind][index]["name"])
             return None
-    if error.startswith("spec.models: fallback cycle: "):
-        names = error.split(": ", 2)[2].split(" -> ")
-        cycle = [by_model[n] for n in names if n in by_model]
-        return max(cycle, key=lambda e: e.route.age_key) if cycle else None
     return None
 
 
@@ -252,9 +264,9 @@ def render(routes: Iterable[ModelRoute], secrets: SecretLookup, base: GatewayCon
     for entry in entries:
         if entry.verdict.included:
             _build(entry, secrets)
-    _drop_unknown_fallbacks(entries, base_models)
     metadata = {"generation": generation, "renderedBy": RENDERED_BY}
-    while True:
+    while True:  # each round leaves one more route out, so it ends
+        _with_available_fallbacks(entries, base_models)
         spec = _assemble(base_spec, entries)
         data = {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
         try:
@@ -262,18 +274,17 @@ def render(routes: Iterable[ModelRoute], secrets: SecretLookup, base: GatewayCon
             break
         except ConfigError as exc:
             culprit = None
-            for error in exc.errors:
-                culprit = _blame(error, spec, base_spec, entries)
+            for issue in exc.issues:
+                culprit = _blame(issue, spec, base_spec, entries)
                 if culprit is None:
                     continue
-                if "fallback cycle" in error:
-                    _unresolved(culprit, "FallbackCycle", error)
+                if issue.cycle:
+                    _unresolved(culprit, "FallbackCycle", str(issue))
                 else:
-                    _reject(culprit, "InvalidSpec", error)
+                    _reject(culprit, "InvalidSpec", str(issue))
                 break
             if culprit is None:
                 raise BaseConfigError(f"the base config is not valid: {exc}") from None
-            _drop_unknown_fallbacks(entries, base_models)
     checksum = spec_checksum(spec)
     document = canonical_json({**data, "metadata": {**metadata, "checksum": checksum}})
     served = [e for e in entries if e.verdict.included]

@@ -45,6 +45,7 @@ from .v1alpha1 import (
     Timeouts,
     UpstreamApi,
 )
+from .validation import ConfigIssue
 
 __all__ = [
     "API_VERSION",
@@ -53,6 +54,7 @@ __all__ = [
     "ApiKey",
     "Auth",
     "ConfigError",
+    "ConfigIssue",
     "CooldownPolicy",
     "Deployment",
     "EnvRef",
