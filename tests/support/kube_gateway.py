@@ -21,6 +21,7 @@ from modelgate_gateway.app import RELOADER, make_app, make_state
 from modelgate_gateway.appstate import GatewayState
 from modelgate_gateway.observing import GatewayObserver
 from modelgate_gateway.sources.base import ConfigSource
+from modelgate_gateway.sources.kube import WatchTiming
 
 API_KEY = "sk-test-kube-gateway"
 BASE_CONFIG = (
@@ -31,6 +32,8 @@ BASE_CONFIG = (
     f"    keys: [{{name: test, sha256: {hashlib.sha256(API_KEY.encode()).hexdigest()}}}]\n"
 )
 """An operator base config whose gateway accepts :data:`API_KEY`."""
+FAST_WATCH = WatchTiming(request_timeout=2.0, watch_seconds=60, backoff_initial=0.05, backoff_max=0.2)
+"""Watch timing for tests: quick reconnects, no long waits."""
 
 
 class KubeGatewayApp:

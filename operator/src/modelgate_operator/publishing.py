@@ -11,7 +11,7 @@ import base64
 import hashlib
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,10 +23,6 @@ from .errors import PublishError
 from .resources import GROUP, PLURAL, VERSION
 from .settings import OperatorSettings
 
-CONFIG_KEY = "config.json"
-CHECKSUM_ANNOTATION = "modelgate.dev/config-checksum"
-GENERATION_ANNOTATION = "modelgate.dev/config-generation"
-SECRET_HASH_ANNOTATION = "modelgate.dev/content-hash"  # noqa: S105 (a name, not a secret)
 MANAGED_BY = {"app.kubernetes.io/managed-by": "modelgate-operator"}
 _MERGE = "application/merge-patch+json"
 PEERING_GROUP = "kopf.dev"
@@ -46,12 +42,12 @@ def load_client_config() -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class Published:
-    """What the gateway's ConfigMap and Secret hold now, from their annotations."""
+class Stored:
+    """A ConfigMap or Secret of the gateway's namespace as read: data (Secret values decoded)
+    and annotations."""
 
-    checksum: str | None = None
-    generation: int = 0
-    secret_hash: str | None = None
+    data: Mapping[str, str | bytes]
+    annotations: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +59,13 @@ class PodEndpoint:
     port: int
 
 
-def secret_hash(data: Mapping[str, bytes]) -> str:
+def content_hash(data: Mapping[str, str | bytes]) -> str:
+    """Hash of an object's data (key and value of every entry); kept in an annotation so an
+    unchanged object is never rewritten."""
     digest = hashlib.sha256()
     for key in sorted(data):
-        digest.update(key.encode() + b"\0" + data[key] + b"\0")
+        value = data[key]
+        digest.update(key.encode() + b"\0" + (value.encode() if isinstance(value, str) else value) + b"\0")
     return "sha256:" + digest.hexdigest()
 
 
@@ -121,26 +120,22 @@ class KubeGateway:
             raise
         return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
-    def read_published(self) -> Published:
-        s = self.settings
-        cm_meta = self._metadata(self.core.read_namespaced_config_map, s.configmap)
-        secret_meta = self._metadata(self.core.read_namespaced_secret, s.secret)
-        cm_notes = (cm_meta.annotations if cm_meta else None) or {}
-        secret_notes = (secret_meta.annotations if secret_meta else None) or {}
-        generation = cm_notes.get(GENERATION_ANNOTATION, "0")
-        return Published(
-            checksum=cm_notes.get(CHECKSUM_ANNOTATION),
-            generation=int(generation) if generation.isdigit() else 0,
-            secret_hash=secret_notes.get(SECRET_HASH_ANNOTATION),
-        )
-
-    def _metadata(self, read: Callable[..., Any], name: str) -> Any:
+    def read_object(self, kind: str, name: str) -> Stored | None:
+        """A ConfigMap or Secret of the gateway's namespace, or None when it does not exist."""
+        read: Callable[..., Any] = (self.core.read_namespaced_secret if kind == "Secret"
+                                    else self.core.read_namespaced_config_map)
+        ns = self.settings.gateway_namespace
         try:
-            return _call(f"read {name}", read, name, self.settings.gateway_namespace).metadata
+            found: Any = _call(f"read {kind} {ns}/{name}", read, name, ns)
         except PublishError as exc:
             if _not_found(exc):
                 return None
             raise
+        raw = found.data or {}
+        data: dict[str, str | bytes] = (
+            {k: base64.b64decode(v) for k, v in raw.items()} if kind == "Secret" else dict(raw))
+        annotations = (found.metadata.annotations if found.metadata else None) or {}
+        return Stored(data=data, annotations=dict(annotations))
 
     def peering_statuses(self) -> list[dict[str, Any]]:
         """The ``status`` of each kopf peering object this replica peers through.
@@ -194,7 +189,9 @@ class KubeGateway:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def _owner_references(self) -> list[dict[str, Any]]:
+    def owner_references(self) -> list[dict[str, Any]]:
+        """References to the gateway Deployment, so what the operator writes is garbage-collected
+        with it (empty until the Deployment exists)."""
         s = self.settings
         try:
             deployment = _call("read gateway Deployment", self.apps.read_namespaced_deployment,
@@ -209,55 +206,45 @@ class KubeGateway:
         return [{"apiVersion": "apps/v1", "kind": "Deployment", "name": s.gateway_deployment,
                  "uid": uid, "controller": False, "blockOwnerDeletion": False}]
 
-    def _upsert(self, kind: str, name: str, body: dict[str, Any],
-                create: Callable[..., Any], patch: Callable[..., Any]) -> None:
+    def write_object(self, kind: str, name: str, data: Mapping[str, str | bytes], *,
+                     annotations: Mapping[str, str], labels: Mapping[str, str],
+                     owners: list[dict[str, Any]], drop: Iterable[str] = ()) -> None:
+        """Merge-patch a ConfigMap or Secret (create it on 404); keys in ``drop`` are removed."""
+        values: dict[str, str | None] = {
+            k: base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode() if kind == "Secret"
+            else (v.decode() if isinstance(v, bytes) else v)
+            for k, v in data.items()}
+        values.update({k: None for k in drop if k not in data})
+        meta = {"labels": {**MANAGED_BY, **labels}, "annotations": dict(annotations),
+                "ownerReferences": owners}
+        body: dict[str, Any] = {"metadata": meta, "data": values}
+        if kind == "Secret":
+            body["type"] = "Opaque"
         ns = self.settings.gateway_namespace
+        create, patch = ((self.core.create_namespaced_secret, self.core.patch_namespaced_secret)
+                         if kind == "Secret" else
+                         (self.core.create_namespaced_config_map, self.core.patch_namespaced_config_map))
         try:
             _call(f"patch {kind} {ns}/{name}", patch, name, ns, body, _content_type=_MERGE)
             return
         except PublishError as exc:
             if not _not_found(exc):
                 raise
-        full = {"apiVersion": "v1", "kind": kind,
-                **{k: v for k, v in body.items() if v is not None}}
-        full["metadata"] = {**body["metadata"], "name": name, "namespace": ns}
-        if kind == "Secret":
-            full["data"] = {k: v for k, v in body["data"].items() if v is not None}
+        full = {**body, "apiVersion": "v1", "kind": kind,
+                "metadata": {**meta, "name": name, "namespace": ns},
+                "data": {k: v for k, v in values.items() if v is not None}}
         _call(f"create {kind} {ns}/{name}", create, ns, full)
 
-    def publish_secret(self, data: Mapping[str, bytes], previous_keys: set[str]) -> str:
-        """Write the upstream-keys Secret; keys no longer needed are removed. Returns its hash."""
-        content_hash = secret_hash(data)
-        encoded: dict[str, str | None] = {k: base64.b64encode(v).decode() for k, v in data.items()}
-        encoded.update({k: None for k in previous_keys - set(data)})
-        body = {
-            "metadata": {"labels": MANAGED_BY,
-                         "annotations": {SECRET_HASH_ANNOTATION: content_hash},
-                         "ownerReferences": self._owner_references()},
-            "type": "Opaque",
-            "data": encoded,
-        }
-        self._upsert("Secret", self.settings.secret, body, self.core.create_namespaced_secret,
-                     self.core.patch_namespaced_secret)
-        return content_hash
-
-    def current_secret_keys(self) -> set[str]:
-        data = self.read_secret(self.settings.gateway_namespace, self.settings.secret)
-        return set(data or {})
-
-    def publish_config(self, document: bytes, checksum: str, generation: int) -> None:
-        """Write the rendered document with its checksum and generation annotations."""
-        body = {
-            "metadata": {
-                "labels": MANAGED_BY,
-                "annotations": {CHECKSUM_ANNOTATION: checksum,
-                                GENERATION_ANNOTATION: str(generation)},
-                "ownerReferences": self._owner_references(),
-            },
-            "data": {CONFIG_KEY: document.decode()},
-        }
-        self._upsert("ConfigMap", self.settings.configmap, body,
-                     self.core.create_namespaced_config_map, self.core.patch_namespaced_config_map)
+    def delete_object(self, kind: str, name: str) -> None:
+        """Delete a ConfigMap or Secret of the gateway's namespace (already gone is fine)."""
+        delete = (self.core.delete_namespaced_secret if kind == "Secret"
+                  else self.core.delete_namespaced_config_map)
+        ns = self.settings.gateway_namespace
+        try:
+            _call(f"delete {kind} {ns}/{name}", delete, name, ns)
+        except PublishError as exc:
+            if not _not_found(exc):
+                raise
 
     def post_event(self, ref: Mapping[str, Any], event_type: str, reason: str,
                    message: str, now: str) -> None:

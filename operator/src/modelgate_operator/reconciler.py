@@ -12,22 +12,29 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelgate_gateway.config.sharding import TooLarge
+
 from .basefile import BaseFile
+from .committing import Committer, Published
 from .conditions import ConditionChange, Rollout, Withheld, build_status, status_differs
 from .errors import BaseConfigError, PublishError
+from .layout import Layout, plan
 from .peering import blocking_peers
-from .publishing import KubeGateway, Published, secret_hash
+from .publishing import KubeGateway, PodEndpoint
 from .rendering import Rendered, SecretLookup, referenced_secrets, render
 from .resources import GROUP, KIND, VERSION, ModelRoute, parse_route
 from .rollout import RolloutHistory, probe_all
 from .settings import OperatorSettings
-from .sizing import CONFIG_TOO_LARGE, Oversize, check_size
+from .sizing import CONFIG_TOO_LARGE, Oversize, route_sizes
 
 logger = logging.getLogger("modelgate_operator")
+Probe = Callable[[Sequence[PodEndpoint], float], list[str | None]]
+"""Reads the checksum each gateway pod serves (:func:`~.rollout.probe_all`)."""
 # After an unexpected failure: soon enough to recover quickly, slow enough not to spin.
 _RETRY_DELAY = 5.0
 
@@ -54,7 +61,9 @@ class PassResult:
     paused: bool = False
     """kopf peering gives way to another replica: this pass read the peering and wrote nothing."""
     refused: Oversize | None = None
-    """The document was over the size budget: neither the ConfigMap nor the Secret was written."""
+    """No allowed split fits the document: nothing was written."""
+    cleaning_up: bool = False
+    """Unused keys or objects wait for the rollout to finish before they are removed."""
     events: list[tuple[dict[str, Any], ConditionChange]] = field(default_factory=list)
 
 
@@ -69,18 +78,27 @@ class Reconciler:
 
     def __init__(self, settings: OperatorSettings, kube: KubeGateway,
                  base: BaseFile | None, now: Callable[[], str] = utc_now,
-                 peering_identity: str | None = None) -> None:
+                 peering_identity: str | None = None, probe: Probe = probe_all) -> None:
         self.settings = settings
         self.kube = kube
+        self.probe = probe
         self.base = base
         self.now = now
         self.peering_identity = peering_identity
         self.history = RolloutHistory()
         self.referenced: frozenset[tuple[str, str]] = frozenset()
-        self.writes = 0
+        self.committer = Committer(kube, settings)
+        self.first_seen: dict[str, float] = {}
+        """When this replica first saw each checksum published (monotonic), for the clean-up
+        deadline."""
         self.paused = False
         self.refused: str | None = None
         """Checksum of the last document refused as too large, until one is published again."""
+
+    @property
+    def writes(self) -> int:
+        """Objects this replica wrote or deleted (a standby replica writes none)."""
+        return self.committer.writes
 
     def _paused_by_peers(self) -> bool:
         if self.peering_identity is None:
@@ -123,17 +141,20 @@ class Reconciler:
         refs = referenced_secrets(routes)
         self.referenced = frozenset(refs)
         secrets = {ref: self.kube.read_secret(*ref) for ref in sorted(refs)}
-        published = self.kube.read_published()
+        published = self.committer.read()
         rendered = self._render(routes, secrets, published.generation + 1)
         result = PassResult()
-        if rendered.checksum != published.checksum:
-            result.refused = check_size(rendered.document)
+        layout = self._plan(rendered, result)
         self._note_refusal(rendered.checksum, result.refused)
-        if result.refused is None:
-            result.published = self._publish(rendered, published)
+        if layout is not None:
+            result.published = self._publish(rendered, layout, published)
             self.history.record(rendered.checksum, rendered.served)
         pods = self.kube.gateway_pods()
-        checksums = probe_all(pods, self.settings.readyz_timeout_seconds)
+        checksums = self.probe(pods, self.settings.readyz_timeout_seconds)
+        if layout is not None:
+            result.cleaning_up = self.committer.clean_up(
+                layout, published.objects, self._served(rendered.checksum, checksums))
+            result.rolling_out = result.cleaning_up
         rollouts = self.history.count(checksums, ((r.key, r.generation) for r in routes))
         now = self.now()
         refused = result.refused
@@ -173,19 +194,34 @@ class Reconciler:
                 base.confirm()
             return rendered
 
-    def _publish(self, rendered: Rendered, published: Published) -> bool:
-        """Write the Secret and the ConfigMap where their content changed; True if the latter."""
-        if published.secret_hash != secret_hash(rendered.secret_data):
-            # Keys first: a gateway that sees the new document already finds its keys.
-            self.kube.publish_secret(rendered.secret_data, self.kube.current_secret_keys())
-            self.writes += 1
-        if rendered.checksum == published.checksum:
+    def _plan(self, rendered: Rendered, result: PassResult) -> Layout | None:
+        try:
+            return plan(rendered, self.settings)
+        except TooLarge as exc:
+            result.refused = Oversize(size=exc.size, why=str(exc), route_bytes=route_sizes(exc.sizes))
+            return None
+
+    def _publish(self, rendered: Rendered, layout: Layout, published: Published) -> bool:
+        """Write what changed, keys first and the index last; True if the index was written."""
+        if not self.committer.write(layout, published):
             return False
-        self.kube.publish_config(rendered.document, rendered.checksum, published.generation + 1)
-        self.writes += 1
-        logger.info("published config %s (generation %d, %d models)", rendered.checksum,
-                    published.generation + 1, len(rendered.config.spec.models))
+        if rendered.checksum != published.checksum:
+            logger.info("published config %s (generation %d, %d models, %d bytes in %d shards)",
+                        rendered.checksum, published.generation + 1,
+                        len(rendered.config.spec.models), layout.size, len(layout.index.shards))
         return True
+
+    def _served(self, checksum: str, pod_checksums: list[str | None]) -> bool:
+        """Every gateway pod serves ``checksum`` (or none was found), or the rollout deadline
+        passed since this replica saw it published: a stuck pod must not keep unused keys and
+        objects forever, and one that restarts loads the current set anyway."""
+        now = time.monotonic()
+        first = self.first_seen.setdefault(checksum, now)
+        if len(self.first_seen) > 64:  # bounded: only recent checksums matter
+            self.first_seen = {checksum: first}
+        if all(c == checksum for c in pod_checksums):
+            return True
+        return now - first >= self.settings.rollout_deadline_seconds
 
     def _note_refusal(self, checksum: str, refused: Oversize | None) -> None:
         """Log a refused document once (at error level) and the recovery once.

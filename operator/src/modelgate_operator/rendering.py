@@ -31,6 +31,10 @@ from modelgate_gateway.config import (
 
 from .errors import BaseConfigError
 from .resources import ModelRoute, RouteKey
+from .sizing import OBJECT_BUDGET_BYTES, ROUTE_TOO_LARGE
+
+ROUTE_BUDGET_BYTES = OBJECT_BUDGET_BYTES - 100
+"""A route's entries must fit one shard with its envelope (``{"deployments":[…],"models":[…]}``)."""
 
 RENDERED_BY = "modelgate-operator"
 SecretData = Mapping[str, bytes]
@@ -77,6 +81,8 @@ class Rendered:
     verdicts: Mapping[RouteKey, Verdict]
     served: frozenset[tuple[RouteKey, int]] = field(default_factory=frozenset)
     """(route, generation) pairs present in this document; rollout status compares against it."""
+    base_entries: tuple[int, int] = (0, 0)
+    """How many leading deployments and models come from the base config (the rest are routes')."""
 
 
 def deployment_name(route: ModelRoute, deployment: str) -> str:
@@ -133,7 +139,7 @@ def _pydantic_message(exc: ValidationError, where: str) -> str:
     return "; ".join(parts)
 
 
-def _build(entry: _Entry, secrets: SecretLookup) -> None:
+def _build(entry: _Entry, secrets: SecretLookup, max_bytes: int) -> None:
     """Fill the entry's deployments, model and secrets, or mark why it cannot be served."""
     route = entry.route
     targets = []
@@ -175,6 +181,13 @@ def _build(entry: _Entry, secrets: SecretLookup) -> None:
         Model.model_validate(model)
     except ValidationError as exc:
         _reject(entry, "InvalidSpec", _pydantic_message(exc, "spec"))
+        return
+    size = len(canonical_json(model)) + sum(len(canonical_json(d)) for d in entry.deployments)
+    if size > max_bytes:
+        _reject(entry, ROUTE_TOO_LARGE,
+                f"the route renders to {size:,} bytes, more than one config object holds "
+                f"({max_bytes:,}); use fewer deployments or shorter mock texts, headers and query "
+                "parameters")
         return
     entry.model = model
     entry.verdict = Verdict(
@@ -253,8 +266,12 @@ def _blame(issue: ConfigIssue, spec: Mapping[str, Any], base_spec: Mapping[str, 
 
 
 def render(routes: Iterable[ModelRoute], secrets: SecretLookup, base: GatewayConfig | None, *,
-           gateway: str, generation: int) -> Rendered:
-    """Render every route attached to ``gateway`` into one validated document."""
+           gateway: str, generation: int, max_route_bytes: int = ROUTE_BUDGET_BYTES) -> Rendered:
+    """Render every route attached to ``gateway`` into one validated document.
+
+    A route whose model and deployments take more than ``max_route_bytes`` is left out
+    (``RouteTooLarge``): no shard could hold it.
+    """
     base_data = config_to_data(base) if base is not None else {}
     base_spec: Mapping[str, Any] = base_data.get("spec", {})
     base_models = {str(m["name"]) for m in base_spec.get("models", [])}
@@ -263,7 +280,7 @@ def render(routes: Iterable[ModelRoute], secrets: SecretLookup, base: GatewayCon
     _claim_names(entries, base_models)
     for entry in entries:
         if entry.verdict.included:
-            _build(entry, secrets)
+            _build(entry, secrets, max_route_bytes)
     metadata = {"generation": generation, "renderedBy": RENDERED_BY}
     while True:  # each round leaves one more route out, so it ends
         _with_available_fallbacks(entries, base_models)
@@ -295,4 +312,5 @@ def render(routes: Iterable[ModelRoute], secrets: SecretLookup, base: GatewayCon
         secret_data={k: v for e in served for k, v in sorted(e.secrets.items())},
         verdicts={e.route.key: e.verdict for e in entries},
         served=frozenset((e.route.key, e.route.generation) for e in served),
+        base_entries=(len(base_spec.get("deployments", [])), len(base_spec.get("models", []))),
     )

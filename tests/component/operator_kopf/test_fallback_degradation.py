@@ -6,39 +6,23 @@ Secret through the API (KubeSource); requests go through the official SDK.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
+import dataclasses
 from typing import Any
 
 import pytest
 
-from kube_emulator import CONFIGMAP, GATEWAY_NS, ROUTES, SECRET, api, create_route, obj, wait_for
-from kube_gateway import BASE_CONFIG, KubeGatewayApp
+from kube_emulator import ROUTES, api, create_route, obj, wait_for
+from kube_gateway import KubeGatewayApp
 from kube_routes import mock_deployment, route
-from modelgate_gateway.sources.kube import KubeSource, WatchTiming
 from modelgate_operator.settings import OperatorSettings
 
-FAST = WatchTiming(request_timeout=2.0, watch_seconds=60, backoff_initial=0.05, backoff_max=0.2)
 ROUTES_PATH = "/apis/modelgate.dev/v1alpha1/namespaces/default/modelroutes"
 
 
 @pytest.fixture()
-def operator_settings(tmp_path: Path) -> OperatorSettings:
-    base = tmp_path / "base.yaml"
-    base.write_text(BASE_CONFIG)
-    return OperatorSettings(gateway_namespace=GATEWAY_NS, priority=0, debounce_seconds=0.1,
-                            debounce_max_seconds=0.5, rollout_poll_seconds=0.1,
-                            readyz_timeout_seconds=1.0, base_config=str(base))
-
-
-@pytest.fixture()
-async def gateway(emulator: Any) -> AsyncIterator[KubeGatewayApp]:
-    source = KubeSource(str(emulator.url), "gateway-token", f"{GATEWAY_NS}/{CONFIGMAP}",
-                        secret=f"{GATEWAY_NS}/{SECRET}", timing=FAST)
-    app = KubeGatewayApp(source)
-    await app.start()
-    yield app
-    await app.close()
+def operator_settings(operator_settings: OperatorSettings, base_config_file: str) -> OperatorSettings:
+    return dataclasses.replace(operator_settings, base_config=base_config_file, debounce_seconds=0.1,
+                               debounce_max_seconds=0.5, rollout_poll_seconds=0.1)
 
 
 def _condition(emulator: Any, name: str, ctype: str) -> tuple[str, str]:
