@@ -24,6 +24,7 @@ from .committing import Committer, Published
 from .conditions import ConditionChange, Rollout, Withheld, build_status, status_differs
 from .errors import BaseConfigError, PublishError
 from .layout import Layout, plan
+from .memo import Memo, routes_fingerprint, secrets_fingerprint
 from .peering import blocking_peers
 from .publishing import KubeGateway, PodEndpoint
 from .rendering import Rendered, SecretLookup, referenced_secrets, render
@@ -33,6 +34,8 @@ from .settings import OperatorSettings
 from .sizing import CONFIG_TOO_LARGE, Oversize, route_sizes
 
 logger = logging.getLogger("modelgate_operator")
+Planned = tuple[Rendered, Layout | None, Oversize | None]
+"""A rendered document with its layout, or why no layout fits."""
 Probe = Callable[[Sequence[PodEndpoint], float], list[str | None]]
 """Reads the checksum each gateway pod serves (:func:`~.rollout.probe_all`)."""
 # After an unexpected failure: soon enough to recover quickly, slow enough not to spin.
@@ -88,6 +91,8 @@ class Reconciler:
         self.history = RolloutHistory()
         self.referenced: frozenset[tuple[str, str]] = frozenset()
         self.committer = Committer(kube, settings)
+        self._parsed: Memo[list[ModelRoute]] = Memo()
+        self._planned: Memo[Planned] = Memo()
         self.first_seen: dict[str, float] = {}
         """When this replica first saw each checksum published (monotonic), for the clean-up
         deadline."""
@@ -113,11 +118,14 @@ class Reconciler:
         self.paused = bool(blockers)
         return self.paused
 
-    def _routes(self) -> list[tuple[ModelRoute, dict[str, Any]]]:
+    def _routes(self) -> tuple[list[tuple[ModelRoute, dict[str, Any]]], str]:
+        """The routes this operator renders, with their bodies, and a fingerprint of them all."""
         s = self.settings
+        bodies = self.kube.list_routes()
+        fingerprint = routes_fingerprint(bodies)
+        parsed = self._parsed.get((fingerprint,), lambda: [parse_route(b, s.gateway_name) for b in bodies])
         found = []
-        for body in self.kube.list_routes():
-            route = parse_route(body, s.gateway_name)
+        for route, body in zip(parsed, bodies, strict=True):
             if route.gateway != s.gateway_name:
                 continue
             if s.namespaces and route.namespace not in s.namespaces:
@@ -125,7 +133,7 @@ class Reconciler:
             if (body.get("metadata") or {}).get("deletionTimestamp"):
                 continue  # on its way out: leave it out of the config now
             found.append((route, body))
-        return found
+        return found, fingerprint
 
     def reconcile(self) -> PassResult:
         """One blocking pass. Raises PublishError (retry later) or BaseConfigError.
@@ -136,15 +144,15 @@ class Reconciler:
         """
         if self._paused_by_peers():
             return PassResult(paused=True)
-        pairs = self._routes()
+        pairs, fingerprint = self._routes()
         routes = [r for r, _ in pairs]
         refs = referenced_secrets(routes)
         self.referenced = frozenset(refs)
         secrets = {ref: self.kube.read_secret(*ref) for ref in sorted(refs)}
         published = self.committer.read()
-        rendered = self._render(routes, secrets, published.generation + 1)
         result = PassResult()
-        layout = self._plan(rendered, result)
+        rendered, layout, result.refused = self._render_and_plan(
+            routes, secrets, published, (fingerprint, secrets_fingerprint(secrets)))
         self._note_refusal(rendered.checksum, result.refused)
         if layout is not None:
             result.published = self._publish(rendered, layout, published)
@@ -174,14 +182,12 @@ class Reconciler:
         return result
 
     def _render(self, routes: list[ModelRoute], secrets: SecretLookup, generation: int) -> Rendered:
-        """Render with the current base, picking up a changed base file first.
+        """Render with the current base (refreshed by the caller).
 
         A reloaded base that validates alone but not with the routes (nothing to blame on a
         route) is refused like an invalid file: the previous base renders instead.
         """
         base = self.base
-        if base is not None:
-            base.refresh()
         while True:  # at most twice: reject_current() goes back once, then returns False
             try:
                 rendered = render(routes, secrets, base.config if base is not None else None,
@@ -194,12 +200,27 @@ class Reconciler:
                 base.confirm()
             return rendered
 
-    def _plan(self, rendered: Rendered, result: PassResult) -> Layout | None:
+    def _render_and_plan(self, routes: list[ModelRoute], secrets: SecretLookup, published: Published,
+                         inputs: tuple[str, str]) -> Planned:
+        """Render and plan, or reuse the last result when nothing it depends on changed.
+
+        A result is reused for the document it describes; one carrying a generation that is no
+        longer next (another replica published meanwhile) is rendered again.
+        """
+        base = self.base
+        if base is not None:
+            base.refresh()
+        same = (base.config,) if base is not None else ()
+        found = self._planned.lookup(inputs, same)
+        if found is not None and (found[0].checksum == published.checksum
+                                  or found[0].config.metadata.generation == published.generation + 1):
+            return found
+        rendered = self._render(routes, secrets, published.generation + 1)
         try:
-            return plan(rendered, self.settings)
+            planned: Planned = (rendered, plan(rendered, self.settings), None)
         except TooLarge as exc:
-            result.refused = Oversize(size=exc.size, why=str(exc), route_bytes=route_sizes(exc.sizes))
-            return None
+            planned = (rendered, None, Oversize(size=exc.size, why=str(exc), route_bytes=route_sizes(exc.sizes)))
+        return self._planned.store(inputs, planned, (base.config,) if base is not None else ())
 
     def _publish(self, rendered: Rendered, layout: Layout, published: Published) -> bool:
         """Write what changed, keys first and the index last; True if the index was written."""

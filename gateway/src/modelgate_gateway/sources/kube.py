@@ -130,7 +130,11 @@ class KubeSource:
                     await self._changed.wait()
                     self._changed.clear()
                     self._follow(session)
-                    snapshot = self._snapshot()
+                    if any(key not in self._states for key in self._watches):
+                        continue  # wait until every followed object was listed once
+                    # Assembling and decoding a large set takes a while: off the event loop, on
+                    # a copy (the watches keep replacing states meanwhile, never mutating one).
+                    snapshot = await asyncio.to_thread(self._snapshot, dict(self._states), sorted(self._watches))
                     if snapshot is not None and snapshot != last:
                         last = snapshot
                         yield snapshot
@@ -143,9 +147,9 @@ class KubeSource:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
-    def _index(self) -> ConfigIndex | None:
+    def _index(self, states: Mapping[Watched, State]) -> ConfigIndex | None:
         """The index in the ConfigMap, if it holds one (a sharded or index-carrying config)."""
-        data = (self._states.get(("configmaps", self.configmap[1])) or {}).get("data") or {}
+        data = (states.get(("configmaps", self.configmap[1])) or {}).get("data") or {}
         raw = data.get(INDEX_KEY)
         if not isinstance(raw, str):
             return None
@@ -159,7 +163,7 @@ class KubeSource:
 
     def _wanted(self) -> set[Watched]:
         wanted = {("configmaps", self.configmap[1])}
-        index = self._index()
+        index = self._index(self._states)
         if index is not None:
             wanted |= {("configmaps", part.object) for part in index.parts}
         if self.secret is not None:
@@ -182,8 +186,8 @@ class KubeSource:
             logger.info("waiting for a complete config set (keeping the last good one): %s", why)
             self._waiting = why
 
-    def _document(self, data: Mapping[str, Any]) -> bytes | None:
-        index = self._index()
+    def _document(self, states: Mapping[Watched, State], data: Mapping[str, Any],
+                  index: ConfigIndex | None) -> bytes | None:
         if index is None:
             document = data.get(self.key)
             if not isinstance(document, str):
@@ -192,7 +196,7 @@ class KubeSource:
             return document.encode()
         parts: dict[str, bytes | None] = {}
         for part in index.parts:
-            found = ((self._states.get(("configmaps", part.object)) or {}).get("data") or {}).get(part.key)
+            found = ((states.get(("configmaps", part.object)) or {}).get("data") or {}).get(part.key)
             parts[part.key] = found.encode() if isinstance(found, str) else None
         raw = str(data[INDEX_KEY])
         try:
@@ -208,29 +212,29 @@ class KubeSource:
         self._waiting = None
         return self._assembled[1]
 
-    def _snapshot(self) -> ConfigSnapshot | None:
-        if any(key not in self._states for key in self._watches):
-            return None  # wait until every followed object was listed once
-        configmap = self._states.get(("configmaps", self.configmap[1]))
+    def _snapshot(self, states: Mapping[Watched, State], watched: list[Watched]) -> ConfigSnapshot | None:
+        configmap = states.get(("configmaps", self.configmap[1]))
         if configmap is None:
             return None  # not rendered yet: no snapshot, the gateway stays not ready
-        document = self._document(configmap.get("data") or {})
+        data = configmap.get("data") or {}
+        index = self._index(states)
+        if index is None and INDEX_KEY in data:
+            return None  # an unreadable index: wait for the next one
+        document = self._document(states, data, index)
         if document is None:
             return None
         secrets: dict[str, bytes] = {}
-        for plural, name in sorted(self._watches):
+        for plural, name in watched:
             if plural != "secrets":
                 continue
-            for key, value in ((self._states.get((plural, name)) or {}).get("data") or {}).items():
+            for key, value in ((states.get((plural, name)) or {}).get("data") or {}).items():
                 try:
                     secrets[key] = base64.b64decode(value, validate=True)
                 except (binascii.Error, TypeError, ValueError):
                     logger.warning("secret key %r is not valid base64; left out", key)
         fmt: Literal["json", "yaml"] = "yaml" if self.key.endswith((".yaml", ".yml")) else "json"
-        if self._index() is not None:
-            fmt = "json"
-        return ConfigSnapshot(document=document, fmt=fmt, origin=self.origin, secrets=secrets,
-                              keys_grace_seconds=KEYS_GRACE_SECONDS)
+        return ConfigSnapshot(document=document, fmt="json" if index is not None else fmt,
+                              origin=self.origin, secrets=secrets, keys_grace_seconds=KEYS_GRACE_SECONDS)
 
     def _set(self, key: Watched, state: State) -> None:
         if key not in self._states or self._states[key] != state:
