@@ -122,9 +122,12 @@ def test_operator_environment_follows_the_contract() -> None:
             "app.kubernetes.io/component=gateway"
         ),
         "MODELGATE_OPERATOR_BASE_CONFIG": "/etc/modelgate-operator/base.yaml",
+        "MODELGATE_OPERATOR_BASE_CONFIG_CONFIGMAP": "modelgate/modelgate-operator-base-config",
         "MODELGATE_OPERATOR_NAMESPACES": "",
         "MODELGATE_OPERATOR_PEERING": "modelgate",
         "MODELGATE_OPERATOR_MAX_SHARDS": "32",
+        "MODELGATE_OPERATOR_LIVENESS_HOST": "0.0.0.0",
+        "MODELGATE_OPERATOR_LIVENESS_PORT": "8080",
     }
     assert container["volumeMounts"][0] == {
         "name": "base-config",
@@ -134,7 +137,17 @@ def test_operator_environment_follows_the_contract() -> None:
     volume = next(v for v in spec["volumes"] if v["name"] == "base-config")
     assert volume["configMap"]["name"] == "modelgate-operator-base-config"
     assert find(render(), "Deployment", "modelgate-operator")["spec"]["replicas"] == 1
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert container["ports"] == [{"name": "healthz", "containerPort": 8080, "protocol": "TCP"}]
+
+
+def test_operator_liveness_endpoint_port_and_probe_move_together() -> None:
+    objects = render(sets=("operator.liveness.port=18080", "operator.liveness.host=::"))
+    container = find(objects, "Deployment", "modelgate-operator")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["MODELGATE_OPERATOR_LIVENESS_HOST"], env["MODELGATE_OPERATOR_LIVENESS_PORT"]) == ("::", "18080")
+    assert container["ports"] == [{"name": "healthz", "containerPort": 18080, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"]["port"] == "healthz"
 
 
 def test_operator_restarts_when_the_base_config_changes() -> None:
@@ -194,6 +207,7 @@ def test_base_config_carries_key_names_allowlists_and_policy() -> None:
             "name": "batch.jobs",
             "models": ["*"],
             "valueFrom": {"file": "/etc/modelgate/api-keys/batch.jobs"},
+            "tenant": "data-platform",
         },
     ]
     assert spec["responseIds"] == {

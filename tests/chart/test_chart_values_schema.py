@@ -51,6 +51,7 @@ def test_every_chart_owned_object_rejects_unknown_keys() -> None:
         ("gateway.workers=2", "workers"),
         ("gateway.metrics.serviceMonitor.interval=soon", "interval"),
         ("gateway.apiKeys.keys[0].name=bad name", "name"),
+        ("gateway.apiKeys.keys[0].tenant=bad tenant", "tenant"),
         ("gateway.config.limits.maxRequestBodyBytes=10", "maxRequestBodyBytes"),
     ],
 )

@@ -164,6 +164,17 @@ _LAUNCHER = (
 )
 
 
+def terminate(popen: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited after ``timeout`` seconds."""
+    if popen.poll() is None:
+        popen.send_signal(signal.SIGTERM)
+        try:
+            popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait(5)
+
+
 @dataclass
 class Process:
     name: str
@@ -183,13 +194,7 @@ class Process:
             raise EnvtestError(f"{self.name} exited with {code}:\n{self.tail()}")
 
     def stop(self, timeout: float) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
+        terminate(self.popen, timeout)
 
 
 def _spawn(name: str, args: list[str], run_dir: Path) -> Process:
@@ -246,14 +251,16 @@ class ControlPlane:
         context.load_cert_chain(str(self.pki.admin_cert), str(self.pki.admin_key))
         return context
 
-    def write_kubeconfig(self, path: Path, *, token: str | None = None, namespace: str | None = None) -> Path:
-        """A kubeconfig for this server: the admin client certificate, or ``token`` when given."""
-        ca = self.pki.ca_cert.read_bytes()
+    def write_kubeconfig(self, path: Path, *, token: str | None = None, namespace: str | None = None,
+                         server: str | None = None) -> Path:
+        """A kubeconfig for this server (or ``server``, e.g. a relay in front of it): the admin
+        client certificate, or ``token`` when given."""
+        ca, url = self.pki.ca_cert.read_bytes(), server or self.server
         if token is None:
-            doc = kubeconfig_document(self.server, ca, client_cert=self.pki.admin_cert.read_bytes(),
+            doc = kubeconfig_document(url, ca, client_cert=self.pki.admin_cert.read_bytes(),
                                       client_key=self.pki.admin_key.read_bytes(), namespace=namespace)
         else:
-            doc = kubeconfig_document(self.server, ca, token=token, namespace=namespace)
+            doc = kubeconfig_document(url, ca, token=token, namespace=namespace)
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         path.chmod(0o600)
         return path

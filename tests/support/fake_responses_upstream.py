@@ -43,6 +43,8 @@ class Seen:
     """Case-insensitive, as HTTP headers are."""
     body: dict[str, Any] | None
     query: dict[str, str]
+    query_pairs: list[tuple[str, str]] = field(default_factory=list)
+    """Every query parameter in order, repeated names included."""
 
 
 _ids = itertools.count(1)
@@ -90,7 +92,8 @@ class FakeResponsesUpstream:
     async def _note(self, request: web.Request) -> dict[str, Any] | None:
         body = await request.read()
         parsed = orjson.loads(body) if body else None
-        self.seen.append(Seen(request.method, request.path, CIMultiDict(request.headers), parsed, dict(request.query)))
+        self.seen.append(Seen(request.method, request.path, CIMultiDict(request.headers), parsed, dict(request.query),
+                              list(request.query.items())))
         return parsed
 
     def _response(self, body: dict[str, Any], text: str, omit_usage: bool) -> dict[str, Any]:
@@ -140,7 +143,8 @@ class FakeResponsesUpstream:
             self.cancelled.set()
             raise
 
-    async def _stream(self, request: web.Request, final: dict[str, Any], behaviour: Behaviour) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, final: dict[str, Any], behaviour: Behaviour,
+                      starting_after: int = -1) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         seq = itertools.count()
@@ -149,7 +153,8 @@ class FakeResponsesUpstream:
 
         async def send(kind: str, **fields: Any) -> None:
             event = {"type": kind, "sequence_number": next(seq), **fields}
-            await resp.write(f"event: {kind}\ndata: ".encode() + orjson.dumps(event) + b"\n\n")
+            if event["sequence_number"] > starting_after:  # a resumed stream starts after the cursor
+                await resp.write(f"event: {kind}\ndata: ".encode() + orjson.dumps(event) + b"\n\n")
 
         start = {**final, "status": "in_progress", "output": [], "usage": None}
         await send("response.created", response=start)
@@ -184,10 +189,18 @@ class FakeResponsesUpstream:
                                                  "code": None}}, status=404)
         return found
 
-    async def _retrieve(self, request: web.Request) -> web.Response:
+    async def _retrieve(self, request: web.Request) -> web.StreamResponse:
         await self._note(request)
         found = self._stored_or_404(request.match_info["rid"])
-        return found if isinstance(found, web.Response) else web.json_response(found)
+        if isinstance(found, web.Response):
+            return found
+        if request.query.get("stream") != "true":
+            return web.json_response(found)
+        if not found.get("background"):  # as OpenAI: only background responses can be streamed again
+            return web.json_response({"error": {"message": "Only background responses can be streamed.",
+                                                 "type": "invalid_request_error", "param": "stream",
+                                                 "code": None}}, status=400)
+        return await self._stream(request, found, Behaviour(), int(request.query.get("starting_after", "-1")))
 
     async def _delete(self, request: web.Request) -> web.Response:
         await self._note(request)

@@ -42,11 +42,13 @@ def free_ports(count: int) -> int:
 
 
 class GatewayProcess:
-    def __init__(self, config: Path | str, *extra: str, env: dict[str, str] | None = None,
+    def __init__(self, config: Path | str | None, *extra: str, env: dict[str, str] | None = None,
                  metrics_ports: int = 1) -> None:
+        """``config``: the config file, or None when ``extra`` names another source (--kube-configmap)."""
         self.port = free_port()
         self.metrics_port = free_ports(metrics_ports)
-        self.args = [sys.executable, "-m", "modelgate_gateway", "--config", str(config),
+        source = ["--config", str(config)] if config is not None else []
+        self.args = [sys.executable, "-m", "modelgate_gateway", *source,
                      "--port", str(self.port), "--metrics-port", str(self.metrics_port), *extra]
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None

@@ -97,8 +97,9 @@ class Cluster:
             client.close()
         self._clients.clear()
 
-    def write_kubeconfig(self, path: Path, *, token: str | None = None, namespace: str | None = None) -> Path:
-        return self.plane.write_kubeconfig(path, token=token, namespace=namespace)
+    def write_kubeconfig(self, path: Path, *, token: str | None = None, namespace: str | None = None,
+                         server: str | None = None) -> Path:
+        return self.plane.write_kubeconfig(path, token=token, namespace=namespace, server=server)
 
     # -- raw REST ------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
@@ -144,14 +145,16 @@ class Cluster:
         return f"{path}/{name}" if name else path
 
     def apply(self, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
-        """Server-side apply of one object (forced: the tests own every field they send)."""
+        """Server-side apply of one object (forced: the tests own every field they send), with
+        strict field validation."""
         meta = obj["metadata"]
         ns = meta.get("namespace") or namespace
         _, namespaced = self._resource(obj["apiVersion"], obj["kind"])
         if namespaced:
             obj = {**obj, "metadata": {**meta, "namespace": ns}}
         path = self.path_of(obj["apiVersion"], obj["kind"], ns if namespaced else None, meta["name"])
-        query = urllib.parse.urlencode({"fieldManager": FIELD_MANAGER, "force": "true"})
+        # Strict, as kubectl asks: an unknown field is an error, not silently pruned.
+        query = urllib.parse.urlencode({"fieldManager": FIELD_MANAGER, "force": "true", "fieldValidation": "Strict"})
         return dict(self.request("PATCH", f"{path}?{query}", obj, content_type="application/apply-patch+yaml"))
 
     def apply_all(self, objects: Iterable[dict[str, Any]], namespace: str | None = None) -> list[dict[str, Any]]:

@@ -163,7 +163,11 @@ references into the gateway's mounted Secrets, never the values themselves.
 {{- $gw := .Values.gateway }}
 {{- $keys := list }}
 {{- range $gw.apiKeys.keys }}
-{{- $keys = append $keys (dict "name" .name "valueFrom" (dict "file" (printf "/etc/modelgate/api-keys/%s" .name)) "models" (.models | default (list "*"))) }}
+{{- $key := dict "name" .name "valueFrom" (dict "file" (printf "/etc/modelgate/api-keys/%s" .name)) "models" (.models | default (list "*")) }}
+{{- if .tenant }}
+{{- $_ := set $key "tenant" .tenant }}
+{{- end }}
+{{- $keys = append $keys $key }}
 {{- end }}
 {{- $obs := $gw.config.observability }}
 {{- $doc := dict

@@ -40,6 +40,28 @@ def _check(path: str) -> int:
     return 0
 
 
+def _kube_source(settings: GatewaySettings) -> Any:
+    """The ConfigMap/Secret watch: in a pod through its service account, elsewhere (or with an
+    explicit --kubeconfig) through a kubeconfig, as kubectl would connect."""
+    from .sources.kube import KubeSource
+    from .sources.kubeconfig import KubeconfigError, kubeconfig_paths, load_kubeconfig
+
+    configmap, key, secret = settings.kube_configmap or "", settings.kube_config_key, settings.kube_secret
+    if not settings.kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return KubeSource.in_cluster(configmap=configmap, key=key, secret=secret)
+    paths = kubeconfig_paths(settings.kubeconfig)
+    if paths is None:
+        raise SystemExit("--kube-configmap: not in a pod and no kubeconfig; pass --kubeconfig (or set KUBECONFIG)")
+    try:
+        connection = load_kubeconfig(paths, settings.kube_context)
+    except KubeconfigError as exc:
+        raise SystemExit(f"--kubeconfig: {exc}") from None
+    log.info("following %s on %s (kubeconfig context %s)", settings.kube_configmap, connection.server,
+             connection.context)
+    return KubeSource(connection.server, connection.token, configmap, key, secret,
+                      ssl_context=connection.ssl_context)
+
+
 def _build_source(settings: GatewaySettings) -> Any:
     from .sources.files import FileSource
     from .sources.preferring import PreferringSource
@@ -48,10 +70,7 @@ def _build_source(settings: GatewaySettings) -> Any:
     if settings.config_path:
         file_source = FileSource(settings.config_path, settings.secrets_dir, settings.reload_interval_seconds)
     if settings.kube_configmap:
-        from .sources.kube import KubeSource
-
-        kube = KubeSource.in_cluster(configmap=settings.kube_configmap, key=settings.kube_config_key,
-                                     secret=settings.kube_secret)
+        kube = _kube_source(settings)
         return PreferringSource(kube, file_source) if file_source is not None else kube
     if file_source is None:
         raise SystemExit("no config: pass --config PATH (or MODELGATE_CONFIG) or --kube-configmap")

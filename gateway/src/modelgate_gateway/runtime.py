@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import ids
 from .config import (
     ConfigError,
     EnvRef,
@@ -104,6 +105,8 @@ class KeyRuntime:
     name: str
     all_models: bool
     models: frozenset[str]
+    owner: str
+    """Who owns the response ids this key creates (its tenant, or the key itself); see ids.py."""
 
     def allows(self, model: str) -> bool:
         return self.all_models or model in self.models
@@ -216,7 +219,8 @@ def _keys(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: str) ->
             assert key.value_from is not None  # guaranteed by validation
             value = resolve_secret(key.value_from, secrets, base_dir, f"spec.auth.keys[{index}].valueFrom")
             digest = hashlib.sha256(value.encode()).digest()
-        out[digest] = KeyRuntime(key.name, "*" in key.models, frozenset(key.models))
+        out[digest] = KeyRuntime(key.name, "*" in key.models, frozenset(key.models),
+                                 ids.key_owner(key.name, key.tenant))
     return out
 
 

@@ -30,6 +30,9 @@ class GatewaySettings:
     kube_configmap: str | None = None
     kube_config_key: str = "config.json"
     kube_secret: str | None = None
+    kubeconfig: str | None = None
+    """Kubeconfig file(s) to follow a cluster from outside it; None: in-cluster, else ~/.kube/config."""
+    kube_context: str | None = None
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:
@@ -56,6 +59,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
     opt("--kube-configmap", "KUBE_CONFIGMAP", None, str, "namespace/name of a ConfigMap to watch")
     opt("--kube-config-key", "KUBE_CONFIG_KEY", "config.json", str, "key of the document in it")
     opt("--kube-secret", "KUBE_SECRET", None, str, "namespace/name of the upstream-keys Secret to watch")
+    # kubectl's variable too: `KUBECONFIG=... modelgate-gateway --kube-configmap ...` just works.
+    parser.add_argument("--kubeconfig", default=_env(env, "KUBECONFIG") or env.get("KUBECONFIG") or None,
+                        help="kubeconfig path(s) for --kube-configmap outside a pod; default: in-cluster "
+                             "service account, else ~/.kube/config (env MODELGATE_KUBECONFIG or KUBECONFIG)")
+    opt("--kube-context", "KUBE_CONTEXT", None, str, "kubeconfig context (default: its current-context)")
 
 
 def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
@@ -75,6 +83,8 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         kube_configmap=args.kube_configmap,
         kube_config_key=args.kube_config_key,
         kube_secret=args.kube_secret,
+        kubeconfig=args.kubeconfig,
+        kube_context=args.kube_context,
     )
 
 

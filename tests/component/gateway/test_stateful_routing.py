@@ -20,16 +20,15 @@ async def test_previous_response_id_and_follow_ups_reach_the_creating_deployment
         created = [await client.responses.create(model="gpt-4o", input=f"turn {i}") for i in range(12)]
         by_deployment = {}
         for response in created:
-            ref = ids.decode(b"test-signing-key-0123456789abcdef", response.id)
+            ref = ids.peek(response.id)
             assert ref is not None
             by_deployment.setdefault(ref.deployment, response)
         assert set(by_deployment) == {"a", "b"}  # both deployments served some
         for name, response in by_deployment.items():
             upstream = upstream_a if name == "a" else upstream_b
             follow = await client.responses.create(model="gpt-4o", input="next", previous_response_id=response.id)
-            assert upstream.creates[-1].body["previous_response_id"] == ids.decode(
-                b"test-signing-key-0123456789abcdef", response.id).upstream_id
-            assert ids.decode(b"test-signing-key-0123456789abcdef", follow.id).deployment == name
+            assert upstream.creates[-1].body["previous_response_id"] == ids.peek(response.id).upstream_id
+            assert ids.peek(follow.id).deployment == name
             again = await client.responses.retrieve(response.id)
             assert again.id == response.id and again.output_text == response.output_text
             items = await client.responses.input_items.list(response.id)
@@ -62,7 +61,8 @@ async def test_ids_survive_a_gateway_restart_and_work_on_another_replica(gateway
 
 async def test_forged_or_foreign_ids_are_rejected(gateway, upstream_a, upstream_b) -> None:
     gw = await gateway(_balanced(upstream_a, upstream_b))
-    forged = ids.encode(b"some-other-key", "b", "resp_b000001")
+    other_key = b"some-other-key"
+    forged = ids.encode(other_key, ids.owner_tag(other_key, ids.key_owner("test", None)), "b", "resp_b000001")
     async with gw.client() as client:
         with pytest.raises(openai.NotFoundError):
             await client.responses.retrieve(forged)

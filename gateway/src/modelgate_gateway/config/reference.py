@@ -68,7 +68,11 @@ alongside `v1alpha1` for one release so operator and gateways can be upgraded in
 
 **Response ids.** The ids the gateway returns carry the name of the deployment that created the
 response, signed with `responseIds.signingKey`; renaming a deployment therefore orphans its stored
-responses, while editing anything else (weights, URLs, keys) does not.
+responses, while editing anything else (weights, URLs, key values) does not. Each id also belongs
+to the tenant of the key that created it (`auth.keys[].tenant`; a key without one is its own
+tenant): any other key gets 404 for it, as for an id that does not exist. Changing a key's tenant
+(or the name of a key without one) therefore hands its earlier responses to nobody; rotate a key by
+giving the old and the new key the same tenant. See [operations.md](operations.md#response-ids-and-stateful-calls).
 
 ## Example
 
@@ -100,6 +104,9 @@ spec:
       - name: team-a
         valueFrom: {file: /etc/modelgate/api-keys/team-a}
         models: [gpt-4o]
+      - name: team-b-ci
+        valueFrom: {file: /etc/modelgate/api-keys/team-b-ci}
+        tenant: team-b          # shares its responses with every key of tenant team-b
   responseIds:
     signingKey: {file: /etc/modelgate/response-ids/signing-key}
 ```

@@ -159,7 +159,11 @@ class Deployment(_Model):
         default=None, description="Upstream API key. Sent as Bearer (api-key header for azure-openai)."
     )
     query_params: dict[str, str] = Field(
-        default_factory=dict, description="Extra query parameters, e.g. Azure's api-version."
+        default_factory=dict,
+        description="Query parameters sent on every call to this deployment, e.g. Azure's api-version. "
+        "They always win over a client's parameter of the same name; of the client's, only those the "
+        "endpoint defines are forwarded (retrieve: stream, starting_after, include, include_obfuscation; "
+        "input_items: after, before, limit, order, include).",
     )
     headers: dict[str, str] = Field(
         default_factory=dict, description="Extra non-secret request headers sent upstream."
@@ -236,6 +240,14 @@ class ApiKey(_Model):
     value_from: SecretRef | None = Field(default=None, description="Where the key itself is read from.")
     models: list[str] = Field(
         default_factory=lambda: ["*"], description="Public models this key may use; '*' = all."
+    )
+    tenant: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="Owner of the responses this key creates. Keys with the same tenant share their "
+        "response ids (retrieve, delete, cancel, input_items, previous_response_id); any other key "
+        "gets 404 for them. Unset: the key is its own tenant. Give an old and a new key the same "
+        "tenant to rotate without losing access to earlier responses.",
     )
 
 

@@ -1,12 +1,14 @@
 """The Responses API endpoints: create (streaming or not) and the calls on a stored response.
 
-Handlers only validate what routing needs (model, stream, ids, end user); the body otherwise
-goes upstream as the client sent it. Follow-up calls find their deployment inside the signed id.
+Handlers only validate what routing needs (model, stream, ids, end user, follow-up query
+parameters); the body otherwise goes upstream as the client sent it. Follow-up calls find their
+deployment inside the signed id, which only its owner (the caller's tenant) can use: for anyone
+else it does not exist.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +21,7 @@ from ..recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, ModelRuntime, RuntimeConfig
 from ..streaming.relay import relay_json, relay_stream
 from ..upstream.executor import Call, Opened, open_call
+from . import queryparams
 from .context import authenticate, endpoint, parse_object, read_body
 
 _MAX_END_USER_CHARS = 256
@@ -53,11 +56,29 @@ def _end_user(payload: dict[str, Any], request: web.Request, runtime: RuntimeCon
     return None
 
 
-def _resolve(state: GatewayState, runtime: RuntimeConfig, response_id: Any,
+class _Caller:
+    """Who is calling, as ids see it: the signing key, the caller's owner tag, and whether ids
+    issued before owners existed are theirs (only without a key: see ids.py)."""
+
+    __slots__ = ("accept_unowned", "owner", "signing_key")
+
+    def __init__(self, state: GatewayState, runtime: RuntimeConfig, key: KeyRuntime | None) -> None:
+        self.signing_key = state.signing_key(runtime)
+        self.owner = ids.owner_tag(self.signing_key, key.owner if key is not None else ids.ANONYMOUS)
+        self.accept_unowned = key is None
+
+    def make_id(self, dep_name: str) -> Callable[[str], str]:
+        signing_key, owner = self.signing_key, self.owner
+        return lambda upstream_id: ids.encode(signing_key, owner, dep_name, upstream_id)
+
+
+def _resolve(caller: _Caller, runtime: RuntimeConfig, response_id: Any,
              param: str | None) -> tuple[DeploymentRuntime, str]:
+    """The deployment and upstream id inside the caller's own id; another owner's id, like a forged
+    one, is not found (same status, message and code)."""
     if not isinstance(response_id, str) or not response_id:
         raise InvalidRequest(f"'{param}' must be a response id string.", param=param)
-    ref = ids.decode(state.signing_key(runtime), response_id)
+    ref = ids.decode(caller.signing_key, caller.owner, response_id, accept_unowned=caller.accept_unowned)
     shown = response_id[:128]
     if ref is None:
         if param is not None:
@@ -71,19 +92,29 @@ def _resolve(state: GatewayState, runtime: RuntimeConfig, response_id: Any,
     return dep, ref.upstream_id
 
 
+def _serving_model(runtime: RuntimeConfig, model: ModelRuntime, dep: DeploymentRuntime,
+                   previous: str) -> ModelRuntime:
+    """The model a pinned deployment serves this request as: the requested one or, failing that,
+    the first of its fallbacks that has the deployment as a target. A deployment of any other
+    model must not serve it: that would bypass the key's model allowlist and its pricing."""
+    candidates = (model, *(runtime.models[n] for n in model.fallbacks if n in runtime.models))
+    for candidate in candidates:
+        for target in candidate.targets:
+            if target.deployment == dep.name:
+                return candidate
+    raise InvalidRequest(f"Previous response '{previous[:128]}' is held by a deployment that model `{model.name}` "
+                         "does not use, nor do its fallbacks; continue it with the model that created it.",
+                         param="previous_response_id", code="previous_response_model_mismatch")
+
+
 def _served_headers(record: RequestRecord, opened: Opened) -> dict[str, str]:
     return {"X-Request-Id": record.request_id, "X-Modelgate-Deployment": opened.dep.name,
             "X-Modelgate-Attempts": str(len(record.attempts))}
 
 
-def _id_maker(state: GatewayState, runtime: RuntimeConfig, dep_name: str) -> Callable[[str], str]:
-    key = state.signing_key(runtime)
-    return lambda upstream_id: ids.encode(key, dep_name, upstream_id)
-
-
-async def _relay(request: web.Request, state: GatewayState, runtime: RuntimeConfig,
-                 record: RequestRecord, opened: Opened, stream: bool) -> web.StreamResponse:
-    make_id = _id_maker(state, runtime, opened.dep.name)
+async def _relay(request: web.Request, record: RequestRecord, caller: _Caller, opened: Opened,
+                 stream: bool) -> web.StreamResponse:
+    make_id = caller.make_id(opened.dep.name)
     headers = _served_headers(record, opened)
     if stream:
         return await relay_stream(request, opened, record, make_id, headers)
@@ -104,46 +135,48 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
     record.stream = stream
     record.end_user = _end_user(payload, request, runtime)
     call = Call("POST", "/responses", payload=payload, raw=raw, stream=stream, rewrite_model=True)
+    caller = _Caller(state, runtime, key)
     previous = payload.get("previous_response_id")
     if previous is not None:
-        dep, upstream_id = _resolve(state, runtime, previous, "previous_response_id")
+        dep, upstream_id = _resolve(caller, runtime, previous, "previous_response_id")
+        model = _serving_model(runtime, model, dep, previous)
         call.pinned = dep.name
         call.updates["previous_response_id"] = upstream_id
     opened = await open_call(state, runtime, record, model, call)
-    return await _relay(request, state, runtime, record, opened, stream)
+    return await _relay(request, record, caller, opened, stream)
 
 
-async def _follow_up(request: web.Request, state: GatewayState, record: RequestRecord,
-                     method: str, suffix: str) -> web.StreamResponse:
+async def _follow_up(request: web.Request, state: GatewayState, record: RequestRecord, method: str,
+                     suffix: str, defined: Mapping[str, queryparams.Check]) -> web.StreamResponse:
     runtime = state.current()
-    authenticate(request, runtime, record)
-    dep, upstream_id = _resolve(state, runtime, request.match_info["response_id"], None)
-    query = dict(request.query)
-    stream = suffix == "" and method == "GET" and query.get("stream") == "true"
+    caller = _Caller(state, runtime, authenticate(request, runtime, record))
+    dep, upstream_id = _resolve(caller, runtime, request.match_info["response_id"], None)
+    query = queryparams.forwarded(request.query, defined)
+    stream = query.get("stream") == "true"
     record.stream = stream
     call = Call(method, f"/responses/{quote(upstream_id, safe='')}{suffix}", query=query or None,
                 stream=stream, pinned=dep.name)
     if method == "POST":
         call.payload, call.raw = {}, b"{}"
     opened = await open_call(state, runtime, record, None, call)
-    return await _relay(request, state, runtime, record, opened, stream)
+    return await _relay(request, record, caller, opened, stream)
 
 
 @endpoint("retrieve")
 async def retrieve_response(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
-    return await _follow_up(request, state, record, "GET", "")
+    return await _follow_up(request, state, record, "GET", "", queryparams.RETRIEVE)
 
 
 @endpoint("delete")
 async def delete_response(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
-    return await _follow_up(request, state, record, "DELETE", "")
+    return await _follow_up(request, state, record, "DELETE", "", queryparams.NONE)
 
 
 @endpoint("cancel")
 async def cancel_response(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
-    return await _follow_up(request, state, record, "POST", "/cancel")
+    return await _follow_up(request, state, record, "POST", "/cancel", queryparams.NONE)
 
 
 @endpoint("input_items")
 async def list_input_items(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
-    return await _follow_up(request, state, record, "GET", "/input_items")
+    return await _follow_up(request, state, record, "GET", "/input_items", queryparams.INPUT_ITEMS)

@@ -29,7 +29,7 @@ from .translation.responses_chatcompletions import (
     translate_request,
     translate_response,
 )
-from .transport import MemoryReply, UpstreamReply, json_error
+from .transport import NOT_STREAMABLE, MemoryReply, UpstreamReply, json_error
 
 log = logging.getLogger("modelgate.gateway.chat")
 _MAX_LINE_BYTES = 8 * 1024 * 1024  # one SSE line; bigger means a broken upstream
@@ -133,6 +133,8 @@ class ChatTransport:
             raise _unavailable(exc) from None
         if method == "GET" and parts[2:] == ["input_items"]:
             return MemoryReply(200, orjson.dumps(_page(stored.input_items, query)))
+        if method == "GET" and query.get("stream") == "true":
+            return json_error(400, NOT_STREAMABLE, param="stream")
         if method == "POST" and parts[2:] == ["cancel"]:
             return json_error(400, "Only responses created with background=true can be cancelled.")
         return MemoryReply(200, orjson.dumps(stored.response))

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from ..runtime import DeploymentRuntime
-from .transport import MemoryReply, json_error
+from .transport import NOT_STREAMABLE, MemoryReply, json_error
 
 _MAX_STORED = 1000  # responses kept for retrieve; oldest evicted first
 
@@ -111,6 +111,8 @@ class MockTransport:
         if stored is None:
             return json_error(404, "No response found with that id.", "not_found")
         response, items = stored
+        if method == "GET" and len(parts) == 2 and query.get("stream") == "true":
+            return json_error(400, NOT_STREAMABLE, param="stream")
         if method == "GET" and len(parts) == 2:
             return MemoryReply(200, orjson.dumps(response))
         if method == "DELETE" and len(parts) == 2:

@@ -78,6 +78,10 @@ async def _once(body: bytes) -> AsyncIterator[bytes]:
     yield body
 
 
+NOT_STREAMABLE = ("Only responses created with background=true can be streamed when retrieved; "
+                  "this deployment does not run responses in the background.")
+
+
 def json_error(status: int, message: str, code: str | None = None, param: str | None = None) -> MemoryReply:
     body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
     return MemoryReply(status, orjson.dumps(body))

@@ -93,7 +93,7 @@ def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
 class Endpoint:
     """One upstream deployment's fixed request parts, built once per config and reused per call."""
 
-    __slots__ = ("_block", "connect_seconds", "host", "origin", "port", "prefix", "proxy", "query",
+    __slots__ = ("_block", "_query_string", "connect_seconds", "host", "origin", "port", "prefix", "proxy", "query",
                  "read_idle_seconds", "tls")
 
     def __init__(self, base_url: str, headers: Mapping[str, str] | None = None, *,
@@ -115,6 +115,7 @@ class Endpoint:
         if proxy is not None and not self.tls:  # through the proxy: absolute-form request target
             self.prefix = self.origin + self.prefix
         self.query = dict(query or {})
+        self._query_string = "?" + urlencode(self.query) if self.query else ""
         self.connect_seconds = connect_seconds
         self.read_idle_seconds = read_idle_seconds
         lines = [f"Host: {host if self.port == default_port else f'{host}:{self.port}'}"]
@@ -128,11 +129,18 @@ class Endpoint:
 
     def head(self, method: str, path: str, query: Mapping[str, str] | None,
              extra: Sequence[tuple[str, str]], content_type: str | None, length: int | None) -> bytes:
-        """Request line and headers, ready to write."""
+        """Request line and headers, ready to write.
+
+        ``query`` holds the client's parameters (a multidict when a name repeats: every pair is
+        sent); the configured ones always win: a client's parameter of the same name is dropped.
+        """
         target = self.prefix + (path if _PLAIN_PATH.match(path) else quote(path, safe=_PATH_SAFE))
-        params = {**self.query, **query} if query else self.query
-        if params:
-            target += "?" + urlencode(params)
+        if query:
+            configured = self.query
+            target += "?" + urlencode([*configured.items(),
+                                       *((name, value) for name, value in query.items() if name not in configured)])
+        else:
+            target += self._query_string
         parts = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), self._block]
         for name, value in extra:
             check_header(name, value)
