@@ -22,6 +22,7 @@ class FakeKube:
         self.objects: dict[tuple[str, str], Stored] = {}
         self.log: list[tuple[str, str, str]] = []
         """(verb, kind, name) of every write and delete, in order."""
+        self.reads: list[tuple[str, str]] = []
         self.events: list[tuple[str, str, str]] = []
         self.pod_checksums: list[str | None] = []
         self.after_change: list[Any] = []
@@ -29,6 +30,7 @@ class FakeKube:
 
     # --- the store -------------------------------------------------------------------------
     def read_object(self, kind: str, name: str) -> Stored | None:
+        self.reads.append((kind, name))
         return self.objects.get((kind, name))
 
     def write_object(self, kind: str, name: str, data: Any, *, annotations: Any, labels: Any,

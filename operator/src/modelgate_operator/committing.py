@@ -21,7 +21,8 @@ so a restarted or newly elected replica finishes a clean-up it did not start. Ne
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,6 +40,9 @@ HASH_ANNOTATION = "modelgate.dev/content-hash"
 OBJECTS_ANNOTATION = "modelgate.dev/objects"
 """On ``<configmap>``: every ConfigMap and Secret the operator keeps for its gateway
 (``ConfigMap/name,Secret/name,…``), including those a pending clean-up will delete."""
+KNOWN_SECONDS = 300.0
+"""How long a replica trusts what it last read or wrote of an object: after that every object is
+read again, so an edit behind its back is repaired within minutes (and at once on a change)."""
 SHARD_LABEL = "modelgate.dev/config-of"
 """On every object the operator writes: the gateway ConfigMap it belongs to."""
 
@@ -94,9 +98,37 @@ class Committer:
     """Payload bytes of the objects written so far."""
     _keys: dict[str, dict[str, bytes]] = field(default_factory=dict)
     """What each upstream-keys Secret holds after this pass's writes."""
+    _known: dict[ObjectRef, Stored | None] = field(default_factory=dict)
+    """Objects as this replica last read or wrote them, so a pass over an unchanged layout reads
+    nothing (32 shards of a large config are megabytes). Forgotten after :data:`KNOWN_SECONDS`,
+    on any API error, when another replica published, and while standing by for a peer."""
+    _known_since: float = 0.0
+    _generation: int | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    def forget(self) -> None:
+        """Read every object from the API again next time."""
+        self._known.clear()
+        self._generation = None
+
+    def _read(self, kind: str, name: str) -> Stored | None:
+        key = (kind, name)
+        if key not in self._known:
+            self._known[key] = self.store.read_object(kind, name)
+        return self._known[key]
 
     def read(self) -> Published:
+        """What ``<configmap>`` says is published; always read from the API."""
+        if self.clock() - self._known_since > KNOWN_SECONDS:
+            self.forget()
+            self._known_since = self.clock()
         stored = self.store.read_object(CONFIGMAP, self.settings.configmap)
+        published = self._published(stored)
+        if published.generation != self._generation:
+            self.forget()  # written by someone else (another replica): trust nothing remembered
+        return published
+
+    def _published(self, stored: Stored | None) -> Published:
         if stored is None:
             return Published()
         notes = stored.annotations
@@ -119,25 +151,35 @@ class Committer:
         if stored is not None and all(stored.annotations.get(k) == v for k, v in annotations.items()):
             return False
         drop = set(stored.data) - set(data) if stored is not None else set()
+        self._known.pop((kind, name), None)  # unknown until the write went through
         self.store.write_object(kind, name, data, annotations=annotations, owners=owners,
                                 labels={SHARD_LABEL: self.settings.configmap}, drop=drop)
+        self._known[(kind, name)] = Stored(data=dict(data), annotations=annotations)
         self.writes += 1
         self.bytes_written += sum(len(v) for v in data.values())
         return True
 
     def write(self, layout: Layout, published: Published) -> bool:
         """Steps 1 to 3; True when the index was written (a new document or a new layout)."""
+        try:
+            return self._write_all(layout, published)
+        except Exception:
+            self.forget()  # a write may or may not have happened
+            raise
+
+    def _write_all(self, layout: Layout, published: Published) -> bool:
         owners = self.store.owner_references()
         self._keys = {}
         for name, exact in layout.secrets.items():
-            stored = self.store.read_object(SECRET, name)
+            stored = self._read(SECRET, name)
             kept = {k: v for k, v in (stored.data if stored else {}).items() if isinstance(v, bytes)}
             merged = {**kept, **exact}  # add and rotate now, prune after the rollout
             self._write(SECRET, name, merged, stored, owners)
             self._keys[name] = merged
         head, *shards = layout.configmaps.items()
         for name, data in shards:
-            self._write(CONFIGMAP, name, data, self.store.read_object(CONFIGMAP, name), owners)
+            self._write(CONFIGMAP, name, data, self._read(CONFIGMAP, name), owners)
+        self._generation = published.generation
         if layout.identity == published.identity:
             return False
         objects = published.objects | layout.objects  # the retired ones stay listed until deleted
@@ -145,6 +187,7 @@ class Committer:
         self._write(CONFIGMAP, head[0], head[1], None, owners, {
             CHECKSUM_ANNOTATION: index.checksum, GENERATION_ANNOTATION: str(index.generation),
             OBJECTS_ANNOTATION: _objects_text(objects)})
+        self._generation = index.generation
         return True
 
     def clean_up(self, layout: Layout, recorded: frozenset[ObjectRef], served: bool) -> bool:
@@ -155,13 +198,22 @@ class Committer:
             return False
         if not served:
             return True
+        try:
+            self._clean(layout, retired, stale_keys)
+        except Exception:
+            self.forget()
+            raise
+        return False
+
+    def _clean(self, layout: Layout, retired: frozenset[ObjectRef], stale_keys: set[str]) -> None:
         owners = self.store.owner_references()
         pruned = 0
         for name in sorted(stale_keys):
             pruned += len(set(self._keys.get(name, {})) - set(layout.secrets[name]))
-            self._write(SECRET, name, layout.secrets[name], self.store.read_object(SECRET, name), owners)
+            self._write(SECRET, name, layout.secrets[name], self._read(SECRET, name), owners)
             self._keys[name] = dict(layout.secrets[name])
         for kind, name in sorted(retired):
+            self._known.pop((kind, name), None)
             self.store.delete_object(kind, name)
             self.writes += 1
         if retired:
@@ -171,4 +223,3 @@ class Committer:
             self.writes += 1
         logger.info("rollout done: pruned %d unused keys, deleted %d unused objects (%s)", pruned,
                     len(retired), _objects_text(frozenset(retired)) or "none")
-        return False

@@ -109,7 +109,7 @@ def secret_buckets(data: Mapping[str, bytes], settings: OperatorSettings) -> dic
 
 def plan(rendered: Rendered, settings: OperatorSettings) -> Layout:
     """The layout of ``rendered``; raises :class:`TooLarge` when no allowed split fits."""
-    data = json.loads(rendered.document)
+    data = rendered.data or json.loads(rendered.document)
     split = split_document(data, first_routed=rendered.base_entries, target=SHARD_TARGET_BYTES,
                            limit=OBJECT_BUDGET_BYTES, max_shards=settings.max_shards,
                            reserve=INDEX_RESERVE_BYTES)

@@ -11,23 +11,47 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 _T = TypeVar("_T")
 _IDENTITY = ("namespace", "name", "generation", "uid", "creationTimestamp", "deletionTimestamp")
 
 
-def routes_fingerprint(bodies: Iterable[Mapping[str, Any]]) -> str:
-    """What parsing depends on: each route's identity and spec (never its status, which the
-    operator itself writes on every pass)."""
-    digest = hashlib.sha256()
-    for body in bodies:
-        meta = body.get("metadata") or {}
-        digest.update(json.dumps([[meta.get(k) for k in _IDENTITY], body.get("spec")],
-                                 sort_keys=True, default=str).encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
+def route_digest(body: Mapping[str, Any]) -> str:
+    """What parsing and rendering one route depend on: its identity and spec (never its status,
+    which the operator itself writes on every pass)."""
+    meta = body.get("metadata") or {}
+    text = json.dumps([[meta.get(k) for k in _IDENTITY], body.get("spec")], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def routes_fingerprint(digests: Iterable[str]) -> str:
+    """One fingerprint of every route, in list order."""
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+class ParseCache(Generic[_T]):
+    """Parsed routes by digest: a pass parses only the routes that changed since the last one.
+
+    Keeps exactly the routes of the last pass, so it never outgrows the cluster's routes; a
+    parsed route is the same object from pass to pass, which lets rendering reuse its work.
+    """
+
+    def __init__(self, parse: Callable[[Mapping[str, Any]], _T]) -> None:
+        self._parse = parse
+        self._by_digest: dict[str, _T] = {}
+
+    def parse_all(self, bodies: Sequence[Mapping[str, Any]], digests: Sequence[str]) -> list[_T]:
+        previous, self._by_digest = self._by_digest, {}
+        parsed = []
+        for body, digest in zip(bodies, digests, strict=True):
+            found = previous.get(digest)
+            if found is None:
+                found = self._parse(body)
+            self._by_digest[digest] = found
+            parsed.append(found)
+        return parsed
 
 
 def secrets_fingerprint(secrets: Mapping[tuple[str, str], Mapping[str, bytes] | None]) -> str:

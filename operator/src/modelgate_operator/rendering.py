@@ -83,6 +83,8 @@ class Rendered:
     """(route, generation) pairs present in this document; rollout status compares against it."""
     base_entries: tuple[int, int] = (0, 0)
     """How many leading deployments and models come from the base config (the rest are routes')."""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    """``document`` as plain data (spares parsing it again to split it into shards)."""
 
 
 def deployment_name(route: ModelRoute, deployment: str) -> str:
@@ -116,6 +118,38 @@ class _Entry:
     deployments: list[dict[str, Any]] = field(default_factory=list)
     model: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """What :func:`_build` made of one route, given the Secrets it references."""
+
+    route: ModelRoute
+    secrets: tuple[tuple[tuple[str, str], SecretData | None], ...]
+    verdict: Verdict
+    deployments: list[dict[str, Any]]
+    model: dict[str, Any]
+    keys: dict[str, bytes]
+
+
+BuildCache = dict[int, _Built]
+"""Built routes by ``id`` of the parsed route (kept alive by the entry): with thousands of
+routes, validating every route's entries again on each render costs seconds, and one change
+leaves all the others as they were."""
+
+
+def _build_cached(entry: _Entry, secrets: SecretLookup, max_bytes: int, cache: BuildCache | None) -> None:
+    """:func:`_build`, reusing the last result for the same parsed route and Secret contents."""
+    route = entry.route
+    used = tuple(sorted((ref, secrets.get(ref)) for ref in referenced_secrets([route])))
+    found = cache.get(id(route)) if cache is not None else None
+    if found is not None and found.route is route and found.secrets == used:
+        entry.verdict, entry.deployments, entry.model, entry.secrets = (
+            found.verdict, found.deployments, found.model, found.keys)
+        return
+    _build(entry, secrets, max_bytes)
+    if cache is not None:
+        cache[id(route)] = _Built(route, used, entry.verdict, entry.deployments, entry.model, entry.secrets)
 
 
 def _reject(entry: _Entry, reason: str, message: str) -> None:
@@ -266,11 +300,13 @@ def _blame(issue: ConfigIssue, spec: Mapping[str, Any], base_spec: Mapping[str, 
 
 
 def render(routes: Iterable[ModelRoute], secrets: SecretLookup, base: GatewayConfig | None, *,
-           gateway: str, generation: int, max_route_bytes: int = ROUTE_BUDGET_BYTES) -> Rendered:
+           gateway: str, generation: int, max_route_bytes: int = ROUTE_BUDGET_BYTES,
+           cache: BuildCache | None = None) -> Rendered:
     """Render every route attached to ``gateway`` into one validated document.
 
     A route whose model and deployments take more than ``max_route_bytes`` is left out
-    (``RouteTooLarge``): no shard could hold it.
+    (``RouteTooLarge``): no shard could hold it. ``cache`` (kept by the caller between renders)
+    spares rebuilding routes that did not change; it keeps only this render's routes.
     """
     base_data = config_to_data(base) if base is not None else {}
     base_spec: Mapping[str, Any] = base_data.get("spec", {})
@@ -280,7 +316,11 @@ def render(routes: Iterable[ModelRoute], secrets: SecretLookup, base: GatewayCon
     _claim_names(entries, base_models)
     for entry in entries:
         if entry.verdict.included:
-            _build(entry, secrets, max_route_bytes)
+            _build_cached(entry, secrets, max_route_bytes, cache)
+    if cache is not None:
+        current = {id(e.route) for e in entries}
+        for stale in [k for k in cache if k not in current]:
+            del cache[stale]
     metadata = {"generation": generation, "renderedBy": RENDERED_BY}
     while True:  # each round leaves one more route out, so it ends
         _with_available_fallbacks(entries, base_models)
@@ -303,11 +343,12 @@ def render(routes: Iterable[ModelRoute], secrets: SecretLookup, base: GatewayCon
             if culprit is None:
                 raise BaseConfigError(f"the base config is not valid: {exc}") from None
     checksum = spec_checksum(spec)
-    document = canonical_json({**data, "metadata": {**metadata, "checksum": checksum}})
+    data = {**data, "metadata": {**metadata, "checksum": checksum}}
     served = [e for e in entries if e.verdict.included]
     return Rendered(
         config=config,
-        document=document,
+        document=canonical_json(data),
+        data=data,
         checksum=checksum,
         secret_data={k: v for e in served for k, v in sorted(e.secrets.items())},
         verdicts={e.route.key: e.verdict for e in entries},

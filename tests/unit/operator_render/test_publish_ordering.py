@@ -7,6 +7,7 @@ holds every key that set needs. A gateway never sees a set it would have to reje
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -159,3 +160,30 @@ def test_upstream_keys_spread_over_secrets_when_they_outgrow_one(key_bytes: int)
     index = kube.objects[("ConfigMap", "modelgate-gateway-config")].data["index.json"]
     assert all(f'"{name}"' in str(index) for name in names)
     assert not gateway.problems, gateway.problems
+
+
+def test_an_unchanged_layout_is_not_read_again_until_someone_else_publishes() -> None:
+    kube = FakeKube()
+    kube.route_secrets = dict(team_secrets())
+    kube.routes = route_bodies(1500)
+    reconciler = _reconciler(kube)
+    reconciler.reconcile()
+    shards = sorted(name for kind, name in kube.objects if kind == "ConfigMap")[1:]
+    assert len(shards) >= 2
+    kube.reads.clear()
+    assert not reconciler.reconcile().published
+    assert kube.reads == [("ConfigMap", "modelgate-gateway-config")]  # the index, nothing else
+
+    # Another replica publishes (a new generation): everything is read again and repaired.
+    head = kube.objects[("ConfigMap", "modelgate-gateway-config")]
+    kube.objects[("ConfigMap", "modelgate-gateway-config")] = dataclasses.replace(
+        head, annotations={**head.annotations, "modelgate.dev/config-generation": "99"})
+    tampered = kube.objects[("ConfigMap", shards[0])]
+    kube.objects[("ConfigMap", shards[0])] = dataclasses.replace(
+        tampered, data={k: "{}" for k in tampered.data}, annotations={"modelgate.dev/content-hash": "x"})
+    kube.reads.clear()
+    kube.log.clear()
+    assert not reconciler.reconcile().published  # the same set: only the damaged shard is rewritten
+    assert ("ConfigMap", shards[0]) in kube.reads
+    assert kube.log == [("write", "ConfigMap", shards[0])]
+    assert kube.objects[("ConfigMap", shards[0])].data == tampered.data
