@@ -1,9 +1,11 @@
-"""1,000 and 10,000 routes through the operator and a gateway following the API (kmock).
+"""1,000 routes through the operator and a gateway following the API (kmock's emulator).
 
 The routes (with the statuses the operator would write, so the first pass has nothing to say
 about them) and their Secrets are put straight into the emulator; then one route is applied,
 changed and deleted through the API, and each change is timed until the gateway serves it.
-Figures (with ``-s``) go to docs/operations.md; they are kmock's, not a real API server's.
+Everything shares this process (emulator, kopf, gateway), so the figures (``-s``) are upper
+bounds; tests/cluster/test_large_configs.py measures against a real API server, and
+tests/unit/config/test_config_sharding.py covers 10,000 routes in seconds.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def _seed(emulator: Any, total: int) -> None:
             "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
 
 
-@pytest.mark.parametrize("total", [1000, 10_000])
+@pytest.mark.parametrize("total", [1000])
 async def test_apply_change_delete_at_scale(emulator: Any, gateway: KubeGatewayApp,
                                             operator_settings: OperatorSettings, total: int) -> None:
     started = time.monotonic()

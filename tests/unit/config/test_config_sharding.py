@@ -27,6 +27,7 @@ from modelgate_gateway.config.sharding import (
     shard_key,
     split_document,
 )
+from modelgate_gateway.runtime import compile_runtime
 from modelgate_operator.rendering import Rendered, render
 from modelgate_operator.resources import parse_route
 
@@ -65,12 +66,15 @@ def test_a_large_config_splits_and_assembles_to_the_same_bytes(total: int) -> No
     assembled_at = time.perf_counter()
     assert document == rendered.document
     config = parse_config(document, "json")
-    assert len(config.spec.models) == total
+    runtime = compile_runtime(config, rendered.secret_data, ".")
+    compiled_at = time.perf_counter()
+    assert len(runtime.models) == total
     assert len(rendered.document) > 300 * total
     assert all(len(s) <= TARGET for s in shards) and len(head) < 1000
     print(f"\n{total} routes: {len(rendered.document):,} bytes in {len(shards)} shards "
-          f"(largest {max(map(len, shards)):,}); render {rendered_at - started:.2f}s, "
-          f"split {split_at - rendered_at:.2f}s, assemble {assembled_at - split_at:.2f}s")
+          f"(largest {max(map(len, shards)):,}); operator: render {rendered_at - started:.2f}s, "
+          f"split {split_at - rendered_at:.2f}s; gateway: assemble {assembled_at - split_at:.2f}s, "
+          f"validate and compile {compiled_at - assembled_at:.2f}s")
 
     # One route more: one shard changes (the head only through its checksum and generation).
     after = _render([*bodies, route_body(total, total + 1)])
