@@ -8,7 +8,9 @@ Only upstreams are fakes (see fake_responses_upstream.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +20,20 @@ from aiohttp.test_utils import TestServer
 from openai import AsyncOpenAI
 from prometheus_client import CollectorRegistry
 
+from modelgate_gateway import ids
 from modelgate_gateway.app import RELOADER, make_app, make_state
 from modelgate_gateway.appstate import GatewayState
-from modelgate_gateway.observing import GatewayObserver
+from modelgate_gateway.observability.observer import GatewayObserver
 from modelgate_gateway.sources.files import FileSource
 
 API_KEY = "sk-test-gateway-key"
 SIGNING_KEY = "test-signing-key-0123456789abcdef"
+
+
+def gateway_id(upstream_id: str, deployment: str) -> str:
+    """The id the gateway hands the test key (``API_KEY``, key ``test``, no tenant) for an upstream id."""
+    key = SIGNING_KEY.encode()
+    return ids.encode(key, ids.owner_tag(key, ids.key_owner("test", None)), deployment, upstream_id)
 
 
 def deployment(name: str, base_url: str, **extra: Any) -> dict[str, Any]:
@@ -92,3 +101,26 @@ class GatewayHarness:
         await self.server.close()
         await self.observer.close()
         self._log.close()
+
+
+@contextlib.asynccontextmanager
+async def harnesses(tmp: Path) -> AsyncIterator[Callable[..., Awaitable[GatewayHarness]]]:
+    """``start(doc, secrets={name: value})`` runs a gateway (secrets override the harness's own);
+    every gateway started is closed on exit. For test layers without the component conftest."""
+    started: list[GatewayHarness] = []
+
+    async def start(doc: dict[str, Any], secrets: dict[str, str] | None = None) -> GatewayHarness:
+        directory = tmp / f"gw{len(started)}"
+        directory.mkdir()
+        harness = GatewayHarness(directory, doc)
+        for name, value in (secrets or {}).items():
+            (harness.secrets_dir / name).write_text(value)
+        await harness.start()
+        started.append(harness)
+        return harness
+
+    try:
+        yield start
+    finally:
+        for harness in started:
+            await harness.close()

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 
 from .config import Provider, UpstreamApi
 from .errors import NotReady
-from .recording import Observer
+from .http1 import Http1Client
+from .observability.recording import Observer
 from .runtime import DeploymentRuntime, RuntimeConfig
+from .server.draining import InFlight
+from .state.holder import StoreHolder
 from .upstream.balancing import HealthBoard
-from .upstream.chat import StoreHolder
-from .upstream.http1 import Http1Client
 from .upstream.transport import Transport
 
 
@@ -33,6 +34,8 @@ class GatewayState:
     board: HealthBoard = field(default_factory=HealthBoard)
     rng: random.Random = field(default_factory=random.Random)
     draining: bool = False
+    inflight: InFlight = field(default_factory=InFlight)
+    """Requests being handled: the drain waits for them and cuts what is left at its end."""
     ephemeral_signing_key: bytes = field(default_factory=lambda: os.urandom(32))
     """Used when the config names no signing key: ids then only work within this process."""
 

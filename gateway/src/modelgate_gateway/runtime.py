@@ -1,7 +1,7 @@
 """Compile a validated :class:`GatewayConfig` plus secret values into the hot path's snapshot.
 
 The hot path never touches pydantic objects: everything it reads is a frozen slotted dataclass
-with precomputed lookups (auth header values, key digests, URLs, float prices). Secrets are
+with precomputed lookups (auth header values, key digests, URLs). Secrets are
 resolved here, once per reload, from a :class:`ConfigSnapshot`. Compiling fails with
 :class:`ConfigError` when a referenced secret is missing, so the reloader keeps the last good one.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ids
@@ -20,8 +20,8 @@ from .config import (
     EnvRef,
     FileRef,
     GatewayConfig,
-    Pricing,
     Provider,
+    RetryPolicy,
     SecretKeyRef,
     SecretRef,
     Strategy,
@@ -29,27 +29,10 @@ from .config import (
     spec_checksum,
 )
 from .config.loading import config_to_data
-from .upstream.http1 import Endpoint, proxy_from_environment
+from .http1 import Endpoint, proxy_from_environment
+from .redaction import Redactor, credential_values, redactor_for
 
 _MAX_SECRET_BYTES = 64 * 1024  # an API key is never this long; a bigger file is a mistake
-
-
-@dataclass(frozen=True, slots=True)
-class Prices:
-    input_per_token: float
-    cached_input_per_token: float
-    output_per_token: float
-
-    @classmethod
-    def of(cls, pricing: Pricing) -> Prices:
-        cached = pricing.cached_input_usd_per_million_tokens
-        if cached is None:
-            cached = pricing.input_usd_per_million_tokens
-        return cls(
-            pricing.input_usd_per_million_tokens / 1e6,
-            cached / 1e6,
-            pricing.output_usd_per_million_tokens / 1e6,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,24 +40,17 @@ class DeploymentRuntime:
     name: str
     provider: Provider
     api: UpstreamApi
-    base_url: str
-    """Without trailing slash; paths like ``/responses`` are appended."""
-    origin: str
-    """scheme://host:port."""
     pool_key: str
-    """Connection-pool key: the deployment's name and origin."""
+    """Connection-pool key: the deployment's name and origin (scheme://host:port)."""
     model: str
-    headers: Mapping[str, str]
-    """Auth and extra headers, ready to send."""
-    query: Mapping[str, str]
+    redactor: Redactor | None
+    """Removes the secrets of the deployment's headers from upstream errors passed on to clients (None: none)."""
     endpoint: Endpoint | None
-    """The prepared upstream request parts (URL, headers, timeouts); None for the mock provider."""
-    connect_seconds: float
+    """Owns what is sent: URL, auth and extra headers, query parameters, connect and read timeouts.
+    None for the mock provider."""
     first_byte_seconds: float
-    stream_idle_seconds: float
     total_seconds: float
     max_concurrent: int | None
-    prices: Prices | None
     mock_text: str
     mock_first_delay: float
     mock_token_delay: float
@@ -95,9 +71,9 @@ class ModelRuntime:
     max_attempts: int
     total_timeout_seconds: float
     max_retry_after_seconds: float
+    retry_after_cap_seconds: float
     cooldown_failures: int
     cooldown_seconds: float
-    prices: Prices
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +97,14 @@ class RuntimeConfig:
     models: Mapping[str, ModelRuntime]
     keys_by_digest: Mapping[bytes, KeyRuntime]
     allow_unauthenticated: bool
-    signing_key: bytes | None
+    signing_key: bytes | None = field(repr=False)
     max_body_bytes: int
     end_user_header: str | None
     redis_url: str | None
-    redis_password: str | None
+    redis_password: str | None = field(repr=False)
     state_ttl_seconds: int
+    retry_after_caps: Mapping[str, float]
+    """Per deployment: longest a 429's Retry-After defers it (the largest cap of the models using it)."""
 
 
 def resolve_secret(ref: SecretRef, secrets: Mapping[str, bytes], base_dir: str, where: str) -> str:
@@ -169,6 +147,7 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
     out: dict[str, DeploymentRuntime] = {}
     for index, dep in enumerate(config.spec.deployments):
         headers = dict(dep.headers)
+        key = None
         if dep.credentials is not None:
             key = resolve_secret(dep.credentials, secrets, base_dir, f"spec.deployments[{index}].credentials")
             if dep.provider is Provider.AZURE_OPENAI:
@@ -190,19 +169,13 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
             name=dep.name,
             provider=dep.provider,
             api=dep.api,
-            base_url=base_url,
-            origin=_origin(base_url) if base_url else "mock://",
             pool_key=f"{dep.name} {_origin(base_url) if base_url else 'mock://'}",
             model=dep.model,
-            headers=headers,
-            query=dict(dep.query_params),
+            redactor=redactor_for(credential_values(key, headers)),
             endpoint=endpoint,
-            connect_seconds=dep.timeouts.connect_seconds,
             first_byte_seconds=dep.timeouts.first_byte_seconds,
-            stream_idle_seconds=dep.timeouts.stream_idle_seconds,
             total_seconds=dep.timeouts.total_seconds,
             max_concurrent=dep.max_concurrent_requests,
-            prices=Prices.of(dep.pricing) if dep.pricing else None,
             mock_text=mock.text if mock else "Hello from ModelGate's mock provider.",
             mock_first_delay=mock.first_token_delay_seconds if mock else 0.0,
             mock_token_delay=mock.token_delay_seconds if mock else 0.0,
@@ -236,9 +209,9 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
             max_attempts=m.retry.max_attempts,
             total_timeout_seconds=m.retry.total_timeout_seconds,
             max_retry_after_seconds=m.retry.max_retry_after_seconds,
+            retry_after_cap_seconds=m.retry.retry_after_cap_seconds,
             cooldown_failures=m.cooldown.consecutive_failures,
             cooldown_seconds=m.cooldown.duration_seconds,
-            prices=Prices.of(m.pricing),
         )
         for m in spec.models
     }
@@ -250,11 +223,12 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
     redis_password = None
     if spec.state.redis_password is not None:
         redis_password = resolve_secret(spec.state.redis_password, secrets, base_dir, "spec.state.redisPassword")
+    deployments = _deployments(config, secrets, base_dir)
     return RuntimeConfig(
         config=config,
         checksum=config.metadata.checksum or spec_checksum(config_to_data(config)["spec"]),
         generation=config.metadata.generation,
-        deployments=_deployments(config, secrets, base_dir),
+        deployments=deployments,
         models=models,
         keys_by_digest=_keys(config, secrets, base_dir),
         allow_unauthenticated=spec.auth.allow_unauthenticated,
@@ -264,4 +238,16 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
         redis_url=spec.state.redis_url,
         redis_password=redis_password,
         state_ttl_seconds=spec.state.ttl_seconds,
+        retry_after_caps=_retry_after_caps(deployments, models.values()),
     )
+
+
+def _retry_after_caps(deployments: Mapping[str, DeploymentRuntime],
+                      models: Iterable[ModelRuntime]) -> dict[str, float]:
+    caps = dict.fromkeys(deployments, RetryPolicy.model_fields["retry_after_cap_seconds"].default)
+    used: dict[str, float] = {}
+    for model in models:
+        for target in model.targets:
+            used[target.deployment] = max(used.get(target.deployment, 0.0), model.retry_after_cap_seconds)
+    caps.update(used)
+    return caps

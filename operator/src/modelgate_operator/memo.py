@@ -72,19 +72,13 @@ class Memo(Generic[_T]):
         self._key: tuple[Any, ...] | None = None
         self._same: tuple[object, ...] = ()
         self._value: _T | None = None
-        self.hits = 0
 
     def lookup(self, key: tuple[Any, ...], same: tuple[object, ...] = ()) -> _T | None:
         if (self._key == key and len(same) == len(self._same)
                 and all(a is b for a, b in zip(same, self._same, strict=True))):
-            self.hits += 1
             return self._value
         return None
 
     def store(self, key: tuple[Any, ...], value: _T, same: tuple[object, ...] = ()) -> _T:
         self._key, self._same, self._value = key, same, value
         return value
-
-    def get(self, key: tuple[Any, ...], compute: Callable[[], _T], same: tuple[object, ...] = ()) -> _T:
-        found = self.lookup(key, same)
-        return found if found is not None else self.store(key, compute(), same)

@@ -34,6 +34,9 @@ class Source:
     async def report_applied(self, checksum: str) -> None:
         return None
 
+    def wake(self) -> None:
+        return None
+
 
 def _doc(*models: str) -> bytes:
     deployments = [{"name": m, "provider": "openai", "baseUrl": "https://api.openai.com/v1", "model": m,

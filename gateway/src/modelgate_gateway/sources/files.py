@@ -12,6 +12,7 @@ a projected volume on its own schedule, so a mixed set is normal for a while and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -87,6 +88,7 @@ class FileSource:
         self._missing_logged = False
         self._waiting: str | None = None
         self._assembled: tuple[bytes, bytes] | None = None
+        self._woken: asyncio.Event | None = None
 
     def _assemble(self, raw_index: bytes) -> bytes | None:
         """The document a config index names, from the files next to it; None until complete."""
@@ -149,7 +151,18 @@ class FileSource:
                     yield ConfigSnapshot(document=document, fmt=fmt, origin=str(self.path),  # type: ignore[arg-type]
                                          secrets=secrets, base_dir=str(self.path.parent),
                                          keys_grace_seconds=grace)
-            await asyncio.sleep(self.interval)
+            await self._pause()
+
+    async def _pause(self) -> None:
+        """One poll interval, cut short by :meth:`wake`."""
+        woken = self._woken = self._woken or asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), self.interval)
+        woken.clear()
+
+    def wake(self) -> None:
+        if self._woken is not None:
+            self._woken.set()
 
     async def report_applied(self, checksum: str) -> None:
         return None

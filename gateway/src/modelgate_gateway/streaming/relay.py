@@ -1,4 +1,4 @@
-"""Send an opened upstream reply to the client: SSE streamed through, JSON passed through.
+"""Send an opened upstream stream to the client: SSE relayed event by event (JSON: answer.py).
 
 Streams are written per upstream chunk, cut at event boundaries, so the client sees each event
 as soon as the upstream produced it. An upstream failure after the first byte ends the stream
@@ -13,31 +13,30 @@ import time
 from collections.abc import Callable, Mapping
 
 import aiohttp
-import orjson
 from aiohttp import web
 
-from ..errors import UpstreamFailed
-from ..recording import AttemptOutcome, RequestRecord
-from ..upstream.executor import Deadline, Opened
+from ..observability.recording import AttemptOutcome, RequestRecord
+from ..observability.usage import usage_of
+from ..upstream.deadlines import Deadline
+from ..upstream.executor import Opened
 from .sse import SseOverflow, SseRelayState, iter_events
-from .usage import usage_of
 
 log = logging.getLogger("modelgate.gateway.relay")
-_CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError, BrokenPipeError)
+CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError, BrokenPipeError)
+"""What a write raises when the client went away."""
 
 
-class _ClientGone(Exception):
-    pass
+class ClientGone(Exception):
+    """A write to the client failed: it went away (told apart from the upstream's read errors)."""
 
 
 async def relay_stream(request: web.Request, opened: Opened, record: RequestRecord,
                        make_id: Callable[[str], str], headers: Mapping[str, str]) -> web.StreamResponse:
-    sse = SseRelayState(make_id)
+    sse = SseRelayState(make_id, opened.dep.redactor)
     resp = web.StreamResponse(status=200, headers=headers)
     resp.content_type = "text/event-stream"
     resp.headers["Cache-Control"] = "no-cache"
     outcome = AttemptOutcome.SUCCESS
-    reply = opened.reply
     try:
         await resp.prepare(request)
         timer = Deadline(opened.deadline - time.monotonic())
@@ -57,23 +56,30 @@ async def relay_stream(request: web.Request, opened: Opened, record: RequestReco
         message = str(exc) if isinstance(exc, _UpstreamBroke) else "upstream stream timed out"
         try:
             await resp.write(sse.failure_event(f"{message} (deployment {opened.dep.name})"))
-        except _CLIENT_GONE:
+        except CLIENT_GONE:
             record.client_disconnected = True
-    except (_ClientGone, *_CLIENT_GONE):
+    except (ClientGone, *CLIENT_GONE):
         outcome = AttemptOutcome.CANCELLED
         record.client_disconnected = True
     except asyncio.CancelledError:
         outcome = AttemptOutcome.CANCELLED
-        record.client_disconnected = True
-        raise
+        if not (record.cut_by_shutdown and resp.prepared):
+            record.client_disconnected = not record.cut_by_shutdown  # else the handler answers 503
+            raise
+        await _end_for_shutdown(resp, sse, record)
     finally:
-        if outcome is AttemptOutcome.SUCCESS:
-            reply.release()
-        else:
-            reply.close()
-        opened.finish(outcome, record)
+        end_attempt(opened, outcome, record)
         _record_result(record, sse, outcome)
     return resp
+
+
+def end_attempt(opened: Opened, outcome: AttemptOutcome, record: RequestRecord) -> None:
+    """The answer was relayed (or broke): pool the upstream connection only after a success."""
+    if outcome is AttemptOutcome.SUCCESS:
+        opened.reply.release()
+    else:
+        opened.reply.close()
+    opened.finish(outcome, record)
 
 
 async def _pump(resp: web.StreamResponse, sse: SseRelayState, record: RequestRecord,
@@ -88,21 +94,35 @@ async def _pump(resp: web.StreamResponse, sse: SseRelayState, record: RequestRec
         if out:
             try:
                 await resp.write(out)
-            except _CLIENT_GONE as exc:
-                raise _ClientGone from exc
+            except CLIENT_GONE as exc:
+                raise ClientGone from exc
         async for chunk in opened.reply.chunks():
             out = _feed(sse, record, chunk)
             if out:
                 try:  # only a failed write means the client left; read errors are upstream's
                     await resp.write(out)
-                except _CLIENT_GONE as exc:
-                    raise _ClientGone from exc
-    except (_ClientGone, TimeoutError):
+                except CLIENT_GONE as exc:
+                    raise ClientGone from exc
+    except (ClientGone, TimeoutError):
         raise
     except Exception as exc:  # any upstream read/translate failure ends the stream cleanly
         if not isinstance(exc, OSError | SseOverflow):
             log.exception("unexpected error while relaying a stream from %s", opened.dep.name)
         raise _UpstreamBroke(f"upstream connection failed mid-stream ({type(exc).__name__})") from exc
+
+
+async def _end_for_shutdown(resp: web.StreamResponse, sse: SseRelayState, record: RequestRecord) -> None:
+    """The gateway's drain period is over: end the stream with a ``response.failed`` it can act on."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()  # the cancellation is handled here: the stream ends normally
+    record.error_type, record.error_code = "gateway_shutdown", "gateway_shutting_down"
+    try:
+        await resp.write(sse.failure_event("The gateway is shutting down and its drain period is over; "
+                                           "the stream was cut. Retry the request.",
+                                           code="gateway_shutting_down"))
+    except CLIENT_GONE:
+        record.client_disconnected = True
 
 
 def _feed(sse: SseRelayState, record: RequestRecord, chunk: bytes) -> bytes:
@@ -128,59 +148,10 @@ def _record_result(record: RequestRecord, sse: SseRelayState, outcome: AttemptOu
         record.status = 200
         if sse.terminal.get("status") == "failed":
             record.error_type = "upstream_response_failed"
+    elif outcome is AttemptOutcome.CANCELLED and record.cut_by_shutdown and not record.client_disconnected:
+        record.status = 503  # the drain period ended; the stream got a response.failed event
     elif outcome is AttemptOutcome.CANCELLED:
         record.status = 499  # nginx's "client closed request"; the client never saw a status
     else:
         record.status = 502
 
-
-async def relay_json(opened: Opened, record: RequestRecord, make_id: Callable[[str], str] | None,
-                     headers: Mapping[str, str]) -> web.Response:
-    reply = opened.reply
-    timer = Deadline(opened.deadline - time.monotonic())
-    try:
-        try:
-            body = await reply.read()
-        except asyncio.CancelledError:
-            if timer.disarm():
-                raise TimeoutError from None
-            raise
-        finally:
-            timer.disarm()
-    except OSError as exc:  # TimeoutError included
-        reply.close()
-        opened.finish(AttemptOutcome.STREAM_ERROR, record)
-        raise UpstreamFailed(
-            f"{opened.dep.name}: the upstream failed while sending its answer ({type(exc).__name__}).",
-            code="upstream_error", status=502) from None
-    except asyncio.CancelledError:
-        reply.close()
-        opened.finish(AttemptOutcome.CANCELLED, record)
-        record.client_disconnected = True
-        raise
-    reply.release()
-    opened.finish(AttemptOutcome.SUCCESS, record)
-    record.first_token_at = time.monotonic()
-    record.response_body = body
-    if make_id is not None and body.startswith(b"{"):
-        body = _rewrite_ids(body, record, make_id)
-    record.status = reply.status
-    return web.Response(body=body, status=reply.status, headers=headers,
-                        content_type=reply.headers.get("Content-Type", "application/json").split(";")[0])
-
-
-def _rewrite_ids(body: bytes, record: RequestRecord, make_id: Callable[[str], str]) -> bytes:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body
-    if not isinstance(parsed, dict):
-        return body
-    if parsed.get("object") == "response":
-        record.usage = usage_of(parsed)
-    rid = parsed.get("id")
-    if isinstance(rid, str) and rid.startswith("resp"):
-        gateway_id = make_id(rid)
-        record.response_id = gateway_id
-        return body.replace(rid.encode(), gateway_id.encode())
-    return body

@@ -9,19 +9,39 @@ so failing over is invisible to it. After that the caller owns the reply (see
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
-from ..appstate import GatewayState
 from ..errors import GatewayError, UpstreamFailed
-from ..recording import AttemptOutcome, AttemptRecord, RequestRecord
+from ..observability.recording import AttemptOutcome, AttemptRecord, Observer, RequestRecord
+from ..redaction import Redactor
 from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig
-from .balancing import pick
-from .chat import Untranslatable
+from .balancing import HealthBoard, pick
+from .chat_transport import Untranslatable
+from .deadlines import Deadline
 from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds
+from .ratelimits import Waits
 from .transport import Transport, UpstreamReply, rewrite_body
+
+
+class ExecutorDeps(Protocol):
+    """What the executor uses of the process's shared state (``appstate.GatewayState`` is one):
+    health and deferrals, the observer for health changes, the balancing dice, and the transport
+    for a deployment. Narrow on purpose: the executor sits below the application state."""
+
+    @property
+    def board(self) -> HealthBoard: ...
+
+    @property
+    def observer(self) -> Observer: ...
+
+    @property
+    def rng(self) -> random.Random: ...
+
+    def transport(self, dep: DeploymentRuntime) -> Transport: ...
 
 
 @dataclass(slots=True)
@@ -49,7 +69,7 @@ class Opened:
     attempt: AttemptRecord
     first_chunk: bytes
     deadline: float
-    state: GatewayState
+    state: ExecutorDeps
 
     def finish(self, outcome: AttemptOutcome, record: RequestRecord | None = None) -> None:
         """The attempt ended (stream over, body read, or failed mid-way); update health."""
@@ -60,45 +80,6 @@ class Opened:
         self.attempt.duration_seconds = now - self.attempt.started_at
         if outcome is AttemptOutcome.STREAM_ERROR and self.model is not None:
             _note_failure(self.state, self.model, self.dep.name, now, record)
-
-
-class Deadline:
-    """Cancel the current task at a time; tell that cancellation apart from any other.
-
-    The mechanism of ``asyncio.timeout`` (one timer handle that cancels the task, undone with
-    ``uncancel``) without its context-manager object: a request has two such scopes (first byte,
-    then the rest of the answer) and ``asyncio.timeout`` costs ~5 µs each against ~1.3 µs for a
-    bare ``call_at`` + ``cancel``. The caller turns a ``CancelledError`` into its timeout when
-    :meth:`disarm` says the deadline fired.
-    """
-
-    __slots__ = ("_cancelling", "_expired", "_handle", "_task")
-
-    def __init__(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task(loop)
-        assert task is not None  # only used from request handlers
-        self._task = task
-        self._cancelling = task.cancelling()
-        self._expired = False
-        self._handle: asyncio.TimerHandle | None = loop.call_at(loop.time() + seconds, self._expire)
-
-    def _expire(self) -> None:
-        self._handle = None
-        self._expired = True
-        self._task.cancel()
-
-    def disarm(self) -> bool:
-        """Stop the timer; True when it fired and its cancellation is the one in flight."""
-        handle = self._handle
-        if handle is not None:
-            self._handle = None
-            handle.cancel()
-            return False
-        if not self._expired:
-            return False
-        self._expired = False
-        return self._task.uncancel() <= self._cancelling
 
 
 class PassThrough(GatewayError):
@@ -112,8 +93,14 @@ class PassThrough(GatewayError):
     def body(self) -> bytes:
         return self.raw_body
 
+    def redact(self, redactor: Redactor | None) -> None:
+        """Some upstreams quote the request's credentials in their errors: never pass those on."""
+        if redactor is not None:
+            self.raw_body = redactor.bytes(self.raw_body)
+            self.content_type = redactor.text(self.content_type)
 
-def _note_failure(state: GatewayState, model: ModelRuntime, name: str, now: float,
+
+def _note_failure(state: ExecutorDeps, model: ModelRuntime, name: str, now: float,
                   record: RequestRecord | None) -> None:
     if state.board.record_failure(name, now, model.cooldown_failures, model.cooldown_seconds):
         if record is not None:
@@ -121,7 +108,7 @@ def _note_failure(state: GatewayState, model: ModelRuntime, name: str, now: floa
         state.observer.deployment_health(name, True)
 
 
-async def _attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, record: RequestRecord,
+async def _attempt(state: ExecutorDeps, dep: DeploymentRuntime, call: Call, record: RequestRecord,
                    deadline: float) -> tuple[UpstreamReply, bytes]:
     """One try; raises _Failed with a classified failure, or PassThrough for a client error."""
     raw, payload = call.raw, call.payload
@@ -151,12 +138,12 @@ async def _exchange(transport: Transport, dep: DeploymentRuntime, call: Call,
     """Send, then wait for the status (and a stream's first chunk); inside the first-byte deadline."""
     reply = await transport.open(dep, call.method, call.path, payload=payload, raw=raw,
                                  query=call.query, request_id=request_id)
-    if reply.status >= 400:
+    outcome = outcome_for_status(reply.status)
+    if outcome is not AttemptOutcome.SUCCESS:
         try:
             body = await reply.read()
         finally:
             reply.release()
-        outcome = outcome_for_status(reply.status)
         if outcome is AttemptOutcome.CLIENT_ERROR:
             ctype = reply.headers.get("Content-Type", "application/json")
             raise PassThrough(reply.status, body, ctype)
@@ -185,13 +172,18 @@ def _candidate_models(runtime: RuntimeConfig, model: ModelRuntime) -> list[Model
     return [model] + [runtime.models[name] for name in model.fallbacks if name in runtime.models]
 
 
-async def open_call(state: GatewayState, runtime: RuntimeConfig, record: RequestRecord,
+async def open_call(state: ExecutorDeps, runtime: RuntimeConfig, record: RequestRecord,
                     model: ModelRuntime | None, call: Call) -> Opened:
-    """Try deployments until one answers; raise the right GatewayError when none does."""
+    """Try deployments until one answers; raise the right GatewayError when none does.
+
+    Order: the model's deployments, then each fallback model's; a deployment deferred by a 429's
+    Retry-After is skipped. Only when that chain is exhausted does the request wait for a
+    rate-limited deployment (see :mod:`.ratelimits`), within ``maxRetryAfterSeconds`` and the
+    deadline. A pinned call (the deployment holds the response's state) has a chain of one.
+    """
     budget = model.total_timeout_seconds if model is not None else 600.0
     deadline = record.started_at + budget
     max_attempts = model.max_attempts if model is not None else 2
-    max_wait = model.max_retry_after_seconds if model is not None else 0.0
     failures: list[Failure] = []
     tried: set[str] = set()
     unservable: Untranslatable | None = None
@@ -199,62 +191,88 @@ async def open_call(state: GatewayState, runtime: RuntimeConfig, record: Request
     if model is not None and call.pinned is None:
         models = list(_candidate_models(runtime, model))
     index = 0
-    while len(record.attempts) < max_attempts and index < len(models):
-        current = models[index]
-        name: str | None = None
-        if call.pinned is not None:
-            name = call.pinned if call.pinned not in tried else None
-        elif current is not None:
-            name = pick(current.strategy, current.targets, state.board, now=time.monotonic(),
-                        rng=state.rng, exclude=tried, capacity=lambda n: _has_capacity(state, runtime, n))
-        if name is None:
-            if await _wait_for_retry_after(failures, tried, deadline, max_wait, call.pinned):
+    waits: Waits | None = None  # made on the first failure: the success path needs none
+    while len(record.attempts) < max_attempts:
+        if index < len(models):
+            current = models[index]
+            name = _next_target(state, runtime, call, current, tried)
+            if name is None:
+                index += 1
+                following = models[index] if index < len(models) else None
+                if current is not None and following is not None:
+                    record.fallbacks.append((current.name, following.name))
                 continue
-            index += 1
-            following = models[index] if index < len(models) else None
-            if current is not None and following is not None:
-                record.fallbacks.append((current.name, following.name))
-            continue
+        else:  # nothing else can serve: wait for a rate-limited deployment, if allowed
+            waits = waits or _waits(state, models, call, model, deadline)
+            found = await waits.wait(failures, lambda n: _has_capacity(state, runtime, n))
+            if found is None:
+                break
+            current, name = found
         dep = runtime.deployments[name]
         tried.add(name)
         try:
-            return await _run_attempt(state, dep, call, record, current, deadline)
+            return await _run_attempt(state, dep, call, record, current, deadline,
+                                      retry_after_cap=runtime.retry_after_caps[name])
         except _Failed as exc:
             failures.append(exc.failure)
         except Untranslatable as exc:  # another deployment (another upstream API) may serve it
             unservable = exc
+            waits = waits or _waits(state, models, call, model, deadline)
+            waits.give_up(name)
     if unservable is not None and not failures:
-        raise unservable
-    raise exhausted_error(failures, len(record.attempts))
+        try:
+            raise unservable
+        finally:  # its traceback holds this frame: holding it here too would make a cycle
+            unservable = None
+    waits = waits or _waits(state, models, call, model, deadline)
+    summary, retry_after = waits.outcome(failures, tried)
+    raise exhausted_error(summary, len(record.attempts), retry_after)
 
 
-async def _wait_for_retry_after(failures: list[Failure], tried: set[str], deadline: float,
-                                max_wait: float, pinned: str | None) -> bool:
-    """Honour Retry-After when no other deployment is left: wait, then allow that one again."""
-    waits = [f for f in failures if f.retryable and f.deployment in tried
-             and (f.retry_after is not None or (pinned is not None and f.deployment == pinned))]
-    if not waits:
-        return False
-    last = waits[-1]
-    delay = last.retry_after if last.retry_after is not None else 0.2
-    if delay > max_wait or time.monotonic() + delay >= deadline:
-        return False
-    await asyncio.sleep(delay)
-    tried.discard(last.deployment)
-    failures.remove(last)
-    failures.append(Failure(last.deployment, last.outcome, last.detail, last.status, None))
-    return True
+def _waits(state: ExecutorDeps, models: list[ModelRuntime | None], call: Call, model: ModelRuntime | None,
+           deadline: float) -> Waits:
+    max_wait = model.max_retry_after_seconds if model is not None else 0.0
+    return Waits(state.board, models, call.pinned, deadline, max_wait)
 
 
-def _has_capacity(state: GatewayState, runtime: RuntimeConfig, name: str) -> bool:
+def _next_target(state: ExecutorDeps, runtime: RuntimeConfig, call: Call, current: ModelRuntime | None,
+                 tried: set[str]) -> str | None:
+    pinned = call.pinned
+    if pinned is not None:
+        if pinned in tried:
+            return None
+        # A pinned create honours its deployment's Retry-After (Waits decides); follow-ups don't.
+        if current is not None and state.board.deferred_for(pinned, time.monotonic()) > 0:
+            return None
+        return pinned
+    if current is None:
+        return None
+    return pick(current.strategy, current.targets, state.board, now=time.monotonic(),
+                rng=state.rng, exclude=tried, capacity=lambda n: _has_capacity(state, runtime, n))
+
+
+def _defer(state: ExecutorDeps, record: RequestRecord, failure: Failure, cap: float, now: float) -> Failure:
+    """Take a deployment out of rotation for its Retry-After, cut to the cap (an absurd value must
+    not eject it for good), and show it: the health gauge at once, the deferral counter per request."""
+    name, asked = failure.deployment, failure.retry_after or 0.0
+    delay = min(asked, cap)
+    state.board.release_probe(name)
+    if delay > 0:
+        state.board.defer(name, now + delay)
+        record.deferrals += ((name, asked > cap),)
+        state.observer.deployment_health(name, True)
+    return failure if delay == asked else replace(failure, retry_after=delay)
+
+
+def _has_capacity(state: ExecutorDeps, runtime: RuntimeConfig, name: str) -> bool:
     dep = runtime.deployments.get(name)
     if dep is None:
         return False
     return dep.max_concurrent is None or state.board.get(name).outstanding < dep.max_concurrent
 
 
-async def _run_attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, record: RequestRecord,
-                       model: ModelRuntime | None, deadline: float) -> Opened:
+async def _run_attempt(state: ExecutorDeps, dep: DeploymentRuntime, call: Call, record: RequestRecord,
+                       model: ModelRuntime | None, deadline: float, *, retry_after_cap: float) -> Opened:
     started = time.monotonic()
     attempt = AttemptRecord(model=model.name if model else (record.model or ""), deployment=dep.name,
                             outcome=AttemptOutcome.SUCCESS, started_at=started)
@@ -267,12 +285,14 @@ async def _run_attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, 
         health.outstanding -= 1
         failure = exc.failure
         attempt.outcome, attempt.status = failure.outcome, failure.status
-        attempt.duration_seconds = time.monotonic() - started
-        if failure.outcome is AttemptOutcome.RATE_LIMITED and failure.retry_after:
-            state.board.defer(dep.name, time.monotonic() + failure.retry_after)
-            state.board.release_probe(dep.name)
-        elif model is not None:
-            _note_failure(state, model, dep.name, time.monotonic(), record)
+        now = time.monotonic()
+        attempt.duration_seconds = now - started
+        deferred = False
+        if failure.outcome is AttemptOutcome.RATE_LIMITED and failure.retry_after is not None:
+            exc.failure = failure = _defer(state, record, failure, retry_after_cap, now)
+            deferred = failure.retry_after != 0  # "Retry-After: 0" is an ordinary failure
+        if model is not None and not deferred:
+            _note_failure(state, model, dep.name, now, record)
         raise
     except Untranslatable:
         health.outstanding -= 1
@@ -281,6 +301,7 @@ async def _run_attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, 
         raise
     except PassThrough as exc:
         health.outstanding -= 1
+        exc.redact(dep.redactor)
         attempt.outcome, attempt.status = AttemptOutcome.CLIENT_ERROR, exc.status
         attempt.duration_seconds = time.monotonic() - started
         # The deployment answered properly; the request was at fault. That is a healthy probe.

@@ -1,0 +1,322 @@
+"""The gateway's metrics, cost and request-log observer.
+
+The hot path (handlers) calls :class:`GatewayObserver` through the :class:`recording.Observer`
+protocol: ``request_started`` when a record is created and ``request_finished`` exactly once
+when the client side is done (abandoned streams included). The reloader calls
+``config_loaded`` / ``config_failed``. Per-request work is dict lookups on cached label
+children and a few float operations; bodies are parsed only when usage must be estimated or
+content logging is on. Neighbours: :mod:`.metrics`, :mod:`.labels`, :mod:`.pricing`,
+:mod:`.estimating`, :mod:`.requestlog`; :mod:`.exposition` serves the registry on ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import IO
+
+from prometheus_client import CollectorRegistry
+
+from ..config import GatewayConfig
+from . import estimating
+from .clienttext import safe_optional
+from .labels import ConfigView, EndUserLabels, known_label
+from .metrics import TOKEN_TYPES, Metrics
+from .pricing import UNKNOWN_PRICES, cost_usd
+from .recording import AttemptOutcome, RequestRecord, Usage
+from .requestlog import Accounting, RequestLogWriter, log_line
+from .usage import usage_from_response_json
+
+logger = logging.getLogger(__name__)
+
+ERROR_TYPE_LABEL_LIMIT = 32  # error types come from code paths, but bound them anyway
+_STATUS_CLASS = {c: f"{c}xx" for c in range(1, 6)}
+
+
+class GatewayObserver:
+    """Implements :class:`recording.Observer`; never raises into the hot path.
+
+    ``log_stream`` replaces stdout as the request log sink when ``requestLog.path`` is unset.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        log_stream: IO[bytes] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.metrics = Metrics(registry)
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._log_stream = log_stream
+        self._view = ConfigView()
+        self._end_users = EndUserLabels(
+            100, self.metrics.end_user_labels, self.metrics.end_user_overflow
+        )
+        self._in_flight: dict[int, RequestRecord] = {}
+        self._pending: list[RequestRecord] = []
+        """Records waiting for the tokenizer to finish loading."""
+        self._loading: asyncio.Future[object] | None = None
+        self.metrics.in_flight.set_function(lambda: len(self._in_flight))  # read at scrape time
+        self._error_types: dict[str, str] = {}
+        self._log: RequestLogWriter | None = RequestLogWriter(
+            None, dropped=self.metrics.request_log_dropped, stream=log_stream
+        )
+        self._include_content = False
+        self.last_reload_error: str | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the tokenizer now (tests and benchmarks that want estimates without a wait).
+
+        The gateway does not call this: the tokenizer costs ~45 MiB and most upstreams report
+        usage, so it is loaded in a thread the first time an estimate is needed.
+        """
+        await asyncio.to_thread(estimating.encoding)
+
+    async def close(self) -> None:
+        """Flush the request log (call on shutdown, after in-flight requests finished)."""
+        if self._loading is not None:  # records waiting for the tokenizer are accounted first
+            await asyncio.wait([self._loading])
+            await asyncio.sleep(0)  # let the done-callback run
+        await asyncio.to_thread(self.close_log)
+
+    def close_log(self) -> None:
+        """Blocking form of :meth:`close`; later lines are dropped and counted."""
+        if self._log is not None:
+            self._log.close()
+
+    # --- recording.Observer -------------------------------------------------------------
+
+    def request_started(self, record: RequestRecord) -> None:
+        self._in_flight[id(record)] = record
+
+    def request_finished(self, record: RequestRecord) -> None:
+        # Holding the record in _in_flight keeps its id unique until it is popped here, so a
+        # second call for the same record (or one never started) is detected, not double-counted.
+        if self._in_flight.pop(id(record), None) is None:
+            self.metrics.observer_errors.inc()
+            logger.error("request_finished without request_started: %s", record.request_id)
+            return
+        # Reported usage (the common case) is tested first: is_loaded() is an lru cache_info() call.
+        if record.usage is None and not estimating.is_loaded() and self._needs_estimate(record) and self._defer(record):
+            return
+        self._account_safely(record)
+
+    def _account_safely(self, record: RequestRecord) -> None:
+        try:
+            self._account(record)
+        except Exception:
+            self.metrics.observer_errors.inc()
+            logger.exception("observer failed on request %s", record.request_id)
+
+    def _defer(self, record: RequestRecord) -> bool:
+        """Account ``record`` once the tokenizer is loaded (in a thread, never on the loop)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False  # no loop (synchronous use): load inline
+        self._pending.append(record)
+        if self._loading is None:
+            self._loading = loop.run_in_executor(None, estimating.encoding)
+            self._loading.add_done_callback(self._tokenizer_loaded)
+        return True
+
+    def _tokenizer_loaded(self, future: asyncio.Future[object]) -> None:
+        if future.exception() is not None:  # accounting below then loads inline, and logs if it fails
+            logger.error("loading the tokenizer failed: %s", future.exception())
+        self._loading = None
+        pending, self._pending = self._pending, []
+        for record in pending:
+            self._account_safely(record)
+
+    def _needs_estimate(self, record: RequestRecord) -> bool:
+        if record.usage is not None or record.route != "create":
+            return False
+        return self._usage(record, estimate=False)[1]
+
+    def deployment_health(self, deployment: str, cooling_down: bool) -> None:
+        if deployment in self._view.deployments:
+            self.metrics.cooling_down.set((deployment,), 1.0 if cooling_down else 0.0)
+
+    # --- config -------------------------------------------------------------------------
+
+    def config_loaded(self, config: GatewayConfig, checksum: str) -> None:
+        """Swap prices and known names, drop vanished series, pre-create the known ones."""
+        view = ConfigView.of(config)
+        self._view = view
+        m = self.metrics
+        for family in m.families():
+            family.prune(view.alive)
+        for model in config.spec.models:
+            m.retries.ensure((model.name,))
+            for fallback in model.fallbacks:
+                m.fallbacks.ensure((model.name, fallback))
+            for target in model.targets:
+                m.attempts.ensure((model.name, target.deployment, AttemptOutcome.SUCCESS.value))
+                for token_type in TOKEN_TYPES:
+                    m.tokens.ensure((model.name, target.deployment, token_type, "false"))
+        for deployment in view.deployments:
+            m.cooldowns.ensure((deployment,))
+            m.deferrals.ensure((deployment, "false"))
+            m.deferrals.ensure((deployment, "true"))
+            m.cooling_down.ensure((deployment,))  # new: 0; kept: keeps its state
+        observability = config.spec.observability
+        self._end_users.limit = observability.end_user_label_limit
+        self._configure_log(observability.request_log.enabled, observability.request_log.path)
+        self._include_content = observability.request_log.include_content
+        generation = config.metadata.generation
+        m.config_info.info({
+            "api_version": config.api_version,
+            "checksum": checksum,
+            "generation": "" if generation is None else str(generation),
+        })
+        m.config_reloads.labels("success").inc()
+        m.config_last_reload_successful.set(1)
+        m.config_last_success_timestamp.set(self._wall_clock())
+        self.last_reload_error = None
+
+    def config_failed(self, reason: str) -> None:
+        """The reloader rejected a document; it logs ``reason``, the metrics record the failure."""
+        self.metrics.config_reloads.labels("failure").inc()
+        self.metrics.config_last_reload_successful.set(0)
+        self.last_reload_error = reason
+
+    def _configure_log(self, enabled: bool, path: str | None) -> None:
+        current = self._log
+        if current is not None and enabled and current.path == path:
+            return
+        if current is not None:
+            current.close(timeout=0)  # the thread flushes and exits on its own
+        dropped = self.metrics.request_log_dropped
+        self._log = (
+            RequestLogWriter(path, dropped=dropped, stream=self._log_stream) if enabled else None
+        )
+
+    # --- accounting ---------------------------------------------------------------------
+
+    def _account(self, record: RequestRecord) -> None:
+        # The end user is the one client-chosen string that becomes a label and a log field.
+        record.end_user = safe_optional(record.end_user)
+        m = self.metrics
+        view = self._view
+        finished = record.finished_at if record.finished_at is not None else self._clock()
+        model = known_label(record.model or record.requested_model, view.models)
+        deployment = known_label(record.deployment, view.deployments)
+        key = known_label(record.key_name, view.keys)
+        stream = "true" if record.stream else "false"
+        m.requests.inc((model, deployment, key, stream, self._outcome(record)))
+        m.request_duration.observe((model, deployment, stream), finished - record.started_at)
+        first = record.first_token_at
+        if record.stream and first is not None:
+            m.time_to_first_token.observe((model, deployment), first - record.started_at)
+        if record.attempts:
+            self._account_attempts(record, model)
+
+        usage, estimated = self._usage(record)
+        cost: float | None = None
+        prices = UNKNOWN_PRICES
+        if usage is not None:
+            est = "true" if estimated else "false"
+            tokens = m.tokens
+            for token_type, count in (
+                ("input", usage.input_tokens),
+                ("cached_input", usage.cached_input_tokens),
+                ("output", usage.output_tokens),
+                ("reasoning", usage.reasoning_tokens),
+            ):
+                if count:
+                    tokens.inc((model, deployment, token_type, est), count)
+            prices = view.prices_for(model, deployment)
+            cost = cost_usd(usage, prices)
+            end_user = self._end_users.label(record.end_user)
+            m.cost.inc((model, deployment, key, end_user, est), cost)
+            if not prices.known and (usage.input_tokens or usage.output_tokens):
+                m.unpriced.inc((model, deployment))
+            if record.stream and first is not None and usage.output_tokens > 1:
+                per_token = (finished - first) / (usage.output_tokens - 1)
+                m.time_per_output_token.observe((model, deployment), per_token)
+
+        log = self._log
+        if log is not None:
+            content = self._content(record) if self._include_content else None
+            acc = Accounting(usage, estimated, cost, prices.known, finished)
+            log.write(log_line(record, acc, content))
+
+    def _account_attempts(self, record: RequestRecord, model: str) -> None:
+        m = self.metrics
+        view = self._view
+        sent = 0
+        for attempt in record.attempts:
+            outcome = attempt.outcome
+            m.attempts.inc((
+                known_label(attempt.model, view.models), known_label(attempt.deployment, view.deployments),
+                outcome.value,
+            ))
+            if outcome is not AttemptOutcome.SKIPPED:
+                sent += 1
+        if sent > 1:
+            requested = record.requested_model
+            retried = known_label(requested, view.models) if requested else model
+            m.retries.inc((retried,), sent - 1)
+        for from_model, to_model in record.fallbacks:
+            m.fallbacks.inc((known_label(from_model, view.models), known_label(to_model, view.models)))
+        for deployment in record.cooldowns:
+            m.cooldowns.inc((known_label(deployment, view.deployments),))
+        for deployment, capped in record.deferrals:
+            m.deferrals.inc((known_label(deployment, view.deployments), "true" if capped else "false"))
+
+    def _outcome(self, record: RequestRecord) -> str:
+        if record.client_disconnected:
+            return "client_disconnected"
+        error_type = record.error_type
+        status_class = _STATUS_CLASS.get(record.status // 100, "0xx")
+        if error_type is None or record.status < 400:
+            return status_class
+        found = self._error_types.get(error_type)
+        if found is None:
+            if len(self._error_types) >= ERROR_TYPE_LABEL_LIMIT:
+                return status_class
+            found = self._error_types[error_type] = error_type
+        return found
+
+    def _usage(self, record: RequestRecord, estimate: bool = True) -> tuple[Usage | None, bool]:
+        """Reported usage, else an estimate when the request produced output or succeeded.
+
+        With ``estimate=False`` only says whether an estimate would be made (second item).
+        Only create calls consume tokens: a retrieved or cancelled response carries the usage of
+        the call that created it, which was accounted then.
+        """
+        if record.route != "create":
+            return None, False
+        if record.usage is not None:
+            return record.usage, False
+        succeeded = 200 <= record.status < 300
+        body = record.response_body if succeeded else None
+        # The hot path may not have parsed usage itself: look where the upstream would put it.
+        reported = (
+            usage_from_response_json(body) if body
+            else estimating.usage_from_sse_blocks(record.stream_blocks) if record.stream_blocks
+            else None
+        )
+        if reported is not None:
+            return reported, False
+        if not (succeeded or record.delta_payloads):
+            return None, False
+        if not estimate:
+            return None, True
+        return estimating.estimate_usage(record.request_body, body, record.delta_payloads, record.stream_blocks), True
+
+    def _content(self, record: RequestRecord) -> tuple[str, str]:
+        return (
+            estimating.request_input_text(record.request_body),
+            estimating.response_output_text(
+                record.response_body, record.delta_payloads, record.stream_blocks
+            ),
+        )
+

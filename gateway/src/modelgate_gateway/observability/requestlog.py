@@ -1,0 +1,209 @@
+"""The per-request JSON log line and the writer that keeps it off the event loop.
+
+A write to stdout or a file can block (a full pipe, a slow disk), and the event loop must never
+wait on it: the hot path only appends an encoded line to a bounded in-memory buffer, and one
+daemon thread drains batches to the sink. When the sink cannot keep up, lines are dropped and
+counted (``modelgate_request_log_dropped_total``) rather than growing memory without bound.
+The line never holds secrets (only the API key's configured name); prompt and completion text
+only with ``requestLog.includeContent``. Built by :mod:`modelgate_gateway.observability.observer`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from dataclasses import dataclass
+from typing import IO, Any
+
+import orjson
+from prometheus_client import Counter
+
+from .clienttext import safe_text
+from .recording import RequestRecord, Usage
+
+logger = logging.getLogger(__name__)
+
+# ~10k lines of ~600 bytes = ~6 MiB at most held while the sink stalls.
+DEFAULT_MAX_PENDING_LINES = 10_000
+# Waking the thread per line would cost a GIL hand-off per request: it wakes when this many lines
+# are buffered, or after FLUSH_INTERVAL_SECONDS, whichever comes first (lines lag by <= 0.2 s).
+FLUSH_LINES = 256
+FLUSH_INTERVAL_SECONDS = 0.2
+
+
+_NO_TOKENS = (None, None, None, None)
+
+
+@dataclass(slots=True)
+class Accounting:
+    """What the observer concluded about one request, beyond the record itself."""
+
+    usage: Usage | None
+    estimated: bool
+    cost_usd: float | None
+    priced: bool
+    finished_at: float
+
+
+def log_line(
+    record: RequestRecord, acc: Accounting, content: tuple[str, str] | None = None
+) -> bytes:
+    """One JSON line (newline included). ``content`` is (input text, output text) when enabled."""
+    usage = acc.usage
+    first = record.first_token_at
+    tokens = (
+        (usage.input_tokens, usage.cached_input_tokens, usage.output_tokens, usage.reasoning_tokens)
+        if usage is not None
+        else _NO_TOKENS
+    )
+    attempts = record.attempts
+    line: dict[str, Any] = {
+        "ts": record.wall_time,
+        "request_id": record.request_id,
+        "route": record.route,
+        "key": record.key_name,
+        "end_user": record.end_user,
+        "model": record.model,
+        "requested_model": record.requested_model,
+        "deployment": record.deployment,
+        "stream": record.stream,
+        "status": record.status,
+        "error_type": record.error_type,
+        "error_code": record.error_code,
+        "attempts": len(attempts),
+        "fallbacks": record.fallbacks,
+        "client_disconnected": record.client_disconnected,
+        "response_id": record.response_id,
+        "input_tokens": tokens[0],
+        "cached_input_tokens": tokens[1],
+        "output_tokens": tokens[2],
+        "reasoning_tokens": tokens[3],
+        "usage_estimated": acc.estimated,
+        "cost_usd": acc.cost_usd,
+        "priced": acc.priced,
+        "duration_seconds": acc.finished_at - record.started_at,
+        "ttft_seconds": None if first is None else first - record.started_at,
+    }
+    if len(attempts) > 1:  # the failover path, for whoever debugs it
+        line["attempt_path"] = [
+            {"model": a.model, "deployment": a.deployment, "outcome": a.outcome.value,
+             "status": a.status}
+            for a in attempts
+        ]
+    if content is not None:
+        line["input"], line["output"] = content
+    try:
+        return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:  # a string orjson cannot write: the line is written anyway
+        return orjson.dumps(_safe(line), option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _safe(value: Any) -> Any:
+    """``value`` with every string made encodable (see :mod:`.clienttext`)."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return {k: _safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_safe(v) for v in value]
+    return value
+
+
+class RequestLogWriter:
+    """Bounded buffer drained by a daemon thread into stdout (``path=None``) or an appended file.
+
+    ``stream`` replaces stdout (tests). The thread starts on the first line, so an idle or
+    disabled log costs nothing; ``close`` flushes what is buffered and joins the thread.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        *,
+        dropped: Counter,
+        stream: IO[bytes] | None = None,
+        max_pending_lines: int = DEFAULT_MAX_PENDING_LINES,
+        flush_lines: int = FLUSH_LINES,
+    ) -> None:
+        self.path = path
+        self._stream = stream
+        self._dropped = dropped
+        self._max_pending = max_pending_lines
+        self._flush_lines = flush_lines
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._buffer: list[bytes] = []
+        self._pending = 0
+        self._signalled = False
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def write(self, line: bytes) -> None:
+        """Hot path: append under an uncontended lock; wake the thread once per batch."""
+        with self._lock:
+            if self._closing or self._pending >= self._max_pending:
+                self._dropped.inc()
+                return
+            self._buffer.append(line)
+            self._pending += 1
+            wake = not self._signalled and len(self._buffer) >= self._flush_lines
+            self._signalled = self._signalled or wake
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="modelgate-request-log", daemon=True
+                )
+                self._thread.start()
+        if wake:
+            self._wake.set()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush buffered lines and stop the thread. Blocks: use ``asyncio.to_thread``."""
+        with self._lock:
+            self._closing = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout)
+
+    def _open(self) -> tuple[IO[bytes] | None, bool]:
+        if self._stream is not None:
+            return self._stream, False
+        if self.path is None:
+            return sys.stdout.buffer, False
+        try:
+            return open(self.path, "ab"), True  # owned by the thread, closed in _run
+        except OSError as exc:
+            logger.error("request log: cannot open %s: %s; dropping lines", self.path, exc)
+            return None, False
+
+    def _run(self) -> None:
+        sink, owned = self._open()
+        try:
+            while True:
+                self._wake.wait(FLUSH_INTERVAL_SECONDS)
+                with self._lock:
+                    batch, self._buffer = self._buffer, []
+                    self._wake.clear()
+                    self._signalled = False
+                    closing = self._closing
+                if batch:
+                    self._flush(sink, batch)
+                    with self._lock:
+                        self._pending -= len(batch)
+                if closing:
+                    return
+        finally:
+            if owned and sink is not None:
+                sink.close()
+
+    def _flush(self, sink: IO[bytes] | None, batch: list[bytes]) -> None:
+        if sink is None:
+            self._dropped.inc(len(batch))
+            return
+        try:
+            sink.write(b"".join(batch))
+            sink.flush()
+        except (OSError, ValueError) as exc:  # ValueError: sink closed under us
+            self._dropped.inc(len(batch))
+            logger.warning("request log: write failed (%s); %d lines dropped", exc, len(batch))
