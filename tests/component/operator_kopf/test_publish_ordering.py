@@ -28,9 +28,14 @@ def operator_settings(operator_settings: OperatorSettings, base_config_file: str
 
 
 def _bearer(gateway: KubeGatewayApp, deployment_name: str) -> str | None:
+    """The Authorization header the gateway would send upstream for ``deployment_name``."""
     runtime = gateway.state.runtime
     found = runtime.deployments.get(deployment_name) if runtime is not None else None
-    return found.headers.get("Authorization") if found is not None else None
+    if found is None or found.endpoint is None:
+        return None
+    head = found.endpoint.head("POST", "/responses", None, (), None, None).decode("latin-1")
+    return next((line.split(": ", 1)[1] for line in head.split("\r\n")
+                 if line.startswith("Authorization: ")), None)
 
 
 async def _rotate(emulator: Any, name: str, value: str) -> None:

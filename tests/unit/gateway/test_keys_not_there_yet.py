@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from modelgate_gateway.app import make_state
-from modelgate_gateway.observing import GatewayObserver
+from modelgate_gateway.observability.observer import GatewayObserver
 from modelgate_gateway.reloading import Reloader
 from modelgate_gateway.sources.base import ConfigSnapshot
 
