@@ -152,6 +152,8 @@ def test_index_round_trip_and_errors() -> None:
     assert looks_like_index(raw) and not looks_like_index(b'{"apiVersion": "x", "kind": "GatewayConfig"}')
     assert ConfigIndex.parse(raw) == index
     for bad in (b"not json", b'{"kind": "GatewayConfigIndex"}', b"[]",
-                raw.replace(b'"head":{', b'"head":{"x":1,"y":')):
+                raw.replace(b'"head":{', b'"head":{"x":1,"y":'),
+                raw.replace(b'"key":"config-0.json"', b'"key":"../../etc/passwd"'),
+                raw.replace(b'"key":"config-0.json"', b'"key":"..data"')):
         with pytest.raises(IndexUnreadable):
             ConfigIndex.parse(bad)

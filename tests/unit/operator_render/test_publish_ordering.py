@@ -18,6 +18,7 @@ from many_routes import route_bodies, team_secrets
 from modelgate_gateway.config import parse_config
 from modelgate_gateway.config.sharding import Inconsistent
 from modelgate_gateway.reloading import referenced_secret_keys
+from modelgate_operator.errors import PublishError
 from modelgate_operator.reconciler import Reconciler
 from modelgate_operator.settings import OperatorSettings
 
@@ -187,3 +188,23 @@ def test_an_unchanged_layout_is_not_read_again_until_someone_else_publishes() ->
     assert ("ConfigMap", shards[0]) in kube.reads
     assert kube.log == [("write", "ConfigMap", shards[0])]
     assert kube.objects[("ConfigMap", shards[0])].data == tampered.data
+
+
+def test_a_shard_it_may_no_longer_delete_is_left_in_place() -> None:
+    """operator.maxConfigShards lowered: RBAC no longer names the old shards; routes still flow."""
+    kube = FakeKube()
+    kube.route_secrets = dict(team_secrets())
+    kube.routes = route_bodies(1500)
+    reconciler = _reconciler(kube)
+    reconciler.reconcile()
+    kube.routes = kube.routes[:10]
+
+    def forbidden(kind: str, name: str) -> None:
+        raise PublishError(f"delete {kind} {name}: HTTP 403 Forbidden")
+    kube.delete_object = forbidden  # type: ignore[method-assign]
+    result = reconciler.reconcile()
+    assert result.published and not result.cleaning_up
+    config = kube.config()
+    assert config is not None and len(config["spec"]["models"]) == 10
+    notes = kube.objects[("ConfigMap", "modelgate-gateway-config")].annotations
+    assert notes["modelgate.dev/objects"] == f"ConfigMap/modelgate-gateway-config,Secret/{SECRET}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,8 @@ INDEX_KEY = "index.json"
 HEAD_KEY = "config.json"
 """Data key of the head: the whole document when it has no shards (what older readers read)."""
 _ROUTED = ("deployments", "models")
+_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+"""A ConfigMap data key (Kubernetes' rule), hence a plain file name."""
 
 
 def shard_key(bucket: int) -> str:
@@ -86,7 +89,11 @@ class ConfigIndex:
                 raise IndexUnreadable(f"not a {API_VERSION} {INDEX_KIND}")
 
             def part(p: Mapping[str, Any]) -> Part:
-                return Part(str(p["object"]), str(p["key"]), str(p["sha256"]))
+                found = Part(str(p["object"]), str(p["key"]), str(p["sha256"]))
+                # A key is also a file name next to the index: never a path elsewhere.
+                if not _KEY.match(found.key) or found.key.startswith(".."):
+                    raise IndexUnreadable(f"bad part key {found.key!r}")
+                return found
             generation = data.get("generation")
             return cls(checksum=str(data["checksum"]),
                        generation=generation if isinstance(generation, int) else None,
