@@ -163,12 +163,18 @@ def test_upstream_keys_spread_over_secrets_when_they_outgrow_one(key_bytes: int)
     assert not gateway.problems, gateway.problems
 
 
-def test_an_unchanged_layout_is_not_read_again_until_someone_else_publishes() -> None:
+def _sharded() -> tuple[FakeKube, Reconciler]:
+    """1,500 routes published in shards."""
     kube = FakeKube()
     kube.route_secrets = dict(team_secrets())
     kube.routes = route_bodies(1500)
     reconciler = _reconciler(kube)
     reconciler.reconcile()
+    return kube, reconciler
+
+
+def test_an_unchanged_layout_is_not_read_again_until_someone_else_publishes() -> None:
+    kube, reconciler = _sharded()
     shards = sorted(name for kind, name in kube.objects if kind == "ConfigMap")[1:]
     assert len(shards) >= 2
     kube.reads.clear()
@@ -192,11 +198,7 @@ def test_an_unchanged_layout_is_not_read_again_until_someone_else_publishes() ->
 
 def test_a_shard_it_may_no_longer_delete_is_left_in_place() -> None:
     """operator.maxConfigShards lowered: RBAC no longer names the old shards; routes still flow."""
-    kube = FakeKube()
-    kube.route_secrets = dict(team_secrets())
-    kube.routes = route_bodies(1500)
-    reconciler = _reconciler(kube)
-    reconciler.reconcile()
+    kube, reconciler = _sharded()
     kube.routes = kube.routes[:10]
 
     def forbidden(kind: str, name: str) -> None:
