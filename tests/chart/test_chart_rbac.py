@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from chart_helm import CI_VALUES, NAMESPACE, find, kinds, render
-from modelgate_operator.layout import allowed_objects
+from modelgate_operator.rendering.layout import allowed_objects
 from modelgate_operator.settings import OperatorSettings
 
 

@@ -27,9 +27,9 @@ from envtest import free_port
 from kube_cluster import Cluster
 from kube_routes import deployment, route, secret
 from many_routes import route_bodies, team_secrets
-from modelgate_operator.conditions import Rollout, build_status
-from modelgate_operator.rendering import render
-from modelgate_operator.resources import GROUP, PLURAL, VERSION, parse_route
+from modelgate_operator.reconciling.conditions import Rollout, build_status
+from modelgate_operator.rendering.render import render
+from modelgate_operator.rendering.resources import GROUP, PLURAL, VERSION, parse_route
 from operator_process import OperatorProcess
 
 SIZES = [1000] + [int(n) for n in os.environ.get("MODELGATE_SCALE_ROUTES", "").split(",") if n.strip()]

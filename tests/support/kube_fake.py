@@ -1,4 +1,4 @@
-"""An in-memory stand-in for the operator's KubeGateway: the methods one reconcile pass calls."""
+"""An in-memory stand-in for the operator's KubeClient: the methods one reconcile pass calls."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import json
 from typing import Any
 
 from modelgate_gateway.config.sharding import HEAD_KEY, INDEX_KEY, ConfigIndex, assemble
-from modelgate_operator.publishing import Stored
+from modelgate_operator.kube.objects import Stored
 
 CONFIGMAP = "modelgate-gateway-config"
 SECRET = "modelgate-gateway-upstream-keys"
 
 
 class FakeKube:
-    """The KubeGateway methods one pass calls, over in-memory objects of the gateway namespace."""
+    """The KubeClient methods one pass calls, over in-memory objects of the gateway namespace."""
 
     def __init__(self) -> None:
         self.routes: list[dict[str, Any]] = []

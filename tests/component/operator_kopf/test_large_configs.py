@@ -22,9 +22,9 @@ from kube_emulator import ROUTES, api, create_route, running_operator
 from kube_gateway import KubeGatewayApp
 from kube_routes import deployment, route
 from many_routes import route_bodies, team_secrets
-from modelgate_operator.conditions import Rollout, build_status
-from modelgate_operator.rendering import render
-from modelgate_operator.resources import parse_route
+from modelgate_operator.reconciling.conditions import Rollout, build_status
+from modelgate_operator.rendering.render import render
+from modelgate_operator.rendering.resources import parse_route
 from modelgate_operator.settings import OperatorSettings
 
 ROUTES_PATH = "/apis/modelgate.dev/v1alpha1/namespaces/default/modelroutes"

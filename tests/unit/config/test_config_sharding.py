@@ -28,8 +28,8 @@ from modelgate_gateway.config.sharding import (
     split_document,
 )
 from modelgate_gateway.runtime import compile_runtime
-from modelgate_operator.rendering import Rendered, render
-from modelgate_operator.resources import parse_route
+from modelgate_operator.rendering.render import Rendered, render
+from modelgate_operator.rendering.resources import parse_route
 
 TARGET, LIMIT = 256 * 1024, 1_000_000
 

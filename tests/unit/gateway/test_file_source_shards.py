@@ -19,9 +19,9 @@ from many_routes import route_bodies, team_secrets
 from modelgate_gateway.config.sharding import INDEX_KEY
 from modelgate_gateway.sources.base import ConfigSnapshot
 from modelgate_gateway.sources.files import FileSource, SecretsDir
-from modelgate_operator.layout import Layout, plan
-from modelgate_operator.rendering import render
-from modelgate_operator.resources import parse_route
+from modelgate_operator.rendering.layout import Layout, plan
+from modelgate_operator.rendering.render import render
+from modelgate_operator.rendering.resources import parse_route
 from modelgate_operator.settings import OperatorSettings
 
 

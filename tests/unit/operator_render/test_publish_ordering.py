@@ -18,8 +18,8 @@ from many_routes import route_bodies, team_secrets
 from modelgate_gateway.config import parse_config
 from modelgate_gateway.config.sharding import Inconsistent
 from modelgate_gateway.reloading import referenced_secret_keys
-from modelgate_operator.errors import PublishError
-from modelgate_operator.reconciler import Reconciler
+from modelgate_operator.errors import KubeApiError
+from modelgate_operator.reconciling.reconciler import Reconciler
 from modelgate_operator.settings import OperatorSettings
 
 
@@ -202,7 +202,7 @@ def test_a_shard_it_may_no_longer_delete_is_left_in_place() -> None:
     kube.routes = kube.routes[:10]
 
     def forbidden(kind: str, name: str) -> None:
-        raise PublishError(f"delete {kind} {name}: HTTP 403 Forbidden")
+        raise KubeApiError(f"delete {kind} {name}: HTTP 403 Forbidden")
     kube.delete_object = forbidden  # type: ignore[method-assign]
     result = reconciler.reconcile()
     assert result.published and not result.cleaning_up

@@ -15,23 +15,25 @@ any order of arrival must be safe. One pass therefore writes, each only where it
 
 What the operator keeps is recorded on ``<configmap>`` (annotation :data:`OBJECTS_ANNOTATION`),
 so a restarted or newly elected replica finishes a clean-up it did not start. Neighbours:
-:mod:`.layout` plans, :mod:`.publishing` talks to the API.
+:mod:`~modelgate_operator.rendering.layout` plans, :mod:`~modelgate_operator.kube.client` talks to
+the API.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from modelgate_gateway.config.sharding import INDEX_KEY, ConfigIndex, IndexUnreadable
 
-from .errors import PublishError
-from .layout import CONFIGMAP, SECRET, Identity, Layout, ObjectRef, identity_of
-from .publishing import Stored, content_hash
-from .settings import OperatorSettings
+from ..errors import KubeApiError
+from ..kube.objects import Stored, content_hash
+from ..rendering.layout import CONFIGMAP, SECRET, Identity, Layout, ObjectRef, identity_of
+from ..settings import OperatorSettings
+from .cluster import Store
 
 logger = logging.getLogger("modelgate_operator")
 
@@ -47,20 +49,6 @@ read again, so an object edited or deleted behind the operator's back is repaire
 minutes (the gateways keep their last complete set meanwhile)."""
 SHARD_LABEL = "modelgate.dev/config-of"
 """On every object the operator writes: the gateway ConfigMap it belongs to."""
-
-
-class Store(Protocol):
-    """The API calls committing needs (:class:`~.publishing.KubeGateway` provides them)."""
-
-    def read_object(self, kind: str, name: str) -> Stored | None: ...
-
-    def write_object(self, kind: str, name: str, data: Mapping[str, str | bytes], *,
-                     annotations: Mapping[str, str], labels: Mapping[str, str],
-                     owners: list[dict[str, Any]], drop: Iterable[str] = ()) -> None: ...
-
-    def delete_object(self, kind: str, name: str) -> None: ...
-
-    def owner_references(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +206,7 @@ class Committer:
             self._known.pop((kind, name), None)
             try:
                 self.store.delete_object(kind, name)
-            except PublishError as exc:
+            except KubeApiError as exc:
                 # E.g. operator.maxConfigShards was lowered and RBAC no longer names it. Left in
                 # place: nothing reads it (no index names it) and it goes with the gateway
                 # Deployment that owns it; failing the pass for it would stall every route.

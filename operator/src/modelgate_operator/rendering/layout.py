@@ -6,7 +6,8 @@ the head and the index live in the gateway's ConfigMap ``<configmap>``, bucket `
 Secret ``<secret>`` (bucket 0) and ``<secret>-<b>``. Small configs (the common case) are exactly
 one ConfigMap holding the whole document under ``config.json`` and one Secret, as before
 sharding. Names are bounded by ``max_shards``, so RBAC can list every one of them.
-Neighbours: :mod:`.rendering` produces the input, :mod:`.committing` writes the plan.
+Neighbours: :mod:`.render` produces the input,
+:mod:`~modelgate_operator.reconciling.committing` writes the plan.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from modelgate_gateway.config.sharding import (
     split_document,
 )
 
-from .rendering import Rendered
-from .settings import OperatorSettings
+from ..settings import OperatorSettings
+from .render import Rendered
 from .sizing import INDEX_RESERVE_BYTES, OBJECT_BUDGET_BYTES, SHARD_TARGET_BYTES
 
 CONFIGMAP = "ConfigMap"

@@ -29,7 +29,7 @@ from modelgate_gateway.config import (
     validate_data,
 )
 
-from .errors import BaseConfigError
+from ..errors import BaseConfigError
 from .resources import ModelRoute, RouteKey
 from .sizing import OBJECT_BUDGET_BYTES, ROUTE_TOO_LARGE
 
