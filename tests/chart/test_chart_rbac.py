@@ -1,10 +1,14 @@
-"""RBAC rules, asserted exactly: the gateway reads only its own ConfigMap and Secret; the operator
-gets what its code and kopf call (docs/install.md §7) and nothing more, cluster-wide only when it
-watches every namespace."""
+"""RBAC rules, asserted exactly: the gateway reads only its own ConfigMaps and Secrets (the config,
+its shards, the upstream keys); the operator gets what its code and kopf call (docs/install.md §7)
+and nothing more, cluster-wide only when it watches every namespace, deleting only its shards."""
 
 from typing import Any
 
+import pytest
+
 from chart_helm import CI_VALUES, NAMESPACE, find, kinds, render
+from modelgate_operator.rendering.layout import allowed_objects
+from modelgate_operator.settings import OperatorSettings
 
 
 def _rules(
@@ -21,14 +25,38 @@ def _rules(
     )
 
 
-def test_gateway_role_grants_only_its_configmap_and_secret() -> None:
+CM, KEYS = "modelgate-gateway-config", "modelgate-gateway-upstream-keys"
+SHARDS = tuple(f"{CM}-{i}" for i in range(32))
+KEY_SHARDS = tuple(f"{KEYS}-{i}" for i in range(1, 32))
+
+
+def test_gateway_role_grants_only_its_configmaps_and_secrets() -> None:
     role = find(render(), "Role", "modelgate-gateway")
     assert _rules(role) == sorted(
         [
-            (("",), ("configmaps",), ("modelgate-gateway-config",), ("get", "list", "watch")),
-            (("",), ("secrets",), ("modelgate-gateway-upstream-keys",), ("get", "list", "watch")),
+            (("",), ("configmaps",), (CM, *SHARDS), ("get", "list", "watch")),
+            (("",), ("secrets",), (KEYS, *KEY_SHARDS), ("get", "list", "watch")),
         ]
     )
+
+
+@pytest.mark.parametrize("shards", [1, 4, 32])
+def test_roles_name_exactly_the_objects_the_operator_may_write(shards: int) -> None:
+    """The chart and the operator agree: every object of every layout is readable by the gateway
+    and writable by the operator, and nothing else is."""
+    objects = render(sets=(f"operator.maxConfigShards={shards}",))
+    allowed = allowed_objects(OperatorSettings(configmap=CM, secret=KEYS, max_shards=shards))
+    names = {kind: {n for k, n in allowed if k == kind} for kind in ("ConfigMap", "Secret")}
+    env = {e["name"]: e.get("value") for e in
+           find(objects, "Deployment", "modelgate-operator")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELGATE_OPERATOR_MAX_SHARDS"] == str(shards)
+    for role_name, verbs in (("modelgate-gateway", ("get", "list", "watch")), ("modelgate-operator", ("get", "patch"))):
+        rules = [r for r in _rules(find(objects, "Role", role_name)) if r[3] == verbs]
+        granted = {resource: set(names_) for _, (resource,), names_, _ in rules}
+        assert granted == {"configmaps": names["ConfigMap"], "secrets": names["Secret"]}, role_name
+    deletable = {r[1][0]: set(r[2]) for r in _rules(find(objects, "Role", "modelgate-operator")) if r[3] == ("delete",)}
+    assert deletable.get("configmaps") == names["ConfigMap"] - {CM}
+    assert deletable.get("secrets", set()) == names["Secret"] - {KEYS}
 
 
 def test_gateway_has_no_cluster_wide_permissions() -> None:
@@ -89,9 +117,11 @@ def test_operator_role_in_release_namespace_is_exact() -> None:
         assert _rules(role) == sorted(
             [
                 (("",), ("configmaps",), (), ("create",)),
-                (("",), ("configmaps",), ("modelgate-gateway-config",), ("get", "patch")),
+                (("",), ("configmaps",), (CM, *SHARDS), ("get", "patch")),
+                (("",), ("configmaps",), SHARDS, ("delete",)),
                 (("",), ("secrets",), (), ("create",)),
-                (("",), ("secrets",), ("modelgate-gateway-upstream-keys",), ("get", "patch")),
+                (("",), ("secrets",), (KEYS, *KEY_SHARDS), ("get", "patch")),
+                (("",), ("secrets",), KEY_SHARDS, ("delete",)),
                 (("",), ("pods",), (), ("list",)),
                 (("apps",), ("deployments",), ("modelgate-gateway",), ("get",)),
                 # A refused base config: a Warning Event on its ConfigMap, in both modes.
@@ -108,10 +138,11 @@ def test_no_role_uses_wildcards_or_escalation_verbs() -> None:
                 continue
             for rule in obj["rules"]:
                 assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-                forbidden = {"escalate", "bind", "impersonate", "deletecollection"}
-                if obj["metadata"]["name"] not in USER_ROLES:  # people delete their keys; components delete nothing
-                    forbidden.add("delete")
-                assert not forbidden & set(rule["verbs"])
+                assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"])
+                if "delete" in rule["verbs"] and obj["metadata"]["name"] not in USER_ROLES:
+                    # people delete their keys; of the components, only the operator deletes, and only its shards
+                    assert obj["metadata"]["name"] == "modelgate-operator" and rule["verbs"] == ["delete"]
+                    assert set(rule["resourceNames"]) <= set(SHARDS + KEY_SHARDS)
 
 
 def test_namespace_users_manage_their_keys_through_the_built_in_roles() -> None:

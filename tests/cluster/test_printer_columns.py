@@ -33,9 +33,11 @@ async def test_deployments_column_lists_every_deployment(
 
 async def test_invalid_route_still_shows_its_deployments(
         cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Admitted (no CEL rule covers it) but refused by the operator: a fallback to an unknown model.
-    cluster.apply(route("lost", "gpt-4o", mock_deployment("a"), mock_deployment("b"),
-                        fallbacks=["nowhere"]), namespace)
+    # Admitted (no CEL rule covers it) but left out by the operator: its API key's Secret does
+    # not exist. (A fallback to an unknown model no longer leaves a route out: it degrades it.)
+    keyed = {"name": "b", "provider": "openai", "baseUrl": "https://api.openai.com/v1",
+             "upstreamModel": "gpt-4o", "apiKeySecretRef": {"name": "missing", "key": "api-key"}}
+    cluster.apply(route("lost", "gpt-4o", mock_deployment("a"), keyed), namespace)
     async with operator_on(cluster, operator_settings(namespace), monkeypatch):
         await eventually(lambda: route_status(cluster, namespace, "lost").get("deploymentNames"),
                          what="status written")

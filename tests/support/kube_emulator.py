@@ -100,6 +100,28 @@ def obj(emulator: Any, resource: str, namespace: str | None, name: str) -> dict[
     return raw
 
 
+def published_document(emulator: Any, namespace: str = GATEWAY_NS, name: str = CONFIGMAP) -> bytes | None:
+    """The config the operator published, assembled from its ConfigMaps as a gateway would
+    (None: nothing published, or the set is not complete)."""
+    from modelgate_gateway.config.sharding import HEAD_KEY, INDEX_KEY, ConfigIndex, Inconsistent, assemble
+
+    head = obj(emulator, "v1/configmaps", namespace, name)
+    if head is None:
+        return None
+    data = head.get("data") or {}
+    if INDEX_KEY not in data:
+        return str(data["config.json"]).encode()
+    index = ConfigIndex.parse(data[INDEX_KEY])
+    parts: dict[str, bytes | None] = {HEAD_KEY: str(data.get(HEAD_KEY, "")).encode()}
+    for part in index.shards:
+        found = ((obj(emulator, "v1/configmaps", namespace, part.object) or {}).get("data") or {}).get(part.key)
+        parts[part.key] = str(found).encode() if found is not None else None
+    try:
+        return assemble(index, parts)
+    except Inconsistent:
+        return None
+
+
 async def api(emulator: Any, method: str, path: str, body: Any = None) -> Any:
     headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
     async with emulator.request(method, path, json=body, headers=headers) as response:

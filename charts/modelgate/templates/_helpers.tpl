@@ -62,7 +62,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-gateway-metrics" (include "modelgate.fullname" .) }}
 {{- end }}
 
-{{/* ConfigMap the operator writes (key config.json). */}}
+{{/* ConfigMap the operator writes (index.json and config.json; shards in configShardNames). */}}
 {{- define "modelgate.gateway.configMapName" -}}
 {{- printf "%s-gateway-config" (include "modelgate.fullname" .) }}
 {{- end }}
@@ -70,6 +70,28 @@ app.kubernetes.io/component: {{ .component }}
 {{/* Secret the operator writes with the upstream API keys. */}}
 {{- define "modelgate.gateway.upstreamKeysSecretName" -}}
 {{- printf "%s-gateway-upstream-keys" (include "modelgate.fullname" .) }}
+{{- end }}
+
+{{/* ConfigMaps that may hold shards of a large config: <config>-0 … <config>-(max-1), a JSON list. */}}
+{{- define "modelgate.gateway.configShardNames" -}}
+{{- $base := include "modelgate.gateway.configMapName" . }}
+{{- $names := list }}
+{{- range $i := until (int .Values.operator.maxConfigShards) }}
+{{- $names = append $names (printf "%s-%d" $base $i) }}
+{{- end }}
+{{- toJson $names }}
+{{- end }}
+
+{{/* Further Secrets that may hold upstream keys: <secret>-1 … <secret>-(max-1), a JSON list. */}}
+{{- define "modelgate.gateway.upstreamKeysShardNames" -}}
+{{- $base := include "modelgate.gateway.upstreamKeysSecretName" . }}
+{{- $names := list }}
+{{- range $i := until (int .Values.operator.maxConfigShards) }}
+{{- if $i }}
+{{- $names = append $names (printf "%s-%d" $base $i) }}
+{{- end }}
+{{- end }}
+{{- toJson $names }}
 {{- end }}
 
 {{- define "modelgate.gateway.apiKeysSecretName" -}}

@@ -51,6 +51,7 @@ from .v1alpha1 import (
     UpstreamApi,
     UsageLimits,
 )
+from .validation import ConfigIssue
 
 __all__ = [
     "API_VERSION",
@@ -61,6 +62,7 @@ __all__ = [
     "Budget",
     "BudgetWindow",
     "ConfigError",
+    "ConfigIssue",
     "CooldownPolicy",
     "Deployment",
     "EnvRef",

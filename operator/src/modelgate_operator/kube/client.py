@@ -11,10 +11,11 @@ through :func:`unless_missing`.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from kubernetes import client, config
@@ -26,12 +27,8 @@ from urllib3.exceptions import MaxRetryError
 from ..errors import KubeApiError, KubeNotFound
 from ..rendering.resources import GROUP, PLURAL, VERSION
 from ..settings import OperatorSettings
-from .objects import PodEndpoint, Published, secret_hash
+from .objects import PodEndpoint, Stored
 
-CONFIG_KEY = "config.json"
-CHECKSUM_ANNOTATION = "modelgate.dev/config-checksum"
-GENERATION_ANNOTATION = "modelgate.dev/config-generation"
-SECRET_HASH_ANNOTATION = "modelgate.dev/content-hash"  # noqa: S105 (a name, not a secret)
 MANAGED_BY = {"app.kubernetes.io/managed-by": "modelgate-operator"}
 _MERGE = "application/merge-patch+json"
 PEERING_GROUP = "kopf.dev"
@@ -87,6 +84,17 @@ def unless_missing(what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) 
         return None
 
 
+def _items(response: Any) -> list[dict[str, Any]]:
+    """The ``items`` of a raw (not preloaded) list response."""
+    try:
+        body = json.loads(response.data)
+    except ValueError as exc:
+        raise KubeApiError(f"list ModelRoutes: unreadable answer: {exc}") from exc
+    finally:
+        response.release_conn()
+    return list(body.get("items") or []) if isinstance(body, dict) else []
+
+
 class KubeClient:
     """The operator's view of the cluster: routes, Secrets, the gateway's objects and pods."""
 
@@ -100,17 +108,23 @@ class KubeClient:
     # --- reading ---------------------------------------------------------------------------
 
     def list_routes(self) -> list[dict[str, Any]]:
-        """Every ModelRoute in scope, as plain dicts (all namespaces, or the configured ones)."""
+        """Every ModelRoute in scope, as plain dicts (all namespaces, or the configured ones).
+
+        Listed with ``resourceVersion=0``: the API server answers from its watch cache instead
+        of reading every object from etcd (10,000 routes: 0.5 s instead of 2-20 s on a busy
+        server). The cache is never older than the watch event that woke the pass, since events
+        are sent from it; a resync may see a change a moment late, and the next pass catches
+        up. The body is decoded with one ``json.loads``: the client's own deserialisation
+        doubles the time.
+        """
         if self.settings.clusterwide:
-            found: Any = call_api("list ModelRoutes", self.custom.list_cluster_custom_object,
-                               GROUP, VERSION, PLURAL)
-            return list(found.get("items", []))
+            return _items(call_api("list ModelRoutes", self.custom.list_cluster_custom_object,
+                                   GROUP, VERSION, PLURAL, resource_version="0", _preload_content=False))
         items: list[dict[str, Any]] = []
         for namespace in self.settings.namespaces:
-            found = call_api(f"list ModelRoutes in {namespace}",
-                          self.custom.list_namespaced_custom_object,
-                          GROUP, VERSION, namespace, PLURAL)
-            items.extend(found.get("items", []))
+            items.extend(_items(call_api(f"list ModelRoutes in {namespace}",
+                                         self.custom.list_namespaced_custom_object, GROUP, VERSION,
+                                         namespace, PLURAL, resource_version="0", _preload_content=False)))
         return items
 
     def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
@@ -121,22 +135,19 @@ class KubeClient:
             return None
         return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
-    def read_published(self) -> Published:
-        s = self.settings
-        cm_meta = self._metadata(self.core.read_namespaced_config_map, s.configmap)
-        secret_meta = self._metadata(self.core.read_namespaced_secret, s.secret)
-        cm_notes = (cm_meta.annotations if cm_meta else None) or {}
-        secret_notes = (secret_meta.annotations if secret_meta else None) or {}
-        generation = cm_notes.get(GENERATION_ANNOTATION, "0")
-        return Published(
-            checksum=cm_notes.get(CHECKSUM_ANNOTATION),
-            generation=int(generation) if generation.isdigit() else 0,
-            secret_hash=secret_notes.get(SECRET_HASH_ANNOTATION),
-        )
-
-    def _metadata(self, read: Callable[..., Any], name: str) -> Any:
-        found = unless_missing(f"read {name}", read, name, self.settings.gateway_namespace)
-        return found.metadata if found is not None else None
+    def read_object(self, kind: str, name: str) -> Stored | None:
+        """A ConfigMap or Secret of the gateway's namespace, or None when it does not exist."""
+        read: Callable[..., Any] = (self.core.read_namespaced_secret if kind == "Secret"
+                                    else self.core.read_namespaced_config_map)
+        ns = self.settings.gateway_namespace
+        found: Any = unless_missing(f"read {kind} {ns}/{name}", read, name, ns)
+        if found is None:
+            return None
+        raw = found.data or {}
+        data: dict[str, str | bytes] = (
+            {k: base64.b64decode(v) for k, v in raw.items()} if kind == "Secret" else dict(raw))
+        annotations = (found.metadata.annotations if found.metadata else None) or {}
+        return Stored(data=data, annotations=dict(annotations))
 
     def peering_statuses(self) -> list[dict[str, Any]]:
         """The ``status`` of each kopf peering object this replica peers through.
@@ -185,10 +196,12 @@ class KubeClient:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def _owner_references(self) -> list[dict[str, Any]]:
+    def owner_references(self) -> list[dict[str, Any]]:
+        """References to the gateway Deployment, so what the operator writes is garbage-collected
+        with it (empty until the Deployment exists)."""
         s = self.settings
         deployment = unless_missing("read gateway Deployment", self.apps.read_namespaced_deployment,
-                                     s.gateway_deployment, s.gateway_namespace)
+                                    s.gateway_deployment, s.gateway_namespace)
         # No Deployment yet: objects stay until the gateway appears and owns them.
         uid = deployment.metadata.uid if deployment is not None and deployment.metadata else None
         if not uid:
@@ -196,54 +209,40 @@ class KubeClient:
         return [{"apiVersion": "apps/v1", "kind": "Deployment", "name": s.gateway_deployment,
                  "uid": uid, "controller": False, "blockOwnerDeletion": False}]
 
-    def _upsert(self, kind: str, name: str, body: dict[str, Any],
-                create: Callable[..., Any], patch: Callable[..., Any]) -> None:
+    def write_object(self, kind: str, name: str, data: Mapping[str, str | bytes], *,
+                     annotations: Mapping[str, str], labels: Mapping[str, str],
+                     owners: list[dict[str, Any]], drop: Iterable[str] = ()) -> None:
+        """Merge-patch a ConfigMap or Secret (create it on 404); keys in ``drop`` are removed."""
+        values: dict[str, str | None] = {
+            k: base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode() if kind == "Secret"
+            else (v.decode() if isinstance(v, bytes) else v)
+            for k, v in data.items()}
+        values.update({k: None for k in drop if k not in data})
+        meta = {"labels": {**MANAGED_BY, **labels}, "annotations": dict(annotations),
+                "ownerReferences": owners}
+        body: dict[str, Any] = {"metadata": meta, "data": values}
+        if kind == "Secret":
+            body["type"] = "Opaque"
         ns = self.settings.gateway_namespace
+        create, patch = ((self.core.create_namespaced_secret, self.core.patch_namespaced_secret)
+                         if kind == "Secret" else
+                         (self.core.create_namespaced_config_map, self.core.patch_namespaced_config_map))
         try:
             call_api(f"patch {kind} {ns}/{name}", patch, name, ns, body, _content_type=_MERGE)
             return
         except KubeNotFound:
             pass  # not there yet: create it
-        full = {"apiVersion": "v1", "kind": kind,
-                **{k: v for k, v in body.items() if v is not None}}
-        full["metadata"] = {**body["metadata"], "name": name, "namespace": ns}
-        if kind == "Secret":
-            full["data"] = {k: v for k, v in body["data"].items() if v is not None}
+        full = {**body, "apiVersion": "v1", "kind": kind,
+                "metadata": {**meta, "name": name, "namespace": ns},
+                "data": {k: v for k, v in values.items() if v is not None}}
         call_api(f"create {kind} {ns}/{name}", create, ns, full)
 
-    def publish_secret(self, data: Mapping[str, bytes], previous_keys: set[str]) -> str:
-        """Write the upstream-keys Secret; keys no longer needed are removed. Returns its hash."""
-        content_hash = secret_hash(data)
-        encoded: dict[str, str | None] = {k: base64.b64encode(v).decode() for k, v in data.items()}
-        encoded.update({k: None for k in previous_keys - set(data)})
-        body = {
-            "metadata": {"labels": MANAGED_BY,
-                         "annotations": {SECRET_HASH_ANNOTATION: content_hash},
-                         "ownerReferences": self._owner_references()},
-            "type": "Opaque",
-            "data": encoded,
-        }
-        self._upsert("Secret", self.settings.secret, body, self.core.create_namespaced_secret,
-                     self.core.patch_namespaced_secret)
-        return content_hash
-
-    def current_secret_keys(self) -> set[str]:
-        data = self.read_secret(self.settings.gateway_namespace, self.settings.secret)
-        return set(data or {})
-
-    def publish_config(self, document: bytes, checksum: str, generation: int) -> None:
-        """Write the rendered document with its checksum and generation annotations."""
-        body = {
-            "metadata": {
-                "labels": MANAGED_BY,
-                "annotations": {CHECKSUM_ANNOTATION: checksum,
-                                GENERATION_ANNOTATION: str(generation)},
-                "ownerReferences": self._owner_references(),
-            },
-            "data": {CONFIG_KEY: document.decode()},
-        }
-        self._upsert("ConfigMap", self.settings.configmap, body,
-                     self.core.create_namespaced_config_map, self.core.patch_namespaced_config_map)
+    def delete_object(self, kind: str, name: str) -> None:
+        """Delete a ConfigMap or Secret of the gateway's namespace (already gone is fine)."""
+        delete = (self.core.delete_namespaced_secret if kind == "Secret"
+                  else self.core.delete_namespaced_config_map)
+        ns = self.settings.gateway_namespace
+        unless_missing(f"delete {kind} {ns}/{name}", delete, name, ns)
 
     def post_event(self, ref: Mapping[str, Any], event_type: str, reason: str,
                    message: str, now: str) -> None:

@@ -20,16 +20,19 @@ class PodEndpoint:
 
 
 @dataclass(frozen=True, slots=True)
-class Published:
-    """What the gateway's ConfigMap and Secret hold now, from their annotations."""
+class Stored:
+    """A ConfigMap or Secret of the gateway's namespace as read: data (Secret values decoded)
+    and annotations."""
 
-    checksum: str | None = None
-    generation: int = 0
-    secret_hash: str | None = None
+    data: Mapping[str, str | bytes]
+    annotations: Mapping[str, str]
 
 
-def secret_hash(data: Mapping[str, bytes]) -> str:
+def content_hash(data: Mapping[str, str | bytes]) -> str:
+    """Hash of an object's data (key and value of every entry); kept in an annotation so an
+    unchanged object is never rewritten."""
     digest = hashlib.sha256()
     for key in sorted(data):
-        digest.update(key.encode() + b"\0" + data[key] + b"\0")
+        value = data[key]
+        digest.update(key.encode() + b"\0" + (value.encode() if isinstance(value, str) else value) + b"\0")
     return "sha256:" + digest.hexdigest()

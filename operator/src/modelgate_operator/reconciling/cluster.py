@@ -7,24 +7,30 @@ in-memory cluster. Failures are :class:`~modelgate_operator.errors.KubeApiError`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from ..kube.objects import PodEndpoint, Published
+from ..kube.objects import PodEndpoint, Stored
 
 
-class Cluster(Protocol):
+class Store(Protocol):
+    """The gateway namespace's ConfigMaps and Secrets the operator writes (:mod:`.committing`)."""
+
+    def read_object(self, kind: str, name: str) -> Stored | None: ...
+
+    def write_object(self, kind: str, name: str, data: Mapping[str, str | bytes], *,
+                     annotations: Mapping[str, str], labels: Mapping[str, str],
+                     owners: list[dict[str, Any]], drop: Iterable[str] = ()) -> None: ...
+
+    def delete_object(self, kind: str, name: str) -> None: ...
+
+    def owner_references(self) -> list[dict[str, Any]]: ...
+
+
+class Cluster(Store, Protocol):
     def list_routes(self) -> list[dict[str, Any]]: ...
 
     def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None: ...
-
-    def read_published(self) -> Published: ...
-
-    def current_secret_keys(self) -> set[str]: ...
-
-    def publish_secret(self, data: Mapping[str, bytes], previous_keys: set[str]) -> str: ...
-
-    def publish_config(self, document: bytes, checksum: str, generation: int) -> None: ...
 
     def peering_statuses(self) -> list[dict[str, Any]]: ...
 

@@ -17,6 +17,12 @@ from ..rendering.resources import ModelRoute
 ACCEPTED = "Accepted"
 RESOLVED_REFS = "ResolvedRefs"
 READY = "Ready"
+FALLBACK_UNAVAILABLE = "FallbackUnavailable"
+"""ResolvedRefs=False reason of a route served without some of its fallbacks."""
+DEGRADED = "Degraded"
+"""Ready=True reason of a route served without some of its fallbacks."""
+WARNING_REASONS = frozenset({DEGRADED})
+"""Reasons of a True condition that still deserve a Warning Event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +47,8 @@ class ConditionChange:
 
     @property
     def event_type(self) -> str:
-        return "Normal" if self.status == "True" else "Warning"
+        healthy = self.status == "True" and self.reason not in WARNING_REASONS
+        return "Normal" if healthy else "Warning"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +74,22 @@ def _condition(ctype: str, status: bool | None, reason: str, message: str,
     }
 
 
+def _missing(verdict: Verdict) -> str:
+    names = ", ".join(map(repr, verdict.missing_fallbacks))
+    plural = "s" if len(verdict.missing_fallbacks) > 1 else ""
+    return f"fallback{plural} {names}"
+
+
+def _resolved(verdict: Verdict) -> tuple[bool, str, str]:
+    if not verdict.resolved:
+        return False, verdict.resolved_reason, verdict.resolved_message
+    if verdict.missing_fallbacks:
+        return False, FALLBACK_UNAVAILABLE, (
+            f"spec.fallbacks: no model named {', '.join(map(repr, verdict.missing_fallbacks))} is "
+            "served by this gateway; the route is served without it until such a model is back.")
+    return True, verdict.resolved_reason, verdict.resolved_message
+
+
 def _ready(verdict: Verdict, rollout: Rollout, withheld: Withheld | None) -> tuple[bool, str, str]:
     if not verdict.accepted:
         return False, verdict.accepted_reason, verdict.accepted_message
@@ -74,11 +97,13 @@ def _ready(verdict: Verdict, rollout: Rollout, withheld: Withheld | None) -> tup
         return False, verdict.resolved_reason, verdict.resolved_message
     if withheld is not None:
         return False, withheld.reason, withheld.message
-    if rollout.total == 0:
-        return True, "Published", "In the gateway's config; no gateway pods found to count."
-    if rollout.serving < rollout.total:
+    if rollout.total and rollout.serving < rollout.total:
         return False, "RollingOut", f"Served by {rollout} gateway pods; waiting for the rest."
-    return True, "Serving", f"Served by {rollout} gateway pods."
+    where = (f"Served by {rollout} gateway pods" if rollout.total
+             else "In the gateway's config; no gateway pods found to count")
+    if verdict.missing_fallbacks:
+        return True, DEGRADED, f"{where}, without {_missing(verdict)} (not served by this gateway)."
+    return True, ("Serving" if rollout.total else "Published"), f"{where}."
 
 
 def desired_conditions(route: ModelRoute, verdict: Verdict, rollout: Rollout,
@@ -88,8 +113,7 @@ def desired_conditions(route: ModelRoute, verdict: Verdict, rollout: Rollout,
     accepted = _condition(ACCEPTED, verdict.accepted, verdict.accepted_reason,
                           verdict.accepted_message, gen)
     if verdict.accepted:
-        resolved = _condition(RESOLVED_REFS, verdict.resolved, verdict.resolved_reason,
-                              verdict.resolved_message, gen)
+        resolved = _condition(RESOLVED_REFS, *_resolved(verdict), gen)
     else:
         resolved = _condition(RESOLVED_REFS, None, "NotAccepted",
                               "References are checked once the route is accepted.", gen)

@@ -12,26 +12,52 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelgate_gateway.config.sharding import TooLarge
+
 from ..errors import BaseConfigError, KubeApiError
 from ..keys.reconciling import KeyRound, Keys
-from ..kube.objects import Published, secret_hash
+from ..kube.objects import PodEndpoint
 from ..kube.peering import blocking_peers
 from ..kube.probing import probe_all
 from ..rendering.basefile import BaseFile
-from ..rendering.render import Rendered, SecretLookup, referenced_secrets, render
+from ..rendering.layout import Layout, plan
+from ..rendering.render import BuildCache, Rendered, SecretLookup, referenced_secrets, render
 from ..rendering.resources import GROUP, KIND, VERSION, ModelRoute, parse_route
-from ..rendering.sizing import CONFIG_TOO_LARGE, Oversize, check_size
+from ..rendering.sizing import CONFIG_TOO_LARGE, Oversize, route_sizes
 from ..settings import OperatorSettings
 from .cluster import Cluster
+from .committing import Committer, Published
 from .conditions import ConditionChange, Rollout, Withheld, build_status, status_differs
+from .memo import Memo, ParseCache, route_digest, routes_fingerprint, secrets_fingerprint
 from .retrying import Backoff
 from .rollout import RolloutHistory
 
 logger = logging.getLogger("modelgate_operator")
+Planned = tuple[Rendered, Layout | None, Oversize | None]
+"""A rendered document with its layout, or why no layout fits."""
+Probe = Callable[[Sequence[PodEndpoint], float], list[str | None]]
+"""Reads the checksum each gateway pod serves (:func:`~modelgate_operator.kube.probing.probe_all`)."""
+
+
+class _Clock:
+    """Where a pass spends its time, for the debug log (a pass over 10,000 routes takes seconds)."""
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+        self._laps: list[tuple[str, float]] = []
+
+    def lap(self, what: str) -> None:
+        now = time.monotonic()
+        self._laps.append((what, now - self._last))
+        self._last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{what} {seconds:.2f}s" for what, seconds in self._laps)
 
 
 def utc_now() -> str:
@@ -68,7 +94,9 @@ class PassResult:
     paused: bool = False
     """kopf peering gives way to another replica: this pass read the peering and wrote nothing."""
     refused: Oversize | None = None
-    """The document was over the size budget: neither the ConfigMap nor the Secret was written."""
+    """No allowed split fits the document: nothing was written."""
+    cleaning_up: bool = False
+    """Unused keys or objects wait for the rollout to finish before they are removed."""
     events: list[tuple[dict[str, Any], ConditionChange]] = field(default_factory=list)
 
 
@@ -84,19 +112,32 @@ class Reconciler:
 
     def __init__(self, settings: OperatorSettings, kube: Cluster,
                  base: BaseFile | None, now: Callable[[], str] = utc_now,
-                 peering_identity: str | None = None, keys: Keys | None = None) -> None:
+                 peering_identity: str | None = None, *, probe: Probe = probe_all,
+                 keys: Keys | None = None) -> None:
         self.settings = settings
         self.kube = kube
+        self.probe = probe
         self.base = base
         self.now = now
         self.peering_identity = peering_identity
         self.history = RolloutHistory()
         self.keys = keys
         self.referenced: frozenset[tuple[str, str]] = frozenset()
-        self.writes = 0
+        self.committer = Committer(kube, settings)
+        self._parsed: ParseCache[ModelRoute] = ParseCache(lambda b: parse_route(b, settings.gateway_name))
+        self._built: BuildCache = {}
+        self._planned: Memo[Planned] = Memo()
+        self.first_seen: dict[str, float] = {}
+        """When this replica first saw each checksum published (monotonic), for the clean-up
+        deadline."""
         self.paused = False
         self.refused: str | None = None
         """Checksum of the last document refused as too large, until one is published again."""
+
+    @property
+    def writes(self) -> int:
+        """Objects this replica wrote or deleted (a standby replica writes none)."""
+        return self.committer.writes
 
     def _paused_by_peers(self) -> bool:
         if self.peering_identity is None:
@@ -111,11 +152,17 @@ class Reconciler:
         self.paused = bool(blockers)
         return self.paused
 
-    def _routes(self) -> list[tuple[ModelRoute, dict[str, Any]]]:
+    def _routes(self, clock: _Clock) -> tuple[list[tuple[ModelRoute, dict[str, Any]]], str]:
+        """The routes this operator renders, with their bodies, and a fingerprint of them all."""
         s = self.settings
+        bodies = self.kube.list_routes()
+        clock.lap("list")
+        digests = [route_digest(body) for body in bodies]
+        parsed = self._parsed.parse_all(bodies, digests)
+        fingerprint = routes_fingerprint(digests)
+        clock.lap("parse")
         found = []
-        for body in self.kube.list_routes():
-            route = parse_route(body, s.gateway_name)
+        for route, body in zip(parsed, bodies, strict=True):
             if route.gateway != s.gateway_name:
                 continue
             if s.namespaces and route.namespace not in s.namespaces:
@@ -123,7 +170,7 @@ class Reconciler:
             if (body.get("metadata") or {}).get("deletionTimestamp"):
                 continue  # on its way out: leave it out of the config now
             found.append((route, body))
-        return found
+        return found, fingerprint
 
     def reconcile(self) -> PassResult:
         """One blocking pass. Raises KubeApiError (retry later) or BaseConfigError.
@@ -133,27 +180,39 @@ class Reconciler:
         one runs on the next change or resync rather than on a retry timer.
         """
         if self._paused_by_peers():
+            self.committer.forget()  # the active peer writes meanwhile
             return PassResult(paused=True)
-        pairs = self._routes()
+        clock = _Clock()
+        pairs, fingerprint = self._routes(clock)
         routes = [r for r, _ in pairs]
         refs = referenced_secrets(routes)
         keys = self.keys.collect() if self.keys is not None else KeyRound(self.settings.gateway_name, [], {})
         self.referenced = frozenset(refs) | keys.referenced
         secrets = {ref: self.kube.read_secret(*ref) for ref in sorted(refs)}
-        published = self.kube.read_published()
-        rendered = self._render(routes, secrets, published.generation + 1, keys)
+        published = self.committer.read()
         result = PassResult()
-        if rendered.checksum != published.checksum:
-            result.refused = check_size(rendered.document)
+        clock.lap("read")
+        keys_fingerprint = routes_fingerprint(route_digest(body) for _, body in keys.keys)
+        rendered, layout, result.refused = self._render_and_plan(
+            routes, secrets, published,
+            (fingerprint, secrets_fingerprint(secrets), keys_fingerprint, secrets_fingerprint(keys.secrets)), keys)
+        clock.lap("render")
         self._note_refusal(rendered.checksum, result.refused)
-        if result.refused is None:
-            result.published = self._publish(rendered, published)
+        if layout is not None:
+            result.published = self._publish(rendered, layout, published)
             self.history.record(rendered.checksum, rendered.served)
+        clock.lap("publish")
         pods = self.kube.gateway_pods()
-        checksums = probe_all(pods, self.settings.readyz_timeout_seconds)
+        checksums = self.probe(pods, self.settings.readyz_timeout_seconds)
+        if layout is not None:
+            result.cleaning_up = self.committer.clean_up(
+                layout, published.objects, self._served(rendered.checksum, checksums))
+            result.rolling_out = result.cleaning_up
+        clock.lap("rollout")
         rollouts = self.history.count(checksums, ((r.key, r.generation) for r in routes))
         now = self.now()
         refused = result.refused
+        written = 0
         for route, body in pairs:
             verdict = rendered.verdicts[route.key]
             rollout = rollouts.get(route.key, Rollout(0, len(pods)))
@@ -165,26 +224,31 @@ class Reconciler:
                 result.rolling_out = True
             if status_differs(status, previous):
                 self.kube.patch_route_status(route.namespace, route.name, status)
+                written += 1
             result.events.extend((_event_ref(body), change) for change in changes)
         self._post_events(result.events, now)
+        clock.lap("statuses")
+        # A pass that published says where its time went (seconds, with thousands of routes).
+        logger.log(logging.INFO if result.published else logging.DEBUG,
+                   "pass over %d routes (%d statuses written, %d Events): %s", len(pairs), written,
+                   len(result.events), clock)
         if self.keys is not None:
             self.keys.report(keys, now)
         return result
 
     def _render(self, routes: list[ModelRoute], secrets: SecretLookup, generation: int,
                 keys: KeyRound) -> Rendered:
-        """Render with the current base, picking up a changed base file first.
+        """Render with the current base (refreshed by the caller) and the servable ModelGateKeys.
 
         A reloaded base that validates alone but not with the routes (nothing to blame on a
         route) is refused like an invalid file: the previous base renders instead.
         """
         base = self.base
-        if base is not None:
-            base.refresh()
         while True:  # at most twice: reject_current() goes back once, then returns False
             try:
                 rendered = render(routes, secrets, keys.apply(base.config if base is not None else None),
-                                  gateway=self.settings.gateway_name, generation=generation)
+                                  gateway=self.settings.gateway_name, generation=generation,
+                                  cache=self._built)
             except BaseConfigError as exc:
                 if base is not None and base.reject_current(str(exc)):
                     continue
@@ -193,19 +257,50 @@ class Reconciler:
                 base.confirm()
             return rendered
 
-    def _publish(self, rendered: Rendered, published: Published) -> bool:
-        """Write the Secret and the ConfigMap where their content changed; True if the latter."""
-        if published.secret_hash != secret_hash(rendered.secret_data):
-            # Keys first: a gateway that sees the new document already finds its keys.
-            self.kube.publish_secret(rendered.secret_data, self.kube.current_secret_keys())
-            self.writes += 1
-        if rendered.checksum == published.checksum:
+    def _render_and_plan(self, routes: list[ModelRoute], secrets: SecretLookup, published: Published,
+                         inputs: tuple[str, ...], keys: KeyRound) -> Planned:
+        """Render and plan, or reuse the last result when nothing it depends on changed.
+
+        A result is reused for the document it describes; one carrying a generation that is no
+        longer next (another replica published meanwhile) is rendered again.
+        """
+        base = self.base
+        if base is not None:
+            base.refresh()
+        keys.apply(base.config if base is not None else None)  # each key's verdict, for its status
+        same = (base.config,) if base is not None else ()
+        found = self._planned.lookup(inputs, same)
+        if found is not None and (found[0].checksum == published.checksum
+                                  or found[0].config.metadata.generation == published.generation + 1):
+            return found
+        rendered = self._render(routes, secrets, published.generation + 1, keys)
+        try:
+            planned: Planned = (rendered, plan(rendered, self.settings), None)
+        except TooLarge as exc:
+            planned = (rendered, None, Oversize(size=exc.size, why=str(exc), route_bytes=route_sizes(exc.sizes)))
+        return self._planned.store(inputs, planned, (base.config,) if base is not None else ())
+
+    def _publish(self, rendered: Rendered, layout: Layout, published: Published) -> bool:
+        """Write what changed, keys first and the index last; True if the index was written."""
+        if not self.committer.write(layout, published):
             return False
-        self.kube.publish_config(rendered.document, rendered.checksum, published.generation + 1)
-        self.writes += 1
-        logger.info("published config %s (generation %d, %d models)", rendered.checksum,
-                    published.generation + 1, len(rendered.config.spec.models))
+        if rendered.checksum != published.checksum:
+            logger.info("published config %s (generation %d, %d models, %d bytes in %d shards)",
+                        rendered.checksum, published.generation + 1,
+                        len(rendered.config.spec.models), layout.size, len(layout.index.shards))
         return True
+
+    def _served(self, checksum: str, pod_checksums: list[str | None]) -> bool:
+        """Every gateway pod serves ``checksum`` (or none was found), or the rollout deadline
+        passed since this replica saw it published: a stuck pod must not keep unused keys and
+        objects forever, and one that restarts loads the current set anyway."""
+        now = time.monotonic()
+        first = self.first_seen.setdefault(checksum, now)
+        if len(self.first_seen) > 64:  # bounded: only recent checksums matter
+            self.first_seen = {checksum: first}
+        if all(c == checksum for c in pod_checksums):
+            return True
+        return now - first >= self.settings.rollout_deadline_seconds
 
     def _note_refusal(self, checksum: str, refused: Oversize | None) -> None:
         """Log a refused document once (at error level) and the recovery once.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from modelgate_gateway.config import (
     API_VERSION,
     KIND,
     ConfigError,
+    ConfigIssue,
     Deployment,
     GatewayConfig,
     Model,
@@ -30,6 +31,10 @@ from modelgate_gateway.config import (
 
 from ..errors import BaseConfigError
 from .resources import ModelRoute, RouteKey
+from .sizing import OBJECT_BUDGET_BYTES, ROUTE_TOO_LARGE
+
+ROUTE_BUDGET_BYTES = OBJECT_BUDGET_BYTES - 100
+"""A route's entries must fit one shard with its envelope (``{"deployments":[…],"models":[…]}``)."""
 
 RENDERED_BY = "modelgate-operator"
 SecretData = Mapping[str, bytes]
@@ -52,10 +57,17 @@ class Verdict:
     resolved_reason: str = "ResolvedRefs"
     resolved_message: str = "All Secret references and fallbacks resolve."
     deployments: tuple[str, ...] = ()
+    missing_fallbacks: tuple[str, ...] = ()
+    """Fallback models no served route (nor the base config) provides: the route is served
+    without them (degraded), never left out for them."""
 
     @property
     def included(self) -> bool:
         return self.accepted and self.resolved
+
+    @property
+    def degraded(self) -> bool:
+        return self.included and bool(self.missing_fallbacks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +81,10 @@ class Rendered:
     verdicts: Mapping[RouteKey, Verdict]
     served: frozenset[tuple[RouteKey, int]] = field(default_factory=frozenset)
     """(route, generation) pairs present in this document; rollout status compares against it."""
+    base_entries: tuple[int, int] = (0, 0)
+    """How many leading deployments and models come from the base config (the rest are routes')."""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    """``document`` as plain data (spares parsing it again to split it into shards)."""
 
 
 def deployment_name(route: ModelRoute, deployment: str) -> str:
@@ -104,6 +120,38 @@ class _Entry:
     secrets: dict[str, bytes] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """What :func:`_build` made of one route, given the Secrets it references."""
+
+    route: ModelRoute
+    secrets: tuple[tuple[tuple[str, str], SecretData | None], ...]
+    verdict: Verdict
+    deployments: list[dict[str, Any]]
+    model: dict[str, Any]
+    keys: dict[str, bytes]
+
+
+BuildCache = dict[int, _Built]
+"""Built routes by ``id`` of the parsed route (kept alive by the entry): with thousands of
+routes, validating every route's entries again on each render costs seconds, and one change
+leaves all the others as they were."""
+
+
+def _build_cached(entry: _Entry, secrets: SecretLookup, max_bytes: int, cache: BuildCache | None) -> None:
+    """:func:`_build`, reusing the last result for the same parsed route and Secret contents."""
+    route = entry.route
+    used = tuple(sorted((ref, secrets.get(ref)) for ref in referenced_secrets([route])))
+    found = cache.get(id(route)) if cache is not None else None
+    if found is not None and found.route is route and found.secrets == used:
+        entry.verdict, entry.deployments, entry.model, entry.secrets = (
+            found.verdict, found.deployments, found.model, found.keys)
+        return
+    _build(entry, secrets, max_bytes)
+    if cache is not None:
+        cache[id(route)] = _Built(route, used, entry.verdict, entry.deployments, entry.model, entry.secrets)
+
+
 def _reject(entry: _Entry, reason: str, message: str) -> None:
     entry.verdict = Verdict(accepted=False, accepted_reason=reason, accepted_message=message)
 
@@ -125,7 +173,7 @@ def _pydantic_message(exc: ValidationError, where: str) -> str:
     return "; ".join(parts)
 
 
-def _build(entry: _Entry, secrets: SecretLookup) -> None:
+def _build(entry: _Entry, secrets: SecretLookup, max_bytes: int) -> None:
     """Fill the entry's deployments, model and secrets, or mark why it cannot be served."""
     route = entry.route
     targets = []
@@ -168,6 +216,13 @@ def _build(entry: _Entry, secrets: SecretLookup) -> None:
     except ValidationError as exc:
         _reject(entry, "InvalidSpec", _pydantic_message(exc, "spec"))
         return
+    size = len(canonical_json(model)) + sum(len(canonical_json(d)) for d in entry.deployments)
+    if size > max_bytes:
+        _reject(entry, ROUTE_TOO_LARGE,
+                f"the route renders to {size:,} bytes, more than one config object holds "
+                f"({max_bytes:,}); use fewer deployments or shorter mock texts, headers and query "
+                "parameters")
+        return
     entry.model = model
     entry.verdict = Verdict(
         accepted=entry.verdict.accepted, resolved=entry.verdict.resolved,
@@ -194,21 +249,23 @@ def _claim_names(entries: Sequence[_Entry], base_models: set[str]) -> None:
             owners[route.model] = route
 
 
-def _drop_unknown_fallbacks(entries: Sequence[_Entry], base_models: set[str]) -> None:
-    """Iterate to a fixpoint: leaving one route out may orphan another's fallback."""
-    changed = True
-    while changed:
-        changed = False
-        known = base_models | {e.route.model for e in entries if e.verdict.included}
-        for entry in entries:
-            if not entry.verdict.included:
-                continue
-            missing = [f for f in entry.route.fallbacks if f not in known]
-            if missing:
-                names = ", ".join(map(repr, missing))
-                message = f"spec.fallbacks: no served model named {names}"
-                _unresolved(entry, "UnknownFallback", message)
-                changed = True
+def _with_available_fallbacks(entries: Sequence[_Entry], base_models: set[str]) -> None:
+    """Keep each served route's fallbacks that some served model provides; note the others.
+
+    A fallback that disappears (its route deleted, broken or in a cycle) degrades the routes
+    naming it: they are served without it, so removing one model never takes down its users.
+    """
+    known = base_models | {e.route.model for e in entries if e.verdict.included}
+    for entry in entries:
+        if not entry.verdict.included:
+            continue
+        available = [f for f in entry.route.fallbacks if f in known]
+        missing = tuple(f for f in entry.route.fallbacks if f not in known)
+        entry.model = {k: v for k, v in entry.model.items() if k != "fallbacks"}
+        if available:
+            entry.model["fallbacks"] = available
+        if missing != entry.verdict.missing_fallbacks:
+            entry.verdict = replace(entry.verdict, missing_fallbacks=missing)
 
 
 def _assemble(base_spec: Mapping[str, Any], entries: Sequence[_Entry]) -> dict[str, Any]:
@@ -221,28 +278,36 @@ def _assemble(base_spec: Mapping[str, Any], entries: Sequence[_Entry]) -> dict[s
     return spec
 
 
-def _blame(error: str, spec: Mapping[str, Any], base_spec: Mapping[str, Any],
+def _blame(issue: ConfigIssue, spec: Mapping[str, Any], base_spec: Mapping[str, Any],
            entries: Sequence[_Entry]) -> _Entry | None:
-    """The route a gateway validation error points at, or None when it is the base's fault."""
+    """The route a gateway validation issue points at, or None when it is the base's fault.
+
+    Decided on the issue's structured ``path`` and ``cycle``, never on its message text.
+    """
     by_model = {e.route.model: e for e in entries if e.verdict.included}
     by_deployment = {d["name"]: e for e in by_model.values() for d in e.deployments}
+    if issue.cycle:
+        cycle = [by_model[n] for n in issue.cycle if n in by_model]
+        return max(cycle, key=lambda e: e.route.age_key) if cycle else None
+    path = issue.path
     for kind, lookup in (("models", by_model), ("deployments", by_deployment)):
-        prefix = f"spec.{kind}["
-        if error.startswith(prefix):
-            index = int(error[len(prefix):error.index("]")])
+        if len(path) >= 3 and path[:2] == ("spec", kind) and isinstance(path[2], int):
+            index = path[2]
             if index >= len(base_spec.get(kind, [])):
                 return lookup.get(spec[kind][index]["name"])
             return None
-    if error.startswith("spec.models: fallback cycle: "):
-        names = error.split(": ", 2)[2].split(" -> ")
-        cycle = [by_model[n] for n in names if n in by_model]
-        return max(cycle, key=lambda e: e.route.age_key) if cycle else None
     return None
 
 
 def render(routes: Iterable[ModelRoute], secrets: SecretLookup, base: GatewayConfig | None, *,
-           gateway: str, generation: int) -> Rendered:
-    """Render every route attached to ``gateway`` into one validated document."""
+           gateway: str, generation: int, max_route_bytes: int = ROUTE_BUDGET_BYTES,
+           cache: BuildCache | None = None) -> Rendered:
+    """Render every route attached to ``gateway`` into one validated document.
+
+    A route whose model and deployments take more than ``max_route_bytes`` is left out
+    (``RouteTooLarge``): no shard could hold it. ``cache`` (kept by the caller between renders)
+    spares rebuilding routes that did not change; it keeps only this render's routes.
+    """
     base_data = config_to_data(base) if base is not None else {}
     base_spec: Mapping[str, Any] = base_data.get("spec", {})
     base_models = {str(m["name"]) for m in base_spec.get("models", [])}
@@ -251,10 +316,14 @@ def render(routes: Iterable[ModelRoute], secrets: SecretLookup, base: GatewayCon
     _claim_names(entries, base_models)
     for entry in entries:
         if entry.verdict.included:
-            _build(entry, secrets)
-    _drop_unknown_fallbacks(entries, base_models)
+            _build_cached(entry, secrets, max_route_bytes, cache)
+    if cache is not None:
+        current = {id(e.route) for e in entries}
+        for stale in [k for k in cache if k not in current]:
+            del cache[stale]
     metadata = {"generation": generation, "renderedBy": RENDERED_BY}
-    while True:
+    while True:  # each round leaves one more route out, so it ends
+        _with_available_fallbacks(entries, base_models)
         spec = _assemble(base_spec, entries)
         data = {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
         try:
@@ -262,26 +331,27 @@ def render(routes: Iterable[ModelRoute], secrets: SecretLookup, base: GatewayCon
             break
         except ConfigError as exc:
             culprit = None
-            for error in exc.errors:
-                culprit = _blame(error, spec, base_spec, entries)
+            for issue in exc.issues:
+                culprit = _blame(issue, spec, base_spec, entries)
                 if culprit is None:
                     continue
-                if "fallback cycle" in error:
-                    _unresolved(culprit, "FallbackCycle", error)
+                if issue.cycle:
+                    _unresolved(culprit, "FallbackCycle", str(issue))
                 else:
-                    _reject(culprit, "InvalidSpec", error)
+                    _reject(culprit, "InvalidSpec", str(issue))
                 break
             if culprit is None:
                 raise BaseConfigError(f"the base config is not valid: {exc}") from None
-            _drop_unknown_fallbacks(entries, base_models)
     checksum = spec_checksum(spec)
-    document = canonical_json({**data, "metadata": {**metadata, "checksum": checksum}})
+    data = {**data, "metadata": {**metadata, "checksum": checksum}}
     served = [e for e in entries if e.verdict.included]
     return Rendered(
         config=config,
-        document=document,
+        document=canonical_json(data),
+        data=data,
         checksum=checksum,
         secret_data={k: v for e in served for k, v in sorted(e.secrets.items())},
         verdicts={e.route.key: e.verdict for e in entries},
         served=frozenset((e.route.key, e.route.generation) for e in served),
+        base_entries=(len(base_spec.get("deployments", [])), len(base_spec.get("models", []))),
     )

@@ -1,51 +1,60 @@
-"""Size budget of the rendered document: never publish what Kubernetes would refuse to store.
+"""Size limits of what the operator publishes: never write what Kubernetes would refuse to store.
 
-The API server refuses a ConfigMap whose ``data`` and ``binaryData`` values add up to more than
-1 MiB (``MaxSecretSize``: 1,048,576 bytes, counted as UTF-8 bytes, keys not counted), and the
-whole object must also fit etcd's request limit. Sending a larger document would fail on every
-pass, forever, with nothing telling the route owners why. So the reconciler measures the
-document first and, over :data:`CONFIG_BUDGET_BYTES`, publishes nothing and reports
-:data:`CONFIG_TOO_LARGE` on the routes instead. Pure: no I/O. Neighbours: :mod:`.rendering`
-produces the document, :mod:`.reconciler` acts on the verdict.
+The API server refuses a ConfigMap or Secret whose values add up to more than 1 MiB
+(``MaxSecretSize``: 1,048,576 bytes, counted as UTF-8 bytes, keys not counted), and the whole
+object must also fit etcd's request limit. A rendered config is therefore spread over shards
+(:mod:`modelgate_gateway.config.sharding`, planned by :mod:`.layout`), each within
+:data:`OBJECT_BUDGET_BYTES`. A route too large for any one object is left out on its own
+(:data:`ROUTE_TOO_LARGE`); a config that needs more shards than allowed is not published at
+all and every route reports :data:`CONFIG_TOO_LARGE`. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from modelgate_gateway.config import canonical_json
 
 from .resources import RouteKey
 
 CONFIGMAP_DATA_LIMIT = 1_048_576
 """The API server's cap on the summed ``data`` + ``binaryData`` values of one ConfigMap."""
 
-CONFIG_BUDGET_BYTES = 1_000_000
-"""Largest document the operator publishes: 48,576 bytes (4.6 %) under the API server's cap.
+OBJECT_BUDGET_BYTES = 1_000_000
+"""Largest payload the operator puts into one ConfigMap or Secret: 48,576 bytes (4.6 %) under
+the API server's cap.
 
-The document is the ConfigMap's only value, so the cap alone would allow 1,048,576 bytes. The
-margin is for what else travels with it: the object's metadata (labels, the checksum and
-generation annotations, owner references, the ``managedFields`` the API server adds) counts
-against etcd's request limit and the watch events that carry the object to every gateway, and a
-document right at the wall would turn the next small edit into a failure. A round decimal figure
-also makes the number in the condition message easy to compare with ``wc -c``.
+The margin is for what else travels with it: the object's metadata (labels, annotations, owner
+references, the ``managedFields`` the API server adds) counts against etcd's request limit and
+the watch events that carry the object to every gateway, and an object right at the wall would
+turn the next small edit into a failure. A round figure is easy to compare with ``wc -c``.
 """
+
+SHARD_TARGET_BYTES = 256 * 1024
+"""Preferred size of one shard. A change rewrites one shard (plus the small head and index),
+so smaller shards mean fewer bytes written and pushed to every gateway per change; larger ones
+mean fewer objects. At 256 KiB a config stays one object up to a few hundred routes and 10,000
+ordinary routes take 16 shards of about 200 KB."""
+
+INDEX_RESERVE_BYTES = 16 * 1024
+"""Room kept for the index next to the head in the first ConfigMap (32 shards and 32 Secrets
+named with their hashes take about 8 KB)."""
 
 CONFIG_TOO_LARGE = "ConfigTooLarge"
 """Ready reason of every route the refused document would have served."""
+
+ROUTE_TOO_LARGE = "RouteTooLarge"
+"""Accepted reason of a route whose entries alone exceed what one object may hold."""
 
 _LARGEST_SHOWN = 3
 
 
 @dataclass(frozen=True, slots=True)
 class Oversize:
-    """A rendered document over the budget, and how many bytes each route adds to it."""
+    """A rendered config that no allowed split fits, and how many bytes each route adds."""
 
     size: int
-    budget: int
+    why: str
+    """What does not fit, e.g. "it does not fit in 32 shards of at most 1,000,000 bytes each"."""
     route_bytes: Mapping[RouteKey, int] = field(default_factory=dict)
 
     def largest(self) -> list[tuple[RouteKey, int]]:
@@ -59,8 +68,7 @@ class Oversize:
     def summary(self) -> str:
         """One line for the operator's log."""
         routes = sum(self.route_bytes.values())
-        return (f"the rendered config is {self.size:,} bytes, over the budget of {self.budget:,} "
-                f"(a ConfigMap holds at most {CONFIGMAP_DATA_LIMIT:,}); {len(self.route_bytes)} "
+        return (f"the rendered config is {self.size:,} bytes: {self.why}; {len(self.route_bytes)} "
                 f"routes add {routes:,} bytes, the base config and envelope "
                 f"{self.size - routes:,}; largest routes: {self._largest_text() or 'none'}")
 
@@ -69,38 +77,19 @@ class Oversize:
         share = self.route_bytes.get(key)
         mine = f" This route adds {share:,} bytes." if share is not None else ""
         largest = f" Largest routes: {self._largest_text()}." if self.route_bytes else ""
-        return (f"Not published: the gateway config would be {self.size:,} bytes, over the "
-                f"operator's budget of {self.budget:,} (a ConfigMap holds at most "
-                f"{CONFIGMAP_DATA_LIMIT:,}); the gateways keep serving the last published "
-                f"config.{mine}{largest} Delete or shrink routes (fewer deployments, shorter "
-                "mock texts, headers and query parameters) or shorten the operator's base config.")
+        return (f"Not published: the gateway config would be {self.size:,} bytes and {self.why} "
+                f"(a ConfigMap holds at most {CONFIGMAP_DATA_LIMIT:,}); the gateways keep serving "
+                f"the last published config.{mine}{largest} Delete or shrink routes (fewer "
+                "deployments, shorter mock texts, headers and query parameters), shorten the "
+                "operator's base config, or allow more shards (MODELGATE_OPERATOR_MAX_SHARDS, the "
+                "chart's operator.maxConfigShards).")
 
 
-def route_bytes(document: bytes) -> dict[RouteKey, int]:
-    """Bytes each route adds to a rendered document: its model plus the deployments it targets.
-
-    Rendered models carry ``route: {namespace, name}`` and name their own deployments in
-    ``targets``; models of the base config carry no ``route`` and are not counted. Each entry is
-    measured as canonical JSON, so the figures add up to the document's size up to the
-    separators between entries.
-    """
-    spec: Mapping[str, Any] = json.loads(document).get("spec") or {}
-    deployments = {str(d.get("name")): len(canonical_json(d)) for d in spec.get("deployments") or []}
+def route_sizes(group_sizes: Mapping[str, int]) -> dict[RouteKey, int]:
+    """Bytes per route from the splitter's per-group sizes (groups are ``namespace/name``)."""
     sizes: dict[RouteKey, int] = {}
-    for model in spec.get("models") or []:
-        ref = model.get("route")
-        if not isinstance(ref, Mapping):
-            continue
-        key = (str(ref.get("namespace")), str(ref.get("name")))
-        targets = {str(t.get("deployment")) for t in model.get("targets") or []}
-        sizes[key] = (sizes.get(key, 0) + len(canonical_json(model))
-                      + sum(deployments.get(name, 0) for name in targets))
+    for group, size in group_sizes.items():
+        namespace, sep, name = group.partition("/")
+        if sep and "/" not in name:
+            sizes[(namespace, name)] = sizes.get((namespace, name), 0) + size
     return sizes
-
-
-def check_size(document: bytes, budget: int = CONFIG_BUDGET_BYTES) -> Oversize | None:
-    """None when ``document`` fits ``budget`` (exactly the budget fits); otherwise the details."""
-    size = len(document)
-    if size <= budget:
-        return None
-    return Oversize(size=size, budget=budget, route_bytes=route_bytes(document))
