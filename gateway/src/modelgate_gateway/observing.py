@@ -22,9 +22,11 @@ from prometheus_client import CollectorRegistry
 from . import estimating
 from .clienttext import safe_optional
 from .config import GatewayConfig
-from .metriclabels import ConfigView, EndUserLabels, known_label
+from .metriclabels import DEFAULT_TIER, ConfigView, EndUserLabels, known_label
 from .metrics import TOKEN_TYPES, Metrics
-from .pricing import UNKNOWN_PRICES, cost_usd
+from .observability.accounting import BILLED_ROUTES, Operation, UsageSource, charge
+from .observability.events import BilledEvent
+from .pricing import UNKNOWN_PRICES
 from .recording import AttemptOutcome, RequestRecord, Usage
 from .requestlog import Accounting, RequestLogWriter, log_line
 
@@ -135,7 +137,7 @@ class GatewayObserver:
             self._account_safely(record)
 
     def _needs_estimate(self, record: RequestRecord) -> bool:
-        if record.usage is not None or record.route != "create":
+        if record.usage is not None or record.route not in BILLED_ROUTES:
             return False
         return self._usage(record, estimate=False)[1]
 
@@ -159,7 +161,7 @@ class GatewayObserver:
             for target in model.targets:
                 m.attempts.ensure((model.name, target.deployment, AttemptOutcome.SUCCESS.value))
                 for token_type in TOKEN_TYPES:
-                    m.tokens.ensure((model.name, target.deployment, token_type, "false"))
+                    m.tokens.ensure((model.name, target.deployment, token_type, "false", "create", DEFAULT_TIER))
         for deployment in view.deployments:
             m.cooldowns.ensure((deployment,))
             m.deferrals.ensure((deployment, "false"))
@@ -220,23 +222,13 @@ class GatewayObserver:
         usage, estimated = self._usage(record)
         cost: float | None = None
         prices = UNKNOWN_PRICES
+        operation = record.operation
         if usage is not None:
-            est = "true" if estimated else "false"
-            tokens = m.tokens
-            for token_type, count in (
-                ("input", usage.input_tokens),
-                ("cached_input", usage.cached_input_tokens),
-                ("output", usage.output_tokens),
-                ("reasoning", usage.reasoning_tokens),
-            ):
-                if count:
-                    tokens.inc((model, deployment, token_type, est), count)
-            prices = view.prices_for(model, deployment)
-            cost = cost_usd(usage, prices)
-            end_user = self._end_users.label(record.end_user)
-            m.cost.inc((model, deployment, key, end_user, est), cost)
-            if not prices.known and (usage.input_tokens or usage.output_tokens):
-                m.unpriced.inc((model, deployment))
+            if usage.compacted and operation == Operation.CREATE:
+                operation = record.operation = Operation.COMPACT
+            charged = charge(m, view, self._end_users, (model, deployment, key), end_user=record.end_user,
+                             operation=operation, usage=usage, estimated=estimated)
+            cost, prices = charged.cost_usd, charged.prices
             if record.stream and first is not None and usage.output_tokens > 1:
                 per_token = (finished - first) / (usage.output_tokens - 1)
                 m.time_per_output_token.observe((model, deployment), per_token)
@@ -244,8 +236,40 @@ class GatewayObserver:
         log = self._log
         if log is not None:
             content = self._content(record) if self._include_content else None
-            acc = Accounting(usage, estimated, cost, prices.known, finished)
+            source = UsageSource.ESTIMATED if estimated else UsageSource.REPORTED
+            acc = Accounting(usage, estimated, cost, prices.known, finished, source if usage is not None else None)
             log.write(log_line(record, acc, content))
+
+    def usage_recorded(self, event: BilledEvent) -> None:
+        """Account a billed event that ended outside a client request (a background response's end).
+
+        Called once per event by :mod:`.observability.background`, which makes sure of the "once".
+        """
+        try:
+            self._account_event(event)
+        except Exception:
+            self.metrics.observer_errors.inc()
+            logger.exception("observer failed on billed event %s", event.response_id)
+
+    def _account_event(self, event: BilledEvent) -> None:
+        event.end_user = safe_optional(event.end_user)
+        view = self._view
+        model = known_label(event.model, view.models)
+        deployment = known_label(event.deployment, view.deployments)
+        key = known_label(event.key_name, view.keys)
+        self.metrics.background.inc((model, deployment, event.status, event.recorded_by))
+        cost: float | None = None
+        prices = UNKNOWN_PRICES
+        if event.usage is not None:
+            charged = charge(self.metrics, view, self._end_users, (model, deployment, key), end_user=event.end_user,
+                             operation=event.operation, usage=event.usage, estimated=False)
+            cost, prices = charged.cost_usd, charged.prices
+        log = self._log
+        if log is not None:
+            now, wall = self._clock(), self._wall_clock()
+            record = event.as_record(now, wall)
+            source = UsageSource.FOLLOWED_UP if event.usage is not None else UsageSource.UNKNOWN
+            log.write(log_line(record, Accounting(event.usage, False, cost, prices.known, now, source)))
 
     def _account_attempts(self, record: RequestRecord, model: str) -> None:
         m = self.metrics
@@ -288,10 +312,11 @@ class GatewayObserver:
         """Reported usage, else an estimate when the request produced output or succeeded.
 
         With ``estimate=False`` only says whether an estimate would be made (second item).
-        Only create calls consume tokens: a retrieved or cancelled response carries the usage of
-        the call that created it, which was accounted then.
+        Only create (and compact) calls consume tokens: a retrieved or cancelled response carries the
+        usage of the call that created it, which was accounted then. A background create is charged
+        once, when it ends (:mod:`.observability.background`), never here.
         """
-        if record.route != "create":
+        if record.route not in BILLED_ROUTES or record.operation == Operation.BACKGROUND:
             return None, False
         if record.usage is not None:
             return record.usage, False

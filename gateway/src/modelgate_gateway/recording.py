@@ -28,10 +28,23 @@ class AttemptOutcome(enum.StrEnum):
 
 @dataclass(slots=True)
 class Usage:
+    """What one response consumed, as billed: tokens, the tier that served it, hosted tool calls.
+
+    ``cached_input_tokens`` (cache reads) and ``cache_write_tokens`` are parts of
+    ``input_tokens``; ``reasoning_tokens`` is part of ``output_tokens``.
+    """
+
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
+    service_tier: str | None = None
+    """The tier that served the response (its ``service_tier``), not the requested one."""
+    tool_calls: tuple[tuple[str, int], ...] = ()
+    """(hosted tool, calls) from the response's output items, e.g. ("web_search", 2)."""
+    compacted: bool = False
+    """The output holds a ``compaction`` item: the server compacted the context (billed in this usage)."""
 
 
 @dataclass(slots=True)
@@ -56,6 +69,10 @@ class RequestRecord:
     method: str = "POST"
     route: str = "create"
     """Endpoint family: create, retrieve, delete, cancel, input_items, models."""
+    operation: str = "create"
+    """What is billed (the ``operation`` label): create, background, compact, ... A handler of a
+    billed endpoint sets it; only records whose route is a billed one are charged (see
+    :mod:`.observability.accounting`)."""
     key_name: str | None = None
     end_user: str | None = None
     requested_model: str | None = None

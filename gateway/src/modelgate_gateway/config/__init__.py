@@ -43,6 +43,7 @@ from .v1alpha1 import (
     Strategy,
     Target,
     Timeouts,
+    TokenPrices,
     UpstreamApi,
 )
 
@@ -76,6 +77,7 @@ __all__ = [
     "Strategy",
     "Target",
     "Timeouts",
+    "TokenPrices",
     "UpstreamApi",
     "canonical_json",
     "config_to_data",

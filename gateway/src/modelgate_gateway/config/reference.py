@@ -114,8 +114,8 @@ spec:
 ## Fields
 """
 
-ORDER = ["GatewayConfig", "Metadata", "Spec", "Deployment", "Timeouts", "Pricing", "MockSettings", "Model",
-         "Target", "RetryPolicy", "CooldownPolicy", "RouteRef", "Auth", "ApiKey", "ResponseIds", "Limits",
+ORDER = ["GatewayConfig", "Metadata", "Spec", "Deployment", "Timeouts", "Pricing", "TokenPrices", "MockSettings",
+         "Model", "Target", "RetryPolicy", "CooldownPolicy", "RouteRef", "Auth", "ApiKey", "ResponseIds", "Limits",
          "Observability", "RequestLog", "StateStore", "EnvRef", "FileRef", "SecretKeyRef"]
 
 

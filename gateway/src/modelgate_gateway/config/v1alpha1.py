@@ -113,17 +113,45 @@ class Timeouts(_Model):
     )
 
 
-class Pricing(_Model):
+# Service tiers and hosted tools are provider vocabulary: lower-case words (``flex``, ``web_search``).
+TIER_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+TOOL_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+class TokenPrices(_Model):
     input_usd_per_million_tokens: float = Field(
         default=0.0, ge=0, description="Price of uncached input tokens, USD per 1M."
     )
     cached_input_usd_per_million_tokens: float | None = Field(
         default=None,
         ge=0,
-        description="Price of cached input tokens, USD per 1M. Unset means the input price applies.",
+        description="Price of cached input tokens (cache reads), USD per 1M. Unset means the input price applies.",
+    )
+    cache_write_usd_per_million_tokens: float | None = Field(
+        default=None,
+        ge=0,
+        description="Price of input tokens written to the prompt cache (usage "
+        "input_tokens_details.cache_write_tokens), USD per 1M. Unset means the input price applies.",
     )
     output_usd_per_million_tokens: float = Field(
         default=0.0, ge=0, description="Price of output tokens (reasoning included), USD per 1M."
+    )
+
+
+class Pricing(TokenPrices):
+    tiers: dict[Annotated[str, Field(pattern=TIER_PATTERN)], TokenPrices] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Token prices per service tier (flex, priority, scale, ...), applied when the response "
+        "says that tier served it (its service_tier, not the requested one). A field a tier leaves unset "
+        "takes the price above; a tier not listed is charged the prices above.",
+    )
+    hosted_tool_usd_per_call: dict[Annotated[str, Field(pattern=TOOL_PATTERN)], Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Per-call price of hosted tools, billed outside token usage, keyed by the output item "
+        "type without its _call suffix (web_search, file_search, code_interpreter, image_generation, ...). "
+        "Each such item in a response's output counts as one call.",
     )
 
 
