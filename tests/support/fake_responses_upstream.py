@@ -63,6 +63,8 @@ class FakeResponsesUpstream:
         self.seen: list[Seen] = []
         self.stored: dict[str, dict[str, Any]] = {}
         self.inputs: dict[str, list[dict[str, Any]]] = {}
+        self.running: dict[str, dict[str, Any]] = {}
+        """Background responses still running: their final form, revealed by :meth:`complete`."""
         self.cancelled = asyncio.Event()
         """Set when a request was abandoned by the gateway (client disconnect propagated)."""
         self.cancelled_at: float | None = None
@@ -147,6 +149,8 @@ class FakeResponsesUpstream:
                 self.inputs[response["id"]] = raw_input if isinstance(raw_input, list) else [
                     {"id": "msg_in" + response["id"][5:], "type": "message", "role": "user", "status": "completed",
                      "content": [{"type": "input_text", "text": str(raw_input)}]}]
+            if body.get("background") and not body.get("stream"):
+                return web.json_response(self._start_background(response))
             if body.get("stream"):
                 return await self._stream(request, response, behaviour)
             return web.json_response(response)
@@ -198,6 +202,21 @@ class FakeResponsesUpstream:
         await send("response.completed", response=final)
         return resp
 
+    def _start_background(self, final: dict[str, Any]) -> dict[str, Any]:
+        """As OpenAI: a background create answers at once with a queued response without usage."""
+        queued = {**final, "status": "queued", "output": [], "usage": None}
+        self.stored[final["id"]] = queued
+        self.running[final["id"]] = final
+        return queued
+
+    def complete(self, rid: str | None = None, status: str = "completed") -> list[str]:
+        """Finish running background responses (one, or all): retrieves then show them ended with usage."""
+        done = [rid] if rid is not None else list(self.running)
+        for key in done:
+            final = self.running.pop(key)
+            self.stored[key] = {**final, "status": status}
+        return done
+
     def _stored_or_404(self, rid: str) -> dict[str, Any] | web.Response:
         found = self.stored.get(rid)
         if found is None:
@@ -217,6 +236,10 @@ class FakeResponsesUpstream:
             return web.json_response({"error": {"message": "Only background responses can be streamed.",
                                                  "type": "invalid_request_error", "param": "stream",
                                                  "code": None}}, status=400)
+        rid = request.match_info["rid"]
+        if rid in self.running:  # following a running response streams it to its end
+            found = self.running[rid]
+            self.complete(rid)
         return await self._stream(request, found, Behaviour(), int(request.query.get("starting_after", "-1")))
 
     async def _delete(self, request: web.Request) -> web.Response:
@@ -233,6 +256,12 @@ class FakeResponsesUpstream:
         found = self._stored_or_404(request.match_info["rid"])
         if isinstance(found, web.Response):
             return found
+        rid = request.match_info["rid"]
+        if rid in self.running:  # cancelled mid-way: billed for what it used so far
+            final = self.running.pop(rid)
+            usage = {**final["usage"], "output_tokens": 2, "output_tokens_details": {"reasoning_tokens": 0},
+                     "total_tokens": final["usage"]["input_tokens"] + 2} if final["usage"] else None
+            found = self.stored[rid] = {**final, "status": "cancelled", "output": [], "usage": usage}
         found["status"] = "cancelled"
         return web.json_response(found)
 

@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .appstate import GatewayState
-from .handlers import responses, service
+from .handlers import background, responses, service
 from .handlers.context import not_found
 from .keys import STATE
+from .observability.background import BackgroundTracker
+from .observing import GatewayObserver
 from .recording import Observer
 from .reloading import Reloader, ReloadListener
 from .sources.base import ConfigSource
@@ -29,8 +31,16 @@ RELOADER: web.AppKey[Reloader] = web.AppKey("modelgate_reloader")
 def make_state(observer: Observer) -> GatewayState:
     pools = Http1Client()
     stores = StoreHolder()
-    return GatewayState(observer=observer, pools=pools, http=HttpTransport(pools), mock=MockTransport(),
-                        chat=ChatTransport(pools, stores), stores=stores)
+    holder: list[GatewayState] = []
+    tracker = BackgroundTracker(observer, background.ledger_source(stores),
+                                lambda: background.follow_up_settings(holder[0].runtime))
+    state = GatewayState(observer=observer, pools=pools, http=HttpTransport(pools), mock=MockTransport(),
+                         chat=ChatTransport(pools, stores), stores=stores, background=tracker)
+    holder.append(state)
+    tracker.fetch = background.upstream_fetch(state)
+    if isinstance(observer, GatewayObserver):
+        observer.metrics.background_pending.set_function(lambda: tracker.following)
+    return state
 
 
 def _routes(app: web.Application) -> None:
@@ -56,7 +66,19 @@ def make_app(state: GatewayState, source: ConfigSource | None = None,
         app.cleanup_ctx.append(_run_reloader)
     app.on_shutdown.append(_start_draining)
     app.cleanup_ctx.append(_close_pools)
+    app.cleanup_ctx.append(_follow_background)
     return app
+
+
+async def _follow_background(app: web.Application) -> AsyncIterator[None]:
+    """Adopt orphaned background responses while serving; hand ours back on the way out."""
+    tracker = app[STATE].background
+    task = asyncio.create_task(tracker.run(), name="modelgate-background-sweep")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await tracker.close()
 
 
 async def _run_reloader(app: web.Application) -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from .config import Provider, UpstreamApi
 from .draining import InFlight
 from .errors import NotReady
+from .observability.background import BackgroundTracker
 from .recording import Observer
 from .runtime import DeploymentRuntime, RuntimeConfig
 from .upstream.balancing import HealthBoard
@@ -30,6 +31,8 @@ class GatewayState:
     mock: Transport
     chat: Transport
     stores: StoreHolder
+    background: BackgroundTracker
+    """Follows background responses up and counts each once (see observability/background.py)."""
     runtime: RuntimeConfig | None = None
     board: HealthBoard = field(default_factory=HealthBoard)
     rng: random.Random = field(default_factory=random.Random)

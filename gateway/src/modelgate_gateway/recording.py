@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .observability.events import BilledEvent
 
 
 class AttemptOutcome(enum.StrEnum):
@@ -98,6 +101,9 @@ class RequestRecord:
     response_id: str | None = None
     usage: Usage | None = None
     """Usage the upstream reported; ``None`` when it reported none."""
+    final: dict[str, Any] | None = None
+    """The Responses object relayed last (a plain body, or a stream's terminal event), as already
+    parsed for the usage; background accounting reads its status."""
     client_disconnected: bool = False
     cut_by_shutdown: bool = False
     """The gateway's drain period ended before this request did (see :mod:`.draining`)."""
@@ -120,3 +126,7 @@ class Observer(Protocol):
     def request_finished(self, record: RequestRecord) -> None: ...
 
     def deployment_health(self, deployment: str, cooling_down: bool) -> None: ...
+
+    def usage_recorded(self, event: BilledEvent) -> None:
+        """A billed event that ended outside any request (a background response): charge it once."""
+        ...

@@ -320,6 +320,38 @@ class RequestLog(_Model):
     )
 
 
+class BackgroundFollowUp(_Model):
+    enabled: bool = Field(
+        default=True,
+        description="Follow up every background response this gateway creates until it ends, to count its "
+        "real usage once (whoever polls it, even nobody). With spec.state.redisUrl the replicas share the "
+        "ledger, so each response is counted exactly once across replicas and restarts; without it, only "
+        "within one process.",
+    )
+    poll_interval_seconds: float = Field(
+        default=2.0, ge=0.05, le=600, description="First wait before asking the upstream; doubles per poll."
+    )
+    max_poll_interval_seconds: float = Field(
+        default=60.0, ge=0.05, le=3600, description="Longest wait between two polls of one response."
+    )
+    deadline_seconds: float = Field(
+        default=24 * 3600.0,
+        ge=1,
+        le=30 * 86400,
+        description="Give up on a response this long after its create: it is counted as expired, uncharged.",
+    )
+    max_concurrent_polls: int = Field(default=8, ge=1, le=256, description="Polls in flight at once, per replica.")
+    max_followed: int = Field(
+        default=10_000, ge=1, le=1_000_000,
+        description="Responses one replica follows at once; more wait in the shared ledger for a free slot.",
+    )
+    lease_seconds: float = Field(
+        default=30.0, ge=0.2, le=3600,
+        description="A replica's hold on the responses it follows; another replica takes over those of a replica "
+        "that stopped renewing it (crash, restart) after this long.",
+    )
+
+
 class Observability(_Model):
     end_user_header: str | None = Field(
         default="x-modelgate-end-user",
@@ -329,6 +361,9 @@ class Observability(_Model):
         default=100, ge=0, le=100_000, description="Distinct end_user label values; beyond it: 'other'."
     )
     request_log: RequestLog = Field(default_factory=RequestLog, description="Per-request log line.")
+    background_follow_up: BackgroundFollowUp = Field(
+        default_factory=BackgroundFollowUp, description="Counting background responses when they end."
+    )
 
 
 class StateStore(_Model):

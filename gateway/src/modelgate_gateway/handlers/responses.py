@@ -17,11 +17,12 @@ from aiohttp import web
 from .. import ids
 from ..appstate import GatewayState
 from ..errors import InvalidRequest, NotFound, PermissionDenied
+from ..observability.accounting import Operation
 from ..recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, ModelRuntime, RuntimeConfig
 from ..streaming.relay import relay_json, relay_stream
 from ..upstream.executor import Call, Opened, open_call
-from . import queryparams
+from . import background, queryparams
 from .context import authenticate, endpoint, parse_object, read_body
 
 _MAX_END_USER_CHARS = 256
@@ -142,8 +143,15 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
         model = _serving_model(runtime, model, dep, previous)
         call.pinned = dep.name
         call.updates["previous_response_id"] = upstream_id
+    if payload.get("background") is True:
+        record.operation = Operation.BACKGROUND
     opened = await open_call(state, runtime, record, model, call)
-    return await _relay(request, record, caller, opened, stream)
+    if record.operation != Operation.BACKGROUND:
+        return await _relay(request, record, caller, opened, stream)
+    try:  # a background response outlives its create, even a stream the client left
+        return await _relay(request, record, caller, opened, stream)
+    finally:
+        background.after_create(state, record, caller.signing_key, caller.owner, caller.accept_unowned)
 
 
 async def _follow_up(request: web.Request, state: GatewayState, record: RequestRecord, method: str,
@@ -159,7 +167,10 @@ async def _follow_up(request: web.Request, state: GatewayState, record: RequestR
     if method == "POST":
         call.payload, call.raw = {}, b"{}"
     opened = await open_call(state, runtime, record, None, call)
-    return await _relay(request, record, caller, opened, stream)
+    response = await _relay(request, record, caller, opened, stream)
+    if method != "DELETE":
+        background.after_follow_up(state, record, dep.name, upstream_id)
+    return response
 
 
 @endpoint("retrieve")
