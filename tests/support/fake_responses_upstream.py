@@ -121,7 +121,7 @@ class FakeResponsesUpstream:
             "background": body.get("background", False), "error": None, "incomplete_details": None,
             "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
             "model": body.get("model"),
-            "output": [*behaviour.tool_items,
+            "output": [*self._compaction(body), *behaviour.tool_items,
                        {"id": "msg_" + rid[5:], "type": "message", "status": "completed", "role": "assistant",
                         "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}],
             "service_tier": behaviour.service_tier or body.get("service_tier") or "default",
@@ -130,6 +130,15 @@ class FakeResponsesUpstream:
             "tools": body.get("tools", []), "top_p": body.get("top_p", 1.0),
             "metadata": body.get("metadata") or {}, "user": body.get("user"), "usage": usage,
         }
+
+    @staticmethod
+    def _compaction(body: dict[str, Any]) -> list[dict[str, Any]]:
+        """As OpenAI's server-side compaction: past ``compact_threshold`` tokens (the fake counts 20
+        input tokens) the output starts with an encrypted compaction item."""
+        for entry in body.get("context_management") or []:
+            if entry.get("type") == "compaction" and entry.get("compact_threshold", 0) < 20:
+                return [{"type": "compaction", "id": f"cmp_{next(_ids):06d}", "encrypted_content": "gAAAA-opaque"}]
+        return []
 
     # -- endpoints -------------------------------------------------------------------------
     async def _create(self, request: web.Request) -> web.StreamResponse:

@@ -24,7 +24,7 @@ from .clienttext import safe_optional
 from .config import GatewayConfig
 from .metriclabels import DEFAULT_TIER, ConfigView, EndUserLabels, known_label
 from .metrics import TOKEN_TYPES, Metrics
-from .observability.accounting import BILLED_ROUTES, Operation, UsageSource, charge
+from .observability.accounting import BILLED_ROUTES, Operation, UsageSource, charge, operation_of
 from .observability.events import BilledEvent
 from .pricing import UNKNOWN_PRICES
 from .recording import AttemptOutcome, RequestRecord, Usage
@@ -222,10 +222,8 @@ class GatewayObserver:
         usage, estimated = self._usage(record)
         cost: float | None = None
         prices = UNKNOWN_PRICES
-        operation = record.operation
+        operation = operation_of(record, usage)
         if usage is not None:
-            if usage.compacted and operation == Operation.CREATE:
-                operation = record.operation = Operation.COMPACT
             charged = charge(m, view, self._end_users, (model, deployment, key), end_user=record.end_user,
                              operation=operation, usage=usage, estimated=estimated)
             cost, prices = charged.cost_usd, charged.prices

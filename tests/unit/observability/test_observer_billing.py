@@ -78,3 +78,12 @@ def test_a_background_create_is_not_charged_at_create_time(observer: GatewayObse
     assert value(registry, "modelgate_tokens_total", **EAST, type="input", estimated="true", operation="background",
                  tier="default") is None
     assert value(registry, "modelgate_requests_total", **EAST, key="team-a", stream="false", outcome="2xx") == 1
+
+
+def test_the_compact_endpoint_is_its_own_operation(observer: GatewayObserver, registry: CollectorRegistry) -> None:
+    """The hook for ``POST /v1/responses/compact``: a handler with route ``compact`` is billed as compaction."""
+    finish(observer, record(route="compact", usage=Usage(input_tokens=70, output_tokens=7)))
+    compact = {**EAST, "estimated": "false", "operation": "compact", "tier": "default"}
+    assert value(registry, "modelgate_tokens_total", **compact, type="input") == 70
+    assert value(registry, "modelgate_cost_usd_total", **EAST, **ALICE, operation="compact",
+                 tier="default") == pytest.approx((70 * 2.5 + 7 * 10) / 1e6)

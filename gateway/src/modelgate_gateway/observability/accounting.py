@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..metriclabels import DEFAULT_TIER, OTHER_LABEL, ConfigView, EndUserLabels
 from ..metrics import Metrics
 from ..pricing import Prices, cost_usd
-from ..recording import Usage
+from ..recording import RequestRecord, Usage
 
 BILLED_ROUTES = frozenset({"create", "compact"})
 """Routes whose records carry billed usage; retrieve, delete, cancel and listing bill nothing."""
@@ -39,6 +39,21 @@ class UsageSource(enum.StrEnum):
     """Reported by the upstream after the create returned (background responses)."""
     UNKNOWN = "unknown"
     """A background response the follow-up gave up on (deadline): nothing to charge."""
+
+
+def operation_of(record: RequestRecord, usage: Usage | None) -> str:
+    """The ``operation`` a request is billed as; sets ``record.operation`` to it (the log shows it).
+
+    A billed endpoint other than create (``POST /v1/responses/compact``: route ``compact``) is its
+    own operation; a create whose answer holds a ``compaction`` item compacted server-side
+    (``context_management``) and is billed as ``compact`` (the provider reports one usage for the
+    call, compaction included, so it cannot be split).
+    """
+    if record.route != "create":
+        record.operation = record.route
+    elif usage is not None and usage.compacted and record.operation == Operation.CREATE:
+        record.operation = Operation.COMPACT
+    return record.operation
 
 
 @dataclass(frozen=True, slots=True)
