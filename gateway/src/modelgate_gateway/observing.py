@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import IO
@@ -26,6 +27,7 @@ from .metriclabels import DEFAULT_TIER, ConfigView, EndUserLabels, known_label
 from .metrics import TOKEN_TYPES, Metrics
 from .observability.accounting import BILLED_ROUTES, Operation, UsageSource, charge, operation_of
 from .observability.events import BilledEvent
+from .observability.tracing import RequestTracer, tracer_for
 from .pricing import UNKNOWN_PRICES
 from .recording import AttemptOutcome, RequestRecord, Usage
 from .requestlog import Accounting, RequestLogWriter, log_line
@@ -68,6 +70,8 @@ class GatewayObserver:
             None, dropped=self.metrics.request_log_dropped, stream=log_stream
         )
         self._include_content = False
+        self._tracer: RequestTracer | None = None
+        """Set while spec.observability.tracing is enabled (see observability/tracing.py)."""
         self.last_reload_error: str | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -86,6 +90,9 @@ class GatewayObserver:
             await asyncio.wait([self._loading])
             await asyncio.sleep(0)  # let the done-callback run
         await asyncio.to_thread(self.close_log)
+        tracer, self._tracer = self._tracer, None
+        if tracer is not None:
+            await asyncio.to_thread(tracer.shutdown)
 
     def close_log(self) -> None:
         """Blocking form of :meth:`close`; later lines are dropped and counted."""
@@ -171,6 +178,9 @@ class GatewayObserver:
         self._end_users.limit = observability.end_user_label_limit
         self._configure_log(observability.request_log.enabled, observability.request_log.path)
         self._include_content = observability.request_log.include_content
+        self._tracer, retired = tracer_for(self._tracer, config)
+        if retired is not None:  # flushing blocks on the network: never on the event loop
+            threading.Thread(target=retired.shutdown, name="modelgate-tracing-shutdown", daemon=True).start()
         generation = config.metadata.generation
         m.config_info.info({
             "api_version": config.api_version,
@@ -237,6 +247,9 @@ class GatewayObserver:
             source = UsageSource.ESTIMATED if estimated else UsageSource.REPORTED
             acc = Accounting(usage, estimated, cost, prices.known, finished, source if usage is not None else None)
             log.write(log_line(record, acc, content))
+        tracer = self._tracer
+        if tracer is not None:
+            tracer.trace(record, usage, cost, finished)
 
     def usage_recorded(self, event: BilledEvent) -> None:
         """Account a billed event that ended outside a client request (a background response's end).

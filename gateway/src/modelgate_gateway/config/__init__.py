@@ -45,6 +45,7 @@ from .v1alpha1 import (
     Target,
     Timeouts,
     TokenPrices,
+    Tracing,
     UpstreamApi,
 )
 
@@ -80,6 +81,7 @@ __all__ = [
     "Target",
     "Timeouts",
     "TokenPrices",
+    "Tracing",
     "UpstreamApi",
     "canonical_json",
     "config_to_data",

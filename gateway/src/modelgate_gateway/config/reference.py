@@ -116,7 +116,7 @@ spec:
 
 ORDER = ["GatewayConfig", "Metadata", "Spec", "Deployment", "Timeouts", "Pricing", "TokenPrices", "MockSettings",
          "Model", "Target", "RetryPolicy", "CooldownPolicy", "RouteRef", "Auth", "ApiKey", "ResponseIds", "Limits",
-         "Observability", "RequestLog", "BackgroundFollowUp", "StateStore", "EnvRef", "FileRef", "SecretKeyRef"]
+         "Observability", "RequestLog", "Tracing", "BackgroundFollowUp", "StateStore", "EnvRef", "FileRef", "SecretKeyRef"]
 
 
 def _type(prop: dict[str, Any]) -> str:

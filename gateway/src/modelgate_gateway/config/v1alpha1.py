@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "config.modelgate.dev/v1alpha1"
@@ -352,6 +352,34 @@ class BackgroundFollowUp(_Model):
     )
 
 
+class Tracing(_Model):
+    enabled: bool = Field(
+        default=False,
+        description="Export an OTLP trace of every request: one server span, one client span per upstream "
+        "attempt, with OpenTelemetry GenAI attributes. Never prompt or completion text.",
+    )
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="OTLP/HTTP (protobuf) traces URL, e.g. http://otel-collector:4318/v1/traces. Required when "
+        "enabled.",
+    )
+    service_name: str = Field(
+        default="modelgate-gateway", min_length=1, max_length=128, description="The service.name resource attribute."
+    )
+    sample_ratio: float = Field(default=1.0, ge=0, le=1, description="Share of requests traced.")
+    batch_delay_seconds: float = Field(
+        default=5.0, ge=0.01, le=60, description="Longest a finished span waits before it is sent, in a batch."
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="Timeout of one export call.")
+
+    @model_validator(mode="after")
+    def _endpoint_when_enabled(self) -> Tracing:
+        if self.enabled and not self.endpoint:
+            raise ValueError("tracing.endpoint is required when tracing is enabled")
+        return self
+
+
 class Observability(_Model):
     end_user_header: str | None = Field(
         default="x-modelgate-end-user",
@@ -361,6 +389,7 @@ class Observability(_Model):
         default=100, ge=0, le=100_000, description="Distinct end_user label values; beyond it: 'other'."
     )
     request_log: RequestLog = Field(default_factory=RequestLog, description="Per-request log line.")
+    tracing: Tracing = Field(default_factory=Tracing, description="OTLP traces (off by default).")
     background_follow_up: BackgroundFollowUp = Field(
         default_factory=BackgroundFollowUp, description="Counting background responses when they end."
     )
