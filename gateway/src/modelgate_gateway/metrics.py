@@ -239,7 +239,7 @@ class Metrics:
         self.background = self._counter(
             "modelgate_background_responses",
             "Background responses accounted, by terminal status (expired: not finished within the follow-up "
-            "deadline) and who saw the end first (stream, poll, follow_up).",
+            "deadline) and who saw the end first (create, poll, follow_up).",
             (md, dp, "status", "recorded_by"), {0: md, 1: dp})
         self.unpriced = self._counter(
             "modelgate_unpriced_requests", "Requests with tokens but no configured price (cost 0).",

@@ -128,7 +128,7 @@ async def test_a_background_stream_is_charged_at_its_end_once(gateway, upstream_
         await client.responses.retrieve(events[-1].response.id)
         await gw.state.background.idle()
     await _settled(gw)
-    assert _counted(gw, "completed", "stream") == 1 and _all_counted(gw) == 1
+    assert _counted(gw, "completed", "create") == 1 and _all_counted(gw) == 1
     assert _background_cost(gw) == pytest.approx(FULL_COST)
 
 
@@ -151,3 +151,20 @@ async def test_plain_creates_are_never_followed_up(gateway, upstream_a) -> None:
     assert response.status == "completed"
     await gw.state.background.idle()
     assert gw.state.background.following == 0 and _all_counted(gw) == 0
+
+
+async def test_an_upstream_that_runs_it_at_once_is_charged_from_the_create(gateway) -> None:
+    """The mock provider (like a chat-completions upstream) answers background creates finished."""
+    doc = config_doc([{"name": "m", "provider": "mock", "model": "m"}],
+                     [{"name": "gpt-4o", "targets": [{"deployment": "m"}], "pricing": PRICING}])
+    gw = await gateway(doc)
+    async with gw.client() as client:
+        created = await client.responses.create(model="gpt-4o", input="hi", background=True)
+    assert created.status == "completed" and created.usage is not None
+    await eventually(lambda: _sample(gw, "modelgate_background_responses_total", model="gpt-4o", deployment="m",
+                                     status="completed", recorded_by="create") == 1, timeout=5)
+    await eventually(lambda: gw.state.background.following == 0, timeout=5)
+    cost = _sample(gw, "modelgate_cost_usd_total", model="gpt-4o", deployment="m", key="test", end_user="_none",
+                   estimated="false", operation="background", tier="default")
+    usage = created.usage
+    assert cost == pytest.approx((usage.input_tokens * 2.0 + usage.output_tokens * 8.0) / 1e6)

@@ -43,14 +43,14 @@ def after_create(state: GatewayState, record: RequestRecord, signing_key: bytes,
     pending = Pending(deployment=ref.deployment, upstream_id=ref.upstream_id, response_id=record.response_id,
                       request_id=record.request_id, model=record.model, key_name=record.key_name,
                       end_user=record.end_user, created=now, deadline=now + deadline)
-    final = record.final if record.stream else None
+    final = record.final  # ended already: a stream carried it to its end, or an upstream that ran it at once
     tracker.submit(_track(state, pending, final))
 
 
 async def _track(state: GatewayState, pending: Pending, final: dict[str, Any] | None) -> None:
     await state.background.track(pending)
-    if final is not None:  # the create's own stream carried it to its end
-        await state.background.settle(pending.deployment, pending.upstream_id, final, "stream")
+    if final is not None:  # settle() counts it only if it is terminal
+        await state.background.settle(pending.deployment, pending.upstream_id, final, "create")
 
 
 def after_follow_up(state: GatewayState, record: RequestRecord, deployment: str, upstream_id: str) -> None:

@@ -23,7 +23,7 @@ class BilledEvent:
     status: str
     """Terminal status: completed, failed, cancelled, incomplete; or expired (deadline)."""
     recorded_by: str
-    """Who saw the end first: stream (the create's own stream), poll (a client's retrieve or cancel),
+    """Who saw the end first: create (the create's own answer), poll (a client's retrieve or cancel),
     follow_up (this gateway's follow-up)."""
     created_wall_time: float = 0.0
 
