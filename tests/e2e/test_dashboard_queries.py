@@ -23,10 +23,9 @@ from prometheus_client import CollectorRegistry
 
 from modelgate_gateway import estimating
 from modelgate_gateway.metricsapp import metrics_app
-from modelgate_gateway.observability.events import BilledEvent
 from modelgate_gateway.observing import GatewayObserver
 from modelgate_gateway.pricing import Prices, cost_usd
-from modelgate_gateway.recording import AttemptOutcome, AttemptRecord, RequestRecord, Usage
+from modelgate_gateway.recording import AttemptOutcome, AttemptRecord, BilledEvent, RequestRecord, Usage
 from observability_traffic import CHECKSUM, delta_block, make_config, record
 from prometheus_server import PrometheusServer, prometheus_launcher
 

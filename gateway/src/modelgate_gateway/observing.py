@@ -26,10 +26,9 @@ from .config import GatewayConfig
 from .metriclabels import DEFAULT_TIER, ConfigView, EndUserLabels, known_label
 from .metrics import TOKEN_TYPES, Metrics
 from .observability.accounting import BILLED_ROUTES, Operation, UsageSource, charge, operation_of
-from .observability.events import BilledEvent
 from .observability.tracing import RequestTracer, tracer_for
 from .pricing import UNKNOWN_PRICES
-from .recording import AttemptOutcome, RequestRecord, Usage
+from .recording import AttemptOutcome, BilledEvent, RequestRecord, Usage
 from .requestlog import Accounting, RequestLogWriter, log_line
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import Any
 
 from modelgate_gateway.config import BackgroundFollowUp
 from modelgate_gateway.observability.background import BackgroundTracker, Pending
-from modelgate_gateway.observability.events import BilledEvent
+from modelgate_gateway.recording import BilledEvent
 from modelgate_gateway.state.ledger import MemoryLedger
 from raw_http_server import eventually
 

@@ -27,12 +27,11 @@ from typing import Any
 import orjson
 
 from ..config import BackgroundFollowUp
-from ..recording import Observer, Usage
+from ..recording import BilledEvent, Observer, Usage
 from ..state.ledger import BackgroundLedger
 from ..state.store import StateStoreError
 from .accounting import Operation
 from .billing import billed_usage, is_terminal
-from .events import BilledEvent
 
 log = logging.getLogger("modelgate.gateway.background")
 _DEFAULTS = BackgroundFollowUp()
