@@ -106,3 +106,14 @@ async def test_hosted_tool_calls_are_counted_from_output_items(gateway, upstream
     tokens = (15 * 2.0 + 5 * 0.5 + WORDS * 8.0) / 1e6
     assert _cost(gw, "default") == pytest.approx(tokens + 2 * 0.01 + 0.0025)
     assert (await _last_line(gw))["hosted_tool_calls"] == {"web_search": 2, "file_search": 1, "code_interpreter": 1}
+
+
+async def test_a_large_answer_is_priced_at_its_served_tier(gateway, upstream_a) -> None:
+    """Answers above 1 MiB are streamed through unparsed; their tier is still found and priced."""
+    upstream_a.text = " ".join(["w" * 600_000] * 3)  # 1.8 MB of output text: the streamed path
+    upstream_a.script = [Behaviour(service_tier="flex")]
+    gw = await gateway(_doc(upstream_a))
+    async with gw.client() as client:
+        response = await client.responses.create(model="gpt-4o", input="hi")
+    assert response.service_tier == "flex" and response.output_text == upstream_a.text
+    assert _cost(gw, "flex") == pytest.approx((15 * 1.0 + 5 * 0.25 + 3 * 4.0) / 1e6)

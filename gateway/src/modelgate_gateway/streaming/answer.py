@@ -37,6 +37,7 @@ SMALL_ANSWER_BYTES = 1 << 20
 """Answers up to this size are parsed whole (a few milliseconds at most); larger ones stream."""
 _MAX_ID_BYTES = 2048
 _USAGE_BYTES = 64 * 1024  # a usage object is a few hundred bytes; more is not read
+_TIER_BYTES = 64  # "flex", "priority": a tier name is short
 _RECENT = 2 * 64  # bytes kept from before a piece: a key reported late starts no earlier
 _JSON_OBJECT = re.compile(rb"[ \t\r\n]*\{")
 _HEAD_ID = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"id"[ \t\r\n]*:' + STRING_TOKEN.pattern)
@@ -237,12 +238,13 @@ class _JsonRelay:
 class _Tracker:
     """What a streamed answer's scan found: where its top-level id starts, what its usage holds."""
 
-    __slots__ = ("_finished", "_recent", "_seen", "id_at", "scanner", "usage_bytes")
+    __slots__ = ("_finished", "_recent", "_seen", "id_at", "scanner", "tier_bytes", "usage_bytes")
 
     def __init__(self) -> None:
-        self.scanner = KeyScanner((b"id", b"usage"))
+        self.scanner = KeyScanner((b"id", b"usage", b"service_tier"))
         self.id_at: int | None = None
         self.usage_bytes: bytes | None = None
+        self.tier_bytes: bytes | None = None  # the served tier prices the usage (docs/metrics.md)
         self._recent = b""  # the last bytes before the current piece
         self._seen = 0  # bytes fed so far
         self._finished = False
@@ -260,12 +262,20 @@ class _Tracker:
     def _note(self, found: list[tuple[bytes, int]], piece: bytes) -> None:
         if self.usage_bytes is not None and len(self.usage_bytes) < _USAGE_BYTES:
             self.usage_bytes += piece[:_USAGE_BYTES - len(self.usage_bytes)]
+        if self.tier_bytes is not None and len(self.tier_bytes) < _TIER_BYTES:
+            self.tier_bytes += piece[:_TIER_BYTES - len(self.tier_bytes)]
         for name, at in found:
             if name == b"id" and self.id_at is None:
                 self.id_at = at
             elif name == b"usage" and self.usage_bytes is None:
-                window = self._recent + piece  # ``at`` is at most _RECENT bytes before this piece
-                self.usage_bytes = window[at - (self._seen - len(self._recent)):][:_USAGE_BYTES]
+                self.usage_bytes = self._from(at, piece)[:_USAGE_BYTES]
+            elif name == b"service_tier" and self.tier_bytes is None:
+                self.tier_bytes = self._from(at, piece)[:_TIER_BYTES]
+
+    def _from(self, at: int, piece: bytes) -> bytes:
+        """The bytes from offset ``at`` to the end of ``piece``."""
+        window = self._recent + piece  # ``at`` is at most _RECENT bytes before this piece
+        return window[at - (self._seen - len(self._recent)):]
 
     def id_resolved(self, held: list[bytes]) -> bool:
         """The id's value is complete in the held pieces (or there is no id before them)."""
@@ -279,7 +289,17 @@ class _Tracker:
             value, _ = _DECODER.raw_decode(text)
         except ValueError:
             return None
-        return usage_of({"usage": value})
+        return usage_of({"usage": value, "service_tier": self._tier()})
+
+    def _tier(self) -> str | None:
+        token = STRING_TOKEN.match(self.tier_bytes) if self.tier_bytes else None
+        if token is None:
+            return None
+        try:
+            tier = orjson.loads(token.group(1))
+        except orjson.JSONDecodeError:
+            return None
+        return tier if isinstance(tier, str) else None
 
 
 def _content_type(reply: object) -> str:
