@@ -11,14 +11,14 @@ import random
 from dataclasses import dataclass, field
 
 from .config import Provider, UpstreamApi
-from .draining import InFlight
 from .errors import NotReady
-from .observability.background import BackgroundTracker
-from .recording import Observer
+from .http1 import Http1Client
+from .observability.recording import Observer
 from .runtime import DeploymentRuntime, RuntimeConfig
+from .server.draining import InFlight
+from .state.background import BackgroundTracker
+from .state.holder import StoreHolder
 from .upstream.balancing import HealthBoard
-from .upstream.chat import StoreHolder
-from .upstream.http1 import Http1Client
 from .upstream.transport import Transport
 
 
@@ -32,7 +32,7 @@ class GatewayState:
     chat: Transport
     stores: StoreHolder
     background: BackgroundTracker
-    """Follows background responses up and counts each once (see observability/background.py)."""
+    """Follows background responses up and counts each once (see state/background.py)."""
     runtime: RuntimeConfig | None = None
     board: HealthBoard = field(default_factory=HealthBoard)
     rng: random.Random = field(default_factory=random.Random)

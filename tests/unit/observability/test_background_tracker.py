@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from modelgate_gateway.config import BackgroundFollowUp
-from modelgate_gateway.observability.background import BackgroundTracker, Pending
-from modelgate_gateway.recording import BilledEvent
+from modelgate_gateway.observability.recording import BilledEvent
+from modelgate_gateway.state.background import BackgroundTracker, Pending
 from modelgate_gateway.state.ledger import MemoryLedger
 from raw_http_server import eventually
 

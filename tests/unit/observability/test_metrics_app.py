@@ -4,9 +4,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from modelgate_gateway.metricsapp import metrics_app
-from modelgate_gateway.observing import GatewayObserver
-from modelgate_gateway.recording import Usage
+from modelgate_gateway.observability.exposition import metrics_app
+from modelgate_gateway.observability.observer import GatewayObserver
+from modelgate_gateway.observability.recording import Usage
 from observability_traffic import CHECKSUM, make_config, record
 
 

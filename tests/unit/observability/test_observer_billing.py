@@ -5,8 +5,8 @@ import json
 import pytest
 from prometheus_client import CollectorRegistry
 
-from modelgate_gateway.observing import GatewayObserver
-from modelgate_gateway.recording import Usage
+from modelgate_gateway.observability.observer import GatewayObserver
+from modelgate_gateway.observability.recording import Usage
 from observability_traffic import record
 
 EAST = {"model": "gpt-4o", "deployment": "east"}

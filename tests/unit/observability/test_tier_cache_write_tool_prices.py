@@ -4,8 +4,8 @@ import pytest
 from pydantic import ValidationError
 
 from modelgate_gateway.config import Pricing
-from modelgate_gateway.pricing import Prices, cost_usd, effective_prices, token_cost_usd, tool_cost_usd
-from modelgate_gateway.recording import Usage
+from modelgate_gateway.observability.pricing import Prices, cost_usd, effective_prices, token_cost_usd, tool_cost_usd
+from modelgate_gateway.observability.recording import Usage
 
 PRICING = Pricing.model_validate({
     "inputUsdPerMillionTokens": 2.0,

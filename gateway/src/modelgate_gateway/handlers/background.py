@@ -4,7 +4,7 @@ The create handler hands every ``background: true`` create to :func:`after_creat
 it for follow-up, and counts it at once if its own stream already carried it to the end); the
 follow-up handlers (retrieve, stream-retrieve, cancel) hand what they relayed to
 :func:`after_follow_up`. :func:`upstream_fetch` is how the tracker asks the upstream itself. All
-the counting rules live in :mod:`..observability.background`.
+the counting rules live in :mod:`..state.background`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import orjson
 from .. import ids
 from ..appstate import GatewayState
 from ..config import BackgroundFollowUp
-from ..observability.background import Fetch, Pending
-from ..recording import AttemptOutcome, RequestRecord
+from ..observability.recording import AttemptOutcome, RequestRecord
 from ..runtime import RuntimeConfig
+from ..state.background import Fetch, Pending
+from ..state.holder import StoreHolder
 from ..state.ledger import BackgroundLedger, MemoryLedger, RedisLedger
 from ..state.redis_store import RedisConversationStore
-from ..upstream.chat import StoreHolder
 from ..upstream.executor import Call, PassThrough, open_call
 
 

@@ -1,5 +1,2 @@
-"""What the gateway measures and charges: usage as billed, prices, accounting, background follow-up, traces.
-
-Pure modules here (:mod:`.billing`, :mod:`.accounting` 's cost function) import no aiohttp, so budgets and
-tests can call them directly.
-"""
+"""Seeing what the gateway does and what it costs: request records, the observer, metrics and their exposition,
+the request log, usage as billed, pricing, charging, token estimates and OTLP traces."""

@@ -5,7 +5,7 @@ its end; each has an ``operation`` label and a usage source (reported by the ups
 from text, or followed up after the create returned). :func:`charge` is the one place that turns
 usage into samples, so every path (the observer's per-request accounting, the background follow-up,
 and a future endpoint's handler through ``RequestRecord.operation``) counts the same way. The cost
-itself is :func:`..pricing.cost_usd`, a pure function budgets can call too.
+itself is :func:`.pricing.cost_usd`, a pure function budgets can call too.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..metriclabels import DEFAULT_TIER, OTHER_LABEL, ConfigView, EndUserLabels
-from ..metrics import Metrics
-from ..pricing import Prices, cost_usd
-from ..recording import RequestRecord, Usage
+from .labels import DEFAULT_TIER, OTHER_LABEL, ConfigView, EndUserLabels
+from .metrics import Metrics
+from .pricing import Prices, cost_usd
+from .recording import RequestRecord, Usage
 
 BILLED_ROUTES = frozenset({"create", "compact"})
 """Routes whose records carry billed usage; retrieve, delete, cancel and listing bill nothing."""

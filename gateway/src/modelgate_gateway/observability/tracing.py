@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..config import GatewayConfig, Provider, Tracing
-from ..recording import AttemptOutcome, RequestRecord, Usage
+from .recording import AttemptOutcome, RequestRecord, Usage
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

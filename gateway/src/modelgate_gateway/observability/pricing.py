@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from .config import Pricing, TokenPrices
+from ..config import Pricing, TokenPrices
 from .recording import Usage
 
 _PER_MILLION = 1_000_000.0

@@ -27,11 +27,11 @@ from typing import Any
 import orjson
 
 from ..config import BackgroundFollowUp
-from ..recording import BilledEvent, Observer, Usage
-from ..state.ledger import BackgroundLedger
-from ..state.store import StateStoreError
-from .accounting import Operation
-from .billing import billed_usage, is_terminal
+from ..observability.accounting import Operation
+from ..observability.recording import BilledEvent, Observer, Usage
+from ..observability.usage import is_terminal, usage_of
+from .ledger import BackgroundLedger
+from .store import StateStoreError
 
 log = logging.getLogger("modelgate.gateway.background")
 _DEFAULTS = BackgroundFollowUp()
@@ -147,7 +147,7 @@ class BackgroundTracker:
         if not is_terminal(response):
             return False
         return await self._record(ledger_key(deployment, upstream_id), str(response.get("status")),
-                                  billed_usage(response), recorded_by)
+                                  usage_of(response), recorded_by)
 
     async def run(self) -> None:
         """Adopt, every lease period, the entries whose follower went away (a crash, a restart)."""

@@ -1,6 +1,6 @@
 """The ``/metrics`` app: the gateway's registry in Prometheus text format.
 
-:mod:`.main` serves it on the separate metrics port (one port per worker); :mod:`.observing`
+:mod:`modelgate_gateway.main` serves it on the separate metrics port (one port per worker); :mod:`.observer`
 fills the registry.
 """
 

