@@ -1,7 +1,7 @@
 """House rules of the repository that no linter checks for us.
 
 Import rules (the seam, the operator, http1, pure modules, layers, cycles) are import-linter
-contracts in `.importlinter`, run by `make lint` and tests/contract/test_static_checks.py.
+contracts in `.importlinter`, run by `make lint` (which .ci/run runs before the tests).
 """
 
 import subprocess

@@ -19,7 +19,7 @@ from .pricing import Prices, cost_usd
 from .recording import RequestRecord, Usage
 
 BILLED_ROUTES = frozenset({"create", "compact"})
-"""Routes whose records carry billed usage; retrieve, delete, cancel and listing bill nothing."""
+"""Routes whose calls consume tokens; retrieve etc. carry the usage of a create, input_tokens runs no model."""
 
 
 class Operation(enum.StrEnum):

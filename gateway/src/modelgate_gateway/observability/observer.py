@@ -163,6 +163,8 @@ class GatewayObserver:
             family.prune(view.alive)
         for model in config.spec.models:
             m.retries.ensure((model.name,))
+            m.affinity.ensure((model.name, "hit"))
+            m.affinity.ensure((model.name, "moved"))
             for fallback in model.fallbacks:
                 m.fallbacks.ensure((model.name, fallback))
             for target in model.targets:
@@ -171,6 +173,7 @@ class GatewayObserver:
                     m.tokens.ensure((model.name, target.deployment, token_type, "false", "create", DEFAULT_TIER))
         for deployment in view.deployments:
             m.cooldowns.ensure((deployment,))
+            m.stripped_items.ensure((deployment,))
             m.deferrals.ensure((deployment, "false"))
             m.deferrals.ensure((deployment, "true"))
             m.cooling_down.ensure((deployment,))  # new: 0; kept: keeps its state
@@ -304,6 +307,10 @@ class GatewayObserver:
             m.cooldowns.inc((known_label(deployment, view.deployments),))
         for deployment, capped in record.deferrals:
             m.deferrals.inc((known_label(deployment, view.deployments), "true" if capped else "false"))
+        if record.affinity is not None:
+            m.affinity.inc((model, record.affinity))
+        for deployment, count in record.stripped_items:
+            m.stripped_items.inc((known_label(deployment, view.deployments),), count)
 
     def _outcome(self, record: RequestRecord) -> str:
         if record.client_disconnected:
