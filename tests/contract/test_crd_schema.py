@@ -17,8 +17,8 @@ import yaml
 
 import crd_admission
 from modelgate_gateway.config import parse_config
-from modelgate_operator.rendering import render
-from modelgate_operator.resources import parse_route
+from modelgate_operator.rendering.render import render
+from modelgate_operator.rendering.resources import parse_route
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "crds" / "modelroutes.modelgate.dev.yaml"

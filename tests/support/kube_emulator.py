@@ -166,13 +166,13 @@ class _PassesInFlight:
 
 
 class _ClusterGone:
-    """Stands in for the operator's KubeGateway after teardown: every call fails at once."""
+    """Stands in for the operator's KubeClient after teardown: every call fails at once."""
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        from modelgate_operator.errors import PublishError
+        from modelgate_operator.errors import KubeApiError
 
         def fail(*_: Any, **__: Any) -> Any:
-            raise PublishError(f"{name}: the test's cluster is gone")
+            raise KubeApiError(f"{name}: the test's cluster is gone")
         return fail
 
 

@@ -1,14 +1,14 @@
-"""An in-memory stand-in for the operator's KubeGateway: the methods one reconcile pass calls."""
+"""An in-memory stand-in for the operator's KubeClient: the methods one reconcile pass calls."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from modelgate_operator.publishing import Published, secret_hash
+from modelgate_operator.kube.objects import Published, secret_hash
 
 
 class FakeKube:
-    """The KubeGateway methods one pass calls, over in-memory objects."""
+    """The KubeClient methods one pass calls, over in-memory objects."""
 
     def __init__(self) -> None:
         self.routes: list[dict[str, Any]] = []

@@ -21,9 +21,9 @@ from typing import Any
 import kopf
 
 from .errors import BaseConfigError
-from .publishing import KubeGateway, load_client_config
-from .reconciler import Reconciler, base_config_reporter, load_base, run_loop
-from .resources import GROUP, PLURAL, VERSION
+from .kube.client import KubeClient, load_client_config
+from .reconciling.reconciler import Reconciler, base_config_reporter, load_base, run_loop
+from .rendering.resources import GROUP, PLURAL, VERSION
 from .settings import OperatorSettings
 
 _SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105
@@ -84,7 +84,7 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     # Events would only add noise.
     settings.posting.level = logging.WARNING
     await asyncio.to_thread(load_client_config)
-    kube = KubeGateway(ours)
+    kube = KubeClient(ours)
     report = base_config_reporter(kube)
     try:
         base = load_base(ours, on_refused=report)

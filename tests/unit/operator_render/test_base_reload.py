@@ -12,10 +12,10 @@ import pytest
 from kube_fake import FakeKube
 from kube_routes import mock_deployment, route
 from kube_volume import KubeletVolume
-from modelgate_operator import reconciler as reconciler_module
-from modelgate_operator.basefile import BaseFile
 from modelgate_operator.errors import BaseConfigError
-from modelgate_operator.reconciler import Reconciler, load_base
+from modelgate_operator.reconciling import reconciler as reconciler_module
+from modelgate_operator.reconciling.reconciler import Reconciler, load_base
+from modelgate_operator.rendering.basefile import BaseFile
 from modelgate_operator.settings import OperatorSettings
 
 

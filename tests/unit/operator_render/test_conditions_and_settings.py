@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from kube_routes import deployment, route
-from modelgate_operator.conditions import Rollout, build_status, status_differs
 from modelgate_operator.main import kopf_namespaces
-from modelgate_operator.rendering import Verdict
-from modelgate_operator.resources import parse_route
-from modelgate_operator.rollout import RolloutHistory
+from modelgate_operator.reconciling.conditions import Rollout, build_status, status_differs
+from modelgate_operator.reconciling.rollout import RolloutHistory
+from modelgate_operator.rendering.render import Verdict
+from modelgate_operator.rendering.resources import parse_route
 from modelgate_operator.settings import OperatorSettings, SettingsError
 
 ROUTE = parse_route(route("r", "m", generation=3), "modelgate")

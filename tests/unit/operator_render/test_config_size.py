@@ -13,13 +13,12 @@ import pytest
 from kube_fake import FakeKube
 from kube_routes import deployment, mock_deployment, route
 from modelgate_gateway.config import validate_data
-from modelgate_operator.conditions import Rollout, Withheld, build_status
-from modelgate_operator.errors import PublishError
-from modelgate_operator.reconciler import PassResult, Reconciler, run_loop
-from modelgate_operator.rendering import Verdict, render
-from modelgate_operator.resources import parse_route
-from modelgate_operator.settings import OperatorSettings
-from modelgate_operator.sizing import (
+from modelgate_operator.errors import KubeApiError
+from modelgate_operator.reconciling.conditions import Rollout, Withheld, build_status
+from modelgate_operator.reconciling.reconciler import PassResult, Reconciler, run_loop
+from modelgate_operator.rendering.render import Verdict, render
+from modelgate_operator.rendering.resources import parse_route
+from modelgate_operator.rendering.sizing import (
     CONFIG_BUDGET_BYTES,
     CONFIG_TOO_LARGE,
     CONFIGMAP_DATA_LIMIT,
@@ -27,6 +26,7 @@ from modelgate_operator.sizing import (
     check_size,
     route_bytes,
 )
+from modelgate_operator.settings import OperatorSettings
 
 BIG_TEXT = "x" * 65536  # the CRD's maxLength of mock.text
 
@@ -183,7 +183,7 @@ async def _passes_within(reconciler: FakeReconciler, seconds: float) -> int:
 
 async def test_a_failing_api_is_retried_after_the_errors_delay_not_in_a_spin(
         caplog: pytest.LogCaptureFixture) -> None:
-    failing = FakeReconciler(PublishError("patch ConfigMap: HTTP 500", delay=0.2))
+    failing = FakeReconciler(KubeApiError("patch ConfigMap: HTTP 500", delay=0.2))
     with caplog.at_level(logging.WARNING, "modelgate_operator"):
         passes = await _passes_within(failing, 0.7)
     assert 2 <= passes <= 5, passes  # 0 s, 0.2 s, 0.4 s, 0.6 s

@@ -11,8 +11,8 @@ import pytest
 from kube_routes import deployment, mock_deployment, route
 from modelgate_gateway.config import parse_config, validate_data
 from modelgate_operator.errors import BaseConfigError
-from modelgate_operator.rendering import Rendered, render, secret_store_key
-from modelgate_operator.resources import ModelRoute, parse_route
+from modelgate_operator.rendering.render import Rendered, render, secret_store_key
+from modelgate_operator.rendering.resources import ModelRoute, parse_route
 
 SECRETS: dict[tuple[str, str], dict[str, bytes] | None] = {
     ("default", "openai"): {"api-key": b"sk-default"},

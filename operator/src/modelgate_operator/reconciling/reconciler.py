@@ -16,17 +16,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .basefile import BaseFile
+from ..errors import BaseConfigError, KubeApiError
+from ..kube.objects import Published, secret_hash
+from ..kube.peering import blocking_peers
+from ..kube.probing import probe_all
+from ..rendering.basefile import BaseFile
+from ..rendering.render import Rendered, SecretLookup, referenced_secrets, render
+from ..rendering.resources import GROUP, KIND, VERSION, ModelRoute, parse_route
+from ..rendering.sizing import CONFIG_TOO_LARGE, Oversize, check_size
+from ..settings import OperatorSettings
+from .cluster import Cluster
 from .conditions import ConditionChange, Rollout, Withheld, build_status, status_differs
-from .errors import BaseConfigError, PublishError
-from .peering import blocking_peers
-from .publishing import KubeGateway, Published, secret_hash
-from .rendering import Rendered, SecretLookup, referenced_secrets, render
-from .resources import GROUP, KIND, VERSION, ModelRoute, parse_route
 from .retrying import Backoff
-from .rollout import RolloutHistory, probe_all
-from .settings import OperatorSettings
-from .sizing import CONFIG_TOO_LARGE, Oversize, check_size
+from .rollout import RolloutHistory
 
 logger = logging.getLogger("modelgate_operator")
 
@@ -46,12 +48,12 @@ def load_base(settings: OperatorSettings,
     return base
 
 
-def base_config_reporter(kube: KubeGateway) -> Callable[[str], None]:
+def base_config_reporter(kube: Cluster) -> Callable[[str], None]:
     """Posts a refused base config as a Warning Event; an Event is a courtesy, never an error."""
     def report(message: str) -> None:
         try:
             kube.post_base_config_warning(message, utc_now())
-        except PublishError as exc:
+        except KubeApiError as exc:
             logger.warning("could not post an Event about the base config: %s", exc)
     return report
 
@@ -78,7 +80,7 @@ class Reconciler:
     ``base`` is re-read on every active pass when its file changed (:mod:`.basefile`).
     """
 
-    def __init__(self, settings: OperatorSettings, kube: KubeGateway,
+    def __init__(self, settings: OperatorSettings, kube: Cluster,
                  base: BaseFile | None, now: Callable[[], str] = utc_now,
                  peering_identity: str | None = None) -> None:
         self.settings = settings
@@ -121,7 +123,7 @@ class Reconciler:
         return found
 
     def reconcile(self) -> PassResult:
-        """One blocking pass. Raises PublishError (retry later) or BaseConfigError.
+        """One blocking pass. Raises KubeApiError (retry later) or BaseConfigError.
 
         A document over the size budget is not an error: nothing is written to the gateway's
         objects, every route it would serve reports it, and the pass ends normally, so the next
@@ -218,7 +220,7 @@ class Reconciler:
             try:
                 self.kube.post_event(ref, change.event_type, change.reason,
                                      f"{change.type}={change.status}: {change.message}", now)
-            except PublishError as exc:  # an Event is a courtesy; the status already says it
+            except KubeApiError as exc:  # an Event is a courtesy; the status already says it
                 logger.warning("could not post an Event: %s", exc)
 
 
@@ -234,7 +236,7 @@ async def run_loop(reconciler: Reconciler, wakeup: asyncio.Event) -> None:
     Only a failed pass schedules another one by itself, after a delay that doubles per consecutive
     failure (``retry_seconds``, 5 s, up to ``retry_max_seconds``, 60 s), so an API that keeps
     failing costs one attempt and one warning line per delay, not a spin. A failure talking to the
-    API (:class:`PublishError`, an unreachable API server included) is expected and logged as one
+    API (:class:`KubeApiError`, an unreachable API server included) is expected and logged as one
     line; only a surprise gets a traceback. A refused (oversized) document is a finished pass:
     retrying could not change the outcome, only a change or the resync can.
     """
@@ -258,7 +260,7 @@ async def run_loop(reconciler: Reconciler, wakeup: asyncio.Event) -> None:
         wakeup.clear()
         try:
             result = await asyncio.to_thread(reconciler.reconcile)
-        except PublishError as exc:
+        except KubeApiError as exc:
             delay = backoff.failed(exc.delay)
             logger.warning("reconcile failed, retrying in %.3gs: %s", delay, exc)
             loop.call_later(delay, wakeup.set)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidRoute
+from ..errors import InvalidRoute
 
 GROUP = "modelgate.dev"
 VERSION = "v1alpha1"
@@ -83,13 +83,13 @@ def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise InvalidRoute(f"{where}: expected an object")
+        raise InvalidRoute(where, "expected an object")
     return value
 
 
 def _string(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
-        raise InvalidRoute(f"{where}: expected a non-empty string")
+        raise InvalidRoute(where, "expected a non-empty string")
     return value
 
 
@@ -105,10 +105,10 @@ def _parse_deployment(raw: Any, index: int) -> RouteDeployment:
             key=_string(ref.get("key"), f"{where}.apiKeySecretRef.key"),
         )
     if data.get("provider", "openai-compatible") != "mock" and not data.get("baseUrl"):
-        raise InvalidRoute(f"{where}.baseUrl: required unless provider is mock")
+        raise InvalidRoute(f"{where}.baseUrl", "required unless provider is mock")
     weight = data.get("weight", 1)
     if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
-        raise InvalidRoute(f"{where}.weight: expected a number >= 0")
+        raise InvalidRoute(f"{where}.weight", "expected a number >= 0")
     return RouteDeployment(
         name=_string(data.get("name"), f"{where}.name"),
         upstream_model=_string(data.get("upstreamModel"), f"{where}.upstreamModel"),
@@ -121,21 +121,21 @@ def _parse_deployment(raw: Any, index: int) -> RouteDeployment:
 def _parse_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     deployments_raw = spec.get("deployments")
     if not isinstance(deployments_raw, list) or not deployments_raw:
-        raise InvalidRoute("spec.deployments: at least one deployment is required")
+        raise InvalidRoute("spec.deployments", "at least one deployment is required")
     deployments = tuple(_parse_deployment(d, i) for i, d in enumerate(deployments_raw))
     names = [d.name for d in deployments]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise InvalidRoute(f"spec.deployments: duplicate deployment names {duplicates}")
+        raise InvalidRoute("spec.deployments", f"duplicate deployment names {duplicates}")
     if not any(d.weight > 0 for d in deployments):
-        raise InvalidRoute("spec.deployments: at least one deployment needs a weight above 0")
+        raise InvalidRoute("spec.deployments", "at least one deployment needs a weight above 0")
     fallbacks_raw = spec.get("fallbacks") or []
     if not isinstance(fallbacks_raw, list):
-        raise InvalidRoute("spec.fallbacks: expected a list of model names")
+        raise InvalidRoute("spec.fallbacks", "expected a list of model names")
     fallbacks = tuple(_string(f, f"spec.fallbacks[{i}]") for i, f in enumerate(fallbacks_raw))
     model = _string(spec.get("model"), "spec.model")
     if model in fallbacks:
-        raise InvalidRoute("spec.fallbacks: a model cannot fall back to itself")
+        raise InvalidRoute("spec.fallbacks", "a model cannot fall back to itself")
     policy = {k: spec[k] for k in _POLICY_FIELDS if spec.get(k) is not None}
     return {"model": model, "deployments": deployments, "fallbacks": fallbacks, "policy": policy}
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from modelgate_gateway.config import GatewayConfig, parse_config
 
-from .errors import BaseConfigError
+from ..errors import BaseConfigError
 
 logger = logging.getLogger("modelgate_operator")
 

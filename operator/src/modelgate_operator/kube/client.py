@@ -1,19 +1,20 @@
-"""Every call the operator makes to the Kubernetes API, through the blocking ``kubernetes`` client.
+"""The operator's Kubernetes client: every call it makes to the API, reads and writes.
 
-The only module importing ``kubernetes``; call it from threads (sync kopf handlers or
-``asyncio.to_thread``), never from the event loop. Writes use merge patches (create on 404),
-never PUT. API failures worth retrying become :class:`~.errors.PublishError`.
+The only module importing ``kubernetes`` (an import contract checks it); it runs the blocking
+``kubernetes`` client, so call it from threads (``asyncio.to_thread``, the reconciler's worker),
+never from the event loop. Writes use merge patches (create on 404), never PUT. Every API failure
+becomes a :class:`~modelgate_operator.errors.KubeApiError` (worth retrying); a 404 is the typed
+:class:`~modelgate_operator.errors.KubeNotFound`, which the reads that expect it turn into None
+through :func:`unless_missing`.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from kubernetes import client, config
@@ -22,9 +23,10 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError as TransportError
 from urllib3.exceptions import MaxRetryError
 
-from .errors import PublishError
-from .resources import GROUP, PLURAL, VERSION
-from .settings import OperatorSettings
+from ..errors import KubeApiError, KubeNotFound
+from ..rendering.resources import GROUP, PLURAL, VERSION
+from ..settings import OperatorSettings
+from .objects import PodEndpoint, Published, secret_hash
 
 CONFIG_KEY = "config.json"
 CHECKSUM_ANNOTATION = "modelgate.dev/config-checksum"
@@ -48,31 +50,6 @@ def load_client_config() -> None:
         config.load_kube_config(config_file=path)  # type: ignore[no-untyped-call]
 
 
-@dataclass(frozen=True, slots=True)
-class Published:
-    """What the gateway's ConfigMap and Secret hold now, from their annotations."""
-
-    checksum: str | None = None
-    generation: int = 0
-    secret_hash: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PodEndpoint:
-    """A gateway pod's /readyz address."""
-
-    name: str
-    ip: str
-    port: int
-
-
-def secret_hash(data: Mapping[str, bytes]) -> str:
-    digest = hashlib.sha256()
-    for key in sorted(data):
-        digest.update(key.encode() + b"\0" + data[key] + b"\0")
-    return "sha256:" + digest.hexdigest()
-
-
 def _transport_reason(exc: TransportError) -> str:
     """One short line for a failed connection: urllib3 wraps the cause (MaxRetryError.reason) and
     prefixes the connection object's repr, e.g. ``<...HTTPSConnection object at 0x...>: Failed to
@@ -82,8 +59,10 @@ def _transport_reason(exc: TransportError) -> str:
     return text.splitlines()[0][:200]
 
 
-def _call(what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """Call the API; every failure worth retrying becomes a :class:`PublishError` (transient).
+def call_api(what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Call the API through a method of the ``kubernetes`` client, with a timeout; every failure
+    becomes a :class:`KubeApiError` (transient), a 404 the :class:`KubeNotFound` one. Public so
+    that every client of the operator (routes here, other resources elsewhere) fails the same way.
 
     urllib3's errors (MaxRetryError when the API server is unreachable, ProtocolError on a reset
     connection, ReadTimeoutError, SSLError) are not OSErrors: they are transport failures, as
@@ -92,19 +71,23 @@ def _call(what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     try:
         return fn(*args, _request_timeout=_REQUEST_TIMEOUT, **kwargs)
     except ApiException as exc:
-        raise PublishError(f"{what}: HTTP {exc.status} {exc.reason}") from exc
+        error = KubeNotFound if exc.status == 404 else KubeApiError
+        raise error(f"{what}: HTTP {exc.status} {exc.reason}") from exc
     except TransportError as exc:
-        raise PublishError(f"{what}: API server unreachable: {_transport_reason(exc)}") from exc
+        raise KubeApiError(f"{what}: API server unreachable: {_transport_reason(exc)}") from exc
     except (OSError, ValueError) as exc:
-        raise PublishError(f"{what}: {exc}") from exc
+        raise KubeApiError(f"{what}: {exc}") from exc
 
 
-def _not_found(exc: PublishError) -> bool:
-    cause = exc.__cause__
-    return isinstance(cause, ApiException) and cause.status == 404
+def unless_missing(what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T | None:
+    """:func:`call_api`, with None when the object does not exist (HTTP 404)."""
+    try:
+        return call_api(what, fn, *args, **kwargs)
+    except KubeNotFound:
+        return None
 
 
-class KubeGateway:
+class KubeClient:
     """The operator's view of the cluster: routes, Secrets, the gateway's objects and pods."""
 
     def __init__(self, settings: OperatorSettings, api: client.ApiClient | None = None) -> None:
@@ -119,12 +102,12 @@ class KubeGateway:
     def list_routes(self) -> list[dict[str, Any]]:
         """Every ModelRoute in scope, as plain dicts (all namespaces, or the configured ones)."""
         if self.settings.clusterwide:
-            found: Any = _call("list ModelRoutes", self.custom.list_cluster_custom_object,
+            found: Any = call_api("list ModelRoutes", self.custom.list_cluster_custom_object,
                                GROUP, VERSION, PLURAL)
             return list(found.get("items", []))
         items: list[dict[str, Any]] = []
         for namespace in self.settings.namespaces:
-            found = _call(f"list ModelRoutes in {namespace}",
+            found = call_api(f"list ModelRoutes in {namespace}",
                           self.custom.list_namespaced_custom_object,
                           GROUP, VERSION, namespace, PLURAL)
             items.extend(found.get("items", []))
@@ -132,13 +115,10 @@ class KubeGateway:
 
     def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """A Secret's decoded data, or None when it does not exist."""
-        try:
-            secret = _call(f"read Secret {namespace}/{name}", self.core.read_namespaced_secret,
-                           name, namespace)
-        except PublishError as exc:
-            if _not_found(exc):
-                return None
-            raise
+        secret = unless_missing(f"read Secret {namespace}/{name}", self.core.read_namespaced_secret,
+                                 name, namespace)
+        if secret is None:
+            return None
         return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
     def read_published(self) -> Published:
@@ -155,12 +135,8 @@ class KubeGateway:
         )
 
     def _metadata(self, read: Callable[..., Any], name: str) -> Any:
-        try:
-            return _call(f"read {name}", read, name, self.settings.gateway_namespace).metadata
-        except PublishError as exc:
-            if _not_found(exc):
-                return None
-            raise
+        found = unless_missing(f"read {name}", read, name, self.settings.gateway_namespace)
+        return found.metadata if found is not None else None
 
     def peering_statuses(self) -> list[dict[str, Any]]:
         """The ``status`` of each kopf peering object this replica peers through.
@@ -171,19 +147,14 @@ class KubeGateway:
         s = self.settings
         statuses = []
         for namespace in ([None] if s.clusterwide else list(s.namespaces)):
-            try:
-                if namespace is None:
-                    body = _call(f"read ClusterKopfPeering {s.peering}",
-                                 self.custom.get_cluster_custom_object,
-                                 PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", s.peering)
-                else:
-                    body = _call(f"read KopfPeering {namespace}/{s.peering}",
-                                 self.custom.get_namespaced_custom_object, PEERING_GROUP,
-                                 PEERING_VERSION, namespace, "kopfpeerings", s.peering)
-            except PublishError as exc:
-                if _not_found(exc):
-                    continue
-                raise
+            if namespace is None:
+                body = unless_missing(f"read ClusterKopfPeering {s.peering}",
+                                       self.custom.get_cluster_custom_object,
+                                       PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", s.peering)
+            else:
+                body = unless_missing(f"read KopfPeering {namespace}/{s.peering}",
+                                       self.custom.get_namespaced_custom_object, PEERING_GROUP,
+                                       PEERING_VERSION, namespace, "kopfpeerings", s.peering)
             status = body.get("status") if isinstance(body, dict) else None
             if isinstance(status, dict):
                 statuses.append(status)
@@ -193,7 +164,7 @@ class KubeGateway:
         """Running gateway pods with an IP and a container port named ``http``."""
         s = self.settings
         selector = ",".join(f"{k}={v}" for k, v in sorted(s.pod_selector.items()))
-        pods = _call("list gateway pods", self.core.list_namespaced_pod, s.gateway_namespace,
+        pods = call_api("list gateway pods", self.core.list_namespaced_pod, s.gateway_namespace,
                      label_selector=selector)
         found = []
         for pod in pods.items or []:
@@ -216,14 +187,10 @@ class KubeGateway:
 
     def _owner_references(self) -> list[dict[str, Any]]:
         s = self.settings
-        try:
-            deployment = _call("read gateway Deployment", self.apps.read_namespaced_deployment,
-                               s.gateway_deployment, s.gateway_namespace)
-        except PublishError as exc:
-            if _not_found(exc):
-                return []  # no owner yet: objects stay until the gateway appears and owns them
-            raise
-        uid = deployment.metadata.uid if deployment.metadata else None
+        deployment = unless_missing("read gateway Deployment", self.apps.read_namespaced_deployment,
+                                     s.gateway_deployment, s.gateway_namespace)
+        # No Deployment yet: objects stay until the gateway appears and owns them.
+        uid = deployment.metadata.uid if deployment is not None and deployment.metadata else None
         if not uid:
             return []
         return [{"apiVersion": "apps/v1", "kind": "Deployment", "name": s.gateway_deployment,
@@ -233,17 +200,16 @@ class KubeGateway:
                 create: Callable[..., Any], patch: Callable[..., Any]) -> None:
         ns = self.settings.gateway_namespace
         try:
-            _call(f"patch {kind} {ns}/{name}", patch, name, ns, body, _content_type=_MERGE)
+            call_api(f"patch {kind} {ns}/{name}", patch, name, ns, body, _content_type=_MERGE)
             return
-        except PublishError as exc:
-            if not _not_found(exc):
-                raise
+        except KubeNotFound:
+            pass  # not there yet: create it
         full = {"apiVersion": "v1", "kind": kind,
                 **{k: v for k, v in body.items() if v is not None}}
         full["metadata"] = {**body["metadata"], "name": name, "namespace": ns}
         if kind == "Secret":
             full["data"] = {k: v for k, v in body["data"].items() if v is not None}
-        _call(f"create {kind} {ns}/{name}", create, ns, full)
+        call_api(f"create {kind} {ns}/{name}", create, ns, full)
 
     def publish_secret(self, data: Mapping[str, bytes], previous_keys: set[str]) -> str:
         """Write the upstream-keys Secret; keys no longer needed are removed. Returns its hash."""
@@ -296,7 +262,7 @@ class KubeGateway:
             "reportingComponent": "modelgate-operator",
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
         }
-        _call(f"post Event for {namespace}/{meta.get('name')}",
+        call_api(f"post Event for {namespace}/{meta.get('name')}",
               self.core.create_namespaced_event, namespace, body)
 
     def post_base_config_warning(self, message: str, now: str) -> None:
@@ -306,21 +272,18 @@ class KubeGateway:
             return
         namespace, name = ref
         try:  # with its uid, `kubectl describe configmap` finds the Event
-            meta = _call(f"read ConfigMap {namespace}/{name}", self.core.read_namespaced_config_map,
+            meta = call_api(f"read ConfigMap {namespace}/{name}", self.core.read_namespaced_config_map,
                          name, namespace).metadata
             uid = meta.uid if meta is not None else None
-        except PublishError:
+        except KubeApiError:
             uid = None  # not readable (RBAC) or gone: the Event still names it
         obj = {"apiVersion": "v1", "kind": "ConfigMap",
                "metadata": {"name": name, "namespace": namespace, "uid": uid}}
         self.post_event(obj, "Warning", "BaseConfigRejected", message, now)
 
     def patch_route_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        try:
-            _call(f"patch status of ModelRoute {namespace}/{name}",
-                  self.custom.patch_namespaced_custom_object_status,
-                  GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)},
-                  _content_type=_MERGE)
-        except PublishError as exc:
-            if not _not_found(exc):  # deleted meanwhile: nothing to report on
-                raise
+        # Deleted meanwhile (404): nothing to report on.
+        unless_missing(f"patch status of ModelRoute {namespace}/{name}",
+                        self.custom.patch_namespaced_custom_object_status,
+                        GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)},
+                        _content_type=_MERGE)

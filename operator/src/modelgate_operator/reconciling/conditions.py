@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .rendering import Verdict
-from .resources import ModelRoute
+from ..rendering.render import Verdict
+from ..rendering.resources import ModelRoute
 
 ACCEPTED = "Accepted"
 RESOLVED_REFS = "ResolvedRefs"

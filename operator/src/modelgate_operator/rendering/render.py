@@ -28,7 +28,7 @@ from modelgate_gateway.config import (
     validate_data,
 )
 
-from .errors import BaseConfigError
+from ..errors import BaseConfigError
 from .resources import ModelRoute, RouteKey
 
 RENDERED_BY = "modelgate-operator"
