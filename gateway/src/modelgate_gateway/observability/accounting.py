@@ -11,7 +11,6 @@ itself is :func:`.pricing.cost_usd`, a pure function budgets can call too.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
 from .labels import DEFAULT_TIER, OTHER_LABEL, ConfigView, EndUserLabels
 from .metrics import Metrics
@@ -56,12 +55,6 @@ def operation_of(record: RequestRecord, usage: Usage | None) -> str:
     return record.operation
 
 
-@dataclass(frozen=True, slots=True)
-class Charge:
-    cost_usd: float
-    prices: Prices
-
-
 def tier_label(usage: Usage, view: ConfigView) -> str:
     tier = usage.service_tier
     if tier is None:
@@ -70,11 +63,14 @@ def tier_label(usage: Usage, view: ConfigView) -> str:
 
 
 def charge(metrics: Metrics, view: ConfigView, end_users: EndUserLabels, labels: tuple[str, str, str], *,
-           end_user: str | None, operation: str, usage: Usage, estimated: bool) -> Charge:
-    """Count ``usage`` of one billed event under bounded ``labels`` (model, deployment, key)."""
+           end_user: str | None, operation: str, usage: Usage, estimated: bool) -> tuple[float, Prices]:
+    """Count ``usage`` of one billed event under bounded ``labels`` (model, deployment, key); (cost, prices).
+
+    Runs once per request: a plain tuple back, no object per call.
+    """
     model, deployment, key = labels
     est = "true" if estimated else "false"
-    tier = tier_label(usage, view)
+    tier = DEFAULT_TIER if usage.service_tier is None else tier_label(usage, view)
     tokens = metrics.tokens
     for token_type, count in (
         ("input", usage.input_tokens),
@@ -94,4 +90,4 @@ def charge(metrics: Metrics, view: ConfigView, end_users: EndUserLabels, labels:
         priced = "true" if tool in prices.tools else "false"
         label = tool if tool in view.tools else OTHER_LABEL
         metrics.tool_calls.inc((model, deployment, label, operation, priced), calls)
-    return Charge(cost, prices)
+    return cost, prices

@@ -237,9 +237,8 @@ class GatewayObserver:
         prices = UNKNOWN_PRICES
         operation = operation_of(record, usage)
         if usage is not None:
-            charged = charge(m, view, self._end_users, (model, deployment, key), end_user=record.end_user,
-                             operation=operation, usage=usage, estimated=estimated)
-            cost, prices = charged.cost_usd, charged.prices
+            cost, prices = charge(m, view, self._end_users, (model, deployment, key), end_user=record.end_user,
+                                  operation=operation, usage=usage, estimated=estimated)
             if record.stream and first is not None and usage.output_tokens > 1:
                 per_token = (finished - first) / (usage.output_tokens - 1)
                 m.time_per_output_token.observe((model, deployment), per_token)
@@ -275,9 +274,9 @@ class GatewayObserver:
         cost: float | None = None
         prices = UNKNOWN_PRICES
         if event.usage is not None:
-            charged = charge(self.metrics, view, self._end_users, (model, deployment, key), end_user=event.end_user,
-                             operation=event.operation, usage=event.usage, estimated=False)
-            cost, prices = charged.cost_usd, charged.prices
+            cost, prices = charge(self.metrics, view, self._end_users, (model, deployment, key),
+                                  end_user=event.end_user, operation=event.operation, usage=event.usage,
+                                  estimated=False)
         log = self._log
         if log is not None:
             now, wall = self._clock(), self._wall_clock()

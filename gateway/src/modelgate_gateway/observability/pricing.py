@@ -94,7 +94,8 @@ def token_cost_usd(usage: Usage, prices: Prices) -> float:
     Cache reads and writes are clamped to the input count (reads first): a malformed usage object
     must not produce a negative uncached count (and so a negative cost).
     """
-    rates = prices.for_tier(usage.service_tier)
+    tier = usage.service_tier
+    rates = prices if tier is None or not prices.tiers else prices.tiers.get(tier, prices)
     total_input = max(usage.input_tokens, 0)
     cached = min(max(usage.cached_input_tokens, 0), total_input)
     written = min(max(usage.cache_write_tokens, 0), total_input - cached)
@@ -117,4 +118,5 @@ def tool_cost_usd(usage: Usage, prices: Prices) -> float:
 
 def cost_usd(usage: Usage, prices: Prices) -> float:
     """Cost of one billed event: its tokens at the served tier's prices plus its hosted tool calls."""
-    return token_cost_usd(usage, prices) + tool_cost_usd(usage, prices)
+    tokens = token_cost_usd(usage, prices)
+    return tokens + tool_cost_usd(usage, prices) if usage.tool_calls else tokens

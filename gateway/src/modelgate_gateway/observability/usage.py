@@ -74,7 +74,9 @@ def usage_of(response: Any) -> Usage | None:
     usage = usage_from_mapping(response.get("usage"))
     if usage is None:
         return None
-    usage.service_tier = served_tier(response)
+    tier = response.get("service_tier")
+    if tier is not None:
+        usage.service_tier = served_tier(response)
     output = response.get("output")
     if output:
         usage.tool_calls, usage.compacted = _scan_output(output)
