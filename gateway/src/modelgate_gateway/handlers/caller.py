@@ -78,10 +78,12 @@ def served_headers(record: RequestRecord, opened: Opened) -> dict[str, str]:
 
 
 async def relay_answer(request: web.Request, record: RequestRecord, caller: Caller, opened: Opened,
-                       stream: bool, conversation: tuple[bytes, bytes] | None = None) -> web.StreamResponse:
-    """``conversation``: (upstream id, gateway id) of the conversation the request named."""
+                       stream: bool, conversation: tuple[bytes, bytes] | None = None, *,
+                       previous: bool = True) -> web.StreamResponse:
+    """``conversation``: (upstream id, gateway id) of the conversation the request named;
+    ``previous``: whether the answer may carry a ``previous_response_id`` (see relay_json)."""
     make_id = caller.make_id(opened.dep.name)
     headers = served_headers(record, opened)
     if stream:
         return await relay_stream(request, opened, record, make_id, headers, conversation)
-    return await relay_json(request, opened, record, make_id, headers, conversation)
+    return await relay_json(request, opened, record, make_id, headers, conversation, previous=previous)

@@ -101,8 +101,10 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
         record.operation = Operation.BACKGROUND
     opened = await open_call(state, runtime, record, model, call)
     if record.operation != Operation.BACKGROUND:
-        return await relay_answer(request, record, caller, opened, stream, conversation)
+        return await relay_answer(request, record, caller, opened, stream, conversation,
+                                    previous=previous is not None)
     try:  # a background response outlives its create, even a stream the client left
-        return await relay_answer(request, record, caller, opened, stream, conversation)
+        return await relay_answer(request, record, caller, opened, stream, conversation,
+                                    previous=previous is not None)
     finally:
         background.after_create(state, record, caller.signing_key, caller.owner, caller.accept_unowned)
