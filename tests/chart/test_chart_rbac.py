@@ -53,7 +53,12 @@ ROUTE_RULES = [
     (("modelgate.dev",), ("modelroutes/status",), (), ("patch",)),
     (("",), ("secrets",), (), ("get", "list", "watch")),
     (("",), ("events",), (), ("create",)),
+    # ModelGateKeys like routes, and the Secret of a key with generateSecret.
+    (("modelgate.dev",), ("modelgatekeys",), (), ("list", "watch")),
+    (("modelgate.dev",), ("modelgatekeys/status",), (), ("patch",)),
+    (("",), ("secrets",), (), ("create",)),
 ]
+USER_ROLES = {"modelgate-modelgatekeys-edit", "modelgate-modelgatekeys-view"}
 CRDS_RULE = (("apiextensions.k8s.io",), ("customresourcedefinitions",), (), ("list", "watch"))
 
 
@@ -103,9 +108,27 @@ def test_no_role_uses_wildcards_or_escalation_verbs() -> None:
                 continue
             for rule in obj["rules"]:
                 assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-                assert not {"escalate", "bind", "impersonate", "delete", "deletecollection"} & set(
-                    rule["verbs"]
-                )
+                forbidden = {"escalate", "bind", "impersonate", "deletecollection"}
+                if obj["metadata"]["name"] not in USER_ROLES:  # people delete their keys; components delete nothing
+                    forbidden.add("delete")
+                assert not forbidden & set(rule["verbs"])
+
+
+def test_namespace_users_manage_their_keys_through_the_built_in_roles() -> None:
+    """Aggregated into admin/edit (manage) and view (read): a RoleBinding of `edit` in a namespace
+    grants that namespace's ModelGateKeys and nothing else of ModelGate."""
+    objects = render()
+    edit = find(objects, "ClusterRole", "modelgate-modelgatekeys-edit")
+    view = find(objects, "ClusterRole", "modelgate-modelgatekeys-view")
+    labels = edit["metadata"]["labels"]
+    assert labels["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert labels["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert _rules(edit) == [(("modelgate.dev",), ("modelgatekeys",), (),
+                             ("create", "delete", "get", "list", "patch", "update", "watch"))]
+    assert _rules(view) == [(("modelgate.dev",), ("modelgatekeys",), (), ("get", "list", "watch"))]
+    off = render(sets=("keys.aggregateToNamespaceRoles=false",))
+    assert not {o["metadata"]["name"] for o in kinds(off, "ClusterRole")} & USER_ROLES
 
 
 def test_bindings_point_at_the_component_service_accounts() -> None:
@@ -196,7 +219,8 @@ def test_release_namespace_listed_in_watch_namespaces_gets_its_own_watch_role() 
 
 
 def test_rbac_can_be_left_to_the_cluster_admin() -> None:
-    objects = render(sets=("gateway.rbac.create=false", "operator.rbac.create=false"))
+    objects = render(sets=("gateway.rbac.create=false", "operator.rbac.create=false",
+                           "keys.aggregateToNamespaceRoles=false"))
     assert not [
         o
         for o in objects

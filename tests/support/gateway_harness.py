@@ -72,7 +72,7 @@ class GatewayHarness:
         self.registry = CollectorRegistry()
         self._log = self.log_path.open("ab")
         self.observer = GatewayObserver(self.registry, log_stream=self._log)
-        self.state: GatewayState = make_state(self.observer)
+        self.state: GatewayState = make_state(self.observer, self.registry)
         self.app = make_app(self.state, FileSource(self.config_path, self.secrets_dir, 0.05), self.observer, 0.05)
         self.server = TestServer(self.app, host="127.0.0.1", handler_cancellation=True)
 

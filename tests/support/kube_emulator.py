@@ -20,6 +20,7 @@ import kopf
 import yaml
 
 ROUTES = "modelgate.dev/v1alpha1/modelroutes"
+KEYS = "modelgate.dev/v1alpha1/modelgatekeys"
 GATEWAY_NS = "modelgate"
 CONFIGMAP = "modelgate-gateway-config"
 SECRET = "modelgate-gateway-upstream-keys"
@@ -32,6 +33,8 @@ def declare_resources(emulator: Any) -> None:
     res = emulator.resources
     res[ROUTES] = info(kind="ModelRoute", namespaced=True, subresources={"status"},
                        verbs={"get", "list", "watch", "create", "patch", "delete"})
+    res[KEYS] = info(kind="ModelGateKey", namespaced=True, subresources={"status"},
+                     verbs={"get", "list", "watch", "create", "patch", "delete"})
     for plural, kind in [("secrets", "Secret"), ("configmaps", "ConfigMap"), ("pods", "Pod"),
                          ("events", "Event")]:
         res[f"v1/{plural}"] = info(kind=kind, namespaced=True,

@@ -10,12 +10,15 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from .appkeys import STATE
 from .appstate import GatewayState
+from .governance.governor import Governor
 from .handlers import background, conversations, create, derived, health, models, stored
 from .handlers.endpoint import not_found
 from .http1 import Http1Client
+from .observability.governance_metrics import GovernanceMetrics
 from .observability.observer import GatewayObserver
 from .observability.recording import Observer
 from .reloading import Reloader, ReloadListener
@@ -29,14 +32,16 @@ from .upstream.transport import HttpTransport
 RELOADER: web.AppKey[Reloader] = web.AppKey("modelgate_reloader")
 
 
-def make_state(observer: Observer) -> GatewayState:
+def make_state(observer: Observer, registry: CollectorRegistry | None = None) -> GatewayState:
+    """``registry``: where the governance metrics go (the observer's registry)."""
     pools = Http1Client()
     stores = StoreHolder()
+    governor = Governor(GovernanceMetrics(registry) if registry is not None else None)
     holder: list[GatewayState] = []
     tracker = BackgroundTracker(observer, background.ledger_source(stores),
                                 lambda: background.follow_up_settings(holder[0].runtime))
     state = GatewayState(observer=observer, pools=pools, http=HttpTransport(pools), mock=MockTransport(),
-                         chat=ChatTransport(pools, stores), stores=stores, background=tracker)
+                         chat=ChatTransport(pools, stores), stores=stores, governor=governor, background=tracker)
     holder.append(state)
     tracker.fetch = background.upstream_fetch(state)
     if isinstance(observer, GatewayObserver):
@@ -101,3 +106,4 @@ async def _close_pools(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[STATE].pools.close()
     await app[STATE].stores.close()
+    await app[STATE].governor.close()

@@ -119,6 +119,7 @@ class Reloader:
         self._last, self._refs, self._refs_fingerprint = snapshot, refs, fingerprint
         previous = self.state.runtime
         await self.state.stores.configure(runtime.redis_url, runtime.redis_password, runtime.state_ttl_seconds)
+        await self.state.governor.configure(runtime)
         self.state.runtime = runtime
         pools = {d.pool_key for d in runtime.deployments.values()}
         grace = max((d.total_seconds for d in runtime.deployments.values()), default=60.0)

@@ -21,6 +21,9 @@ from typing import Any
 import kopf
 
 from .errors import BaseConfigError
+from .keys.client import KeyClient
+from .keys.reconciling import Keys
+from .keys.resources import PLURAL as KEY_PLURAL
 from .kube.client import KubeClient, load_client_config
 from .reconciling.reconciler import Reconciler, base_config_reporter, load_base, run_loop
 from .rendering.resources import GROUP, PLURAL, VERSION
@@ -93,7 +96,8 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
         raise kopf.PermanentError(str(exc)) from exc
     identity = memo.get("peering_identity")  # set by main.py; absent in standalone runs
     reconciler = Reconciler(ours, kube, base,
-                            peering_identity=identity if isinstance(identity, str) else None)
+                            peering_identity=identity if isinstance(identity, str) else None,
+                            keys=Keys(KeyClient(kube), ours))
     runtime = Runtime(settings=ours, reconciler=reconciler, wakeup=asyncio.Event())
     runtime.task = asyncio.create_task(run_loop(runtime.reconciler, runtime.wakeup))
     memo["modelgate_runtime"] = runtime
@@ -126,8 +130,21 @@ async def route_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **
                                     meta.get("deletionTimestamp"), meta.get("creationTimestamp")])
 
 
+@kopf.on.event(GROUP, VERSION, KEY_PLURAL)
+async def key_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A ModelGateKey's spec changed or it went away: re-render (statuses are the loop's writes)."""
+    runtime = _runtime(memo)
+    if runtime.settings.namespaces and body.metadata.namespace not in runtime.settings.namespaces:
+        return
+    if event.get("type") == "DELETED":
+        runtime.forget("key", body)
+        return
+    meta = body.get("metadata") or {}
+    runtime.changed("key", body, [body.get("spec"), meta.get("generation"), meta.get("deletionTimestamp")])
+
+
 def _referenced_secret(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
-    """kopf's filter for Secret events: only Secrets some route references are handled.
+    """kopf's filter for Secret events: only Secrets some route or key references are handled.
 
     Filtered here, not in the handler: kopf logs every handled event at INFO ("Handler
     'secret_event' succeeded."), which for an operator watching Secrets cluster-wide would be one

@@ -97,6 +97,17 @@ def _key_errors(config: GatewayConfig) -> list[str]:
     return errors
 
 
+def _governance_errors(config: GatewayConfig) -> list[str]:
+    spec = config.spec
+    errors = [f"spec.governance.tenants[{index}].name: duplicate tenant {name!r}"
+              for index, name in _duplicates(t.name for t in spec.governance.tenants)]
+    limited = any(k.limits is not None for k in spec.auth.keys) or bool(spec.governance.tenants)
+    if limited and not spec.state.redis_url:
+        errors.append("spec.state.redisUrl: required when keys or tenants have limits (the counters are "
+                      "shared by all replicas in Redis)")
+    return errors
+
+
 def semantic_errors(config: GatewayConfig) -> list[str]:
     """Return every cross-field error as ``"<path>: <message>"``; empty when valid."""
     spec = config.spec
@@ -107,4 +118,5 @@ def semantic_errors(config: GatewayConfig) -> list[str]:
         errors.append(f"spec.models[{index}].name: duplicate model name {name!r}")
     for index, name in _duplicates(k.name for k in spec.auth.keys):
         errors.append(f"spec.auth.keys[{index}].name: duplicate key name {name!r}")
-    return errors + _deployment_errors(config) + _model_errors(config) + _key_errors(config) + _state_errors(config)
+    return (errors + _deployment_errors(config) + _model_errors(config) + _key_errors(config)
+            + _state_errors(config) + _governance_errors(config))

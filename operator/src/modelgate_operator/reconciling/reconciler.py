@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BaseConfigError, KubeApiError
+from ..keys.reconciling import KeyRound, Keys
 from ..kube.objects import Published, secret_hash
 from ..kube.peering import blocking_peers
 from ..kube.probing import probe_all
@@ -78,17 +79,19 @@ class Reconciler:
     With one, every pass first checks the peering objects and does nothing while a live peer
     with a higher or equal priority exists (kopf pauses only its watch streams, not this loop).
     ``base`` is re-read on every active pass when its file changed (:mod:`.basefile`).
+    ``keys``: the ModelGateKeys' part of each pass (:mod:`.keys`); None serves the base's keys only.
     """
 
     def __init__(self, settings: OperatorSettings, kube: Cluster,
                  base: BaseFile | None, now: Callable[[], str] = utc_now,
-                 peering_identity: str | None = None) -> None:
+                 peering_identity: str | None = None, keys: Keys | None = None) -> None:
         self.settings = settings
         self.kube = kube
         self.base = base
         self.now = now
         self.peering_identity = peering_identity
         self.history = RolloutHistory()
+        self.keys = keys
         self.referenced: frozenset[tuple[str, str]] = frozenset()
         self.writes = 0
         self.paused = False
@@ -134,10 +137,11 @@ class Reconciler:
         pairs = self._routes()
         routes = [r for r, _ in pairs]
         refs = referenced_secrets(routes)
-        self.referenced = frozenset(refs)
+        keys = self.keys.collect() if self.keys is not None else KeyRound(self.settings.gateway_name, [], {})
+        self.referenced = frozenset(refs) | keys.referenced
         secrets = {ref: self.kube.read_secret(*ref) for ref in sorted(refs)}
         published = self.kube.read_published()
-        rendered = self._render(routes, secrets, published.generation + 1)
+        rendered = self._render(routes, secrets, published.generation + 1, keys)
         result = PassResult()
         if rendered.checksum != published.checksum:
             result.refused = check_size(rendered.document)
@@ -163,9 +167,12 @@ class Reconciler:
                 self.kube.patch_route_status(route.namespace, route.name, status)
             result.events.extend((_event_ref(body), change) for change in changes)
         self._post_events(result.events, now)
+        if self.keys is not None:
+            self.keys.report(keys, now)
         return result
 
-    def _render(self, routes: list[ModelRoute], secrets: SecretLookup, generation: int) -> Rendered:
+    def _render(self, routes: list[ModelRoute], secrets: SecretLookup, generation: int,
+                keys: KeyRound) -> Rendered:
         """Render with the current base, picking up a changed base file first.
 
         A reloaded base that validates alone but not with the routes (nothing to blame on a
@@ -176,7 +183,7 @@ class Reconciler:
             base.refresh()
         while True:  # at most twice: reject_current() goes back once, then returns False
             try:
-                rendered = render(routes, secrets, base.config if base is not None else None,
+                rendered = render(routes, secrets, keys.apply(base.config if base is not None else None),
                                   gateway=self.settings.gateway_name, generation=generation)
             except BaseConfigError as exc:
                 if base is not None and base.reject_current(str(exc)):
