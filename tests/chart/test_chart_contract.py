@@ -227,6 +227,18 @@ def test_base_config_carries_key_names_allowlists_and_policy() -> None:
     validate_data(_as_the_operator_fills_it(document))
 
 
+def test_tracing_is_off_unless_enabled_and_then_reaches_the_base_config() -> None:
+    assert "tracing" not in _base_config(render())["spec"]["observability"]
+    document = _base_config(render(sets=(
+        "gateway.config.observability.tracing.enabled=true",
+        "gateway.config.observability.tracing.endpoint=http://otel-collector.observability:4318/v1/traces",
+    )))
+    assert document["spec"]["observability"]["tracing"] == {
+        "enabled": True, "endpoint": "http://otel-collector.observability:4318/v1/traces",
+        "serviceName": "modelgate-gateway", "sampleRatio": 1.0}
+    validate_data(_as_the_operator_fills_it(document))
+
+
 def test_generated_secrets_hold_random_keys_and_existing_secrets_are_used_as_named() -> None:
     objects = render()
     keys = find(objects, "Secret", "modelgate-gateway-api-keys")["data"]

@@ -26,7 +26,7 @@ from modelgate_gateway.observability.exposition import metrics_app
 from modelgate_gateway.observability.governance_metrics import GovernanceMetrics
 from modelgate_gateway.observability.observer import GatewayObserver
 from modelgate_gateway.observability.pricing import Prices, cost_usd
-from modelgate_gateway.observability.recording import AttemptOutcome, AttemptRecord, RequestRecord, Usage
+from modelgate_gateway.observability.recording import AttemptOutcome, AttemptRecord, BilledEvent, RequestRecord, Usage
 from observability_traffic import CHECKSUM, delta_block, make_config, record
 from prometheus_server import PrometheusServer, prometheus_launcher
 
@@ -35,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "charts/modelgate/dashboards/modelgate-overview.json"
 ABANDONED_BODY = json.dumps({"model": "gpt-4o", "input": "Tell me about lighthouses"}).encode()
 ABANDONED_TEXT = ["Lighthouses ", "guide ", "ships"]
+# Served at flex, with cache writes and two hosted web searches: the billing panels' data.
+BILLED = Usage(1000, 200, 300, 50, cache_write_tokens=100, service_tier="flex", tool_calls=(("web_search", 2),))
+BACKGROUND = Usage(40, 0, 8, 0)
 
 
 @contextmanager
@@ -78,7 +81,7 @@ def traffic(round_: int) -> list[RequestRecord]:
     )
     failover.requested_model = "gpt-4o"
     return [
-        record(start=t, duration=0.4, usage=Usage(1000, 200, 300, 50)),
+        record(start=t, duration=0.4, usage=BILLED),
         record(
             deployment="west",
             key="team-b",
@@ -95,7 +98,7 @@ def traffic(round_: int) -> list[RequestRecord]:
             deployment="local",
             key="team-b",
             start=t + 4,
-            usage=Usage(10, 0, 10, 0),
+            usage=Usage(10, 0, 10, 0, compacted=True),  # server-side compaction: operation="compact"
         ),
         record(
             key="team-b",
@@ -119,10 +122,14 @@ def traffic(round_: int) -> list[RequestRecord]:
     ]
 
 
-def feed(observer: GatewayObserver, records: list[RequestRecord]) -> None:
+def feed(observer: GatewayObserver, records: list[RequestRecord], round_: int) -> None:
     for rec in records:
         observer.request_started(rec)
         observer.request_finished(rec)
+    observer.usage_recorded(BilledEvent(  # a background response counted when it ended
+        request_id=f"req_bg{round_}", response_id=f"resp_bg{round_}", operation="background", model="gpt-4o",
+        deployment="east", key_name="team-a", end_user="alice", usage=BACKGROUND, status="completed",
+        recorded_by="follow_up"))
 
 
 def expected_round() -> dict[str, float]:
@@ -139,10 +146,11 @@ def expected_round() -> dict[str, float]:
     )
     return {
         "requests": 6,
-        "input": 1000 + 500 + 200 + 10 + est.input_tokens,
-        "output": 300 + 100 + 50 + 10 + est.output_tokens,
+        "input": 1000 + 500 + 200 + 10 + 40 + est.input_tokens,
+        "output": 300 + 100 + 50 + 10 + 8 + est.output_tokens,
         "estimated_output": est.output_tokens,
-        "cost": cost_usd(Usage(1000, 200, 300, 50), gpt4o)
+        "cost": cost_usd(BILLED, gpt4o)
+        + cost_usd(BACKGROUND, gpt4o)
         + cost_usd(Usage(500, 0, 100, 0), west)
         + cost_usd(Usage(200, 0, 50, 0), mini)
         + cost_usd(est, gpt4o),
@@ -173,7 +181,7 @@ def test_prometheus_sees_exact_totals_and_every_dashboard_query_has_data(tmp_pat
 
     with serve_in_thread(metrics_app(registry)) as target, prometheus_launcher(tmp_path) as launch:
         prom: PrometheusServer = launch([target])
-        feed(observer, traffic(0))
+        feed(observer, traffic(0), 0)
         governance.spend.labels("key", "team-a").set(2.5)
         governance.reserved.labels("key", "team-a").set(0.1)
         governance.in_flight.set(1)
@@ -181,7 +189,7 @@ def test_prometheus_sees_exact_totals_and_every_dashboard_query_has_data(tmp_pat
             "sum(modelgate_requests_total)",
             until=lambda r: bool(r) and float(r[0]["value"][1]) == 6,
         )
-        feed(observer, traffic(1))
+        feed(observer, traffic(1), 1)
         governance.limit_hits.labels("key", "team-a", "budget").inc()
         governance.redis_failures.labels("reserve", "fail-open").inc()
         prom.query("sum(modelgate_requests_total)", until=lambda r: float(r[0]["value"][1]) == 12)
@@ -208,6 +216,12 @@ def test_prometheus_sees_exact_totals_and_every_dashboard_query_has_data(tmp_pat
         assert prom.scalar('modelgate_cooldowns_total{deployment="east"}') == 2
         assert prom.scalar('sum(modelgate_unpriced_requests_total{model="free-model"})') == 2
         assert prom.scalar('modelgate_deployment_cooling_down{deployment="east"}') == 1
+        assert prom.scalar('sum(modelgate_tokens_total{type="cache_write",tier="flex"})') == 2 * 100
+        assert prom.scalar('sum(modelgate_hosted_tool_calls_total{tool="web_search",priced="true"})') == 4
+        assert prom.scalar('sum(modelgate_cost_usd_total{operation="background"})') == pytest.approx(
+            2 * cost_usd(BACKGROUND, Prices.from_pricing(make_config().spec.models[0].pricing)), rel=1e-9)
+        assert prom.scalar('sum(modelgate_tokens_total{operation="compact"})') == 2 * 20
+        assert prom.scalar('sum(modelgate_background_responses_total{status="completed"})') == 2
 
         dashboard = json.loads(DASHBOARD.read_text())
         exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
@@ -220,4 +234,4 @@ def test_prometheus_sees_exact_totals_and_every_dashboard_query_has_data(tmp_pat
         assert not any(re.search(r"\$\w", substitute(e)) for e in exprs)
 
     observer.close_log()
-    assert len(log.getvalue().splitlines()) == 12
+    assert len(log.getvalue().splitlines()) == 12 + 2  # the requests and the two background responses

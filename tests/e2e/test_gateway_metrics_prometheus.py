@@ -73,7 +73,10 @@ async def upstreams() -> AsyncIterator[tuple[FakeResponsesUpstream, FakeResponse
     await west.close()
 
 
-async def _round(gateway: GatewayProcess, east: FakeResponsesUpstream) -> None:
+WEB_SEARCH = {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search", "query": "q"}}
+
+
+async def _round(gateway: GatewayProcess, east: FakeResponsesUpstream, west: FakeResponsesUpstream) -> None:
     """One round of traffic; returns after every request finished."""
     def client(key: str) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=gateway.base_url, api_key=KEYS[key], max_retries=0)
@@ -88,7 +91,11 @@ async def _round(gateway: GatewayProcess, east: FakeResponsesUpstream) -> None:
         await b.responses.create(model="gpt-4o-mini", input="four", user="carol")
         with pytest.raises(openai.PermissionDeniedError):
             await b.responses.create(model="gpt-4o", input="five", user="carol")
+        west.script = [Behaviour(tool_items=[WEB_SEARCH])]  # a hosted tool call (no per-call price)
         await a.responses.create(model="local", input="seven", user="erin")
+        queued = await a.responses.create(model="local", input="eight", user="erin", background=True)
+        west.complete()  # the background response ends; the client's poll sees it and it is counted
+        assert (await a.responses.retrieve(queued.id)).status == "completed"
         east.script = [Behaviour(omit_usage=True)]  # an upstream that reports no usage: estimated
         events = [e async for e in await a.responses.create(model="gpt-4o", input="six", user="dave", stream=True)]
         assert events[-1].type == "response.completed"
@@ -107,12 +114,14 @@ async def test_gateway_traffic_is_counted_exactly_in_prometheus_and_the_dashboar
     try:
         with prometheus_launcher(tmp_path) as launch:
             prom: PrometheusServer = launch([f"127.0.0.1:{gateway.metrics_port}"])
-            await _round(gateway, east)
+            await _round(gateway, east, west)
+            await asyncio.to_thread(prom.query, "sum(modelgate_background_responses_total)",
+                                    lambda r: bool(r) and float(r[0]["value"][1]) == 1)
+            await _round(gateway, east, west)  # a second round gives every rate() two distinct samples
+            await asyncio.to_thread(prom.query, "sum(modelgate_background_responses_total)",
+                                    lambda r: bool(r) and float(r[0]["value"][1]) == 2)
             await asyncio.to_thread(prom.query, "sum(modelgate_requests_total)",
-                                    lambda r: bool(r) and float(r[0]["value"][1]) == 7)
-            await _round(gateway, east)  # a second round gives every rate() two distinct samples
-            await asyncio.to_thread(prom.query, "sum(modelgate_requests_total)",
-                                    lambda r: bool(r) and float(r[0]["value"][1]) == 14)
+                                    lambda r: bool(r) and float(r[0]["value"][1]) == 18)
             await asyncio.to_thread(_assert_totals, prom)
             await asyncio.to_thread(_assert_dashboard, prom)
     finally:
@@ -121,7 +130,7 @@ async def test_gateway_traffic_is_counted_exactly_in_prometheus_and_the_dashboar
 
 def _assert_totals(prom: PrometheusServer) -> None:
     rounds = 2
-    assert prom.scalar('sum(modelgate_requests_total{key="team-a"})') == 5 * rounds
+    assert prom.scalar('sum(modelgate_requests_total{key="team-a"})') == 7 * rounds
     assert prom.scalar('sum(modelgate_requests_total{key="team-b"})') == 2 * rounds
     assert prom.scalar('sum(modelgate_requests_total{outcome="invalid_request_error"})') == 1 * rounds
     assert prom.scalar('sum(modelgate_requests_total{stream="true"})') == 2 * rounds
@@ -144,7 +153,14 @@ def _assert_totals(prom: PrometheusServer) -> None:
     # The usage-less stream is estimated with the tokenizer: its 6 words are 6 tokens.
     assert prom.scalar('sum(modelgate_tokens_total{estimated="true",type="output"})') == EAST_WORDS * rounds
     assert prom.scalar('sum(modelgate_cost_usd_total{end_user="dave"})') > 0
-    assert prom.scalar('sum(modelgate_unpriced_requests_total{model="local"})') == rounds
+    # the plain create and the background response, both with tokens and no price
+    assert prom.scalar('sum(modelgate_unpriced_requests_total{model="local"})') == 2 * rounds
+    assert prom.scalar('sum(modelgate_hosted_tool_calls_total{model="local",tool="web_search",priced="false"})') \
+        == rounds
+    assert prom.scalar('sum(modelgate_background_responses_total{model="local",status="completed",'
+                       'recorded_by="poll"})') == rounds
+    assert prom.scalar('sum(modelgate_tokens_total{model="local",operation="background",type="output"})') \
+        == WEST_WORDS * rounds
     assert prom.query_once('modelgate_cost_usd_total{model="local"} > 0') == []
     assert prom.scalar("modelgate_config_last_reload_successful") == 1
 

@@ -62,7 +62,7 @@ async def test_an_end_user_header_that_is_not_utf8_is_served_logged_and_scraped(
     text = gateway.scrape()  # a 200, and the label shows the bytes the client sent
     shown = "caf\\xe9-\\xff\\xfe"
     cost = metric(text, "modelgate_cost_usd_total", model="gpt-4o", deployment="mock", key="robust",
-                  end_user=shown.replace("\\", "\\\\"), estimated="false")
+                  end_user=shown.replace("\\", "\\\\"), estimated="false", operation="create", tier="default")
     assert cost is not None
     assert (await _log_line(gateway, "bad-end-user"))["end_user"] == shown
     async with AsyncOpenAI(base_url=gateway.base_url, api_key=API_KEY, max_retries=0) as client:

@@ -33,6 +33,11 @@ class Behaviour:
     stall_after_deltas: int | None = None
     omit_usage: bool = False
     text: str | None = None
+    service_tier: str | None = None
+    """The tier the answer says served it (``service_tier`` in the response)."""
+    cache_write_tokens: int = 0
+    tool_items: list[dict[str, Any]] = field(default_factory=list)
+    """Output items before the message, e.g. ``{"type": "web_search_call", ...}``, streamed as items too."""
 
 
 @dataclass
@@ -58,6 +63,8 @@ class FakeResponsesUpstream:
         self.seen: list[Seen] = []
         self.stored: dict[str, dict[str, Any]] = {}
         self.inputs: dict[str, list[dict[str, Any]]] = {}
+        self.running: dict[str, dict[str, Any]] = {}
+        """Background responses still running: their final form, revealed by :meth:`complete`."""
         self.cancelled = asyncio.Event()
         """Set when a request was abandoned by the gateway (client disconnect propagated)."""
         self.cancelled_at: float | None = None
@@ -104,11 +111,16 @@ class FakeResponsesUpstream:
                               list(request.query.items())))
         return parsed
 
-    def _response(self, body: dict[str, Any], text: str, omit_usage: bool) -> dict[str, Any]:
+    def _response(self, body: dict[str, Any], text: str, omit_usage: bool,
+                  behaviour: Behaviour | None = None) -> dict[str, Any]:
+        behaviour = behaviour or Behaviour()
         rid = f"resp_{self.name}{next(_ids):06d}"
         words = text.split(" ")
+        details: dict[str, int] = {"cached_tokens": 5}
+        if behaviour.cache_write_tokens:
+            details["cache_write_tokens"] = behaviour.cache_write_tokens
         usage = None if omit_usage else {
-            "input_tokens": 20, "input_tokens_details": {"cached_tokens": 5},
+            "input_tokens": 20, "input_tokens_details": details,
             "output_tokens": len(words), "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": 20 + len(words),
         }
@@ -117,13 +129,24 @@ class FakeResponsesUpstream:
             "background": body.get("background", False), "error": None, "incomplete_details": None,
             "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
             "model": body.get("model"),
-            "output": [{"id": "msg_" + rid[5:], "type": "message", "status": "completed", "role": "assistant",
+            "output": [*self._compaction(body), *behaviour.tool_items,
+                       {"id": "msg_" + rid[5:], "type": "message", "status": "completed", "role": "assistant",
                         "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}],
+            "service_tier": behaviour.service_tier or body.get("service_tier") or "default",
             "parallel_tool_calls": True, "previous_response_id": body.get("previous_response_id"),
             "temperature": body.get("temperature", 1.0), "tool_choice": body.get("tool_choice", "auto"),
             "tools": body.get("tools", []), "top_p": body.get("top_p", 1.0),
             "metadata": body.get("metadata") or {}, "user": body.get("user"), "usage": usage,
         }
+
+    @staticmethod
+    def _compaction(body: dict[str, Any]) -> list[dict[str, Any]]:
+        """As OpenAI's server-side compaction: past ``compact_threshold`` tokens (the fake counts 20
+        input tokens) the output starts with an encrypted compaction item."""
+        for entry in body.get("context_management") or []:
+            if entry.get("type") == "compaction" and entry.get("compact_threshold", 0) < 20:
+                return [{"type": "compaction", "id": f"cmp_{next(_ids):06d}", "encrypted_content": "gAAAA-opaque"}]
+        return []
 
     # -- endpoints -------------------------------------------------------------------------
     async def _create(self, request: web.Request) -> web.StreamResponse:
@@ -136,7 +159,7 @@ class FakeResponsesUpstream:
                 error = behaviour.error_body or {"error": {"message": f"fake {behaviour.status}",
                                                           "type": "server_error", "param": None, "code": None}}
                 return web.json_response(error, status=behaviour.status, headers=behaviour.headers)
-            response = self._response(body, behaviour.text or self.text, behaviour.omit_usage)
+            response = self._response(body, behaviour.text or self.text, behaviour.omit_usage, behaviour)
             conversation = body.get("conversation")
             cid = conversation.get("id") if isinstance(conversation, dict) else conversation
             if cid is not None:
@@ -154,6 +177,8 @@ class FakeResponsesUpstream:
                 self.inputs[response["id"]] = raw_input if isinstance(raw_input, list) else [
                     {"id": "msg_in" + response["id"][5:], "type": "message", "role": "user", "status": "completed",
                      "content": [{"type": "input_text", "text": str(raw_input)}]}]
+            if body.get("background") and not body.get("stream"):
+                return web.json_response(self._start_background(response))
             if body.get("stream"):
                 return await self._stream(request, response, behaviour)
             return web.json_response(response)
@@ -167,8 +192,9 @@ class FakeResponsesUpstream:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         seq = itertools.count()
-        message = final["output"][0]
+        message = final["output"][-1]
         item_id = message["id"]
+        msg_index = len(final["output"]) - 1
 
         async def send(kind: str, **fields: Any) -> None:
             event = {"type": kind, "sequence_number": next(seq), **fields}
@@ -178,9 +204,13 @@ class FakeResponsesUpstream:
         start = {**final, "status": "in_progress", "output": [], "usage": None}
         await send("response.created", response=start)
         await send("response.in_progress", response=start)
-        await send("response.output_item.added", output_index=0, item={**message, "status": "in_progress", "content": []})
+        for tool_index, item in enumerate(final["output"][:-1]):
+            await send("response.output_item.added", output_index=tool_index, item={**item, "status": "in_progress"})
+            await send("response.output_item.done", output_index=tool_index, item=item)
+        await send("response.output_item.added", output_index=msg_index, item={**message, "status": "in_progress",
+                                                                            "content": []})
         part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-        await send("response.content_part.added", item_id=item_id, output_index=0, content_index=0, part=part)
+        await send("response.content_part.added", item_id=item_id, output_index=msg_index, content_index=0, part=part)
         text = message["content"][0]["text"]
         for index, word in enumerate(text.split(" ")):
             if behaviour.drop_after_deltas is not None and index >= behaviour.drop_after_deltas:
@@ -191,14 +221,29 @@ class FakeResponsesUpstream:
                 await asyncio.Event().wait()
             if behaviour.token_delay:
                 await asyncio.sleep(behaviour.token_delay)
-            await send("response.output_text.delta", item_id=item_id, output_index=0, content_index=0,
+            await send("response.output_text.delta", item_id=item_id, output_index=msg_index, content_index=0,
                        delta=word if index == 0 else " " + word, logprobs=[])
-        await send("response.output_text.done", item_id=item_id, output_index=0, content_index=0, text=text, logprobs=[])
-        await send("response.content_part.done", item_id=item_id, output_index=0, content_index=0,
+        await send("response.output_text.done", item_id=item_id, output_index=msg_index, content_index=0, text=text, logprobs=[])
+        await send("response.content_part.done", item_id=item_id, output_index=msg_index, content_index=0,
                    part={**part, "text": text})
-        await send("response.output_item.done", output_index=0, item=message)
+        await send("response.output_item.done", output_index=msg_index, item=message)
         await send("response.completed", response=final)
         return resp
+
+    def _start_background(self, final: dict[str, Any]) -> dict[str, Any]:
+        """As OpenAI: a background create answers at once with a queued response without usage."""
+        queued = {**final, "status": "queued", "output": [], "usage": None}
+        self.stored[final["id"]] = queued
+        self.running[final["id"]] = final
+        return queued
+
+    def complete(self, rid: str | None = None, status: str = "completed") -> list[str]:
+        """Finish running background responses (one, or all): retrieves then show them ended with usage."""
+        done = [rid] if rid is not None else list(self.running)
+        for key in done:
+            final = self.running.pop(key)
+            self.stored[key] = {**final, "status": status}
+        return done
 
     def _conversation(self, body: dict[str, Any]) -> list[Any] | web.Response:
         """The stored items up to ``previous_response_id``, then the body's input (as OpenAI counts them)."""
@@ -321,6 +366,10 @@ class FakeResponsesUpstream:
             return web.json_response({"error": {"message": "Only background responses can be streamed.",
                                                  "type": "invalid_request_error", "param": "stream",
                                                  "code": None}}, status=400)
+        rid = request.match_info["rid"]
+        if rid in self.running:  # following a running response streams it to its end
+            found = self.running[rid]
+            self.complete(rid)
         return await self._stream(request, found, Behaviour(), int(request.query.get("starting_after", "-1")))
 
     async def _delete(self, request: web.Request) -> web.Response:
@@ -337,6 +386,12 @@ class FakeResponsesUpstream:
         found = self._stored_or_404(request.match_info["rid"])
         if isinstance(found, web.Response):
             return found
+        rid = request.match_info["rid"]
+        if rid in self.running:  # cancelled mid-way: billed for what it used so far
+            final = self.running.pop(rid)
+            usage = {**final["usage"], "output_tokens": 2, "output_tokens_details": {"reasoning_tokens": 0},
+                     "total_tokens": final["usage"]["input_tokens"] + 2} if final["usage"] else None
+            found = self.stored[rid] = {**final, "status": "cancelled", "output": [], "usage": usage}
         found["status"] = "cancelled"
         return web.json_response(found)
 

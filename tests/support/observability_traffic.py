@@ -26,7 +26,10 @@ def config_data(models: list[str] | None = None, end_user_limit: int = 100) -> d
             "pricing": {
                 "inputUsdPerMillionTokens": 2.5,
                 "cachedInputUsdPerMillionTokens": 1.25,
+                "cacheWriteUsdPerMillionTokens": 3.125,
                 "outputUsdPerMillionTokens": 10,
+                "tiers": {"flex": {"inputUsdPerMillionTokens": 1.25, "outputUsdPerMillionTokens": 5}},
+                "hostedToolUsdPerCall": {"web_search": 0.01},
             },
         },
         "gpt-4o-mini": {

@@ -185,5 +185,9 @@ references into the gateway's mounted Secrets, never the values themselves.
       "endUserLabelLimit" (int64 $obs.endUserLabelLimit)
       "requestLog" (dict "enabled" $obs.requestLog.enabled "includeContent" $obs.requestLog.includeContent))
   ) }}
+{{- if $obs.tracing.enabled }}
+{{- $_ := set $doc.spec.observability "tracing" (dict "enabled" true "endpoint" $obs.tracing.endpoint
+      "serviceName" $obs.tracing.serviceName "sampleRatio" (float64 $obs.tracing.sampleRatio)) }}
+{{- end }}
 {{- toYaml $doc }}
 {{- end }}

@@ -15,13 +15,15 @@ from prometheus_client import CollectorRegistry
 from .appkeys import STATE
 from .appstate import GatewayState
 from .governance.governor import Governor
-from .handlers import conversations, create, derived, health, models, stored
+from .handlers import background, conversations, create, derived, health, models, stored
 from .handlers.endpoint import not_found
 from .http1 import Http1Client
 from .observability.governance_metrics import GovernanceMetrics
+from .observability.observer import GatewayObserver
 from .observability.recording import Observer
 from .reloading import Reloader, ReloadListener
 from .sources.base import ConfigSource
+from .state.background import BackgroundTracker
 from .state.holder import StoreHolder
 from .upstream.chat_transport import ChatTransport
 from .upstream.mock import MockTransport
@@ -35,8 +37,16 @@ def make_state(observer: Observer, registry: CollectorRegistry | None = None) ->
     pools = Http1Client()
     stores = StoreHolder()
     governor = Governor(GovernanceMetrics(registry) if registry is not None else None)
-    return GatewayState(observer=observer, pools=pools, http=HttpTransport(pools), mock=MockTransport(),
-                        chat=ChatTransport(pools, stores), stores=stores, governor=governor)
+    holder: list[GatewayState] = []
+    tracker = BackgroundTracker(observer, background.ledger_source(stores),
+                                lambda: background.follow_up_settings(holder[0].runtime))
+    state = GatewayState(observer=observer, pools=pools, http=HttpTransport(pools), mock=MockTransport(),
+                         chat=ChatTransport(pools, stores), stores=stores, governor=governor, background=tracker)
+    holder.append(state)
+    tracker.fetch = background.upstream_fetch(state)
+    if isinstance(observer, GatewayObserver):
+        observer.metrics.background_pending.set_function(lambda: tracker.following)
+    return state
 
 
 def _routes(app: web.Application) -> None:
@@ -65,7 +75,19 @@ def make_app(state: GatewayState, source: ConfigSource | None = None,
         app.cleanup_ctx.append(_run_reloader)
     app.on_shutdown.append(_start_draining)
     app.cleanup_ctx.append(_close_pools)
+    app.cleanup_ctx.append(_follow_background)
     return app
+
+
+async def _follow_background(app: web.Application) -> AsyncIterator[None]:
+    """Adopt orphaned background responses while serving; hand ours back on the way out."""
+    tracker = app[STATE].background
+    task = asyncio.create_task(tracker.run(), name="modelgate-background-sweep")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await tracker.close()
 
 
 async def _run_reloader(app: web.Application) -> AsyncIterator[None]:

@@ -17,6 +17,7 @@ from .http1 import Http1Client
 from .observability.recording import Observer
 from .runtime import DeploymentRuntime, RuntimeConfig
 from .server.draining import InFlight
+from .state.background import BackgroundTracker
 from .state.holder import StoreHolder
 from .upstream.balancing import HealthBoard
 from .upstream.transport import Transport
@@ -31,6 +32,8 @@ class GatewayState:
     mock: Transport
     chat: Transport
     stores: StoreHolder
+    background: BackgroundTracker
+    """Follows background responses up and counts each once (see state/background.py)."""
     runtime: RuntimeConfig | None = None
     board: HealthBoard = field(default_factory=HealthBoard)
     rng: random.Random = field(default_factory=random.Random)

@@ -40,7 +40,8 @@ async def test_chat_deployment_serves_plain_and_streamed_responses(gateway, chat
     assert chat_upstream.headers[0]["Authorization"] == "Bearer sk-upstream-secret-value"
     assert final.usage is not None and final.usage.input_tokens == 21 and final.usage.output_tokens == 9
     assert gw.registry.get_sample_value(
-        "modelgate_tokens_total", {"model": "llama", "deployment": "chat", "type": "output", "estimated": "false"}) == 18
+        "modelgate_tokens_total", {"model": "llama", "deployment": "chat", "type": "output", "estimated": "false",
+         "operation": "create", "tier": "default"}) == 18
 
 
 async def test_streamed_tool_calls_split_across_chunks_arrive_whole(gateway, chat_upstream) -> None:

@@ -229,7 +229,7 @@ async def test_a_probe_abandoned_by_its_client_does_not_leave_the_deployment_eje
 
 async def test_retrieving_a_response_does_not_count_its_tokens_again(gateway, upstream_a, upstream_b) -> None:
     gw = await gateway(_two(upstream_a, upstream_b))
-    labels = {"model": "gpt-4o", "deployment": "a", "type": "output", "estimated": "false"}
+    labels = {"model": "gpt-4o", "deployment": "a", "type": "output", "estimated": "false", "operation": "create", "tier": "default"}
     async with gw.client() as client:
         created = await client.responses.create(model="gpt-4o", input="hi")
         await asyncio.sleep(0)  # accounting runs on the loop's next turn

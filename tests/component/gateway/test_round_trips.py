@@ -77,7 +77,7 @@ async def test_client_request_id_is_kept_and_end_user_header_is_attributed(gatew
     assert raw.headers["x-request-id"] == "trace-123"
     assert upstream_a.creates[-1].headers["X-Client-Request-Id"] == "trace-123"
     cost = gw.registry.get_sample_value("modelgate_cost_usd_total", {
-        "model": "gpt-4o", "deployment": "a", "key": "test", "end_user": "erin", "estimated": "false"})
+        "model": "gpt-4o", "deployment": "a", "key": "test", "end_user": "erin", "estimated": "false", "operation": "create", "tier": "default"})
     assert cost is not None
 
 

@@ -89,5 +89,5 @@ async def test_abandoned_stream_is_accounted_once_with_estimated_tokens(gateway,
     assert finished() == 1
     assert gw.registry.get_sample_value("modelgate_requests_in_flight") == 0
     out = gw.registry.get_sample_value("modelgate_tokens_total", {"model": "gpt-4o", "deployment": "a",
-                                                                   "type": "output", "estimated": "true"})
+                                                                   "type": "output", "estimated": "true", "operation": "create", "tier": "default"})
     assert out is not None and out >= 1

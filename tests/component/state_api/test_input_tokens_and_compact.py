@@ -9,9 +9,14 @@ from gateway_harness import GatewayHarness
 from raw_http_server import eventually
 
 
-def _tokens(gw: GatewayHarness, token_type: str) -> float:
-    return gw.registry.get_sample_value("modelgate_tokens_total", {
-        "model": "m", "deployment": "d", "type": token_type, "estimated": "false"}) or 0.0
+def _tokens(gw: GatewayHarness, token_type: str, operation: str | None = None) -> float:
+    """Reported tokens of this type, over every operation and tier (or of one operation)."""
+    wanted = {"model": "m", "deployment": "d", "type": token_type, "estimated": "false"}
+    if operation is not None:
+        wanted["operation"] = operation
+    return sum(sample.value for metric in gw.registry.collect() if metric.name == "modelgate_tokens"
+               for sample in metric.samples
+               if sample.name == "modelgate_tokens_total" and wanted.items() <= sample.labels.items())
 
 
 async def test_input_tokens_are_counted_with_the_previous_response_and_not_billed(kind_gateway: GatewayHarness
@@ -60,3 +65,5 @@ async def test_compact_goes_to_the_previous_responses_deployment_and_is_billed(k
         assert continued["messages"][1]["content"].endswith("Hello from chat.")  # the summary
         assert continued["messages"][1]["content"].startswith("[Summary of the earlier conversation]")
     await eventually(lambda: _tokens(kind_gateway, "input") >= billed + compacted.usage.input_tokens, timeout=5)
+    # compaction is its own operation (docs/metrics.md, "How each kind of call is charged")
+    assert _tokens(kind_gateway, "input", "compact") == compacted.usage.input_tokens

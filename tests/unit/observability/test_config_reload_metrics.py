@@ -18,7 +18,7 @@ def test_known_series_exist_at_zero_before_any_traffic(
                     "model": "gpt-4o",
                     "deployment": deployment,
                     "type": "cached_input",
-                    "estimated": "false",
+                    "estimated": "false", "operation": "create", "tier": "default",
                 },
             )
             == 0

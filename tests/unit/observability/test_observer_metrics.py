@@ -39,9 +39,9 @@ def test_non_streaming_request_counts_tokens_cost_and_latency(
     finish(observer, record(usage=usage, duration=0.3))
     expect(registry, "modelgate_requests_total", 1, **EAST, key="team-a", stream="false", outcome="2xx")
     for token_type, count in [("input", 1000), ("cached_input", 400), ("output", 200), ("reasoning", 50)]:
-        expect(registry, "modelgate_tokens_total", count, **EAST, type=token_type, estimated="false")
+        expect(registry, "modelgate_tokens_total", count, **EAST, type=token_type, estimated="false", operation="create", tier="default")
     expected_cost = pytest.approx((600 * 2.5 + 400 * 1.25 + 200 * 10) / 1e6)
-    alice = {"key": "team-a", "end_user": "alice", "estimated": "false"}
+    alice = {"key": "team-a", "end_user": "alice", "estimated": "false", "operation": "create", "tier": "default"}
     expect(registry, "modelgate_cost_usd_total", expected_cost, **EAST, **alice)
     expect(registry, "modelgate_request_duration_seconds_count", 1, **EAST, stream="false")
     expect(registry, "modelgate_request_duration_seconds_sum", pytest.approx(0.3), **EAST, stream="false")
@@ -56,7 +56,7 @@ def test_deployment_prices_override_model_prices(
     observer: GatewayObserver, registry: CollectorRegistry
 ) -> None:
     finish(observer, record(deployment="west", usage=Usage(input_tokens=100, output_tokens=10)))
-    west = {"model": "gpt-4o", "deployment": "west", "key": "team-a", "end_user": "alice", "estimated": "false"}
+    west = {"model": "gpt-4o", "deployment": "west", "key": "team-a", "end_user": "alice", "estimated": "false", "operation": "create", "tier": "default"}
     expect(registry, "modelgate_cost_usd_total", pytest.approx((100 * 5 + 10 * 20) / 1e6), **west)
 
 
@@ -88,7 +88,7 @@ def test_abandoned_stream_without_usage_is_estimated_and_marked(
             client_disconnected=True,
         ),
     )
-    base = {"model": "gpt-4o", "deployment": "east", "estimated": "true"}
+    base = {"model": "gpt-4o", "deployment": "east", "estimated": "true", "operation": "create", "tier": "default"}
     expected_in = estimating.estimate_input_tokens(body)
     expected_out = estimating.count_tokens("The sea is wide")
     expect(registry, "modelgate_tokens_total", expected_in, **base, type="input")
@@ -109,7 +109,7 @@ def test_failed_request_without_output_is_not_priced(
 ) -> None:
     finish(observer, record(status=502, usage=None, error_type="upstream_error", request_body=b'{"input": "hi"}'))
     expect(registry, "modelgate_requests_total", 1, **EAST, key="team-a", stream="false", outcome="upstream_error")
-    expect(registry, "modelgate_tokens_total", None, **EAST, type="input", estimated="true")
+    expect(registry, "modelgate_tokens_total", None, **EAST, type="input", estimated="true", operation="create", tier="default")
 
 
 def test_unpriced_model_is_counted_visibly(
@@ -118,8 +118,8 @@ def test_unpriced_model_is_counted_visibly(
     finish(observer, record(model="free-model", deployment="local", usage=Usage(input_tokens=5, output_tokens=5)))
     local = {"model": "free-model", "deployment": "local"}
     expect(registry, "modelgate_unpriced_requests_total", 1, **local)
-    expect(registry, "modelgate_cost_usd_total", 0, **local, key="team-a", end_user="alice", estimated="false")
-    expect(registry, "modelgate_tokens_total", 5, **local, type="input", estimated="false")
+    expect(registry, "modelgate_cost_usd_total", 0, **local, key="team-a", end_user="alice", estimated="false", operation="create", tier="default")
+    expect(registry, "modelgate_tokens_total", 5, **local, type="input", estimated="false", operation="create", tier="default")
 
 
 def test_failover_counts_attempts_retries_fallbacks_and_cooldowns(
@@ -184,7 +184,7 @@ def test_end_user_label_is_capped_and_the_log_keeps_the_exact_user(
     observer.config_loaded(make_config(end_user_limit=2), CHECKSUM)
     for i, user in enumerate(["u1", "u2", "u3", "u4", "u1"]):
         finish(observer, record(end_user=user, start=float(i), usage=Usage(input_tokens=1_000_000)))
-    labels = {"model": "gpt-4o", "deployment": "east", "key": "team-a", "estimated": "false"}
+    labels = {"model": "gpt-4o", "deployment": "east", "key": "team-a", "estimated": "false", "operation": "create", "tier": "default"}
     expect(registry, "modelgate_cost_usd_total", pytest.approx(5), **labels, end_user="u1")
     expect(registry, "modelgate_cost_usd_total", pytest.approx(2.5), **labels, end_user="u2")
     expect(registry, "modelgate_cost_usd_total", pytest.approx(5), **labels, end_user="other")
@@ -204,7 +204,7 @@ def test_request_is_accounted_exactly_once(
     observer.request_finished(rec)
     observer.request_finished(rec)
     expect(registry, "modelgate_requests_total", 1, **EAST, key="team-a", stream="false", outcome="2xx")
-    expect(registry, "modelgate_tokens_total", 3, **EAST, type="input", estimated="false")
+    expect(registry, "modelgate_tokens_total", 3, **EAST, type="input", estimated="false", operation="create", tier="default")
     expect(registry, "modelgate_observer_errors_total", 1)
     expect(registry, "modelgate_requests_in_flight", 0)
 
@@ -215,7 +215,7 @@ def test_non_create_routes_are_never_priced(
     body = json.dumps({"usage": {"input_tokens": 9, "output_tokens": 9}}).encode()
     finish(observer, record(route="retrieve", response_body=body))
     # pre-labelled, never incremented
-    expect(registry, "modelgate_tokens_total", 0, **EAST, type="input", estimated="false")
+    expect(registry, "modelgate_tokens_total", 0, **EAST, type="input", estimated="false", operation="create", tier="default")
 
 
 def test_usage_left_in_the_body_is_read_not_estimated(
@@ -223,7 +223,7 @@ def test_usage_left_in_the_body_is_read_not_estimated(
 ) -> None:
     body = json.dumps({"usage": {"input_tokens": 9, "output_tokens": 4}}).encode()
     finish(observer, record(response_body=body))
-    expect(registry, "modelgate_tokens_total", 4, **EAST, type="output", estimated="false")
+    expect(registry, "modelgate_tokens_total", 4, **EAST, type="output", estimated="false", operation="create", tier="default")
 
 
 def test_deployment_health_gauge(observer: GatewayObserver, registry: CollectorRegistry) -> None:

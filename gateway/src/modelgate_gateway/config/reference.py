@@ -114,9 +114,9 @@ spec:
 ## Fields
 """
 
-ORDER = ["GatewayConfig", "Metadata", "Spec", "Deployment", "Timeouts", "Pricing", "MockSettings", "Model",
-         "Target", "RetryPolicy", "CooldownPolicy", "RouteRef", "Auth", "ApiKey", "ResponseIds", "Limits",
-         "Observability", "RequestLog", "StateStore", "EnvRef", "FileRef", "SecretKeyRef"]
+ORDER = ["GatewayConfig", "Metadata", "Spec", "Deployment", "Timeouts", "Pricing", "TokenPrices", "MockSettings",
+         "Model", "Target", "RetryPolicy", "CooldownPolicy", "RouteRef", "Auth", "ApiKey", "ResponseIds", "Limits",
+         "Observability", "RequestLog", "Tracing", "BackgroundFollowUp", "StateStore", "EnvRef", "FileRef", "SecretKeyRef"]
 
 
 def _type(prop: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ import enum
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "config.modelgate.dev/v1alpha1"
@@ -114,17 +114,45 @@ class Timeouts(_Model):
     )
 
 
-class Pricing(_Model):
+# Service tiers and hosted tools are provider vocabulary: lower-case words (``flex``, ``web_search``).
+TIER_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+TOOL_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+class TokenPrices(_Model):
     input_usd_per_million_tokens: float = Field(
         default=0.0, ge=0, description="Price of uncached input tokens, USD per 1M."
     )
     cached_input_usd_per_million_tokens: float | None = Field(
         default=None,
         ge=0,
-        description="Price of cached input tokens, USD per 1M. Unset means the input price applies.",
+        description="Price of cached input tokens (cache reads), USD per 1M. Unset means the input price applies.",
+    )
+    cache_write_usd_per_million_tokens: float | None = Field(
+        default=None,
+        ge=0,
+        description="Price of input tokens written to the prompt cache (usage "
+        "input_tokens_details.cache_write_tokens), USD per 1M. Unset means the input price applies.",
     )
     output_usd_per_million_tokens: float = Field(
         default=0.0, ge=0, description="Price of output tokens (reasoning included), USD per 1M."
+    )
+
+
+class Pricing(TokenPrices):
+    tiers: dict[Annotated[str, Field(pattern=TIER_PATTERN)], TokenPrices] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Token prices per service tier (flex, priority, scale, ...), applied when the response "
+        "says that tier served it (its service_tier, not the requested one). A field a tier leaves unset "
+        "takes the price above; a tier not listed is charged the prices above.",
+    )
+    hosted_tool_usd_per_call: dict[Annotated[str, Field(pattern=TOOL_PATTERN)], Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Per-call price of hosted tools, billed outside token usage, keyed by the output item "
+        "type without its _call suffix (web_search, file_search, code_interpreter, image_generation, ...). "
+        "Each such item in a response's output counts as one call.",
     )
 
 
@@ -358,6 +386,66 @@ class RequestLog(_Model):
     )
 
 
+class BackgroundFollowUp(_Model):
+    enabled: bool = Field(
+        default=True,
+        description="Follow up every background response this gateway creates until it ends, to count its "
+        "real usage once (whoever polls it, even nobody). With spec.state.redisUrl the replicas share the "
+        "ledger, so each response is counted exactly once across replicas and restarts; without it, only "
+        "within one process.",
+    )
+    poll_interval_seconds: float = Field(
+        default=2.0, ge=0.05, le=600, description="First wait before asking the upstream; doubles per poll."
+    )
+    max_poll_interval_seconds: float = Field(
+        default=60.0, ge=0.05, le=3600, description="Longest wait between two polls of one response."
+    )
+    deadline_seconds: float = Field(
+        default=24 * 3600.0,
+        ge=1,
+        le=30 * 86400,
+        description="Give up on a response this long after its create: it is counted as expired, uncharged.",
+    )
+    max_concurrent_polls: int = Field(default=8, ge=1, le=256, description="Polls in flight at once, per replica.")
+    max_followed: int = Field(
+        default=10_000, ge=1, le=1_000_000,
+        description="Responses one replica follows at once; more wait in the shared ledger for a free slot.",
+    )
+    lease_seconds: float = Field(
+        default=30.0, ge=0.2, le=3600,
+        description="A replica's hold on the responses it follows; another replica takes over those of a replica "
+        "that stopped renewing it (crash, restart) after this long.",
+    )
+
+
+class Tracing(_Model):
+    enabled: bool = Field(
+        default=False,
+        description="Export an OTLP trace of every request: one server span, one client span per upstream "
+        "attempt, with OpenTelemetry GenAI attributes. Never prompt or completion text.",
+    )
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="OTLP/HTTP (protobuf) traces URL, e.g. http://otel-collector:4318/v1/traces. Required when "
+        "enabled.",
+    )
+    service_name: str = Field(
+        default="modelgate-gateway", min_length=1, max_length=128, description="The service.name resource attribute."
+    )
+    sample_ratio: float = Field(default=1.0, ge=0, le=1, description="Share of requests traced.")
+    batch_delay_seconds: float = Field(
+        default=5.0, ge=0.01, le=60, description="Longest a finished span waits before it is sent, in a batch."
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="Timeout of one export call.")
+
+    @model_validator(mode="after")
+    def _endpoint_when_enabled(self) -> Tracing:
+        if self.enabled and not self.endpoint:
+            raise ValueError("tracing.endpoint is required when tracing is enabled")
+        return self
+
+
 class Observability(_Model):
     end_user_header: str | None = Field(
         default="x-modelgate-end-user",
@@ -367,6 +455,10 @@ class Observability(_Model):
         default=100, ge=0, le=100_000, description="Distinct end_user label values; beyond it: 'other'."
     )
     request_log: RequestLog = Field(default_factory=RequestLog, description="Per-request log line.")
+    tracing: Tracing = Field(default_factory=Tracing, description="OTLP traces (off by default).")
+    background_follow_up: BackgroundFollowUp = Field(
+        default_factory=BackgroundFollowUp, description="Counting background responses when they end."
+    )
 
 
 class StateStore(_Model):

@@ -14,7 +14,7 @@ from aiohttp import web
 from ..appstate import GatewayState
 from ..observability.recording import RequestRecord
 from ..upstream.executor import Call, open_call
-from . import clientheaders, queryparams
+from . import background, clientheaders, queryparams
 from .caller import Caller, relay_answer, resolve_id
 from .endpoint import authenticate, endpoint
 
@@ -34,7 +34,10 @@ async def _follow_up(request: web.Request, state: GatewayState, record: RequestR
     if method == "POST":
         call.payload, call.raw = {}, b"{}"
     opened = await open_call(state, runtime, record, None, call)
-    return await relay_answer(request, record, caller, opened, stream)
+    response = await relay_answer(request, record, caller, opened, stream)
+    if method != "DELETE":
+        background.after_follow_up(state, record, dep.name, upstream_id)
+    return response
 
 
 @endpoint("retrieve")

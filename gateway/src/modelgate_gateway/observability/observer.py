@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import IO
@@ -21,20 +22,20 @@ from prometheus_client import CollectorRegistry
 
 from ..config import GatewayConfig
 from . import estimating
+from .accounting import BILLED_ROUTES, Operation, UsageSource, charge, operation_of
 from .clienttext import safe_optional
-from .labels import ConfigView, EndUserLabels, known_label
+from .labels import DEFAULT_TIER, ConfigView, EndUserLabels, known_label
 from .metrics import TOKEN_TYPES, Metrics
-from .pricing import UNKNOWN_PRICES, cost_usd
-from .recording import AttemptOutcome, RequestRecord, Usage
+from .pricing import UNKNOWN_PRICES
+from .recording import AttemptOutcome, BilledEvent, RequestRecord, Usage
 from .requestlog import Accounting, RequestLogWriter, log_line
+from .tracing import RequestTracer, tracer_for
 from .usage import usage_from_response_json
 
 logger = logging.getLogger(__name__)
 
 ERROR_TYPE_LABEL_LIMIT = 32  # error types come from code paths, but bound them anyway
 _STATUS_CLASS = {c: f"{c}xx" for c in range(1, 6)}
-_BILLED_ROUTES = frozenset({"create", "compact"})
-"""Routes whose calls consume tokens; retrieve etc. carry the usage of a create, input_tokens runs no model."""
 
 
 class GatewayObserver:
@@ -69,6 +70,8 @@ class GatewayObserver:
             None, dropped=self.metrics.request_log_dropped, stream=log_stream
         )
         self._include_content = False
+        self._tracer: RequestTracer | None = None
+        """Set while spec.observability.tracing is enabled (see observability/tracing.py)."""
         self.last_reload_error: str | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -87,6 +90,9 @@ class GatewayObserver:
             await asyncio.wait([self._loading])
             await asyncio.sleep(0)  # let the done-callback run
         await asyncio.to_thread(self.close_log)
+        tracer, self._tracer = self._tracer, None
+        if tracer is not None:
+            await asyncio.to_thread(tracer.shutdown)
 
     def close_log(self) -> None:
         """Blocking form of :meth:`close`; later lines are dropped and counted."""
@@ -138,7 +144,7 @@ class GatewayObserver:
             self._account_safely(record)
 
     def _needs_estimate(self, record: RequestRecord) -> bool:
-        if record.usage is not None or record.route != "create":
+        if record.usage is not None or record.route not in BILLED_ROUTES:
             return False
         return self._usage(record, estimate=False)[1]
 
@@ -164,7 +170,7 @@ class GatewayObserver:
             for target in model.targets:
                 m.attempts.ensure((model.name, target.deployment, AttemptOutcome.SUCCESS.value))
                 for token_type in TOKEN_TYPES:
-                    m.tokens.ensure((model.name, target.deployment, token_type, "false"))
+                    m.tokens.ensure((model.name, target.deployment, token_type, "false", "create", DEFAULT_TIER))
         for deployment in view.deployments:
             m.cooldowns.ensure((deployment,))
             m.stripped_items.ensure((deployment,))
@@ -175,6 +181,9 @@ class GatewayObserver:
         self._end_users.limit = observability.end_user_label_limit
         self._configure_log(observability.request_log.enabled, observability.request_log.path)
         self._include_content = observability.request_log.include_content
+        self._tracer, retired = tracer_for(self._tracer, config)
+        if retired is not None:  # flushing blocks on the network: never on the event loop
+            threading.Thread(target=retired.shutdown, name="modelgate-tracing-shutdown", daemon=True).start()
         generation = config.metadata.generation
         m.config_info.info({
             "api_version": config.api_version,
@@ -226,23 +235,10 @@ class GatewayObserver:
         usage, estimated = self._usage(record)
         cost: float | None = None
         prices = UNKNOWN_PRICES
+        operation = operation_of(record, usage)
         if usage is not None:
-            est = "true" if estimated else "false"
-            tokens = m.tokens
-            for token_type, count in (
-                ("input", usage.input_tokens),
-                ("cached_input", usage.cached_input_tokens),
-                ("output", usage.output_tokens),
-                ("reasoning", usage.reasoning_tokens),
-            ):
-                if count:
-                    tokens.inc((model, deployment, token_type, est), count)
-            prices = view.prices_for(model, deployment)
-            cost = cost_usd(usage, prices)
-            end_user = self._end_users.label(record.end_user)
-            m.cost.inc((model, deployment, key, end_user, est), cost)
-            if not prices.known and (usage.input_tokens or usage.output_tokens):
-                m.unpriced.inc((model, deployment))
+            cost, prices = charge(m, view, self._end_users, (model, deployment, key), end_user=record.end_user,
+                                  operation=operation, usage=usage, estimated=estimated)
             if record.stream and first is not None and usage.output_tokens > 1:
                 per_token = (finished - first) / (usage.output_tokens - 1)
                 m.time_per_output_token.observe((model, deployment), per_token)
@@ -250,8 +246,43 @@ class GatewayObserver:
         log = self._log
         if log is not None:
             content = self._content(record) if self._include_content else None
-            acc = Accounting(usage, estimated, cost, prices.known, finished)
+            source = UsageSource.ESTIMATED if estimated else UsageSource.REPORTED
+            acc = Accounting(usage, estimated, cost, prices.known, finished, source if usage is not None else None)
             log.write(log_line(record, acc, content))
+        tracer = self._tracer
+        if tracer is not None:
+            tracer.trace(record, usage, cost, finished)
+
+    def usage_recorded(self, event: BilledEvent) -> None:
+        """Account a billed event that ended outside a client request (a background response's end).
+
+        Called once per event by :mod:`..state.background`, which makes sure of the "once".
+        """
+        try:
+            self._account_event(event)
+        except Exception:
+            self.metrics.observer_errors.inc()
+            logger.exception("observer failed on billed event %s", event.response_id)
+
+    def _account_event(self, event: BilledEvent) -> None:
+        event.end_user = safe_optional(event.end_user)
+        view = self._view
+        model = known_label(event.model, view.models)
+        deployment = known_label(event.deployment, view.deployments)
+        key = known_label(event.key_name, view.keys)
+        self.metrics.background.inc((model, deployment, event.status, event.recorded_by))
+        cost: float | None = None
+        prices = UNKNOWN_PRICES
+        if event.usage is not None:
+            cost, prices = charge(self.metrics, view, self._end_users, (model, deployment, key),
+                                  end_user=event.end_user, operation=event.operation, usage=event.usage,
+                                  estimated=False)
+        log = self._log
+        if log is not None:
+            now, wall = self._clock(), self._wall_clock()
+            record = event.as_record(now, wall)
+            source = UsageSource.FOLLOWED_UP if event.usage is not None else UsageSource.UNKNOWN
+            log.write(log_line(record, Accounting(event.usage, False, cost, prices.known, now, source)))
 
     def _account_attempts(self, record: RequestRecord, model: str) -> None:
         m = self.metrics
@@ -298,10 +329,11 @@ class GatewayObserver:
         """Reported usage, else an estimate when the request produced output or succeeded.
 
         With ``estimate=False`` only says whether an estimate would be made (second item).
-        Only create calls consume tokens: a retrieved or cancelled response carries the usage of
-        the call that created it, which was accounted then.
+        Only create (and compact) calls consume tokens: a retrieved or cancelled response carries the
+        usage of the call that created it, which was accounted then. A background create is charged
+        once, when it ends (:mod:`..state.background`), never here.
         """
-        if record.route not in _BILLED_ROUTES:
+        if record.route not in BILLED_ROUTES or record.operation == Operation.BACKGROUND:
             return None, False
         if record.usage is not None:
             return record.usage, False

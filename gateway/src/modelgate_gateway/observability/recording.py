@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class AttemptOutcome(enum.StrEnum):
@@ -28,10 +28,23 @@ class AttemptOutcome(enum.StrEnum):
 
 @dataclass(slots=True)
 class Usage:
+    """What one response consumed, as billed: tokens, the tier that served it, hosted tool calls.
+
+    ``cached_input_tokens`` (cache reads) and ``cache_write_tokens`` are parts of
+    ``input_tokens``; ``reasoning_tokens`` is part of ``output_tokens``.
+    """
+
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
+    service_tier: str | None = None
+    """The tier that served the response (its ``service_tier``), not the requested one."""
+    tool_calls: tuple[tuple[str, int], ...] = ()
+    """(hosted tool, calls) from the response's output items, e.g. ("web_search", 2)."""
+    compacted: bool = False
+    """The output holds a ``compaction`` item: the server compacted the context (billed in this usage)."""
 
 
 @dataclass(slots=True)
@@ -56,6 +69,10 @@ class RequestRecord:
     method: str = "POST"
     route: str = "create"
     """Endpoint family: create, retrieve, delete, cancel, input_items, models."""
+    operation: str = "create"
+    """What is billed (the ``operation`` label): create, background, compact, ... A handler of a
+    billed endpoint sets it; only records whose route is a billed one are charged (see
+    :mod:`.observability.accounting`)."""
     key_name: str | None = None
     end_user: str | None = None
     requested_model: str | None = None
@@ -87,6 +104,9 @@ class RequestRecord:
     response_id: str | None = None
     usage: Usage | None = None
     """Usage the upstream reported; ``None`` when it reported none."""
+    final: dict[str, Any] | None = None
+    """The Responses object relayed last (a plain body, or a stream's terminal event), as already
+    parsed for the usage; background accounting reads its status."""
     client_disconnected: bool = False
     cut_by_shutdown: bool = False
     """The gateway's drain period ended before this request did (see :mod:`modelgate_gateway.server.draining`)."""
@@ -100,6 +120,38 @@ class RequestRecord:
     """Raw SSE blocks relayed to the client (capped); parsed only if usage must be estimated."""
 
 
+@dataclass(slots=True)
+class BilledEvent:
+    """A billed event that ends outside any client request: a background response reaching its end."""
+
+    request_id: str
+    """The request that created the response (its log line carries the same id)."""
+    response_id: str
+    """The gateway's id of the response, as the client knows it."""
+    operation: str
+    model: str | None
+    deployment: str | None
+    key_name: str | None
+    end_user: str | None
+    usage: Usage | None
+    """What the upstream reported at the end; None when the follow-up gave up (deadline)."""
+    status: str
+    """Terminal status: completed, failed, cancelled, incomplete; or expired (deadline)."""
+    recorded_by: str
+    """Who saw the end first: create (the create's own answer), poll (a client's retrieve or cancel),
+    follow_up (this gateway's follow-up)."""
+    created_wall_time: float = 0.0
+
+    def as_record(self, now: float, wall_time: float) -> RequestRecord:
+        """A record for the request log line of this event (no request of its own, so no duration)."""
+        return RequestRecord(
+            request_id=self.request_id, started_at=now, wall_time=wall_time, method="-", route="background",
+            operation=self.operation, key_name=self.key_name, end_user=self.end_user, requested_model=self.model,
+            model=self.model, deployment=self.deployment, status=200, response_id=self.response_id,
+            error_type=None if self.status == "completed" else f"background_{self.status}",
+        )
+
+
 class Observer(Protocol):
     """Receives request lifecycle events; implementations must never raise into the hot path."""
 
@@ -108,3 +160,7 @@ class Observer(Protocol):
     def request_finished(self, record: RequestRecord) -> None: ...
 
     def deployment_health(self, deployment: str, cooling_down: bool) -> None: ...
+
+    def usage_recorded(self, event: BilledEvent) -> None:
+        """A billed event that ended outside any request (a background response): charge it once."""
+        ...

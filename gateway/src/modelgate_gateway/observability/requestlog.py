@@ -32,7 +32,7 @@ FLUSH_LINES = 256
 FLUSH_INTERVAL_SECONDS = 0.2
 
 
-_NO_TOKENS = (None, None, None, None)
+_NO_TOKENS = (None, None, None, None, None)
 
 
 @dataclass(slots=True)
@@ -44,6 +44,8 @@ class Accounting:
     cost_usd: float | None
     priced: bool
     finished_at: float
+    source: str | None = None
+    """How the usage was obtained: reported, estimated, followed_up (background), unknown; None: not billed."""
 
 
 def log_line(
@@ -53,7 +55,8 @@ def log_line(
     usage = acc.usage
     first = record.first_token_at
     tokens = (
-        (usage.input_tokens, usage.cached_input_tokens, usage.output_tokens, usage.reasoning_tokens)
+        (usage.input_tokens, usage.cached_input_tokens, usage.output_tokens, usage.reasoning_tokens,
+         usage.cache_write_tokens)
         if usage is not None
         else _NO_TOKENS
     )
@@ -62,6 +65,7 @@ def log_line(
         "ts": record.wall_time,
         "request_id": record.request_id,
         "route": record.route,
+        "operation": record.operation,
         "key": record.key_name,
         "end_user": record.end_user,
         "model": record.model,
@@ -79,7 +83,11 @@ def log_line(
         "cached_input_tokens": tokens[1],
         "output_tokens": tokens[2],
         "reasoning_tokens": tokens[3],
+        "cache_write_tokens": tokens[4],
+        "service_tier": usage.service_tier if usage is not None else None,
+        "hosted_tool_calls": dict(usage.tool_calls) if usage is not None and usage.tool_calls else None,
         "usage_estimated": acc.estimated,
+        "usage_source": acc.source,
         "cost_usd": acc.cost_usd,
         "priced": acc.priced,
         "duration_seconds": acc.finished_at - record.started_at,

@@ -9,6 +9,12 @@ them, which would bill tokens the upstream says it did not use. A missing ``usag
 or an object with none of those counts (``{}``) is no report at all: ``None``, and the observer
 estimates. A count that is not a non-negative integer (``null``, a string, a float, a boolean,
 a negative number) is read as ``0`` within a report: it is never guessed at.
+
+Beyond the token counts, a Responses object says what else is billed: the tier that served it
+(``service_tier``; ``auto`` is a request value, not a tier), the hosted tool calls among its output
+items (``web_search_call``, ...; client-side tools such as ``function_call`` are billed as tokens),
+and whether the server compacted the context (a ``compaction`` item). :func:`usage_of` reads all of
+it into one :class:`Usage`, which :func:`.pricing.cost_usd` prices.
 """
 
 from __future__ import annotations
@@ -18,6 +24,13 @@ from typing import Any
 import orjson
 
 from .recording import Usage
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "incomplete"})
+"""Statuses after which a response's usage no longer changes (background responses end in one)."""
+# Output items of tools the model runs client-side: billed as tokens, not per call.
+_CLIENT_SIDE_TOOLS = frozenset({"function", "custom_tool", "computer", "local_shell", "shell", "apply_patch"})
+_MAX_TOOL_KINDS = 16  # distinct tool kinds read per response; the rest are ignored (bounded work)
+_MAX_TIER_CHARS = 32
 
 
 def _count(value: Any) -> int:
@@ -39,6 +52,7 @@ def usage_from_mapping(usage: Any) -> Usage | None:
             cached_input_tokens=_detail(usage, "input_tokens_details", "cached_tokens"),
             output_tokens=_count(usage.get("output_tokens")),
             reasoning_tokens=_detail(usage, "output_tokens_details", "reasoning_tokens"),
+            cache_write_tokens=_detail(usage, "input_tokens_details", "cache_write_tokens"),
         )
     if "prompt_tokens" in usage or "completion_tokens" in usage:
         return Usage(
@@ -46,13 +60,68 @@ def usage_from_mapping(usage: Any) -> Usage | None:
             cached_input_tokens=_detail(usage, "prompt_tokens_details", "cached_tokens"),
             output_tokens=_count(usage.get("completion_tokens")),
             reasoning_tokens=_detail(usage, "completion_tokens_details", "reasoning_tokens"),
+            cache_write_tokens=_detail(usage, "prompt_tokens_details", "cache_write_tokens"),
         )
     return None
 
 
 def usage_of(response: Any) -> Usage | None:
-    """Usage of a Responses ``response`` object (already parsed), or None when it reports none."""
-    return usage_from_mapping(response.get("usage")) if isinstance(response, dict) else None
+    """Usage of a Responses ``response`` object (already parsed) as billed: tokens, the served tier,
+    hosted tool calls, compaction; None when it reports no usage (unfinished, or an upstream that
+    reports none: estimated elsewhere)."""
+    if not isinstance(response, dict):
+        return None
+    usage = usage_from_mapping(response.get("usage"))
+    if usage is None:
+        return None
+    tier = response.get("service_tier")
+    if tier is not None:
+        usage.service_tier = served_tier(response)
+    output = response.get("output")
+    if output:
+        usage.tool_calls, usage.compacted = _scan_output(output)
+    return usage
+
+
+def served_tier(response: dict[str, Any]) -> str | None:
+    """The ``service_tier`` the response reports (the one that served it), if any."""
+    tier = response.get("service_tier")
+    if isinstance(tier, str) and tier and tier != "auto" and len(tier) <= _MAX_TIER_CHARS:
+        return tier
+    return None
+
+
+def hosted_tool_calls(output: Any) -> tuple[tuple[str, int], ...]:
+    """(tool, calls) for every hosted tool call item (``web_search_call``, ...) in ``output``."""
+    return _scan_output(output)[0]
+
+
+def _scan_output(output: Any) -> tuple[tuple[tuple[str, int], ...], bool]:
+    """Hosted tool calls in ``output``, and whether it holds a ``compaction`` item."""
+    if not isinstance(output, list):
+        return (), False
+    counts: dict[str, int] | None = None
+    compacted = False
+    for item in output:
+        kind = item.get("type") if isinstance(item, dict) else None
+        if not isinstance(kind, str):
+            continue
+        if kind == "compaction":
+            compacted = True
+        elif kind.endswith("_call") and kind[:-5] not in _CLIENT_SIDE_TOOLS:
+            tool = kind[:-5]
+            if counts is None:
+                counts = {}
+            if tool in counts:
+                counts[tool] += 1
+            elif len(counts) < _MAX_TOOL_KINDS:
+                counts[tool] = 1
+    return (tuple(counts.items()) if counts else ()), compacted
+
+
+def is_terminal(response: Any) -> bool:
+    """The response reached a state after which its usage no longer changes."""
+    return isinstance(response, dict) and response.get("status") in TERMINAL_STATUSES
 
 
 def usage_from_response_json(body: bytes) -> Usage | None:

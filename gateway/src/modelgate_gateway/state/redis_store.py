@@ -43,7 +43,8 @@ class RedisConversationStore:
 
     @property
     def client(self) -> aioredis.Redis:
-        """The connection pool, shared with the conversations kept next to the responses."""
+        """The connection pool, shared with the conversations kept next to the responses and the background
+        ledger (same Redis, same timeouts)."""
         return self._client
 
     @staticmethod

@@ -132,6 +132,7 @@ class _JsonRelay:
             except orjson.JSONDecodeError:
                 raise BadAnswer("its answer is not valid JSON") from None
             if parsed.get("object") == "response":
+                record.final = parsed
                 record.usage = usage_of(parsed)
             if isinstance(parsed.get("id"), str):
                 body = self._splice(body, ID, head.span(1) if head is not None else top_level_string(body, ID))

@@ -14,19 +14,23 @@ import json
 import re
 from collections.abc import Callable
 
+import orjson
+
 from ..observability.recording import Usage
-from ..observability.usage import usage_from_mapping
+from ..observability.usage import served_tier, usage_from_mapping
 from .jsonscan import STRING_TOKEN, KeyScanner
 
 ID = b"id"
 PREVIOUS = b"previous_response_id"
 CONVERSATION = b"conversation"
 USAGE = b"usage"
+SERVICE_TIER = b"service_tier"
 FIELD_BYTES = 2048
 """Bytes past a key within which its value must be known; a longer value is no id and passes as is."""
 CARRY = 64
 """A key is reported at most this many bytes before the end of what was fed (see KeyScanner)."""
 _USAGE_BYTES = 64 * 1024  # a usage object is a few hundred bytes; more is not read
+_TIER_BYTES = 64  # "flex", "priority": a tier name is short
 _RECENT = 2 * CARRY  # bytes kept from before a piece: a key reported late starts no earlier
 _CONVERSATION_TOKEN = re.compile(rb'[ \t\r\n]*(?:\{[ \t\r\n]*"id"[ \t\r\n]*:)?' + STRING_TOKEN.pattern)
 """A conversation's id: the value itself (a string), or the ``id`` of the object (its first key, as
@@ -55,14 +59,16 @@ def value_span(name: bytes, data: bytes, complete: bool) -> tuple[int, int] | No
 class Scan:
     """What a streamed answer's scan found: its id fields not yet dealt with, what its usage holds."""
 
-    __slots__ = ("_finished", "_recent", "fed", "pending", "scanner", "seen", "usage_bytes")
+    __slots__ = ("_finished", "_recent", "fed", "pending", "scanner", "seen", "tier_bytes", "usage_bytes")
 
     def __init__(self) -> None:
-        self.scanner = KeyScanner((ID, PREVIOUS, CONVERSATION, USAGE))
+        self.scanner = KeyScanner((ID, PREVIOUS, CONVERSATION, USAGE, SERVICE_TIER))
         self.pending: list[tuple[bytes, int]] = []
         """(name, offset just past its colon) of id fields found and not yet dealt with, in order."""
         self.seen: set[bytes] = set()
         self.usage_bytes: bytes | None = None
+        self.tier_bytes: bytes | None = None
+        """The start of ``service_tier``'s value: the served tier prices the usage (docs/metrics.md)."""
         self.fed = 0  # bytes fed so far
         self._recent = b""  # the last bytes before the current piece
         self._finished = False
@@ -80,15 +86,23 @@ class Scan:
     def _note(self, found: list[tuple[bytes, int]], piece: bytes) -> None:
         if self.usage_bytes is not None and len(self.usage_bytes) < _USAGE_BYTES:
             self.usage_bytes += piece[:_USAGE_BYTES - len(self.usage_bytes)]
+        if self.tier_bytes is not None and len(self.tier_bytes) < _TIER_BYTES:
+            self.tier_bytes += piece[:_TIER_BYTES - len(self.tier_bytes)]
         for name, at in found:
             if name in self.seen:
                 continue  # a repeated key: only the first is looked at
             self.seen.add(name)
-            if name != USAGE:
-                self.pending.append((name, at))
+            if name == USAGE:
+                self.usage_bytes = self._from(at, piece)[:_USAGE_BYTES]
+            elif name == SERVICE_TIER:
+                self.tier_bytes = self._from(at, piece)[:_TIER_BYTES]
             else:
-                window = self._recent + piece  # ``at`` is at most _RECENT bytes before this piece
-                self.usage_bytes = window[at - (self.fed - len(self._recent)):][:_USAGE_BYTES]
+                self.pending.append((name, at))
+
+    def _from(self, at: int, piece: bytes) -> bytes:
+        """The bytes from offset ``at`` to the end of ``piece``."""
+        window = self._recent + piece  # ``at`` is at most _RECENT bytes before this piece
+        return window[at - (self.fed - len(self._recent)):]
 
     def hold_from(self) -> int:
         """The offset from which bytes must stay held: a field found later is reported no earlier."""
@@ -103,7 +117,20 @@ class Scan:
             value, _ = _DECODER.raw_decode(text)
         except ValueError:
             return None
-        return usage_from_mapping(value)
+        usage = usage_from_mapping(value)
+        if usage is not None and self.tier_bytes:
+            usage.service_tier = self._tier()
+        return usage
+
+    def _tier(self) -> str | None:
+        token = STRING_TOKEN.match(self.tier_bytes or b"")
+        if token is None:
+            return None
+        try:
+            tier = orjson.loads(token.group(1))
+        except orjson.JSONDecodeError:
+            return None
+        return served_tier({"service_tier": tier})
 
 
 class HeldPieces:

@@ -139,7 +139,8 @@ class _UpstreamBroke(Exception):
 
 
 def _record_result(record: RequestRecord, sse: SseRelayState, outcome: AttemptOutcome) -> None:
-    record.usage = usage_of(sse.terminal)
+    record.final = sse.terminal
+    record.usage = usage_of(record.final)
     record.stream_blocks = sse.blocks
     if record.usage is None:  # only then are the deltas needed, to estimate tokens
         record.delta_payloads = [payload for block in sse.blocks for kind, payload in iter_events(block)

@@ -1,0 +1,93 @@
+"""Charging one billed event: tokens, hosted tool calls and cost into the metrics.
+
+A billed event is a create (plain or streamed), a compaction, or a background response that reached
+its end; each has an ``operation`` label and a usage source (reported by the upstream, estimated
+from text, or followed up after the create returned). :func:`charge` is the one place that turns
+usage into samples, so every path (the observer's per-request accounting, the background follow-up,
+and a future endpoint's handler through ``RequestRecord.operation``) counts the same way. The cost
+itself is :func:`.pricing.cost_usd`, a pure function budgets can call too.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from .labels import DEFAULT_TIER, OTHER_LABEL, ConfigView, EndUserLabels
+from .metrics import Metrics
+from .pricing import Prices, cost_usd
+from .recording import RequestRecord, Usage
+
+BILLED_ROUTES = frozenset({"create", "compact"})
+"""Routes whose calls consume tokens; retrieve etc. carry the usage of a create, input_tokens runs no model."""
+
+
+class Operation(enum.StrEnum):
+    """The ``operation`` label: what the provider bills."""
+
+    CREATE = "create"
+    BACKGROUND = "background"
+    """A ``background: true`` create: billed once, when it reaches a terminal state."""
+    COMPACT = "compact"
+    """``POST /v1/responses/compact``, or a create whose ``context_management`` compacts server-side."""
+
+
+class UsageSource(enum.StrEnum):
+    REPORTED = "reported"
+    ESTIMATED = "estimated"
+    FOLLOWED_UP = "followed_up"
+    """Reported by the upstream after the create returned (background responses)."""
+    UNKNOWN = "unknown"
+    """A background response the follow-up gave up on (deadline): nothing to charge."""
+
+
+def operation_of(record: RequestRecord, usage: Usage | None) -> str:
+    """The ``operation`` a request is billed as; sets ``record.operation`` to it (the log shows it).
+
+    A billed endpoint other than create (``POST /v1/responses/compact``: route ``compact``) is its
+    own operation; a create whose answer holds a ``compaction`` item compacted server-side
+    (``context_management``) and is billed as ``compact`` (the provider reports one usage for the
+    call, compaction included, so it cannot be split).
+    """
+    if record.route != "create":
+        record.operation = record.route
+    elif usage is not None and usage.compacted and record.operation == Operation.CREATE:
+        record.operation = Operation.COMPACT
+    return record.operation
+
+
+def tier_label(usage: Usage, view: ConfigView) -> str:
+    tier = usage.service_tier
+    if tier is None:
+        return DEFAULT_TIER
+    return tier if tier in view.tiers else OTHER_LABEL
+
+
+def charge(metrics: Metrics, view: ConfigView, end_users: EndUserLabels, labels: tuple[str, str, str], *,
+           end_user: str | None, operation: str, usage: Usage, estimated: bool) -> tuple[float, Prices]:
+    """Count ``usage`` of one billed event under bounded ``labels`` (model, deployment, key); (cost, prices).
+
+    Runs once per request: a plain tuple back, no object per call.
+    """
+    model, deployment, key = labels
+    est = "true" if estimated else "false"
+    tier = DEFAULT_TIER if usage.service_tier is None else tier_label(usage, view)
+    tokens = metrics.tokens
+    for token_type, count in (
+        ("input", usage.input_tokens),
+        ("cached_input", usage.cached_input_tokens),
+        ("cache_write", usage.cache_write_tokens),
+        ("output", usage.output_tokens),
+        ("reasoning", usage.reasoning_tokens),
+    ):
+        if count:
+            tokens.inc((model, deployment, token_type, est, operation, tier), count)
+    prices = view.prices_for(model, deployment)
+    cost = cost_usd(usage, prices)
+    metrics.cost.inc((model, deployment, key, end_users.label(end_user), est, operation, tier), cost)
+    if not prices.known and (usage.input_tokens or usage.output_tokens):
+        metrics.unpriced.inc((model, deployment))
+    for tool, calls in usage.tool_calls:
+        priced = "true" if tool in prices.tools else "false"
+        label = tool if tool in view.tools else OTHER_LABEL
+        metrics.tool_calls.inc((model, deployment, label, operation, priced), calls)
+    return cost, prices
