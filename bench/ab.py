@@ -29,8 +29,7 @@ CELLS = (("nonstream", 1), ("nonstream", 32), ("stream", 1), ("stream", 32))
 
 
 def _measure(proc: procs.Proc, port: int, stream: bool, conc: int, seconds: float) -> dict[str, float]:
-    tpl = make_template(port, "bench", stream=stream, expected_deltas=50 if stream else 0,
-                        api_key=targets.API_KEY)
+    tpl = make_template(port, "bench", stream=stream, expected_deltas=50 if stream else 0, api_key=targets.API_KEY)
     spec = LoadSpec(port, (tpl,), conc, 0.5, seconds)
     out: dict[str, float] = {}
 
@@ -40,20 +39,39 @@ def _measure(proc: procs.Proc, port: int, stream: bool, conc: int, seconds: floa
         summary = res.summary()
         if summary["errors"]:
             sys.exit(f"errors: {summary['error_kinds']}")
-        out.update(cpu_ms=cpu * 1000 / max(1, res.completed), p50=summary["p50_ms"],
-                   ttfd=summary.get("ttfd_p50_ms", 0.0), rps=summary["rps"])
+        out.update(
+            cpu_ms=cpu * 1000 / max(1, res.completed),
+            p50=summary["p50_ms"],
+            ttfd=summary.get("ttfd_p50_ms", 0.0),
+            rps=summary["rps"],
+        )
 
     run_fast(go())
     return out
 
 
 def _start_baseline(exe: str, config: Path, ports: targets.Ports, logdir: Path, src: str) -> procs.Proc:
-    cmd = [exe, "--config", str(config), "--host", "127.0.0.1", "--port", str(ports.gateway),
-           "--metrics-port", str(ports.gateway_metrics)]
-    env = {targets.UPSTREAM_KEY_ENV: "sk-bench-upstream", "MODELGATE_SHUTDOWN_GRACE_SECONDS": "1",
-           "PYTHONPATH": src}
-    return procs.start("baseline", cmd, cpus={targets.PROXY_CPU}, ready_port=ports.gateway,
-                       ready_path="/readyz", log=logdir / "baseline.log", env=env)
+    cmd = [
+        exe,
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(ports.gateway),
+        "--metrics-port",
+        str(ports.gateway_metrics),
+    ]
+    env = {targets.UPSTREAM_KEY_ENV: "sk-bench-upstream", "MODELGATE_SHUTDOWN_GRACE_SECONDS": "1", "PYTHONPATH": src}
+    return procs.start(
+        "baseline",
+        cmd,
+        cpus={targets.PROXY_CPU},
+        ready_port=ports.gateway,
+        ready_path="/readyz",
+        log=logdir / "baseline.log",
+        env=env,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,8 +80,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--gateway-only", action="store_true")
     p.add_argument("--baseline-src", default=None, help="source dir of a baseline gateway")
-    p.add_argument("--cells", default=",".join(f"{m}:{c}" for m, c in CELLS),
-                   help="mode:concurrency,... (modes: nonstream, stream)")
+    p.add_argument(
+        "--cells",
+        default=",".join(f"{m}:{c}" for m, c in CELLS),
+        help="mode:concurrency,... (modes: nonstream, stream)",
+    )
     args = p.parse_args(argv)
     exe = targets.gateway_executable()
     if exe is None:
@@ -115,8 +136,10 @@ def main(argv: list[str] | None = None) -> None:
             ratio = ""
             if name != "floor" and "floor" in med:
                 ratio = f"{m['cpu_ms'] / med['floor']['cpu_ms']:.2f}x"
-            print(f"{mode + ' c=' + str(conc):16} {name:8} {m['cpu_ms']:10.4f} {m['p50']:8.3f} "
-                  f"{m['ttfd']:8.3f} {m['rps']:8.0f}  {ratio}")
+            print(
+                f"{mode + ' c=' + str(conc):16} {name:8} {m['cpu_ms']:10.4f} {m['p50']:8.3f} "
+                f"{m['ttfd']:8.3f} {m['rps']:8.0f}  {ratio}"
+            )
 
 
 if __name__ == "__main__":

@@ -91,51 +91,57 @@ def render(model: str, stream: bool, n_deltas: int) -> Rendered:
     part = {"type": "output_text", "text": text, "annotations": []}
     item_id = "msg_bench0000000000000000000001"
     done_item = {
-        "id": item_id, "type": "message", "status": "completed", "role": "assistant",
+        "id": item_id,
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
         "content": [part],
     }
     if not stream:
         body = orjson.dumps(_response(model, "completed", [done_item], usage))
-        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" \
-               b"x-request-id: req_bench\r\n\r\n%s" % (len(body), body)
+        head = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            b"x-request-id: req_bench\r\n\r\n%s" % (len(body), body)
+        )
         return Rendered(head, (), b"", 0.0)
     where = {"item_id": item_id, "output_index": 0, "content_index": 0}
     in_progress = _response(model, "in_progress", [], None)
     opening = [
         {"type": "response.created", "response": in_progress},
         {"type": "response.in_progress", "response": in_progress},
-        {"type": "response.output_item.added", "output_index": 0,
-         "item": {**done_item, "status": "in_progress", "content": []}},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {**done_item, "status": "in_progress", "content": []},
+        },
         {"type": "response.content_part.added", **where, "part": {**part, "text": ""}},
     ]
-    deltas = [
-        {"type": "response.output_text.delta", **where, "delta": p, "logprobs": []} for p in pieces
-    ]
+    deltas = [{"type": "response.output_text.delta", **where, "delta": p, "logprobs": []} for p in pieces]
     closing = [
         {"type": "response.output_text.done", **where, "text": text, "logprobs": []},
         {"type": "response.content_part.done", **where, "part": part},
         {"type": "response.output_item.done", "output_index": 0, "item": done_item},
-        {"type": "response.completed",
-         "response": _response(model, "completed", [done_item], usage)},
+        {"type": "response.completed", "response": _response(model, "completed", [done_item], usage)},
     ]
     seq = iter(range(1_000_000))
-    chunks = [[_chunk(_sse({**e, "sequence_number": next(seq)})) for e in group]
-              for group in (opening, deltas, closing)]
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n" \
-           b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n" \
-           b"x-request-id: req_bench\r\n\r\n" + b"".join(chunks[0])
+    chunks = [
+        [_chunk(_sse({**e, "sequence_number": next(seq)})) for e in group] for group in (opening, deltas, closing)
+    ]
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+        b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n"
+        b"x-request-id: req_bench\r\n\r\n" + b"".join(chunks[0])
+    )
     tail = b"".join(chunks[2]) + b"0\r\n\r\n"
-    delay = int(model[len(PACED_PREFIX):]) / 1000 if model.startswith(PACED_PREFIX) else 0.0
+    delay = int(model[len(PACED_PREFIX) :]) / 1000 if model.startswith(PACED_PREFIX) else 0.0
     if delay == 0.0:
         return Rendered(head + b"".join(chunks[1]) + tail, (), b"", 0.0)
     return Rendered(head, tuple(chunks[1]), tail, delay)
 
 
-NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n" \
-            b"\r\nnot found"
+NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\nnot found"
 OK_TEXT = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
-BAD = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n" \
-      b"Connection: close\r\n\r\nbad"
+BAD = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbad"
 
 
 def split_request(buf: bytearray) -> tuple[bytes, bytes, int] | None:
@@ -152,10 +158,10 @@ def split_request(buf: bytearray) -> tuple[bytes, bytes, int] | None:
     cl = lower.find(b"\r\ncontent-length:")
     if cl >= 0:
         line_end = lower.find(b"\r\n", cl + 2)
-        size = int(lower[cl + 17:line_end if line_end >= 0 else None])
+        size = int(lower[cl + 17 : line_end if line_end >= 0 else None])
         if len(buf) < start + size:
             return None
-        return head, bytes(buf[start:start + size]), start + size
+        return head, bytes(buf[start : start + size]), start + size
     if b"\r\ntransfer-encoding: chunked" not in lower:
         return head, b"", start
     chunked = _chunked_body(buf, start)
@@ -174,7 +180,7 @@ def _chunked_body(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
             return (bytes(body), nl + 4) if len(buf) >= nl + 4 else None
         if len(buf) < nl + 2 + size + 2:
             return None
-        body += buf[nl + 2:nl + 2 + size]
+        body += buf[nl + 2 : nl + 2 + size]
         pos = nl + 2 + size + 2
 
 
@@ -261,9 +267,7 @@ async def serve(host: str, port: int, n_deltas: int) -> None:
         return rendered
 
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: UpstreamProtocol(answer), host, port, backlog=4096, reuse_address=True
-    )
+    server = await loop.create_server(lambda: UpstreamProtocol(answer), host, port, backlog=4096, reuse_address=True)
     async with server:
         await server.serve_forever()
 

@@ -78,18 +78,37 @@ class Figures:
 
 
 def gateway_config(upstream_url: str) -> dict[str, Any]:
-    deployments = [{"name": f"d-{kind}", "provider": "openai-compatible", "baseUrl": upstream_url,
-                    "model": f"up-{kind}", "credentials": {"env": targets.UPSTREAM_KEY_ENV},
-                    "timeouts": {"firstByteSeconds": first_byte, "streamIdleSeconds": 10.0}}
-                   for kind, (_, first_byte) in KINDS.items()]
-    models = [{"name": kind, "targets": [{"deployment": f"d-{kind}"}], "retry": {"maxAttempts": 1},
-               "cooldown": {"consecutiveFailures": 1000}}  # every request reaches the upstream
-              for kind in KINDS]
-    return {"apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig",
-            "spec": {"deployments": deployments, "models": models,
-                     "auth": {"keys": [{"name": "bench", "sha256": _sha256(targets.API_KEY)}]},
-                     "limits": {"maxRequestBodyBytes": 64 * 1024 * 1024},
-                     "observability": {"requestLog": {"enabled": True, "path": "/dev/null"}}}}
+    deployments = [
+        {
+            "name": f"d-{kind}",
+            "provider": "openai-compatible",
+            "baseUrl": upstream_url,
+            "model": f"up-{kind}",
+            "credentials": {"env": targets.UPSTREAM_KEY_ENV},
+            "timeouts": {"firstByteSeconds": first_byte, "streamIdleSeconds": 10.0},
+        }
+        for kind, (_, first_byte) in KINDS.items()
+    ]
+    models = [
+        {
+            "name": kind,
+            "targets": [{"deployment": f"d-{kind}"}],
+            "retry": {"maxAttempts": 1},
+            "cooldown": {"consecutiveFailures": 1000},
+        }  # every request reaches the upstream
+        for kind in KINDS
+    ]
+    return {
+        "apiVersion": "config.modelgate.dev/v1alpha1",
+        "kind": "GatewayConfig",
+        "spec": {
+            "deployments": deployments,
+            "models": models,
+            "auth": {"keys": [{"name": "bench", "sha256": _sha256(targets.API_KEY)}]},
+            "limits": {"maxRequestBodyBytes": 64 * 1024 * 1024},
+            "observability": {"requestLog": {"enabled": True, "path": "/dev/null"}},
+        },
+    }
 
 
 def _sha256(text: str) -> str:
@@ -98,13 +117,17 @@ def _sha256(text: str) -> str:
 
 def request_bytes(model: str, body_bytes: int, stream: bool) -> bytes:
     body = orjson.dumps({"model": model, "input": "x" * body_bytes, "stream": stream})
-    head = (f"POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer {targets.API_KEY}\r\nContent-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {targets.API_KEY}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
-async def exchange(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, wire: bytes,
-                   ) -> tuple[int, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
+async def exchange(
+    conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
+    wire: bytes,
+) -> tuple[int, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
     """One request on a keep-alive connection (opened if None): the status, and the connection if reusable."""
     if conn is None:
         conn = await asyncio.open_connection("127.0.0.1", GATEWAY_PORT)
@@ -193,9 +216,12 @@ async def measure(gateway: procs.Proc, storm: Storm) -> Figures:
         seconds = time.perf_counter() - started
     await asyncio.sleep(0.5)
     figures = Figures(storm.name, storm.count, seconds, before, gateway.rss(), probe.longest * 1000, dict(seen))
-    print(f"{figures.name:34} {figures.requests:6} req {figures.seconds:6.1f} s  RSS {figures.rss_before_mib:6.0f} -> "
-          f"{figures.rss_after_mib:6.0f} MiB  longest /healthz {figures.longest_healthz_ms:6.0f} ms  "
-          f"{dict(sorted(seen.items()))}", flush=True)
+    print(
+        f"{figures.name:34} {figures.requests:6} req {figures.seconds:6.1f} s  RSS {figures.rss_before_mib:6.0f} -> "
+        f"{figures.rss_after_mib:6.0f} MiB  longest /healthz {figures.longest_healthz_ms:6.0f} ms  "
+        f"{dict(sorted(seen.items()))}",
+        flush=True,
+    )
     return figures
 
 
@@ -211,10 +237,20 @@ def storms(scale: float) -> list[Storm]:
         Storm("timeout before first byte (50 ms)", "timeout", n(20000), 256),
         Storm("HTTP 500", "status-500", n(20000), 64),
         Storm("reset mid-stream", "reset-mid-stream", n(10000), 64, stream=True),
-        *(Storm(f"8 x 30 MiB bodies, no reader ({i + 1}/3)", "never-reads", 8, 8, body_bytes=30 * 1024 * 1024)
-          for i in range(3)),
-        *(Storm(f"8 x 30 MiB bodies, reset before headers ({i + 1}/3)", "reset-before-headers", 8, 8,
-                body_bytes=30 * 1024 * 1024) for i in range(3)),
+        *(
+            Storm(f"8 x 30 MiB bodies, no reader ({i + 1}/3)", "never-reads", 8, 8, body_bytes=30 * 1024 * 1024)
+            for i in range(3)
+        ),
+        *(
+            Storm(
+                f"8 x 30 MiB bodies, reset before headers ({i + 1}/3)",
+                "reset-before-headers",
+                8,
+                8,
+                body_bytes=30 * 1024 * 1024,
+            )
+            for i in range(3)
+        ),
         Storm("soak: 30% failures among successes", "", n(20000), 64, mix=mix),
         Storm("final successes", "ok", n(5000), 32),
     ]
@@ -233,8 +269,15 @@ async def bench(args: argparse.Namespace, workdir: Path) -> list[Figures]:
         if args.src:
             env["PYTHONPATH"] = args.src
         gateway = await asyncio.to_thread(
-            procs.start, "gateway", [exe, "--config", str(config), "--port", str(GATEWAY_PORT), "--metrics-port", "0"],
-            cpus=None, ready_port=GATEWAY_PORT, ready_path="/readyz", log=workdir / "gateway.log", env=env)
+            procs.start,
+            "gateway",
+            [exe, "--config", str(config), "--port", str(GATEWAY_PORT), "--metrics-port", "0"],
+            cpus=None,
+            ready_port=GATEWAY_PORT,
+            ready_path="/readyz",
+            log=workdir / "gateway.log",
+            env=env,
+        )
         results: list[Figures] = []
         try:
             print(f"gateway pid {gateway.popen.pid}, RSS {gateway.rss():.0f} MiB at start", flush=True)
@@ -258,13 +301,23 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="modelgate-faults-") as tmp:
         try:
             import uvloop
+
             results = uvloop.run(bench(args, Path(tmp)))
         except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
             results = asyncio.run(bench(args, Path(tmp)))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"scale": args.scale, "src": args.src or "this tree", "pid_cpu_count": os.cpu_count(),
-                               "storms": [vars(f) for f in results]}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "scale": args.scale,
+                "src": args.src or "this tree",
+                "pid_cpu_count": os.cpu_count(),
+                "storms": [vars(f) for f in results],
+            },
+            indent=2,
+        )
+    )
     print(f"written to {out}")
 
 

@@ -30,8 +30,12 @@ from fake_upstream import run_fast
 from loadgen import LoadSpec, make_template, run_load
 
 KEYS = {"free": "sk-bench-free-0123456789", "limited": "sk-bench-limited-0123456789"}
-LIMITS = {"requestsPerMinute": 100_000_000, "tokensPerMinute": 10_000_000_000, "maxConcurrentRequests": 100_000,
-          "budget": {"usd": 1_000_000, "window": "total"}}
+LIMITS = {
+    "requestsPerMinute": 100_000_000,
+    "tokensPerMinute": 10_000_000_000,
+    "maxConcurrentRequests": 100_000,
+    "budget": {"usd": 1_000_000, "window": "total"},
+}
 CELLS = (("nonstream", 1), ("nonstream", 32), ("stream", 32))
 
 
@@ -42,8 +46,11 @@ def _redis_cpu_seconds(pid: int) -> float:
 
 def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.sched_setaffinity(proc.pid, {targets.LOAD_CPU})
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -60,17 +67,21 @@ def _config(ports: targets.Ports, redis_port: int, logdir: Path) -> Path:
     doc = targets.gateway_config(ports.upstream, str(logdir / "requests.log"))
     spec = doc["spec"]
     assert isinstance(spec, dict)
-    spec["auth"] = {"keys": [
-        {"name": "free", "sha256": hashlib.sha256(KEYS["free"].encode()).hexdigest()},
-        {"name": "limited", "sha256": hashlib.sha256(KEYS["limited"].encode()).hexdigest(), "limits": LIMITS}]}
+    spec["auth"] = {
+        "keys": [
+            {"name": "free", "sha256": hashlib.sha256(KEYS["free"].encode()).hexdigest()},
+            {"name": "limited", "sha256": hashlib.sha256(KEYS["limited"].encode()).hexdigest(), "limits": LIMITS},
+        ]
+    }
     spec["state"] = {"redisUrl": f"redis://127.0.0.1:{redis_port}/0"}
     path = logdir / "gateway-governance.json"
     path.write_text(json.dumps(doc))
     return path
 
 
-def _measure(proc: procs.Proc, redis_pid: int, port: int, key: str, *, stream: bool, conc: int,
-             seconds: float) -> dict[str, float]:
+def _measure(
+    proc: procs.Proc, redis_pid: int, port: int, key: str, *, stream: bool, conc: int, seconds: float
+) -> dict[str, float]:
     tpl = make_template(port, "bench", stream=stream, expected_deltas=50 if stream else 0, api_key=KEYS[key])
     out: dict[str, float] = {}
 
@@ -82,8 +93,13 @@ def _measure(proc: procs.Proc, redis_pid: int, port: int, key: str, *, stream: b
         if summary["errors"]:
             sys.exit(f"errors: {summary['error_kinds']}")
         n = max(1, res.completed)
-        out.update(cpu_ms=(res.probes[1] - res.probes[0]) * 1000 / n, redis_ms=redis_cpu * 1000 / n,
-                   p50=summary["p50_ms"], ttfd=summary.get("ttfd_p50_ms", 0.0), rps=summary["rps"])
+        out.update(
+            cpu_ms=(res.probes[1] - res.probes[0]) * 1000 / n,
+            redis_ms=redis_cpu * 1000 / n,
+            p50=summary["p50_ms"],
+            ttfd=summary.get("ttfd_p50_ms", 0.0),
+            rps=summary["rps"],
+        )
 
     run_fast(go())
     return out
@@ -113,22 +129,32 @@ def main(argv: list[str] | None = None) -> None:
             for _ in range(max(1, min(args.rounds, 20))):
                 for mode, conc in CELLS:
                     for key in KEYS:
-                        m = _measure(gateway, redis.pid, ports.gateway, key, stream=mode == "stream", conc=conc,
-                                     seconds=args.seconds)
+                        m = _measure(
+                            gateway,
+                            redis.pid,
+                            ports.gateway,
+                            key,
+                            stream=mode == "stream",
+                            conc=conc,
+                            seconds=args.seconds,
+                        )
                         data.setdefault((mode, conc, key), []).append(m)
         finally:
             for proc in reversed(started):
                 proc.stop()
             redis.terminate()
             redis.wait(5)
-    print(f"{'cell':16} {'key':8} {'gw cpu ms/req':>13} {'redis ms/req':>12} {'p50 ms':>8} {'ttfd p50':>8} "
-          f"{'req/s':>8}")
+    print(
+        f"{'cell':16} {'key':8} {'gw cpu ms/req':>13} {'redis ms/req':>12} {'p50 ms':>8} {'ttfd p50':>8} {'req/s':>8}"
+    )
     for mode, conc in CELLS:
         for key in KEYS:
             ms = data[(mode, conc, key)]
             m = {k: statistics.median(x[k] for x in ms) for k in ms[0]}
-            print(f"{mode + ' c=' + str(conc):16} {key:8} {m['cpu_ms']:13.4f} {m['redis_ms']:12.4f} {m['p50']:8.3f} "
-                  f"{m['ttfd']:8.3f} {m['rps']:8.0f}")
+            print(
+                f"{mode + ' c=' + str(conc):16} {key:8} {m['cpu_ms']:13.4f} {m['redis_ms']:12.4f} {m['p50']:8.3f} "
+                f"{m['ttfd']:8.3f} {m['rps']:8.0f}"
+            )
 
 
 if __name__ == "__main__":

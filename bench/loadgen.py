@@ -37,15 +37,22 @@ class RequestTemplate:
 
 
 def make_template(
-    port: int, model: str, *, stream: bool, expected_deltas: int, api_key: str | None,
+    port: int,
+    model: str,
+    *,
+    stream: bool,
+    expected_deltas: int,
+    api_key: str | None,
     path: str = "/v1/responses",
 ) -> RequestTemplate:
-    body = orjson.dumps({
-        "model": model,
-        "input": "Write a haiku about load balancers.",
-        "stream": stream,
-        "max_output_tokens": 256,
-    })
+    body = orjson.dumps(
+        {
+            "model": model,
+            "input": "Write a haiku about load balancers.",
+            "stream": stream,
+            "max_output_tokens": 256,
+        }
+    )
     lines = [
         f"POST {path} HTTP/1.1",
         f"Host: 127.0.0.1:{port}",
@@ -78,7 +85,7 @@ def _check_json(body: bytes) -> str | None:
 def _check_stream(body: bytes, expected_deltas: int) -> str | None:
     idx = body.rfind(b"data:")
     try:
-        last = orjson.loads(body[idx + 5:]) if idx >= 0 else None
+        last = orjson.loads(body[idx + 5 :]) if idx >= 0 else None
     except orjson.JSONDecodeError:
         return "last event not JSON"
     if not isinstance(last, dict) or last.get("type") != "response.completed":
@@ -171,7 +178,7 @@ class Conn(asyncio.Protocol):
         cl = head.find(b"\r\ncontent-length:")
         if cl >= 0:
             nl = head.find(b"\r\n", cl + 2)
-            self.mode, self.need = "cl", int(head[cl + 17: nl if nl >= 0 else None])
+            self.mode, self.need = "cl", int(head[cl + 17 : nl if nl >= 0 else None])
         elif b"\r\ntransfer-encoding: chunked" in head:
             self.mode = "chunked"
         else:
@@ -194,7 +201,7 @@ class Conn(asyncio.Protocol):
                 return
             if len(buf) < nl + size + 4:
                 break
-            self.body += buf[nl + 2: nl + 2 + size]
+            self.body += buf[nl + 2 : nl + 2 + size]
             pos = nl + size + 4
         del buf[:pos]
 
@@ -238,8 +245,7 @@ class LoadResult:
         return self.completed / self.window_s if self.window_s > 0 else 0.0
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"requests": self.completed, "rps": round(self.rps, 1),
-                               "answered": self.done}
+        out: dict[str, Any] = {"requests": self.completed, "rps": round(self.rps, 1), "answered": self.done}
         out.update({f"{k}_ms": v for k, v in percentiles(self.latencies_ms).items()})
         if self.ttfd_ms:
             out.update({f"ttfd_{k}_ms": v for k, v in percentiles(self.ttfd_ms).items()})
@@ -355,10 +361,14 @@ def main(argv: list[str] | None = None) -> None:
         import os
 
         os.sched_setaffinity(0, {args.cpu})
-    tpl = make_template(args.port, args.model, stream=args.stream,
-                        expected_deltas=args.deltas if args.stream else 0, api_key=args.api_key)
-    spec = LoadSpec(args.port, (tpl,), args.concurrency, args.warmup, min(args.measure, 600.0),
-                    args.max_requests)
+    tpl = make_template(
+        args.port,
+        args.model,
+        stream=args.stream,
+        expected_deltas=args.deltas if args.stream else 0,
+        api_key=args.api_key,
+    )
+    spec = LoadSpec(args.port, (tpl,), args.concurrency, args.warmup, min(args.measure, 600.0), args.max_requests)
     start_cpu = time.process_time()
     from fake_upstream import run_fast
 

@@ -24,16 +24,17 @@ def plot(cells: list[dict[str, Any]], comp: list[dict[str, Any]], path: Path) ->
         top, bottom = axes[0][col], axes[1][col]
         rows = [r for r in comp if r["mode"] == mode]
         for who in ("floor", "gateway"):
-            pts = [(r["concurrency"], r[f"{who}_added_{key}"]) for r in rows
-                   if r[f"{who}_added_{key}"] is not None]
+            pts = [(r["concurrency"], r[f"{who}_added_{key}"]) for r in rows if r[f"{who}_added_{key}"] is not None]
             if pts:
                 top.plot(*zip(*pts, strict=True), marker="o", color=COLORS[who], label=who)
         top.set_title(title)
         top.set_ylabel(label)
         for target, color in COLORS.items():
-            pts = sorted((r["concurrency"], r["proxy_cpu_ms_per_req"]) for r in cells
-                         if r["mode"] == mode and r["target"] == target
-                         and r.get("proxy_cpu_ms_per_req") is not None)
+            pts = sorted(
+                (r["concurrency"], r["proxy_cpu_ms_per_req"])
+                for r in cells
+                if r["mode"] == mode and r["target"] == target and r.get("proxy_cpu_ms_per_req") is not None
+            )
             if pts:
                 bottom.plot(*zip(*pts, strict=True), marker="o", color=color, label=target)
         bottom.set_ylabel("proxy CPU per request (ms)")

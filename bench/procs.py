@@ -29,7 +29,7 @@ def children_map() -> dict[int, list[int]]:
             stat = Path(entry.path, "stat").read_bytes()
         except OSError:
             continue
-        ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
+        ppid = int(stat[stat.rfind(b")") + 2 :].split()[1])
         out.setdefault(ppid, []).append(int(entry.name))
     return out
 
@@ -53,7 +53,7 @@ def cpu_seconds(pids: Sequence[int]) -> float:
             stat = Path(f"/proc/{pid}/stat").read_bytes()
         except OSError:
             continue
-        fields = stat[stat.rfind(b")") + 2:].split()
+        fields = stat[stat.rfind(b")") + 2 :].split()
         ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
     return ticks / CLK_TCK
 
@@ -173,8 +173,12 @@ def start(
     out = log.open("wb")
     t0 = time.perf_counter()
     popen = subprocess.Popen(
-        list(cmd), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})}, start_new_session=True,
+        list(cmd),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
     )
     # Before the interpreter has started any thread; its children inherit it. None = every core
     # (not this process's own pinning, which a child would otherwise inherit).
@@ -192,5 +196,4 @@ def start(
             break
         time.sleep(0.002)
     proc.stop()
-    raise RuntimeError(f"{name} did not become ready on :{ready_port}{ready_path}\n"
-                       f"{proc.log_tail()}")
+    raise RuntimeError(f"{name} did not become ready on :{ready_port}{ready_path}\n{proc.log_tail()}")

@@ -32,7 +32,7 @@ MODES = {"nonstream": ("bench", False), "stream": ("bench", True), "paced": ("pa
 def _short(path: str) -> str:
     for marker in ("site-packages/", "modelgate_gateway/", "lib/python3"):
         if marker in path:
-            return path[path.index(marker):]
+            return path[path.index(marker) :]
     return path
 
 
@@ -54,8 +54,7 @@ def summarise(raw: str, top: int) -> str:
         names = []
         for frame in stack.split(";"):
             m = FRAME.match(frame)
-            names.append((f"{m['func']} ({_short(m['file'])})", _short(m["file"])) if m
-                         else (frame, frame))
+            names.append((f"{m['func']} ({_short(m['file'])})", _short(m["file"])) if m else (frame, frame))
         self_c[names[-1][0]] += count
         file_c[names[-1][1]] += count
         for name in {n for n, _ in names}:
@@ -64,17 +63,21 @@ def summarise(raw: str, top: int) -> str:
         return "no samples"
 
     def table(title: str, counter: Counter[str]) -> list[str]:
-        return [f"\n{title}"] + [f"  {c / total * 100:5.1f}%  {name}"
-                                  for name, c in counter.most_common(top)]
+        return [f"\n{title}"] + [f"  {c / total * 100:5.1f}%  {name}" for name, c in counter.most_common(top)]
 
     packages: Counter[str] = Counter()
     for name, c in file_c.items():
         packages[name.split("/")[0]] += c
     head = f"{total} busy samples ({idle} idle-thread samples left out)"
-    return "\n".join([head, *table("self time by package", packages),
-                      *table("self time by function", self_c),
-                      *table("inclusive time by function", incl_c),
-                      *table("self time by file", file_c)])
+    return "\n".join(
+        [
+            head,
+            *table("self time by package", packages),
+            *table("self time by function", self_c),
+            *table("inclusive time by function", incl_c),
+            *table("self time by file", file_c),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -111,16 +114,30 @@ def main(argv: list[str] | None = None) -> None:
     print(summarise(raw, args.top))
 
 
-def _record(pyspy: str, pid: int, args: argparse.Namespace, seconds: float,
-            ports: targets.Ports) -> str:
+def _record(pyspy: str, pid: int, args: argparse.Namespace, seconds: float, ports: targets.Ports) -> str:
     model, stream = MODES[args.mode]
-    tpl = make_template(ports.gateway, model, stream=stream, expected_deltas=50 if stream else 0,
-                        api_key=targets.API_KEY)
+    tpl = make_template(
+        ports.gateway, model, stream=stream, expected_deltas=50 if stream else 0, api_key=targets.API_KEY
+    )
     raw_path = args.out / "raw.txt"
-    spy = subprocess.Popen([pyspy, "record", "--pid", str(pid), "--rate", str(args.rate),
-                            "--duration", str(int(seconds)), "--format", "raw",
-                            "-o", str(raw_path)], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE)
+    spy = subprocess.Popen(
+        [
+            pyspy,
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            str(args.rate),
+            "--duration",
+            str(int(seconds)),
+            "--format",
+            "raw",
+            "-o",
+            str(raw_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     spec = LoadSpec(ports.gateway, (tpl,), args.concurrency, 0.5, seconds + 1.0)
     result: dict[str, object] = {}
 

@@ -22,19 +22,20 @@ BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
 def progress_line(row: Row) -> str:
     cpu = row.get("proxy_cpu_ms_per_req")
     ttfd = row.get("ttfd_p99_ms")
-    return (f"  {row['mode']:9} c={row['concurrency']:<4} {row['target']:13} "
-            f"{row['rps']:>9.1f} req/s  p50 {row.get('p50_ms', 0):>8.3f} ms  "
-            + (f"ttfd p99 {ttfd:>8.3f} ms  " if ttfd is not None else "")
-            + (f"cpu {cpu:.4f} ms/req  " if cpu is not None else "")
-            + f"other load {row.get('foreign_core0', 0):.2f}/{row.get('foreign_core1', 0):.2f}  "
-            + (f"ERRORS {row['error_kinds']}" if row["errors"] else ""))
+    return (
+        f"  {row['mode']:9} c={row['concurrency']:<4} {row['target']:13} "
+        f"{row['rps']:>9.1f} req/s  p50 {row.get('p50_ms', 0):>8.3f} ms  "
+        + (f"ttfd p99 {ttfd:>8.3f} ms  " if ttfd is not None else "")
+        + (f"cpu {cpu:.4f} ms/req  " if cpu is not None else "")
+        + f"other load {row.get('foreign_core0', 0):.2f}/{row.get('foreign_core1', 0):.2f}  "
+        + (f"ERRORS {row['error_kinds']}" if row["errors"] else "")
+    )
 
 
 def gateway_sanity(metrics_port: int, request_log: str, cells: list[Row]) -> Row:
     """Evidence that the gateway ran with its features on: /metrics answers, the log grew."""
     answered = sum(r.get("answered", 0) for r in cells if r["target"] == "gateway")
-    out: Row = {"metrics_status": procs.http_status(metrics_port, "/metrics"),
-                "gateway_requests_answered": answered}
+    out: Row = {"metrics_status": procs.http_status(metrics_port, "/metrics"), "gateway_requests_answered": answered}
     log = Path(request_log)
     if log.is_file():
         with log.open("rb") as fh:
@@ -47,8 +48,7 @@ def _index(cells: list[Row]) -> dict[Key, Row]:
 
 
 def _floor(idx: dict[Key, Row], mode: str, conc: int, key: str) -> float | None:
-    vals = [r[key] for t in ("floor", "floor-repeat")
-            if (r := idx.get((t, mode, conc))) and r.get(key) is not None]
+    vals = [r[key] for t in ("floor", "floor-repeat") if (r := idx.get((t, mode, conc))) and r.get(key) is not None]
     return statistics.fmean(vals) if vals else None
 
 
@@ -63,8 +63,9 @@ def _div(a: float | None, b: float | None) -> float | None:
 def comparisons(cells: list[Row]) -> list[Row]:
     """Per (mode, concurrency): added latency vs direct and CPU per request vs the floor."""
     idx, out = _index(cells), []
-    for mode, conc in sorted({(r["mode"], r["concurrency"]) for r in cells},
-                             key=lambda mc: (list(MODE_TITLES).index(mc[0]), mc[1])):
+    for mode, conc in sorted(
+        {(r["mode"], r["concurrency"]) for r in cells}, key=lambda mc: (list(MODE_TITLES).index(mc[0]), mc[1])
+    ):
         direct = idx.get(("direct", mode, conc), {})
         gw = idx.get(("gateway", mode, conc), {})
         row: Row = {"mode": mode, "concurrency": conc}
@@ -93,8 +94,11 @@ def noise(cells: list[Row]) -> Row:
             x, y = a.get(key), b.get(key)
             if x and y:
                 vals.append(abs(x - y) / ((x + y) / 2) * 100)
-    return {key: {"median_pct": round(statistics.median(v), 1), "max_pct": round(max(v), 1)}
-            for key, v in spreads.items() if v}
+    return {
+        key: {"median_pct": round(statistics.median(v), 1), "max_pct": round(max(v), 1)}
+        for key, v in spreads.items()
+        if v
+    }
 
 
 def foreign_load(cells: list[Row]) -> Row:
@@ -108,8 +112,7 @@ def foreign_load(cells: list[Row]) -> Row:
 
 
 def _worst(comp: list[Row], mode: str, key: str, min_conc: int = 16) -> float | None:
-    vals = [r[key] for r in comp if r["mode"] == mode and r["concurrency"] >= min_conc
-            and r[key] is not None]
+    vals = [r[key] for r in comp if r["mode"] == mode and r["concurrency"] >= min_conc and r[key] is not None]
     return max(vals) if vals else None
 
 
@@ -127,28 +130,62 @@ def checks(result: Row, comp: list[Row]) -> list[Row]:
     gw128 = cells.get(("gateway", "nonstream", 128), {}).get("proxy_cpu_ms_per_req")
     gws128 = cells.get(("gateway", "stream", 128), {}).get("proxy_cpu_ms_per_req")
     items: list[tuple[str, str, float | None, bool | None]] = [
-        ("CPU/request vs floor, non-streaming (worst of c>=16)", "<= 2x",
-         v := _worst(comp, "nonstream", "cpu_ratio_gateway_floor"), v is not None and v <= 2),
-        ("CPU/request vs floor, 50-delta streams (worst of c>=16)", "<= 2x",
-         v := _worst(comp, "stream", "cpu_ratio_gateway_floor"), v is not None and v <= 2),
-        ("added p50 latency at c=1, non-streaming (ms)", "<= 0.3",
-         v := _at(comp, "nonstream", 1, "gateway_added_p50_ms"), v is not None and v <= 0.3),
-        ("added p50 time to first delta at c=1, stream (ms)", "<= 0.3",
-         v := _at(comp, "stream", 1, "gateway_added_ttfd_p50_ms"), v is not None and v <= 0.3),
-        ("128 paced streams: added p99 time to first delta (ms)", "<= 10",
-         v := _at(comp, "paced", 128, "gateway_added_ttfd_p99_ms"), v is not None and v <= 10),
-        ("128 paced streams: throughput vs direct", ">= 0.97",
-         v := _at(comp, "paced", 128, "rps_ratio_gateway_direct"), v is not None and v >= 0.97),
-        ("RSS after the soak (MiB)", "< 100",
-         v := soak.get("rss_end_mib"), v is not None and v < 100),
-        ("RSS growth over the soak's second half (MiB)", "<= 2 (allocator jitter)",
-         v := soak.get("rss_growth_second_half_mib"), v is not None and v <= 2),
-        ("start-up to ready, worst launch (s)", "< 1",
-         v := max(boot) if boot else None, v is not None and v < 1),
-        ("non-streaming requests/s per core at c=128 (machine-dependent)", "> 4000",
-         v := round(1000 / gw128) if gw128 else None, v is not None and v > 4000),
-        ("50-delta streams/s per core at c=128 (machine-dependent)", "> 2500",
-         v := round(1000 / gws128) if gws128 else None, v is not None and v > 2500),
+        (
+            "CPU/request vs floor, non-streaming (worst of c>=16)",
+            "<= 2x",
+            v := _worst(comp, "nonstream", "cpu_ratio_gateway_floor"),
+            v is not None and v <= 2,
+        ),
+        (
+            "CPU/request vs floor, 50-delta streams (worst of c>=16)",
+            "<= 2x",
+            v := _worst(comp, "stream", "cpu_ratio_gateway_floor"),
+            v is not None and v <= 2,
+        ),
+        (
+            "added p50 latency at c=1, non-streaming (ms)",
+            "<= 0.3",
+            v := _at(comp, "nonstream", 1, "gateway_added_p50_ms"),
+            v is not None and v <= 0.3,
+        ),
+        (
+            "added p50 time to first delta at c=1, stream (ms)",
+            "<= 0.3",
+            v := _at(comp, "stream", 1, "gateway_added_ttfd_p50_ms"),
+            v is not None and v <= 0.3,
+        ),
+        (
+            "128 paced streams: added p99 time to first delta (ms)",
+            "<= 10",
+            v := _at(comp, "paced", 128, "gateway_added_ttfd_p99_ms"),
+            v is not None and v <= 10,
+        ),
+        (
+            "128 paced streams: throughput vs direct",
+            ">= 0.97",
+            v := _at(comp, "paced", 128, "rps_ratio_gateway_direct"),
+            v is not None and v >= 0.97,
+        ),
+        ("RSS after the soak (MiB)", "< 100", v := soak.get("rss_end_mib"), v is not None and v < 100),
+        (
+            "RSS growth over the soak's second half (MiB)",
+            "<= 2 (allocator jitter)",
+            v := soak.get("rss_growth_second_half_mib"),
+            v is not None and v <= 2,
+        ),
+        ("start-up to ready, worst launch (s)", "< 1", v := max(boot) if boot else None, v is not None and v < 1),
+        (
+            "non-streaming requests/s per core at c=128 (machine-dependent)",
+            "> 4000",
+            v := round(1000 / gw128) if gw128 else None,
+            v is not None and v > 4000,
+        ),
+        (
+            "50-delta streams/s per core at c=128 (machine-dependent)",
+            "> 2500",
+            v := round(1000 / gws128) if gws128 else None,
+            v is not None and v > 2500,
+        ),
     ]
     return [{"target": n, "goal": g, "measured": m, "pass": ok} for n, g, m, ok in items]
 
@@ -174,51 +211,131 @@ def _matrix_md(cells: list[Row], mode: str) -> list[str]:
         if r["mode"] != mode:
             continue
         direct = idx.get(("direct", mode, r["concurrency"]), {})
-        rows.append([r["concurrency"], r["target"], round(r["rps"]), r.get("p50_ms"),
-                     r.get("p90_ms"), r.get("p99_ms"), r.get("ttfd_p50_ms"), r.get("ttfd_p99_ms"),
-                     _sub(r.get("p50_ms"), direct.get("p50_ms")), r.get("proxy_cpu_ms_per_req"),
-                     r.get("proxy_cpu_util"), r.get("upstream_cpu_ms_per_req"),
-                     r.get("loadgen_cpu_ms_per_req"), r.get("proxy_rss_mib"),
-                     f"{r.get('foreign_core0', 0):.2f} / {r.get('foreign_core1', 0):.2f}",
-                     r["errors"]])
+        rows.append(
+            [
+                r["concurrency"],
+                r["target"],
+                round(r["rps"]),
+                r.get("p50_ms"),
+                r.get("p90_ms"),
+                r.get("p99_ms"),
+                r.get("ttfd_p50_ms"),
+                r.get("ttfd_p99_ms"),
+                _sub(r.get("p50_ms"), direct.get("p50_ms")),
+                r.get("proxy_cpu_ms_per_req"),
+                r.get("proxy_cpu_util"),
+                r.get("upstream_cpu_ms_per_req"),
+                r.get("loadgen_cpu_ms_per_req"),
+                r.get("proxy_rss_mib"),
+                f"{r.get('foreign_core0', 0):.2f} / {r.get('foreign_core1', 0):.2f}",
+                r["errors"],
+            ]
+        )
     rows.sort(key=lambda x: x[0])
-    return _table(["conc", "target", "req/s", "p50 ms", "p90 ms", "p99 ms", "TTFD p50",
-                   "TTFD p99", "added p50 vs direct", "proxy CPU ms/req", "proxy core use",
-                   "upstream CPU ms/req", "loadgen CPU ms/req", "proxy RSS MiB",
-                   "other load core 0 / 1", "errors"], rows)
+    return _table(
+        [
+            "conc",
+            "target",
+            "req/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "TTFD p50",
+            "TTFD p99",
+            "added p50 vs direct",
+            "proxy CPU ms/req",
+            "proxy core use",
+            "upstream CPU ms/req",
+            "loadgen CPU ms/req",
+            "proxy RSS MiB",
+            "other load core 0 / 1",
+            "errors",
+        ],
+        rows,
+    )
 
 
 def _comparison_md(comp: list[Row]) -> list[str]:
-    rows = [[r["mode"], r["concurrency"], r["floor_added_p50_ms"], r["gateway_added_p50_ms"],
-             r["floor_added_ttfd_p99_ms"], r["gateway_added_ttfd_p99_ms"],
-             r["floor_cpu_ms_per_req"], r["gateway_cpu_ms_per_req"],
-             r["cpu_ratio_gateway_floor"], r["rps_ratio_gateway_direct"]] for r in comp]
-    return _table(["mode", "conc", "floor added p50 ms", "gateway added p50 ms",
-                   "floor added TTFD p99 ms", "gateway added TTFD p99 ms", "floor CPU ms/req",
-                   "gateway CPU ms/req", "CPU ratio gateway/floor", "gateway req/s ÷ direct"],
-                  rows)
+    rows = [
+        [
+            r["mode"],
+            r["concurrency"],
+            r["floor_added_p50_ms"],
+            r["gateway_added_p50_ms"],
+            r["floor_added_ttfd_p99_ms"],
+            r["gateway_added_ttfd_p99_ms"],
+            r["floor_cpu_ms_per_req"],
+            r["gateway_cpu_ms_per_req"],
+            r["cpu_ratio_gateway_floor"],
+            r["rps_ratio_gateway_direct"],
+        ]
+        for r in comp
+    ]
+    return _table(
+        [
+            "mode",
+            "conc",
+            "floor added p50 ms",
+            "gateway added p50 ms",
+            "floor added TTFD p99 ms",
+            "gateway added TTFD p99 ms",
+            "floor CPU ms/req",
+            "gateway CPU ms/req",
+            "CPU ratio gateway/floor",
+            "gateway req/s ÷ direct",
+        ],
+        rows,
+    )
 
 
 def _extras_md(result: Row) -> list[str]:
     lines: list[str] = []
     if soak := result.get("soak"):
         lines += ["", f"### Soak ({soak['target']}, fresh process, half JSON / half streams)", ""]
-        lines += _table(["requests", "errors", "req/s", "RSS start MiB", "RSS at half MiB",
-                         "RSS end MiB", "growth over 2nd half MiB"],
-                        [[soak["requests"], soak["errors"], soak["rps"], soak["rss_start_mib"],
-                          soak["rss_half_mib"], soak["rss_end_mib"],
-                          soak["rss_growth_second_half_mib"]]])
+        lines += _table(
+            [
+                "requests",
+                "errors",
+                "req/s",
+                "RSS start MiB",
+                "RSS at half MiB",
+                "RSS end MiB",
+                "growth over 2nd half MiB",
+            ],
+            [
+                [
+                    soak["requests"],
+                    soak["errors"],
+                    soak["rps"],
+                    soak["rss_start_mib"],
+                    soak["rss_half_mib"],
+                    soak["rss_end_mib"],
+                    soak["rss_growth_second_half_mib"],
+                ]
+            ],
+        )
     if workers := result.get("workers"):
         lines += ["", "### 1 vs 2 workers (unpinned; loadgen + upstream still on core 1)", ""]
-        lines += _table(["target", "mode", "conc", "req/s", "p50 ms", "CPU ms/req",
-                         "cores used", "processes", "errors"],
-                        [[w["target"], w["mode"], w["concurrency"], w["rps"], w["p50_ms"],
-                          w["cpu_ms_per_req"], w["cores_used"], w.get("processes"), w["errors"]]
-                         for w in workers])
+        lines += _table(
+            ["target", "mode", "conc", "req/s", "p50 ms", "CPU ms/req", "cores used", "processes", "errors"],
+            [
+                [
+                    w["target"],
+                    w["mode"],
+                    w["concurrency"],
+                    w["rps"],
+                    w["p50_ms"],
+                    w["cpu_ms_per_req"],
+                    w["cores_used"],
+                    w.get("processes"),
+                    w["errors"],
+                ]
+                for w in workers
+            ],
+        )
     if boot := result.get("startup_s"):
         lines += ["", "### Start-up to ready (s, each launch)", ""]
-        lines += [f"- {name}: {', '.join(f'{s:.3f}' for s in vals) or '-'}"
-                  for name, vals in boot.items()]
+        lines += [f"- {name}: {', '.join(f'{s:.3f}' for s in vals) or '-'}" for name, vals in boot.items()]
     if sanity := result.get("gateway_checks"):
         lines += ["", f"Gateway features evidence: {json.dumps(sanity)}"]
     return lines
@@ -228,23 +345,27 @@ def markdown(result: Row, image: str) -> str:
     meta, cells = result["meta"], result.get("cells", [])
     comp, nz = comparisons(cells), noise(cells)
     errors = sum(r["errors"] for r in cells)
-    lines = [f"## Benchmark run {meta['date']}{' (quick)' if meta['quick'] else ''}", "",
-             f"- machine: {meta['cpus']} CPUs ({meta['machine']}), Python {meta['python']}; "
-             f"{meta['pinning']}; run took {meta.get('runtime_s', '?')} s",
-             f"- gateway: {meta.get('gateway')}; config check: "
-             f"{meta.get('gateway_config_validation')}; request log: {meta.get('request_log')}",
-             f"- errors in the matrix: {errors}",
-             "- noise (floor vs floor-repeat, same cell): " + "; ".join(
-                 f"{k} median {v['median_pct']}% / max {v['max_pct']}%" for k, v in nz.items()),
-             "- other load on the machine during the windows (cores busy outside the bench): "
-             + "; ".join(f"{k[-5:]} median {v['median']} / max {v['max']}"
-                         for k, v in foreign_load(cells).items()),
-             "", f"![added latency and CPU per request]({image})"]
+    lines = [
+        f"## Benchmark run {meta['date']}{' (quick)' if meta['quick'] else ''}",
+        "",
+        f"- machine: {meta['cpus']} CPUs ({meta['machine']}), Python {meta['python']}; "
+        f"{meta['pinning']}; run took {meta.get('runtime_s', '?')} s",
+        f"- gateway: {meta.get('gateway')}; config check: "
+        f"{meta.get('gateway_config_validation')}; request log: {meta.get('request_log')}",
+        f"- errors in the matrix: {errors}",
+        "- noise (floor vs floor-repeat, same cell): "
+        + "; ".join(f"{k} median {v['median_pct']}% / max {v['max_pct']}%" for k, v in nz.items()),
+        "- other load on the machine during the windows (cores busy outside the bench): "
+        + "; ".join(f"{k[-5:]} median {v['median']} / max {v['max']}" for k, v in foreign_load(cells).items()),
+        "",
+        f"![added latency and CPU per request]({image})",
+    ]
     if check_rows := checks(result, comp):
         lines += ["", "### Issue 6 targets", ""]
-        lines += _table(["target", "goal", "measured", "pass"],
-                        [[c["target"], c["goal"], c["measured"],
-                          "yes" if c["pass"] else "**no**"] for c in check_rows])
+        lines += _table(
+            ["target", "goal", "measured", "pass"],
+            [[c["target"], c["goal"], c["measured"], "yes" if c["pass"] else "**no**"] for c in check_rows],
+        )
     lines += ["", "### Gateway and floor against direct", "", *_comparison_md(comp)]
     for mode, title in MODE_TITLES.items():
         if any(r["mode"] == mode for r in cells):

@@ -99,18 +99,31 @@ def validate_config(doc: dict[str, object]) -> str:
 
 
 def start_upstream(ports: Ports, deltas: int, logdir: Path) -> procs.Proc:
-    cmd = [PYTHON, str(HERE / "fake_upstream.py"), "--port", str(ports.upstream),
-           "--deltas", str(deltas)]
-    return procs.start("upstream", cmd, cpus={LOAD_CPU}, ready_port=ports.upstream,
-                       ready_path="/healthz", log=logdir / "upstream.log")
+    cmd = [PYTHON, str(HERE / "fake_upstream.py"), "--port", str(ports.upstream), "--deltas", str(deltas)]
+    return procs.start(
+        "upstream", cmd, cpus={LOAD_CPU}, ready_port=ports.upstream, ready_path="/healthz", log=logdir / "upstream.log"
+    )
 
 
 def start_floor(ports: Ports, logdir: Path, *, workers: int = 1, pinned: bool = True) -> procs.Proc:
-    cmd = [PYTHON, str(HERE / "floor_proxy.py"), "--port", str(ports.floor), "--upstream",
-           f"http://127.0.0.1:{ports.upstream}", "--workers", str(workers)]
-    return procs.start(f"floor-w{workers}", cmd, cpus={PROXY_CPU} if pinned else None,
-                       ready_port=ports.floor, ready_path="/healthz",
-                       log=logdir / f"floor-w{workers}.log")
+    cmd = [
+        PYTHON,
+        str(HERE / "floor_proxy.py"),
+        "--port",
+        str(ports.floor),
+        "--upstream",
+        f"http://127.0.0.1:{ports.upstream}",
+        "--workers",
+        str(workers),
+    ]
+    return procs.start(
+        f"floor-w{workers}",
+        cmd,
+        cpus={PROXY_CPU} if pinned else None,
+        ready_port=ports.floor,
+        ready_path="/healthz",
+        log=logdir / f"floor-w{workers}.log",
+    )
 
 
 def write_gateway_config(ports: Ports, request_log: str, workdir: Path) -> Path:
@@ -120,16 +133,35 @@ def write_gateway_config(ports: Ports, request_log: str, workdir: Path) -> Path:
 
 
 def start_gateway(
-    exe: str, config: Path, ports: Ports, logdir: Path, *, workers: int = 1, pinned: bool = True,
+    exe: str,
+    config: Path,
+    ports: Ports,
+    logdir: Path,
+    *,
+    workers: int = 1,
+    pinned: bool = True,
     tag: str = "",
 ) -> procs.Proc:
-    cmd = [exe, "--config", str(config), "--host", "127.0.0.1", "--port", str(ports.gateway),
-           "--metrics-port", str(ports.gateway_metrics)]
+    cmd = [
+        exe,
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(ports.gateway),
+        "--metrics-port",
+        str(ports.gateway_metrics),
+    ]
     if workers != 1:
         cmd += ["--workers", str(workers)]
     name = f"gateway-w{workers}{tag}"
     return procs.start(
-        name, cmd, cpus={PROXY_CPU} if pinned else None, ready_port=ports.gateway,
-        ready_path="/readyz", log=logdir / f"{name}.log",
+        name,
+        cmd,
+        cpus={PROXY_CPU} if pinned else None,
+        ready_port=ports.gateway,
+        ready_path="/readyz",
+        log=logdir / f"{name}.log",
         env={UPSTREAM_KEY_ENV: "sk-bench-upstream", "MODELGATE_SHUTDOWN_GRACE_SECONDS": "1"},
     )

@@ -84,9 +84,7 @@ def test_gateway_ports_and_services() -> None:
     service = find(objects, "Service", "modelgate-gateway")["spec"]["ports"]
     assert service == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
     metrics = find(objects, "Service", "modelgate-gateway-metrics")["spec"]["ports"]
-    assert metrics == [
-        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
-    ]
+    assert metrics == [{"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}]
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
@@ -106,10 +104,12 @@ def test_gateway_mounts_whole_volumes_at_the_contract_paths(values: Path) -> Non
     # One directory each for every ConfigMap and every Secret the operator may write (all optional).
     config = volumes["config"]["projected"]["sources"]
     assert config == [{"configMap": {"name": "modelgate-gateway-config", "optional": True}}] + [
-        {"configMap": {"name": f"modelgate-gateway-config-{i}", "optional": True}} for i in range(32)]
+        {"configMap": {"name": f"modelgate-gateway-config-{i}", "optional": True}} for i in range(32)
+    ]
     keys = volumes["upstream-keys"]["projected"]
     assert keys["sources"] == [{"secret": {"name": "modelgate-gateway-upstream-keys", "optional": True}}] + [
-        {"secret": {"name": f"modelgate-gateway-upstream-keys-{i}", "optional": True}} for i in range(1, 32)]
+        {"secret": {"name": f"modelgate-gateway-upstream-keys-{i}", "optional": True}} for i in range(1, 32)
+    ]
     assert keys["defaultMode"] == 0o440
 
 
@@ -126,8 +126,7 @@ def test_operator_environment_follows_the_contract() -> None:
         "MODELGATE_OPERATOR_SECRET": "modelgate-gateway-upstream-keys",
         "MODELGATE_OPERATOR_GATEWAY_DEPLOYMENT": "modelgate-gateway",
         "MODELGATE_OPERATOR_GATEWAY_POD_SELECTOR": (
-            "app.kubernetes.io/name=modelgate,app.kubernetes.io/instance=modelgate,"
-            "app.kubernetes.io/component=gateway"
+            "app.kubernetes.io/name=modelgate,app.kubernetes.io/instance=modelgate,app.kubernetes.io/component=gateway"
         ),
         "MODELGATE_OPERATOR_BASE_CONFIG": "/etc/modelgate-operator/base.yaml",
         "MODELGATE_OPERATOR_BASE_CONFIG_CONFIGMAP": "modelgate/modelgate-operator-base-config",
@@ -161,13 +160,9 @@ def test_operator_liveness_endpoint_port_and_probe_move_together() -> None:
 def test_operator_restarts_when_the_base_config_changes() -> None:
     def checksum(objects: tuple[dict[str, Any], ...]) -> str:
         deployment = find(objects, "Deployment", "modelgate-operator")
-        return str(
-            deployment["spec"]["template"]["metadata"]["annotations"]["checksum/base-config"]
-        )
+        return str(deployment["spec"]["template"]["metadata"]["annotations"]["checksum/base-config"])
 
-    assert checksum(render()) != checksum(
-        render(sets=("gateway.config.observability.endUserLabelLimit=7",))
-    )
+    assert checksum(render()) != checksum(render(sets=("gateway.config.observability.endUserLabelLimit=7",)))
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
@@ -218,9 +213,7 @@ def test_base_config_carries_key_names_allowlists_and_policy() -> None:
             "tenant": "data-platform",
         },
     ]
-    assert spec["responseIds"] == {
-        "signingKey": {"file": "/etc/modelgate/response-ids/signing-key"}
-    }
+    assert spec["responseIds"] == {"signingKey": {"file": "/etc/modelgate/response-ids/signing-key"}}
     assert spec["limits"] == {"maxRequestBodyBytes": 1048576}
     assert spec["observability"]["endUserHeader"] is None
     assert spec["observability"]["requestLog"] == {"enabled": True, "includeContent": True}
@@ -229,13 +222,20 @@ def test_base_config_carries_key_names_allowlists_and_policy() -> None:
 
 def test_tracing_is_off_unless_enabled_and_then_reaches_the_base_config() -> None:
     assert "tracing" not in _base_config(render())["spec"]["observability"]
-    document = _base_config(render(sets=(
-        "gateway.config.observability.tracing.enabled=true",
-        "gateway.config.observability.tracing.endpoint=http://otel-collector.observability:4318/v1/traces",
-    )))
+    document = _base_config(
+        render(
+            sets=(
+                "gateway.config.observability.tracing.enabled=true",
+                "gateway.config.observability.tracing.endpoint=http://otel-collector.observability:4318/v1/traces",
+            )
+        )
+    )
     assert document["spec"]["observability"]["tracing"] == {
-        "enabled": True, "endpoint": "http://otel-collector.observability:4318/v1/traces",
-        "serviceName": "modelgate-gateway", "sampleRatio": 1.0}
+        "enabled": True,
+        "endpoint": "http://otel-collector.observability:4318/v1/traces",
+        "serviceName": "modelgate-gateway",
+        "sampleRatio": 1.0,
+    }
     validate_data(_as_the_operator_fills_it(document))
 
 
@@ -245,12 +245,8 @@ def test_generated_secrets_hold_random_keys_and_existing_secrets_are_used_as_nam
     assert set(keys) == {"default"}
     signing = find(objects, "Secret", "modelgate-gateway-signing-key")["data"]
     assert set(signing) == {"signing-key"}
-    again = find(
-        render(sets=("commonLabels.rerender=yes",)), "Secret", "modelgate-gateway-api-keys"
-    )
-    assert (
-        again["data"]["default"] != keys["default"]
-    )  # random per install (lookup keeps it on upgrade)
+    again = find(render(sets=("commonLabels.rerender=yes",)), "Secret", "modelgate-gateway-api-keys")
+    assert again["data"]["default"] != keys["default"]  # random per install (lookup keeps it on upgrade)
     custom = render((next(p for p in CI_VALUES if "custom-keys" in p.name),))
     volumes = {v["name"]: v for v in _gateway(custom)["volumes"]}
     assert volumes["api-keys"]["secret"]["secretName"] == "team-gateway-keys"
@@ -276,33 +272,20 @@ def test_hpa_replaces_the_replica_count() -> None:
     assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}
     assert find(objects, "PodDisruptionBudget", "modelgate-gateway")["spec"]["minAvailable"] == 2
     assert kinds(render(), "HorizontalPodAutoscaler") == []
-    assert (
-        kinds(render(sets=("gateway.podDisruptionBudget.enabled=false",)), "PodDisruptionBudget")
-        == []
-    )
+    assert kinds(render(sets=("gateway.podDisruptionBudget.enabled=false",)), "PodDisruptionBudget") == []
 
 
 def test_service_monitor_needs_the_api_or_force() -> None:
-    assert (
-        kinds(render(sets=("gateway.metrics.serviceMonitor.enabled=true",)), "ServiceMonitor") == []
-    )
+    assert kinds(render(sets=("gateway.metrics.serviceMonitor.enabled=true",)), "ServiceMonitor") == []
     for api in ("monitoring.coreos.com/v1", "monitoring.coreos.com/v1/ServiceMonitor"):
-        detected = render(
-            sets=("gateway.metrics.serviceMonitor.enabled=true",), api_versions=(api,)
-        )
+        detected = render(sets=("gateway.metrics.serviceMonitor.enabled=true",), api_versions=(api,))
         assert len(kinds(detected, "ServiceMonitor")) == 1
     assert kinds(render(api_versions=("monitoring.coreos.com/v1",)), "ServiceMonitor") == []
     objects = render((next(p for p in CI_VALUES if "servicemonitor-on" in p.name),))
     monitor = find(objects, "ServiceMonitor", "modelgate-gateway")
     selector = monitor["spec"]["selector"]["matchLabels"]
-    assert (
-        selector.items()
-        <= find(objects, "Service", "modelgate-gateway-metrics")["metadata"]["labels"].items()
-    )
-    assert (
-        not selector.items()
-        <= find(objects, "Service", "modelgate-gateway")["metadata"]["labels"].items()
-    )
+    assert selector.items() <= find(objects, "Service", "modelgate-gateway-metrics")["metadata"]["labels"].items()
+    assert not selector.items() <= find(objects, "Service", "modelgate-gateway")["metadata"]["labels"].items()
     assert monitor["spec"]["endpoints"] == [
         {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
     ]
@@ -351,18 +334,12 @@ def test_dashboards_become_sidecar_configmaps(tmp_path: Path) -> None:
         if "dashboard" in m["metadata"]["name"]
     )
     off = render(chart=chart, sets=("dashboards.enabled=false",))
-    assert [m["metadata"]["name"] for m in kinds(off, "ConfigMap")] == [
-        "modelgate-operator-base-config"
-    ]
+    assert [m["metadata"]["name"] for m in kinds(off, "ConfigMap")] == ["modelgate-operator-base-config"]
 
 
 def test_chart_dashboards_are_all_rendered() -> None:
     files = sorted((CHART / "dashboards").glob("*.json"))
-    maps = [
-        m
-        for m in kinds(render(), "ConfigMap")
-        if m["metadata"]["labels"].get("grafana_dashboard") == "1"
-    ]
+    maps = [m for m in kinds(render(), "ConfigMap") if m["metadata"]["labels"].get("grafana_dashboard") == "1"]
     rendered = sorted(key for m in maps for key in m["data"])
     assert rendered == [f.name for f in files]
     for config_map in maps:

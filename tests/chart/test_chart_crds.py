@@ -18,8 +18,7 @@ def test_chart_copies_equal_the_source_byte_for_byte() -> None:
     stale = [
         src.name
         for src in source_crds()
-        if not (CHART_CRDS / src.name).is_file()
-        or (CHART_CRDS / src.name).read_bytes() != src.read_bytes()
+        if not (CHART_CRDS / src.name).is_file() or (CHART_CRDS / src.name).read_bytes() != src.read_bytes()
     ]
     assert stale == [], "run: python tests/support/chart_crds.py"
 
@@ -48,9 +47,7 @@ def test_crds_stay_out_of_the_templates() -> None:
 
 
 def test_kopf_peering_scopes() -> None:
-    docs = [
-        d for d in yaml.safe_load_all((CHART_CRDS / "kopfpeerings.kopf.dev.yaml").read_text()) if d
-    ]
+    docs = [d for d in yaml.safe_load_all((CHART_CRDS / "kopfpeerings.kopf.dev.yaml").read_text()) if d]
     scopes = {d["spec"]["names"]["kind"]: d["spec"]["scope"] for d in docs}
     assert scopes == {"ClusterKopfPeering": "Cluster", "KopfPeering": "Namespaced"}
 
@@ -61,9 +58,7 @@ def test_install_example_modelroute_matches_the_chart_crd() -> None:
     crd = yaml.safe_load((CHART_CRDS / MODELROUTE_CRD).read_text())
     route = yaml.safe_load(example.read_text())
     version = route["apiVersion"].split("/")[1]
-    schema = next(v for v in crd["spec"]["versions"] if v["name"] == version)["schema"][
-        "openAPIV3Schema"
-    ]
+    schema = next(v for v in crd["spec"]["versions"] if v["name"] == version)["schema"]["openAPIV3Schema"]
     assert route["kind"] == crd["spec"]["names"]["kind"]
     # A CRD's openAPIV3Schema is OpenAPI 3.0: draft-4 semantics (boolean exclusiveMinimum).
     jsonschema.Draft4Validator(schema).validate(route)

@@ -41,15 +41,31 @@ def test_attaches_the_gateway_service_to_the_configured_gateway() -> None:
     assert route["spec"]["parentRefs"] == [{"name": "public", "namespace": "gateway-system", "sectionName": "https"}]
     assert route["spec"]["hostnames"] == ["llm.example.com"]
     service = find(objects, "Service", "modelgate-gateway")
-    assert route["spec"]["rules"] == [{"backendRefs": [
-        {"group": "", "kind": "Service", "name": service["metadata"]["name"], "port": service["spec"]["ports"][0]["port"]},
-    ]}]
+    assert route["spec"]["rules"] == [
+        {
+            "backendRefs": [
+                {
+                    "group": "",
+                    "kind": "Service",
+                    "name": service["metadata"]["name"],
+                    "port": service["spec"]["ports"][0]["port"],
+                },
+            ]
+        }
+    ]
     validate(route)
 
 
 def test_follows_the_service_port_and_leaves_hostnames_to_the_gateway() -> None:
-    route = _route(render(sets=("gateway.httpRoute.enabled=true", "gateway.httpRoute.parentRefs[0].name=edge",
-                                "gateway.service.port=8080")))
+    route = _route(
+        render(
+            sets=(
+                "gateway.httpRoute.enabled=true",
+                "gateway.httpRoute.parentRefs[0].name=edge",
+                "gateway.service.port=8080",
+            )
+        )
+    )
     assert route["spec"]["rules"][0]["backendRefs"][0]["port"] == 8080
     assert "hostnames" not in route["spec"] and "annotations" not in route["metadata"]
     assert route["spec"]["parentRefs"] == [{"name": "edge"}]
@@ -61,11 +77,14 @@ def test_enabled_without_a_parent_fails_with_a_clear_message() -> None:
     assert "gateway.httpRoute.parentRefs: name at least one Gateway" in stderr
 
 
-@pytest.mark.parametrize(("setting", "complaint"), [
-    ("gateway.httpRoute.hostnames[0]=10.0.0.1:443", "hostnames"),
-    ("gateway.httpRoute.parentRefs[0].port=443", "port"),  # experimental channel only
-    ("gateway.httpRoute.parentRefs[0].namespace=Not_A_Namespace", "namespace"),
-])
+@pytest.mark.parametrize(
+    ("setting", "complaint"),
+    [
+        ("gateway.httpRoute.hostnames[0]=10.0.0.1:443", "hostnames"),
+        ("gateway.httpRoute.parentRefs[0].port=443", "port"),  # experimental channel only
+        ("gateway.httpRoute.parentRefs[0].namespace=Not_A_Namespace", "namespace"),
+    ],
+)
 def test_values_schema_refuses_what_the_crd_would(setting: str, complaint: str) -> None:
     stderr = render_fails(sets=("gateway.httpRoute.enabled=true", "gateway.httpRoute.parentRefs[0].name=edge", setting))
     assert complaint in stderr
@@ -82,11 +101,13 @@ def test_the_crd_schema_catches_what_the_chart_must_never_render() -> None:
     twice = copy.deepcopy(route)
     twice["spec"]["parentRefs"] *= 2
     assert admission_errors(schema, twice) == [
-        "spec.parentRefs: sectionName must be unique when parentRefs includes 2 or more references to the same parent"]
+        "spec.parentRefs: sectionName must be unique when parentRefs includes 2 or more references to the same parent"
+    ]
     mixed = copy.deepcopy(route)
     mixed["spec"]["parentRefs"].append({"name": "public", "namespace": "gateway-system"})
     assert admission_errors(schema, mixed) == [
-        "spec.parentRefs: sectionName must be specified when parentRefs includes 2 or more references to the same parent"]
+        "spec.parentRefs: sectionName must be specified when parentRefs includes 2 or more references to the same parent"
+    ]
     extra = copy.deepcopy(route)
     extra["spec"]["rules"][0]["filters"] = []
     assert "Additional properties are not allowed" in admission_errors(schema, extra)[0]

@@ -15,9 +15,7 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 
 
 def _pods(objects: tuple[dict[str, Any], ...]) -> list[tuple[str, dict[str, Any]]]:
-    specs = [
-        (d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in kinds(objects, "Deployment")
-    ]
+    specs = [(d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in kinds(objects, "Deployment")]
     specs += [(p["metadata"]["name"], p["spec"]) for p in kinds(objects, "Pod")]
     return specs
 
@@ -46,9 +44,7 @@ def test_every_container_is_locked_down(values: Path) -> None:
 
 
 def test_gateway_probes_use_the_health_endpoints() -> None:
-    container = find(render(), "Deployment", "modelgate-gateway")["spec"]["template"]["spec"][
-        "containers"
-    ][0]
+    container = find(render(), "Deployment", "modelgate-gateway")["spec"]["template"]["spec"]["containers"][0]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
@@ -92,8 +88,9 @@ def test_grace_period_follows_the_drain_setting() -> None:
 def test_the_smallest_margin_the_schema_allows_still_covers_the_exit() -> None:
     minimum = SCHEMA["properties"]["gateway"]["properties"]["terminationGraceMarginSeconds"]["minimum"]
     assert minimum >= SHUTDOWN_OVERRUN_SECONDS
-    spec = find(render(sets=(f"gateway.terminationGraceMarginSeconds={minimum}",)), "Deployment",
-                "modelgate-gateway")["spec"]["template"]["spec"]
+    spec = find(render(sets=(f"gateway.terminationGraceMarginSeconds={minimum}",)), "Deployment", "modelgate-gateway")[
+        "spec"
+    ]["template"]["spec"]
     _covers_prestop_and_drain(spec)
 
 
@@ -102,9 +99,7 @@ def test_gateway_spreads_across_nodes_and_zones_by_default() -> None:
     keys = {c["topologyKey"] for c in spec["topologySpreadConstraints"]}
     assert keys == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
     for constraint in spec["topologySpreadConstraints"]:
-        assert (
-            constraint["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "gateway"
-        )
+        assert constraint["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "gateway"
 
 
 def test_service_account_tokens_are_mounted_only_where_needed() -> None:

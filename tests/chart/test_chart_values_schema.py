@@ -150,9 +150,7 @@ def test_every_values_key_is_commented_and_empty_collections_have_examples() -> 
         if schema is None:
             unknown.append(path)
             continue
-        if not commented and not (
-            "properties" in schema and schema.get("additionalProperties") is False
-        ):
+        if not commented and not ("properties" in schema and schema.get("additionalProperties") is False):
             undocumented.append(path)
         value: Any = defaults
         for part in path.split("."):

@@ -45,4 +45,3 @@ def test_case_is_admitted_or_rejected_by_the_api_server(cluster: Cluster, namesp
     assert field in err.value.message, err.value.message
     if "apiServerMessage" in case:
         assert f'ModelRoute.modelgate.dev "case" is invalid: {case["apiServerMessage"]}' == err.value.message
-

@@ -22,11 +22,19 @@ def test_rendered_httproute_is_admitted(cluster: Cluster, namespace: str) -> Non
     cluster.apply_all([service, route], namespace)
 
     stored = cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", "modelgate-gateway", namespace)
-    assert stored["spec"]["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public",
-                                             "namespace": "gateway-system", "sectionName": "https"}]
+    assert stored["spec"]["parentRefs"] == [
+        {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": "public",
+            "namespace": "gateway-system",
+            "sectionName": "https",
+        }
+    ]
     assert stored["spec"]["hostnames"] == ["llm.example.com"]
-    assert stored["spec"]["rules"] == [{"backendRefs": [{"group": "", "kind": "Service", "name": "modelgate-gateway",
-                                                         "port": 80, "weight": 1}]}]
+    assert stored["spec"]["rules"] == [
+        {"backendRefs": [{"group": "", "kind": "Service", "name": "modelgate-gateway", "port": 80, "weight": 1}]}
+    ]
 
     broken = copy.deepcopy(route)
     broken["metadata"]["name"] = "no-port"
@@ -34,4 +42,6 @@ def test_rendered_httproute_is_admitted(cluster: Cluster, namespace: str) -> Non
     with pytest.raises(ApiError) as err:
         cluster.apply(broken, namespace)
     assert err.value.status == 422
-    assert err.value.message.endswith("spec.rules[0].backendRefs[0]: Invalid value: Must have port for Service reference")
+    assert err.value.message.endswith(
+        "spec.rules[0].backendRefs[0]: Invalid value: Must have port for Service reference"
+    )

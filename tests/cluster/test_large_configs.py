@@ -40,8 +40,7 @@ def _seed(cluster: Cluster, namespace: str, total: int) -> None:
     client = cluster.api_client()
     custom, core = kubernetes.client.CustomObjectsApi(client), kubernetes.client.CoreV1Api(client)
     for (_, name), data in team_secrets(namespace).items():
-        core.create_namespaced_secret(namespace, secret(name, {k: v.decode() for k, v in data.items()},
-                                                        namespace))
+        core.create_namespaced_secret(namespace, secret(name, {k: v.decode() for k, v in data.items()}, namespace))
     bodies = route_bodies(total, namespace)
     routes = [parse_route(b, "modelgate") for b in bodies]
     rendered = render(routes, team_secrets(namespace), None, gateway="modelgate", generation=1)
@@ -49,10 +48,9 @@ def _seed(cluster: Cluster, namespace: str, total: int) -> None:
     def create(item: tuple[dict[str, Any], Any]) -> None:
         body, parsed = item
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
-        status, _ = build_status(parsed, rendered.verdicts[parsed.key], Rollout(0, 0), None,
-                                 "2026-01-01T00:00:00Z")
-        custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, parsed.name,
-                                                     {"status": status})
+        status, _ = build_status(parsed, rendered.verdicts[parsed.key], Rollout(0, 0), None, "2026-01-01T00:00:00Z")
+        custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, parsed.name, {"status": status})
+
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(create, zip(bodies, routes, strict=True)))
 
@@ -64,8 +62,10 @@ def _stored(cluster: Cluster, namespace: str) -> dict[str, tuple[str, int]]:
         for item in cluster.request("GET", f"/api/v1/namespaces/{namespace}/{plural}")["items"]:
             notes = item["metadata"].get("annotations") or {}
             if "modelgate.dev/content-hash" in notes:
-                found[item["metadata"]["name"]] = (notes["modelgate.dev/content-hash"],
-                                                   sum(len(v) for v in (item.get("data") or {}).values()))
+                found[item["metadata"]["name"]] = (
+                    notes["modelgate.dev/content-hash"],
+                    sum(len(v) for v in (item.get("data") or {}).values()),
+                )
     return found
 
 
@@ -74,21 +74,28 @@ def _written(before: dict[str, tuple[str, int]], after: dict[str, tuple[str, int
 
 
 @pytest.mark.parametrize("total", SIZES)
-async def test_apply_and_delete_at_scale(cluster: Cluster, namespace: str, tmp_path: Path,
-                                         total: int) -> None:
+async def test_apply_and_delete_at_scale(cluster: Cluster, namespace: str, tmp_path: Path, total: int) -> None:
     started = time.monotonic()
     await asyncio.to_thread(_seed, cluster, namespace, total)
     figures = [f"{total} routes on the real API server (created in {time.monotonic() - started:.0f}s)"]
     base = tmp_path / "base.yaml"
     base.write_text(BASE_CONFIG)
     # As the chart does: without its peering object, kopf keeps its watches paused.
-    cluster.apply({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
-                   "metadata": {"name": f"mg-{namespace}"}}, namespace)
+    cluster.apply(
+        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": f"mg-{namespace}"}}, namespace
+    )
     port = free_port()
-    operator = OperatorProcess(cluster.kubeconfig, {
-        "MODELGATE_OPERATOR_NAMESPACES": namespace, "MODELGATE_OPERATOR_GATEWAY_NAMESPACE": namespace,
-        "MODELGATE_OPERATOR_BASE_CONFIG": str(base), "MODELGATE_OPERATOR_PEERING": f"mg-{namespace}",
-        "MODELGATE_OPERATOR_LIVENESS_HOST": "127.0.0.1", "MODELGATE_OPERATOR_LIVENESS_PORT": str(port)})
+    operator = OperatorProcess(
+        cluster.kubeconfig,
+        {
+            "MODELGATE_OPERATOR_NAMESPACES": namespace,
+            "MODELGATE_OPERATOR_GATEWAY_NAMESPACE": namespace,
+            "MODELGATE_OPERATOR_BASE_CONFIG": str(base),
+            "MODELGATE_OPERATOR_PEERING": f"mg-{namespace}",
+            "MODELGATE_OPERATOR_LIVENESS_HOST": "127.0.0.1",
+            "MODELGATE_OPERATOR_LIVENESS_PORT": str(port),
+        },
+    )
     gateway = following_gateway(cluster, namespace, tmp_path)
     begun = time.monotonic()
     operator.start()
@@ -104,6 +111,7 @@ async def test_apply_and_delete_at_scale(cluster: Cluster, namespace: str, tmp_p
 
             async def applied() -> bool:
                 return bool((await asyncio.to_thread(readyz, gateway))["generation"] != generation)
+
             took = await until(applied, timeout=300, what=what)
             after = await asyncio.to_thread(_stored, cluster, namespace)
             figures.append(f"{what}: served after {took:.2f}s, {_written(before, after):,} bytes written")

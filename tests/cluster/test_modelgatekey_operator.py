@@ -23,8 +23,12 @@ RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRo
 
 
 def _key(name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": KEY_API, "kind": "ModelGateKey", "metadata": {"name": name},
-            "spec": {"secretRef": {"name": f"{name}-key"}, **spec}}
+    return {
+        "apiVersion": KEY_API,
+        "kind": "ModelGateKey",
+        "metadata": {"name": name},
+        "spec": {"secretRef": {"name": f"{name}-key"}, **spec},
+    }
 
 
 def _get(cluster: Cluster, api: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
@@ -45,16 +49,21 @@ def _published_keys(cluster: Cluster, namespace: str, configmap: str) -> dict[st
 
 
 async def test_generated_key_is_published_as_its_hash_with_a_ready_status(
-        cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = operator_settings(namespace)
     cluster.apply(_key("ci", generateSecret=True, models=["gpt-4o*"], limits={"requestsPerMinute": 5}), namespace)
     async with operator_on(cluster, settings, monkeypatch):
         status = await eventually(
-            lambda: ((_get(cluster, KEY_API, "ModelGateKey", "ci", namespace) or {}).get("status") or {}),
-            what="the key's status")
-        [keys] = await eventually(lambda: (found,) if (found := _published_keys(cluster, namespace,
-                                                                                 settings.configmap)) is not None
-                                  else None, what="the published config")
+            lambda: (_get(cluster, KEY_API, "ModelGateKey", "ci", namespace) or {}).get("status") or {},
+            what="the key's status",
+        )
+        [keys] = await eventually(
+            lambda: (
+                (found,) if (found := _published_keys(cluster, namespace, settings.configmap)) is not None else None
+            ),
+            what="the published config",
+        )
     assert status["conditions"][0]["reason"] == "LimitsUnavailable"  # no Redis in this gateway's base config
     assert f"{namespace}/ci" not in keys
     secret = _get(cluster, "v1", "Secret", "ci-key", namespace)
@@ -64,10 +73,23 @@ async def test_generated_key_is_published_as_its_hash_with_a_ready_status(
 
     cluster.apply(_key("ci", secretRef={"name": "ci-key"}, models=["gpt-4o*"]), namespace)  # no limits now
     async with operator_on(cluster, settings, monkeypatch):
-        keys = await eventually(lambda: (found := _published_keys(cluster, namespace, settings.configmap))
-                                and f"{namespace}/ci" in found and found, what="the key published")
-        await eventually(lambda: ((_get(cluster, KEY_API, "ModelGateKey", "ci", namespace) or {}).get("status")
-                                  or {}).get("conditions", [{}])[0].get("status") == "True", what="Ready")
+        keys = await eventually(
+            lambda: (
+                (found := _published_keys(cluster, namespace, settings.configmap))
+                and f"{namespace}/ci" in found
+                and found
+            ),
+            what="the key published",
+        )
+        await eventually(
+            lambda: (
+                ((_get(cluster, KEY_API, "ModelGateKey", "ci", namespace) or {}).get("status") or {})
+                .get("conditions", [{}])[0]
+                .get("status")
+                == "True"
+            ),
+            what="Ready",
+        )
     assert keys[f"{namespace}/ci"]["sha256"] == hashlib.sha256(value).hexdigest()
     assert keys[f"{namespace}/ci"]["tenant"] == namespace
 

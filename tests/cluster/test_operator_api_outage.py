@@ -25,8 +25,8 @@ def _failures(caplog: pytest.LogCaptureFixture, count: int) -> list[logging.LogR
 
 
 async def test_unreachable_api_server_is_a_transient_error(
-        cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-        caplog: pytest.LogCaptureFixture) -> None:
+    cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     relay = TcpRelay("127.0.0.1", cluster.plane.port)
     await relay.start()
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", server=f"https://127.0.0.1:{relay.port}")
@@ -35,8 +35,10 @@ async def test_unreachable_api_server_is_a_transient_error(
     caplog.set_level(logging.INFO, "modelgate_operator")
     try:
         async with operator_on(cluster, settings, monkeypatch, kubeconfig):
-            await eventually(lambda: route_status(cluster, namespace, "r").get("observedGeneration") == 1,
-                             what="the route reconciled through the relay")
+            await eventually(
+                lambda: route_status(cluster, namespace, "r").get("observedGeneration") == 1,
+                what="the route reconciled through the relay",
+            )
             await relay.cut()
             cut_at = time.monotonic()
             failures = await eventually(lambda: _failures(caplog, 3), what="three failed attempts")
@@ -44,8 +46,10 @@ async def test_unreachable_api_server_is_a_transient_error(
             await relay.restore()
             # A change made meanwhile (directly, not through the relay) is picked up on recovery.
             cluster.apply(route("r", "m", mock_deployment("a"), mock_deployment("b")), namespace)
-            await eventually(lambda: route_status(cluster, namespace, "r").get("deploymentNames") == "a,b",
-                             what="the change reconciled after the outage")
+            await eventually(
+                lambda: route_status(cluster, namespace, "r").get("deploymentNames") == "a,b",
+                what="the change reconciled after the outage",
+            )
     finally:
         await relay.stop()
 

@@ -33,13 +33,17 @@ async def upstream() -> AsyncIterator[FakeResponsesUpstream]:
 
 
 def _secret(name: str, value: str) -> dict[str, object]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-            "data": {"api-key": base64.b64encode(value.encode()).decode()}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "data": {"api-key": base64.b64encode(value.encode()).decode()},
+    }
 
 
 async def test_add_rotate_delete_never_rejects_a_document(
-        cluster: Cluster, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        upstream: FakeResponsesUpstream) -> None:
+    cluster: Cluster, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: FakeResponsesUpstream
+) -> None:
     base = tmp_path / "base.yaml"
     base.write_text(BASE_CONFIG)
     settings = operator_settings(namespace, base_config=str(base))
@@ -54,13 +58,24 @@ async def test_add_rotate_delete_never_rejects_a_document(
                 for round_ in range(3):
                     model = f"keyed-{round_}"
                     cluster.apply(_secret(f"key-{round_}", f"sk-{round_}-a"), namespace)
-                    cluster.apply(route(model, model, {
-                        "name": "up", "provider": "openai-compatible", "baseUrl": upstream.base_url,
-                        "upstreamModel": "upstream-model",
-                        "apiKeySecretRef": {"name": f"key-{round_}", "key": "api-key"}}), namespace)
+                    cluster.apply(
+                        route(
+                            model,
+                            model,
+                            {
+                                "name": "up",
+                                "provider": "openai-compatible",
+                                "baseUrl": upstream.base_url,
+                                "upstreamModel": "upstream-model",
+                                "apiKeySecretRef": {"name": f"key-{round_}", "key": "api-key"},
+                            },
+                        ),
+                        namespace,
+                    )
 
                     async def served(m: str = model) -> bool:
                         return m in await models(client)
+
                     timings["apply"].append(await until(served, what=f"{model} served"))
                     await client.responses.create(model=model, input="hi")
                     assert upstream.creates[-1].headers["Authorization"] == f"Bearer sk-{round_}-a"
@@ -70,6 +85,7 @@ async def test_add_rotate_delete_never_rejects_a_document(
                     async def rotated(m: str = model, r: int = round_) -> bool:
                         await client.responses.create(model=m, input="hi")
                         return upstream.creates[-1].headers["Authorization"] == f"Bearer sk-{r}-b"
+
                     timings["rotate"].append(await until(rotated, what=f"{model} rotated"))
 
                     cluster.request("DELETE", cluster.path_of(ROUTE_API, "ModelRoute", namespace, model))
@@ -80,6 +96,7 @@ async def test_add_rotate_delete_never_rejects_a_document(
                         except NotFoundError:
                             return True
                         return False
+
                     timings["delete"].append(await until(gone, what=f"{model} gone"))
                     assert reloads(gateway, "failure") == 0, f"round {round_}: a document was rejected"
                 assert reloads(gateway, "success") >= 10
@@ -87,5 +104,7 @@ async def test_add_rotate_delete_never_rejects_a_document(
             out, err = await asyncio.to_thread(gateway.stop)
     logs = (out + err).decode()
     assert "rejected config" not in logs and "sk-0-a" not in logs
-    print("\nreal API server, gateway process: " + ", ".join(
-        f"{what} -> served median {statistics.median(values):.2f}s" for what, values in timings.items()))
+    print(
+        "\nreal API server, gateway process: "
+        + ", ".join(f"{what} -> served median {statistics.median(values):.2f}s" for what, values in timings.items())
+    )

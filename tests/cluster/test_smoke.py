@@ -25,7 +25,8 @@ def test_admin_client_sees_the_namespace_and_its_default_service_account(cluster
 
 def test_modelroute_crd_is_served_and_validates(cluster: Cluster, namespace: str) -> None:
     route = {
-        "apiVersion": "modelgate.dev/v1alpha1", "kind": "ModelRoute",
+        "apiVersion": "modelgate.dev/v1alpha1",
+        "kind": "ModelRoute",
         "metadata": {"name": "smoke"},
         "spec": {"model": "gpt-4o", "deployments": [{"name": "mock", "provider": "mock", "upstreamModel": "canned"}]},
     }
@@ -44,14 +45,25 @@ def test_service_account_tokens_are_subject_to_rbac(cluster: Cluster, namespace:
     assert err.value.status == 403
     assert f"system:serviceaccount:{namespace}:reader" in err.value.message
 
-    cluster.apply_all([
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "visible"}, "data": {"a": "b"}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "read-cm"},
-         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "read-cm"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-cm"},
-         "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}]},
-    ], namespace)
+    cluster.apply_all(
+        [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "visible"}, "data": {"a": "b"}},
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "read-cm"},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "read-cm"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-cm"},
+                "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
+            },
+        ],
+        namespace,
+    )
     listed = kubernetes.client.CoreV1Api(cluster.api_client(token=token)).list_namespaced_config_map(namespace)
     assert "visible" in {cm.metadata.name for cm in listed.items}
 
@@ -61,8 +73,21 @@ def test_kubeconfig_works_for_kubectl(cluster: Cluster, namespace: str, tmp_path
     if not kubectl.exists():
         pytest.skip("no kubectl in KUBEBUILDER_ASSETS")
     out = subprocess.run(
-        [str(kubectl), "--kubeconfig", str(cluster.kubeconfig), "--cache-dir", str(tmp_path / "cache"),
-         "get", "namespace", namespace, "-o", "name"],
-        capture_output=True, text=True, timeout=30)
+        [
+            str(kubectl),
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "get",
+            "namespace",
+            namespace,
+            "-o",
+            "name",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"namespace/{namespace}"

@@ -64,8 +64,14 @@ def test_example_is_admitted_and_rendered() -> None:
     assert errors(example) == []
     body = {**example, "metadata": {**example["metadata"], "namespace": "team-a"}}
     key = parse_key(body, "modelgate")
-    base = validate_data({"apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig",
-                          "spec": {"state": {"redisUrl": "redis://redis:6379/0"}}})
-    config, verdicts = add_keys(base, [key], {("team-a", "ci-key"): {"api-key": b"sk-mg-0123456789abcdef"}},
-                                "modelgate")
+    base = validate_data(
+        {
+            "apiVersion": "config.modelgate.dev/v1alpha1",
+            "kind": "GatewayConfig",
+            "spec": {"state": {"redisUrl": "redis://redis:6379/0"}},
+        }
+    )
+    config, verdicts = add_keys(
+        base, [key], {("team-a", "ci-key"): {"api-key": b"sk-mg-0123456789abcdef"}}, "modelgate"
+    )
     assert verdicts[key.ref].ready and config is not None and config.spec.auth.keys[0].name == "team-a/ci"

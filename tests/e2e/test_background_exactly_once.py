@@ -30,16 +30,36 @@ PER_GATEWAY = 4
 
 def _config(tmp_path: Path, upstream: FakeResponsesUpstream, redis_url: str) -> Path:
     config = tmp_path / "gateway.yaml"
-    config.write_text(yaml.safe_dump({"apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig", "spec": {
-        "deployments": [{"name": "a", "provider": "openai-compatible", "baseUrl": upstream.base_url, "model": "up"}],
-        "models": [{"name": "gpt-4o", "targets": [{"deployment": "a"}],
-                    "pricing": {"inputUsdPerMillionTokens": 2.0, "outputUsdPerMillionTokens": 8.0}}],
-        "auth": {"allowUnauthenticated": True},
-        "responseIds": {"signingKey": {"file": "signing-key"}},
-        "state": {"redisUrl": redis_url},
-        "observability": {"backgroundFollowUp": {"pollIntervalSeconds": 0.1, "maxPollIntervalSeconds": 0.3,
-                                                 "leaseSeconds": 1}},
-    }}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "config.modelgate.dev/v1alpha1",
+                "kind": "GatewayConfig",
+                "spec": {
+                    "deployments": [
+                        {"name": "a", "provider": "openai-compatible", "baseUrl": upstream.base_url, "model": "up"}
+                    ],
+                    "models": [
+                        {
+                            "name": "gpt-4o",
+                            "targets": [{"deployment": "a"}],
+                            "pricing": {"inputUsdPerMillionTokens": 2.0, "outputUsdPerMillionTokens": 8.0},
+                        }
+                    ],
+                    "auth": {"allowUnauthenticated": True},
+                    "responseIds": {"signingKey": {"file": "signing-key"}},
+                    "state": {"redisUrl": redis_url},
+                    "observability": {
+                        "backgroundFollowUp": {
+                            "pollIntervalSeconds": 0.1,
+                            "maxPollIntervalSeconds": 0.3,
+                            "leaseSeconds": 1,
+                        }
+                    },
+                },
+            }
+        )
+    )
     (tmp_path / "signing-key").write_text("shared-by-both-processes")
     return config
 
@@ -49,8 +69,10 @@ def _counted(lines: list[dict[str, Any]]) -> Counter[str]:
 
 
 def _metric_total(text: str) -> float:
-    return sum(float(m.group(1)) for m in re.finditer(r"^modelgate_background_responses_total\{[^}]*\} (\S+)$",
-                                                      text, re.MULTILINE))
+    return sum(
+        float(m.group(1))
+        for m in re.finditer(r"^modelgate_background_responses_total\{[^}]*\} (\S+)$", text, re.MULTILINE)
+    )
 
 
 def _pending(text: str) -> float:
@@ -67,7 +89,9 @@ async def _until(what: str, probe: Any, timeout: float = 20.0) -> None:
 
 
 async def test_each_background_response_is_counted_once_across_two_gateways_and_a_restart(
-        tmp_path: Path, redis_server) -> None:  # noqa: F811
+    tmp_path: Path,
+    redis_server,  # noqa: F811
+) -> None:
     upstream = FakeResponsesUpstream("a", text="Alpha answers with seven short words")
     await upstream.start()
     config = _config(tmp_path, upstream, redis_server.url)
@@ -75,10 +99,15 @@ async def test_each_background_response_is_counted_once_across_two_gateways_and_
     await asyncio.gather(asyncio.to_thread(first.start), asyncio.to_thread(second.start))
     restarted: GatewayProcess | None = None
     try:
-        async with openai.AsyncOpenAI(base_url=first.base_url, api_key="x", max_retries=0) as one, \
-                openai.AsyncOpenAI(base_url=second.base_url, api_key="x", max_retries=0) as two:
-            ids = [(await client.responses.create(model="gpt-4o", input=f"q{i}", background=True)).id
-                   for client in (one, two) for i in range(PER_GATEWAY)]
+        async with (
+            openai.AsyncOpenAI(base_url=first.base_url, api_key="x", max_retries=0) as one,
+            openai.AsyncOpenAI(base_url=second.base_url, api_key="x", max_retries=0) as two,
+        ):
+            ids = [
+                (await client.responses.create(model="gpt-4o", input=f"q{i}", background=True)).id
+                for client in (one, two)
+                for i in range(PER_GATEWAY)
+            ]
             for rid in ids:  # both poll every response while it runs: nothing to count yet
                 assert (await one.responses.retrieve(rid)).status == "queued"
                 assert (await two.responses.retrieve(rid)).status == "queued"

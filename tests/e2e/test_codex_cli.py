@@ -38,19 +38,38 @@ async def test_codex_exec_completes_a_tool_loop_on_a_chat_deployment(tmp_path: P
     work.mkdir()
     home.mkdir()
     async with FakeChatUpstream() as chat, harnesses(tmp_path) as start:
-        dep = deployment("chat", chat.base_url, api="chat_completions", provider="vllm",
-                         translation={"unsupportedTools": "drop"})
+        dep = deployment(
+            "chat", chat.base_url, api="chat_completions", provider="vllm", translation={"unsupportedTools": "drop"}
+        )
         gw = await start(config_doc([dep], [{"name": "codex-model", "targets": [{"deployment": "chat"}]}]))
-        chat.script(ChatScript(text=[], tool_calls=[ToolCallScript("exec_command",
-                                                                   ['{"cmd": "echo modelgate-tool-ok"}'])]),
-                    ChatScript(text=["Done", "."]))
+        chat.script(
+            ChatScript(text=[], tool_calls=[ToolCallScript("exec_command", ['{"cmd": "echo modelgate-tool-ok"}'])]),
+            ChatScript(text=["Done", "."]),
+        )
         provider = f'{{name="modelgate", base_url="{gw.base_url}", env_key="MODELGATE_TEST_KEY", wire_api="responses"}}'
         proc = await asyncio.create_subprocess_exec(
-            str(codex), "exec", "--skip-git-repo-check", "-C", str(work), "-c", "model_provider=modelgate",
-            "-c", f"model_providers.modelgate={provider}", "-c", 'model="codex-model"', "Run the check.",
-            env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "CODEX_HOME": str(home),
-                 "MODELGATE_TEST_KEY": API_KEY},
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            str(codex),
+            "exec",
+            "--skip-git-repo-check",
+            "-C",
+            str(work),
+            "-c",
+            "model_provider=modelgate",
+            "-c",
+            f"model_providers.modelgate={provider}",
+            "-c",
+            'model="codex-model"',
+            "Run the check.",
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                "HOME": str(tmp_path),
+                "CODEX_HOME": str(home),
+                "MODELGATE_TEST_KEY": API_KEY,
+            },
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), RUN_TIMEOUT_SECONDS)
         finally:

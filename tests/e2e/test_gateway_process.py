@@ -36,7 +36,7 @@ async def test_quickstart_serves_the_readme_example(quickstart) -> None:
         assert [m.id async for m in client.models.list()] == ["gpt-4o", "gpt-4o-mini"]
     with urllib.request.urlopen(f"http://127.0.0.1:{quickstart.metrics_port}/metrics", timeout=5) as resp:
         metrics = resp.read().decode()
-    assert 'modelgate_requests_total{' in metrics and 'model="gpt-4o"' in metrics
+    assert "modelgate_requests_total{" in metrics and 'model="gpt-4o"' in metrics
 
 
 def _slow_mock_config(tmp_path: Path) -> Path:
@@ -81,22 +81,27 @@ async def test_sigterm_drains_in_flight_streams_then_exits_cleanly(tmp_path: Pat
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelgate_gateway", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "modelgate_gateway", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_check_accepts_the_examples_and_names_every_error(tmp_path: Path) -> None:
     ok = _run("check", "--config", "examples/quickstart.yaml")
     assert ok.returncode == 0 and "valid" in ok.stdout
     bad = tmp_path / "bad.yaml"
-    bad.write_text("apiVersion: config.modelgate.dev/v1alpha1\nkind: GatewayConfig\nspec:\n"
-                   "  deployments: [{name: a, model: m, baseUrl: 'ftp://x'}]\n")
+    bad.write_text(
+        "apiVersion: config.modelgate.dev/v1alpha1\nkind: GatewayConfig\nspec:\n"
+        "  deployments: [{name: a, model: m, baseUrl: 'ftp://x'}]\n"
+    )
     result = _run("check", "--config", str(bad))
     assert result.returncode == 1
     assert "spec.deployments[0].baseUrl" in result.stderr
-    bad.write_text("apiVersion: config.modelgate.dev/v1alpha1\nkind: GatewayConfig\nspec:\n"
-                   "  deployments: [{name: a, model: m, baseUrl: 'http://x'}]\n"
-                   "  models: [{name: m, targets: [{deployment: nope}], fallbacks: [ghost]}]\n")
+    bad.write_text(
+        "apiVersion: config.modelgate.dev/v1alpha1\nkind: GatewayConfig\nspec:\n"
+        "  deployments: [{name: a, model: m, baseUrl: 'http://x'}]\n"
+        "  models: [{name: m, targets: [{deployment: nope}], fallbacks: [ghost]}]\n"
+    )
     result = _run("check", "--config", str(bad))
     assert result.returncode == 1
     assert "spec.models[0].targets[0].deployment: unknown deployment 'nope'" in result.stderr
@@ -117,8 +122,7 @@ async def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> N
     try:
         async with AsyncOpenAI(base_url=gateway.base_url, api_key="any", max_retries=0) as client:
             first = await client.responses.create(model="gpt-4o", input="hi")
-            results = await asyncio.gather(*(client.responses.create(model="gpt-4o", input=str(i))
-                                             for i in range(8)))
+            results = await asyncio.gather(*(client.responses.create(model="gpt-4o", input=str(i)) for i in range(8)))
             assert all(r.output_text == first.output_text for r in results)
         for port in (gateway.metrics_port, gateway.metrics_port + 1):  # one metrics port per worker
             await asyncio.to_thread(gateway.wait_for_port, port)

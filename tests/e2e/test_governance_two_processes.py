@@ -48,8 +48,9 @@ async def test_budget_holds_across_two_processes(tmp_path: Path, redis_server: R
             for _ in range(200):  # bounded; ends at the first 429
                 try:
                     if index % 3 == 0:
-                        stream = await api.responses.create(model="gpt-4o", input="hi", max_output_tokens=16,
-                                                            stream=True)
+                        stream = await api.responses.create(
+                            model="gpt-4o", input="hi", max_output_tokens=16, stream=True
+                        )
                         final = [e async for e in stream][-1]
                         assert final.type == "response.completed"
                         usage = final.response.usage
@@ -79,11 +80,15 @@ async def test_budget_holds_across_two_processes(tmp_path: Path, redis_server: R
 
 @pytest.mark.parametrize("policy", ["fail-open", "fail-closed"])
 async def test_redis_killed_mid_run_applies_the_policy_without_a_hang(
-        tmp_path: Path, redis_server: RedisServer, policy: str) -> None:  # noqa: F811
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+    policy: str,
+) -> None:
     """Clients hammer both processes; Redis dies under them. Every request still ends, quickly:
     served (fail-open) or 503 limits_unavailable (fail-closed), never a hang or another error."""
-    doc = governed_doc(redis_server.url, key_limits={"requestsPerMinute": 1_000_000},
-                       onRedisFailure=policy, redisTimeoutSeconds=0.5)
+    doc = governed_doc(
+        redis_server.url, key_limits={"requestsPerMinute": 1_000_000}, onRedisFailure=policy, redisTimeoutSeconds=0.5
+    )
     doc["spec"]["responseIds"] = {}
     config = tmp_path / "gateway.yaml"
     config.write_text(yaml.safe_dump(doc))
@@ -92,8 +97,9 @@ async def test_redis_killed_mid_run_applies_the_policy_without_a_hang(
     outcomes: list[str] = []
     killed = asyncio.Event()
     try:
-        clients = [openai.AsyncOpenAI(base_url=g.base_url, api_key=KEYS["team-a"], max_retries=0, timeout=10)
-                   for g in gateways]
+        clients = [
+            openai.AsyncOpenAI(base_url=g.base_url, api_key=KEYS["team-a"], max_retries=0, timeout=10) for g in gateways
+        ]
 
         async def worker(index: int) -> None:
             api = clients[index % 2]

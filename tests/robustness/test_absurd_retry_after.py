@@ -42,10 +42,16 @@ async def gateway(tmp_path: Path) -> AsyncIterator:
 
 
 def _primary_and_standby(a: FakeResponsesUpstream, b: FakeResponsesUpstream, cap: float) -> dict:
-    return config_doc([deployment("a", a.base_url), deployment("b", b.base_url)],
-                      [{"name": "gpt-4o",
-                        "targets": [{"deployment": "a", "weight": 1}, {"deployment": "b", "weight": 0}],
-                        "retry": {"retryAfterCapSeconds": cap}}])
+    return config_doc(
+        [deployment("a", a.base_url), deployment("b", b.base_url)],
+        [
+            {
+                "name": "gpt-4o",
+                "targets": [{"deployment": "a", "weight": 1}, {"deployment": "b", "weight": 0}],
+                "retry": {"retryAfterCapSeconds": cap},
+            }
+        ],
+    )
 
 
 def _sample(gw, name: str, **labels: str) -> float | None:
@@ -60,7 +66,8 @@ async def _served_by(gw, deployment_name: str) -> None:
 
 @pytest.mark.parametrize("retry_after", ABSURD)
 async def test_an_absurd_retry_after_defers_the_deployment_only_up_to_the_cap(
-        gateway, upstreams, retry_after: str) -> None:
+    gateway, upstreams, retry_after: str
+) -> None:
     a, b = upstreams
     a.script = [Behaviour(status=429, headers={"Retry-After": retry_after})]
     gw = await gateway(_primary_and_standby(a, b, cap=0.3))
@@ -91,7 +98,8 @@ async def test_an_unusable_retry_after_defers_nothing(gateway, upstreams, retry_
 @pytest.mark.parametrize("retry_after", ABSURD + UNUSABLE)
 @pytest.mark.parametrize("header", ["Retry-After", "retry-after-ms"])
 async def test_a_single_deployment_model_answers_429_with_a_sane_retry_after(
-        gateway, upstreams, header: str, retry_after: str) -> None:
+    gateway, upstreams, header: str, retry_after: str
+) -> None:
     a, _ = upstreams
     a.script = [Behaviour(status=429, headers={header: retry_after})] * 3
     doc = config_doc([deployment("a", a.base_url)], [{"name": "gpt-4o", "targets": [{"deployment": "a"}]}])

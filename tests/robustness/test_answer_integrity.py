@@ -25,10 +25,19 @@ def _signed(rid: str, dep: str = "a") -> str:
 
 
 async def _gateway(tmp: Path, *urls: str) -> GatewayHarness:
-    names = "ab"[:len(urls)]
-    doc = config_doc([deployment(n, u) for n, u in zip(names, urls, strict=True)],
-                     [{"name": "m", "targets": [{"deployment": n} for n in names], "strategy": "least-outstanding",
-                       "retry": {"maxAttempts": len(urls)}, "cooldown": {"consecutiveFailures": 1000}}])
+    names = "ab"[: len(urls)]
+    doc = config_doc(
+        [deployment(n, u) for n, u in zip(names, urls, strict=True)],
+        [
+            {
+                "name": "m",
+                "targets": [{"deployment": n} for n in names],
+                "strategy": "least-outstanding",
+                "retry": {"maxAttempts": len(urls)},
+                "cooldown": {"consecutiveFailures": 1000},
+            }
+        ],
+    )
     harness = GatewayHarness(tmp, doc)
     await harness.start()
     return harness
@@ -50,7 +59,8 @@ async def _create(harness: GatewayHarness, **extra: Any) -> tuple[bytes, Any]:
 
 
 async def test_an_id_that_is_a_substring_of_field_names_is_rewritten_only_where_it_is_the_id(
-        tmp_path: Path, upstream: MisbehavingUpstream) -> None:
+    tmp_path: Path, upstream: MisbehavingUpstream
+) -> None:
     upstream.response_id = "resp"
     upstream.answer_text = "resp " * 2000 + '"resp"'
     harness = await _gateway(tmp_path, upstream.url())

@@ -23,10 +23,14 @@ MALFORMED = {
     "obs-fold": f"GET /v1/models HTTP/1.1\r\nHost: g\r\nX-Folded: a\r\n b\r\nAuthorization: Bearer {SECRET}\r\n\r\n",
     "header bytes": f"GET /v1/models HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {SECRET}\r\nX-Bad\x01: v\r\n\r\n",
     "space before colon": f"GET /v1/models HTTP/1.1\r\nHost: g\r\nAuthorization : Bearer {SECRET}\r\n\r\n",
-    "bad chunk size": (f"POST /v1/responses HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {SECRET}\r\n"
-                       f"Transfer-Encoding: chunked\r\n\r\nzz{SECRET}\r\n"),
-    "smuggling": (f"POST /v1/responses HTTP/1.1\r\nHost: g\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
-                  f"Authorization: Bearer {SECRET}\r\n\r\n0\r\n\r\n"),
+    "bad chunk size": (
+        f"POST /v1/responses HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {SECRET}\r\n"
+        f"Transfer-Encoding: chunked\r\n\r\nzz{SECRET}\r\n"
+    ),
+    "smuggling": (
+        f"POST /v1/responses HTTP/1.1\r\nHost: g\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
+        f"Authorization: Bearer {SECRET}\r\n\r\n0\r\n\r\n"
+    ),
 }
 
 
@@ -53,7 +57,7 @@ async def test_a_flood_of_malformed_requests_costs_one_line_and_no_secret(gatewa
     before = metric(gateway.scrape(), "modelgate_client_connections_closed_total", reason="malformed") or 0
     requests = [request.encode() for request in MALFORMED.values()] * 50
     for batch in range(0, len(requests), 25):
-        await asyncio.gather(*(exchange(gateway.port, request) for request in requests[batch:batch + 25]))
+        await asyncio.gather(*(exchange(gateway.port, request) for request in requests[batch : batch + 25]))
     after = metric(gateway.scrape(), "modelgate_client_connections_closed_total", reason="malformed")
     assert after == before + len(requests)
     stderr = gateway.stderr_text()

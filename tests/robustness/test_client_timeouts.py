@@ -22,8 +22,14 @@ from raw_http_server import eventually
 
 HEADER, BODY, IDLE = 0.5, 0.8, 1.0
 SLACK = 2.0  # scheduling delay allowed on a loaded 2-core machine; far below what was seen before (~1 h)
-TIMEOUT_FLAGS = ("--client-header-timeout-seconds", str(HEADER), "--client-body-timeout-seconds", str(BODY),
-                 "--client-idle-timeout-seconds", str(IDLE))
+TIMEOUT_FLAGS = (
+    "--client-header-timeout-seconds",
+    str(HEADER),
+    "--client-body-timeout-seconds",
+    str(BODY),
+    "--client-idle-timeout-seconds",
+    str(IDLE),
+)
 HEADERS_START = b"POST /v1/responses HTTP/1.1\r\nHost: gateway\r\n"
 
 
@@ -93,8 +99,11 @@ async def test_idle_keep_alive_connections_close_after_the_idle_timeout(gateway:
 async def test_a_slow_body_gets_408_at_the_body_timeout_and_one_log_line(gateway: GatewayProcess) -> None:
     before = _closed(gateway, "body_timeout")
     reader, writer = await connect(gateway.port)
-    writer.write(HEADERS_START + f"Authorization: Bearer {API_KEY}\r\nX-Request-Id: slow-body-1\r\n"
-                 "Content-Type: application/json\r\nContent-Length: 2000\r\n\r\n".encode())
+    writer.write(
+        HEADERS_START
+        + f"Authorization: Bearer {API_KEY}\r\nX-Request-Id: slow-body-1\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2000\r\n\r\n".encode()
+    )
     sender = asyncio.create_task(drip(writer, b'{"model": "gpt-4o", "input": "' + b"x" * 2000, 0.02))
     try:
         data, elapsed = await read_until_closed(reader, BODY + SLACK + 2)
@@ -151,8 +160,9 @@ async def test_every_connection_busy_means_503_at_once_for_the_next(tmp_path: Pa
 async def test_idle_floods_cannot_lock_clients_out_under_a_low_descriptor_limit(tmp_path: Path) -> None:
     config = mock_config(tmp_path / "config.yaml")
     # 256 descriptors: the gateway serves at most 128 client connections and keeps the rest.
-    gateway = GatewayProcess(config, "--client-header-timeout-seconds", "60", "--client-idle-timeout-seconds", "60",
-                             open_files=256)
+    gateway = GatewayProcess(
+        config, "--client-header-timeout-seconds", "60", "--client-idle-timeout-seconds", "60", open_files=256
+    )
     await asyncio.to_thread(gateway.start)
     opened: list[asyncio.StreamWriter] = []
     try:

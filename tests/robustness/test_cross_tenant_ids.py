@@ -41,8 +41,12 @@ class Setup:
 
 
 @asynccontextmanager
-async def _setup(kind: str, tmp_path: Path, keys: dict[str, tuple[str | None, list[str]]] = TEAM_KEYS,
-                 allow_unauthenticated: bool = False) -> AsyncIterator[Setup]:
+async def _setup(
+    kind: str,
+    tmp_path: Path,
+    keys: dict[str, tuple[str | None, list[str]]] = TEAM_KEYS,
+    allow_unauthenticated: bool = False,
+) -> AsyncIterator[Setup]:
     async with AsyncExitStack() as stack:
         extra: dict[str, Any] = {}
         count: Callable[[], int] = lambda: 0  # noqa: E731
@@ -60,8 +64,9 @@ async def _setup(kind: str, tmp_path: Path, keys: dict[str, tuple[str | None, li
             count = lambda: len(chat.requests)  # noqa: E731
         else:
             dep = {"name": "d", "provider": "mock", "model": "mock-1"}
-        doc = config_doc([dep], [{"name": "m", "targets": [{"deployment": "d"}]}],
-                         auth=auth(keys, allow_unauthenticated), **extra)
+        doc = config_doc(
+            [dep], [{"name": "m", "targets": [{"deployment": "d"}]}], auth=auth(keys, allow_unauthenticated), **extra
+        )
         gw = await stack.enter_async_context(running(tmp_path, doc))
         yield Setup(gw, count, kind == "responses")
 
@@ -93,10 +98,18 @@ async def _every_follow_up(client: openai.AsyncOpenAI, rid: str) -> list[tuple[i
 
 def _as_if(rid: str) -> list[tuple[int, dict[str, Any]]]:
     """What a caller gets for an id that does not exist."""
-    missing = {"message": f"No response found with id '{rid}'.", "type": "invalid_request_error",
-               "param": None, "code": "not_found"}
-    previous = {"message": f"Previous response with id '{rid}' not found.", "type": "invalid_request_error",
-                "param": "previous_response_id", "code": "previous_response_not_found"}
+    missing = {
+        "message": f"No response found with id '{rid}'.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "not_found",
+    }
+    previous = {
+        "message": f"Previous response with id '{rid}' not found.",
+        "type": "invalid_request_error",
+        "param": "previous_response_id",
+        "code": "previous_response_not_found",
+    }
     return [(404, missing)] * 5 + [(400, previous)]
 
 
@@ -115,7 +128,8 @@ async def test_another_key_gets_404_on_every_follow_up_as_if_the_id_did_not_exis
             lines = await _log_lines_of(gw, "alice", 12)
     assert again.output_text == created.output_text
     assert [(line["status"], line["error_code"]) for line in lines] == [
-        (status, body["code"]) for status, body in _as_if(forged) + _as_if(created.id)]
+        (status, body["code"]) for status, body in _as_if(forged) + _as_if(created.id)
+    ]
 
 
 async def _log_lines_of(gw: GatewayHarness, key: str, count: int) -> list[dict[str, Any]]:
@@ -133,16 +147,18 @@ async def test_a_key_of_the_same_tenant_uses_every_follow_up(tmp_path: Path, kin
     async with _setup(kind, tmp_path) as setup:
         gw = setup.gateway
         async with gw.client(KEYS["bob"]) as bob, gw.client(KEYS["carol"]) as carol:
-            created = await bob.responses.create(model="m", input="My name is Ada.",
-                                                 background=setup.background or openai.omit)
+            created = await bob.responses.create(
+                model="m", input="My name is Ada.", background=setup.background or openai.omit
+            )
             assert (await carol.responses.retrieve(created.id)).output_text == created.output_text
             if setup.background:
                 stream = await carol.responses.retrieve(created.id, stream=True)
                 events = [event async for event in stream]
                 assert events[-1].type == "response.completed" and events[-1].response.id == created.id
             else:  # no background runs here: Carol gets what Bob gets, not a 404
-                assert await _error_of(carol.responses.retrieve(created.id, stream=True)) == \
-                    await _error_of(bob.responses.retrieve(created.id, stream=True))
+                assert await _error_of(carol.responses.retrieve(created.id, stream=True)) == await _error_of(
+                    bob.responses.retrieve(created.id, stream=True)
+                )
                 assert (await _error_of(carol.responses.retrieve(created.id, stream=True)))[0] == 400
             items = await carol.responses.input_items.list(created.id)
             assert items.data[0].content[0].text == "My name is Ada."
@@ -161,8 +177,11 @@ async def test_a_key_of_the_same_tenant_uses_every_follow_up(tmp_path: Path, kin
 async def test_callers_without_a_key_are_one_anonymous_owner_apart_from_every_key(tmp_path: Path) -> None:
     async with _setup("responses", tmp_path, {"alice": (None, ["*"])}, allow_unauthenticated=True) as setup:
         gw = setup.gateway
-        async with _keyless(gw) as anonymous, gw.client("sk-unknown-is-anonymous") as stranger, \
-                gw.client(KEYS["alice"]) as alice:
+        async with (
+            _keyless(gw) as anonymous,
+            gw.client("sk-unknown-is-anonymous") as stranger,
+            gw.client(KEYS["alice"]) as alice,
+        ):
             theirs = await anonymous.responses.create(model="m", input="hi")
             assert (await stranger.responses.retrieve(theirs.id)).id == theirs.id
             assert (await _error_of(alice.responses.retrieve(theirs.id)))[0] == 404

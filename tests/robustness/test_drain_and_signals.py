@@ -31,9 +31,10 @@ SLACK = 1.0  # scheduling delay allowed on a loaded machine
 
 def _create(model: str, request_id: str, stream: bool) -> bytes:
     body = orjson.dumps({"model": model, "input": "hi", "stream": stream})
-    return (f"POST /v1/responses HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {API_KEY}\r\n"
-            f"X-Request-Id: {request_id}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
+    return (
+        f"POST /v1/responses HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {API_KEY}\r\n"
+        f"X-Request-Id: {request_id}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 async def _answer_and_time(port: int, request: bytes, started: asyncio.Event) -> tuple[bytes, float]:
@@ -63,18 +64,22 @@ async def hanging_upstream() -> AsyncIterator[FakeResponsesUpstream]:
 
 
 async def test_sigterm_cuts_what_outlives_the_grace_period_within_the_bound(
-        tmp_path: Path, hanging_upstream: FakeResponsesUpstream) -> None:
+    tmp_path: Path, hanging_upstream: FakeResponsesUpstream
+) -> None:
     # Raw sockets measure when the answers end: an SDK client in this loop would skew it (it
     # spends about a second building its model of the first response.failed event).
-    config = mock_config(tmp_path / "config.yaml", words=100, token_delay=0.1,
-                         upstreams={"hanging": hanging_upstream.base_url})
+    config = mock_config(
+        tmp_path / "config.yaml", words=100, token_delay=0.1, upstreams={"hanging": hanging_upstream.base_url}
+    )
     gateway = GatewayProcess(config, "--shutdown-grace-seconds", str(GRACE))
     await asyncio.to_thread(gateway.start)
     try:
         requests = [_create("gpt-4o", f"stream-{i}", True) for i in range(3)] + [_create("hanging", "plain", False)]
         started = [asyncio.Event() for _ in requests]
-        answers = [asyncio.create_task(_answer_and_time(gateway.port, request, event))
-                   for request, event in zip(requests, started, strict=True)]
+        answers = [
+            asyncio.create_task(_answer_and_time(gateway.port, request, event))
+            for request, event in zip(requests, started, strict=True)
+        ]
         for event in started:
             await event.wait()
         await eventually(lambda: len(hanging_upstream.creates) == 1, timeout=10)  # the plain request waits upstream
@@ -103,9 +108,11 @@ async def test_sigterm_cuts_what_outlives_the_grace_period_within_the_bound(
 
 
 async def test_sdk_clients_see_the_cut_as_response_failed_and_503(
-        tmp_path: Path, hanging_upstream: FakeResponsesUpstream) -> None:
-    config = mock_config(tmp_path / "config.yaml", words=100, token_delay=0.1,
-                         upstreams={"hanging": hanging_upstream.base_url})
+    tmp_path: Path, hanging_upstream: FakeResponsesUpstream
+) -> None:
+    config = mock_config(
+        tmp_path / "config.yaml", words=100, token_delay=0.1, upstreams={"hanging": hanging_upstream.base_url}
+    )
     gateway = GatewayProcess(config, "--shutdown-grace-seconds", "0.5")
     await asyncio.to_thread(gateway.start)
     try:
@@ -212,8 +219,10 @@ async def test_sighup_reaches_every_worker(tmp_path: Path) -> None:
             await asyncio.to_thread(gateway.wait_for_port, port)
 
         def checksums() -> list[str]:
-            return [re.search(r'modelgate_config_info\{[^}]*checksum="([^"]+)"', gateway.scrape(p))[1]  # type: ignore[index]
-                    for p in ports]
+            return [
+                re.search(r'modelgate_config_info\{[^}]*checksum="([^"]+)"', gateway.scrape(p))[1]  # type: ignore[index]
+                for p in ports
+            ]
 
         before = checksums()
         assert before[0] == before[1]

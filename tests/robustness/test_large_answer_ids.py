@@ -49,8 +49,9 @@ def _signed(body: bytes, *replacements: tuple[str, str]) -> bytes:
 async def _fetch(tmp: Path, body: bytes, call: str, **extra: Any) -> tuple[httpx2.Headers, bytes, Any]:
     """The headers, bytes and parsed response the SDK client gets for ``call`` through the gateway."""
     async with MisbehavingUpstream(answer_body=body) as upstream:
-        harness = GatewayHarness(tmp, config_doc([deployment("a", upstream.url())],
-                                                 [{"name": "m", "targets": [{"deployment": "a"}]}]))
+        harness = GatewayHarness(
+            tmp, config_doc([deployment("a", upstream.url())], [{"name": "m", "targets": [{"deployment": "a"}]}])
+        )
         await harness.start()
         client = harness.client()
         try:
@@ -121,8 +122,9 @@ async def test_a_late_previous_response_id_the_request_did_not_name_is_never_pas
     it cannot grow, and the upstream's id must not reach the client, so the connection is cut."""
     body = _answer("previous_response_id", PREVIOUS_UP, "late")
     async with MisbehavingUpstream(answer_body=body) as upstream:
-        harness = GatewayHarness(tmp_path, config_doc([deployment("a", upstream.url())],
-                                                      [{"name": "m", "targets": [{"deployment": "a"}]}]))
+        harness = GatewayHarness(
+            tmp_path, config_doc([deployment("a", upstream.url())], [{"name": "m", "targets": [{"deployment": "a"}]}])
+        )
         await harness.start()
         client = harness.client()
         got = bytearray()

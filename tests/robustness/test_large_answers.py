@@ -79,11 +79,12 @@ async def test_a_100_mb_answer_passes_through_whole_and_signed(tmp_path: Path) -
     new_token = orjson.dumps(gateway_id(rid, "a"))
     start = body.index(old_token)
     expected = hashlib.sha256(body[:start] + new_token)
-    expected.update(memoryview(body)[start + len(old_token):])
+    expected.update(memoryview(body)[start + len(old_token) :])
     expected_length = len(body) - len(old_token) + len(new_token)
     async with MisbehavingUpstream(answer_body=body) as upstream:
-        harness = GatewayHarness(tmp_path, config_doc([deployment("a", upstream.url())],
-                                                      [{"name": "m", "targets": [{"deployment": "a"}]}]))
+        harness = GatewayHarness(
+            tmp_path, config_doc([deployment("a", upstream.url())], [{"name": "m", "targets": [{"deployment": "a"}]}])
+        )
         await harness.start()
         client = harness.client()
         try:
@@ -121,8 +122,9 @@ def _large_answer(rid: str = "resp_large") -> bytes:
 
 
 async def _gateway(tmp: Path, upstream: MisbehavingUpstream) -> GatewayHarness:
-    harness = GatewayHarness(tmp, config_doc([deployment("a", upstream.url())],
-                                             [{"name": "m", "targets": [{"deployment": "a"}]}]))
+    harness = GatewayHarness(
+        tmp, config_doc([deployment("a", upstream.url())], [{"name": "m", "targets": [{"deployment": "a"}]}])
+    )
     await harness.start()
     return harness
 
@@ -164,7 +166,7 @@ async def test_a_large_answer_whose_id_comes_last_is_held_then_signed(tmp_path: 
             await client.close()
             await harness.close()
     signed = gateway_id(rid, "a").encode()
-    assert got == body[:-len(rid) - 3] + b'"' + signed + b'"}'
+    assert got == body[: -len(rid) - 3] + b'"' + signed + b'"}'
 
 
 async def test_a_client_leaving_a_large_answer_closes_the_upstream_connection(tmp_path: Path) -> None:

@@ -67,11 +67,11 @@ KINDS = {
     "redirect": Kind(Fault.REDIRECT, expect=502),
     "reset-mid-stream": Kind(Fault.RESET_MID_STREAM, stream=True, expect="response.failed"),
     "stall-mid-stream": Kind(Fault.STALL_MID_STREAM, stream=True, expect="response.failed", idle_seconds=0.1),
-    "client-disconnects-mid-stream": Kind(Fault.STALL_MID_STREAM, stream=True, expect=None,
-                                          disconnect_mid_stream=True),
+    "client-disconnects-mid-stream": Kind(Fault.STALL_MID_STREAM, stream=True, expect=None, disconnect_mid_stream=True),
     "client-gives-up-waiting": Kind(Fault.HANG, expect=None, client_timeout=0.2),
-    "untranslatable-for-chat-upstream": Kind(Fault.NONE, expect=400, chat_upstream=True,
-                                             extra_body={"frobnicate": True}),
+    "untranslatable-for-chat-upstream": Kind(
+        Fault.NONE, expect=400, chat_upstream=True, extra_body={"frobnicate": True}
+    ),
 }
 
 
@@ -107,14 +107,21 @@ async def _one(harness: GatewayHarness, kind: Kind, payload: dict[str, Any]) -> 
 async def _scenario(tmp: Path, kind: Kind) -> list[object]:
     async with MisbehavingUpstream() as upstream:
         url = f"http://127.0.0.1:{_closed_port()}/v1" if kind.refused else upstream.url()
-        extra: dict[str, Any] = {"timeouts": {"firstByteSeconds": kind.idle_seconds,
-                                              "streamIdleSeconds": kind.idle_seconds}}
+        extra: dict[str, Any] = {
+            "timeouts": {"firstByteSeconds": kind.idle_seconds, "streamIdleSeconds": kind.idle_seconds}
+        }
         if kind.chat_upstream:
             extra["api"] = "chat_completions"
         doc = config_doc(
             [deployment("a", url, **extra), deployment("b", url, **extra)],
-            [{"name": "m", "targets": [{"deployment": "a"}, {"deployment": "b"}],
-              "retry": {"maxAttempts": 2}, "cooldown": {"consecutiveFailures": 1000}}],
+            [
+                {
+                    "name": "m",
+                    "targets": [{"deployment": "a"}, {"deployment": "b"}],
+                    "retry": {"maxAttempts": 2},
+                    "cooldown": {"consecutiveFailures": 1000},
+                }
+            ],
             limits={"maxRequestBodyBytes": 8 * 1024 * 1024},
         )
         harness = GatewayHarness(tmp, doc)
@@ -143,17 +150,25 @@ def test_requests_leave_no_reference_cycles(name: str, tmp_path: Path) -> None:
     kind = KINDS[name]
     left = run_on_uvloop(lambda: _scenario(tmp_path, kind))
     summary = Counter(type(obj).__name__ for obj in left)
-    frames = Counter(f"{o.f_code.co_name} ({o.f_code.co_filename.rsplit('/', 1)[-1]})"
-                     for o in left if isinstance(o, types.FrameType))
+    frames = Counter(
+        f"{o.f_code.co_name} ({o.f_code.co_filename.rsplit('/', 1)[-1]})"
+        for o in left
+        if isinstance(o, types.FrameType)
+    )
     if left:
         print(f"{name}: {summary.most_common(12)}; frames: {frames.most_common(8)}", file=sys.stderr)
-    assert not left, f"{len(left)} objects of {N} '{name}' requests were left in reference cycles: " \
-                     f"{summary.most_common(8)}; frames {frames.most_common(5)}"
+    assert not left, (
+        f"{len(left)} objects of {N} '{name}' requests were left in reference cycles: "
+        f"{summary.most_common(8)}; frames {frames.most_common(5)}"
+    )
 
 
 _BODY = b'{"model":"m","input":"' + b"x" * 1000 + b'"}'
-_POST = (b"POST /v1/responses HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + API_KEY.encode()
-         + b"\r\nContent-Type: application/json\r\n")
+_POST = (
+    b"POST /v1/responses HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "
+    + API_KEY.encode()
+    + b"\r\nContent-Type: application/json\r\n"
+)
 HOSTILE = {  # what the client sends; then it waits for the gateway to close (or closes itself)
     "slow-headers": (b"POST /v1/responses HTTP/1.1\r\nHost: gw\r\n", False),
     "slow-body": (_POST + b"Content-Length: %d\r\n\r\n" % len(_BODY) + _BODY[:100], False),
@@ -178,8 +193,9 @@ async def _hostile(port: int, data: bytes, leave: bool) -> bytes:
 async def _hostile_scenario(tmp: Path, name: str) -> list[object]:
     data, leave = HOSTILE[name]
     async with MisbehavingUpstream() as upstream:
-        harness = GatewayHarness(tmp, config_doc([deployment("a", upstream.url())],
-                                                 [{"name": "m", "targets": [{"deployment": "a"}]}]))
+        harness = GatewayHarness(
+            tmp, config_doc([deployment("a", upstream.url())], [{"name": "m", "targets": [{"deployment": "a"}]}])
+        )
         runner = web.AppRunner(harness.app, access_log=None, handler_cancellation=True)
         await runner.setup()
         try:
@@ -207,5 +223,6 @@ async def _hostile_scenario(tmp: Path, name: str) -> list[object]:
 def test_hostile_clients_leave_no_reference_cycles(name: str, tmp_path: Path) -> None:
     left = run_on_uvloop(lambda: _hostile_scenario(tmp_path, name))
     summary = Counter(type(obj).__name__ for obj in left)
-    assert not left, f"{len(left)} objects of {N} '{name}' connections were left in reference cycles: " \
-                     f"{summary.most_common(8)}"
+    assert not left, (
+        f"{len(left)} objects of {N} '{name}' connections were left in reference cycles: {summary.most_common(8)}"
+    )

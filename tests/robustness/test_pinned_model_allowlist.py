@@ -53,12 +53,18 @@ async def test_a_deployment_of_another_model_is_refused_with_a_400(setup) -> Non
                 await client.responses.create(model="normal", input="go on", previous_response_id=premium.id)
             body = caught.value.body
             assert (body["param"], body["code"], body["type"]) == (
-                "previous_response_id", "previous_response_model_mismatch", "invalid_request_error")
+                "previous_response_id",
+                "previous_response_model_mismatch",
+                "invalid_request_error",
+            )
             assert "`normal`" in body["message"] and "dear" not in body["message"]
         with pytest.raises(openai.PermissionDeniedError):  # the allowlist still applies to the model asked for
             await limited.responses.create(model="premium", input="go on", previous_response_id=premium.id)
-        same = await limited.responses.create(model="normal", input="a", previous_response_id=(
-            await limited.responses.create(model="normal", input="b")).id)
+        same = await limited.responses.create(
+            model="normal",
+            input="a",
+            previous_response_id=(await limited.responses.create(model="normal", input="b")).id,
+        )
     assert len(dear.creates) == 1 and len(cheap.creates) == 2
     assert same.id
 
@@ -78,12 +84,17 @@ async def test_a_fallback_models_deployment_serves_and_is_priced_as_that_model(s
     async with gw.client(KEYS["full"]) as full, gw.client(KEYS["limited"]) as limited:
         premium = await full.responses.create(model="premium", input="hi")
         follow = await limited.responses.with_raw_response.create(
-            model="normal-plus", input="go on", previous_response_id=premium.id)
+            model="normal-plus", input="go on", previous_response_id=premium.id
+        )
         answer = follow.parse()
         line = await _log_line(gw, answer.id)
     assert follow.headers["x-modelgate-deployment"] == "dear" and dear.creates[-1].body["model"] == "up-dear"
     assert (line["requested_model"], line["model"], line["deployment"], line["key"]) == (
-        "normal-plus", "premium", "dear", "limited")
+        "normal-plus",
+        "premium",
+        "dear",
+        "limited",
+    )
     usage = answer.usage
     assert usage is not None
     dear_cost = (usage.input_tokens * 100.0 + usage.output_tokens * 200.0) / 1e6
@@ -96,5 +107,9 @@ async def test_a_fallback_models_deployment_serves_and_is_priced_as_that_model(s
 
 def _total(gw: GatewayHarness, sample: str, **labels: str) -> float:
     """Sum of a metric's samples whose labels include ``labels``."""
-    return sum(s.value for metric in gw.registry.collect() for s in metric.samples
-               if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()))
+    return sum(
+        s.value
+        for metric in gw.registry.collect()
+        for s in metric.samples
+        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+    )

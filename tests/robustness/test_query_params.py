@@ -23,8 +23,10 @@ INCLUDES = ["message.output_text.logprobs", "reasoning.encrypted_content"]
 async def setup(tmp_path: Path) -> AsyncIterator[tuple[GatewayHarness, FakeResponsesUpstream]]:
     fake = FakeResponsesUpstream("q")
     await fake.start()
-    doc = config_doc([deployment("azure", fake.base_url, queryParams=dict([CONFIGURED]))],
-                     [{"name": "m", "targets": [{"deployment": "azure"}]}])
+    doc = config_doc(
+        [deployment("azure", fake.base_url, queryParams=dict([CONFIGURED]))],
+        [{"name": "m", "targets": [{"deployment": "azure"}]}],
+    )
     try:
         async with running(tmp_path, doc) as gw:
             yield gw, fake
@@ -39,8 +41,14 @@ async def test_only_defined_parameters_are_forwarded_and_configured_ones_win(set
         await client.responses.retrieve(created.id, include=INCLUDES, include_obfuscation=False, extra_query=HOSTILE)
         stream = await client.responses.retrieve(created.id, stream=True, starting_after=3, extra_query=HOSTILE)
         events = [event async for event in stream]
-        await client.responses.input_items.list(created.id, after="msg_1", limit=5, order="asc", include=INCLUDES,
-                                                extra_query={**HOSTILE, "before": "msg_9"})
+        await client.responses.input_items.list(
+            created.id,
+            after="msg_1",
+            limit=5,
+            order="asc",
+            include=INCLUDES,
+            extra_query={**HOSTILE, "before": "msg_9"},
+        )
         await client.responses.cancel(created.id, extra_query=HOSTILE)
         await client.responses.delete(created.id, extra_query=HOSTILE)
     assert events[0].sequence_number == 4 and events[-1].type == "response.completed"  # resumed, relayed
@@ -69,23 +77,41 @@ def _raw(query: str) -> Callable[[openai.AsyncOpenAI, str], Any]:
     return lambda client, rid: client.get(f"/responses/{rid}/input_items?{query}", cast_to=object)
 
 
-@pytest.mark.parametrize(("call", "param"), [
-    (_items(limit=0), "limit"),
-    (_items(limit=101), "limit"),
-    (_items(extra_query={"limit": "ten"}), "limit"),
-    (_items(extra_query={"order": "sideways"}), "order"),
-    (_items(after="msg_\x01\r\nX-Injected: 1"), "after"),
-    (_items(after="m" * 513), "after"),
-    (_items(extra_query={"before": ""}), "before"),
-    (_items(include=["file_search_call.results"] * 33), "include[]"),
-    (_raw("limit=1&limit=2"), "limit"),
-    (_retrieve(starting_after="abc"), "starting_after"),
-    (_retrieve(starting_after="-1"), "starting_after"),
-    (_retrieve(stream="yes"), "stream"),
-    (_retrieve(include_obfuscation="maybe"), "include_obfuscation"),
-    (_retrieve(include="\x7f"), "include"),
-], ids=["limit-0", "limit-101", "limit-text", "order", "control-chars", "too-long", "empty", "too-many-includes",
-        "twice", "starting-after-text", "starting-after-negative", "stream", "include-obfuscation", "include-del"])
+@pytest.mark.parametrize(
+    ("call", "param"),
+    [
+        (_items(limit=0), "limit"),
+        (_items(limit=101), "limit"),
+        (_items(extra_query={"limit": "ten"}), "limit"),
+        (_items(extra_query={"order": "sideways"}), "order"),
+        (_items(after="msg_\x01\r\nX-Injected: 1"), "after"),
+        (_items(after="m" * 513), "after"),
+        (_items(extra_query={"before": ""}), "before"),
+        (_items(include=["file_search_call.results"] * 33), "include[]"),
+        (_raw("limit=1&limit=2"), "limit"),
+        (_retrieve(starting_after="abc"), "starting_after"),
+        (_retrieve(starting_after="-1"), "starting_after"),
+        (_retrieve(stream="yes"), "stream"),
+        (_retrieve(include_obfuscation="maybe"), "include_obfuscation"),
+        (_retrieve(include="\x7f"), "include"),
+    ],
+    ids=[
+        "limit-0",
+        "limit-101",
+        "limit-text",
+        "order",
+        "control-chars",
+        "too-long",
+        "empty",
+        "too-many-includes",
+        "twice",
+        "starting-after-text",
+        "starting-after-negative",
+        "stream",
+        "include-obfuscation",
+        "include-del",
+    ],
+)
 async def test_invalid_values_get_an_openai_400_naming_the_parameter(setup, call, param: str) -> None:
     gw, fake = setup
     async with gw.client() as client:

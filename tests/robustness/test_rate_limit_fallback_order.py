@@ -42,10 +42,18 @@ async def gateway(tmp_path: Path) -> AsyncIterator:
 
 def _chain(fakes: dict[str, FakeResponsesUpstream], primary: tuple[str, ...] = ("a",), **retry: float) -> dict:
     """gpt-4o served by ``primary``, falling back to gpt-4o-mini served by b."""
-    return config_doc([deployment(name, fake.base_url) for name, fake in fakes.items()],
-                      [{"name": "gpt-4o", "targets": [{"deployment": n} for n in primary],
-                        "fallbacks": ["gpt-4o-mini"], "retry": retry},
-                       {"name": "gpt-4o-mini", "targets": [{"deployment": "b"}]}])
+    return config_doc(
+        [deployment(name, fake.base_url) for name, fake in fakes.items()],
+        [
+            {
+                "name": "gpt-4o",
+                "targets": [{"deployment": n} for n in primary],
+                "fallbacks": ["gpt-4o-mini"],
+                "retry": retry,
+            },
+            {"name": "gpt-4o-mini", "targets": [{"deployment": "b"}]},
+        ],
+    )
 
 
 async def _path(gw) -> list[tuple[str, str]]:
@@ -75,8 +83,14 @@ async def test_a_rate_limited_model_falls_back_before_waiting(gateway, fakes, st
     assert raw.headers["x-modelgate-deployment"] == "b" and raw.headers["x-modelgate-attempts"] == "2"
     assert await _path(gw) == [("a", "rate_limited"), ("b", "success")]
     assert len(fakes["a"].creates) == 1
-    await eventually(lambda: gw.registry.get_sample_value(
-        "modelgate_fallbacks_total", {"from_model": "gpt-4o", "to_model": "gpt-4o-mini"}) == 1)
+    await eventually(
+        lambda: (
+            gw.registry.get_sample_value(
+                "modelgate_fallbacks_total", {"from_model": "gpt-4o", "to_model": "gpt-4o-mini"}
+            )
+            == 1
+        )
+    )
 
 
 async def test_every_deployment_of_the_model_is_tried_before_the_fallback(gateway, fakes) -> None:
@@ -167,14 +181,16 @@ async def test_max_attempts_counts_every_request_sent(gateway, fakes) -> None:
 
 @pytest.mark.parametrize(("retry_after", "served"), [("0.2", True), ("30", False)])
 async def test_a_pinned_request_waits_for_its_deployment_and_never_falls_back(
-        gateway, fakes, retry_after: str, served: bool) -> None:
+    gateway, fakes, retry_after: str, served: bool
+) -> None:
     gw = await gateway(_chain(fakes))
     async with gw.client() as client:
         first = await client.responses.create(model="gpt-4o", input="hi")
         fakes["a"].script = [Behaviour(status=429, headers={"Retry-After": retry_after})]
         if served:
             raw = await client.responses.with_raw_response.create(
-                model="gpt-4o", input="again", previous_response_id=first.id)
+                model="gpt-4o", input="again", previous_response_id=first.id
+            )
             assert raw.headers["x-modelgate-deployment"] == "a" and raw.headers["x-modelgate-attempts"] == "2"
         else:
             with pytest.raises(openai.RateLimitError) as caught:

@@ -40,8 +40,9 @@ async def gateway(tmp_path: Path) -> AsyncIterator:
 
 
 def _doc(echo: EchoingUpstream, **extra: object) -> dict:
-    return config_doc([deployment("echo", echo.base_url, **extra)],
-                      [{"name": "gpt-4o", "targets": [{"deployment": "echo"}]}])
+    return config_doc(
+        [deployment("echo", echo.base_url, **extra)], [{"name": "gpt-4o", "targets": [{"deployment": "echo"}]}]
+    )
 
 
 async def _streamed(client: openai.AsyncOpenAI) -> bytes:
@@ -76,7 +77,8 @@ def _assert_no_key(key: str, raw: bytes, caplog: pytest.LogCaptureFixture, gw) -
 @pytest.mark.parametrize("style", ["json", "slashes", "html", "text"])
 @pytest.mark.parametrize("status", [400, 404, 422])
 async def test_a_passed_through_client_error_never_shows_the_deployment_key(
-        gateway, echo, caplog, key: str, style: str, status: int) -> None:
+    gateway, echo, caplog, key: str, style: str, status: int
+) -> None:
     echo.echo = Echo(status=status, style=style)
     gw = await _started(gateway, echo, caplog, key)
     async with gw.client() as client:
@@ -92,8 +94,9 @@ async def test_a_passed_through_client_error_never_shows_the_deployment_key(
 
 
 async def test_azure_api_key_echoed_by_a_follow_up_call_is_redacted(gateway, echo, caplog) -> None:
-    gw = await _started(gateway, echo, caplog, PLAIN, provider="azure-openai",
-                        queryParams={"api-version": "2025-04-01-preview"})
+    gw = await _started(
+        gateway, echo, caplog, PLAIN, provider="azure-openai", queryParams={"api-version": "2025-04-01-preview"}
+    )
     echo.echo = Echo(status=400, where="stream-failed")
     async with gw.client() as client:
         raw = await _streamed(client)
@@ -107,10 +110,12 @@ async def test_azure_api_key_echoed_by_a_follow_up_call_is_redacted(gateway, ech
 
 
 @pytest.mark.parametrize("key", [PLAIN, NASTY], ids=["plain-key", "escaped-key"])
-@pytest.mark.parametrize(("where", "style"), [("stream-error", "json"), ("stream-failed", "slashes"),
-                                              ("stream-failed", "html")])
+@pytest.mark.parametrize(
+    ("where", "style"), [("stream-error", "json"), ("stream-failed", "slashes"), ("stream-failed", "html")]
+)
 async def test_stream_failure_events_never_show_the_deployment_key(
-        gateway, echo, caplog, key: str, where: str, style: str) -> None:
+    gateway, echo, caplog, key: str, where: str, style: str
+) -> None:
     echo.echo = Echo(where=where, style=style)
     gw = await _started(gateway, echo, caplog, key)
     async with gw.client() as client:

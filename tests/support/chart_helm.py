@@ -27,9 +27,7 @@ NAMESPACE = "modelgate"
 
 @functools.cache
 def helm_binary() -> str:
-    found = shutil.which("helm") or (
-        str(ROOT / ".tools/bin/helm") if (ROOT / ".tools/bin/helm").is_file() else None
-    )
+    found = shutil.which("helm") or (str(ROOT / ".tools/bin/helm") if (ROOT / ".tools/bin/helm").is_file() else None)
     if found is None:
         pytest.fail("helm not found on PATH or at .tools/bin/helm: run scripts/bootstrap.sh all")
     return found

@@ -22,17 +22,29 @@ from openai import AsyncOpenAI
 from gateway_process import GatewayProcess
 from kube_cluster import Cluster
 
-BASE_CONFIG = ("apiVersion: config.modelgate.dev/v1alpha1\nkind: GatewayConfig\n"
-               "spec:\n  auth: {allowUnauthenticated: true}\n")
+BASE_CONFIG = (
+    "apiVersion: config.modelgate.dev/v1alpha1\nkind: GatewayConfig\nspec:\n  auth: {allowUnauthenticated: true}\n"
+)
 """Operator base config for these tests: the gateway serves without client keys."""
 
 
-def following_gateway(cluster: Cluster, namespace: str, tmp_path: Path,
-                      configmap: str = "modelgate-gateway-config",
-                      secret: str = "modelgate-gateway-upstream-keys") -> GatewayProcess:
+def following_gateway(
+    cluster: Cluster,
+    namespace: str,
+    tmp_path: Path,
+    configmap: str = "modelgate-gateway-config",
+    secret: str = "modelgate-gateway-upstream-keys",
+) -> GatewayProcess:
     kubeconfig = cluster.write_kubeconfig(tmp_path / "gateway-kubeconfig")
-    return GatewayProcess(None, "--kube-configmap", f"{namespace}/{configmap}",
-                          "--kube-secret", f"{namespace}/{secret}", "--kubeconfig", str(kubeconfig))
+    return GatewayProcess(
+        None,
+        "--kube-configmap",
+        f"{namespace}/{configmap}",
+        "--kube-secret",
+        f"{namespace}/{secret}",
+        "--kubeconfig",
+        str(kubeconfig),
+    )
 
 
 def readyz(gateway: GatewayProcess) -> dict[str, Any]:

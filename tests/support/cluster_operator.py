@@ -28,17 +28,23 @@ _T = TypeVar("_T")
 def operator_settings(namespace: str, **overrides: Any) -> OperatorSettings:
     """Settings for an operator confined to ``namespace`` (routes, gateway objects, peering)."""
     values: dict[str, Any] = dict(
-        gateway_namespace=namespace, namespaces=(namespace,), priority=0,
-        debounce_seconds=0.2, debounce_max_seconds=1.0, rollout_poll_seconds=0.1,
-        readyz_timeout_seconds=1.0, peering=f"modelgate-{namespace}",
+        gateway_namespace=namespace,
+        namespaces=(namespace,),
+        priority=0,
+        debounce_seconds=0.2,
+        debounce_max_seconds=1.0,
+        rollout_poll_seconds=0.1,
+        readyz_timeout_seconds=1.0,
+        peering=f"modelgate-{namespace}",
     )
     values.update(overrides)
     return OperatorSettings(**values)
 
 
 @contextlib.asynccontextmanager
-async def operator_on(cluster: Cluster, settings: OperatorSettings, monkeypatch: pytest.MonkeyPatch,
-                      kubeconfig: Path | None = None) -> AsyncIterator[kopf.Memo]:
+async def operator_on(
+    cluster: Cluster, settings: OperatorSettings, monkeypatch: pytest.MonkeyPatch, kubeconfig: Path | None = None
+) -> AsyncIterator[kopf.Memo]:
     """kopf with the ModelGate handlers, logged in through ``kubeconfig`` (default: the cluster's
     admin kubeconfig)."""
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig or cluster.kubeconfig))
@@ -60,8 +66,12 @@ async def eventually(probe: Callable[[], _T | None], timeout: float = 15.0, what
 
 
 def route(name: str, model: str, *deployments: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": ROUTE_API, "kind": "ModelRoute", "metadata": {"name": name},
-            "spec": {"model": model, "deployments": list(deployments), **spec}}
+    return {
+        "apiVersion": ROUTE_API,
+        "kind": "ModelRoute",
+        "metadata": {"name": name},
+        "spec": {"model": model, "deployments": list(deployments), **spec},
+    }
 
 
 def mock_deployment(name: str, text: str = "hi") -> dict[str, Any]:

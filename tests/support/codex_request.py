@@ -17,32 +17,52 @@ ENCRYPTED = "gAAAAB" + "x" * 600  # an organisation-bound blob only its producer
 
 
 def _function(name: str, description: str, **properties: Any) -> dict[str, Any]:
-    return {"type": "function", "name": name, "description": description, "strict": False,
-            "parameters": {"type": "object", "properties": properties, "required": list(properties),
-                           "additionalProperties": False}}
+    return {
+        "type": "function",
+        "name": name,
+        "description": description,
+        "strict": False,
+        "parameters": {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        },
+    }
 
 
 def tools() -> list[dict[str, Any]]:
     """Nine tools: seven functions, one namespace (two functions), web_search."""
     text = {"type": "string"}
     return [
-        _function("shell", "Runs a shell command and returns its output.", command={"type": "array", "items": text},
-                  workdir=text),
+        _function(
+            "shell",
+            "Runs a shell command and returns its output.",
+            command={"type": "array", "items": text},
+            workdir=text,
+        ),
         _function("apply_patch", "Applies a patch to files in the workspace.", input=text),
         _function("update_plan", "Updates the task plan.", plan={"type": "array", "items": text}),
         _function("view_image", "Attaches a local image to the conversation.", path=text),
         _function("list_mcp_resources", "Lists resources of MCP servers.", server=text),
         _function("read_mcp_resource", "Reads one MCP resource.", server=text, uri=text),
         _function("write_stdin", "Writes to a running command's stdin.", session_id=text, chars=text),
-        {"type": "namespace", "name": NAMESPACE, "description": "Tools of the docs MCP server.",
-         "tools": [_function(NAMESPACED_TOOL, "Searches the documentation.", query=text),
-                   _function("fetch_doc", "Fetches one document.", url=text)]},
+        {
+            "type": "namespace",
+            "name": NAMESPACE,
+            "description": "Tools of the docs MCP server.",
+            "tools": [
+                _function(NAMESPACED_TOOL, "Searches the documentation.", query=text),
+                _function("fetch_doc", "Fetches one document.", url=text),
+            ],
+        },
         {"type": "web_search"},
     ]
 
 
-def codex_body(model: str, turns: list[dict[str, Any]], *, session: str = "019a-session-0001",
-               stream: bool = True) -> dict[str, Any]:
+def codex_body(
+    model: str, turns: list[dict[str, Any]], *, session: str = "019a-session-0001", stream: bool = True
+) -> dict[str, Any]:
     """The body of one Codex turn: ``turns`` are the conversation's items so far (user message first)."""
     instructions = "You are Codex, a coding agent. " + ("Follow the repository's conventions. " * 1100)
     return {
@@ -72,8 +92,12 @@ def user_turn(text: str) -> dict[str, Any]:
 
 def reasoning_item() -> dict[str, Any]:
     """A reasoning item as Codex replays it: a summary and the encrypted content."""
-    return {"type": "reasoning", "id": "rs_0001", "summary": [{"type": "summary_text", "text": "Look it up."}],
-            "encrypted_content": ENCRYPTED}
+    return {
+        "type": "reasoning",
+        "id": "rs_0001",
+        "summary": [{"type": "summary_text", "text": "Look it up."}],
+        "encrypted_content": ENCRYPTED,
+    }
 
 
 def tool_round(call: dict[str, Any], output: str) -> list[dict[str, Any]]:

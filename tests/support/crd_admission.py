@@ -18,8 +18,29 @@ from jsonschema import Draft4Validator
 
 CEL_ENV = cel.NewEnv(variables={"self": cel.Type.DYN})
 # Kubernetes' CEL property-name escaping (apiserver/pkg/cel/escaping.go).
-_CEL_KEYWORDS = {"true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function",
-                 "if", "import", "let", "loop", "package", "namespace", "return", "var", "void", "while"}
+_CEL_KEYWORDS = {
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
+}
 
 
 def strict(schema: dict[str, Any]) -> dict[str, Any]:
@@ -35,6 +56,7 @@ def strict(schema: dict[str, Any]) -> dict[str, Any]:
             visit(node["items"])
         if isinstance(node.get("additionalProperties"), dict):
             visit(node["additionalProperties"])
+
     visit(schema)
     # The API server always accepts these at the root, declared or not.
     schema["properties"]["metadata"] = {"type": "object"}
@@ -71,14 +93,18 @@ def cel_bind(schema: dict[str, Any], value: Any) -> Any:
     if isinstance(value, dict):
         props = schema.get("properties") or {}
         extra = schema.get("additionalProperties")
-        return {(_escape(k) if k in props else k): cel_bind(props.get(k) or (extra if isinstance(extra, dict) else {}), v)
-                for k, v in value.items()}
+        return {
+            (_escape(k) if k in props else k): cel_bind(props.get(k) or (extra if isinstance(extra, dict) else {}), v)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [cel_bind(schema.get("items") or {}, v) for v in value]
     return value
 
 
-def _cel_nodes(schema: dict[str, Any], value: Any, path: str) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], Any]]:
+def _cel_nodes(
+    schema: dict[str, Any], value: Any, path: str
+) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], Any]]:
     if value is None:
         return
     for rule in schema.get("x-kubernetes-validations") or []:
@@ -103,8 +129,10 @@ def admission_errors(schema: dict[str, Any], manifest: dict[str, Any]) -> list[s
     """Every reason the API server would reject ``manifest`` under ``schema`` (an
     openAPIV3Schema), as '<path>: <message>'."""
     defaulted = with_defaults(schema, manifest)
-    errors = [f"{json_path(e.absolute_path) or '<root>'}: {e.message}"
-              for e in Draft4Validator(strict(schema)).iter_errors(defaulted)]
+    errors = [
+        f"{json_path(e.absolute_path) or '<root>'}: {e.message}"
+        for e in Draft4Validator(strict(schema)).iter_errors(defaulted)
+    ]
     if errors:
         return errors  # the API server evaluates CEL only on schema-valid objects
     for where, rule, node_schema, value in _cel_nodes(schema, defaulted, ""):

@@ -72,35 +72,50 @@ class EchoingUpstream:
         self.received += [value for value in (auth, api_key) if value]
         bare = auth.partition(" ")[2] or api_key
         extra = "".join(f" {name}={request.headers.get(name)}" for name in self.quote_headers)
-        return (f"Invalid request. Received headers: {{'authorization': '{auth}', 'api-key': '{api_key}'}}{extra}; "
-                f"the key {bare} is not allowed to use this parameter.")
+        return (
+            f"Invalid request. Received headers: {{'authorization': '{auth}', 'api-key': '{api_key}'}}{extra}; "
+            f"the key {bare} is not allowed to use this parameter."
+        )
 
     def _error(self, request: web.Request) -> web.Response:
         message = self._quote(request)
         if self.echo.style == "text":
             return web.Response(status=self.echo.status, text=message, content_type="text/plain")
         error = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
-        return web.Response(status=self.echo.status, body=encode(error, self.echo.style),
-                            content_type="application/json")
+        return web.Response(
+            status=self.echo.status, body=encode(error, self.echo.style), content_type="application/json"
+        )
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         if self.echo.where == "body":
             return self._error(request)
         message = self._quote(request)
-        response = {"id": "resp_echo01", "object": "response", "created_at": int(time.time()),
-                    "status": "in_progress", "error": None, "model": body.get("model"), "output": []}
+        response = {
+            "id": "resp_echo01",
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "in_progress",
+            "error": None,
+            "model": body.get("model"),
+            "output": [],
+        }
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        await self._event(resp, "response.created", {"type": "response.created", "sequence_number": 0,
-                                                     "response": response})
+        await self._event(
+            resp, "response.created", {"type": "response.created", "sequence_number": 0, "response": response}
+        )
         if self.echo.where == "stream-error":
-            await self._event(resp, "error", {"type": "error", "code": "invalid_request", "message": message,
-                                              "param": None, "sequence_number": 1})
+            await self._event(
+                resp,
+                "error",
+                {"type": "error", "code": "invalid_request", "message": message, "param": None, "sequence_number": 1},
+            )
         else:
             failed = {**response, "status": "failed", "error": {"code": "server_error", "message": message}}
-            await self._event(resp, "response.failed", {"type": "response.failed", "sequence_number": 1,
-                                                        "response": failed})
+            await self._event(
+                resp, "response.failed", {"type": "response.failed", "sequence_number": 1, "response": failed}
+            )
         await resp.write_eof()
         return resp
 
@@ -117,9 +132,13 @@ class EchoingUpstream:
         message = self._quote(request)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        first = {"id": "chatcmpl-echo", "object": "chat.completion.chunk", "created": int(time.time()),
-                 "model": body.get("model"),
-                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi"}, "finish_reason": None}]}
+        first = {
+            "id": "chatcmpl-echo",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi"}, "finish_reason": None}],
+        }
         await resp.write(b"data: " + encode(first, self.echo.style) + b"\n\n")
         error = {"error": {"message": message, "type": "server_error", "code": "server_error"}}
         await resp.write(b"data: " + encode(error, self.echo.style) + b"\n\n")

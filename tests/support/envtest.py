@@ -40,8 +40,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ASSETS_ENV = "KUBEBUILDER_ASSETS"
 INSTALL_HINT = (
-    f"{ASSETS_ENV} is not set: run `eval \"$(../shared/envtest/install.sh /tmp/envtest)\"` "
-    "or use .ci/run (make test)"
+    f'{ASSETS_ENV} is not set: run `eval "$(../shared/envtest/install.sh /tmp/envtest)"` or use .ci/run (make test)'
 )
 
 
@@ -75,17 +74,28 @@ class Pki:
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
 
 
-def _cert(subject: x509.Name, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
-          issuer_key: ec.EllipticCurvePrivateKey, extensions: list[tuple[x509.ExtensionType, bool]]) -> bytes:
+def _cert(
+    subject: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    extensions: list[tuple[x509.ExtensionType, bool]],
+) -> bytes:
     now = datetime.datetime.now(datetime.UTC)
-    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=1)))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+    )
     for extension, critical in extensions:
         builder = builder.add_extension(extension, critical=critical)
     return builder.sign(issuer_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
@@ -96,37 +106,91 @@ def make_pki(folder: Path) -> Pki:
     folder.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "envtest-ca")])
-    ca = _cert(ca_name, ca_key, ca_name, ca_key, [
-        (x509.BasicConstraints(ca=True, path_length=None), True),
-        (x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                       key_encipherment=False, data_encipherment=False, key_agreement=False,
-                       encipher_only=False, decipher_only=False), True),
-    ])
+    ca = _cert(
+        ca_name,
+        ca_key,
+        ca_name,
+        ca_key,
+        [
+            (x509.BasicConstraints(ca=True, path_length=None), True),
+            (
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                True,
+            ),
+        ],
+    )
     serving_key = ec.generate_private_key(ec.SECP256R1())
-    serving = _cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]), serving_key,
-                    ca_name, ca_key, [
-                        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                      x509.DNSName("localhost")]), False),
-                        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
-                    ])
+    serving = _cert(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]),
+        serving_key,
+        ca_name,
+        ca_key,
+        [
+            (
+                x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                ),
+                False,
+            ),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+        ],
+    )
     admin_key = ec.generate_private_key(ec.SECP256R1())
-    admin = _cert(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
-                             x509.NameAttribute(NameOID.COMMON_NAME, "admin")]), admin_key,
-                  ca_name, ca_key, [(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)])
+    admin = _cert(
+        x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+                x509.NameAttribute(NameOID.COMMON_NAME, "admin"),
+            ]
+        ),
+        admin_key,
+        ca_name,
+        ca_key,
+        [(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)],
+    )
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    files = {"ca.crt": ca, "serving.crt": serving, "serving.key": _pem_key(serving_key),
-             "admin.crt": admin, "admin.key": _pem_key(admin_key), "sa.key": _pem_key(sa_key)}
+    files = {
+        "ca.crt": ca,
+        "serving.crt": serving,
+        "serving.key": _pem_key(serving_key),
+        "admin.crt": admin,
+        "admin.key": _pem_key(admin_key),
+        "sa.key": _pem_key(sa_key),
+    }
     for name, data in files.items():
         (folder / name).write_bytes(data)
         (folder / name).chmod(0o600)
-    return Pki(ca_cert=folder / "ca.crt", serving_cert=folder / "serving.crt", serving_key=folder / "serving.key",
-               admin_cert=folder / "admin.crt", admin_key=folder / "admin.key", sa_key=folder / "sa.key")
+    return Pki(
+        ca_cert=folder / "ca.crt",
+        serving_cert=folder / "serving.crt",
+        serving_key=folder / "serving.key",
+        admin_cert=folder / "admin.crt",
+        admin_key=folder / "admin.key",
+        sa_key=folder / "sa.key",
+    )
 
 
-def kubeconfig_document(server: str, ca_pem: bytes, *, client_cert: bytes | None = None,
-                        client_key: bytes | None = None, token: str | None = None,
-                        namespace: str | None = None) -> dict[str, object]:
+def kubeconfig_document(
+    server: str,
+    ca_pem: bytes,
+    *,
+    client_cert: bytes | None = None,
+    client_key: bytes | None = None,
+    token: str | None = None,
+    namespace: str | None = None,
+) -> dict[str, object]:
     """A one-context kubeconfig with inline CA data and either a client certificate or a token."""
+
     def b64(data: bytes) -> str:
         return base64.b64encode(data).decode()
 
@@ -139,9 +203,10 @@ def kubeconfig_document(server: str, ca_pem: bytes, *, client_cert: bytes | None
     if namespace:
         context["namespace"] = namespace
     return {
-        "apiVersion": "v1", "kind": "Config", "preferences": {},
-        "clusters": [{"name": "envtest", "cluster": {"server": server,
-                                                    "certificate-authority-data": b64(ca_pem)}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [{"name": "envtest", "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
         "users": [{"name": "user", "user": user}],
         "contexts": [{"name": "envtest", "context": context}],
         "current-context": "envtest",
@@ -200,13 +265,20 @@ class Process:
 def _spawn(name: str, args: list[str], run_dir: Path) -> Process:
     log = run_dir / f"{name}.log"
     with log.open("wb") as out:
-        popen = subprocess.Popen([sys.executable, "-c", _LAUNCHER, *args], stdout=out, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=run_dir)
+        popen = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=run_dir,
+        )
     return Process(name, popen, log)
 
 
-def poll(what: str, probe: Callable[[], bool], timeout: float, *, alive: Callable[[], None],
-         interval: float = 0.05) -> float:
+def poll(
+    what: str, probe: Callable[[], bool], timeout: float, *, alive: Callable[[], None], interval: float = 0.05
+) -> float:
     """Call ``probe`` until it returns True (bounded by ``timeout``); returns the seconds it took.
     ``alive`` raises when the process being waited for has died, so a crash fails fast."""
     started = time.monotonic()
@@ -251,14 +323,20 @@ class ControlPlane:
         context.load_cert_chain(str(self.pki.admin_cert), str(self.pki.admin_key))
         return context
 
-    def write_kubeconfig(self, path: Path, *, token: str | None = None, namespace: str | None = None,
-                         server: str | None = None) -> Path:
+    def write_kubeconfig(
+        self, path: Path, *, token: str | None = None, namespace: str | None = None, server: str | None = None
+    ) -> Path:
         """A kubeconfig for this server (or ``server``, e.g. a relay in front of it): the admin
         client certificate, or ``token`` when given."""
         ca, url = self.pki.ca_cert.read_bytes(), server or self.server
         if token is None:
-            doc = kubeconfig_document(url, ca, client_cert=self.pki.admin_cert.read_bytes(),
-                                      client_key=self.pki.admin_key.read_bytes(), namespace=namespace)
+            doc = kubeconfig_document(
+                url,
+                ca,
+                client_cert=self.pki.admin_cert.read_bytes(),
+                client_key=self.pki.admin_key.read_bytes(),
+                namespace=namespace,
+            )
         else:
             doc = kubeconfig_document(url, ca, token=token, namespace=namespace)
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -309,18 +387,31 @@ def _start_on_free_ports(plane: ControlPlane, name: str, ports: int, launch: Lau
 
 def _start_etcd(plane: ControlPlane, timeout: float) -> int:
     """etcd on two fresh ports (client, and peer: its default 2380 would collide between instances)."""
+
     def launch(ports: list[int]) -> tuple[list[str], Callable[[], bool]]:
         client, peer = ports
         data = plane.run_dir / "etcd"
         shutil.rmtree(data, ignore_errors=True)
         return [
-            _binary(plane.assets, "etcd"), "--name", "envtest", "--data-dir", str(data),
-            "--listen-client-urls", f"http://127.0.0.1:{client}",
-            "--advertise-client-urls", f"http://127.0.0.1:{client}",
-            "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-cluster", f"envtest=http://127.0.0.1:{peer}",
-            "--logger", "zap", "--log-level", "warn",
+            _binary(plane.assets, "etcd"),
+            "--name",
+            "envtest",
+            "--data-dir",
+            str(data),
+            "--listen-client-urls",
+            f"http://127.0.0.1:{client}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{client}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-cluster",
+            f"envtest=http://127.0.0.1:{peer}",
+            "--logger",
+            "zap",
+            "--log-level",
+            "warn",
         ], functools.partial(_http_ok, f"http://127.0.0.1:{client}/health", None, b'"health":"true"')
 
     return _start_on_free_ports(plane, "etcd", 2, launch, timeout)[0]
@@ -332,15 +423,22 @@ def _start_apiserver(plane: ControlPlane, etcd_port: int, timeout: float) -> Non
     def launch(ports: list[int]) -> tuple[list[str], Callable[[], bool]]:
         plane.port = ports[0]
         return [
-            _binary(plane.assets, "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={plane.port}",
+            _binary(plane.assets, "kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={plane.port}",
             f"--cert-dir={plane.run_dir / 'certs'}",
-            f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
+            f"--tls-cert-file={pki.serving_cert}",
+            f"--tls-private-key-file={pki.serving_key}",
             f"--client-ca-file={pki.ca_cert}",
             "--service-account-issuer=https://kubernetes.default.svc",
-            f"--service-account-key-file={pki.sa_key}", f"--service-account-signing-key-file={pki.sa_key}",
-            "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=RBAC",
-            "--endpoint-reconciler-type=none", "--profiling=false",
+            f"--service-account-key-file={pki.sa_key}",
+            f"--service-account-signing-key-file={pki.sa_key}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--authorization-mode=RBAC",
+            "--endpoint-reconciler-type=none",
+            "--profiling=false",
         ], functools.partial(_http_ok, f"{plane.server}/readyz", plane.admin_ssl_context(), b"ok")
 
     _start_on_free_ports(plane, "kube-apiserver", 1, launch, timeout)
@@ -356,28 +454,35 @@ def _default_service_account_exists(plane: ControlPlane) -> bool:
 
 
 def _start_controller_manager(plane: ControlPlane, timeout: float) -> None:
-    proc = _spawn("kube-controller-manager", [
-        _binary(plane.assets, "kube-controller-manager"), f"--kubeconfig={plane.kubeconfig}",
-        "--leader-elect=false", "--secure-port=0",
-        f"--service-account-private-key-file={plane.pki.sa_key}", f"--root-ca-file={plane.pki.ca_cert}",
-        # Hand-made Nodes would be tainted unreachable after ~60 s: nothing here needs that controller.
-        "--controllers=*,-node-lifecycle-controller",
-    ], plane.run_dir)
+    proc = _spawn(
+        "kube-controller-manager",
+        [
+            _binary(plane.assets, "kube-controller-manager"),
+            f"--kubeconfig={plane.kubeconfig}",
+            "--leader-elect=false",
+            "--secure-port=0",
+            f"--service-account-private-key-file={plane.pki.sa_key}",
+            f"--root-ca-file={plane.pki.ca_cert}",
+            # Hand-made Nodes would be tainted unreachable after ~60 s: nothing here needs that controller.
+            "--controllers=*,-node-lifecycle-controller",
+        ],
+        plane.run_dir,
+    )
     plane.processes.append(proc)
     # Ready once its ServiceAccount controller has created `default` in namespace default.
     plane.timings["kube-controller-manager"] = poll(
-        "kube-controller-manager", lambda: _default_service_account_exists(plane), timeout,
-        alive=proc.check_alive)
+        "kube-controller-manager", lambda: _default_service_account_exists(plane), timeout, alive=proc.check_alive
+    )
 
 
-def start(assets: Path, *, controller_manager: bool = True, timeout: float = 60,
-          run_dir: Path | None = None) -> ControlPlane:
+def start(
+    assets: Path, *, controller_manager: bool = True, timeout: float = 60, run_dir: Path | None = None
+) -> ControlPlane:
     """Start a fresh control plane from ``assets``; raises :class:`EnvtestError` (after stopping
     whatever started) when a part does not become ready within ``timeout`` seconds."""
     started = time.monotonic()
     run = run_dir or Path(tempfile.mkdtemp(prefix="modelgate-envtest-"))
-    plane = ControlPlane(assets=assets, run_dir=run, pki=make_pki(run / "pki"), port=0,
-                         kubeconfig=run / "kubeconfig")
+    plane = ControlPlane(assets=assets, run_dir=run, pki=make_pki(run / "pki"), port=0, kubeconfig=run / "kubeconfig")
     try:
         etcd_port = _start_etcd(plane, timeout)
         _start_apiserver(plane, etcd_port, timeout)

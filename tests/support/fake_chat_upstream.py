@@ -170,9 +170,7 @@ class FakeChatUpstream:
         return response
 
 
-def build_chunks(
-    script: ChatScript, body: dict[str, Any], model: str | None = None
-) -> list[dict[str, Any]]:
+def build_chunks(script: ChatScript, body: dict[str, Any], model: str | None = None) -> list[dict[str, Any]]:
     """The ``chat.completion.chunk`` objects OpenAI would send for ``script``."""
     base = {
         "id": "chatcmpl-fake",
@@ -184,9 +182,7 @@ def build_chunks(
     }
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
-    def chunk(
-        delta: dict[str, Any], finish: str | None = None, logprobs: Any = None
-    ) -> dict[str, Any]:
+    def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         extra = {"usage": None} if include_usage else {}
         return {**base, "choices": [choice], **extra}
@@ -196,9 +192,7 @@ def build_chunks(
         chunks.append(
             chunk(
                 {"content": text},
-                logprobs={"content": _logprobs(text), "refusal": None}
-                if body.get("logprobs")
-                else None,
+                logprobs={"content": _logprobs(text), "refusal": None} if body.get("logprobs") else None,
             )
         )
     for text in script.refusal:
@@ -212,18 +206,14 @@ def build_chunks(
         }
         chunks.append(chunk({"tool_calls": [opening]}))
         for fragment in call.arguments:
-            chunks.append(
-                chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
-            )
+            chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}))
     chunks.append(chunk({}, finish=_finish_reason(script)))
     if include_usage:
         chunks.append({**base, "choices": [], "usage": script.usage})
     return chunks
 
 
-def build_completion(
-    script: ChatScript, body: dict[str, Any], model: str | None = None
-) -> dict[str, Any]:
+def build_completion(script: ChatScript, body: dict[str, Any], model: str | None = None) -> dict[str, Any]:
     """The non-streaming ``chat.completion`` for ``script``."""
     message: dict[str, Any] = {
         "role": "assistant",

@@ -107,36 +107,70 @@ class FakeResponsesUpstream:
     async def _note(self, request: web.Request) -> dict[str, Any] | None:
         body = await request.read()
         parsed = orjson.loads(body) if body else None
-        self.seen.append(Seen(request.method, request.path, CIMultiDict(request.headers), parsed, dict(request.query),
-                              list(request.query.items())))
+        self.seen.append(
+            Seen(
+                request.method,
+                request.path,
+                CIMultiDict(request.headers),
+                parsed,
+                dict(request.query),
+                list(request.query.items()),
+            )
+        )
         return parsed
 
-    def _response(self, body: dict[str, Any], text: str, omit_usage: bool,
-                  behaviour: Behaviour | None = None) -> dict[str, Any]:
+    def _response(
+        self, body: dict[str, Any], text: str, omit_usage: bool, behaviour: Behaviour | None = None
+    ) -> dict[str, Any]:
         behaviour = behaviour or Behaviour()
         rid = f"resp_{self.name}{next(_ids):06d}"
         words = text.split(" ")
         details: dict[str, int] = {"cached_tokens": 5}
         if behaviour.cache_write_tokens:
             details["cache_write_tokens"] = behaviour.cache_write_tokens
-        usage = None if omit_usage else {
-            "input_tokens": 20, "input_tokens_details": details,
-            "output_tokens": len(words), "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": 20 + len(words),
-        }
+        usage = (
+            None
+            if omit_usage
+            else {
+                "input_tokens": 20,
+                "input_tokens_details": details,
+                "output_tokens": len(words),
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": 20 + len(words),
+            }
+        )
         return {
-            "id": rid, "object": "response", "created_at": int(time.time()), "status": "completed",
-            "background": body.get("background", False), "error": None, "incomplete_details": None,
-            "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
+            "id": rid,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "background": body.get("background", False),
+            "error": None,
+            "incomplete_details": None,
+            "instructions": body.get("instructions"),
+            "max_output_tokens": body.get("max_output_tokens"),
             "model": body.get("model"),
-            "output": [*self._compaction(body), *behaviour.tool_items,
-                       {"id": "msg_" + rid[5:], "type": "message", "status": "completed", "role": "assistant",
-                        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}],
+            "output": [
+                *self._compaction(body),
+                *behaviour.tool_items,
+                {
+                    "id": "msg_" + rid[5:],
+                    "type": "message",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+                },
+            ],
             "service_tier": behaviour.service_tier or body.get("service_tier") or "default",
-            "parallel_tool_calls": True, "previous_response_id": body.get("previous_response_id"),
-            "temperature": body.get("temperature", 1.0), "tool_choice": body.get("tool_choice", "auto"),
-            "tools": body.get("tools", []), "top_p": body.get("top_p", 1.0),
-            "metadata": body.get("metadata") or {}, "user": body.get("user"), "usage": usage,
+            "parallel_tool_calls": True,
+            "previous_response_id": body.get("previous_response_id"),
+            "temperature": body.get("temperature", 1.0),
+            "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools", []),
+            "top_p": body.get("top_p", 1.0),
+            "metadata": body.get("metadata") or {},
+            "user": body.get("user"),
+            "usage": usage,
         }
 
     @staticmethod
@@ -156,17 +190,31 @@ class FakeResponsesUpstream:
             if behaviour.hang:
                 await asyncio.Event().wait()
             if behaviour.status >= 400:
-                error = behaviour.error_body or {"error": {"message": f"fake {behaviour.status}",
-                                                          "type": "server_error", "param": None, "code": None}}
+                error = behaviour.error_body or {
+                    "error": {
+                        "message": f"fake {behaviour.status}",
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                }
                 return web.json_response(error, status=behaviour.status, headers=behaviour.headers)
             response = self._response(body, behaviour.text or self.text, behaviour.omit_usage, behaviour)
             conversation = body.get("conversation")
             cid = conversation.get("id") if isinstance(conversation, dict) else conversation
             if cid is not None:
                 if cid not in self.conversations:
-                    return web.json_response({"error": {"message": "Conversation not found.", "type":
-                                                        "invalid_request_error", "param": "conversation",
-                                                        "code": None}}, status=400)
+                    return web.json_response(
+                        {
+                            "error": {
+                                "message": "Conversation not found.",
+                                "type": "invalid_request_error",
+                                "param": "conversation",
+                                "code": None,
+                            }
+                        },
+                        status=400,
+                    )
                 raw = body.get("input")
                 turn = raw if isinstance(raw, list) else [{"role": "user", "content": str(raw)}]
                 self.conversation_items[cid].extend([*self._items_with_ids(turn), *response["output"]])
@@ -174,9 +222,19 @@ class FakeResponsesUpstream:
             if body.get("store", True):
                 self.stored[response["id"]] = response
                 raw_input = body.get("input")
-                self.inputs[response["id"]] = raw_input if isinstance(raw_input, list) else [
-                    {"id": "msg_in" + response["id"][5:], "type": "message", "role": "user", "status": "completed",
-                     "content": [{"type": "input_text", "text": str(raw_input)}]}]
+                self.inputs[response["id"]] = (
+                    raw_input
+                    if isinstance(raw_input, list)
+                    else [
+                        {
+                            "id": "msg_in" + response["id"][5:],
+                            "type": "message",
+                            "role": "user",
+                            "status": "completed",
+                            "content": [{"type": "input_text", "text": str(raw_input)}],
+                        }
+                    ]
+                )
             if body.get("background") and not body.get("stream"):
                 return web.json_response(self._start_background(response))
             if body.get("stream"):
@@ -187,8 +245,9 @@ class FakeResponsesUpstream:
             self.cancelled.set()
             raise
 
-    async def _stream(self, request: web.Request, final: dict[str, Any], behaviour: Behaviour,
-                      starting_after: int = -1) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, final: dict[str, Any], behaviour: Behaviour, starting_after: int = -1
+    ) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         seq = itertools.count()
@@ -207,8 +266,11 @@ class FakeResponsesUpstream:
         for tool_index, item in enumerate(final["output"][:-1]):
             await send("response.output_item.added", output_index=tool_index, item={**item, "status": "in_progress"})
             await send("response.output_item.done", output_index=tool_index, item=item)
-        await send("response.output_item.added", output_index=msg_index, item={**message, "status": "in_progress",
-                                                                            "content": []})
+        await send(
+            "response.output_item.added",
+            output_index=msg_index,
+            item={**message, "status": "in_progress", "content": []},
+        )
         part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
         await send("response.content_part.added", item_id=item_id, output_index=msg_index, content_index=0, part=part)
         text = message["content"][0]["text"]
@@ -221,11 +283,29 @@ class FakeResponsesUpstream:
                 await asyncio.Event().wait()
             if behaviour.token_delay:
                 await asyncio.sleep(behaviour.token_delay)
-            await send("response.output_text.delta", item_id=item_id, output_index=msg_index, content_index=0,
-                       delta=word if index == 0 else " " + word, logprobs=[])
-        await send("response.output_text.done", item_id=item_id, output_index=msg_index, content_index=0, text=text, logprobs=[])
-        await send("response.content_part.done", item_id=item_id, output_index=msg_index, content_index=0,
-                   part={**part, "text": text})
+            await send(
+                "response.output_text.delta",
+                item_id=item_id,
+                output_index=msg_index,
+                content_index=0,
+                delta=word if index == 0 else " " + word,
+                logprobs=[],
+            )
+        await send(
+            "response.output_text.done",
+            item_id=item_id,
+            output_index=msg_index,
+            content_index=0,
+            text=text,
+            logprobs=[],
+        )
+        await send(
+            "response.content_part.done",
+            item_id=item_id,
+            output_index=msg_index,
+            content_index=0,
+            part={**part, "text": text},
+        )
         await send("response.output_item.done", output_index=msg_index, item=message)
         await send("response.completed", response=final)
         return resp
@@ -273,12 +353,21 @@ class FakeResponsesUpstream:
         if isinstance(items, web.Response):
             return items
         kept = [item for item in items if isinstance(item, dict) and item.get("role") == "user"]
-        return web.json_response({
-            "id": f"resp_{self.name}cmp{next(_ids):06d}", "object": "response.compaction", "created_at": 0,
-            "output": [*kept, {"type": "compaction", "id": f"cmp_{self.name}", "encrypted_content": "gAAAAB-fake"}],
-            "usage": {"input_tokens": 10 * len(items), "input_tokens_details": {"cached_tokens": 0},
-                      "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 0},
-                      "total_tokens": 10 * len(items) + 7}})
+        return web.json_response(
+            {
+                "id": f"resp_{self.name}cmp{next(_ids):06d}",
+                "object": "response.compaction",
+                "created_at": 0,
+                "output": [*kept, {"type": "compaction", "id": f"cmp_{self.name}", "encrypted_content": "gAAAAB-fake"}],
+                "usage": {
+                    "input_tokens": 10 * len(items),
+                    "input_tokens_details": {"cached_tokens": 0},
+                    "output_tokens": 7,
+                    "output_tokens_details": {"reasoning_tokens": 0},
+                    "total_tokens": 10 * len(items) + 7,
+                },
+            }
+        )
 
     # -- conversations (OpenAI's shapes; items get ids, newest last) --------------------------
     def _items_with_ids(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -294,16 +383,29 @@ class FakeResponsesUpstream:
     async def _conversation_create(self, request: web.Request) -> web.Response:
         body = await self._note(request) or {}
         cid = f"conv_{self.name}{next(_ids):06d}"
-        self.conversations[cid] = {"id": cid, "object": "conversation", "created_at": 0,
-                                   "metadata": body.get("metadata") or {}}
+        self.conversations[cid] = {
+            "id": cid,
+            "object": "conversation",
+            "created_at": 0,
+            "metadata": body.get("metadata") or {},
+        }
         self.conversation_items[cid] = self._items_with_ids(body.get("items") or [])
         return web.json_response(self.conversations[cid])
 
     def _conversation_or_404(self, cid: str) -> dict[str, Any] | web.Response:
         found = self.conversations.get(cid)
         if found is None:
-            return web.json_response({"error": {"message": "Conversation not found.", "type": "invalid_request_error",
-                                                 "param": None, "code": None}}, status=404)
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Conversation not found.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+                status=404,
+            )
         return found
 
     async def _conversation_route(self, request: web.Request) -> web.Response:
@@ -328,9 +430,15 @@ class FakeResponsesUpstream:
         data = self._items_with_ids(body.get("items") or []) if request.method == "POST" else ordered
         if request.method == "POST":
             items.extend(data)
-        return web.json_response({"object": "list", "data": data, "has_more": False,
-                                  "first_id": data[0]["id"] if data else None,
-                                  "last_id": data[-1]["id"] if data else None})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
+        )
 
     async def _conversation_item(self, request: web.Request) -> web.Response:
         await self._note(request)
@@ -340,8 +448,10 @@ class FakeResponsesUpstream:
         items = self.conversation_items[found["id"]]
         item = next((i for i in items if i["id"] == request.match_info["iid"]), None)
         if item is None:
-            return web.json_response({"error": {"message": "Item not found.", "type": "invalid_request_error",
-                                                 "param": None, "code": None}}, status=404)
+            return web.json_response(
+                {"error": {"message": "Item not found.", "type": "invalid_request_error", "param": None, "code": None}},
+                status=404,
+            )
         if request.method == "DELETE":
             items.remove(item)
             return web.json_response(found)
@@ -350,9 +460,17 @@ class FakeResponsesUpstream:
     def _stored_or_404(self, rid: str) -> dict[str, Any] | web.Response:
         found = self.stored.get(rid)
         if found is None:
-            return web.json_response({"error": {"message": f"No response found with id '{rid}'.",
-                                                 "type": "invalid_request_error", "param": None,
-                                                 "code": None}}, status=404)
+            return web.json_response(
+                {
+                    "error": {
+                        "message": f"No response found with id '{rid}'.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+                status=404,
+            )
         return found
 
     async def _retrieve(self, request: web.Request) -> web.StreamResponse:
@@ -363,9 +481,17 @@ class FakeResponsesUpstream:
         if request.query.get("stream") != "true":
             return web.json_response(found)
         if not found.get("background"):  # as OpenAI: only background responses can be streamed again
-            return web.json_response({"error": {"message": "Only background responses can be streamed.",
-                                                 "type": "invalid_request_error", "param": "stream",
-                                                 "code": None}}, status=400)
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Only background responses can be streamed.",
+                        "type": "invalid_request_error",
+                        "param": "stream",
+                        "code": None,
+                    }
+                },
+                status=400,
+            )
         rid = request.match_info["rid"]
         if rid in self.running:  # following a running response streams it to its end
             found = self.running[rid]
@@ -389,8 +515,16 @@ class FakeResponsesUpstream:
         rid = request.match_info["rid"]
         if rid in self.running:  # cancelled mid-way: billed for what it used so far
             final = self.running.pop(rid)
-            usage = {**final["usage"], "output_tokens": 2, "output_tokens_details": {"reasoning_tokens": 0},
-                     "total_tokens": final["usage"]["input_tokens"] + 2} if final["usage"] else None
+            usage = (
+                {
+                    **final["usage"],
+                    "output_tokens": 2,
+                    "output_tokens_details": {"reasoning_tokens": 0},
+                    "total_tokens": final["usage"]["input_tokens"] + 2,
+                }
+                if final["usage"]
+                else None
+            )
             found = self.stored[rid] = {**final, "status": "cancelled", "output": [], "usage": usage}
         found["status"] = "cancelled"
         return web.json_response(found)
@@ -402,6 +536,12 @@ class FakeResponsesUpstream:
         if isinstance(found, web.Response):
             return found
         items = self.inputs.get(rid, [])
-        return web.json_response({"object": "list", "data": items, "has_more": False,
-                                  "first_id": items[0].get("id") if items else None,
-                                  "last_id": items[-1].get("id") if items else None})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": items,
+                "has_more": False,
+                "first_id": items[0].get("id") if items else None,
+                "last_id": items[-1].get("id") if items else None,
+            }
+        )

@@ -43,12 +43,17 @@ def gateway_conversation_id(upstream_id: str, deployment: str) -> str:
 
 
 def deployment(name: str, base_url: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "provider": "openai-compatible", "baseUrl": base_url, "model": f"up-{name}",
-            "credentials": {"secretKey": "upstream-key"}, **extra}
+    return {
+        "name": name,
+        "provider": "openai-compatible",
+        "baseUrl": base_url,
+        "model": f"up-{name}",
+        "credentials": {"secretKey": "upstream-key"},
+        **extra,
+    }
 
 
-def config_doc(deployments: list[dict[str, Any]], models: list[dict[str, Any]],
-               **spec_extra: Any) -> dict[str, Any]:
+def config_doc(deployments: list[dict[str, Any]], models: list[dict[str, Any]], **spec_extra: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "deployments": deployments,
         "models": models,

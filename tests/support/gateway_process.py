@@ -44,8 +44,14 @@ def free_ports(count: int) -> int:
 
 
 class GatewayProcess:
-    def __init__(self, config: Path | str | None, *extra: str, env: dict[str, str] | None = None,
-                 metrics_ports: int = 1, open_files: int | None = None) -> None:
+    def __init__(
+        self,
+        config: Path | str | None,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        metrics_ports: int = 1,
+        open_files: int | None = None,
+    ) -> None:
         """``config``: the config file, or None when ``extra`` names another source (--kube-configmap).
 
         ``open_files``: RLIMIT_NOFILE (soft and hard) of the process, to run it short of descriptors.
@@ -54,8 +60,17 @@ class GatewayProcess:
         self.port = free_port()
         self.metrics_port = free_ports(metrics_ports)
         source = ["--config", str(config)] if config is not None else []
-        self.args = [sys.executable, "-m", "modelgate_gateway", *source,
-                     "--port", str(self.port), "--metrics-port", str(self.metrics_port), *extra]
+        self.args = [
+            sys.executable,
+            "-m",
+            "modelgate_gateway",
+            *source,
+            "--port",
+            str(self.port),
+            "--metrics-port",
+            str(self.metrics_port),
+            *extra,
+        ]
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.stdout_path = Path(tempfile.mkstemp(prefix="modelgate-stdout-")[1])

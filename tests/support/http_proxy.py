@@ -62,8 +62,10 @@ class HttpProxy:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         self.heads.append(head)
         method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
-        if self.required_auth is not None and f"proxy-authorization: {self.required_auth}".lower().encode() \
-                not in head.lower():
+        if (
+            self.required_auth is not None
+            and f"proxy-authorization: {self.required_auth}".lower().encode() not in head.lower()
+        ):
             writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
             await writer.drain()
             return

@@ -97,17 +97,28 @@ class Cluster:
             client.close()
         self._clients.clear()
 
-    def write_kubeconfig(self, path: Path, *, token: str | None = None, namespace: str | None = None,
-                         server: str | None = None) -> Path:
+    def write_kubeconfig(
+        self, path: Path, *, token: str | None = None, namespace: str | None = None, server: str | None = None
+    ) -> Path:
         return self.plane.write_kubeconfig(path, token=token, namespace=namespace, server=server)
 
     # -- raw REST ------------------------------------------------------------------------------
-    def request(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
-                accept: str = "application/json", token: str | None = None, timeout: float = 10) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        token: str | None = None,
+        timeout: float = 10,
+    ) -> Any:
         """One API call; returns the decoded JSON answer, raises :class:`ApiError` on non-2xx."""
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-        req = urllib.request.Request(self.server + path, data=data, method=method,
-                                     headers={"Accept": accept, "Content-Type": content_type})
+        req = urllib.request.Request(
+            self.server + path, data=data, method=method, headers={"Accept": accept, "Content-Type": content_type}
+        )
         if token is not None:
             req.add_header("Authorization", f"Bearer {token}")
         context = ssl.create_default_context(cafile=str(self.ca_cert))
@@ -193,8 +204,11 @@ class Cluster:
         to the caller (deletion takes seconds; tests never wait for it)."""
         base = re.sub(r"[^a-z0-9-]+", "-", hint.lower()).strip("-")[:40].strip("-") or "test"
         name = f"{base}-{secrets.token_hex(3)}"
-        self.request("POST", "/api/v1/namespaces",
-                     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}})
+        self.request(
+            "POST",
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}},
+        )
         return name
 
     def delete_namespace(self, name: str) -> None:
@@ -216,21 +230,30 @@ class Cluster:
                     raise
             time.sleep(0.05)
 
-    def service_account_token(self, namespace: str, name: str, *, create: bool = True,
-                              expiration_seconds: int = 3600) -> str:
+    def service_account_token(
+        self, namespace: str, name: str, *, create: bool = True, expiration_seconds: int = 3600
+    ) -> str:
         """A bearer token of ServiceAccount ``namespace/name`` (TokenRequest, as ``kubectl create
         token``); the account is created first unless ``create`` is False."""
         if create:
             try:
-                self.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts",
-                             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}})
+                self.request(
+                    "POST",
+                    f"/api/v1/namespaces/{namespace}/serviceaccounts",
+                    {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}},
+                )
             except ApiError as exc:
                 if exc.status != 409:
                     raise
         answer = self.request(
-            "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-             "spec": {"expirationSeconds": expiration_seconds}})
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"expirationSeconds": expiration_seconds},
+            },
+        )
         return str(answer["status"]["token"])
 
     def table(self, api_version: str, kind: str, namespace: str | None = None) -> dict[str, Any]:

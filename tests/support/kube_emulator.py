@@ -31,23 +31,31 @@ PEERINGS = "kopf.dev/v1/kopfpeerings"
 def declare_resources(emulator: Any) -> None:
     info = kmock.ResourceInfo
     res = emulator.resources
-    res[ROUTES] = info(kind="ModelRoute", namespaced=True, subresources={"status"},
-                       verbs={"get", "list", "watch", "create", "patch", "delete"})
-    res[KEYS] = info(kind="ModelGateKey", namespaced=True, subresources={"status"},
-                     verbs={"get", "list", "watch", "create", "patch", "delete"})
-    for plural, kind in [("secrets", "Secret"), ("configmaps", "ConfigMap"), ("pods", "Pod"),
-                         ("events", "Event")]:
-        res[f"v1/{plural}"] = info(kind=kind, namespaced=True,
-                                   verbs={"get", "list", "watch", "create", "patch", "delete"})
-    res["apps/v1/deployments"] = info(kind="Deployment", namespaced=True,
-                                      verbs={"get", "list", "watch", "create", "patch"})
-    res["v1/namespaces"] = info(kind="Namespace", namespaced=False,
-                                verbs={"get", "list", "watch", "create"})
+    res[ROUTES] = info(
+        kind="ModelRoute",
+        namespaced=True,
+        subresources={"status"},
+        verbs={"get", "list", "watch", "create", "patch", "delete"},
+    )
+    res[KEYS] = info(
+        kind="ModelGateKey",
+        namespaced=True,
+        subresources={"status"},
+        verbs={"get", "list", "watch", "create", "patch", "delete"},
+    )
+    for plural, kind in [("secrets", "Secret"), ("configmaps", "ConfigMap"), ("pods", "Pod"), ("events", "Event")]:
+        res[f"v1/{plural}"] = info(
+            kind=kind, namespaced=True, verbs={"get", "list", "watch", "create", "patch", "delete"}
+        )
+    res["apps/v1/deployments"] = info(
+        kind="Deployment", namespaced=True, verbs={"get", "list", "watch", "create", "patch"}
+    )
+    res["v1/namespaces"] = info(kind="Namespace", namespaced=False, verbs={"get", "list", "watch", "create"})
     # kopf's peering resources (the chart ships their CRDs); no status subresource, as there.
-    res[CLUSTER_PEERINGS] = info(kind="ClusterKopfPeering", namespaced=False,
-                                 verbs={"get", "list", "watch", "create", "patch"})
-    res[PEERINGS] = info(kind="KopfPeering", namespaced=True,
-                         verbs={"get", "list", "watch", "create", "patch"})
+    res[CLUSTER_PEERINGS] = info(
+        kind="ClusterKopfPeering", namespaced=False, verbs={"get", "list", "watch", "create", "patch"}
+    )
+    res[PEERINGS] = info(kind="KopfPeering", namespaced=True, verbs={"get", "list", "watch", "create", "patch"})
 
 
 def _parse_path_with_namespace_list(original: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -56,9 +64,11 @@ def _parse_path_with_namespace_list(original: Callable[[str], Any]) -> Callable[
     def parse_path(path: str) -> Any:
         parts = path.strip("/").split("/")
         if parts[:2] == ["api", "v1"] and parts[2:3] == ["namespaces"] and len(parts) <= 4:
-            return parsing.ParsedPath(group="", version="v1", plural="namespaces",
-                                      name=parts[3] if len(parts) == 4 else None)
+            return parsing.ParsedPath(
+                group="", version="v1", plural="namespaces", name=parts[3] if len(parts) == 4 else None
+            )
         return original(path)
+
     return parse_path
 
 
@@ -72,12 +82,18 @@ def serve_namespace_objects(monkeypatch: Any) -> None:
 
 
 def write_kubeconfig(path: Path, server: str) -> None:
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
-        "clusters": [{"name": "kmock", "cluster": {"server": server}}],
-        "users": [{"name": "kmock", "user": {"token": "kmock-token"}}],
-        "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "kmock"}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "kmock",
+                "clusters": [{"name": "kmock", "cluster": {"server": server}}],
+                "users": [{"name": "kmock", "user": {"token": "kmock-token"}}],
+                "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "kmock"}}],
+            }
+        )
+    )
 
 
 async def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
@@ -140,8 +156,9 @@ async def create_core(emulator: Any, plural: str, body: dict[str, Any]) -> None:
 
 
 async def create_namespace(emulator: Any, name: str) -> None:
-    await api(emulator, "POST", "/api/v1/namespaces",
-              {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    await api(
+        emulator, "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    )
 
 
 class _PassesInFlight:
@@ -169,6 +186,7 @@ class _PassesInFlight:
             finally:
                 with self._lock:
                     self.count -= 1
+
         reconciler.reconcile = reconcile
 
     async def track(self, memo: kopf.Memo) -> None:
@@ -198,13 +216,18 @@ class _ClusterGone:
 
         def fail(*_: Any, **__: Any) -> Any:
             raise KubeApiError(f"{name}: the test's cluster is gone")
+
         return fail
 
 
 @contextlib.asynccontextmanager
-async def running_operator(settings: Any, *, kopf_namespaces: tuple[str, ...] = (),
-                           peering_identity: str | None = None,
-                           memo: kopf.Memo | None = None) -> AsyncIterator[kopf.Memo]:
+async def running_operator(
+    settings: Any,
+    *,
+    kopf_namespaces: tuple[str, ...] = (),
+    peering_identity: str | None = None,
+    memo: kopf.Memo | None = None,
+) -> AsyncIterator[kopf.Memo]:
     """kopf in-process: cluster-wide unless ``kopf_namespaces``; standalone unless
     ``peering_identity`` is given (then it peers through ``settings.peering`` with
     ``settings.priority``, as ``modelgate-operator`` does). Yields the operator's memo."""
@@ -215,10 +238,13 @@ async def running_operator(settings: Any, *, kopf_namespaces: tuple[str, ...] = 
     peering: dict[str, Any] = {"standalone": True}
     if peering_identity is not None:
         memo["peering_identity"] = peering_identity
-        peering = {"standalone": False, "peering_name": settings.peering,
-                   "priority": settings.priority, "identity": peering_identity}
-    scope: dict[str, Any] = ({"namespaces": list(kopf_namespaces)} if kopf_namespaces
-                             else {"clusterwide": True})
+        peering = {
+            "standalone": False,
+            "peering_name": settings.peering,
+            "priority": settings.priority,
+            "identity": peering_identity,
+        }
+    scope: dict[str, Any] = {"namespaces": list(kopf_namespaces)} if kopf_namespaces else {"clusterwide": True}
     ready = asyncio.Event()
     passes = _PassesInFlight()
     tracker = asyncio.create_task(passes.track(memo))
@@ -237,8 +263,9 @@ async def running_operator(settings: Any, *, kopf_namespaces: tuple[str, ...] = 
 
 
 @contextlib.asynccontextmanager
-async def operator_in_thread(settings: Any, *, peering_identity: str,
-                             timeout: float = 15.0) -> AsyncIterator[kopf.Memo]:
+async def operator_in_thread(
+    settings: Any, *, peering_identity: str, timeout: float = 15.0
+) -> AsyncIterator[kopf.Memo]:
     """A peering replica in its own thread and event loop, stopped like a pod (stop flag).
 
     Why not :func:`running_operator`: when kopf's ``operator()`` ends it cancels every task of
@@ -255,10 +282,18 @@ async def operator_in_thread(settings: Any, *, peering_identity: str,
 
     def run() -> None:
         try:
-            asyncio.run(kopf.operator(
-                ready_flag=ready, stop_flag=stop, memo=memo, clusterwide=True, standalone=False,
-                peering_name=settings.peering, priority=settings.priority,
-                identity=peering_identity))
+            asyncio.run(
+                kopf.operator(
+                    ready_flag=ready,
+                    stop_flag=stop,
+                    memo=memo,
+                    clusterwide=True,
+                    standalone=False,
+                    peering_name=settings.peering,
+                    priority=settings.priority,
+                    identity=peering_identity,
+                )
+            )
         except BaseException as exc:  # reported by the test, not lost in the thread
             failure.append(exc)
             ready.set()

@@ -33,8 +33,9 @@ class FakeKube:
         self.reads.append((kind, name))
         return self.objects.get((kind, name))
 
-    def write_object(self, kind: str, name: str, data: Any, *, annotations: Any, labels: Any,
-                     owners: Any, drop: Any = ()) -> None:
+    def write_object(
+        self, kind: str, name: str, data: Any, *, annotations: Any, labels: Any, owners: Any, drop: Any = ()
+    ) -> None:
         old = self.objects.get((kind, name))
         merged = {**(old.data if old else {}), **data}
         for key in drop:

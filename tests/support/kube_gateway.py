@@ -78,11 +78,9 @@ class KubeGatewayApp:
         started = time.monotonic()
         while not predicate(self):
             if time.monotonic() - started > timeout:
-                raise AssertionError(f"gateway: timed out after {timeout}s waiting for {what}; "
-                                     f"serving {self.models()}")
+                raise AssertionError(f"gateway: timed out after {timeout}s waiting for {what}; serving {self.models()}")
             await asyncio.sleep(0.01)
         return time.monotonic() - started
 
     def client(self) -> AsyncOpenAI:
-        return AsyncOpenAI(base_url=f"http://127.0.0.1:{self.server.port}/v1", api_key=API_KEY,
-                           max_retries=0)
+        return AsyncOpenAI(base_url=f"http://127.0.0.1:{self.server.port}/v1", api_key=API_KEY, max_retries=0)

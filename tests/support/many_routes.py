@@ -15,11 +15,20 @@ SECRETS = 20
 
 
 def route_body(i: int, total: int, namespace: str = "default") -> dict[str, Any]:
-    deployments = [deployment("primary", secret=f"team-{i % SECRETS}",
-                              baseUrl=f"https://llm-{i % 7}.example.com/v1", upstreamModel=f"m-{i}")]
+    deployments = [
+        deployment(
+            "primary",
+            secret=f"team-{i % SECRETS}",
+            baseUrl=f"https://llm-{i % 7}.example.com/v1",
+            upstreamModel=f"m-{i}",
+        )
+    ]
     if i % 10 == 0:
-        deployments.append(deployment("standby", secret=f"team-{(i + 1) % SECRETS}", weight=0,
-                                      baseUrl="https://standby.example.com/v1"))
+        deployments.append(
+            deployment(
+                "standby", secret=f"team-{(i + 1) % SECRETS}", weight=0, baseUrl="https://standby.example.com/v1"
+            )
+        )
     spec: dict[str, Any] = {}
     if i % 3 == 0:
         spec["fallbacks"] = [f"model-{(i + 1) % total:05d}"]
@@ -31,5 +40,4 @@ def route_bodies(total: int, namespace: str = "default") -> list[dict[str, Any]]
 
 
 def team_secrets(namespace: str = "default") -> dict[tuple[str, str], dict[str, bytes]]:
-    return {(namespace, f"team-{j}"): {"api-key": f"sk-team-{j}-{'x' * 40}".encode()}
-            for j in range(SECRETS)}
+    return {(namespace, f"team-{j}"): {"api-key": f"sk-team-{j}-{'x' * 40}".encode()} for j in range(SECRETS)}

@@ -50,21 +50,49 @@ class Fault(enum.Enum):
     """Send the opening events and a few deltas, then go silent."""
 
 
-def response_object(rid: str, model: str, text: str, *, status: str = "completed",
-                    with_output: bool = True) -> dict[str, Any]:
+def response_object(
+    rid: str, model: str, text: str, *, status: str = "completed", with_output: bool = True
+) -> dict[str, Any]:
     """A Responses API ``response`` object in the field order OpenAI's servers use."""
-    usage = {"input_tokens": 12, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 7,
-             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 19}
-    message = {"id": "msg_" + rid, "type": "message", "status": "completed", "role": "assistant",
-               "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}
+    usage = {
+        "input_tokens": 12,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 7,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 19,
+    }
+    message = {
+        "id": "msg_" + rid,
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+    }
     return {
-        "id": rid, "object": "response", "created_at": CREATED_AT, "status": status, "background": False,
-        "error": None, "incomplete_details": None, "instructions": None, "max_output_tokens": None,
-        "model": model, "output": [message] if with_output else [], "parallel_tool_calls": True,
-        "previous_response_id": None, "reasoning": {"effort": None, "summary": None}, "store": True,
-        "temperature": 1.0, "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [],
-        "top_p": 1.0, "truncation": "disabled", "usage": usage if status == "completed" else None,
-        "user": None, "metadata": {},
+        "id": rid,
+        "object": "response",
+        "created_at": CREATED_AT,
+        "status": status,
+        "background": False,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "max_output_tokens": None,
+        "model": model,
+        "output": [message] if with_output else [],
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "reasoning": {"effort": None, "summary": None},
+        "store": True,
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": usage if status == "completed" else None,
+        "user": None,
+        "metadata": {},
     }
 
 
@@ -79,18 +107,25 @@ def stream_events(rid: str, model: str, text: str) -> list[bytes]:
     events: list[dict[str, Any]] = [
         {"type": "response.created", "response": opening},
         {"type": "response.in_progress", "response": opening},
-        {"type": "response.output_item.added", "output_index": 0,
-         "item": {**item, "status": "in_progress", "content": []}},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {**item, "status": "in_progress", "content": []},
+        },
         {"type": "response.content_part.added", **where, "part": part},
-        *({"type": "response.output_text.delta", **where, "delta": w if i == 0 else " " + w, "logprobs": []}
-          for i, w in enumerate(words)),
+        *(
+            {"type": "response.output_text.delta", **where, "delta": w if i == 0 else " " + w, "logprobs": []}
+            for i, w in enumerate(words)
+        ),
         {"type": "response.output_text.done", **where, "text": text, "logprobs": []},
         {"type": "response.content_part.done", **where, "part": {**part, "text": text}},
         {"type": "response.output_item.done", "output_index": 0, "item": item},
         {"type": "response.completed", "response": final},
     ]
-    return [b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps({**e, "sequence_number": n}) + b"\n\n"
-            for n, e in enumerate(events)]
+    return [
+        b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps({**e, "sequence_number": n}) + b"\n\n"
+        for n, e in enumerate(events)
+    ]
 
 
 _SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -101,9 +136,14 @@ _SLICE = 1 << 20
 class MisbehavingUpstream:
     """``async with MisbehavingUpstream() as up:`` then point a deployment at ``up.url()``."""
 
-    def __init__(self, fault: Fault = Fault.NONE, *, response_id: str = "resp_upstream0001",
-                 answer_text: str = "Seven words from a misbehaving upstream.",
-                 answer_body: bytes | None = None) -> None:
+    def __init__(
+        self,
+        fault: Fault = Fault.NONE,
+        *,
+        response_id: str = "resp_upstream0001",
+        answer_text: str = "Seven words from a misbehaving upstream.",
+        answer_body: bytes | None = None,
+    ) -> None:
         self.fault = fault
         self.response_id = response_id
         self.answer_text = answer_text
@@ -168,7 +208,7 @@ class MisbehavingUpstream:
             return await self._stream(conn, model, fault)
         body = self.json_body(model)
         if fault is Fault.RESET_MID_BODY:
-            await conn.send(response(body, headers=[("Content-Type", "application/json")])[:-len(body) // 2])
+            await conn.send(response(body, headers=[("Content-Type", "application/json")])[: -len(body) // 2])
             conn.reset()
             return False
         if fault is Fault.SHORT_BODY:
@@ -176,12 +216,13 @@ class MisbehavingUpstream:
             conn.send_fin()
             await conn.wait_eof()
             return False
-        await conn.send(response(headers=[("Content-Type", "application/json"),
-                                          ("Content-Length", str(len(body)))], length=False))
+        await conn.send(
+            response(headers=[("Content-Type", "application/json"), ("Content-Length", str(len(body)))], length=False)
+        )
         view = memoryview(body)  # apart from the head and in slices: a huge body is never copied whole
         try:
             for at in range(0, len(body), _SLICE):
-                await conn.send(view[at:at + _SLICE])
+                await conn.send(view[at : at + _SLICE])
         except ConnectionError:
             self.cut.set()
             raise
@@ -191,7 +232,7 @@ class MisbehavingUpstream:
     async def _stream(self, conn: RawConnection, model: str, fault: Fault) -> bool:
         events = stream_events(self.response_id, model, self.answer_text)
         if fault in (Fault.RESET_MID_STREAM, Fault.STALL_MID_STREAM):
-            await conn.send(_SSE_HEAD + b"".join(chunk(e) for e in events[:4 + _DELTAS_BEFORE_FAULT]))
+            await conn.send(_SSE_HEAD + b"".join(chunk(e) for e in events[: 4 + _DELTAS_BEFORE_FAULT]))
             if fault is Fault.RESET_MID_STREAM:
                 conn.reset()
             else:
@@ -204,10 +245,15 @@ class MisbehavingUpstream:
 
 _ERROR_JSON = [("Content-Type", "application/json")]
 _STATUS_ANSWERS = {
-    Fault.STATUS_500: response(b'{"error":{"message":"upstream exploded","type":"server_error","param":null,'
-                               b'"code":null}}', "500 Internal Server Error", _ERROR_JSON),
-    Fault.STATUS_400: response(b'{"error":{"message":"bad input","type":"invalid_request_error",'
-                               b'"param":"input","code":null}}', "400 Bad Request", _ERROR_JSON),
+    Fault.STATUS_500: response(
+        b'{"error":{"message":"upstream exploded","type":"server_error","param":null,"code":null}}',
+        "500 Internal Server Error",
+        _ERROR_JSON,
+    ),
+    Fault.STATUS_400: response(
+        b'{"error":{"message":"bad input","type":"invalid_request_error","param":"input","code":null}}',
+        "400 Bad Request",
+        _ERROR_JSON,
+    ),
     Fault.REDIRECT: response(b"", "301 Moved Permanently", [("Location", "http://127.0.0.1:9/elsewhere")]),
 }
-

@@ -7,12 +7,23 @@ import copy
 from typing import Any
 
 FULL: dict[str, Any] = {
-    "apiVersion": "modelgate.dev/v1alpha1", "kind": "ModelGateKey",
+    "apiVersion": "modelgate.dev/v1alpha1",
+    "kind": "ModelGateKey",
     "metadata": {"name": "case", "namespace": "default"},
-    "spec": {"gatewayRef": {"name": "modelgate"}, "secretRef": {"name": "ci-key", "key": "api-key"},
-             "generateSecret": True, "models": ["gpt-4o*", "o3"], "tenant": "ci", "expiresAt": "2030-01-01T00:00:00Z",
-             "limits": {"requestsPerMinute": 600, "tokensPerMinute": 150000, "maxConcurrentRequests": 20,
-                        "budget": {"usd": 25.5, "window": "daily"}}},
+    "spec": {
+        "gatewayRef": {"name": "modelgate"},
+        "secretRef": {"name": "ci-key", "key": "api-key"},
+        "generateSecret": True,
+        "models": ["gpt-4o*", "o3"],
+        "tenant": "ci",
+        "expiresAt": "2030-01-01T00:00:00Z",
+        "limits": {
+            "requestsPerMinute": 600,
+            "tokensPerMinute": 150000,
+            "maxConcurrentRequests": 20,
+            "budget": {"usd": 25.5, "window": "daily"},
+        },
+    },
 }
 
 
@@ -26,8 +37,12 @@ def _with(**spec: Any) -> dict[str, Any]:
     return manifest
 
 
-MINIMAL = {"apiVersion": "modelgate.dev/v1alpha1", "kind": "ModelGateKey",
-           "metadata": {"name": "case", "namespace": "default"}, "spec": {"secretRef": {"name": "ci-key"}}}
+MINIMAL = {
+    "apiVersion": "modelgate.dev/v1alpha1",
+    "kind": "ModelGateKey",
+    "metadata": {"name": "case", "namespace": "default"},
+    "spec": {"secretRef": {"name": "ci-key"}},
+}
 
 ACCEPTED = {"full": FULL, "minimal": MINIMAL}
 # name -> (manifest, the offline reason's start, whether a CEL rule rejects it)

@@ -29,8 +29,13 @@ class OperatorProcess:
 
     def start(self) -> None:
         with self.log_path.open("wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "modelgate_operator"], cwd=ROOT, env=self.env,
-                                         stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "modelgate_operator"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -65,10 +65,20 @@ class OtlpReceiver:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    self.spans.append(ReceivedSpan(
-                        name=span.name, kind=span.kind, trace_id=span.trace_id, span_id=span.span_id,
-                        parent_span_id=span.parent_span_id, start_ns=span.start_time_unix_nano,
-                        end_ns=span.end_time_unix_nano, status_code=span.status.code,
-                        attributes={a.key: _value(a.value) for a in span.attributes}, resource=resource))
-        return web.Response(body=ExportTraceServiceResponse().SerializeToString(),
-                            content_type="application/x-protobuf")
+                    self.spans.append(
+                        ReceivedSpan(
+                            name=span.name,
+                            kind=span.kind,
+                            trace_id=span.trace_id,
+                            span_id=span.span_id,
+                            parent_span_id=span.parent_span_id,
+                            start_ns=span.start_time_unix_nano,
+                            end_ns=span.end_time_unix_nano,
+                            status_code=span.status.code,
+                            attributes={a.key: _value(a.value) for a in span.attributes},
+                            resource=resource,
+                        )
+                    )
+        return web.Response(
+            body=ExportTraceServiceResponse().SerializeToString(), content_type="application/x-protobuf"
+        )

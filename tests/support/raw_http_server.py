@@ -102,8 +102,9 @@ class RawConnection:
 Handler = Callable[[RawConnection], Awaitable[object]]
 
 
-def response(body: bytes = b"", status: str = "200 OK", headers: list[tuple[str, str]] | None = None,
-             length: bool = True) -> bytes:
+def response(
+    body: bytes = b"", status: str = "200 OK", headers: list[tuple[str, str]] | None = None, length: bool = True
+) -> bytes:
     """One HTTP/1.1 response's bytes, with a Content-Length unless ``length`` is False."""
     head = [f"HTTP/1.1 {status}"] + [f"{k}: {v}" for k, v in headers or []]
     if length:
@@ -117,15 +118,18 @@ def chunk(data: bytes) -> bytes:
 
 def keep_alive(respond: Callable[[RawRequest], bytes]) -> Handler:
     """A handler that answers every request on the connection with ``respond(request)``."""
+
     async def handler(conn: RawConnection) -> None:
         while (request := await conn.read_request()) is not None:
             await conn.send(respond(request))
+
     return handler
 
 
 class RawHttpServer:
-    def __init__(self, handler: Handler, ssl_context: ssl.SSLContext | None = None, *,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, handler: Handler, ssl_context: ssl.SSLContext | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.handler = handler
         self.host = host
         self.ssl_context = ssl_context
@@ -191,4 +195,3 @@ async def eventually(condition: Callable[[], bool], timeout: float = 1.0) -> Non
         if time.monotonic() > deadline:
             raise AssertionError("condition not met within the time limit")
         await asyncio.sleep(0.005)
-

@@ -36,10 +36,7 @@ class RedisServer:
 def redis_binary() -> str:
     found = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/bin:/usr/sbin")
     if found is None:
-        pytest.fail(
-            "redis-server is not installed (Debian package redis-server); "
-            "install it to run the state tests"
-        )
+        pytest.fail("redis-server is not installed (Debian package redis-server); install it to run the state tests")
     return found
 
 
@@ -50,9 +47,7 @@ def _free_port() -> int:
 
 
 def _answers_ping(port: int) -> bool:
-    client = redis.Redis(
-        host="127.0.0.1", port=port, socket_timeout=0.5, socket_connect_timeout=0.5
-    )
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5, socket_connect_timeout=0.5)
     try:
         return bool(client.ping())
     except redis.exceptions.ConnectionError:

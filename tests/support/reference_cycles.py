@@ -21,8 +21,11 @@ def from_request_path(obj: object) -> bool:
     if isinstance(obj, types.TracebackType):
         return from_request_path(obj.tb_frame)
     if isinstance(obj, types.CoroutineType):
-        return from_request_path(obj.cr_frame) if obj.cr_frame is not None else (
-            "modelgate_gateway" in obj.cr_code.co_filename or "/aiohttp/web" in obj.cr_code.co_filename)
+        return (
+            from_request_path(obj.cr_frame)
+            if obj.cr_frame is not None
+            else ("modelgate_gateway" in obj.cr_code.co_filename or "/aiohttp/web" in obj.cr_code.co_filename)
+        )
     module = type(obj).__module__ or ""
     return module.startswith(("modelgate_gateway", "aiohttp.web", "httptools", "uvloop", "multidict"))
 

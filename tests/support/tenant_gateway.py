@@ -21,8 +21,11 @@ KEYS = {name: f"sk-{name}-0123456789" for name in ("alice", "bob", "carol", "lim
 def auth(keys: dict[str, tuple[str | None, list[str]]], allow_unauthenticated: bool = False) -> dict[str, Any]:
     entries = []
     for name, (tenant, models) in keys.items():
-        entry: dict[str, Any] = {"name": name, "sha256": hashlib.sha256(KEYS[name].encode()).hexdigest(),
-                                 "models": models}
+        entry: dict[str, Any] = {
+            "name": name,
+            "sha256": hashlib.sha256(KEYS[name].encode()).hexdigest(),
+            "models": models,
+        }
         if tenant is not None:
             entry["tenant"] = tenant
         entries.append(entry)

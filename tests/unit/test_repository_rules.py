@@ -18,7 +18,10 @@ LINE_EXEMPTIONS: dict[str, str] = {}
 def test_operator_folder_never_shadows_the_standard_library() -> None:
     out = subprocess.run(
         [sys.executable, "-S", "-c", "import operator; print(operator.__file__)"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert not out.startswith(str(ROOT)), out
     assert not (ROOT / "operator" / "__init__.py").exists()

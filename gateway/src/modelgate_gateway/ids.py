@@ -111,7 +111,7 @@ def _split(prefix: str, token: str) -> tuple[bytes, str] | None:
     """The payload and signature of a well-formed id of kind ``prefix`` (signature not checked)."""
     if not token.startswith(prefix) or len(token) > _MAX_ID_CHARS or not token.isascii():
         return None  # (compare_digest refuses non-ASCII strings: that must be a 404, not a 500)
-    body = token[len(prefix):]
+    body = token[len(prefix) :]
     if len(body) <= _SIG_CHARS:
         return None
     encoded, sig = body[:-_SIG_CHARS], body[-_SIG_CHARS:]
@@ -134,8 +134,8 @@ def unseal(key: bytes, prefix: str, owner: bytes, token: str, *, accept_unowned:
     payload, sig = parts
     if payload[:1] == _VERSION:
         signed = hmac.compare_digest(sig, _sig(_kind_mac(key, prefix), payload))
-        owned = hmac.compare_digest(payload[1:1 + _TAG_BYTES], owner)
-        return payload[1 + _TAG_BYTES:] if signed & owned and len(payload) > 1 + _TAG_BYTES else None
+        owned = hmac.compare_digest(payload[1 : 1 + _TAG_BYTES], owner)
+        return payload[1 + _TAG_BYTES :] if signed & owned and len(payload) > 1 + _TAG_BYTES else None
     if accept_unowned and hmac.compare_digest(sig, _sig(_legacy_mac(key), payload)):
         return payload
     return None
@@ -169,7 +169,7 @@ def peek(response_id: str) -> ResponseRef | None:
     if parts is None:
         return None
     payload = parts[0]
-    return _ref(payload[1 + _TAG_BYTES:] if payload[:1] == _VERSION else payload)
+    return _ref(payload[1 + _TAG_BYTES :] if payload[:1] == _VERSION else payload)
 
 
 CONVERSATION_PREFIX = "conv_"

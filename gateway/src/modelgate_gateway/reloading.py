@@ -60,8 +60,9 @@ class MissingKeys(ConfigError):
     """A valid document naming ``secretKey`` entries the snapshot's secret store lacks."""
 
     def __init__(self, missing: list[tuple[str, str]], source: str) -> None:
-        super().__init__([f"{where}: key {key!r} is not in the gateway's secret store"
-                          for where, key in missing], source)
+        super().__init__(
+            [f"{where}: key {key!r} is not in the gateway's secret store" for where, key in missing], source
+        )
         self.keys = sorted({key for _, key in missing})
 
 
@@ -70,8 +71,10 @@ def referenced_secret_keys(config: GatewayConfig) -> list[tuple[str, str]]:
     spec = config.spec
     refs = [(f"spec.deployments[{i}].credentials", d.credentials) for i, d in enumerate(spec.deployments)]
     refs += [(f"spec.auth.keys[{i}].valueFrom", k.value_from) for i, k in enumerate(spec.auth.keys)]
-    refs += [("spec.responseIds.signingKey", spec.response_ids.signing_key),
-             ("spec.state.redisPassword", spec.state.redis_password)]
+    refs += [
+        ("spec.responseIds.signingKey", spec.response_ids.signing_key),
+        ("spec.state.redisPassword", spec.state.redis_password),
+    ]
     return [(where, ref.secret_key) for where, ref in refs if isinstance(ref, SecretKeyRef)]
 
 
@@ -87,8 +90,13 @@ def compile_snapshot(snapshot: ConfigSnapshot) -> RuntimeConfig:
 
 
 class Reloader:
-    def __init__(self, state: GatewayState, source: ConfigSource, listener: ReloadListener | None,
-                 refs_interval_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        state: GatewayState,
+        source: ConfigSource,
+        listener: ReloadListener | None,
+        refs_interval_seconds: float = 2.0,
+    ) -> None:
         self.state = state
         self.source = source
         self.listener = listener
@@ -163,9 +171,13 @@ class Reloader:
         if deadline is None:
             deadline = loop.time() + snapshot.keys_grace_seconds
             shown = ", ".join(map(repr, exc.keys[:5])) + (f" and {len(exc.keys) - 5} more" if len(exc.keys) > 5 else "")
-            log.warning("config from %s names keys the secret store does not hold yet: %s; keeping "
-                        "the last good config and waiting up to %.0fs for them", snapshot.origin,
-                        shown, snapshot.keys_grace_seconds)
+            log.warning(
+                "config from %s names keys the secret store does not hold yet: %s; keeping "
+                "the last good config and waiting up to %.0fs for them",
+                snapshot.origin,
+                shown,
+                snapshot.keys_grace_seconds,
+            )
 
         async def give_up() -> None:
             await asyncio.sleep(max(0.0, deadline - loop.time()))
@@ -202,8 +214,13 @@ class Reloader:
         self.state.board.prune(runtime.deployments)
         self.state.board.limit_deferrals(runtime.retry_after_caps, time.monotonic())
         if previous is None or previous.checksum != runtime.checksum:
-            log.info("applied config %s from %s (%d models, %d deployments)", runtime.checksum,
-                     snapshot.origin, len(runtime.models), len(runtime.deployments))
+            log.info(
+                "applied config %s from %s (%d models, %d deployments)",
+                runtime.checksum,
+                snapshot.origin,
+                len(runtime.models),
+                len(runtime.deployments),
+            )
         if self.listener is not None:
             self.listener.config_loaded(runtime.config, runtime.checksum)
         self.loaded.set()

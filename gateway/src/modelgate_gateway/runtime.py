@@ -172,10 +172,14 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
         endpoint = None
         if base_url:
             try:
-                endpoint = Endpoint(base_url, headers, query=dep.query_params,
-                                    connect_seconds=dep.timeouts.connect_seconds,
-                                    read_idle_seconds=dep.timeouts.stream_idle_seconds,
-                                    proxy=proxy_from_environment(base_url))
+                endpoint = Endpoint(
+                    base_url,
+                    headers,
+                    query=dep.query_params,
+                    connect_seconds=dep.timeouts.connect_seconds,
+                    read_idle_seconds=dep.timeouts.stream_idle_seconds,
+                    proxy=proxy_from_environment(base_url),
+                )
             except ValueError as exc:  # a header that cannot be sent (a line break in a key), a bad proxy URL
                 raise ConfigError([f"spec.deployments[{index}]: {exc}"]) from None
         out[dep.name] = DeploymentRuntime(
@@ -210,10 +214,14 @@ def _keys(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: str) ->
         expires = key.expires_at
         if expires is not None and expires.tzinfo is None:
             expires = expires.replace(tzinfo=UTC)
-        out[digest] = KeyRuntime(key.name, "*" in key.models, frozenset(key.models),
-                                 ids.key_owner(key.name, key.tenant),
-                                 expires.timestamp() if expires is not None else None,
-                                 tuple(m[:-1] for m in key.models if m.endswith("*") and m != "*"))
+        out[digest] = KeyRuntime(
+            key.name,
+            "*" in key.models,
+            frozenset(key.models),
+            ids.key_owner(key.name, key.tenant),
+            expires.timestamp() if expires is not None else None,
+            tuple(m[:-1] for m in key.models if m.endswith("*") and m != "*"),
+        )
     return out
 
 
@@ -264,8 +272,7 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
     )
 
 
-def _retry_after_caps(deployments: Mapping[str, DeploymentRuntime],
-                      models: Iterable[ModelRuntime]) -> dict[str, float]:
+def _retry_after_caps(deployments: Mapping[str, DeploymentRuntime], models: Iterable[ModelRuntime]) -> dict[str, float]:
     caps = dict.fromkeys(deployments, RetryPolicy.model_fields["retry_after_cap_seconds"].default)
     used: dict[str, float] = {}
     for model in models:

@@ -64,22 +64,45 @@ def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
     opt("--workers", "WORKERS", 1, int, "processes sharing the port (SO_REUSEPORT)")
     opt("--shutdown-grace-seconds", "SHUTDOWN_GRACE_SECONDS", 25.0, float, "drain time after SIGTERM")
     opt("--reload-interval-seconds", "RELOAD_INTERVAL_SECONDS", 2.0, float, "config file poll period")
-    opt("--client-header-timeout-seconds", "CLIENT_HEADER_TIMEOUT_SECONDS", 10.0, float,
-        "time for a request's headers, from accept or its first byte")
-    opt("--client-body-timeout-seconds", "CLIENT_BODY_TIMEOUT_SECONDS", 60.0, float,
-        "time for a request's whole body after its headers")
-    opt("--client-idle-timeout-seconds", "CLIENT_IDLE_TIMEOUT_SECONDS", 75.0, float,
-        "idle keep-alive connections close after this")
-    opt("--max-client-connections", "MAX_CLIENT_CONNECTIONS", 8192, int,
-        "open client connections per process (at most half the open-file limit)")
+    opt(
+        "--client-header-timeout-seconds",
+        "CLIENT_HEADER_TIMEOUT_SECONDS",
+        10.0,
+        float,
+        "time for a request's headers, from accept or its first byte",
+    )
+    opt(
+        "--client-body-timeout-seconds",
+        "CLIENT_BODY_TIMEOUT_SECONDS",
+        60.0,
+        float,
+        "time for a request's whole body after its headers",
+    )
+    opt(
+        "--client-idle-timeout-seconds",
+        "CLIENT_IDLE_TIMEOUT_SECONDS",
+        75.0,
+        float,
+        "idle keep-alive connections close after this",
+    )
+    opt(
+        "--max-client-connections",
+        "MAX_CLIENT_CONNECTIONS",
+        8192,
+        int,
+        "open client connections per process (at most half the open-file limit)",
+    )
     opt("--log-level", "LOG_LEVEL", "info", str, "debug, info, warning or error")
     opt("--kube-configmap", "KUBE_CONFIGMAP", None, str, "namespace/name of a ConfigMap to watch")
     opt("--kube-config-key", "KUBE_CONFIG_KEY", "config.json", str, "key of the document in it")
     opt("--kube-secret", "KUBE_SECRET", None, str, "namespace/name of the upstream-keys Secret to watch")
     # kubectl's variable too: `KUBECONFIG=... modelgate-gateway --kube-configmap ...` just works.
-    parser.add_argument("--kubeconfig", default=_env(env, "KUBECONFIG") or env.get("KUBECONFIG") or None,
-                        help="kubeconfig path(s) for --kube-configmap outside a pod; default: in-cluster "
-                             "service account, else ~/.kube/config (env MODELGATE_KUBECONFIG or KUBECONFIG)")
+    parser.add_argument(
+        "--kubeconfig",
+        default=_env(env, "KUBECONFIG") or env.get("KUBECONFIG") or None,
+        help="kubeconfig path(s) for --kube-configmap outside a pod; default: in-cluster "
+        "service account, else ~/.kube/config (env MODELGATE_KUBECONFIG or KUBECONFIG)",
+    )
     opt("--kube-context", "KUBE_CONTEXT", None, str, "kubeconfig context (default: its current-context)")
 
 

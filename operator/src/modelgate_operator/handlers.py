@@ -95,9 +95,13 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
         await asyncio.to_thread(report, str(exc))
         raise kopf.PermanentError(str(exc)) from exc
     identity = memo.get("peering_identity")  # set by main.py; absent in standalone runs
-    reconciler = Reconciler(ours, kube, base,
-                            peering_identity=identity if isinstance(identity, str) else None,
-                            keys=Keys(KeyClient(kube), ours))
+    reconciler = Reconciler(
+        ours,
+        kube,
+        base,
+        peering_identity=identity if isinstance(identity, str) else None,
+        keys=Keys(KeyClient(kube), ours),
+    )
     runtime = Runtime(settings=ours, reconciler=reconciler, wakeup=asyncio.Event())
     runtime.task = asyncio.create_task(run_loop(runtime.reconciler, runtime.wakeup))
     memo["modelgate_runtime"] = runtime
@@ -126,8 +130,11 @@ async def route_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **
         runtime.forget("route", body)
         return
     meta = body.get("metadata") or {}
-    runtime.changed("route", body, [body.get("spec"), meta.get("generation"),
-                                    meta.get("deletionTimestamp"), meta.get("creationTimestamp")])
+    runtime.changed(
+        "route",
+        body,
+        [body.get("spec"), meta.get("generation"), meta.get("deletionTimestamp"), meta.get("creationTimestamp")],
+    )
 
 
 @kopf.on.event(GROUP, VERSION, KEY_PLURAL)
@@ -153,8 +160,7 @@ def _referenced_secret(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
     """
     runtime = memo.get("modelgate_runtime")
     meta = body.get("metadata") or {}
-    return (isinstance(runtime, Runtime)
-            and (meta.get("namespace"), meta.get("name")) in runtime.reconciler.referenced)
+    return isinstance(runtime, Runtime) and (meta.get("namespace"), meta.get("name")) in runtime.reconciler.referenced
 
 
 @kopf.on.event("", "v1", "secrets", when=_referenced_secret)
@@ -165,4 +171,3 @@ async def secret_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, *
         runtime.forget("secret", body)
         return
     runtime.changed("secret", body, body.get("data"))
-

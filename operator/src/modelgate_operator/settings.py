@@ -52,8 +52,7 @@ def _selector(raw: str) -> dict[str, str]:
     for part in filter(None, (p.strip() for p in raw.split(","))):
         key, sep, value = part.partition("=")
         if not sep or not key:
-            raise SettingsError(
-                f"MODELGATE_OPERATOR_GATEWAY_POD_SELECTOR: {part!r} is not key=value")
+            raise SettingsError(f"MODELGATE_OPERATOR_GATEWAY_POD_SELECTOR: {part!r} is not key=value")
         labels[key.strip()] = value.strip()
     return labels
 
@@ -70,8 +69,7 @@ class OperatorSettings:
     """Secret receiving the upstream API keys copied from the routes' Secrets."""
     gateway_deployment: str = "modelgate-gateway"
     """Owner of the ConfigMap and Secret, so they are garbage-collected with the gateway."""
-    pod_selector: Mapping[str, str] = field(
-        default_factory=lambda: {"app.kubernetes.io/component": "gateway"})
+    pod_selector: Mapping[str, str] = field(default_factory=lambda: {"app.kubernetes.io/component": "gateway"})
     """Labels of the gateway pods whose /readyz the rollout status counts."""
     base_config: str | None = None
     """Path of a base document (auth, limits, ...); models and deployments are added to it."""
@@ -131,34 +129,33 @@ class OperatorSettings:
     def from_env(cls, env: Mapping[str, str]) -> OperatorSettings:
         """Settings from environment variables; raises :class:`SettingsError` on bad values."""
         gateway = env.get("MODELGATE_OPERATOR_GATEWAY_NAME", "").strip() or "modelgate"
-        namespace = (env.get("MODELGATE_OPERATOR_GATEWAY_NAMESPACE", "").strip()
-                     or env.get("POD_NAMESPACE", "").strip() or "default")
-        namespaces = tuple(sorted({
-            n.strip() for n in env.get("MODELGATE_OPERATOR_NAMESPACES", "").split(",") if n.strip()
-        }))
+        namespace = (
+            env.get("MODELGATE_OPERATOR_GATEWAY_NAMESPACE", "").strip()
+            or env.get("POD_NAMESPACE", "").strip()
+            or "default"
+        )
+        namespaces = tuple(
+            sorted({n.strip() for n in env.get("MODELGATE_OPERATOR_NAMESPACES", "").split(",") if n.strip()})
+        )
         priority_raw = env.get("MODELGATE_OPERATOR_PEERING_PRIORITY", "").strip()
         try:
             priority = int(priority_raw) if priority_raw else random.randint(1, 2**31 - 1)
         except ValueError:
-            raise SettingsError(f"MODELGATE_OPERATOR_PEERING_PRIORITY: {priority_raw!r} "
-                                "is not an integer") from None
+            raise SettingsError(f"MODELGATE_OPERATOR_PEERING_PRIORITY: {priority_raw!r} is not an integer") from None
         debounce = _float(env, "MODELGATE_OPERATOR_DEBOUNCE_SECONDS", 0.5, 0.0)
         shards_raw = env.get("MODELGATE_OPERATOR_MAX_SHARDS", "").strip() or "32"
         if not shards_raw.isdigit() or not 1 <= int(shards_raw) <= 1024:
-            raise SettingsError(f"MODELGATE_OPERATOR_MAX_SHARDS: {shards_raw!r} is not a number "
-                                "from 1 to 1024")
+            raise SettingsError(f"MODELGATE_OPERATOR_MAX_SHARDS: {shards_raw!r} is not a number from 1 to 1024")
         retry = _float(env, "MODELGATE_OPERATOR_RETRY_SECONDS", 5.0, 0.1)
         return cls(
             gateway_name=gateway,
             gateway_namespace=namespace,
-            configmap=(env.get("MODELGATE_OPERATOR_CONFIGMAP", "").strip()
-                       or f"{gateway}-gateway-config"),
-            secret=(env.get("MODELGATE_OPERATOR_SECRET", "").strip()
-                    or f"{gateway}-gateway-upstream-keys"),
-            gateway_deployment=(env.get("MODELGATE_OPERATOR_GATEWAY_DEPLOYMENT", "").strip()
-                                or f"{gateway}-gateway"),
-            pod_selector=_selector(env.get("MODELGATE_OPERATOR_GATEWAY_POD_SELECTOR",
-                                           "app.kubernetes.io/component=gateway")),
+            configmap=(env.get("MODELGATE_OPERATOR_CONFIGMAP", "").strip() or f"{gateway}-gateway-config"),
+            secret=(env.get("MODELGATE_OPERATOR_SECRET", "").strip() or f"{gateway}-gateway-upstream-keys"),
+            gateway_deployment=(env.get("MODELGATE_OPERATOR_GATEWAY_DEPLOYMENT", "").strip() or f"{gateway}-gateway"),
+            pod_selector=_selector(
+                env.get("MODELGATE_OPERATOR_GATEWAY_POD_SELECTOR", "app.kubernetes.io/component=gateway")
+            ),
             base_config=env.get("MODELGATE_OPERATOR_BASE_CONFIG", "").strip() or None,
             base_config_configmap=_object_ref(env, "MODELGATE_OPERATOR_BASE_CONFIG_CONFIGMAP", namespace),
             namespaces=namespaces,

@@ -17,9 +17,11 @@ FULL_COST = (15 * 2.0 + 5 * 0.5 + WORDS * 8.0) / 1e6  # the fake: 20 input token
 
 def _doc(upstream: FakeResponsesUpstream, **follow_up: Any) -> dict:
     settings = {"pollIntervalSeconds": 0.05, "maxPollIntervalSeconds": 0.2, "leaseSeconds": 1, **follow_up}
-    return config_doc([deployment("a", upstream.base_url)],
-                      [{"name": "gpt-4o", "targets": [{"deployment": "a"}], "pricing": PRICING}],
-                      observability={"backgroundFollowUp": settings})
+    return config_doc(
+        [deployment("a", upstream.base_url)],
+        [{"name": "gpt-4o", "targets": [{"deployment": "a"}], "pricing": PRICING}],
+        observability={"backgroundFollowUp": settings},
+    )
 
 
 def _sample(gw: GatewayHarness, name: str, **labels: str) -> float:
@@ -27,18 +29,38 @@ def _sample(gw: GatewayHarness, name: str, **labels: str) -> float:
 
 
 def _background_cost(gw: GatewayHarness) -> float:
-    return _sample(gw, "modelgate_cost_usd_total", model="gpt-4o", deployment="a", key="test", end_user="_none",
-                   estimated="false", operation="background", tier="default")
+    return _sample(
+        gw,
+        "modelgate_cost_usd_total",
+        model="gpt-4o",
+        deployment="a",
+        key="test",
+        end_user="_none",
+        estimated="false",
+        operation="background",
+        tier="default",
+    )
 
 
 def _counted(gw: GatewayHarness, status: str, recorded_by: str) -> float:
-    return _sample(gw, "modelgate_background_responses_total", model="gpt-4o", deployment="a", status=status,
-                   recorded_by=recorded_by)
+    return _sample(
+        gw,
+        "modelgate_background_responses_total",
+        model="gpt-4o",
+        deployment="a",
+        status=status,
+        recorded_by=recorded_by,
+    )
 
 
 def _all_counted(gw: GatewayHarness) -> float:
-    return sum(s.value for m in gw.registry.collect() if m.name == "modelgate_background_responses"
-               for s in m.samples if s.name.endswith("_total"))
+    return sum(
+        s.value
+        for m in gw.registry.collect()
+        if m.name == "modelgate_background_responses"
+        for s in m.samples
+        if s.name.endswith("_total")
+    )
 
 
 async def _settled(gw: GatewayHarness) -> None:
@@ -64,12 +86,24 @@ async def test_a_polled_background_response_is_charged_once_when_it_ends(gateway
     assert _counted(gw, "completed", "poll") == 1 and _all_counted(gw) == 1
     await _settled(gw)
     # the create itself charged nothing: no estimate of its input
-    assert _sample(gw, "modelgate_tokens_total", model="gpt-4o", deployment="a", type="input", estimated="true",
-                   operation="background", tier="default") == 0
+    assert (
+        _sample(
+            gw,
+            "modelgate_tokens_total",
+            model="gpt-4o",
+            deployment="a",
+            type="input",
+            estimated="true",
+            operation="background",
+            tier="default",
+        )
+        == 0
+    )
     await eventually(lambda: any(line["route"] == "background" for line in gw.log_lines()), timeout=5)
     lines = [line for line in gw.log_lines() if line["route"] == "background"]
     assert [(line["usage_source"], line["response_id"], line["output_tokens"]) for line in lines] == [
-        ("followed_up", created.id, WORDS)]
+        ("followed_up", created.id, WORDS)
+    ]
 
 
 async def test_a_stream_retrieve_that_sees_the_end_charges_it(gateway, upstream_a) -> None:
@@ -121,8 +155,9 @@ async def test_a_failed_background_response_found_by_the_follow_up_is_charged(ga
 async def test_a_background_stream_is_charged_at_its_end_once(gateway, upstream_a) -> None:
     gw = await gateway(_doc(upstream_a))
     async with gw.client() as client:
-        events = [e async for e in await client.responses.create(model="gpt-4o", input="hi", background=True,
-                                                                  stream=True)]
+        events = [
+            e async for e in await client.responses.create(model="gpt-4o", input="hi", background=True, stream=True)
+        ]
         assert events[-1].type == "response.completed"
         await eventually(lambda: _all_counted(gw) == 1, timeout=5)
         await client.responses.retrieve(events[-1].response.id)
@@ -155,16 +190,39 @@ async def test_plain_creates_are_never_followed_up(gateway, upstream_a) -> None:
 
 async def test_an_upstream_that_runs_it_at_once_is_charged_from_the_create(gateway) -> None:
     """The mock provider (like a chat-completions upstream) answers background creates finished."""
-    doc = config_doc([{"name": "m", "provider": "mock", "model": "m"}],
-                     [{"name": "gpt-4o", "targets": [{"deployment": "m"}], "pricing": PRICING}])
+    doc = config_doc(
+        [{"name": "m", "provider": "mock", "model": "m"}],
+        [{"name": "gpt-4o", "targets": [{"deployment": "m"}], "pricing": PRICING}],
+    )
     gw = await gateway(doc)
     async with gw.client() as client:
         created = await client.responses.create(model="gpt-4o", input="hi", background=True)
     assert created.status == "completed" and created.usage is not None
-    await eventually(lambda: _sample(gw, "modelgate_background_responses_total", model="gpt-4o", deployment="m",
-                                     status="completed", recorded_by="create") == 1, timeout=5)
+    await eventually(
+        lambda: (
+            _sample(
+                gw,
+                "modelgate_background_responses_total",
+                model="gpt-4o",
+                deployment="m",
+                status="completed",
+                recorded_by="create",
+            )
+            == 1
+        ),
+        timeout=5,
+    )
     await eventually(lambda: gw.state.background.following == 0, timeout=5)
-    cost = _sample(gw, "modelgate_cost_usd_total", model="gpt-4o", deployment="m", key="test", end_user="_none",
-                   estimated="false", operation="background", tier="default")
+    cost = _sample(
+        gw,
+        "modelgate_cost_usd_total",
+        model="gpt-4o",
+        deployment="m",
+        key="test",
+        end_user="_none",
+        estimated="false",
+        operation="background",
+        tier="default",
+    )
     usage = created.usage
     assert cost == pytest.approx((usage.input_tokens * 2.0 + usage.output_tokens * 8.0) / 1e6)

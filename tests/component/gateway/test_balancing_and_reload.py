@@ -9,8 +9,10 @@ from gateway_harness import config_doc, deployment
 
 
 async def test_weighted_random_splits_traffic_by_weight(gateway, upstream_a, upstream_b) -> None:
-    doc = config_doc([deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
-                     [{"name": "gpt-4o", "targets": [{"deployment": "a", "weight": 3}, {"deployment": "b", "weight": 1}]}])
+    doc = config_doc(
+        [deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
+        [{"name": "gpt-4o", "targets": [{"deployment": "a", "weight": 3}, {"deployment": "b", "weight": 1}]}],
+    )
     gw = await gateway(doc)
     gw.state.rng.seed(7)
     total = 400
@@ -27,9 +29,10 @@ async def test_least_outstanding_prefers_the_idle_deployment(gateway, upstream_a
     from fake_responses_upstream import Behaviour
 
     upstream_a.script = [Behaviour(token_delay=0.05)] * 4
-    doc = config_doc([deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
-                     [{"name": "gpt-4o", "strategy": "least-outstanding",
-                       "targets": [{"deployment": "a"}, {"deployment": "b"}]}])
+    doc = config_doc(
+        [deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
+        [{"name": "gpt-4o", "strategy": "least-outstanding", "targets": [{"deployment": "a"}, {"deployment": "b"}]}],
+    )
     gw = await gateway(doc)
     gw.state.board.get("a").outstanding = 5  # a is busy with other requests
     async with gw.client() as client:
@@ -39,9 +42,10 @@ async def test_least_outstanding_prefers_the_idle_deployment(gateway, upstream_a
 
 
 async def test_lowest_latency_converges_on_the_faster_deployment(gateway, upstream_a, upstream_b) -> None:
-    doc = config_doc([deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
-                     [{"name": "gpt-4o", "strategy": "lowest-latency",
-                       "targets": [{"deployment": "a"}, {"deployment": "b"}]}])
+    doc = config_doc(
+        [deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
+        [{"name": "gpt-4o", "strategy": "lowest-latency", "targets": [{"deployment": "a"}, {"deployment": "b"}]}],
+    )
     gw = await gateway(doc)
     gw.state.board.get("a").ewma_first_byte = 5.0  # a measured slow earlier
     gw.state.board.get("b").ewma_first_byte = 0.001
@@ -52,9 +56,12 @@ async def test_lowest_latency_converges_on_the_faster_deployment(gateway, upstre
 
 
 async def test_hot_reload_under_load_drops_no_request_and_bad_config_keeps_last_good(
-        gateway, upstream_a, upstream_b) -> None:
-    doc = config_doc([deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
-                     [{"name": "gpt-4o", "targets": [{"deployment": "a"}]}])
+    gateway, upstream_a, upstream_b
+) -> None:
+    doc = config_doc(
+        [deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
+        [{"name": "gpt-4o", "targets": [{"deployment": "a"}]}],
+    )
     gw = await gateway(doc)
     failures: list[BaseException] = []
     stop = asyncio.Event()
@@ -100,9 +107,10 @@ async def test_full_deployment_is_skipped_until_a_slot_frees(gateway, upstream_a
     from fake_responses_upstream import Behaviour
 
     upstream_a.script = [Behaviour(token_delay=0.05)]
-    doc = config_doc([deployment("a", upstream_a.base_url, maxConcurrentRequests=1),
-                      deployment("b", upstream_b.base_url)],
-                     [{"name": "gpt-4o", "targets": [{"deployment": "a", "weight": 1}, {"deployment": "b", "weight": 0}]}])
+    doc = config_doc(
+        [deployment("a", upstream_a.base_url, maxConcurrentRequests=1), deployment("b", upstream_b.base_url)],
+        [{"name": "gpt-4o", "targets": [{"deployment": "a", "weight": 1}, {"deployment": "b", "weight": 0}]}],
+    )
     gw = await gateway(doc)
     async with gw.client() as client:
         stream = await client.responses.create(model="gpt-4o", input="slow", stream=True)

@@ -9,13 +9,23 @@ from gateway_harness import GatewayHarness, config_doc, deployment
 from raw_http_server import eventually
 
 PRICING = {
-    "inputUsdPerMillionTokens": 2.0, "cachedInputUsdPerMillionTokens": 0.5, "cacheWriteUsdPerMillionTokens": 2.5,
+    "inputUsdPerMillionTokens": 2.0,
+    "cachedInputUsdPerMillionTokens": 0.5,
+    "cacheWriteUsdPerMillionTokens": 2.5,
     "outputUsdPerMillionTokens": 8.0,
-    "tiers": {"flex": {"inputUsdPerMillionTokens": 1.0, "cachedInputUsdPerMillionTokens": 0.25,
-                       "outputUsdPerMillionTokens": 4.0},
-              "priority": {"inputUsdPerMillionTokens": 3.5, "cachedInputUsdPerMillionTokens": 0.875,
-                           "outputUsdPerMillionTokens": 14.0},
-              "scale": {"inputUsdPerMillionTokens": 2.2}},
+    "tiers": {
+        "flex": {
+            "inputUsdPerMillionTokens": 1.0,
+            "cachedInputUsdPerMillionTokens": 0.25,
+            "outputUsdPerMillionTokens": 4.0,
+        },
+        "priority": {
+            "inputUsdPerMillionTokens": 3.5,
+            "cachedInputUsdPerMillionTokens": 0.875,
+            "outputUsdPerMillionTokens": 14.0,
+        },
+        "scale": {"inputUsdPerMillionTokens": 2.2},
+    },
     "hostedToolUsdPerCall": {"web_search": 0.01, "file_search": 0.0025},
 }
 # The fake reports 20 input tokens (5 cached) and one output token per word of its text.
@@ -23,8 +33,9 @@ WORDS = len("Alpha answers with seven short words".split())
 
 
 def _doc(upstream: FakeResponsesUpstream) -> dict:
-    return config_doc([deployment("a", upstream.base_url)],
-                      [{"name": "gpt-4o", "targets": [{"deployment": "a"}], "pricing": PRICING}])
+    return config_doc(
+        [deployment("a", upstream.base_url)], [{"name": "gpt-4o", "targets": [{"deployment": "a"}], "pricing": PRICING}]
+    )
 
 
 async def _last_line(gw: GatewayHarness) -> dict:
@@ -34,31 +45,47 @@ async def _last_line(gw: GatewayHarness) -> dict:
 
 
 def _cost(gw: GatewayHarness, tier: str) -> float | None:
-    return gw.registry.get_sample_value("modelgate_cost_usd_total", {
-        "model": "gpt-4o", "deployment": "a", "key": "test", "end_user": "_none", "estimated": "false",
-        "operation": "create", "tier": tier})
+    return gw.registry.get_sample_value(
+        "modelgate_cost_usd_total",
+        {
+            "model": "gpt-4o",
+            "deployment": "a",
+            "key": "test",
+            "end_user": "_none",
+            "estimated": "false",
+            "operation": "create",
+            "tier": tier,
+        },
+    )
 
 
 @pytest.mark.parametrize("stream", [False, True])
-@pytest.mark.parametrize(("requested", "served", "rates"), [
-    ("auto", "default", (2.0, 0.5, 8.0)),
-    ("flex", "flex", (1.0, 0.25, 4.0)),
-    ("priority", "priority", (3.5, 0.875, 14.0)),
-    ("auto", "scale", (2.2, 0.5, 8.0)),
-    ("priority", "default", (2.0, 0.5, 8.0)),  # asked for priority, served at default: default prices
-])
-async def test_the_tier_that_served_prices_the_response(gateway, upstream_a, stream: bool, requested: str,
-                                                        served: str, rates: tuple[float, float, float]) -> None:
+@pytest.mark.parametrize(
+    ("requested", "served", "rates"),
+    [
+        ("auto", "default", (2.0, 0.5, 8.0)),
+        ("flex", "flex", (1.0, 0.25, 4.0)),
+        ("priority", "priority", (3.5, 0.875, 14.0)),
+        ("auto", "scale", (2.2, 0.5, 8.0)),
+        ("priority", "default", (2.0, 0.5, 8.0)),  # asked for priority, served at default: default prices
+    ],
+)
+async def test_the_tier_that_served_prices_the_response(
+    gateway, upstream_a, stream: bool, requested: str, served: str, rates: tuple[float, float, float]
+) -> None:
     upstream_a.script = [Behaviour(service_tier=served)]
     gw = await gateway(_doc(upstream_a))
     async with gw.client() as client:
         if stream:
-            events = [e async for e in await client.responses.create(model="gpt-4o", input="hi", stream=True,
-                                                                      service_tier=requested)]  # type: ignore[arg-type]
+            events = [
+                e
+                async for e in await client.responses.create(
+                    model="gpt-4o", input="hi", stream=True, service_tier=requested
+                )
+            ]  # type: ignore[arg-type]
             response = events[-1].response  # type: ignore[union-attr]
         else:
-            response = await client.responses.create(model="gpt-4o", input="hi",
-                                                     service_tier=requested)  # type: ignore[arg-type]
+            response = await client.responses.create(model="gpt-4o", input="hi", service_tier=requested)  # type: ignore[arg-type]
     assert response.service_tier == served
     uncached, cached, output = rates
     assert _cost(gw, served) == pytest.approx((15 * uncached + 5 * cached + WORDS * output) / 1e6)
@@ -82,13 +109,24 @@ async def test_cache_write_tokens_are_counted_and_priced(gateway, upstream_a) ->
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_hosted_tool_calls_are_counted_from_output_items(gateway, upstream_a, stream: bool) -> None:
-    items = [{"type": "web_search_call", "id": "ws_1", "status": "completed",
-              "action": {"type": "search", "query": "weather"}},
-             {"type": "web_search_call", "id": "ws_2", "status": "completed",
-              "action": {"type": "search", "query": "news"}},
-             {"type": "file_search_call", "id": "fs_1", "status": "completed", "queries": ["q"], "results": None},
-             {"type": "code_interpreter_call", "id": "ci_1", "status": "completed", "code": "1+1",
-              "container_id": "cntr_1", "outputs": None}]
+    items = [
+        {
+            "type": "web_search_call",
+            "id": "ws_1",
+            "status": "completed",
+            "action": {"type": "search", "query": "weather"},
+        },
+        {"type": "web_search_call", "id": "ws_2", "status": "completed", "action": {"type": "search", "query": "news"}},
+        {"type": "file_search_call", "id": "fs_1", "status": "completed", "queries": ["q"], "results": None},
+        {
+            "type": "code_interpreter_call",
+            "id": "ci_1",
+            "status": "completed",
+            "code": "1+1",
+            "container_id": "cntr_1",
+            "outputs": None,
+        },
+    ]
     upstream_a.script = [Behaviour(tool_items=items)]
     gw = await gateway(_doc(upstream_a))
     async with gw.client() as client:

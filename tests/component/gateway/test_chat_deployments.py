@@ -39,9 +39,20 @@ async def test_chat_deployment_serves_plain_and_streamed_responses(gateway, chat
     assert sent["messages"][0] == {"role": "system", "content": "Be nice."}
     assert chat_upstream.headers[0]["Authorization"] == "Bearer sk-upstream-secret-value"
     assert final.usage is not None and final.usage.input_tokens == 21 and final.usage.output_tokens == 9
-    assert gw.registry.get_sample_value(
-        "modelgate_tokens_total", {"model": "llama", "deployment": "chat", "type": "output", "estimated": "false",
-         "operation": "create", "tier": "default"}) == 18
+    assert (
+        gw.registry.get_sample_value(
+            "modelgate_tokens_total",
+            {
+                "model": "llama",
+                "deployment": "chat",
+                "type": "output",
+                "estimated": "false",
+                "operation": "create",
+                "tier": "default",
+            },
+        )
+        == 18
+    )
 
 
 async def test_streamed_tool_calls_split_across_chunks_arrive_whole(gateway, chat_upstream) -> None:
@@ -67,10 +78,12 @@ async def test_untranslatable_fields_get_a_400_naming_the_field(gateway, chat_up
 
 
 async def test_request_a_chat_deployment_cannot_serve_goes_to_a_responses_deployment(
-        gateway, chat_upstream, upstream_a) -> None:
-    doc = config_doc([_chat_dep("chat", chat_upstream), deployment("a", upstream_a.base_url)],
-                     [{"name": "mixed", "targets": [{"deployment": "chat", "weight": 1000},
-                                                    {"deployment": "a", "weight": 1}]}])
+    gateway, chat_upstream, upstream_a
+) -> None:
+    doc = config_doc(
+        [_chat_dep("chat", chat_upstream), deployment("a", upstream_a.base_url)],
+        [{"name": "mixed", "targets": [{"deployment": "chat", "weight": 1000}, {"deployment": "a", "weight": 1}]}],
+    )
     gw = await gateway(doc)
     async with gw.client() as client:
         raw = await client.responses.with_raw_response.create(model="mixed", input="hi", tools=[{"type": "web_search"}])
@@ -79,11 +92,16 @@ async def test_request_a_chat_deployment_cannot_serve_goes_to_a_responses_deploy
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 async def test_failing_responses_deployment_falls_back_to_a_chat_deployment(
-        gateway, chat_upstream, upstream_a, stream) -> None:
+    gateway, chat_upstream, upstream_a, stream
+) -> None:
     upstream_a.script = [Behaviour(status=500)]
-    doc = config_doc([deployment("a", upstream_a.base_url), _chat_dep("chat", chat_upstream)],
-                     [{"name": "gpt-4o", "targets": [{"deployment": "a"}], "fallbacks": ["llama"]},
-                      {"name": "llama", "targets": [{"deployment": "chat"}]}])
+    doc = config_doc(
+        [deployment("a", upstream_a.base_url), _chat_dep("chat", chat_upstream)],
+        [
+            {"name": "gpt-4o", "targets": [{"deployment": "a"}], "fallbacks": ["llama"]},
+            {"name": "llama", "targets": [{"deployment": "chat"}]},
+        ],
+    )
     gw = await gateway(doc)
     async with gw.client() as client:
         raw = await client.responses.with_raw_response.create(model="gpt-4o", input="hi", stream=stream)
@@ -116,9 +134,15 @@ async def test_previous_response_id_without_a_state_store_is_a_clear_400(gateway
 
 
 async def test_conversation_state_is_shared_by_two_gateways_through_redis(
-        tmp_path: Path, chat_upstream, redis_server) -> None:  # noqa: F811
-    doc = config_doc([_chat_dep("chat", chat_upstream)], [{"name": "llama", "targets": [{"deployment": "chat"}]}],
-                     state={"redisUrl": redis_server.url})
+    tmp_path: Path,
+    chat_upstream,
+    redis_server,  # noqa: F811
+) -> None:
+    doc = config_doc(
+        [_chat_dep("chat", chat_upstream)],
+        [{"name": "llama", "targets": [{"deployment": "chat"}]}],
+        state={"redisUrl": redis_server.url},
+    )
     gateways = []
     for index in range(2):
         directory = tmp_path / f"gw{index}"

@@ -10,18 +10,25 @@ from gateway_harness import API_KEY, config_doc, deployment
 
 
 def _doc(upstream_a, **spec) -> dict:
-    doc = config_doc([deployment("a", upstream_a.base_url)],
-                     [{"name": "gpt-4o", "targets": [{"deployment": "a"}]},
-                      {"name": "restricted", "targets": [{"deployment": "a"}]}], **spec)
+    doc = config_doc(
+        [deployment("a", upstream_a.base_url)],
+        [
+            {"name": "gpt-4o", "targets": [{"deployment": "a"}]},
+            {"name": "restricted", "targets": [{"deployment": "a"}]},
+        ],
+        **spec,
+    )
     doc["spec"]["auth"]["keys"][0]["models"] = ["gpt-4o"]
     return doc
 
 
 async def _post(gw, body: bytes, headers: dict | None = None, path: str = "/responses") -> tuple[int, dict]:
     async with aiohttp.ClientSession() as session:
-        async with session.post(gw.base_url + path, data=body,
-                                headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json",
-                                         **(headers or {})}) as resp:
+        async with session.post(
+            gw.base_url + path,
+            data=body,
+            headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json", **(headers or {})},
+        ) as resp:
             return resp.status, await resp.json()
 
 
@@ -32,16 +39,19 @@ def _assert_envelope(body: dict) -> dict:
     return body["error"]
 
 
-@pytest.mark.parametrize(("body", "status", "param"), [
-    (b"{not json", 400, None),
-    (b"[1, 2]", 400, None),
-    (b"", 400, None),
-    (b'{"input": "hi"}', 400, "model"),
-    (b'{"model": 5, "input": "hi"}', 400, "model"),
-    (b'{"model": "nope", "input": "hi"}', 404, "model"),
-    (b'{"model": "restricted", "input": "hi"}', 403, "model"),
-    (b'{"model": "gpt-4o", "input": "hi", "stream": "yes"}', 400, "stream"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        (b"{not json", 400, None),
+        (b"[1, 2]", 400, None),
+        (b"", 400, None),
+        (b'{"input": "hi"}', 400, "model"),
+        (b'{"model": 5, "input": "hi"}', 400, "model"),
+        (b'{"model": "nope", "input": "hi"}', 404, "model"),
+        (b'{"model": "restricted", "input": "hi"}', 403, "model"),
+        (b'{"model": "gpt-4o", "input": "hi", "stream": "yes"}', 400, "stream"),
+    ],
+)
 async def test_malformed_requests_get_openai_errors(gateway, upstream_a, body, status, param) -> None:
     gw = await gateway(_doc(upstream_a))
     got_status, got = await _post(gw, body)
@@ -68,8 +78,19 @@ async def test_missing_or_wrong_key_is_401_and_not_echoed(gateway, upstream_a, k
 async def test_upstream_credentials_rejected_never_leak_the_upstream_body(gateway, upstream_a) -> None:
     from fake_responses_upstream import Behaviour
 
-    upstream_a.script = [Behaviour(status=401, error_body={"error": {
-        "message": "Incorrect API key provided: sk-upstream-secret-value", "type": "x", "param": None, "code": None}})]
+    upstream_a.script = [
+        Behaviour(
+            status=401,
+            error_body={
+                "error": {
+                    "message": "Incorrect API key provided: sk-upstream-secret-value",
+                    "type": "x",
+                    "param": None,
+                    "code": None,
+                }
+            },
+        )
+    ]
     gw = await gateway(_doc(upstream_a))
     async with gw.client() as client:
         with pytest.raises(openai.APIStatusError) as caught:

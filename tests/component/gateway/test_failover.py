@@ -15,18 +15,30 @@ from gateway_harness import config_doc, deployment
 
 def _two(upstream_a, upstream_b, **model_extra) -> dict:
     return config_doc(
-        [deployment("a", upstream_a.base_url, timeouts={"firstByteSeconds": 0.5}),
-         deployment("b", upstream_b.base_url)],
-        [{"name": "gpt-4o", "strategy": "weighted-random",
-          "targets": [{"deployment": "a", "weight": 1}, {"deployment": "b", "weight": 0}], **model_extra}])
+        [
+            deployment("a", upstream_a.base_url, timeouts={"firstByteSeconds": 0.5}),
+            deployment("b", upstream_b.base_url),
+        ],
+        [
+            {
+                "name": "gpt-4o",
+                "strategy": "weighted-random",
+                "targets": [{"deployment": "a", "weight": 1}, {"deployment": "b", "weight": 0}],
+                **model_extra,
+            }
+        ],
+    )
 
 
 def _with_fallback_model(upstream_a, upstream_b) -> dict:
     """gpt-4o served by a only, falling back to the model gpt-4o-mini served by b."""
     return config_doc(
         [deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
-        [{"name": "gpt-4o", "targets": [{"deployment": "a"}], "fallbacks": ["gpt-4o-mini"]},
-         {"name": "gpt-4o-mini", "targets": [{"deployment": "b"}]}])
+        [
+            {"name": "gpt-4o", "targets": [{"deployment": "a"}], "fallbacks": ["gpt-4o-mini"]},
+            {"name": "gpt-4o-mini", "targets": [{"deployment": "b"}]},
+        ],
+    )
 
 
 def _dead_url() -> str:
@@ -37,16 +49,21 @@ def _dead_url() -> str:
     return f"http://127.0.0.1:{port}/v1"
 
 
-@pytest.mark.parametrize("behaviour", [
-    Behaviour(status=500),
-    Behaviour(status=503),
-    Behaviour(status=429, headers={"Retry-After": "30"}),
-    Behaviour(hang=True),
-    Behaviour(status=401),
-], ids=["500", "503", "429", "hang", "401"])
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        Behaviour(status=500),
+        Behaviour(status=503),
+        Behaviour(status=429, headers={"Retry-After": "30"}),
+        Behaviour(hang=True),
+        Behaviour(status=401),
+    ],
+    ids=["500", "503", "429", "hang", "401"],
+)
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 async def test_failure_before_first_byte_fails_over_to_the_other_deployment(
-        gateway, upstream_a, upstream_b, behaviour, stream) -> None:
+    gateway, upstream_a, upstream_b, behaviour, stream
+) -> None:
     upstream_a.script = [behaviour]
     gw = await gateway(_two(upstream_a, upstream_b))
     async with gw.client() as client:
@@ -63,9 +80,10 @@ async def test_failure_before_first_byte_fails_over_to_the_other_deployment(
 
 
 async def test_connection_refused_fails_over(gateway, upstream_b) -> None:
-    doc = config_doc([deployment("dead", _dead_url()), deployment("b", upstream_b.base_url)],
-                     [{"name": "gpt-4o", "targets": [{"deployment": "dead", "weight": 1},
-                                                     {"deployment": "b", "weight": 0}]}])
+    doc = config_doc(
+        [deployment("dead", _dead_url()), deployment("b", upstream_b.base_url)],
+        [{"name": "gpt-4o", "targets": [{"deployment": "dead", "weight": 1}, {"deployment": "b", "weight": 0}]}],
+    )
     gw = await gateway(doc)
     async with gw.client() as client:
         raw = await client.responses.with_raw_response.create(model="gpt-4o", input="hi")
@@ -81,13 +99,20 @@ async def test_fallback_model_serves_when_every_deployment_of_the_model_fails(ga
     assert raw.headers["x-modelgate-deployment"] == "b"
     assert upstream_b.creates[-1].body["model"] == "up-b"
     fallbacks = gw.registry.get_sample_value(
-        "modelgate_fallbacks_total", {"from_model": "gpt-4o", "to_model": "gpt-4o-mini"})
+        "modelgate_fallbacks_total", {"from_model": "gpt-4o", "to_model": "gpt-4o-mini"}
+    )
     assert fallbacks == 1
 
 
 async def test_client_error_is_passed_through_without_retry(gateway, upstream_a, upstream_b) -> None:
-    body = {"error": {"message": "Unsupported parameter: 'foo'.", "type": "invalid_request_error",
-                      "param": "foo", "code": "unsupported_parameter"}}
+    body = {
+        "error": {
+            "message": "Unsupported parameter: 'foo'.",
+            "type": "invalid_request_error",
+            "param": "foo",
+            "code": "unsupported_parameter",
+        }
+    }
     upstream_a.script = [Behaviour(status=400, error_body=body)]
     gw = await gateway(_two(upstream_a, upstream_b))
     async with gw.client() as client:
@@ -97,13 +122,17 @@ async def test_client_error_is_passed_through_without_retry(gateway, upstream_a,
     assert upstream_b.creates == []
 
 
-@pytest.mark.parametrize(("behaviour", "status", "code"), [
-    (Behaviour(status=500), 502, "upstream_error"),
-    (Behaviour(hang=True), 504, "upstream_timeout"),
-    (Behaviour(status=429, headers={"Retry-After": "30"}), 429, "rate_limit_exceeded"),
-])
-async def test_all_attempts_failing_returns_an_error_naming_each_failure(gateway, upstream_a, upstream_b,
-                                                                          behaviour, status, code) -> None:
+@pytest.mark.parametrize(
+    ("behaviour", "status", "code"),
+    [
+        (Behaviour(status=500), 502, "upstream_error"),
+        (Behaviour(hang=True), 504, "upstream_timeout"),
+        (Behaviour(status=429, headers={"Retry-After": "30"}), 429, "rate_limit_exceeded"),
+    ],
+)
+async def test_all_attempts_failing_returns_an_error_naming_each_failure(
+    gateway, upstream_a, upstream_b, behaviour, status, code
+) -> None:
     upstream_a.script = [behaviour]
     upstream_b.script = [behaviour]
     doc = _two(upstream_a, upstream_b)
@@ -120,9 +149,10 @@ async def test_all_attempts_failing_returns_an_error_naming_each_failure(gateway
 
 async def test_retry_after_is_honoured_when_no_other_deployment_is_left(gateway, upstream_a) -> None:
     upstream_a.script = [Behaviour(status=429, headers={"Retry-After": "0.2"})]
-    doc = config_doc([deployment("a", upstream_a.base_url)],
-                     [{"name": "gpt-4o", "targets": [{"deployment": "a"}],
-                       "retry": {"maxAttempts": 3, "maxRetryAfterSeconds": 1}}])
+    doc = config_doc(
+        [deployment("a", upstream_a.base_url)],
+        [{"name": "gpt-4o", "targets": [{"deployment": "a"}], "retry": {"maxAttempts": 3, "maxRetryAfterSeconds": 1}}],
+    )
     gw = await gateway(doc)
     async with gw.client() as client:
         raw = await client.responses.with_raw_response.create(model="gpt-4o", input="hi")
@@ -190,8 +220,10 @@ async def test_total_deadline_bounds_the_whole_request(gateway, upstream_a, upst
 
 async def test_every_deployment_at_capacity_is_a_503(gateway, upstream_a) -> None:
     upstream_a.script = [Behaviour(token_delay=0.05)]
-    doc = config_doc([deployment("a", upstream_a.base_url, maxConcurrentRequests=1)],
-                     [{"name": "gpt-4o", "targets": [{"deployment": "a"}]}])
+    doc = config_doc(
+        [deployment("a", upstream_a.base_url, maxConcurrentRequests=1)],
+        [{"name": "gpt-4o", "targets": [{"deployment": "a"}]}],
+    )
     gw = await gateway(doc)
     async with gw.client() as client:
         stream = await client.responses.create(model="gpt-4o", input="slow", stream=True)
@@ -203,7 +235,8 @@ async def test_every_deployment_at_capacity_is_a_503(gateway, upstream_a) -> Non
 
 
 async def test_a_probe_abandoned_by_its_client_does_not_leave_the_deployment_ejected(
-        gateway, upstream_a, upstream_b) -> None:
+    gateway, upstream_a, upstream_b
+) -> None:
     import aiohttp
 
     from gateway_harness import API_KEY
@@ -215,8 +248,13 @@ async def test_a_probe_abandoned_by_its_client_does_not_leave_the_deployment_eje
     board.get("a").cooldown_until = 0.01  # cooldown over: the next request is a's probe
     upstream_a.script = [Behaviour(hang=True)]
     async with aiohttp.ClientSession() as session:
-        task = asyncio.create_task(session.post(f"{gw.base_url}/responses", json={"model": "gpt-4o", "input": "x"},
-                                                headers={"Authorization": f"Bearer {API_KEY}"}))
+        task = asyncio.create_task(
+            session.post(
+                f"{gw.base_url}/responses",
+                json={"model": "gpt-4o", "input": "x"},
+                headers={"Authorization": f"Bearer {API_KEY}"},
+            )
+        )
         while not upstream_a.creates:
             await asyncio.sleep(0.01)
         assert board.get("a").probing
@@ -229,7 +267,14 @@ async def test_a_probe_abandoned_by_its_client_does_not_leave_the_deployment_eje
 
 async def test_retrieving_a_response_does_not_count_its_tokens_again(gateway, upstream_a, upstream_b) -> None:
     gw = await gateway(_two(upstream_a, upstream_b))
-    labels = {"model": "gpt-4o", "deployment": "a", "type": "output", "estimated": "false", "operation": "create", "tier": "default"}
+    labels = {
+        "model": "gpt-4o",
+        "deployment": "a",
+        "type": "output",
+        "estimated": "false",
+        "operation": "create",
+        "tier": "default",
+    }
     async with gw.client() as client:
         created = await client.responses.create(model="gpt-4o", input="hi")
         await asyncio.sleep(0)  # accounting runs on the loop's next turn

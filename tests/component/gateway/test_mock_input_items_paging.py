@@ -10,8 +10,10 @@ from gateway_harness import config_doc
 
 
 async def test_mock_input_items_follow_order_after_and_limit(gateway: Any) -> None:
-    doc = config_doc([{"name": "mock", "provider": "mock", "model": "mock-model"}],
-                     [{"name": "gpt-4o", "targets": [{"deployment": "mock"}]}])
+    doc = config_doc(
+        [{"name": "mock", "provider": "mock", "model": "mock-model"}],
+        [{"name": "gpt-4o", "targets": [{"deployment": "mock"}]}],
+    )
     gw = await gateway(doc)
     messages = [{"id": f"msg_{i}", "type": "message", "role": "user", "content": f"turn {i}"} for i in range(3)]
     async with gw.client() as client:

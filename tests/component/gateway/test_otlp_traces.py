@@ -24,18 +24,36 @@ async def receiver() -> AsyncIterator[OtlpReceiver]:
 
 
 def _doc(upstream_a, upstream_b, receiver: OtlpReceiver | None) -> dict:
-    observability = {"tracing": {"enabled": True, "endpoint": receiver.url, "batchDelaySeconds": 0.05,
-                                 "serviceName": "gw-under-test"}} if receiver else {}
+    observability = (
+        {
+            "tracing": {
+                "enabled": True,
+                "endpoint": receiver.url,
+                "batchDelaySeconds": 0.05,
+                "serviceName": "gw-under-test",
+            }
+        }
+        if receiver
+        else {}
+    )
     return config_doc(
         [deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
-        [{"name": "gpt-4o", "targets": [{"deployment": "a"}], "fallbacks": ["backup"],
-          "pricing": {"inputUsdPerMillionTokens": 2.0, "outputUsdPerMillionTokens": 8.0}},
-         {"name": "backup", "targets": [{"deployment": "b"}]}],
-        observability=observability)
+        [
+            {
+                "name": "gpt-4o",
+                "targets": [{"deployment": "a"}],
+                "fallbacks": ["backup"],
+                "pricing": {"inputUsdPerMillionTokens": 2.0, "outputUsdPerMillionTokens": 8.0},
+            },
+            {"name": "backup", "targets": [{"deployment": "b"}]},
+        ],
+        observability=observability,
+    )
 
 
-async def test_a_request_is_one_server_span_with_a_client_span_per_attempt(gateway, upstream_a, upstream_b,
-                                                                            receiver) -> None:
+async def test_a_request_is_one_server_span_with_a_client_span_per_attempt(
+    gateway, upstream_a, upstream_b, receiver
+) -> None:
     upstream_a.script = [Behaviour(status=500)]  # first attempt fails, the fallback serves
     gw = await gateway(_doc(upstream_a, upstream_b, receiver))
     async with gw.client() as client:

@@ -10,8 +10,7 @@ from http_proxy import HttpProxy
 
 
 def _single(upstream: FakeResponsesUpstream) -> dict:
-    return config_doc([deployment("a", upstream.base_url)],
-                      [{"name": "gpt-4o", "targets": [{"deployment": "a"}]}])
+    return config_doc([deployment("a", upstream.base_url)], [{"name": "gpt-4o", "targets": [{"deployment": "a"}]}])
 
 
 async def test_non_streaming_round_trip_maps_model_and_signs_id(gateway, upstream_a) -> None:
@@ -41,7 +40,9 @@ async def test_streaming_events_parse_in_order_and_final_text_matches(gateway, u
     assert sequence == sorted(sequence) and len(set(sequence)) == len(sequence)
     deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert deltas == events[-1].response.output_text == "Alpha answers with seven short words"
-    ids = {e.response.id for e in events if e.type in ("response.created", "response.in_progress", "response.completed")}
+    ids = {
+        e.response.id for e in events if e.type in ("response.created", "response.in_progress", "response.completed")
+    }
     assert len(ids) == 1 and next(iter(ids)).startswith("resp_") and "a000" not in next(iter(ids))
 
 
@@ -56,13 +57,31 @@ async def test_stream_helper_final_response_equals_deltas(gateway, upstream_a) -
 
 async def test_request_fields_reach_upstream_unchanged(gateway, upstream_a) -> None:
     gw = await gateway(_single(upstream_a))
-    tools = [{"type": "function", "name": "lookup", "description": "d", "strict": True,
-              "parameters": {"type": "object", "properties": {"q": {"type": "string"}},
-                             "required": ["q"], "additionalProperties": False}}]
+    tools = [
+        {
+            "type": "function",
+            "name": "lookup",
+            "description": "d",
+            "strict": True,
+            "parameters": {
+                "type": "object",
+                "properties": {"q": {"type": "string"}},
+                "required": ["q"],
+                "additionalProperties": False,
+            },
+        }
+    ]
     inputs = [{"role": "user", "content": [{"type": "input_text", "text": "héllo ✓"}]}]
     async with gw.client() as client:
-        await client.responses.create(model="gpt-4o", input=inputs, instructions="Be brief.", tools=tools,
-                                      metadata={"team": "x"}, temperature=0.25, user="user-42")
+        await client.responses.create(
+            model="gpt-4o",
+            input=inputs,
+            instructions="Be brief.",
+            tools=tools,
+            metadata={"team": "x"},
+            temperature=0.25,
+            user="user-42",
+        )
     sent = upstream_a.creates[-1].body
     assert sent["model"] == "up-a"
     assert sent["input"] == inputs and sent["instructions"] == "Be brief." and sent["tools"] == tools
@@ -73,11 +92,22 @@ async def test_client_request_id_is_kept_and_end_user_header_is_attributed(gatew
     gw = await gateway(_single(upstream_a))
     async with gw.client() as client:
         raw = await client.responses.with_raw_response.create(
-            model="gpt-4o", input="hi", extra_headers={"X-Request-Id": "trace-123", "X-Modelgate-End-User": "erin"})
+            model="gpt-4o", input="hi", extra_headers={"X-Request-Id": "trace-123", "X-Modelgate-End-User": "erin"}
+        )
     assert raw.headers["x-request-id"] == "trace-123"
     assert upstream_a.creates[-1].headers["X-Client-Request-Id"] == "trace-123"
-    cost = gw.registry.get_sample_value("modelgate_cost_usd_total", {
-        "model": "gpt-4o", "deployment": "a", "key": "test", "end_user": "erin", "estimated": "false", "operation": "create", "tier": "default"})
+    cost = gw.registry.get_sample_value(
+        "modelgate_cost_usd_total",
+        {
+            "model": "gpt-4o",
+            "deployment": "a",
+            "key": "test",
+            "end_user": "erin",
+            "estimated": "false",
+            "operation": "create",
+            "tier": "default",
+        },
+    )
     assert cost is not None
 
 
@@ -96,7 +126,8 @@ async def test_answers_of_several_megabytes_pass_whole(gateway, upstream_a) -> N
 
 
 async def test_upstream_calls_go_through_the_egress_proxy_named_by_the_environment(
-        gateway, upstream_a, monkeypatch) -> None:
+    gateway, upstream_a, monkeypatch
+) -> None:
     async with HttpProxy() as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         monkeypatch.setenv("NO_PROXY", "")

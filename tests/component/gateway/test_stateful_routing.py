@@ -10,11 +10,15 @@ from modelgate_gateway import ids
 
 
 def _balanced(upstream_a, upstream_b) -> dict:
-    return config_doc([deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
-                      [{"name": "gpt-4o", "targets": [{"deployment": "a"}, {"deployment": "b"}]}])
+    return config_doc(
+        [deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)],
+        [{"name": "gpt-4o", "targets": [{"deployment": "a"}, {"deployment": "b"}]}],
+    )
 
 
-async def test_previous_response_id_and_follow_ups_reach_the_creating_deployment(gateway, upstream_a, upstream_b) -> None:
+async def test_previous_response_id_and_follow_ups_reach_the_creating_deployment(
+    gateway, upstream_a, upstream_b
+) -> None:
     gw = await gateway(_balanced(upstream_a, upstream_b))
     async with gw.client() as client:
         created = [await client.responses.create(model="gpt-4o", input=f"turn {i}") for i in range(12)]

@@ -13,13 +13,17 @@ from gateway_harness import API_KEY, config_doc, deployment
 
 def _doc(upstream_a, upstream_b, **timeouts) -> dict:
     return config_doc(
-        [deployment("a", upstream_a.base_url, timeouts={"firstByteSeconds": 5, **timeouts}),
-         deployment("b", upstream_b.base_url)],
-        [{"name": "gpt-4o", "targets": [{"deployment": "a", "weight": 1}, {"deployment": "b", "weight": 0}]}])
+        [
+            deployment("a", upstream_a.base_url, timeouts={"firstByteSeconds": 5, **timeouts}),
+            deployment("b", upstream_b.base_url),
+        ],
+        [{"name": "gpt-4o", "targets": [{"deployment": "a", "weight": 1}, {"deployment": "b", "weight": 0}]}],
+    )
 
 
 async def test_upstream_drop_mid_stream_ends_with_response_failed_and_no_duplicate_text(
-        gateway, upstream_a, upstream_b) -> None:
+    gateway, upstream_a, upstream_b
+) -> None:
     upstream_a.script = [Behaviour(drop_after_deltas=3)]
     gw = await gateway(_doc(upstream_a, upstream_b))
     async with gw.client() as client:
@@ -47,8 +51,11 @@ async def test_client_disconnect_cancels_the_upstream_request_quickly(gateway, u
     upstream_a.script = [Behaviour(token_delay=0.2)]
     gw = await gateway(_doc(upstream_a, upstream_b))
     async with aiohttp.ClientSession() as session:
-        resp = await session.post(f"{gw.base_url}/responses", json={"model": "gpt-4o", "input": "hi", "stream": True},
-                                  headers={"Authorization": f"Bearer {API_KEY}"})
+        resp = await session.post(
+            f"{gw.base_url}/responses",
+            json={"model": "gpt-4o", "input": "hi", "stream": True},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
         await resp.content.readuntil(b"response.output_text.delta")
         resp.close()  # the client goes away mid-stream
         closed_at = time.monotonic()
@@ -60,8 +67,13 @@ async def test_client_disconnect_before_first_byte_cancels_the_upstream(gateway,
     upstream_a.script = [Behaviour(hang=True)]
     gw = await gateway(_doc(upstream_a, upstream_b))
     async with aiohttp.ClientSession() as session:
-        task = asyncio.create_task(session.post(f"{gw.base_url}/responses", json={"model": "gpt-4o", "input": "x"},
-                                                headers={"Authorization": f"Bearer {API_KEY}"}))
+        task = asyncio.create_task(
+            session.post(
+                f"{gw.base_url}/responses",
+                json={"model": "gpt-4o", "input": "x"},
+                headers={"Authorization": f"Bearer {API_KEY}"},
+            )
+        )
         while not upstream_a.creates:
             await asyncio.sleep(0.01)
         task.cancel()
@@ -72,22 +84,38 @@ async def test_abandoned_stream_is_accounted_once_with_estimated_tokens(gateway,
     upstream_a.script = [Behaviour(token_delay=0.2)]
     gw = await gateway(_doc(upstream_a, upstream_b))
     async with aiohttp.ClientSession() as session:
-        resp = await session.post(f"{gw.base_url}/responses", json={"model": "gpt-4o", "input": "hi", "stream": True},
-                                  headers={"Authorization": f"Bearer {API_KEY}"})
+        resp = await session.post(
+            f"{gw.base_url}/responses",
+            json={"model": "gpt-4o", "input": "hi", "stream": True},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
         await resp.content.readuntil(b"response.output_text.delta")
         resp.close()
     await asyncio.wait_for(upstream_a.cancelled.wait(), 2)
 
     def finished() -> float:
-        return sum(gw.registry.get_sample_value("modelgate_requests_total", labels) or 0 for labels in [
-            {"model": "gpt-4o", "deployment": "a", "key": "test", "stream": "true", "outcome": o}
-            for o in ("client_disconnected",)])
+        return sum(
+            gw.registry.get_sample_value("modelgate_requests_total", labels) or 0
+            for labels in [
+                {"model": "gpt-4o", "deployment": "a", "key": "test", "stream": "true", "outcome": o}
+                for o in ("client_disconnected",)
+            ]
+        )
 
     deadline = time.monotonic() + 2
     while finished() < 1 and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     assert finished() == 1
     assert gw.registry.get_sample_value("modelgate_requests_in_flight") == 0
-    out = gw.registry.get_sample_value("modelgate_tokens_total", {"model": "gpt-4o", "deployment": "a",
-                                                                   "type": "output", "estimated": "true", "operation": "create", "tier": "default"})
+    out = gw.registry.get_sample_value(
+        "modelgate_tokens_total",
+        {
+            "model": "gpt-4o",
+            "deployment": "a",
+            "type": "output",
+            "estimated": "true",
+            "operation": "create",
+            "tier": "default",
+        },
+    )
     assert out is not None and out >= 1

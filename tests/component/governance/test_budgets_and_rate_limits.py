@@ -14,8 +14,14 @@ from gateway_harness import GatewayHarness
 from governed_gateway import KEYS, governed_doc, usage_cost
 from redis_server import RedisServer
 
-RATE_HEADERS = ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
-                "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens")
+RATE_HEADERS = (
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+)
 
 
 def client(gw: GatewayHarness, key: str = "team-a", retries: int = 0) -> AsyncOpenAI:
@@ -27,7 +33,8 @@ def minute() -> int:
 
 
 async def test_exhausted_budget_is_429_insufficient_quota_and_spend_is_the_sum_of_costs(
-        gateway: Any, redis_server: RedisServer) -> None:
+    gateway: Any, redis_server: RedisServer
+) -> None:
     gw = await gateway(governed_doc(redis_server.url, key_limits={"budget": {"usd": 0.05, "window": "daily"}}))
     spent = 0.0
     api = client(gw, retries=2)  # the SDK must not retry what x-should-retry forbids
@@ -49,11 +56,11 @@ async def test_exhausted_budget_is_429_insufficient_quota_and_spend_is_the_sum_o
     assert "team-a" in exc.message
     # Admitted while something was left: the overshoot is under one request's cost.
     assert 0.05 <= spent < 0.05 + 0.03
-    gauge = gw.registry.get_sample_value("modelgate_governance_spend_usd",
-                                         {"subject_kind": "key", "subject": "team-a"})
+    gauge = gw.registry.get_sample_value("modelgate_governance_spend_usd", {"subject_kind": "key", "subject": "team-a"})
     assert gauge == pytest.approx(spent, abs=1e-6)
-    hits = gw.registry.get_sample_value("modelgate_governance_limit_hits_total",
-                                        {"subject_kind": "key", "subject": "team-a", "limit": "budget"})
+    hits = gw.registry.get_sample_value(
+        "modelgate_governance_limit_hits_total", {"subject_kind": "key", "subject": "team-a", "limit": "budget"}
+    )
     assert hits == 1  # one 429, not three: the SDK did not retry
     # Another key of the tenant has no budget of its own: it is served.
     other = await client(gw, "team-b").responses.create(model="gpt-4o", input="hi")
@@ -65,8 +72,7 @@ async def test_tokens_per_minute_is_429_with_headers(gateway: Any, redis_server:
     gw = await gateway(governed_doc(redis_server.url, key_limits={"tokensPerMinute": 8}))
     for _ in range(3):  # a minute boundary between the two requests resets the counters: try again
         start = minute()
-        first = await client(gw).responses.with_raw_response.create(model="gpt-4o", input="hi",
-                                                                    max_output_tokens=50)
+        first = await client(gw).responses.with_raw_response.create(model="gpt-4o", input="hi", max_output_tokens=50)
         assert first.headers["x-ratelimit-limit-tokens"] == "8"
         assert first.headers["x-ratelimit-remaining-tokens"] == "0"  # the reservation is over the limit
         await gw.state.governor.drain()
@@ -91,8 +97,13 @@ async def test_requests_per_minute_and_headers_on_every_answer(gateway: Any, red
     fake = FakeResponsesUpstream("fake")
     await fake.start()
     try:
-        gw = await gateway(governed_doc(redis_server.url, upstream=fake.base_url,
-                                        key_limits={"requestsPerMinute": 4, "tokensPerMinute": 1_000_000}))
+        gw = await gateway(
+            governed_doc(
+                redis_server.url,
+                upstream=fake.base_url,
+                key_limits={"requestsPerMinute": 4, "tokensPerMinute": 1_000_000},
+            )
+        )
         api = client(gw)
         for _ in range(3):
             start = minute()

@@ -24,8 +24,14 @@ def client(base_url: str) -> AsyncOpenAI:
 
 
 async def test_fail_open_serves_and_counts_when_redis_is_killed(gateway: Any, redis_server: RedisServer) -> None:
-    gw = await gateway(governed_doc(redis_server.url, key_limits={"requestsPerMinute": 1000},
-                                    onRedisFailure="fail-open", redisTimeoutSeconds=0.5))
+    gw = await gateway(
+        governed_doc(
+            redis_server.url,
+            key_limits={"requestsPerMinute": 1000},
+            onRedisFailure="fail-open",
+            redisTimeoutSeconds=0.5,
+        )
+    )
     api = client(gw.base_url)
     assert (await api.responses.create(model="gpt-4o", input="hi")).status == "completed"
     redis_server.process.kill()
@@ -35,15 +41,22 @@ async def test_fail_open_serves_and_counts_when_redis_is_killed(gateway: Any, re
     assert raw.parse().status == "completed"
     assert "x-ratelimit-limit-requests" not in raw.headers  # nothing was counted
     assert time.monotonic() - started < BOUND_SECONDS
-    failures = gw.registry.get_sample_value("modelgate_governance_redis_failures_total",
-                                            {"operation": "reserve", "policy": "fail-open"})
+    failures = gw.registry.get_sample_value(
+        "modelgate_governance_redis_failures_total", {"operation": "reserve", "policy": "fail-open"}
+    )
     assert failures is not None and failures >= 1
 
 
 async def test_fail_closed_answers_503_when_redis_hangs(gateway: Any, redis_server: RedisServer) -> None:
-    gw = await gateway(governed_doc(redis_server.url, key_limits={"requestsPerMinute": 1000},
-                                    onRedisFailure="fail-closed", redisTimeoutSeconds=0.3,
-                                    retryRedisAfterSeconds=0))
+    gw = await gateway(
+        governed_doc(
+            redis_server.url,
+            key_limits={"requestsPerMinute": 1000},
+            onRedisFailure="fail-closed",
+            redisTimeoutSeconds=0.3,
+            retryRedisAfterSeconds=0,
+        )
+    )
     api = client(gw.base_url)
     assert (await api.responses.create(model="gpt-4o", input="hi")).status == "completed"
     os.kill(redis_server.process.pid, signal.SIGSTOP)  # alive but silent: only the timeout saves us

@@ -17,8 +17,10 @@ import uvloop
 from modelgate_gateway.http1 import Http1Client
 
 
-def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item,
-                                  ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+def pytest_asyncio_loop_factories(
+    config: pytest.Config,
+    item: pytest.Item,
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 

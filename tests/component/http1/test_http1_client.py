@@ -47,12 +47,21 @@ async def test_content_length_body_is_read_whole_and_the_connection_is_reused(cl
 
 async def test_request_bytes_on_the_wire(client: Http1Client) -> None:
     async with RawHttpServer(keep_alive(lambda r: response(b"ok"))) as server:
-        endpoint = Endpoint(f"http://127.0.0.1:{server.port}/openai/v1/", {"api-key": "sekrit", "X-Team": "blue"},
-                            query={"api-version": "2024-10-01", "a": "endpoint"})
+        endpoint = Endpoint(
+            f"http://127.0.0.1:{server.port}/openai/v1/",
+            {"api-key": "sekrit", "X-Team": "blue"},
+            query={"api-version": "2024-10-01", "a": "endpoint"},
+        )
         body = b'{"model": "gpt-4o", "input": "\xc3\xa9"}'
-        reply = await client.send(endpoint, "POST", "/responses", body=body, content_type="application/json",
-                                  extra_headers=[("X-Request-Id", "req-1"), ("OpenAI-Beta", "x")],
-                                  query=MultiDict([("a", "x y&z"), ("b", "ü"), ("c", "1"), ("c", "2")]))
+        reply = await client.send(
+            endpoint,
+            "POST",
+            "/responses",
+            body=body,
+            content_type="application/json",
+            extra_headers=[("X-Request-Id", "req-1"), ("OpenAI-Beta", "x")],
+            query=MultiDict([("a", "x y&z"), ("b", "ü"), ("c", "1"), ("c", "2")]),
+        )
         assert await reply.read() == b"ok"
         reply.release()
         reply = await client.send(endpoint, "GET", "/responses/resp_1")
@@ -66,12 +75,24 @@ async def test_request_bytes_on_the_wire(client: Http1Client) -> None:
     assert path == "/openai/v1/responses"
     # configured parameters win over a client's of the same name; repeated names all go out
     assert parse_qsl(query, keep_blank_values=True, strict_parsing=True) == [
-        ("api-version", "2024-10-01"), ("a", "endpoint"), ("b", "ü"), ("c", "1"), ("c", "2")]
+        ("api-version", "2024-10-01"),
+        ("a", "endpoint"),
+        ("b", "ü"),
+        ("c", "1"),
+        ("c", "2"),
+    ]
     assert post.headers[0] == ("Host", f"127.0.0.1:{server.port}")
-    assert sorted((k.lower(), v) for k, v in post.headers) == sorted([
-        ("host", f"127.0.0.1:{server.port}"), ("api-key", "sekrit"), ("x-team", "blue"),
-        ("x-request-id", "req-1"), ("openai-beta", "x"), ("content-type", "application/json"),
-        ("content-length", str(len(body)))])
+    assert sorted((k.lower(), v) for k, v in post.headers) == sorted(
+        [
+            ("host", f"127.0.0.1:{server.port}"),
+            ("api-key", "sekrit"),
+            ("x-team", "blue"),
+            ("x-request-id", "req-1"),
+            ("openai-beta", "x"),
+            ("content-type", "application/json"),
+            ("content-length", str(len(body))),
+        ]
+    )
     assert post.body == body
     assert get.raw_head.startswith(b"GET /openai/v1/responses/resp_1?api-version=2024-10-01&a=endpoint HTTP/1.1\r\n")
     assert get.header("Content-Length") is None
@@ -93,8 +114,9 @@ async def test_bodies_small_and_large_arrive_whole_on_a_reused_connection(client
     body = os.urandom(size)
     async with RawHttpServer(keep_alive(lambda r: response(b"%d" % len(r.body)))) as server:
         for _ in range(2):
-            reply = await client.send(Endpoint(server.url()), "POST", "/responses", body=body,
-                                      content_type="application/octet-stream")
+            reply = await client.send(
+                Endpoint(server.url()), "POST", "/responses", body=body, content_type="application/octet-stream"
+            )
             assert await reply.read() == b"%d" % size
             reply.release()
     assert [r.body == body for r in server.requests] == [True, True]
@@ -115,8 +137,9 @@ async def test_chunked_body_streams_piece_by_piece_and_the_connection_is_pooled(
 
     async def handler(conn: RawConnection) -> None:
         while await conn.read_request() is not None:
-            await conn.send(response(headers=[("Transfer-Encoding", "chunked")], length=False)
-                            + chunk(b"data: one\n\n"))
+            await conn.send(
+                response(headers=[("Transfer-Encoding", "chunked")], length=False) + chunk(b"data: one\n\n")
+            )
             await go_on.wait()
             go_on.clear()
             await conn.send(chunk(b"data: two\n\n") + chunk(b"x" * 300) + b"0\r\n\r\n")
@@ -138,8 +161,10 @@ async def test_chunked_body_streams_piece_by_piece_and_the_connection_is_pooled(
 
 
 async def test_chunk_extensions_uppercase_sizes_and_trailers_are_understood(client: Http1Client) -> None:
-    body = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;name=value\r\nhello\r\nA\r\n0123456789\r\n" \
-           b"0\r\nX-Trailer: yes\r\n\r\n"
+    body = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;name=value\r\nhello\r\nA\r\n0123456789\r\n"
+        b"0\r\nX-Trailer: yes\r\n\r\n"
+    )
     async with RawHttpServer(keep_alive(lambda r: body)) as server:
         endpoint = Endpoint(server.url())
         for _ in range(2):
@@ -185,10 +210,14 @@ async def test_interim_100_continue_is_skipped(client: Http1Client) -> None:
         reply.release()
 
 
-@pytest.mark.parametrize(("method", "answer"), [
-    ("HEAD", response(headers=[("Content-Length", "42"), ("Content-Type", "application/json")], length=False)),
-    ("DELETE", response(status="204 No Content", length=False)),
-], ids=["HEAD", "204"])
+@pytest.mark.parametrize(
+    ("method", "answer"),
+    [
+        ("HEAD", response(headers=[("Content-Length", "42"), ("Content-Type", "application/json")], length=False)),
+        ("DELETE", response(status="204 No Content", length=False)),
+    ],
+    ids=["HEAD", "204"],
+)
 async def test_answers_without_a_body(client: Http1Client, method: str, answer: bytes) -> None:
     async with RawHttpServer(keep_alive(lambda r: answer)) as server:
         endpoint = Endpoint(server.url(), read_idle_seconds=0.2)
@@ -235,8 +264,15 @@ def test_endpoint_validation_and_origin() -> None:
     for url in ("ftp://example.com/v1", "example.com/v1", "http:///v1"):
         with pytest.raises(ValueError):
             Endpoint(url)
-    bad_headers = [{"X-Key": "a\r\nInjected: 1"}, {"X-Key": "a\nb"}, {"X-Key": "a\x00b"},
-                   {"Bad Name": "v"}, {"X-Key\r\n": "v"}, {"": "v"}, {"X(y)": "v"}]
+    bad_headers = [
+        {"X-Key": "a\r\nInjected: 1"},
+        {"X-Key": "a\nb"},
+        {"X-Key": "a\x00b"},
+        {"Bad Name": "v"},
+        {"X-Key\r\n": "v"},
+        {"": "v"},
+        {"X(y)": "v"},
+    ]
     for headers in bad_headers:
         with pytest.raises(ValueError):
             Endpoint("http://example.com/v1", headers)
@@ -308,8 +344,9 @@ async def test_concurrent_sends_to_one_pool() -> None:
             assert bodies == [f"request {i:02d}".encode()[::-1] for i in range(20)]
             assert len(server.connections) == 20
             assert 1 <= client.idle_connections(endpoint.origin) <= 4
-            await eventually(lambda: sum(c.eof.is_set() for c in server.connections)
-                             == 20 - client.idle_connections(endpoint.origin))
+            await eventually(
+                lambda: sum(c.eof.is_set() for c in server.connections) == 20 - client.idle_connections(endpoint.origin)
+            )
     finally:
         await client.close()
 
@@ -333,7 +370,8 @@ async def test_tls_round_trip_with_a_trusted_ca(ca: trustme.CA, server_tls: ssl.
 
 
 async def test_tls_with_an_untrusted_certificate_fails_verification(
-        client: Http1Client, server_tls: ssl.SSLContext) -> None:
+    client: Http1Client, server_tls: ssl.SSLContext
+) -> None:
     async with RawHttpServer(keep_alive(_json_answer), ssl_context=server_tls) as server:
         with pytest.raises(ssl.SSLCertVerificationError):
             await client.send(Endpoint(server.url()), "GET", "/x")

@@ -29,8 +29,10 @@ def _answer_then_close(head_and_part: bytes) -> RawHttpServer:
 
 CUT_SHORT = {
     "content-length": (response(headers=[("Content-Length", "100")], length=False) + b"0123456789", b"0123456789"),
-    "chunked": (response(headers=[("Transfer-Encoding", "chunked")], length=False) + chunk(b"hello") + b"3\r\nab",
-                b"helloab"),
+    "chunked": (
+        response(headers=[("Transfer-Encoding", "chunked")], length=False) + chunk(b"hello") + b"3\r\nab",
+        b"helloab",
+    ),
 }
 
 
@@ -67,8 +69,9 @@ async def _serve_then_wait(conn: RawConnection, wire: bytes) -> None:
     await conn.wait_eof()
 
 
-@pytest.mark.parametrize("status_line", [b"garbage\r\n\r\n", b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n",
-                                         b"SMTP ready\r\n\r\n"])
+@pytest.mark.parametrize(
+    "status_line", [b"garbage\r\n\r\n", b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n", b"SMTP ready\r\n\r\n"]
+)
 async def test_garbage_status_line_is_a_protocol_error(client: Http1Client, status_line: bytes) -> None:
     async with RawHttpServer(lambda conn: _serve_then_wait(conn, status_line)) as server:
         endpoint = Endpoint(server.url())
@@ -93,10 +96,13 @@ async def test_invalid_chunk_size_is_a_protocol_error(client: Http1Client) -> No
 @pytest.mark.parametrize("framing", ["content-length", "chunked", "close-delimited"])
 async def test_body_over_the_limit_is_a_protocol_error(framing: str) -> None:
     body = b"y" * 100
-    wire = {"content-length": response(body),
-            "chunked": response(headers=[("Transfer-Encoding", "chunked")], length=False)
-            + b"".join(chunk(body[i:i + 10]) for i in range(0, 100, 10)) + b"0\r\n\r\n",
-            "close-delimited": response(body, length=False)}[framing]
+    wire = {
+        "content-length": response(body),
+        "chunked": response(headers=[("Transfer-Encoding", "chunked")], length=False)
+        + b"".join(chunk(body[i : i + 10]) for i in range(0, 100, 10))
+        + b"0\r\n\r\n",
+        "close-delimited": response(body, length=False),
+    }[framing]
     client = Http1Client(max_body_bytes=64)
     try:
         async with _answer_then_close(wire) as server:

@@ -26,10 +26,13 @@ async def test_tls_upstream_through_a_connect_tunnel(ca: trustme.CA, server_tls:
     ca.configure_trust(trusting)
     client = Http1Client(ssl_context=trusting)
     try:
-        async with HttpProxy(required_auth=AUTH) as proxy, \
-                RawHttpServer(keep_alive(lambda r: response(b"tunnelled")), ssl_context=server_tls) as server:
-            endpoint = Endpoint(f"https://127.0.0.1:{server.port}/v1", {"Authorization": "Bearer up"},
-                                proxy=_proxy(proxy))
+        async with (
+            HttpProxy(required_auth=AUTH) as proxy,
+            RawHttpServer(keep_alive(lambda r: response(b"tunnelled")), ssl_context=server_tls) as server,
+        ):
+            endpoint = Endpoint(
+                f"https://127.0.0.1:{server.port}/v1", {"Authorization": "Bearer up"}, proxy=_proxy(proxy)
+            )
             for _ in range(2):
                 reply = await client.send(endpoint, "POST", "/responses", body=b"{}")
                 assert (reply.status, await reply.read()) == (200, b"tunnelled")
@@ -44,8 +47,10 @@ async def test_tls_upstream_through_a_connect_tunnel(ca: trustme.CA, server_tls:
 
 
 async def test_plain_upstream_gets_absolute_form_requests_through_the_proxy(client: Http1Client) -> None:
-    async with HttpProxy(required_auth=AUTH) as proxy, \
-            RawHttpServer(keep_alive(lambda r: response(b"forwarded"))) as server:
+    async with (
+        HttpProxy(required_auth=AUTH) as proxy,
+        RawHttpServer(keep_alive(lambda r: response(b"forwarded"))) as server,
+    ):
         endpoint = Endpoint(f"http://127.0.0.1:{server.port}/v1", query={"api-version": "1"}, proxy=_proxy(proxy))
         reply = await client.send(endpoint, "GET", "/models")
         assert (reply.status, await reply.read()) == (200, b"forwarded")
@@ -57,7 +62,8 @@ async def test_plain_upstream_gets_absolute_form_requests_through_the_proxy(clie
 
 @pytest.mark.parametrize(("required", "status"), [(AUTH, 200), (None, 403)], ids=["407-no-credentials", "403"])
 async def test_a_refused_tunnel_is_a_proxy_error_that_never_shows_the_credentials(
-        client: Http1Client, required: str | None, status: int) -> None:
+    client: Http1Client, required: str | None, status: int
+) -> None:
     async with HttpProxy(required_auth=required, status=status) as proxy:
         endpoint = Endpoint("https://upstream.test/v1", proxy=_proxy(proxy, with_credentials=status != 200))
         with pytest.raises(ProxyError) as caught:

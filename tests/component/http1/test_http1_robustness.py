@@ -53,7 +53,8 @@ def _numbered_bodies() -> Callable[[RawRequest], bytes]:
 
 @pytest.mark.parametrize("consumed", [True, False], ids=["iterated", "read"])
 async def test_chunks_iterator_ends_at_release_and_never_reads_the_next_answer(
-        client: Http1Client, consumed: bool) -> None:
+    client: Http1Client, consumed: bool
+) -> None:
     async with RawHttpServer(keep_alive(_numbered_bodies())) as server:
         endpoint = Endpoint(server.url())
         first = await client.send(endpoint, "GET", "/a")
@@ -287,15 +288,19 @@ AddrInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[str, i
 
 @pytest.mark.asyncio(loop_factories=["asyncio"])  # uvloop's loop methods cannot be replaced
 async def test_happy_eyeballs_passes_an_unresponsive_address_and_dns_answers_are_cached(
-        client: Http1Client, unresponsive_address: tuple[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    client: Http1Client, unresponsive_address: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     lookups: list[str] = []
     closing = keep_alive(lambda r: response(b"ok", headers=[("Connection", "close")]))  # one request per connection
 
     async with RawHttpServer(closing) as server:
+
         async def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[AddrInfo]:
             lookups.append(host)
-            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", unresponsive_address),
-                    (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", server.port))]
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", unresponsive_address),
+                (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", server.port)),
+            ]
 
         monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
         endpoint = Endpoint(f"http://upstream.test:{server.port}/v1", connect_seconds=3)

@@ -35,9 +35,12 @@ def emulator(kmock: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any
 @pytest.fixture()
 def operator_settings() -> OperatorSettings:
     return OperatorSettings(
-        gateway_namespace=GATEWAY_NS, priority=0,
-        debounce_seconds=0.2, debounce_max_seconds=1.0,
-        rollout_poll_seconds=0.1, readyz_timeout_seconds=1.0,
+        gateway_namespace=GATEWAY_NS,
+        priority=0,
+        debounce_seconds=0.2,
+        debounce_max_seconds=1.0,
+        rollout_poll_seconds=0.1,
+        readyz_timeout_seconds=1.0,
     )
 
 
@@ -58,8 +61,15 @@ def base_config_file(tmp_path: Path) -> str:
 @pytest.fixture()
 async def gateway(emulator: Any) -> AsyncIterator[KubeGatewayApp]:
     """A real gateway app following the operator's objects in the emulator through the API."""
-    app = KubeGatewayApp(KubeSource(str(emulator.url), "gateway-token", f"{GATEWAY_NS}/{CONFIGMAP}",
-                                    secret=f"{GATEWAY_NS}/{SECRET}", timing=FAST_WATCH))
+    app = KubeGatewayApp(
+        KubeSource(
+            str(emulator.url),
+            "gateway-token",
+            f"{GATEWAY_NS}/{CONFIGMAP}",
+            secret=f"{GATEWAY_NS}/{SECRET}",
+            timing=FAST_WATCH,
+        )
+    )
     await app.start()
     yield app
     await app.close()

@@ -19,8 +19,10 @@ from modelgate_operator.settings import OperatorSettings
 
 
 def _base(limit: int) -> str:
-    return ("apiVersion: config.modelgate.dev/v1alpha1\nkind: GatewayConfig\n"
-            f"spec:\n  limits:\n    maxRequestBodyBytes: {limit}\n")
+    return (
+        "apiVersion: config.modelgate.dev/v1alpha1\nkind: GatewayConfig\n"
+        f"spec:\n  limits:\n    maxRequestBodyBytes: {limit}\n"
+    )
 
 
 def _published(emulator: Any) -> tuple[int, list[str]] | None:
@@ -32,7 +34,8 @@ def _published(emulator: Any) -> tuple[int, list[str]] | None:
 
 
 async def test_changed_base_is_published_without_a_restart(
-        emulator: Any, operator_settings: OperatorSettings, tmp_path: Path) -> None:
+    emulator: Any, operator_settings: OperatorSettings, tmp_path: Path
+) -> None:
     volume = KubeletVolume(tmp_path, _base(4096))
     settings = dataclasses.replace(operator_settings, base_config=volume.path, resync_seconds=1.0)
     async with running_operator(settings) as memo:

@@ -21,8 +21,13 @@ ROUTES_PATH = "/apis/modelgate.dev/v1alpha1/namespaces/default/modelroutes"
 
 @pytest.fixture()
 def operator_settings(operator_settings: OperatorSettings, base_config_file: str) -> OperatorSettings:
-    return dataclasses.replace(operator_settings, base_config=base_config_file, debounce_seconds=0.1,
-                               debounce_max_seconds=0.5, rollout_poll_seconds=0.1)
+    return dataclasses.replace(
+        operator_settings,
+        base_config=base_config_file,
+        debounce_seconds=0.1,
+        debounce_max_seconds=0.5,
+        rollout_poll_seconds=0.1,
+    )
 
 
 def _condition(emulator: Any, name: str, ctype: str) -> tuple[str, str]:
@@ -32,40 +37,53 @@ def _condition(emulator: Any, name: str, ctype: str) -> tuple[str, str]:
 
 
 def _warnings(emulator: Any, name: str) -> list[str]:
-    return sorted(o.raw.get("reason", "") for key, o in emulator.objects.items()
-                  if key[0].plural == "events" and not o.deleted and o.raw.get("type") == "Warning"
-                  and (o.raw.get("involvedObject") or {}).get("name") == name)
+    return sorted(
+        o.raw.get("reason", "")
+        for key, o in emulator.objects.items()
+        if key[0].plural == "events"
+        and not o.deleted
+        and o.raw.get("type") == "Warning"
+        and (o.raw.get("involvedObject") or {}).get("name") == name
+    )
 
 
-async def test_deleting_a_fallback_model_degrades_its_users(
-        operator_running: Any, gateway: KubeGatewayApp) -> None:
+async def test_deleting_a_fallback_model_degrades_its_users(operator_running: Any, gateway: KubeGatewayApp) -> None:
     emulator = operator_running
-    await create_route(emulator, route("assistant", "assistant", fallbacks=["gpt-4o-mini"],
-                                       deployments=[mock_deployment(text="assistant answers")]))
-    await create_route(emulator, route("gpt-4o-mini", "gpt-4o-mini",
-                                       deployments=[mock_deployment(text="mini answers")]))
+    await create_route(
+        emulator,
+        route(
+            "assistant", "assistant", fallbacks=["gpt-4o-mini"], deployments=[mock_deployment(text="assistant answers")]
+        ),
+    )
+    await create_route(
+        emulator, route("gpt-4o-mini", "gpt-4o-mini", deployments=[mock_deployment(text="mini answers")])
+    )
     await gateway.wait(lambda g: g.models() == ["assistant", "gpt-4o-mini"], what="both models")
     assert gateway.fallbacks("assistant") == ("gpt-4o-mini",)
-    await wait_for(lambda: _condition(emulator, "assistant", "Ready") == ("True", "Published"),
-                   what="assistant Ready")
+    await wait_for(lambda: _condition(emulator, "assistant", "Ready") == ("True", "Published"), what="assistant Ready")
 
     await api(emulator, "DELETE", f"{ROUTES_PATH}/gpt-4o-mini")
     await gateway.wait(lambda g: g.models() == ["assistant"], what="gpt-4o-mini gone")
     assert gateway.fallbacks("assistant") == ()
     answer = await gateway.client().responses.create(model="assistant", input="hi")
     assert answer.output_text == "assistant answers"
-    await wait_for(lambda: _condition(emulator, "assistant", "Ready") == ("True", "Degraded"),
-                   what="assistant Ready=True, Degraded")
+    await wait_for(
+        lambda: _condition(emulator, "assistant", "Ready") == ("True", "Degraded"),
+        what="assistant Ready=True, Degraded",
+    )
     assert _condition(emulator, "assistant", "ResolvedRefs") == ("False", "FallbackUnavailable")
-    await wait_for(lambda: _warnings(emulator, "assistant") == ["Degraded", "FallbackUnavailable"],
-                   what="Warning Events on assistant")
+    await wait_for(
+        lambda: _warnings(emulator, "assistant") == ["Degraded", "FallbackUnavailable"],
+        what="Warning Events on assistant",
+    )
 
     # The fallback comes back: the route uses it again and is healthy.
-    await create_route(emulator, route("gpt-4o-mini", "gpt-4o-mini",
-                                       deployments=[mock_deployment(text="mini answers")]))
+    await create_route(
+        emulator, route("gpt-4o-mini", "gpt-4o-mini", deployments=[mock_deployment(text="mini answers")])
+    )
     await gateway.wait(lambda g: g.fallbacks("assistant") == ("gpt-4o-mini",), what="fallback back")
-    await wait_for(lambda: _condition(emulator, "assistant", "Ready") == ("True", "Published"),
-                   what="assistant healthy again")
+    await wait_for(
+        lambda: _condition(emulator, "assistant", "Ready") == ("True", "Published"), what="assistant healthy again"
+    )
     assert _condition(emulator, "assistant", "ResolvedRefs") == ("True", "ResolvedRefs")
     assert gateway.failures == 0
-

@@ -40,8 +40,9 @@ class Reader:
 
 @pytest.fixture()
 async def reader(emulator: Any) -> AsyncIterator[Reader]:
-    source = KubeSource(str(emulator.url), "gateway-token", f"{GATEWAY_NS}/{CONFIGMAP}",
-                        secret=f"{GATEWAY_NS}/{SECRET}", timing=FAST)
+    source = KubeSource(
+        str(emulator.url), "gateway-token", f"{GATEWAY_NS}/{CONFIGMAP}", secret=f"{GATEWAY_NS}/{SECRET}", timing=FAST
+    )
     reader = Reader(source)
     yield reader
     reader.task.cancel()
@@ -51,14 +52,21 @@ async def reader(emulator: Any) -> AsyncIterator[Reader]:
 
 
 def _configmap(document: str, name: str = CONFIGMAP) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": GATEWAY_NS}, "data": {"config.json": document}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": GATEWAY_NS},
+        "data": {"config.json": document},
+    }
 
 
 def _secret(data: dict[str, bytes]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": SECRET, "namespace": GATEWAY_NS},
-            "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": SECRET, "namespace": GATEWAY_NS},
+        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+    }
 
 
 async def test_snapshot_first_then_on_every_change(emulator: Any, reader: Reader) -> None:
@@ -71,8 +79,12 @@ async def test_snapshot_first_then_on_every_change(emulator: Any, reader: Reader
     assert first.fmt == "json" and first.origin == f"configmap {GATEWAY_NS}/{CONFIGMAP}"
     assert dict(first.secrets) == {"k": b"v1"}
 
-    await api(emulator, "PATCH", f"/api/v1/namespaces/{GATEWAY_NS}/secrets/{SECRET}",
-              {"data": {"k": base64.b64encode(b"v2").decode()}})
+    await api(
+        emulator,
+        "PATCH",
+        f"/api/v1/namespaces/{GATEWAY_NS}/secrets/{SECRET}",
+        {"data": {"k": base64.b64encode(b"v2").decode()}},
+    )
     _, second = await reader.next()
     assert second.document == b'{"a": 1}' and dict(second.secrets) == {"k": b"v2"}
 
@@ -90,8 +102,7 @@ async def test_snapshot_first_then_on_every_change(emulator: Any, reader: Reader
 
 
 async def test_missing_configmap_or_key_means_no_snapshot_yet(emulator: Any, reader: Reader) -> None:
-    await create_core(emulator, "configmaps",
-                      {**_configmap("{}"), "data": {"wrong-key": "{}"}})
+    await create_core(emulator, "configmaps", {**_configmap("{}"), "data": {"wrong-key": "{}"}})
     with pytest.raises(TimeoutError):
         await reader.next(timeout=0.5)
     assert not reader.task.done()  # bad content never ends the iterator
@@ -116,7 +127,8 @@ async def test_reconnects_after_api_errors(emulator: Any) -> None:
 
 
 async def test_operator_to_gateway_fast_path_under_two_seconds(
-        operator_running: Any, reader: Reader, operator_settings: OperatorSettings) -> None:
+    operator_running: Any, reader: Reader, operator_settings: OperatorSettings
+) -> None:
     emulator = operator_running
     _, initial = await reader.next()
     assert parse_config(initial.document, "json").spec.models == []
@@ -127,8 +139,10 @@ async def test_operator_to_gateway_fast_path_under_two_seconds(
         if [m.name for m in parse_config(snapshot.document, "json").spec.models] == ["fast"]:
             break
     latency = arrived - sent
-    print(f"fast path: ModelRoute create -> gateway snapshot in {latency * 1000:.0f} ms "
-          f"(operator debounce {operator_settings.debounce_seconds} s)")
+    print(
+        f"fast path: ModelRoute create -> gateway snapshot in {latency * 1000:.0f} ms "
+        f"(operator debounce {operator_settings.debounce_seconds} s)"
+    )
     assert latency < 2.0
     assert json.loads(snapshot.document)["metadata"]["renderedBy"] == "modelgate-operator"
 
@@ -145,12 +159,14 @@ def test_in_cluster_uses_the_service_account(tmp_path: Any, monkeypatch: pytest.
     def context(cafile: str) -> ssl.SSLContext:
         seen.append(cafile)
         return original()
+
     monkeypatch.setattr(kube, "SERVICE_ACCOUNT_DIR", tmp_path)
     monkeypatch.setattr(kube.ssl, "create_default_context", context)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
-    source = KubeSource.in_cluster("modelgate/modelgate-gateway-config",
-                                   secret="modelgate/modelgate-gateway-upstream-keys")
+    source = KubeSource.in_cluster(
+        "modelgate/modelgate-gateway-config", secret="modelgate/modelgate-gateway-upstream-keys"
+    )
     assert source.server == "https://[fd00::1]:6443"
     assert seen == [str(tmp_path / "ca.crt")]
     assert source._headers() == {"Authorization": "Bearer token-1"}

@@ -31,8 +31,13 @@ SETTINGS = OperatorSettings(gateway_namespace=GATEWAY_NS)
 
 def _layout(total: int, skip: int | None = None) -> tuple[Layout, bytes]:
     bodies = [b for i, b in enumerate(route_bodies(total)) if i != skip]
-    rendered = render([parse_route(b, "modelgate") for b in bodies], team_secrets(), None,
-                      gateway="modelgate", generation=1 if skip is None else 2)
+    rendered = render(
+        [parse_route(b, "modelgate") for b in bodies],
+        team_secrets(),
+        None,
+        gateway="modelgate",
+        generation=1 if skip is None else 2,
+    )
     return plan(rendered, SETTINGS), rendered.document
 
 
@@ -46,9 +51,12 @@ async def _put(emulator: Any, kind: str, name: str, data: Mapping[str, Any]) -> 
     if exists:
         await api(emulator, "PATCH", f"{path}/{name}", {"data": dict(data)})
     else:
-        await api(emulator, "POST", path, {"apiVersion": "v1", "kind": kind,
-                                           "metadata": {"name": name, "namespace": GATEWAY_NS},
-                                           "data": dict(data)})
+        await api(
+            emulator,
+            "POST",
+            path,
+            {"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": GATEWAY_NS}, "data": dict(data)},
+        )
 
 
 class Reader:
@@ -78,8 +86,15 @@ class Reader:
 
 @pytest.fixture()
 async def reader(emulator: Any) -> AsyncIterator[Reader]:
-    reader = Reader(KubeSource(str(emulator.url), "gateway-token", f"{GATEWAY_NS}/{CONFIGMAP}",
-                               secret=f"{GATEWAY_NS}/{SECRET}", timing=FAST_WATCH))
+    reader = Reader(
+        KubeSource(
+            str(emulator.url),
+            "gateway-token",
+            f"{GATEWAY_NS}/{CONFIGMAP}",
+            secret=f"{GATEWAY_NS}/{SECRET}",
+            timing=FAST_WATCH,
+        )
+    )
     yield reader
     reader.task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -87,8 +102,7 @@ async def reader(emulator: Any) -> AsyncIterator[Reader]:
     await reader.iterator.aclose()
 
 
-async def _publish(emulator: Any, layout: Layout, *, index_first: bool = False,
-                   between: Any = None) -> None:
+async def _publish(emulator: Any, layout: Layout, *, index_first: bool = False, between: Any = None) -> None:
     """Write a layout: keys, then shards, then the index (or the index first when asked)."""
     for name, keys in layout.secrets.items():
         await _put(emulator, "Secret", name, keys)
@@ -129,8 +143,7 @@ async def test_a_sharded_set_is_assembled_only_when_complete(emulator: Any, read
     assert (await reader.next()).document == first_doc
 
 
-async def test_shards_and_secrets_no_longer_named_are_no_longer_followed(
-        emulator: Any, reader: Reader) -> None:
+async def test_shards_and_secrets_no_longer_named_are_no_longer_followed(emulator: Any, reader: Reader) -> None:
     large, _ = _layout(1500)
     await _publish(emulator, large)
     await reader.next()
@@ -146,8 +159,9 @@ async def test_secrets_named_by_the_index_form_one_store(emulator: Any, reader: 
     layout, _ = _layout(200)
     keys = dict(layout.secrets[SECRET])
     split = {SECRET: dict(list(keys.items())[:100]), f"{SECRET}-1": dict(list(keys.items())[100:])}
-    index = layout.index.__class__(layout.index.checksum, layout.index.generation, layout.index.head,
-                                   layout.index.shards, (SECRET, f"{SECRET}-1"))
+    index = layout.index.__class__(
+        layout.index.checksum, layout.index.generation, layout.index.head, layout.index.shards, (SECRET, f"{SECRET}-1")
+    )
     head = {**layout.configmaps[CONFIGMAP], INDEX_KEY: index.to_bytes().decode()}
     await _put(emulator, "Secret", SECRET, split[SECRET])
     await _put(emulator, "ConfigMap", CONFIGMAP, head)

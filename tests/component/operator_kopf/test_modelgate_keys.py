@@ -29,9 +29,12 @@ spec:
 
 
 def modelgate_key(name: str, namespace: str = "team-a", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "modelgate.dev/v1alpha1", "kind": "ModelGateKey",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"secretRef": {"name": f"{name}-key"}, **spec}}
+    return {
+        "apiVersion": "modelgate.dev/v1alpha1",
+        "kind": "ModelGateKey",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"secretRef": {"name": f"{name}-key"}, **spec},
+    }
 
 
 async def create_key(emulator: Any, body: dict[str, Any]) -> None:
@@ -52,20 +55,34 @@ def ready(emulator: Any, namespace: str, name: str) -> dict[str, Any]:
 
 
 async def test_keys_are_rendered_with_their_hash_tenant_and_limits(
-        emulator: Any, operator_settings: OperatorSettings, tmp_path: Path) -> None:
+    emulator: Any, operator_settings: OperatorSettings, tmp_path: Path
+) -> None:
     settings = dataclasses.replace(operator_settings, base_config=KubeletVolume(tmp_path, BASE).path)
     async with running_operator(settings):
         await create_core(emulator, "secrets", secret("ci-key", {"api-key": "sk-team-a-ci-0123456789\n"}, "team-a"))
-        await create_key(emulator, modelgate_key(
-            "ci", models=["gpt-4o*"], tenant="ci", expiresAt="2030-01-01T00:00:00Z",
-            limits={"requestsPerMinute": 60, "budget": {"usd": 25, "window": "daily"}}))
+        await create_key(
+            emulator,
+            modelgate_key(
+                "ci",
+                models=["gpt-4o*"],
+                tenant="ci",
+                expiresAt="2030-01-01T00:00:00Z",
+                limits={"requestsPerMinute": 60, "budget": {"usd": 25, "window": "daily"}},
+            ),
+        )
         await create_key(emulator, modelgate_key("bot", namespace="team-b", generateSecret=True))
-        keys = await wait_for(lambda: (found := published_keys(emulator)) and len(found) == 3 and found,
-                              what="both keys published")
+        keys = await wait_for(
+            lambda: (found := published_keys(emulator)) and len(found) == 3 and found, what="both keys published"
+        )
         ci = keys["team-a/ci"]
-        assert ci == {"name": "team-a/ci", "sha256": hashlib.sha256(b"sk-team-a-ci-0123456789").hexdigest(),
-                      "models": ["gpt-4o*"], "tenant": "team-a/ci", "expiresAt": "2030-01-01T00:00:00Z",
-                      "limits": {"requestsPerMinute": 60, "budget": {"usd": 25.0, "window": "daily"}}}
+        assert ci == {
+            "name": "team-a/ci",
+            "sha256": hashlib.sha256(b"sk-team-a-ci-0123456789").hexdigest(),
+            "models": ["gpt-4o*"],
+            "tenant": "team-a/ci",
+            "expiresAt": "2030-01-01T00:00:00Z",
+            "limits": {"requestsPerMinute": 60, "budget": {"usd": 25.0, "window": "daily"}},
+        }
         cm = obj(emulator, "v1/configmaps", GATEWAY_NS, CONFIGMAP)
         assert cm is not None and "sk-team-a-ci" not in cm["data"]["config.json"]
         # The generated Secret holds the key whose hash was published; it belongs to the ModelGateKey.
@@ -82,7 +99,8 @@ async def test_keys_are_rendered_with_their_hash_tenant_and_limits(
 
 
 async def test_unservable_keys_say_why_and_the_others_are_served(
-        emulator: Any, operator_settings: OperatorSettings, tmp_path: Path) -> None:
+    emulator: Any, operator_settings: OperatorSettings, tmp_path: Path
+) -> None:
     settings = dataclasses.replace(operator_settings, base_config=KubeletVolume(tmp_path, BASE).path)
     async with running_operator(settings):
         await create_key(emulator, modelgate_key("missing"))
@@ -94,8 +112,10 @@ async def test_unservable_keys_say_why_and_the_others_are_served(
         await create_key(emulator, modelgate_key("good"))
         await wait_for(lambda: "team-a/good" in published_keys(emulator), what="the good key published")
         for name, reason in (("missing", "SecretNotFound"), ("taken", "KeyNameConflict"), ("short", "WeakKey")):
-            await wait_for(lambda n=name, r=reason: ready(emulator, "team-a", n).get("reason") == r,  # type: ignore[misc]
-                           what=f"{name}: {reason}")
+            await wait_for(
+                lambda n=name, r=reason: ready(emulator, "team-a", n).get("reason") == r,  # type: ignore[misc]
+                what=f"{name}: {reason}",
+            )
             assert ready(emulator, "team-a", name)["status"] == "False"
         assert set(published_keys(emulator)) == {"team-a/taken", "team-a/good"}  # the base's own and the good one
         # The missing Secret appears: the key is served without touching the ModelGateKey.

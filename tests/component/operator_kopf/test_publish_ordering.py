@@ -23,8 +23,13 @@ ROUTES_PATH = "/apis/modelgate.dev/v1alpha1/namespaces/default/modelroutes"
 
 @pytest.fixture()
 def operator_settings(operator_settings: OperatorSettings, base_config_file: str) -> OperatorSettings:
-    return dataclasses.replace(operator_settings, base_config=base_config_file, debounce_seconds=0.05,
-                               debounce_max_seconds=0.5, rollout_poll_seconds=0.05)
+    return dataclasses.replace(
+        operator_settings,
+        base_config=base_config_file,
+        debounce_seconds=0.05,
+        debounce_max_seconds=0.5,
+        rollout_poll_seconds=0.05,
+    )
 
 
 def _bearer(gateway: KubeGatewayApp, deployment_name: str) -> str | None:
@@ -34,17 +39,19 @@ def _bearer(gateway: KubeGatewayApp, deployment_name: str) -> str | None:
     if found is None or found.endpoint is None:
         return None
     head = found.endpoint.head("POST", "/responses", None, (), None, None).decode("latin-1")
-    return next((line.split(": ", 1)[1] for line in head.split("\r\n")
-                 if line.startswith("Authorization: ")), None)
+    return next((line.split(": ", 1)[1] for line in head.split("\r\n") if line.startswith("Authorization: ")), None)
 
 
 async def _rotate(emulator: Any, name: str, value: str) -> None:
-    await api(emulator, "PATCH", f"/api/v1/namespaces/default/secrets/{name}",
-              {"data": {"api-key": base64.b64encode(value.encode()).decode()}})
+    await api(
+        emulator,
+        "PATCH",
+        f"/api/v1/namespaces/default/secrets/{name}",
+        {"data": {"api-key": base64.b64encode(value.encode()).decode()}},
+    )
 
 
-async def test_add_rotate_delete_never_rejects_a_document(
-        operator_running: Any, gateway: KubeGatewayApp) -> None:
+async def test_add_rotate_delete_never_rejects_a_document(operator_running: Any, gateway: KubeGatewayApp) -> None:
     emulator = operator_running
     await gateway.wait(lambda g: g.reloads("success") >= 1, what="the first (empty) config")
     for round_ in range(4):
@@ -55,15 +62,18 @@ async def test_add_rotate_delete_never_rejects_a_document(
         assert _bearer(gateway, f"default/{name}/main") == f"Bearer sk-{round_}-a"
 
         await _rotate(emulator, f"key-{round_}", f"sk-{round_}-b")
-        await gateway.wait(lambda g, n=name, r=round_: _bearer(g, f"default/{n}/main") == f"Bearer sk-{r}-b",
-                           what=f"{name} rotated")
+        await gateway.wait(
+            lambda g, n=name, r=round_: _bearer(g, f"default/{n}/main") == f"Bearer sk-{r}-b", what=f"{name} rotated"
+        )
 
         await api(emulator, "DELETE", f"{ROUTES_PATH}/{name}")
         await gateway.wait(lambda g, n=name: n not in g.models(), what=f"{name} removed")
         assert gateway.failures == 0, f"round {round_}: the gateway rejected a document"
+
     # The deleted routes' keys are pruned from the gateway's Secret once nothing uses them.
     def pruned() -> bool:
         data = (obj(emulator, "v1/secrets", GATEWAY_NS, SECRET) or {}).get("data") or {}
         return not any(k.startswith("default.keyed-") for k in data)
+
     await wait_for(pruned, what="the deleted routes' keys pruned")
     assert gateway.failures == 0

@@ -16,13 +16,16 @@ from modelgate_gateway.config import validate_data
 from modelgate_operator.rendering.render import render
 from modelgate_operator.rendering.resources import parse_route
 
-BASE = validate_data({
-    "apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig",
-    "spec": {
-        "auth": {"keys": [{"name": "test", "sha256": hashlib.sha256(API_KEY.encode()).hexdigest()}]},
-        "responseIds": {"signingKey": {"secretKey": "signing-key"}},
-    },
-})
+BASE = validate_data(
+    {
+        "apiVersion": "config.modelgate.dev/v1alpha1",
+        "kind": "GatewayConfig",
+        "spec": {
+            "auth": {"keys": [{"name": "test", "sha256": hashlib.sha256(API_KEY.encode()).hexdigest()}]},
+            "responseIds": {"signingKey": {"secretKey": "signing-key"}},
+        },
+    }
+)
 
 
 @pytest.fixture
@@ -33,14 +36,27 @@ async def upstream() -> AsyncIterator[FakeResponsesUpstream]:
     await fake.close()
 
 
-async def test_gateway_serves_the_models_the_operator_rendered(
-        tmp_path: Path, upstream: FakeResponsesUpstream) -> None:
+async def test_gateway_serves_the_models_the_operator_rendered(tmp_path: Path, upstream: FakeResponsesUpstream) -> None:
     routes = [
-        parse_route(route("team-model", "team-model", namespace="team-a", deployments=[
-            deployment("primary", secret="upstream", key="token", provider="openai-compatible",
-                       baseUrl=upstream.base_url, upstreamModel="upstream-model")]), "modelgate"),
-        parse_route(route("canned", "canned", deployments=[mock_deployment(text="canned words")]),
-                    "modelgate"),
+        parse_route(
+            route(
+                "team-model",
+                "team-model",
+                namespace="team-a",
+                deployments=[
+                    deployment(
+                        "primary",
+                        secret="upstream",
+                        key="token",
+                        provider="openai-compatible",
+                        baseUrl=upstream.base_url,
+                        upstreamModel="upstream-model",
+                    )
+                ],
+            ),
+            "modelgate",
+        ),
+        parse_route(route("canned", "canned", deployments=[mock_deployment(text="canned words")]), "modelgate"),
     ]
     secrets = {("team-a", "upstream"): {"token": b"sk-from-the-route-secret"}}
     rendered = render(routes, secrets, BASE, gateway="modelgate", generation=1)

@@ -27,11 +27,10 @@ class FakeGatewayPod:
 
 def _pod(name: str, port: int) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": GATEWAY_NS,
-                     "labels": {"app.kubernetes.io/component": "gateway"}},
-        "spec": {"containers": [{"name": "gateway", "image": "x",
-                                 "ports": [{"name": "http", "containerPort": port}]}]},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": GATEWAY_NS, "labels": {"app.kubernetes.io/component": "gateway"}},
+        "spec": {"containers": [{"name": "gateway", "image": "x", "ports": [{"name": "http", "containerPort": port}]}]},
         "status": {"phase": "Running", "podIP": "127.0.0.1"},
     }
 
@@ -45,8 +44,7 @@ def _ready(emulator: Any, name: str) -> dict[str, Any]:
     return next((c for c in conditions if c["type"] == "Ready"), {})
 
 
-async def test_rollout_counts_pods_serving_the_routes_generation(
-        operator_running: Any, aiohttp_server: Any) -> None:
+async def test_rollout_counts_pods_serving_the_routes_generation(operator_running: Any, aiohttp_server: Any) -> None:
     emulator = operator_running
     pods = [FakeGatewayPod(emulator), FakeGatewayPod(emulator)]
     servers = []
@@ -57,8 +55,11 @@ async def test_rollout_counts_pods_serving_the_routes_generation(
     pods[1].pinned = "sha256:" + "0" * 64  # stuck on a document the operator never rendered
     await create_core(emulator, "pods", _pod("gw-0", servers[0].port))
     await create_core(emulator, "pods", _pod("gw-1", servers[1].port))
-    await create_core(emulator, "pods", {**_pod("other", 1), "metadata": {
-        "name": "other", "namespace": GATEWAY_NS, "labels": {"app": "unrelated"}}})
+    await create_core(
+        emulator,
+        "pods",
+        {**_pod("other", 1), "metadata": {"name": "other", "namespace": GATEWAY_NS, "labels": {"app": "unrelated"}}},
+    )
 
     await create_route(emulator, route("m", "m", deployments=[mock_deployment()]))
     await wait_for(lambda: _status(emulator, "m").get("rollout") == "1/2", what="rollout 1/2")

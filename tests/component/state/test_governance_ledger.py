@@ -27,8 +27,14 @@ def _now() -> None:
 
 def claim(subjects: tuple[Subject, ...], rid: str, tokens: int, cost: int, now: int | None = None) -> Claim:
     now = now if now is not None else NOW
-    return Claim(rid, subjects, counters.minute(now).id,
-                 tuple(counters.budget_window(s.limits.window, now) for s in subjects), tokens, cost)
+    return Claim(
+        rid,
+        subjects,
+        counters.minute(now).id,
+        tuple(counters.budget_window(s.limits.window, now) for s in subjects),
+        tokens,
+        cost,
+    )
 
 
 def budget_hash(server: RedisServer, subject: Subject, now: int | None = None) -> dict[str, int]:
@@ -39,8 +45,9 @@ def budget_hash(server: RedisServer, subject: Subject, now: int | None = None) -
 
 
 async def test_reconcile_replaces_the_reservation_with_the_charge(redis_server: RedisServer) -> None:
-    key = Subject("key", "k", Limits(tokens_per_minute=1000, concurrency=5, budget_nano=10_000,
-                                     window=BudgetWindow.DAILY))
+    key = Subject(
+        "key", "k", Limits(tokens_per_minute=1000, concurrency=5, budget_nano=10_000, window=BudgetWindow.DAILY)
+    )
     ledger = Ledger.from_url(redis_server.url, None, 1.0)
     try:
         first = claim((key,), "r1", 300, 4_000)
@@ -74,8 +81,9 @@ async def test_a_denial_counts_nothing_and_names_the_limit(redis_server: RedisSe
         assert over.denial is not None and over.denial.limit == "budget" and over.denial.subject == tenant
         # a new minute resets the rate limit, not the total budget
         later = NOW + 60_000
-        again = await ledger.reserve(claim((key, tenant), "d", 1, 600, later), later, later + 1000,
-                                     counters.minute(later))
+        again = await ledger.reserve(
+            claim((key, tenant), "d", 1, 600, later), later, later + 1000, counters.minute(later)
+        )
         assert again.denial is not None and again.denial.limit == "budget"
     finally:
         await ledger.close()
@@ -140,8 +148,10 @@ async def test_the_operator_reads_what_the_gateway_wrote(redis_server: RedisServ
     from modelgate_operator.keys.resources import parse_key
     from modelgate_operator.keys.spend import SpendReader
 
-    body = {"metadata": {"name": "ci", "namespace": "team-a"},
-            "spec": {"secretRef": {"name": "s"}, "limits": {"budget": {"usd": 2, "window": "daily"}}}}
+    body = {
+        "metadata": {"name": "ci", "namespace": "team-a"},
+        "spec": {"secretRef": {"name": "s"}, "limits": {"budget": {"usd": 2, "window": "daily"}}},
+    }
     key = parse_key(body, "gw")
     subject = Subject("key", key.key_name, Limits(budget_nano=2 * 10**9, window=BudgetWindow.DAILY))
     ledger = Ledger.from_url(redis_server.url, None, 1.0)

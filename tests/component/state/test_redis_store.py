@@ -38,9 +38,7 @@ async def test_put_then_get_round_trips_the_entry(store: RedisConversationStore)
     assert await store.get("resp_1") == ENTRY
 
 
-async def test_keys_are_namespaced_and_expire(
-    store: RedisConversationStore, redis_server: RedisServer
-) -> None:
+async def test_keys_are_namespaced_and_expire(store: RedisConversationStore, redis_server: RedisServer) -> None:
     await store.put("resp_1", ENTRY, ttl_seconds=120)
     raw = aioredis.Redis.from_url(redis_server.url)
     try:
@@ -86,9 +84,7 @@ async def test_state_written_by_one_gateway_is_read_by_another(redis_server: Red
 
 async def test_entries_above_the_cap_are_refused_and_not_stored(redis_server: RedisServer) -> None:
     store = RedisConversationStore.from_url(redis_server.url, max_bytes=1024)
-    big = StoredResponse(
-        response={"id": "resp_big"}, messages=[{"role": "user", "content": "x" * 2048}]
-    )
+    big = StoredResponse(response={"id": "resp_big"}, messages=[{"role": "user", "content": "x" * 2048}])
     try:
         with pytest.raises(StateTooLargeError) as caught:
             await store.put("resp_big", big, ttl_seconds=60)
@@ -100,9 +96,7 @@ async def test_entries_above_the_cap_are_refused_and_not_stored(redis_server: Re
         await store.close()
 
 
-async def test_corrupt_entry_raises_store_error(
-    store: RedisConversationStore, redis_server: RedisServer
-) -> None:
+async def test_corrupt_entry_raises_store_error(store: RedisConversationStore, redis_server: RedisServer) -> None:
     raw = aioredis.Redis.from_url(redis_server.url)
     try:
         await raw.set("modelgate:resp:resp_bad", b"not json")

@@ -38,8 +38,9 @@ async def chat_upstream() -> AsyncIterator[FakeChatUpstream]:
         yield fake
 
 
-def kind_deployment(kind: str, name: str, responses: FakeResponsesUpstream, chat: FakeChatUpstream,
-                    **extra: Any) -> dict[str, Any]:
+def kind_deployment(
+    kind: str, name: str, responses: FakeResponsesUpstream, chat: FakeChatUpstream, **extra: Any
+) -> dict[str, Any]:
     """A deployment of ``kind``: a fake Responses upstream, the built-in mock, or a fake chat upstream."""
     if kind == "mock":  # its canned text is JSON, so parse() works on it too
         return {"name": name, "provider": "mock", "model": "mock-model", "mock": {"text": JSON_TEXT}, **extra}
@@ -49,9 +50,13 @@ def kind_deployment(kind: str, name: str, responses: FakeResponsesUpstream, chat
 
 
 @pytest.fixture(params=KINDS)
-async def kind_gateway(request: pytest.FixtureRequest, start_gateway: Start,
-                       responses_upstream: FakeResponsesUpstream, chat_upstream: FakeChatUpstream,
-                       redis_server: Any) -> GatewayHarness:  # noqa: F811
+async def kind_gateway(
+    request: pytest.FixtureRequest,
+    start_gateway: Start,
+    responses_upstream: FakeResponsesUpstream,
+    chat_upstream: FakeChatUpstream,
+    redis_server: Any,  # noqa: F811
+) -> GatewayHarness:
     """A gateway whose model ``m`` is served by one deployment of the parametrised kind (state in Redis)."""
     dep = kind_deployment(request.param, "d", responses_upstream, chat_upstream)
     doc = config_doc([dep], [{"name": "m", "targets": [{"deployment": "d"}]}], state={"redisUrl": redis_server.url})

@@ -19,17 +19,26 @@ def get_weather(city: str) -> str:
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-async def test_agent_tool_loop_with_auto_previous_response_id(start_gateway, chat_upstream: FakeChatUpstream,
-                                                              redis_server: Any, streamed: bool) -> None:
-    doc = config_doc([deployment("chat", chat_upstream.base_url, api="chat_completions", provider="vllm")],
-                     [{"name": "agent-model", "targets": [{"deployment": "chat"}]}],
-                     state={"redisUrl": redis_server.url})
+async def test_agent_tool_loop_with_auto_previous_response_id(
+    start_gateway, chat_upstream: FakeChatUpstream, redis_server: Any, streamed: bool
+) -> None:
+    doc = config_doc(
+        [deployment("chat", chat_upstream.base_url, api="chat_completions", provider="vllm")],
+        [{"name": "agent-model", "targets": [{"deployment": "chat"}]}],
+        state={"redisUrl": redis_server.url},
+    )
     gw = await start_gateway(doc)
-    chat_upstream.script(ChatScript(text=[], tool_calls=[ToolCallScript("get_weather", ['{"city": "Paris"}'])]),
-                         ChatScript(text=["It is", " sunny."]))
+    chat_upstream.script(
+        ChatScript(text=[], tool_calls=[ToolCallScript("get_weather", ['{"city": "Paris"}'])]),
+        ChatScript(text=["It is", " sunny."]),
+    )
     async with gw.client() as client:
-        agent = Agent(name="weather", instructions="Answer about the weather.", tools=[get_weather],
-                      model=OpenAIResponsesModel(model="agent-model", openai_client=client))
+        agent = Agent(
+            name="weather",
+            instructions="Answer about the weather.",
+            tools=[get_weather],
+            model=OpenAIResponsesModel(model="agent-model", openai_client=client),
+        )
         config = RunConfig(tracing_disabled=True)
         if streamed:
             run = Runner.run_streamed(agent, "Weather in Paris?", run_config=config, auto_previous_response_id=True)

@@ -13,8 +13,11 @@ CHAT = {"api": "chat_completions", "provider": "vllm"}
 
 
 async def test_background_on_a_chat_deployment_is_a_clear_400(start_gateway, chat_upstream: FakeChatUpstream) -> None:
-    gw = await start_gateway(config_doc([deployment("chat", chat_upstream.base_url, **CHAT)],
-                                        [{"name": "m", "targets": [{"deployment": "chat"}]}]))
+    gw = await start_gateway(
+        config_doc(
+            [deployment("chat", chat_upstream.base_url, **CHAT)], [{"name": "m", "targets": [{"deployment": "chat"}]}]
+        )
+    )
     async with gw.client() as client:
         with pytest.raises(openai.BadRequestError) as caught:
             await client.responses.create(model="m", input="hi", background=True)
@@ -23,11 +26,15 @@ async def test_background_on_a_chat_deployment_is_a_clear_400(start_gateway, cha
     assert chat_upstream.requests == []
 
 
-async def test_background_goes_to_the_models_responses_deployment(start_gateway, chat_upstream: FakeChatUpstream,
-                                                                  responses_upstream: FakeResponsesUpstream) -> None:
-    gw = await start_gateway(config_doc(
-        [deployment("chat", chat_upstream.base_url, **CHAT), deployment("r", responses_upstream.base_url)],
-        [{"name": "m", "targets": [{"deployment": "chat", "weight": 1000}, {"deployment": "r", "weight": 0}]}]))
+async def test_background_goes_to_the_models_responses_deployment(
+    start_gateway, chat_upstream: FakeChatUpstream, responses_upstream: FakeResponsesUpstream
+) -> None:
+    gw = await start_gateway(
+        config_doc(
+            [deployment("chat", chat_upstream.base_url, **CHAT), deployment("r", responses_upstream.base_url)],
+            [{"name": "m", "targets": [{"deployment": "chat", "weight": 1000}, {"deployment": "r", "weight": 0}]}],
+        )
+    )
     async with gw.client() as client:
         created = await client.responses.create(model="m", input="hi", background=True)
     assert created.background is True

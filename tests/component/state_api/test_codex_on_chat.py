@@ -18,15 +18,21 @@ FLAT = f"{NAMESPACE}__{NAMESPACED_TOOL}"
 
 
 def _chat_doc(chat: FakeChatUpstream, unsupported_tools: str) -> dict[str, Any]:
-    dep = deployment("chat", chat.base_url, api="chat_completions", provider="vllm",
-                     translation={"unsupportedTools": unsupported_tools})
+    dep = deployment(
+        "chat",
+        chat.base_url,
+        api="chat_completions",
+        provider="vllm",
+        translation={"unsupportedTools": unsupported_tools},
+    )
     return config_doc([dep], [{"name": "codex-model", "targets": [{"deployment": "chat"}]}])
 
 
 async def _turn(client: openai.AsyncOpenAI, body: dict[str, Any]) -> dict[str, Any]:
     """One streamed turn sent as Codex sends it (raw JSON); the final response object."""
-    response = await client.post("/responses", body=body, cast_to=object, stream=True,
-                                 stream_cls=openai.AsyncStream[dict[str, Any]])
+    response = await client.post(
+        "/responses", body=body, cast_to=object, stream=True, stream_cls=openai.AsyncStream[dict[str, Any]]
+    )
     final = None
     async for event in response:
         if event.get("type") in ("response.completed", "response.failed", "response.incomplete"):
@@ -35,11 +41,14 @@ async def _turn(client: openai.AsyncOpenAI, body: dict[str, Any]) -> dict[str, A
     return final
 
 
-async def test_codex_tool_loop_completes_on_a_chat_deployment(start_gateway, chat_upstream: FakeChatUpstream,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+async def test_codex_tool_loop_completes_on_a_chat_deployment(
+    start_gateway, chat_upstream: FakeChatUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
     gw: GatewayHarness = await start_gateway(_chat_doc(chat_upstream, "drop"))
-    chat_upstream.script(ChatScript(text=[], tool_calls=[ToolCallScript(FLAT, ['{"query"', ': "ids"}'])]),
-                         ChatScript(text=["Found", " it."]))
+    chat_upstream.script(
+        ChatScript(text=[], tool_calls=[ToolCallScript(FLAT, ['{"query"', ': "ids"}'])]),
+        ChatScript(text=["Found", " it."]),
+    )
     caplog.set_level(logging.INFO, logger="modelgate.gateway.chat")
     async with gw.client() as client:
         first_body = codex_body("codex-model", [user_turn("Where are ids documented?")])
@@ -47,8 +56,12 @@ async def test_codex_tool_loop_completes_on_a_chat_deployment(start_gateway, cha
         first = await _turn(client, first_body)
         call = next(item for item in first["output"] if item["type"] == "function_call")
         assert (call["namespace"], call["name"], call["arguments"]) == (NAMESPACE, NAMESPACED_TOOL, '{"query": "ids"}')
-        second = await _turn(client, codex_body("codex-model", [user_turn("Where are ids documented?"),
-                                                                *tool_round(call, "docs/operations.md")]))
+        second = await _turn(
+            client,
+            codex_body(
+                "codex-model", [user_turn("Where are ids documented?"), *tool_round(call, "docs/operations.md")]
+            ),
+        )
     assert second["status"] == "completed"
     assert second["output"][0]["content"][0]["text"] == "Found it."
     sent = chat_upstream.requests
@@ -63,8 +76,9 @@ async def test_codex_tool_loop_completes_on_a_chat_deployment(start_gateway, cha
     assert len(noted) == 1 and "client_metadata" in noted[0] and "web_search" in noted[0]
 
 
-async def test_codex_request_non_streamed_maps_namespace_calls_back(start_gateway,
-                                                                    chat_upstream: FakeChatUpstream) -> None:
+async def test_codex_request_non_streamed_maps_namespace_calls_back(
+    start_gateway, chat_upstream: FakeChatUpstream
+) -> None:
     gw = await start_gateway(_chat_doc(chat_upstream, "drop"))
     chat_upstream.script(ChatScript(text=[], tool_calls=[ToolCallScript(FLAT, ['{"query": "x"}'])]))
     async with gw.client() as client:
@@ -74,23 +88,26 @@ async def test_codex_request_non_streamed_maps_namespace_calls_back(start_gatewa
     assert (call["type"], call["namespace"], call["name"]) == ("function_call", NAMESPACE, NAMESPACED_TOOL)
 
 
-async def test_hosted_tools_are_refused_by_default_naming_the_tool(start_gateway,
-                                                                   chat_upstream: FakeChatUpstream) -> None:
+async def test_hosted_tools_are_refused_by_default_naming_the_tool(
+    start_gateway, chat_upstream: FakeChatUpstream
+) -> None:
     gw = await start_gateway(_chat_doc(chat_upstream, "refuse"))
     async with gw.client() as client:
         with pytest.raises(openai.BadRequestError) as caught:
-            await client.post("/responses", body=codex_body("codex-model", [user_turn("hi")], stream=False),
-                              cast_to=object)
+            await client.post(
+                "/responses", body=codex_body("codex-model", [user_turn("hi")], stream=False), cast_to=object
+            )
     assert caught.value.body["param"] == "tools[8].type"  # type: ignore[index]
     assert caught.value.body["code"] == "unsupported_for_deployment"  # type: ignore[index]
     assert chat_upstream.requests == []
 
 
-async def test_codex_request_passes_through_a_responses_deployment_unchanged(start_gateway,
-                                                                             responses_upstream: FakeResponsesUpstream
-                                                                             ) -> None:
-    doc = config_doc([deployment("r", responses_upstream.base_url)],
-                     [{"name": "codex-model", "targets": [{"deployment": "r"}]}])
+async def test_codex_request_passes_through_a_responses_deployment_unchanged(
+    start_gateway, responses_upstream: FakeResponsesUpstream
+) -> None:
+    doc = config_doc(
+        [deployment("r", responses_upstream.base_url)], [{"name": "codex-model", "targets": [{"deployment": "r"}]}]
+    )
     gw = await start_gateway(doc)
     body = codex_body("codex-model", [user_turn("hi")])
     async with gw.client() as client:

@@ -14,20 +14,24 @@ def _tokens(gw: GatewayHarness, token_type: str, operation: str | None = None) -
     wanted = {"model": "m", "deployment": "d", "type": token_type, "estimated": "false"}
     if operation is not None:
         wanted["operation"] = operation
-    return sum(sample.value for metric in gw.registry.collect() if metric.name == "modelgate_tokens"
-               for sample in metric.samples
-               if sample.name == "modelgate_tokens_total" and wanted.items() <= sample.labels.items())
+    return sum(
+        sample.value
+        for metric in gw.registry.collect()
+        if metric.name == "modelgate_tokens"
+        for sample in metric.samples
+        if sample.name == "modelgate_tokens_total" and wanted.items() <= sample.labels.items()
+    )
 
 
-async def test_input_tokens_are_counted_with_the_previous_response_and_not_billed(kind_gateway: GatewayHarness
-                                                                                  ) -> None:
+async def test_input_tokens_are_counted_with_the_previous_response_and_not_billed(kind_gateway: GatewayHarness) -> None:
     async with kind_gateway.client() as client:
         first = await client.responses.create(model="m", input="My name is Ada and I write programs.")
         await eventually(lambda: _tokens(kind_gateway, "input") > 0, timeout=5)
         billed = _tokens(kind_gateway, "input")
         alone = await client.responses.input_tokens.count(model="m", input="And what do I do?")
         raw = await client.responses.input_tokens.with_raw_response.count(
-            model="m", input="And what do I do?", previous_response_id=first.id)
+            model="m", input="And what do I do?", previous_response_id=first.id
+        )
         together = raw.parse()
         without_model = await client.responses.input_tokens.count(input="And?", previous_response_id=first.id)
     assert alone.object == "response.input_tokens" and 0 < alone.input_tokens < together.input_tokens
@@ -38,9 +42,9 @@ async def test_input_tokens_are_counted_with_the_previous_response_and_not_bille
     assert _tokens(kind_gateway, "input") == billed  # counting is free
 
 
-async def test_compact_goes_to_the_previous_responses_deployment_and_is_billed(kind_gateway: GatewayHarness,
-                                                                               chat_upstream: FakeChatUpstream
-                                                                               ) -> None:
+async def test_compact_goes_to_the_previous_responses_deployment_and_is_billed(
+    kind_gateway: GatewayHarness, chat_upstream: FakeChatUpstream
+) -> None:
     chat = kind_gateway.state.current().deployments["d"].api.value == "chat_completions"
     async with kind_gateway.client() as client:
         first = await client.responses.create(model="m", input="Remember: the answer is 42.")
@@ -59,8 +63,10 @@ async def test_compact_goes_to_the_previous_responses_deployment_and_is_billed(k
     if chat:  # the model summarised the conversation; the summary came back as a message of the next turn
         summarising, continued = chat_upstream.requests[-2:]
         assert summarising["messages"][-1]["content"].startswith("Summarise the conversation")
-        assert [m["content"] for m in summarising["messages"][:2]] == ["Remember: the answer is 42.",
-                                                                       "Hello from chat."]
+        assert [m["content"] for m in summarising["messages"][:2]] == [
+            "Remember: the answer is 42.",
+            "Hello from chat.",
+        ]
         assert continued["messages"][0]["content"] == "Remember: the answer is 42."
         assert continued["messages"][1]["content"].endswith("Hello from chat.")  # the summary
         assert continued["messages"][1]["content"].startswith("[Summary of the earlier conversation]")

@@ -17,8 +17,9 @@ class Person(BaseModel):
     age: int
 
 
-async def test_parse_with_a_pydantic_model(kind_gateway: GatewayHarness, responses_upstream: FakeResponsesUpstream,
-                                           chat_upstream: FakeChatUpstream) -> None:
+async def test_parse_with_a_pydantic_model(
+    kind_gateway: GatewayHarness, responses_upstream: FakeResponsesUpstream, chat_upstream: FakeChatUpstream
+) -> None:
     answer = JSON_TEXT  # what the mock answers; the fakes are told to answer the same
     responses_upstream.script = [Behaviour(text=answer)]
     chat_upstream.script(ChatScript(text=[answer[:10], answer[10:]]))

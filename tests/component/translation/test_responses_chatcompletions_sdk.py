@@ -120,13 +120,9 @@ async def test_stream_helper_yields_final_text_and_function_calls(
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
 
 
-async def test_non_stream_create_parses_as_response(
-    client: openai.AsyncOpenAI, upstream: FakeChatUpstream
-) -> None:
+async def test_non_stream_create_parses_as_response(client: openai.AsyncOpenAI, upstream: FakeChatUpstream) -> None:
     upstream.script(ChatScript(text=["Hi", " there"]))
-    response = await client.responses.create(
-        model="public", input="hi", max_output_tokens=50, temperature=0.5
-    )
+    response = await client.responses.create(model="public", input="hi", max_output_tokens=50, temperature=0.5)
     assert response.output_text == "Hi there"
     assert response.status == "completed"
     assert upstream.requests[-1]["max_completion_tokens"] == 50
@@ -153,9 +149,7 @@ async def test_fake_chunks_parse_with_the_sdk_chat_client(upstream: FakeChatUpst
     args: list[str] = []
     for chunk in chunks:
         for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
-            args.append(
-                call.function.arguments if call.function and call.function.arguments else ""
-            )
+            args.append(call.function.arguments if call.function and call.function.arguments else "")
     assert "".join(args) == "{}"
     assert upstream.requests == [
         {
@@ -167,17 +161,11 @@ async def test_fake_chunks_parse_with_the_sdk_chat_client(upstream: FakeChatUpst
     ]
 
 
-@pytest.mark.parametrize(
-    ("status", "error"), [(429, openai.RateLimitError), (500, openai.InternalServerError)]
-)
-async def test_fake_error_statuses(
-    upstream: FakeChatUpstream, status: int, error: type[Exception]
-) -> None:
+@pytest.mark.parametrize(("status", "error"), [(429, openai.RateLimitError), (500, openai.InternalServerError)])
+async def test_fake_error_statuses(upstream: FakeChatUpstream, status: int, error: type[Exception]) -> None:
     upstream.script(ChatScript(status=status, retry_after="3"))
     async with aiohttp.ClientSession() as session:
-        async with session.post(
-            upstream.base_url + "/chat/completions", json={"model": "m"}
-        ) as response:
+        async with session.post(upstream.base_url + "/chat/completions", json={"model": "m"}) as response:
             assert response.status == status
             assert response.headers.get("Retry-After") == "3"
             payload: dict[str, Any] = await response.json()
@@ -186,9 +174,7 @@ async def test_fake_error_statuses(
     upstream.script(ChatScript(status=status))
     try:
         with pytest.raises(error):
-            await sdk.chat.completions.create(
-                model="m", messages=[{"role": "user", "content": "x"}]
-            )
+            await sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
     finally:
         await sdk.close()
 
@@ -209,9 +195,7 @@ async def test_fake_drop_mid_stream_ends_without_done(upstream: FakeChatUpstream
     upstream.script(ChatScript(text=["a", "b", "c"], drop_after_chunks=2))
     received: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as session:
-        async with session.post(
-            upstream.base_url + "/chat/completions", json={"model": "m", "stream": True}
-        ) as r:
+        async with session.post(upstream.base_url + "/chat/completions", json={"model": "m", "stream": True}) as r:
             with pytest.raises(aiohttp.ClientPayloadError):
                 async for chunk in sse_data(r.content):
                     received.append(chunk)

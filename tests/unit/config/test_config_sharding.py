@@ -40,8 +40,12 @@ def _render(bodies: list[dict[str, Any]]) -> Rendered:
 
 
 def _index(rendered: Rendered, head: bytes, shards: tuple[bytes, ...]) -> ConfigIndex:
-    return ConfigIndex(rendered.checksum, 1, Part("cm", HEAD_KEY, sha256_hex(head)),
-                       tuple(Part(f"cm-{b}", shard_key(b), sha256_hex(s)) for b, s in enumerate(shards)))
+    return ConfigIndex(
+        rendered.checksum,
+        1,
+        Part("cm", HEAD_KEY, sha256_hex(head)),
+        tuple(Part(f"cm-{b}", shard_key(b), sha256_hex(s)) for b, s in enumerate(shards)),
+    )
 
 
 def _parts(head: bytes, shards: tuple[bytes, ...]) -> dict[str, bytes | None]:
@@ -49,8 +53,13 @@ def _parts(head: bytes, shards: tuple[bytes, ...]) -> dict[str, bytes | None]:
 
 
 def _split(rendered: Rendered, max_shards: int = 32) -> tuple[bytes, tuple[bytes, ...]]:
-    split = split_document(json.loads(rendered.document), first_routed=rendered.base_entries,
-                           target=TARGET, limit=LIMIT, max_shards=max_shards)
+    split = split_document(
+        json.loads(rendered.document),
+        first_routed=rendered.base_entries,
+        target=TARGET,
+        limit=LIMIT,
+        max_shards=max_shards,
+    )
     return split.head, split.shards
 
 
@@ -71,10 +80,12 @@ def test_a_large_config_splits_and_assembles_to_the_same_bytes(total: int) -> No
     assert len(runtime.models) == total
     assert len(rendered.document) > 300 * total
     assert all(len(s) <= TARGET for s in shards) and len(head) < 1000
-    print(f"\n{total} routes: {len(rendered.document):,} bytes in {len(shards)} shards "
-          f"(largest {max(map(len, shards)):,}); operator: render {rendered_at - started:.2f}s, "
-          f"split {split_at - rendered_at:.2f}s; gateway: assemble {assembled_at - split_at:.2f}s, "
-          f"validate and compile {compiled_at - assembled_at:.2f}s")
+    print(
+        f"\n{total} routes: {len(rendered.document):,} bytes in {len(shards)} shards "
+        f"(largest {max(map(len, shards)):,}); operator: render {rendered_at - started:.2f}s, "
+        f"split {split_at - rendered_at:.2f}s; gateway: assemble {assembled_at - split_at:.2f}s, "
+        f"validate and compile {compiled_at - assembled_at:.2f}s"
+    )
 
     # One route more: one shard changes (the head only through its checksum and generation).
     after = _render([*bodies, route_body(total, total + 1)])
@@ -82,8 +93,10 @@ def test_a_large_config_splits_and_assembles_to_the_same_bytes(total: int) -> No
     changed = [b for b, (old, new) in enumerate(zip(shards, shards2, strict=True)) if old != new]
     assert len(shards2) == len(shards) and len(changed) == 1
     written = len(head2) + sum(len(shards2[b]) for b in changed)
-    print(f"{total} routes: one route added rewrites {written:,} bytes "
-          f"({written / len(after.document):.1%} of the config)")
+    print(
+        f"{total} routes: one route added rewrites {written:,} bytes "
+        f"({written / len(after.document):.1%} of the config)"
+    )
     assert written < TARGET + 1000
 
 
@@ -146,14 +159,19 @@ def test_doubling_the_buckets_moves_each_group_to_one_place() -> None:
 
 
 def test_index_round_trip_and_errors() -> None:
-    index = ConfigIndex("sha256:ab", 7, Part("cm", HEAD_KEY, "00"), (Part("cm-0", shard_key(0), "11"),),
-                        ("keys", "keys-1"))
+    index = ConfigIndex(
+        "sha256:ab", 7, Part("cm", HEAD_KEY, "00"), (Part("cm-0", shard_key(0), "11"),), ("keys", "keys-1")
+    )
     raw = index.to_bytes()
     assert looks_like_index(raw) and not looks_like_index(b'{"apiVersion": "x", "kind": "GatewayConfig"}')
     assert ConfigIndex.parse(raw) == index
-    for bad in (b"not json", b'{"kind": "GatewayConfigIndex"}', b"[]",
-                raw.replace(b'"head":{', b'"head":{"x":1,"y":'),
-                raw.replace(b'"key":"config-0.json"', b'"key":"../../etc/passwd"'),
-                raw.replace(b'"key":"config-0.json"', b'"key":"..data"')):
+    for bad in (
+        b"not json",
+        b'{"kind": "GatewayConfigIndex"}',
+        b"[]",
+        raw.replace(b'"head":{', b'"head":{"x":1,"y":'),
+        raw.replace(b'"key":"config-0.json"', b'"key":"../../etc/passwd"'),
+        raw.replace(b'"key":"config-0.json"', b'"key":"..data"'),
+    ):
         with pytest.raises(IndexUnreadable):
             ConfigIndex.parse(bad)

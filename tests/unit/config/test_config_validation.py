@@ -16,10 +16,14 @@ BASE = {
     "apiVersion": "config.modelgate.dev/v1alpha1",
     "kind": "GatewayConfig",
     "spec": {
-        "deployments": [{"name": "a", "baseUrl": "https://api.example.com/v1", "model": "m"},
-                        {"name": "b", "baseUrl": "http://10.0.0.1:8000/v1", "model": "m"}],
-        "models": [{"name": "gpt-4o", "targets": [{"deployment": "a"}], "fallbacks": ["mini"]},
-                   {"name": "mini", "targets": [{"deployment": "b"}]}],
+        "deployments": [
+            {"name": "a", "baseUrl": "https://api.example.com/v1", "model": "m"},
+            {"name": "b", "baseUrl": "http://10.0.0.1:8000/v1", "model": "m"},
+        ],
+        "models": [
+            {"name": "gpt-4o", "targets": [{"deployment": "a"}], "fallbacks": ["mini"]},
+            {"name": "mini", "targets": [{"deployment": "b"}]},
+        ],
         "auth": {"keys": [{"name": "k", "sha256": "0" * 64}]},
     },
 }
@@ -43,8 +47,14 @@ CASES = [
     (_with("apiVersion", "config.modelgate.dev/v9"), "apiVersion: 'config.modelgate.dev/v9' is not supported"),
     (_with("spec.deployments.1.name", "a"), "spec.deployments[1].name: duplicate deployment name 'a'"),
     (_with("spec.models.1.name", "gpt-4o"), "spec.models[1].name: duplicate model name 'gpt-4o'"),
-    (_with("spec.models.0.targets", [{"deployment": "zzz"}]), "spec.models[0].targets[0].deployment: unknown deployment 'zzz'"),
-    (_with("spec.models.0.targets", [{"deployment": "a", "weight": 0}]), "spec.models[0].targets: at least one target needs a weight above 0"),
+    (
+        _with("spec.models.0.targets", [{"deployment": "zzz"}]),
+        "spec.models[0].targets[0].deployment: unknown deployment 'zzz'",
+    ),
+    (
+        _with("spec.models.0.targets", [{"deployment": "a", "weight": 0}]),
+        "spec.models[0].targets: at least one target needs a weight above 0",
+    ),
     (_with("spec.models.0.fallbacks", ["ghost"]), "spec.models[0].fallbacks[0]: unknown model 'ghost'"),
     (_with("spec.models.0.fallbacks", ["gpt-4o"]), "spec.models[0].fallbacks[0]: a model cannot fall back to itself"),
     (_with("spec.models.1.fallbacks", ["gpt-4o"]), "fallback cycle: gpt-4o -> mini -> gpt-4o"),
@@ -54,8 +64,14 @@ CASES = [
     (_with("spec.deployments.0.timeouts", {"connectSeconds": 0}), "spec.deployments[0].timeouts.connectSeconds"),
     (_with("spec.auth.keys", [{"name": "k"}]), "spec.auth.keys[0]: set exactly one of sha256 and valueFrom"),
     (_with("spec.deployments.0.credentials", {"value": "sk-inline"}), "spec.deployments[0].credentials"),
-    (_with("spec.state", {"redisUrl": "redis://:hunter2@redis:6379/0"}), "spec.state.redisUrl: credentials do not belong"),
-    (_with("metadata", {"checksum": "sha256:" + "0" * 64}), "metadata.checksum: sha256:" + "0" * 64 + " does not match the spec"),
+    (
+        _with("spec.state", {"redisUrl": "redis://:hunter2@redis:6379/0"}),
+        "spec.state.redisUrl: credentials do not belong",
+    ),
+    (
+        _with("metadata", {"checksum": "sha256:" + "0" * 64}),
+        "metadata.checksum: sha256:" + "0" * 64 + " does not match the spec",
+    ),
 ]
 
 

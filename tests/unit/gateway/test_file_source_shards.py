@@ -27,8 +27,9 @@ from modelgate_operator.settings import OperatorSettings
 
 def _layout(total: int, skip: int | None = None) -> tuple[Layout, bytes]:
     bodies = [b for i, b in enumerate(route_bodies(total)) if i != skip]
-    rendered = render([parse_route(b, "modelgate") for b in bodies], team_secrets(), None,
-                      gateway="modelgate", generation=1)
+    rendered = render(
+        [parse_route(b, "modelgate") for b in bodies], team_secrets(), None, gateway="modelgate", generation=1
+    )
     return plan(rendered, OperatorSettings()), rendered.document
 
 

@@ -71,15 +71,18 @@ def test_moving_an_id_to_another_owner_breaks_its_signature() -> None:
     assert ids.decode(KEY, TEAM, moved) is None and ids.decode(KEY, ALICE, moved) is None
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda rid: rid[:-1] + ("A" if rid[-1] != "A" else "B"),  # signature byte
-    lambda rid: rid[:8] + ("A" if rid[8] != "A" else "B") + rid[9:],  # payload byte
-    lambda rid: rid.replace("resp_", "resp-"),
-    lambda rid: rid[:20],
-    lambda rid: "resp_" + "!" * 40,
-    lambda rid: "resp_" + "x" * 2000,
-    lambda rid: rid[:-2] + "éé",  # non-ASCII where the signature is: refused, not a TypeError
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda rid: rid[:-1] + ("A" if rid[-1] != "A" else "B"),  # signature byte
+        lambda rid: rid[:8] + ("A" if rid[8] != "A" else "B") + rid[9:],  # payload byte
+        lambda rid: rid.replace("resp_", "resp-"),
+        lambda rid: rid[:20],
+        lambda rid: "resp_" + "!" * 40,
+        lambda rid: "resp_" + "x" * 2000,
+        lambda rid: rid[:-2] + "éé",  # non-ASCII where the signature is: refused, not a TypeError
+    ],
+)
 def test_tampered_ids_are_refused(mangle) -> None:
     assert ids.decode(KEY, ALICE, mangle(ids.encode(KEY, ALICE, "a", "resp_1"))) is None
 
@@ -111,8 +114,14 @@ def test_encode_and_decode_stay_cheap() -> None:
     each on the dev machine; the bound is loose for loaded CI machines)."""
     rid = ids.encode(KEY, ALICE, "default/gpt-4o/openai-east", "resp_" + "f" * 48)
     runs = 2000
-    encode = min(timeit.repeat(lambda: ids.encode(KEY, ALICE, "default/gpt-4o/openai-east", "resp_" + "f" * 48),
-                               number=runs, repeat=5)) / runs
+    encode = (
+        min(
+            timeit.repeat(
+                lambda: ids.encode(KEY, ALICE, "default/gpt-4o/openai-east", "resp_" + "f" * 48), number=runs, repeat=5
+            )
+        )
+        / runs
+    )
     decode = min(timeit.repeat(lambda: ids.decode(KEY, ALICE, rid), number=runs, repeat=5)) / runs
     owner = min(timeit.repeat(lambda: ids.owner_tag(KEY, "key:alice"), number=runs, repeat=5)) / runs
     assert encode < 20e-6 and decode < 20e-6 and owner < 5e-6, (encode, decode, owner)

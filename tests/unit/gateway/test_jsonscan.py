@@ -10,7 +10,7 @@ import pytest
 
 from modelgate_gateway.streaming.jsonscan import KeyScanner, Nesting, top_level_string
 
-TRICKY_STRINGS = ['"id":', 'a\\', '\\"id\\": 1', "{[", "]}", '"usage":{"x":1}', "é ✓", "\\\\", '\\', "", "id"]
+TRICKY_STRINGS = ['"id":', "a\\", '\\"id\\": 1', "{[", "]}", '"usage":{"x":1}', "é ✓", "\\\\", "\\", "", "id"]
 KEYS = ["id", "usage", "x", 'a"id', "id\\", "response"]
 
 
@@ -27,8 +27,8 @@ def _reference(text: bytes, names: set[bytes], depth: int) -> list[tuple[bytes, 
             k = j + 1
             while k < n and text[k] in b" \t\r\n":
                 k += 1
-            if k < n and text[k] == ord(":") and level == depth and text[i + 1:j] in names:
-                found.append((text[i + 1:j], k + 1))
+            if k < n and text[k] == ord(":") and level == depth and text[i + 1 : j] in names:
+                found.append((text[i + 1 : j], k + 1))
             i = j + 1
             continue
         level += c in b"{["

@@ -12,8 +12,11 @@ from modelgate_gateway.runtime import compile_runtime
 
 
 def _keys(models: list[str], **extra: object) -> dict[str, object]:
-    return {"apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig",
-            "spec": {"auth": {"keys": [{"name": "k", "sha256": "0" * 64, "models": models, **extra}]}}}
+    return {
+        "apiVersion": "config.modelgate.dev/v1alpha1",
+        "kind": "GatewayConfig",
+        "spec": {"auth": {"keys": [{"name": "k", "sha256": "0" * 64, "models": models, **extra}]}},
+    }
 
 
 def test_prefix_patterns_allow_by_prefix_only(tmp_path: Path) -> None:

@@ -39,16 +39,37 @@ class Source:
 
 
 def _doc(*models: str) -> bytes:
-    deployments = [{"name": m, "provider": "openai", "baseUrl": "https://api.openai.com/v1", "model": m,
-                    "credentials": {"secretKey": f"key-{m}"}} for m in models]
-    return json.dumps({"apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig",
-                       "spec": {"auth": {"allowUnauthenticated": True}, "deployments": deployments,
-                                "models": [{"name": m, "targets": [{"deployment": m}]} for m in models]}}).encode()
+    deployments = [
+        {
+            "name": m,
+            "provider": "openai",
+            "baseUrl": "https://api.openai.com/v1",
+            "model": m,
+            "credentials": {"secretKey": f"key-{m}"},
+        }
+        for m in models
+    ]
+    return json.dumps(
+        {
+            "apiVersion": "config.modelgate.dev/v1alpha1",
+            "kind": "GatewayConfig",
+            "spec": {
+                "auth": {"allowUnauthenticated": True},
+                "deployments": deployments,
+                "models": [{"name": m, "targets": [{"deployment": m}]} for m in models],
+            },
+        }
+    ).encode()
 
 
 def _snap(document: bytes, keys: list[str], grace: float) -> ConfigSnapshot:
-    return ConfigSnapshot(document=document, fmt="json", origin="test",
-                          secrets={k: b"sk-" + k.encode() for k in keys}, keys_grace_seconds=grace)
+    return ConfigSnapshot(
+        document=document,
+        fmt="json",
+        origin="test",
+        secrets={k: b"sk-" + k.encode() for k in keys},
+        keys_grace_seconds=grace,
+    )
 
 
 class Gateway:
@@ -69,6 +90,7 @@ class Gateway:
         async def poll() -> None:
             while not predicate():
                 await asyncio.sleep(0.005)
+
         await asyncio.wait_for(poll(), timeout)
 
 
@@ -84,7 +106,8 @@ async def gateway() -> AsyncIterator[Gateway]:
 
 
 async def test_config_waits_for_its_key_and_nothing_counts_as_rejected(
-        gateway: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
     gateway.source.queue.put_nowait(_snap(_doc("a"), ["key-a"], 30))
     await gateway.until(lambda: gateway.models() == ["a"])
     # The config naming key-b arrives before the Secret holding it.
@@ -99,7 +122,8 @@ async def test_config_waits_for_its_key_and_nothing_counts_as_rejected(
 
 
 async def test_a_key_still_missing_after_the_grace_period_is_a_rejection(
-        gateway: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
     gateway.source.queue.put_nowait(_snap(_doc("a"), ["key-a"], 30))
     await gateway.until(lambda: gateway.models() == ["a"])
     gateway.source.queue.put_nowait(_snap(_doc("a", "b"), ["key-a"], 0.2))

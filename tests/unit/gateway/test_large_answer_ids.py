@@ -15,8 +15,11 @@ import pytest
 
 from modelgate_gateway.streaming.large_answer import FIELD_BYTES, AnswerPieces, BadAnswer
 
-NEW = {b"id": b'"resp_GATEWAY_ID"', b"previous_response_id": b'"resp_GATEWAY_PREVIOUS"',
-       b"conversation": b'"conv_GATEWAY"'}
+NEW = {
+    b"id": b'"resp_GATEWAY_ID"',
+    b"previous_response_id": b'"resp_GATEWAY_PREVIOUS"',
+    b"conversation": b'"conv_GATEWAY"',
+}
 TEXT = "x" * 3000 + ' "id": "resp_up" "previous_response_id":"resp_prev" '
 
 
@@ -25,14 +28,22 @@ def _replace(name: bytes, token: bytes) -> bytes | None:
 
 
 def _answer(conversation: object) -> bytes:
-    return orjson.dumps({"id": "resp_up", "object": "response", "output": [{"id": "msg_1", "text": TEXT}],
-                         "previous_response_id": "resp_prev", "conversation": conversation,
-                         "metadata": {"id": "resp_up", "conversation": "conv_up"},
-                         "usage": {"input_tokens": 3, "output_tokens": 5}}, option=orjson.OPT_INDENT_2)
+    return orjson.dumps(
+        {
+            "id": "resp_up",
+            "object": "response",
+            "output": [{"id": "msg_1", "text": TEXT}],
+            "previous_response_id": "resp_prev",
+            "conversation": conversation,
+            "metadata": {"id": "resp_up", "conversation": "conv_up"},
+            "usage": {"input_tokens": 3, "output_tokens": 5},
+        },
+        option=orjson.OPT_INDENT_2,
+    )
 
 
 def _cut(body: bytes, size: int) -> Iterator[bytes]:
-    return (body[at:at + size] for at in range(0, len(body), size))
+    return (body[at : at + size] for at in range(0, len(body), size))
 
 
 def _relay(body: bytes, size: int, fixed: bool = False) -> tuple[bytes, int]:
@@ -61,8 +72,11 @@ def test_every_id_field_is_rewritten_wherever_the_pieces_are_cut(size: int, form
     body = _answer({"id": "conv_up"} if form == "object" else "conv_up")
     got, most = _relay(body, size)
     expected = orjson.loads(body)
-    expected.update(id="resp_GATEWAY_ID", previous_response_id="resp_GATEWAY_PREVIOUS",
-                    conversation={"id": "conv_GATEWAY"} if form == "object" else "conv_GATEWAY")
+    expected.update(
+        id="resp_GATEWAY_ID",
+        previous_response_id="resp_GATEWAY_PREVIOUS",
+        conversation={"id": "conv_GATEWAY"} if form == "object" else "conv_GATEWAY",
+    )
     assert orjson.loads(got) == expected  # the same text and metadata: only those fields changed
     assert len(got) == len(body) + sum(len(v) for v in NEW.values()) - len(b'"resp_up""resp_prev""conv_up"')
     # held: the id's value and what comes before it, then at most a field's window and a piece
@@ -70,8 +84,15 @@ def test_every_id_field_is_rewritten_wherever_the_pieces_are_cut(size: int, form
 
 
 def test_values_that_are_not_ids_pass_as_they_are() -> None:
-    body = orjson.dumps({"id": "resp_up", "previous_response_id": None, "conversation": {"id": "conv_other"},
-                         "output": [], "text": TEXT})
+    body = orjson.dumps(
+        {
+            "id": "resp_up",
+            "previous_response_id": None,
+            "conversation": {"id": "conv_other"},
+            "output": [],
+            "text": TEXT,
+        }
+    )
     for size in (1, 7, 4096):
         assert _relay(body, size)[0] == body.replace(b'"resp_up"', NEW[b"id"], 1)
 

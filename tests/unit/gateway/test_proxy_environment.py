@@ -6,21 +6,27 @@ import pytest
 
 from modelgate_gateway.http1 import Proxy, proxy_from_environment
 
-ENV = {"HTTPS_PROXY": "http://team:p%40ss@proxy.corp:3128", "http_proxy": "proxy.corp:8080",
-       "NO_PROXY": "localhost, .svc.cluster.local,10.0.0.7:8000,internal.example"}
+ENV = {
+    "HTTPS_PROXY": "http://team:p%40ss@proxy.corp:3128",
+    "http_proxy": "proxy.corp:8080",
+    "NO_PROXY": "localhost, .svc.cluster.local,10.0.0.7:8000,internal.example",
+}
 
 
-@pytest.mark.parametrize(("url", "expected"), [
-    ("https://api.openai.com/v1", ("proxy.corp", 3128)),
-    ("http://vllm.example:8000/v1", ("proxy.corp", 8080)),
-    ("http://localhost:8000/v1", None),
-    ("http://vllm.models.svc.cluster.local:8000/v1", None),
-    ("https://svc.cluster.local/v1", None),  # the domain itself, with or without the leading dot
-    ("http://10.0.0.7:8000/v1", None),
-    ("http://10.0.0.7:9000/v1", ("proxy.corp", 8080)),  # NO_PROXY named another port
-    ("https://eu.internal.example/openai/v1", None),
-    ("https://notinternal.example/v1", ("proxy.corp", 3128)),
-])
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://api.openai.com/v1", ("proxy.corp", 3128)),
+        ("http://vllm.example:8000/v1", ("proxy.corp", 8080)),
+        ("http://localhost:8000/v1", None),
+        ("http://vllm.models.svc.cluster.local:8000/v1", None),
+        ("https://svc.cluster.local/v1", None),  # the domain itself, with or without the leading dot
+        ("http://10.0.0.7:8000/v1", None),
+        ("http://10.0.0.7:9000/v1", ("proxy.corp", 8080)),  # NO_PROXY named another port
+        ("https://eu.internal.example/openai/v1", None),
+        ("https://notinternal.example/v1", ("proxy.corp", 3128)),
+    ],
+)
 def test_the_upstream_scheme_picks_the_proxy_and_no_proxy_sends_direct(url: str, expected: tuple | None) -> None:
     proxy = proxy_from_environment(url, ENV)
     assert (proxy.host, proxy.port) == expected if proxy is not None else expected is None

@@ -13,18 +13,27 @@ from modelgate_gateway.upstream.ratelimits import PINNED_RETRY_PAUSE, Waits
 
 
 def _model(name: str, *deployments: str) -> ModelRuntime:
-    return ModelRuntime(name=name, strategy=Strategy.WEIGHTED_RANDOM,
-                        targets=tuple(TargetRuntime(d, 1.0) for d in deployments), fallbacks=(), max_attempts=3,
-                        total_timeout_seconds=60, max_retry_after_seconds=10, retry_after_cap_seconds=60,
-                        cooldown_failures=3, cooldown_seconds=30)
+    return ModelRuntime(
+        name=name,
+        strategy=Strategy.WEIGHTED_RANDOM,
+        targets=tuple(TargetRuntime(d, 1.0) for d in deployments),
+        fallbacks=(),
+        max_attempts=3,
+        total_timeout_seconds=60,
+        max_retry_after_seconds=10,
+        retry_after_cap_seconds=60,
+        cooldown_failures=3,
+        cooldown_seconds=30,
+    )
 
 
 PRIMARY, FALLBACK = _model("gpt-4o", "a", "a2"), _model("mini", "b")
 LIMITED = AttemptOutcome.RATE_LIMITED
 
 
-def _waits(board: HealthBoard, *, pinned: str | None = None, max_wait: float = 10.0,
-           models: tuple = (PRIMARY, FALLBACK)) -> Waits:
+def _waits(
+    board: HealthBoard, *, pinned: str | None = None, max_wait: float = 10.0, models: tuple = (PRIMARY, FALLBACK)
+) -> Waits:
     return Waits(board, models, pinned, time.monotonic() + 60, max_wait)
 
 
@@ -32,8 +41,11 @@ async def test_only_busy_deployments_are_waited_for_never_broken_ones() -> None:
     board = HealthBoard()
     now = time.monotonic()
     board.defer("a", now + 0.05)  # this request's 429
-    failures = [Failure("a", LIMITED, "", 429, 0.05), Failure("a2", AttemptOutcome.SERVER_ERROR, "", 500),
-                Failure("b", LIMITED, "", 429, None)]  # a 429 without a time: not waited for
+    failures = [
+        Failure("a", LIMITED, "", 429, 0.05),
+        Failure("a2", AttemptOutcome.SERVER_ERROR, "", 500),
+        Failure("b", LIMITED, "", 429, None),
+    ]  # a 429 without a time: not waited for
     found = await _waits(board).wait(failures, lambda _: True)
     assert found == (PRIMARY, "a")
     assert board.deferred_for("a", time.monotonic()) == 0  # the wait ran its course

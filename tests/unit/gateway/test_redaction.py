@@ -9,7 +9,7 @@ from modelgate_gateway.config import validate_data
 from modelgate_gateway.redaction import Redactor, credential_values
 from modelgate_gateway.runtime import compile_runtime
 
-KEY = "sk-a/b\"c\\d<e>&f"
+KEY = 'sk-a/b"c\\d<e>&f'
 
 
 def test_every_json_encoding_of_the_key_is_removed_and_the_rest_kept() -> None:
@@ -26,8 +26,12 @@ def test_every_json_encoding_of_the_key_is_removed_and_the_rest_kept() -> None:
 
 
 def test_only_credential_named_extra_headers_of_some_length_are_secrets() -> None:
-    headers = {"x-api-key": "long-enough-token", "X-Auth-Token": "tok-0123456789", "x-team": "search-platform",
-               "api-version-key": "2"}
+    headers = {
+        "x-api-key": "long-enough-token",
+        "X-Auth-Token": "tok-0123456789",
+        "x-team": "search-platform",
+        "api-version-key": "2",
+    }
     assert credential_values(None, headers) == ["long-enough-token", "tok-0123456789"]
 
 
@@ -39,13 +43,18 @@ def test_a_redactor_without_secrets_is_false_and_none_shows_in_its_repr() -> Non
 
 
 def test_the_compiled_runtime_never_shows_a_secret_in_its_repr(tmp_path) -> None:
-    doc = {"apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig", "spec": {
-        "deployments": [{"name": "a", "baseUrl": "https://x.example/v1", "model": "m",
-                         "credentials": {"secretKey": "up"}}],
-        "models": [{"name": "gpt-4o", "targets": [{"deployment": "a"}]}],
-        "responseIds": {"signingKey": {"secretKey": "sign"}},
-        "state": {"redisUrl": "redis://redis:6379", "redisPassword": {"secretKey": "redis"}},
-    }}
+    doc = {
+        "apiVersion": "config.modelgate.dev/v1alpha1",
+        "kind": "GatewayConfig",
+        "spec": {
+            "deployments": [
+                {"name": "a", "baseUrl": "https://x.example/v1", "model": "m", "credentials": {"secretKey": "up"}}
+            ],
+            "models": [{"name": "gpt-4o", "targets": [{"deployment": "a"}]}],
+            "responseIds": {"signingKey": {"secretKey": "sign"}},
+            "state": {"redisUrl": "redis://redis:6379", "redisPassword": {"secretKey": "redis"}},
+        },
+    }
     secrets = {"up": b"sk-upstream-secret", "sign": b"signing-secret-value", "redis": b"redis-secret-value"}
     runtime = compile_runtime(validate_data(doc), secrets, str(tmp_path))
     shown = repr(runtime)

@@ -16,22 +16,25 @@ from modelgate_gateway.upstream.fallback import RETRY_AFTER_CEILING, Failure, ex
 NOW = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
 
 
-@pytest.mark.parametrize(("headers", "seconds"), [
-    ({"Retry-After": "999999999"}, RETRY_AFTER_CEILING),
-    ({"Retry-After": "inf"}, RETRY_AFTER_CEILING),
-    ({"Retry-After": "Infinity"}, RETRY_AFTER_CEILING),
-    ({"Retry-After": "1e400"}, RETRY_AFTER_CEILING),
-    ({"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"}, RETRY_AFTER_CEILING),
-    ({"retry-after-ms": "inf"}, RETRY_AFTER_CEILING),
-    ({"Retry-After": "nan"}, None),
-    ({"Retry-After": "-5"}, None),
-    ({"Retry-After": "-inf"}, None),
-    ({"Retry-After": "Mon, 01 Jan 99999 00:00:00 GMT"}, None),  # out of datetime's range
-    ({"Retry-After": "Wed, 21 Oct 2015 07:27:00 GMT"}, 0.0),  # in the past: now
-    ({"Retry-After": "Wed, 21 Oct 2015 07:28:10 -0000"}, 10.0),  # -0000 is UTC, not local time
-    ({"retry-after-ms": "nan", "Retry-After": "4"}, 4.0),  # an unusable ms value falls back
-    ({"retry-after-ms": "-1", "Retry-After": "4"}, 4.0),
-])
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"Retry-After": "999999999"}, RETRY_AFTER_CEILING),
+        ({"Retry-After": "inf"}, RETRY_AFTER_CEILING),
+        ({"Retry-After": "Infinity"}, RETRY_AFTER_CEILING),
+        ({"Retry-After": "1e400"}, RETRY_AFTER_CEILING),
+        ({"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"}, RETRY_AFTER_CEILING),
+        ({"retry-after-ms": "inf"}, RETRY_AFTER_CEILING),
+        ({"Retry-After": "nan"}, None),
+        ({"Retry-After": "-5"}, None),
+        ({"Retry-After": "-inf"}, None),
+        ({"Retry-After": "Mon, 01 Jan 99999 00:00:00 GMT"}, None),  # out of datetime's range
+        ({"Retry-After": "Wed, 21 Oct 2015 07:27:00 GMT"}, 0.0),  # in the past: now
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:10 -0000"}, 10.0),  # -0000 is UTC, not local time
+        ({"retry-after-ms": "nan", "Retry-After": "4"}, 4.0),  # an unusable ms value falls back
+        ({"retry-after-ms": "-1", "Retry-After": "4"}, 4.0),
+    ],
+)
 def test_retry_after_is_validated_and_bounded(headers: dict, seconds: float | None) -> None:
     assert retry_after_seconds(headers, now=NOW) == seconds
 
@@ -43,8 +46,10 @@ def test_the_client_is_told_a_whole_number_of_seconds_rounded_up() -> None:
 
 
 def test_a_rate_limited_deployment_decides_the_answer_over_a_later_failure() -> None:
-    failures = [Failure("a", AttemptOutcome.RATE_LIMITED, "", 429, 30.0),
-                Failure("b", AttemptOutcome.SERVER_ERROR, "", 500)]
+    failures = [
+        Failure("a", AttemptOutcome.RATE_LIMITED, "", 429, 30.0),
+        Failure("b", AttemptOutcome.SERVER_ERROR, "", 500),
+    ]
     assert exhausted_error(failures, 2).status == 502  # without a deployment to come back to
     err = exhausted_error(failures, 2, retry_after=29.5)
     assert (err.status, err.code, err.headers["Retry-After"]) == (429, "rate_limit_exceeded", "30")
@@ -53,8 +58,9 @@ def test_a_rate_limited_deployment_decides_the_answer_over_a_later_failure() -> 
 def test_deployments_skipped_for_their_retry_after_are_named() -> None:
     err = exhausted_error([Failure("a", AttemptOutcome.SKIPPED, "rate limited", None, 7.2)], 0, retry_after=7.2)
     assert err.status == 429 and err.headers["Retry-After"] == "8"
-    assert err.message == ("No deployment could take the request: "
-                           "a: rate limited, not sent (its Retry-After runs for 8 s).")
+    assert err.message == (
+        "No deployment could take the request: a: rate limited, not sent (its Retry-After runs for 8 s)."
+    )
 
 
 A, B = TargetRuntime("a", 1), TargetRuntime("b", 0)

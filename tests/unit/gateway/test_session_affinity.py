@@ -64,8 +64,11 @@ def test_session_signals_in_order_of_precedence() -> None:
 
 
 def test_org_bound_items_are_stripped_and_counted() -> None:
-    items = [{"type": "message", "role": "user", "content": "hi"},
-             {"type": "reasoning", "encrypted_content": "gAAA"}, {"type": "compaction", "encrypted_content": "gAAB"}]
+    items = [
+        {"type": "message", "role": "user", "content": "hi"},
+        {"type": "reasoning", "encrypted_content": "gAAA"},
+        {"type": "compaction", "encrypted_content": "gAAB"},
+    ]
     assert strip_org_bound(items) == ([items[0]], 2)
     assert strip_org_bound(items[:1]) is None
     assert strip_org_bound("plain text") is None

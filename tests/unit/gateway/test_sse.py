@@ -18,8 +18,11 @@ STREAM = (
     + _event("response.in_progress", sequence_number=1, response=RESPONSE)
     + _event("response.output_text.delta", sequence_number=2, item_id="msg_1", delta="Hé")
     + _event("response.output_text.delta", sequence_number=3, item_id="msg_1", delta="llo")
-    + _event("response.completed", sequence_number=4,
-             response={**RESPONSE, "status": "completed", "usage": {"input_tokens": 3, "output_tokens": 2}})
+    + _event(
+        "response.completed",
+        sequence_number=4,
+        response={**RESPONSE, "status": "completed", "usage": {"input_tokens": 3, "output_tokens": 2}},
+    )
 )
 EXPECTED = STREAM.replace(b"resp_up1", b"resp_GATEWAY")
 
@@ -81,8 +84,9 @@ def test_final_event_found_in_a_block_holding_the_whole_stream(after: bytes) -> 
     """A large block's last events only are searched for the final one (a small block is searched
     whole); what servers send after the final event still fits."""
     head, final = STREAM.split(b"event: response.completed")
-    deltas = b"".join(_event("response.output_text.delta", sequence_number=4, item_id="msg_1", delta="x" * 80)
-                      for _ in range(60))
+    deltas = b"".join(
+        _event("response.output_text.delta", sequence_number=4, item_id="msg_1", delta="x" * 80) for _ in range(60)
+    )
     stream = head + deltas + b"event: response.completed" + final + after
     assert len(stream) > 4096
     out, state = _relay([stream])
@@ -91,18 +95,22 @@ def test_final_event_found_in_a_block_holding_the_whole_stream(after: bytes) -> 
 
 
 def test_a_delta_quoting_lifecycle_or_final_event_names_is_not_taken_for_them() -> None:
-    quoting = _event("response.output_text.delta", sequence_number=2, item_id="msg_1",
-                     delta="response.completed response.created")
+    quoting = _event(
+        "response.output_text.delta", sequence_number=2, item_id="msg_1", delta="response.completed response.created"
+    )
     head, tail = STREAM.split(b"event: response.output_text.delta", 1)
-    out, state = _relay([head + quoting + b"event: response.output_text.delta" + tail.split(b"event: response.completed")[0]])
+    out, state = _relay(
+        [head + quoting + b"event: response.output_text.delta" + tail.split(b"event: response.completed")[0]]
+    )
     assert state.gateway_id == b"resp_GATEWAY" and b"resp_up1" not in out
     assert state.terminal is None
 
 
 def test_previous_response_and_conversation_ids_are_rewritten_everywhere_including_the_failure_event() -> None:
     chained = {**RESPONSE, "previous_response_id": "resp_up0", "conversation": {"id": "conv_up"}}
-    stream = (_event("response.created", sequence_number=0, response=chained)
-              + _event("response.output_text.delta", sequence_number=1, item_id="msg_1", delta="Hi"))
+    stream = _event("response.created", sequence_number=0, response=chained) + _event(
+        "response.output_text.delta", sequence_number=1, item_id="msg_1", delta="Hi"
+    )
     state = SseRelayState(lambda upstream: "resp_GW" + upstream[-1], conversation=(b"conv_up", b"conv_GW"))
     out = state.feed(stream)
     assert b"_up" not in out
@@ -114,8 +122,9 @@ def test_previous_response_and_conversation_ids_are_rewritten_everywhere_includi
 
 def test_a_conversation_given_as_a_string_is_rewritten_too() -> None:
     chained = {**RESPONSE, "conversation": "conv_up"}
-    stream = (_event("response.created", sequence_number=0, response=chained)
-              + _event("response.output_text.delta", sequence_number=1, item_id="msg_1", delta="conv_up"))
+    stream = _event("response.created", sequence_number=0, response=chained) + _event(
+        "response.output_text.delta", sequence_number=1, item_id="msg_1", delta="conv_up"
+    )
     state = SseRelayState(lambda upstream: "resp_GW", conversation=(b"conv_up", b"conv_GW"))
     out = state.feed(stream)
     events = [orjson.loads(payload) for _, payload in iter_events(out)]

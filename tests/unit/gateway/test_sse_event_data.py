@@ -11,7 +11,7 @@ from modelgate_gateway.streaming.sse import iter_events
 
 
 def test_one_leading_space_is_removed_and_lines_join_with_newline() -> None:
-    assert event_data(b"event: x\ndata: {\"a\":\ndata:  1}") == b'{"a":\n 1}'
+    assert event_data(b'event: x\ndata: {"a":\ndata:  1}') == b'{"a":\n 1}'
     assert event_data(b"event: x\n: comment") == b""
 
 

@@ -20,7 +20,7 @@ def _event(kind: str, payload: dict[str, object]) -> bytes:
 
 def _relay(stream: bytes, chunk: int = 0) -> bytes:
     state = SseRelayState(lambda upstream: GATEWAY_ID)
-    pieces = [stream[i:i + chunk] for i in range(0, len(stream), chunk)] if chunk else [stream]
+    pieces = [stream[i : i + chunk] for i in range(0, len(stream), chunk)] if chunk else [stream]
     return b"".join(state.feed(piece) for piece in pieces)
 
 
@@ -30,14 +30,16 @@ def _stream(rid: str, response_first_key: str = "id") -> bytes:
         response = {"object": "response", "status": "in_progress", "output": [], "id": rid}
     item = {"id": rid, "type": "message", "role": "assistant", "content": []}  # an item id that equals it
     done = {**response, "status": "completed", "output": [item], "metadata": {"note": rid}}
-    return b"".join([
-        _event("response.created", {"sequence_number": 0, "response": response}),
-        _event("response.output_item.added", {"sequence_number": 1, "output_index": 0, "item": item}),
-        _event("response.output_text.delta", {"sequence_number": 2, "item_id": rid, "delta": rid}),
-        _event("response.output_text.delta", {"sequence_number": 3, "item_id": rid, "delta": f"{rid} \"{rid}\""}),
-        _event("response.custom", {"sequence_number": 4, "response_id": rid}),
-        _event("response.completed", {"sequence_number": 5, "response": done}),
-    ])
+    return b"".join(
+        [
+            _event("response.created", {"sequence_number": 0, "response": response}),
+            _event("response.output_item.added", {"sequence_number": 1, "output_index": 0, "item": item}),
+            _event("response.output_text.delta", {"sequence_number": 2, "item_id": rid, "delta": rid}),
+            _event("response.output_text.delta", {"sequence_number": 3, "item_id": rid, "delta": f'{rid} "{rid}"'}),
+            _event("response.custom", {"sequence_number": 4, "response_id": rid}),
+            _event("response.completed", {"sequence_number": 5, "response": done}),
+        ]
+    )
 
 
 @pytest.mark.parametrize("chunk", [0, 1, 7, 64])
@@ -45,9 +47,14 @@ def _stream(rid: str, response_first_key: str = "id") -> bytes:
 def test_only_the_response_objects_id_and_response_id_fields_change(chunk: int, first_key: str) -> None:
     out = _relay(_stream("resp", first_key), chunk)
     events = [orjson.loads(payload) for _, payload in iter_events(out)]
-    assert [e["type"] for e in events] == ["response.created", "response.output_item.added",
-                                           "response.output_text.delta", "response.output_text.delta",
-                                           "response.custom", "response.completed"]
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.output_item.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.custom",
+        "response.completed",
+    ]
     created, added, delta, quoting, custom, completed = events
     assert created["response"]["id"] == GATEWAY_ID and created["response"]["object"] == "response"
     assert completed["response"]["id"] == GATEWAY_ID and completed["response"]["object"] == "response"

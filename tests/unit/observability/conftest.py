@@ -27,9 +27,7 @@ def log_sink() -> LogSink:
 
 @pytest.fixture
 def observer(registry: CollectorRegistry, log_sink: LogSink) -> Iterator[GatewayObserver]:
-    obs = GatewayObserver(
-        registry, log_stream=log_sink, clock=lambda: 5000.0, wall_clock=lambda: 1_700_000_000.0
-    )
+    obs = GatewayObserver(registry, log_stream=log_sink, clock=lambda: 5000.0, wall_clock=lambda: 1_700_000_000.0)
     obs.config_loaded(make_config(), CHECKSUM)
     yield obs
     obs.close_log()

@@ -25,8 +25,17 @@ class Sink:
 
 def _pending(i: int) -> Pending:
     now = time.time()
-    return Pending(deployment="a", upstream_id=f"resp_{i}", response_id=f"gw_{i}", request_id=f"req_{i}",
-                   model="m", key_name="k", end_user=None, created=now, deadline=now + 60)
+    return Pending(
+        deployment="a",
+        upstream_id=f"resp_{i}",
+        response_id=f"gw_{i}",
+        request_id=f"req_{i}",
+        model="m",
+        key_name="k",
+        end_user=None,
+        created=now,
+        deadline=now + 60,
+    )
 
 
 def _tracker(settings: BackgroundFollowUp) -> tuple[BackgroundTracker, Sink]:
@@ -61,7 +70,8 @@ async def test_polls_in_flight_never_exceed_the_bound() -> None:
     assert most == 2
     assert sorted(e.response_id for e in sink.events) == [f"gw_{i}" for i in range(5)]
     assert {(e.status, e.recorded_by, e.usage.input_tokens) for e in sink.events} == {  # type: ignore[union-attr]
-        ("completed", "follow_up", 10)}
+        ("completed", "follow_up", 10)
+    }
     await tracker.close()
 
 

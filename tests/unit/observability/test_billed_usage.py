@@ -3,8 +3,13 @@
 from modelgate_gateway.observability.recording import Usage
 from modelgate_gateway.observability.usage import hosted_tool_calls, usage_from_mapping, usage_of
 
-USAGE = {"input_tokens": 120, "input_tokens_details": {"cached_tokens": 20, "cache_write_tokens": 50},
-         "output_tokens": 30, "output_tokens_details": {"reasoning_tokens": 12}, "total_tokens": 150}
+USAGE = {
+    "input_tokens": 120,
+    "input_tokens_details": {"cached_tokens": 20, "cache_write_tokens": 50},
+    "output_tokens": 30,
+    "output_tokens_details": {"reasoning_tokens": 12},
+    "total_tokens": 150,
+}
 
 
 def test_cache_write_tokens_are_read_next_to_cached_tokens() -> None:
@@ -13,7 +18,10 @@ def test_cache_write_tokens_are_read_next_to_cached_tokens() -> None:
 
 def test_the_served_tier_and_hosted_tool_calls_come_from_the_response() -> None:
     response = {
-        "object": "response", "status": "completed", "service_tier": "flex", "usage": USAGE,
+        "object": "response",
+        "status": "completed",
+        "service_tier": "flex",
+        "usage": USAGE,
         "output": [
             {"type": "web_search_call", "id": "ws_1", "status": "completed"},
             {"type": "web_search_call", "id": "ws_2", "status": "completed"},
@@ -31,8 +39,7 @@ def test_the_served_tier_and_hosted_tool_calls_come_from_the_response() -> None:
 
 
 def test_a_compaction_item_marks_the_usage_compacted() -> None:
-    usage = usage_of({"usage": USAGE, "output": [{"type": "compaction", "id": "cmp_1",
-                                                       "encrypted_content": "x"}]})
+    usage = usage_of({"usage": USAGE, "output": [{"type": "compaction", "id": "cmp_1", "encrypted_content": "x"}]})
     assert usage is not None and usage.compacted
 
 

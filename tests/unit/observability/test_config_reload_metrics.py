@@ -7,9 +7,7 @@ from modelgate_gateway.observability.recording import Usage
 from observability_traffic import CHECKSUM, make_config, record
 
 
-def test_known_series_exist_at_zero_before_any_traffic(
-    observer: GatewayObserver, registry: CollectorRegistry
-) -> None:
+def test_known_series_exist_at_zero_before_any_traffic(observer: GatewayObserver, registry: CollectorRegistry) -> None:
     for deployment in ("east", "west"):
         assert (
             registry.get_sample_value(
@@ -18,7 +16,9 @@ def test_known_series_exist_at_zero_before_any_traffic(
                     "model": "gpt-4o",
                     "deployment": deployment,
                     "type": "cached_input",
-                    "estimated": "false", "operation": "create", "tier": "default",
+                    "estimated": "false",
+                    "operation": "create",
+                    "tier": "default",
                 },
             )
             == 0
@@ -31,10 +31,7 @@ def test_known_series_exist_at_zero_before_any_traffic(
             == 0
         )
     assert (
-        registry.get_sample_value(
-            "modelgate_fallbacks_total", {"from_model": "gpt-4o", "to_model": "gpt-4o-mini"}
-        )
-        == 0
+        registry.get_sample_value("modelgate_fallbacks_total", {"from_model": "gpt-4o", "to_model": "gpt-4o-mini"}) == 0
     )
     assert registry.get_sample_value("modelgate_cooldowns_total", {"deployment": "local"}) == 0
 
@@ -42,9 +39,7 @@ def test_known_series_exist_at_zero_before_any_traffic(
 def test_reload_removes_series_of_vanished_models_and_deployments(
     observer: GatewayObserver, registry: CollectorRegistry
 ) -> None:
-    observer.request_started(
-        rec := record(model="gpt-4o-mini", deployment="mini", usage=Usage(input_tokens=7))
-    )
+    observer.request_started(rec := record(model="gpt-4o-mini", deployment="mini", usage=Usage(input_tokens=7)))
     observer.request_finished(rec)
     labels = {
         "model": "gpt-4o-mini",
@@ -65,28 +60,19 @@ def test_reload_removes_series_of_vanished_models_and_deployments(
         )
         is None
     )
+    assert registry.get_sample_value("modelgate_deployment_cooling_down", {"deployment": "mini"}) is None
     assert (
-        registry.get_sample_value("modelgate_deployment_cooling_down", {"deployment": "mini"})
-        is None
-    )
-    assert (
-        registry.get_sample_value(
-            "modelgate_fallbacks_total", {"from_model": "gpt-4o", "to_model": "gpt-4o-mini"}
-        )
+        registry.get_sample_value("modelgate_fallbacks_total", {"from_model": "gpt-4o", "to_model": "gpt-4o-mini"})
         is None
     )
     # kept series keep their values
-    assert (
-        registry.get_sample_value("modelgate_deployment_cooling_down", {"deployment": "east"}) == 0
-    )
+    assert registry.get_sample_value("modelgate_deployment_cooling_down", {"deployment": "east"}) == 0
     # a late request for the vanished model is folded into _other, not resurrected
     observer.request_started(late := record(model="gpt-4o-mini", deployment="mini"))
     observer.request_finished(late)
     assert registry.get_sample_value("modelgate_requests_total", labels) is None
     assert (
-        registry.get_sample_value(
-            "modelgate_requests_total", {**labels, "model": "_other", "deployment": "_other"}
-        )
+        registry.get_sample_value("modelgate_requests_total", {**labels, "model": "_other", "deployment": "_other"})
         == 1
     )
 
@@ -96,14 +82,10 @@ def test_kept_deployment_keeps_its_health_state_across_reloads(
 ) -> None:
     observer.deployment_health("east", True)
     observer.config_loaded(make_config(), CHECKSUM)
-    assert (
-        registry.get_sample_value("modelgate_deployment_cooling_down", {"deployment": "east"}) == 1
-    )
+    assert registry.get_sample_value("modelgate_deployment_cooling_down", {"deployment": "east"}) == 1
 
 
-def test_info_metric_and_reload_results(
-    observer: GatewayObserver, registry: CollectorRegistry
-) -> None:
+def test_info_metric_and_reload_results(observer: GatewayObserver, registry: CollectorRegistry) -> None:
     assert (
         registry.get_sample_value(
             "modelgate_config_info",
@@ -117,10 +99,7 @@ def test_info_metric_and_reload_results(
     )
     assert registry.get_sample_value("modelgate_config_reloads_total", {"result": "success"}) == 1
     assert registry.get_sample_value("modelgate_config_last_reload_successful") == 1
-    assert (
-        registry.get_sample_value("modelgate_config_last_reload_success_timestamp_seconds")
-        == 1_700_000_000.0
-    )
+    assert registry.get_sample_value("modelgate_config_last_reload_success_timestamp_seconds") == 1_700_000_000.0
 
     observer.config_failed("spec.models[0].targets: unknown deployment")
     assert registry.get_sample_value("modelgate_config_reloads_total", {"result": "failure"}) == 1

@@ -29,9 +29,7 @@ def test_usage_from_a_response_object() -> None:
 
 def test_usage_from_a_response_completed_event_payload() -> None:
     event = {"type": "response.completed", "response": {"id": "r", "usage": RESPONSES_USAGE}}
-    assert usage_from_response_json(json.dumps(event).encode()) == Usage(
-        120, 100, 30, 12
-    )
+    assert usage_from_response_json(json.dumps(event).encode()) == Usage(120, 100, 30, 12)
 
 
 def test_usage_from_chat_completions_shape() -> None:
@@ -79,9 +77,7 @@ def test_input_estimate_counts_instructions_and_message_parts_with_framing() -> 
 def test_input_estimate_of_a_plain_string_input() -> None:
     body = json.dumps({"model": "m", "input": "Tell me a story about a lighthouse"}).encode()
     assert estimating.estimate_input_tokens(body) == (
-        _enc_len("Tell me a story about a lighthouse")
-        + estimating.TOKENS_PER_MESSAGE
-        + estimating.REPLY_PRIMING_TOKENS
+        _enc_len("Tell me a story about a lighthouse") + estimating.TOKENS_PER_MESSAGE + estimating.REPLY_PRIMING_TOKENS
     )
 
 
@@ -89,15 +85,11 @@ def test_output_estimate_from_delta_payloads_blocks_and_body() -> None:
     text = "Once upon a time, a keeper lit the lamp."
     words = text.split(" ")
     pieces = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
-    payloads = [
-        json.dumps({"type": "response.output_text.delta", "delta": p}).encode() for p in pieces
-    ]
+    payloads = [json.dumps({"type": "response.output_text.delta", "delta": p}).encode() for p in pieces]
     assert estimating.estimate_output_tokens(None, payloads) == _enc_len(text)
     blocks = [delta_block(p) for p in pieces]
     assert estimating.estimate_output_tokens(None, [], blocks) == _enc_len(text)
-    body = json.dumps(
-        {"output": [{"type": "message", "content": [{"type": "output_text", "text": text}]}]}
-    ).encode()
+    body = json.dumps({"output": [{"type": "message", "content": [{"type": "output_text", "text": text}]}]}).encode()
     assert estimating.estimate_output_tokens(body, []) == _enc_len(text)
 
 

@@ -27,7 +27,8 @@ def test_served_tier_is_a_label_and_sets_the_price(observer: GatewayObserver, re
     flex = {"operation": "create", "tier": "flex"}
     assert value(registry, "modelgate_tokens_total", **EAST, type="input", estimated="false", **flex) == 1000
     assert value(registry, "modelgate_cost_usd_total", **EAST, **ALICE, **flex) == pytest.approx(
-        (1000 * 1.25 + 100 * 5) / 1e6)
+        (1000 * 1.25 + 100 * 5) / 1e6
+    )
 
 
 def test_an_unknown_tier_is_bounded_to_other(observer: GatewayObserver, registry: CollectorRegistry) -> None:
@@ -36,8 +37,9 @@ def test_an_unknown_tier_is_bounded_to_other(observer: GatewayObserver, registry
     assert value(registry, "modelgate_cost_usd_total", **labels) == pytest.approx(10 * 2.5 / 1e6)
 
 
-def test_cache_writes_are_their_own_token_type(observer: GatewayObserver, registry: CollectorRegistry,
-                                               log_sink) -> None:
+def test_cache_writes_are_their_own_token_type(
+    observer: GatewayObserver, registry: CollectorRegistry, log_sink
+) -> None:
     finish(observer, record(usage=Usage(input_tokens=1000, cached_input_tokens=200, cache_write_tokens=300)))
     base = {**EAST, "estimated": "false", "operation": "create", "tier": "default"}
     assert value(registry, "modelgate_tokens_total", **base, type="cache_write") == 300
@@ -50,8 +52,9 @@ def test_cache_writes_are_their_own_token_type(observer: GatewayObserver, regist
     assert line["operation"] == "create"
 
 
-def test_hosted_tool_calls_are_counted_and_priced(observer: GatewayObserver, registry: CollectorRegistry,
-                                                  log_sink) -> None:
+def test_hosted_tool_calls_are_counted_and_priced(
+    observer: GatewayObserver, registry: CollectorRegistry, log_sink
+) -> None:
     usage = Usage(input_tokens=0, tool_calls=(("web_search", 2), ("code_interpreter", 1), ("weird_thing", 1)))
     finish(observer, record(usage=usage))
     calls = {**EAST, "operation": "create"}
@@ -71,12 +74,23 @@ def test_a_create_that_compacted_counts_as_compaction(observer: GatewayObserver,
     assert value(registry, "modelgate_tokens_total", **compact, type="input") == 50
 
 
-def test_a_background_create_is_not_charged_at_create_time(observer: GatewayObserver,
-                                                            registry: CollectorRegistry) -> None:
+def test_a_background_create_is_not_charged_at_create_time(
+    observer: GatewayObserver, registry: CollectorRegistry
+) -> None:
     body = json.dumps({"model": "gpt-4o", "input": "a long question", "background": True}).encode()
     finish(observer, record(usage=None, operation="background", request_body=body))
-    assert value(registry, "modelgate_tokens_total", **EAST, type="input", estimated="true", operation="background",
-                 tier="default") is None
+    assert (
+        value(
+            registry,
+            "modelgate_tokens_total",
+            **EAST,
+            type="input",
+            estimated="true",
+            operation="background",
+            tier="default",
+        )
+        is None
+    )
     assert value(registry, "modelgate_requests_total", **EAST, key="team-a", stream="false", outcome="2xx") == 1
 
 
@@ -85,5 +99,6 @@ def test_the_compact_endpoint_is_its_own_operation(observer: GatewayObserver, re
     finish(observer, record(route="compact", usage=Usage(input_tokens=70, output_tokens=7)))
     compact = {**EAST, "estimated": "false", "operation": "compact", "tier": "default"}
     assert value(registry, "modelgate_tokens_total", **compact, type="input") == 70
-    assert value(registry, "modelgate_cost_usd_total", **EAST, **ALICE, operation="compact",
-                 tier="default") == pytest.approx((70 * 2.5 + 7 * 10) / 1e6)
+    assert value(
+        registry, "modelgate_cost_usd_total", **EAST, **ALICE, operation="compact", tier="default"
+    ) == pytest.approx((70 * 2.5 + 7 * 10) / 1e6)

@@ -39,7 +39,16 @@ def test_non_streaming_request_counts_tokens_cost_and_latency(
     finish(observer, record(usage=usage, duration=0.3))
     expect(registry, "modelgate_requests_total", 1, **EAST, key="team-a", stream="false", outcome="2xx")
     for token_type, count in [("input", 1000), ("cached_input", 400), ("output", 200), ("reasoning", 50)]:
-        expect(registry, "modelgate_tokens_total", count, **EAST, type=token_type, estimated="false", operation="create", tier="default")
+        expect(
+            registry,
+            "modelgate_tokens_total",
+            count,
+            **EAST,
+            type=token_type,
+            estimated="false",
+            operation="create",
+            tier="default",
+        )
     expected_cost = pytest.approx((600 * 2.5 + 400 * 1.25 + 200 * 10) / 1e6)
     alice = {"key": "team-a", "end_user": "alice", "estimated": "false", "operation": "create", "tier": "default"}
     expect(registry, "modelgate_cost_usd_total", expected_cost, **EAST, **alice)
@@ -52,17 +61,21 @@ def test_non_streaming_request_counts_tokens_cost_and_latency(
     expect(registry, "modelgate_requests_in_flight", 0)
 
 
-def test_deployment_prices_override_model_prices(
-    observer: GatewayObserver, registry: CollectorRegistry
-) -> None:
+def test_deployment_prices_override_model_prices(observer: GatewayObserver, registry: CollectorRegistry) -> None:
     finish(observer, record(deployment="west", usage=Usage(input_tokens=100, output_tokens=10)))
-    west = {"model": "gpt-4o", "deployment": "west", "key": "team-a", "end_user": "alice", "estimated": "false", "operation": "create", "tier": "default"}
+    west = {
+        "model": "gpt-4o",
+        "deployment": "west",
+        "key": "team-a",
+        "end_user": "alice",
+        "estimated": "false",
+        "operation": "create",
+        "tier": "default",
+    }
     expect(registry, "modelgate_cost_usd_total", pytest.approx((100 * 5 + 10 * 20) / 1e6), **west)
 
 
-def test_stream_observes_ttft_and_time_per_output_token(
-    observer: GatewayObserver, registry: CollectorRegistry
-) -> None:
+def test_stream_observes_ttft_and_time_per_output_token(observer: GatewayObserver, registry: CollectorRegistry) -> None:
     finish(observer, record(stream=True, ttft=0.2, duration=1.2, usage=Usage(input_tokens=10, output_tokens=11)))
     expect(registry, "modelgate_time_to_first_token_seconds_sum", pytest.approx(0.2), **EAST)
     expect(registry, "modelgate_time_to_first_token_seconds_bucket", 1, **EAST, le="0.25")
@@ -104,22 +117,46 @@ def test_abandoned_stream_without_usage_is_estimated_and_marked(
     assert line["client_disconnected"] is True
 
 
-def test_failed_request_without_output_is_not_priced(
-    observer: GatewayObserver, registry: CollectorRegistry
-) -> None:
+def test_failed_request_without_output_is_not_priced(observer: GatewayObserver, registry: CollectorRegistry) -> None:
     finish(observer, record(status=502, usage=None, error_type="upstream_error", request_body=b'{"input": "hi"}'))
     expect(registry, "modelgate_requests_total", 1, **EAST, key="team-a", stream="false", outcome="upstream_error")
-    expect(registry, "modelgate_tokens_total", None, **EAST, type="input", estimated="true", operation="create", tier="default")
+    expect(
+        registry,
+        "modelgate_tokens_total",
+        None,
+        **EAST,
+        type="input",
+        estimated="true",
+        operation="create",
+        tier="default",
+    )
 
 
-def test_unpriced_model_is_counted_visibly(
-    observer: GatewayObserver, registry: CollectorRegistry
-) -> None:
+def test_unpriced_model_is_counted_visibly(observer: GatewayObserver, registry: CollectorRegistry) -> None:
     finish(observer, record(model="free-model", deployment="local", usage=Usage(input_tokens=5, output_tokens=5)))
     local = {"model": "free-model", "deployment": "local"}
     expect(registry, "modelgate_unpriced_requests_total", 1, **local)
-    expect(registry, "modelgate_cost_usd_total", 0, **local, key="team-a", end_user="alice", estimated="false", operation="create", tier="default")
-    expect(registry, "modelgate_tokens_total", 5, **local, type="input", estimated="false", operation="create", tier="default")
+    expect(
+        registry,
+        "modelgate_cost_usd_total",
+        0,
+        **local,
+        key="team-a",
+        end_user="alice",
+        estimated="false",
+        operation="create",
+        tier="default",
+    )
+    expect(
+        registry,
+        "modelgate_tokens_total",
+        5,
+        **local,
+        type="input",
+        estimated="false",
+        operation="create",
+        tier="default",
+    )
 
 
 def test_failover_counts_attempts_retries_fallbacks_and_cooldowns(
@@ -149,9 +186,7 @@ def test_failover_counts_attempts_retries_fallbacks_and_cooldowns(
     expect(registry, "modelgate_requests_total", 1, **mini, key="team-a", stream="false", outcome="2xx")
 
 
-def test_unknown_names_get_bounded_labels(
-    observer: GatewayObserver, registry: CollectorRegistry
-) -> None:
+def test_unknown_names_get_bounded_labels(observer: GatewayObserver, registry: CollectorRegistry) -> None:
     rec = record(
         model="gpt-5-from-the-client",
         deployment=None,
@@ -175,16 +210,21 @@ def test_error_type_labels_are_capped_then_fall_back_to_status_class(
     expect(registry, "modelgate_requests_total", 40 - 32, **EAST, key="team-a", stream="false", outcome="4xx")
 
 
-def test_end_user_label_is_capped_and_the_log_keeps_the_exact_user(
-    registry: CollectorRegistry, log_sink
-) -> None:
+def test_end_user_label_is_capped_and_the_log_keeps_the_exact_user(registry: CollectorRegistry, log_sink) -> None:
     from observability_traffic import CHECKSUM, make_config
 
     observer = GatewayObserver(registry, log_stream=log_sink)
     observer.config_loaded(make_config(end_user_limit=2), CHECKSUM)
     for i, user in enumerate(["u1", "u2", "u3", "u4", "u1"]):
         finish(observer, record(end_user=user, start=float(i), usage=Usage(input_tokens=1_000_000)))
-    labels = {"model": "gpt-4o", "deployment": "east", "key": "team-a", "estimated": "false", "operation": "create", "tier": "default"}
+    labels = {
+        "model": "gpt-4o",
+        "deployment": "east",
+        "key": "team-a",
+        "estimated": "false",
+        "operation": "create",
+        "tier": "default",
+    }
     expect(registry, "modelgate_cost_usd_total", pytest.approx(5), **labels, end_user="u1")
     expect(registry, "modelgate_cost_usd_total", pytest.approx(2.5), **labels, end_user="u2")
     expect(registry, "modelgate_cost_usd_total", pytest.approx(5), **labels, end_user="other")
@@ -195,35 +235,56 @@ def test_end_user_label_is_capped_and_the_log_keeps_the_exact_user(
     assert [json.loads(x)["end_user"] for x in log_sink.lines()] == ["u1", "u2", "u3", "u4", "u1"]
 
 
-def test_request_is_accounted_exactly_once(
-    observer: GatewayObserver, registry: CollectorRegistry
-) -> None:
+def test_request_is_accounted_exactly_once(observer: GatewayObserver, registry: CollectorRegistry) -> None:
     rec = record(usage=Usage(input_tokens=3))
     observer.request_started(rec)
     expect(registry, "modelgate_requests_in_flight", 1)
     observer.request_finished(rec)
     observer.request_finished(rec)
     expect(registry, "modelgate_requests_total", 1, **EAST, key="team-a", stream="false", outcome="2xx")
-    expect(registry, "modelgate_tokens_total", 3, **EAST, type="input", estimated="false", operation="create", tier="default")
+    expect(
+        registry,
+        "modelgate_tokens_total",
+        3,
+        **EAST,
+        type="input",
+        estimated="false",
+        operation="create",
+        tier="default",
+    )
     expect(registry, "modelgate_observer_errors_total", 1)
     expect(registry, "modelgate_requests_in_flight", 0)
 
 
-def test_non_create_routes_are_never_priced(
-    observer: GatewayObserver, registry: CollectorRegistry
-) -> None:
+def test_non_create_routes_are_never_priced(observer: GatewayObserver, registry: CollectorRegistry) -> None:
     body = json.dumps({"usage": {"input_tokens": 9, "output_tokens": 9}}).encode()
     finish(observer, record(route="retrieve", response_body=body))
     # pre-labelled, never incremented
-    expect(registry, "modelgate_tokens_total", 0, **EAST, type="input", estimated="false", operation="create", tier="default")
+    expect(
+        registry,
+        "modelgate_tokens_total",
+        0,
+        **EAST,
+        type="input",
+        estimated="false",
+        operation="create",
+        tier="default",
+    )
 
 
-def test_usage_left_in_the_body_is_read_not_estimated(
-    observer: GatewayObserver, registry: CollectorRegistry
-) -> None:
+def test_usage_left_in_the_body_is_read_not_estimated(observer: GatewayObserver, registry: CollectorRegistry) -> None:
     body = json.dumps({"usage": {"input_tokens": 9, "output_tokens": 4}}).encode()
     finish(observer, record(response_body=body))
-    expect(registry, "modelgate_tokens_total", 4, **EAST, type="output", estimated="false", operation="create", tier="default")
+    expect(
+        registry,
+        "modelgate_tokens_total",
+        4,
+        **EAST,
+        type="output",
+        estimated="false",
+        operation="create",
+        tier="default",
+    )
 
 
 def test_deployment_health_gauge(observer: GatewayObserver, registry: CollectorRegistry) -> None:

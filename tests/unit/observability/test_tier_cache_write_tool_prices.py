@@ -7,18 +7,23 @@ from modelgate_gateway.config import Pricing
 from modelgate_gateway.observability.pricing import Prices, cost_usd, effective_prices, token_cost_usd, tool_cost_usd
 from modelgate_gateway.observability.recording import Usage
 
-PRICING = Pricing.model_validate({
-    "inputUsdPerMillionTokens": 2.0,
-    "cachedInputUsdPerMillionTokens": 0.5,
-    "cacheWriteUsdPerMillionTokens": 2.5,
-    "outputUsdPerMillionTokens": 8.0,
-    "tiers": {
-        "flex": {"inputUsdPerMillionTokens": 1.0, "cachedInputUsdPerMillionTokens": 0.25,
-                 "outputUsdPerMillionTokens": 4.0},
-        "priority": {"inputUsdPerMillionTokens": 3.5, "outputUsdPerMillionTokens": 14.0},
-    },
-    "hostedToolUsdPerCall": {"web_search": 0.01, "file_search": 0.0025},
-})
+PRICING = Pricing.model_validate(
+    {
+        "inputUsdPerMillionTokens": 2.0,
+        "cachedInputUsdPerMillionTokens": 0.5,
+        "cacheWriteUsdPerMillionTokens": 2.5,
+        "outputUsdPerMillionTokens": 8.0,
+        "tiers": {
+            "flex": {
+                "inputUsdPerMillionTokens": 1.0,
+                "cachedInputUsdPerMillionTokens": 0.25,
+                "outputUsdPerMillionTokens": 4.0,
+            },
+            "priority": {"inputUsdPerMillionTokens": 3.5, "outputUsdPerMillionTokens": 14.0},
+        },
+        "hostedToolUsdPerCall": {"web_search": 0.01, "file_search": 0.0025},
+    }
+)
 PRICES = Prices.from_pricing(PRICING)
 M = 1_000_000
 

@@ -17,11 +17,14 @@ from modelgate_gateway.upstream.translation.responses_chatcompletions import map
 ZERO = Usage(0, 0, 0, 0)
 
 
-@pytest.mark.parametrize("usage", [
-    {"input_tokens": 0, "output_tokens": 0},
-    {"input_tokens": 0},
-    {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-])
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"input_tokens": 0, "output_tokens": 0},
+        {"input_tokens": 0},
+        {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    ],
+)
 def test_reported_zero_is_a_report_on_every_path(usage: dict[str, int]) -> None:
     assert usage_from_mapping(usage) == ZERO
     assert usage_of({"usage": usage}) == ZERO
@@ -37,18 +40,30 @@ def test_empty_or_missing_usage_is_no_report_on_every_path(usage: object) -> Non
 
 
 def test_counts_that_are_not_non_negative_integers_read_as_zero() -> None:
-    odd = {"prompt_tokens": -3, "completion_tokens": True, "total_tokens": True,
-           "prompt_tokens_details": {"cached_tokens": 2.0}, "completion_tokens_details": {"reasoning_tokens": "4"}}
+    odd = {
+        "prompt_tokens": -3,
+        "completion_tokens": True,
+        "total_tokens": True,
+        "prompt_tokens_details": {"cached_tokens": 2.0},
+        "completion_tokens_details": {"reasoning_tokens": "4"},
+    }
     assert usage_from_mapping(odd) == ZERO
     assert map_usage(odd) == {
-        "input_tokens": 0, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-        "output_tokens": 0, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 0,
+        "input_tokens": 0,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": 0,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 0,
     }
 
 
 def test_client_usage_and_metered_usage_agree_for_chat_upstreams() -> None:
-    chat = {"prompt_tokens": 10, "completion_tokens": 4, "prompt_tokens_details": {"cached_tokens": 6},
-            "completion_tokens_details": {"reasoning_tokens": 1}}
+    chat = {
+        "prompt_tokens": 10,
+        "completion_tokens": 4,
+        "prompt_tokens_details": {"cached_tokens": 6},
+        "completion_tokens_details": {"reasoning_tokens": 1},
+    }
     mapped = map_usage(chat)
     assert mapped is not None and mapped["total_tokens"] == 14
     assert usage_from_mapping(mapped) == usage_from_mapping(chat) == Usage(10, 6, 4, 1)

@@ -19,8 +19,10 @@ from modelgate_operator.settings import OperatorSettings
 
 
 def _base(limit: int | str) -> str:
-    return ("apiVersion: config.modelgate.dev/v1alpha1\nkind: GatewayConfig\n"
-            f"spec:\n  limits:\n    maxRequestBodyBytes: {limit}\n")
+    return (
+        "apiVersion: config.modelgate.dev/v1alpha1\nkind: GatewayConfig\n"
+        f"spec:\n  limits:\n    maxRequestBodyBytes: {limit}\n"
+    )
 
 
 def _limit(base: BaseFile) -> int | None:
@@ -56,7 +58,8 @@ def test_in_place_edit_is_picked_up(tmp_path: Path) -> None:
 
 
 def test_bad_version_keeps_the_last_good_one_logs_once_and_recovers(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     volume = KubeletVolume(tmp_path, _base(4096))
     base = BaseFile(volume.path)
     base.load()
@@ -85,7 +88,8 @@ def test_bad_version_keeps_the_last_good_one_logs_once_and_recovers(
 
 
 def test_reverting_a_bad_edit_to_the_good_bytes_counts_as_recovery(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     volume = KubeletVolume(tmp_path, _base(4096))
     base = BaseFile(volume.path)
     base.load()
@@ -97,8 +101,7 @@ def test_reverting_a_bad_edit_to_the_good_bytes_counts_as_recovery(
     assert base.rejected is None and "is valid again" in caplog.text
 
 
-def test_missing_file_keeps_the_last_good_version(tmp_path: Path,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_file_keeps_the_last_good_version(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "base.yaml"
     path.write_text(_base(4096))
     base = BaseFile(str(path))
@@ -162,7 +165,8 @@ def test_pass_publishes_a_changed_base_and_never_a_broken_one(tmp_path: Path) ->
 
 
 def test_base_that_fails_only_with_the_routes_falls_back_to_the_previous_one(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     reconciler, kube, volume = _reconciler(tmp_path)
     assert reconciler.reconcile().published
     real_render = reconciler_module.render
@@ -171,6 +175,7 @@ def test_base_that_fails_only_with_the_routes_falls_back_to_the_previous_one(
         if base is not None and base.spec.limits.max_request_body_bytes == 9999:
             raise BaseConfigError("the base config is not valid: clash with the routes")
         return real_render(routes, secrets, base, **kwargs)
+
     monkeypatch.setattr(reconciler_module, "render", render)
 
     volume.update(_base(9999))

@@ -21,15 +21,16 @@ def _by_type(status: dict[str, Any]) -> dict[str, Any]:
     return {c["type"]: c for c in status["conditions"]}
 
 
-@pytest.mark.parametrize(("verdict", "rollout", "ready"), [
-    (Verdict(), Rollout(0, 0), ("True", "Published")),
-    (Verdict(), Rollout(3, 3), ("True", "Serving")),
-    (Verdict(), Rollout(1, 3), ("False", "RollingOut")),
-    (Verdict(accepted=False, accepted_reason="ModelNameConflict"), Rollout(0, 3),
-     ("False", "ModelNameConflict")),
-    (Verdict(resolved=False, resolved_reason="SecretNotFound"), Rollout(0, 3),
-     ("False", "SecretNotFound")),
-])
+@pytest.mark.parametrize(
+    ("verdict", "rollout", "ready"),
+    [
+        (Verdict(), Rollout(0, 0), ("True", "Published")),
+        (Verdict(), Rollout(3, 3), ("True", "Serving")),
+        (Verdict(), Rollout(1, 3), ("False", "RollingOut")),
+        (Verdict(accepted=False, accepted_reason="ModelNameConflict"), Rollout(0, 3), ("False", "ModelNameConflict")),
+        (Verdict(resolved=False, resolved_reason="SecretNotFound"), Rollout(0, 3), ("False", "SecretNotFound")),
+    ],
+)
 def test_ready_reason(verdict: Verdict, rollout: Rollout, ready: tuple[str, str]) -> None:
     status, _ = build_status(ROUTE, verdict, rollout, None, "t0")
     cond = _by_type(status)["Ready"]
@@ -38,8 +39,7 @@ def test_ready_reason(verdict: Verdict, rollout: Rollout, ready: tuple[str, str]
 
 
 def test_rejected_route_has_unknown_resolved_refs_and_no_rollout() -> None:
-    status, _ = build_status(ROUTE, Verdict(accepted=False, accepted_reason="InvalidSpec"),
-                             Rollout(0, 2), None, "t0")
+    status, _ = build_status(ROUTE, Verdict(accepted=False, accepted_reason="InvalidSpec"), Rollout(0, 2), None, "t0")
     assert _by_type(status)["ResolvedRefs"]["status"] == "Unknown"
     assert status["rollout"] == "-"
 
@@ -69,10 +69,14 @@ def test_a_degraded_route_is_ready_and_says_which_fallback_is_missing() -> None:
     assert status["rollout"] == "2/2" and status["deployments"] == []
     # Both changes become Warning Events, though Ready stays True.
     assert sorted((c.type, c.reason, c.event_type) for c in changes) == [
-        ("Ready", "Degraded", "Warning"), ("ResolvedRefs", "FallbackUnavailable", "Warning")]
+        ("Ready", "Degraded", "Warning"),
+        ("ResolvedRefs", "FallbackUnavailable", "Warning"),
+    ]
     _, changes = build_status(ROUTE, Verdict(), Rollout(2, 2), status, "t2")
     assert sorted((c.type, c.reason, c.event_type) for c in changes) == [
-        ("Ready", "Serving", "Normal"), ("ResolvedRefs", "ResolvedRefs", "Normal")]
+        ("Ready", "Serving", "Normal"),
+        ("ResolvedRefs", "ResolvedRefs", "Normal"),
+    ]
     rolling, _ = build_status(ROUTE, degraded, Rollout(1, 2), None, "t0")
     assert _by_type(rolling)["Ready"]["reason"] == "RollingOut"
     unpodded, _ = build_status(ROUTE, degraded, Rollout(0, 0), None, "t0")
@@ -99,11 +103,20 @@ def test_parse_route_defaults_and_errors() -> None:
 
 
 def test_settings_from_env_follow_the_contract() -> None:
-    s = OperatorSettings.from_env({"POD_NAMESPACE": "mg", "MODELGATE_OPERATOR_GATEWAY_NAME": "edge",
-                                   "MODELGATE_OPERATOR_NAMESPACES": "b, a,,a",
-                                   "MODELGATE_OPERATOR_PEERING_PRIORITY": "7"})
+    s = OperatorSettings.from_env(
+        {
+            "POD_NAMESPACE": "mg",
+            "MODELGATE_OPERATOR_GATEWAY_NAME": "edge",
+            "MODELGATE_OPERATOR_NAMESPACES": "b, a,,a",
+            "MODELGATE_OPERATOR_PEERING_PRIORITY": "7",
+        }
+    )
     assert (s.gateway_namespace, s.configmap, s.secret, s.gateway_deployment) == (
-        "mg", "edge-gateway-config", "edge-gateway-upstream-keys", "edge-gateway")
+        "mg",
+        "edge-gateway-config",
+        "edge-gateway-upstream-keys",
+        "edge-gateway",
+    )
     assert s.namespaces == ("a", "b") and s.priority == 7 and s.peering == "modelgate"
     assert dict(s.pod_selector) == {"app.kubernetes.io/component": "gateway"}
     assert kopf_namespaces(s) == ["a", "b"]
@@ -112,11 +125,14 @@ def test_settings_from_env_follow_the_contract() -> None:
     assert default.priority > 0  # random, so two replicas never tie
 
 
-@pytest.mark.parametrize("env", [
-    {"MODELGATE_OPERATOR_GATEWAY_POD_SELECTOR": "novalue"},
-    {"MODELGATE_OPERATOR_PEERING_PRIORITY": "high"},
-    {"MODELGATE_OPERATOR_DEBOUNCE_SECONDS": "-1"},
-])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"MODELGATE_OPERATOR_GATEWAY_POD_SELECTOR": "novalue"},
+        {"MODELGATE_OPERATOR_PEERING_PRIORITY": "high"},
+        {"MODELGATE_OPERATOR_DEBOUNCE_SECONDS": "-1"},
+    ],
+)
 def test_bad_settings_are_rejected(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError):
         OperatorSettings.from_env(env)

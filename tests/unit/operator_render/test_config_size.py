@@ -40,8 +40,13 @@ def test_budget_is_under_the_api_servers_limit() -> None:
 
 def test_a_route_too_large_for_one_object_is_left_out_alone() -> None:
     huge = route("huge", "huge", deployments=[mock_deployment(f"d{i}", BIG_TEXT) for i in range(16)])
-    rendered = render([parse_route(huge, "modelgate"), parse_route(_big_route(0), "modelgate")], {},
-                      None, gateway="modelgate", generation=1)
+    rendered = render(
+        [parse_route(huge, "modelgate"), parse_route(_big_route(0), "modelgate")],
+        {},
+        None,
+        gateway="modelgate",
+        generation=1,
+    )
     verdict = rendered.verdicts[("default", "huge")]
     assert (verdict.accepted, verdict.accepted_reason) == (False, ROUTE_TOO_LARGE)
     assert "more than one config object holds" in verdict.accepted_message
@@ -55,14 +60,23 @@ def test_route_sizes_come_from_the_route_groups() -> None:
 
 
 def test_messages_give_the_sizes_the_limit_and_what_to_do() -> None:
-    over = Oversize(size=1_052_428, why="it does not fit in 1 shards of at most 1,000,000 bytes each",
-                    route_bytes={("a", "big"): 700_000, ("b", "mid"): 300_000, ("c", "s"): 10,
-                                 ("d", "t"): 5})
+    over = Oversize(
+        size=1_052_428,
+        why="it does not fit in 1 shards of at most 1,000,000 bytes each",
+        route_bytes={("a", "big"): 700_000, ("b", "mid"): 300_000, ("c", "s"): 10, ("d", "t"): 5},
+    )
     assert over.largest() == [(("a", "big"), 700_000), (("b", "mid"), 300_000), (("c", "s"), 10)]
     message = over.route_message(("b", "mid"))
-    for text in ("1,052,428 bytes", "1 shards of at most 1,000,000", "1,048,576", "This route adds 300,000",
-                 "a/big (700,000)", "keep serving the last published config", "Delete or shrink",
-                 "MODELGATE_OPERATOR_MAX_SHARDS"):
+    for text in (
+        "1,052,428 bytes",
+        "1 shards of at most 1,000,000",
+        "1,048,576",
+        "This route adds 300,000",
+        "a/big (700,000)",
+        "keep serving the last published config",
+        "Delete or shrink",
+        "MODELGATE_OPERATOR_MAX_SHARDS",
+    ):
         assert text in message, text
     assert "This route adds" not in over.route_message(("z", "unknown"))
     assert "base config and envelope 52,413" in over.summary()
@@ -91,8 +105,7 @@ def test_a_route_left_out_for_its_own_reason_keeps_it() -> None:
     assert {c["type"]: c for c in status["conditions"]}["Ready"]["reason"] == "SecretNotFound"
 
 
-def test_pass_over_capacity_writes_nothing_reports_on_every_route_and_resumes(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_pass_over_capacity_writes_nothing_reports_on_every_route_and_resumes(caplog: pytest.LogCaptureFixture) -> None:
     """With one shard allowed, the capacity is one object: 16 routes of 64 KiB do not fit."""
     kube = FakeKube()
     kube.routes = [_big_route(i) for i in range(14)]
@@ -143,8 +156,7 @@ def test_the_same_config_is_published_in_shards_by_default() -> None:
 
 class FakeReconciler:
     def __init__(self, outcome: BaseException | PassResult) -> None:
-        self.settings = OperatorSettings(debounce_seconds=0.0, debounce_max_seconds=0.0,
-                                         resync_seconds=60.0)
+        self.settings = OperatorSettings(debounce_seconds=0.0, debounce_max_seconds=0.0, resync_seconds=60.0)
         self.outcome = outcome
         self.passes = 0
 
@@ -166,8 +178,7 @@ async def _passes_within(reconciler: FakeReconciler, seconds: float) -> int:
     return reconciler.passes
 
 
-async def test_a_failing_api_is_retried_after_the_errors_delay_not_in_a_spin(
-        caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_failing_api_is_retried_after_the_errors_delay_not_in_a_spin(caplog: pytest.LogCaptureFixture) -> None:
     failing = FakeReconciler(KubeApiError("patch ConfigMap: HTTP 500", delay=0.2))
     with caplog.at_level(logging.WARNING, "modelgate_operator"):
         passes = await _passes_within(failing, 0.7)

@@ -46,8 +46,12 @@ def test_liveness_endpoint_from_the_environment() -> None:
 
 
 def test_retry_and_base_configmap_from_the_environment() -> None:
-    env = {"MODELGATE_OPERATOR_RETRY_SECONDS": "2", "MODELGATE_OPERATOR_RETRY_MAX_SECONDS": "30",
-           "MODELGATE_OPERATOR_BASE_CONFIG_CONFIGMAP": "ops/base", "POD_NAMESPACE": "mg"}
+    env = {
+        "MODELGATE_OPERATOR_RETRY_SECONDS": "2",
+        "MODELGATE_OPERATOR_RETRY_MAX_SECONDS": "30",
+        "MODELGATE_OPERATOR_BASE_CONFIG_CONFIGMAP": "ops/base",
+        "POD_NAMESPACE": "mg",
+    }
     settings = OperatorSettings.from_env(env)
     assert (settings.retry_seconds, settings.retry_max_seconds) == (2.0, 30.0)
     assert settings.base_config_configmap == ("ops", "base")

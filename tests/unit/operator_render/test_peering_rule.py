@@ -13,8 +13,14 @@ def _peer(priority: int, seconds_ago: int = 0, lifetime: int = 60) -> dict[str, 
 
 
 def test_higher_or_equal_live_peers_block_and_lower_or_dead_ones_do_not() -> None:
-    status = {"me": _peer(100), "high": _peer(200), "same": _peer(100), "low": _peer(50),
-              "dead": _peer(900, seconds_ago=61), "gone": _peer(900, lifetime=0)}
+    status = {
+        "me": _peer(100),
+        "high": _peer(200),
+        "same": _peer(100),
+        "low": _peer(50),
+        "dead": _peer(900, seconds_ago=61),
+        "gone": _peer(900, lifetime=0),
+    }
     assert blocking_peers([status], "me", 100, NOW) == ["high", "same"]
 
 

@@ -53,8 +53,13 @@ class Gateway:
 
 
 def _reconciler(kube: FakeKube, **settings: Any) -> Reconciler:
-    return Reconciler(OperatorSettings(**settings), kube, None, now=lambda: "t",  # type: ignore[arg-type]
-                      probe=lambda pods, timeout: list(kube.pod_checksums))
+    return Reconciler(
+        OperatorSettings(**settings),
+        kube,
+        None,
+        now=lambda: "t",  # type: ignore[arg-type]
+        probe=lambda pods, timeout: list(kube.pod_checksums),
+    )
 
 
 def _keyed(name: str, secret: str) -> dict[str, Any]:
@@ -138,8 +143,10 @@ def test_growing_and_shrinking_shards_never_shows_a_gateway_a_broken_set() -> No
     kube.pod_checksums = [parse_config(gateway.document or b"", "json").metadata.checksum]
     reconciler.reconcile()
     assert [k for k in kube.objects if k[0] == "ConfigMap"] == [("ConfigMap", "modelgate-gateway-config")]
-    assert kube.objects[("ConfigMap", "modelgate-gateway-config")].annotations["modelgate.dev/objects"] == \
-        f"ConfigMap/modelgate-gateway-config,Secret/{SECRET}"
+    assert (
+        kube.objects[("ConfigMap", "modelgate-gateway-config")].annotations["modelgate.dev/objects"]
+        == f"ConfigMap/modelgate-gateway-config,Secret/{SECRET}"
+    )
     assert not gateway.problems, gateway.problems
     assert len(gateway.documents) == 3  # small, large, small: nothing in between was complete
 
@@ -149,8 +156,9 @@ def test_upstream_keys_spread_over_secrets_when_they_outgrow_one(key_bytes: int)
     """3,000 keyed routes: 40-byte keys fit one Secret, 400-byte keys (1.3 MB) do not."""
     kube = FakeKube()
     gateway = Gateway(kube)
-    kube.route_secrets = {("default", f"s{i}"): {"api-key": f"{i:04d}".encode() * (key_bytes // 4)}
-                          for i in range(3000)}
+    kube.route_secrets = {
+        ("default", f"s{i}"): {"api-key": f"{i:04d}".encode() * (key_bytes // 4)} for i in range(3000)
+    }
     kube.routes = [_keyed(f"r{i}", f"s{i}") for i in range(3000)]
     reconciler = _reconciler(kube)
     reconciler.reconcile()
@@ -184,10 +192,12 @@ def test_an_unchanged_layout_is_not_read_again_until_someone_else_publishes() ->
     # Another replica publishes (a new generation): everything is read again and repaired.
     head = kube.objects[("ConfigMap", "modelgate-gateway-config")]
     kube.objects[("ConfigMap", "modelgate-gateway-config")] = dataclasses.replace(
-        head, annotations={**head.annotations, "modelgate.dev/config-generation": "99"})
+        head, annotations={**head.annotations, "modelgate.dev/config-generation": "99"}
+    )
     tampered = kube.objects[("ConfigMap", shards[0])]
     kube.objects[("ConfigMap", shards[0])] = dataclasses.replace(
-        tampered, data={k: "{}" for k in tampered.data}, annotations={"modelgate.dev/content-hash": "x"})
+        tampered, data={k: "{}" for k in tampered.data}, annotations={"modelgate.dev/content-hash": "x"}
+    )
     kube.reads.clear()
     kube.log.clear()
     assert not reconciler.reconcile().published  # the same set: only the damaged shard is rewritten
@@ -203,6 +213,7 @@ def test_a_shard_it_may_no_longer_delete_is_left_in_place() -> None:
 
     def forbidden(kind: str, name: str) -> None:
         raise KubeApiError(f"delete {kind} {name}: HTTP 403 Forbidden")
+
     kube.delete_object = forbidden  # type: ignore[method-assign]
     result = reconciler.reconcile()
     assert result.published and not result.cleaning_up

@@ -20,11 +20,9 @@ SECRETS: dict[tuple[str, str], dict[str, bytes] | None] = {
 }
 
 
-def _render(*bodies: dict[str, Any], secrets: Any = None, base: Any = None,
-            generation: int = 1) -> Rendered:
+def _render(*bodies: dict[str, Any], secrets: Any = None, base: Any = None, generation: int = 1) -> Rendered:
     routes = [parse_route(b, "modelgate") for b in bodies]
-    return render(routes, SECRETS if secrets is None else secrets, base,
-                  gateway="modelgate", generation=generation)
+    return render(routes, SECRETS if secrets is None else secrets, base, gateway="modelgate", generation=generation)
 
 
 def _doc(rendered: Rendered) -> dict[str, Any]:
@@ -49,13 +47,26 @@ def test_one_route_renders_a_document_the_gateway_loads() -> None:
 
 
 def test_fields_map_one_to_one() -> None:
-    dep = deployment(api="chat_completions", provider="vllm", weight=3,
-                     timeouts={"connectSeconds": 2, "firstByteSeconds": 30},
-                     maxConcurrentRequests=7, queryParams={"api-version": "2025-01-01"},
-                     pricing={"outputUsdPerMillionTokens": 1}, organization="org-eu",
-                     translation={"unsupportedTools": "drop"})
-    body = route("r", "m", deployments=[dep], strategy="least-outstanding", fallbacks=["other"],
-                 retry={"maxAttempts": 5}, cooldown={"durationSeconds": 9})
+    dep = deployment(
+        api="chat_completions",
+        provider="vllm",
+        weight=3,
+        timeouts={"connectSeconds": 2, "firstByteSeconds": 30},
+        maxConcurrentRequests=7,
+        queryParams={"api-version": "2025-01-01"},
+        pricing={"outputUsdPerMillionTokens": 1},
+        organization="org-eu",
+        translation={"unsupportedTools": "drop"},
+    )
+    body = route(
+        "r",
+        "m",
+        deployments=[dep],
+        strategy="least-outstanding",
+        fallbacks=["other"],
+        retry={"maxAttempts": 5},
+        cooldown={"durationSeconds": 9},
+    )
     other = route("o", "other", deployments=[mock_deployment()])
     config = parse_config(_render(body, other).document, "json")
     model = next(m for m in config.spec.models if m.name == "m")
@@ -73,8 +84,7 @@ def test_fields_map_one_to_one() -> None:
 
 
 def test_many_routes_in_many_namespaces() -> None:
-    bodies = [route(f"r{i}", f"model-{i}", namespace="default" if i % 2 else "team-b")
-              for i in range(40)]
+    bodies = [route(f"r{i}", f"model-{i}", namespace="default" if i % 2 else "team-b") for i in range(40)]
     rendered = _render(*bodies)
     config = parse_config(rendered.document, "json")
     assert len(config.spec.models) == 40 and len(config.spec.deployments) == 40
@@ -111,11 +121,14 @@ def test_name_conflict_same_age_breaks_tie_by_namespace_and_name() -> None:
     assert rendered.verdicts[("default", "b")].accepted_reason == "ModelNameConflict"
 
 
-@pytest.mark.parametrize(("secrets", "reason"), [
-    ({}, "SecretNotFound"),
-    ({("default", "openai"): None}, "SecretNotFound"),
-    ({("default", "openai"): {"other": b"x"}}, "SecretKeyNotFound"),
-])
+@pytest.mark.parametrize(
+    ("secrets", "reason"),
+    [
+        ({}, "SecretNotFound"),
+        ({("default", "openai"): None}, "SecretNotFound"),
+        ({("default", "openai"): {"other": b"x"}}, "SecretKeyNotFound"),
+    ],
+)
 def test_missing_refs_leave_the_route_out_and_keep_the_others(secrets: Any, reason: str) -> None:
     broken = route("broken", "gpt-4o")
     healthy = route("healthy", "mock", deployments=[mock_deployment()])
@@ -152,8 +165,7 @@ def test_a_missing_fallback_degrades_the_route_instead_of_removing_it() -> None:
 
 def test_deleting_a_fallback_model_keeps_its_users_served() -> None:
     """Issue 19: deleting route gpt-4o-mini took route assistant (its fallback user) down."""
-    assistant = route("assistant", "assistant", deployments=[mock_deployment()],
-                      fallbacks=["gpt-4o-mini"])
+    assistant = route("assistant", "assistant", deployments=[mock_deployment()], fallbacks=["gpt-4o-mini"])
     mini = route("gpt-4o-mini", "gpt-4o-mini", deployments=[mock_deployment()])
     assert _fallbacks(_render(assistant, mini)) == {"assistant": ["gpt-4o-mini"], "gpt-4o-mini": []}
     after = _render(assistant)
@@ -204,12 +216,17 @@ def test_routes_of_other_gateways_are_ignored() -> None:
 
 
 def test_base_document_is_kept_and_its_models_are_reserved() -> None:
-    base = validate_data({
-        "apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig",
-        "spec": {"deployments": [{"name": "base-mock", "provider": "mock", "model": "m"}],
-                 "models": [{"name": "house", "targets": [{"deployment": "base-mock"}]}],
-                 "auth": {"allowUnauthenticated": True}},
-    })
+    base = validate_data(
+        {
+            "apiVersion": "config.modelgate.dev/v1alpha1",
+            "kind": "GatewayConfig",
+            "spec": {
+                "deployments": [{"name": "base-mock", "provider": "mock", "model": "m"}],
+                "models": [{"name": "house", "targets": [{"deployment": "base-mock"}]}],
+                "auth": {"allowUnauthenticated": True},
+            },
+        }
+    )
     rendered = _render(route("r", "house"), route("s", "mine", fallbacks=["house"]), base=base)
     assert rendered.verdicts[("default", "r")].accepted_reason == "ModelNameConflict"
     config = parse_config(rendered.document, "json")
@@ -218,12 +235,17 @@ def test_base_document_is_kept_and_its_models_are_reserved() -> None:
 
 
 def test_base_errors_are_not_blamed_on_routes() -> None:
-    base = validate_data({
-        "apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig",
-        "spec": {"deployments": [{"name": "base-mock", "provider": "mock", "model": "m"}],
-                 "models": [{"name": "house", "targets": [{"deployment": "base-mock"}]}],
-                 "auth": {"keys": [{"name": "k", "sha256": "0" * 64, "models": ["house"]}]}},
-    })
+    base = validate_data(
+        {
+            "apiVersion": "config.modelgate.dev/v1alpha1",
+            "kind": "GatewayConfig",
+            "spec": {
+                "deployments": [{"name": "base-mock", "provider": "mock", "model": "m"}],
+                "models": [{"name": "house", "targets": [{"deployment": "base-mock"}]}],
+                "auth": {"keys": [{"name": "k", "sha256": "0" * 64, "models": ["house"]}]},
+            },
+        }
+    )
     from modelgate_gateway.config import EnvRef
 
     key = base.spec.auth.keys[0].model_copy(update={"value_from": EnvRef(env="ALSO_A_KEY")})
@@ -234,8 +256,9 @@ def test_base_errors_are_not_blamed_on_routes() -> None:
 
 
 def test_long_names_get_a_hashed_secret_key() -> None:
-    long_route = ModelRoute(namespace="ns", name="r" * 250, generation=1, uid="u",
-                            creation_timestamp="", gateway="modelgate", model="m")
+    long_route = ModelRoute(
+        namespace="ns", name="r" * 250, generation=1, uid="u", creation_timestamp="", gateway="modelgate", model="m"
+    )
     key = secret_store_key(long_route, "main")
     assert len(key) <= 253 and key.startswith("ns.")
     assert key == secret_store_key(long_route, "main") != secret_store_key(long_route, "other")

@@ -14,13 +14,20 @@ from modelgate_operator.rendering.render import render
 from modelgate_operator.rendering.resources import parse_route
 
 
-@pytest.mark.parametrize(("spec", "path", "problem"), [
-    ({"deployments": [deployment(baseUrl=None)]}, "spec.deployments[0].baseUrl", "required unless provider is mock"),
-    ({"deployments": [deployment(weight=-1)]}, "spec.deployments[0].weight", "expected a number >= 0"),
-    ({"deployments": []}, "spec.deployments", "at least one deployment is required"),
-    ({"fallbacks": ["m"]}, "spec.fallbacks", "a model cannot fall back to itself"),
-    ({"deployments": [deployment(name="")]}, "spec.deployments[0].name", "expected a non-empty string"),
-])
+@pytest.mark.parametrize(
+    ("spec", "path", "problem"),
+    [
+        (
+            {"deployments": [deployment(baseUrl=None)]},
+            "spec.deployments[0].baseUrl",
+            "required unless provider is mock",
+        ),
+        ({"deployments": [deployment(weight=-1)]}, "spec.deployments[0].weight", "expected a number >= 0"),
+        ({"deployments": []}, "spec.deployments", "at least one deployment is required"),
+        ({"fallbacks": ["m"]}, "spec.fallbacks", "a model cannot fall back to itself"),
+        ({"deployments": [deployment(name="")]}, "spec.deployments[0].name", "expected a non-empty string"),
+    ],
+)
 def test_parse_errors_carry_path_and_problem(spec: dict[str, object], path: str, problem: str) -> None:
     body = route("r", "m")
     body["spec"].update(spec)

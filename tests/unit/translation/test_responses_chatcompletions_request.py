@@ -150,9 +150,7 @@ def test_assistant_text_followed_by_call_is_one_assistant_turn() -> None:
         {
             "role": "assistant",
             "content": "Let me check.",
-            "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-            ],
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
         }
     ]
 
@@ -268,10 +266,7 @@ def test_full_streaming_body_validates_as_chat_create_params() -> None:
         stream=True,
         user="u",
     )
-    known = (
-        CompletionCreateParamsStreaming.__required_keys__
-        | CompletionCreateParamsStreaming.__optional_keys__
-    )
+    known = CompletionCreateParamsStreaming.__required_keys__ | CompletionCreateParamsStreaming.__optional_keys__
     assert set(body) <= known
     TypeAdapter(CompletionCreateParamsStreaming).validate_python(body)  # shapes of every value
 
@@ -302,19 +297,11 @@ def test_full_streaming_body_validates_as_chat_create_params() -> None:
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type"),
         ({"input": [{"type": "web_search_call", "id": "ws_1"}]}, "input[0].type"),
         (
-            {
-                "input": [
-                    {"role": "user", "content": [{"type": "input_image", "file_id": "file_1"}]}
-                ]
-            },
+            {"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file_1"}]}]},
             "input[0].content[0].file_id",
         ),
         (
-            {
-                "input": [
-                    {"role": "user", "content": [{"type": "input_file", "file_url": "https://x"}]}
-                ]
-            },
+            {"input": [{"role": "user", "content": [{"type": "input_file", "file_url": "https://x"}]}]},
             "input[0].content[0].file_url",
         ),
         (

@@ -26,9 +26,7 @@ USAGE = {
 }
 
 
-def respond(
-    script: ChatScript, request: dict[str, Any], history: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
+def respond(script: ChatScript, request: dict[str, Any], history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     chat_body = translate_request(request, "up", history)
     return translate_response(
         build_completion(script, chat_body),
@@ -153,9 +151,7 @@ def test_conversation_messages_reproduce_the_turn_for_the_next_request() -> None
         {
             "role": "assistant",
             "content": "Checking.",
-            "tool_calls": [
-                {"id": "call_9", "type": "function", "function": {"name": "w", "arguments": "{}"}}
-            ],
+            "tool_calls": [{"id": "call_9", "type": "function", "function": {"name": "w", "arguments": "{}"}}],
         },
     ]
     follow_up = {
@@ -167,9 +163,7 @@ def test_conversation_messages_reproduce_the_turn_for_the_next_request() -> None
         *messages,
         {"role": "tool", "tool_call_id": "call_9", "content": "sunny"},
     ]
-    second = conversation_messages(
-        follow_up, messages, respond(ChatScript(text=["Sunny."]), follow_up, messages)
-    )
+    second = conversation_messages(follow_up, messages, respond(ChatScript(text=["Sunny."]), follow_up, messages))
     assert second[:2] == messages
     assert second[-1] == {"role": "assistant", "content": "Sunny."}
 

@@ -38,9 +38,7 @@ def parse_frames(data: bytes) -> list[Any]:
 
 def run(script: ChatScript, request: dict[str, Any]) -> tuple[ChatStreamTranslator, list[Any]]:
     chat_body = translate_request({**request, "stream": True}, "up")
-    translator = ChatStreamTranslator(
-        response_id="resp_s", model="public", created_at=1_700_000_000, request=request
-    )
+    translator = ChatStreamTranslator(response_id="resp_s", model="public", created_at=1_700_000_000, request=request)
     out = translator.start()
     for chunk in build_chunks(script, chat_body):
         out += translator.feed(chunk)
@@ -65,9 +63,7 @@ def assert_well_formed(events: list[Any]) -> None:
 
 
 def test_text_stream_full_event_sequence() -> None:
-    translator, events = run(
-        ChatScript(text=["Hel", "lo", " world"]), {"model": "public", "input": "hi"}
-    )
+    translator, events = run(ChatScript(text=["Hel", "lo", " world"]), {"model": "public", "input": "hi"})
     assert_well_formed(events)
     assert [e.type for e in events] == [
         "response.created",
@@ -110,26 +106,14 @@ def test_two_parallel_tool_calls_split_across_chunks() -> None:
     assert [e.output_index for e in added] == [0, 1, 2]
     # the message is finished before the first call starts, as Responses streams do
     types = [e.type for e in events]
-    assert types.index("response.output_item.done") < types.index(
-        "response.function_call_arguments.delta"
-    )
-    for index, (call_id, arguments) in enumerate(
-        [("call_p", '{"city": "Paris"}'), ("call_r", '{"city": "Rome"}')], 1
-    ):
+    assert types.index("response.output_item.done") < types.index("response.function_call_arguments.delta")
+    for index, (call_id, arguments) in enumerate([("call_p", '{"city": "Paris"}'), ("call_r", '{"city": "Rome"}')], 1):
         item = added[index].item
         assert item.call_id == call_id and item.name == "get_weather" and item.id.startswith("fc_")
-        deltas = [
-            e
-            for e in events
-            if e.type == "response.function_call_arguments.delta" and e.output_index == index
-        ]
+        deltas = [e for e in events if e.type == "response.function_call_arguments.delta" and e.output_index == index]
         assert len(deltas) > 1 and {d.item_id for d in deltas} == {item.id}
         assert "".join(d.delta for d in deltas) == arguments
-        done = next(
-            e
-            for e in events
-            if e.type == "response.function_call_arguments.done" and e.output_index == index
-        )
+        done = next(e for e in events if e.type == "response.function_call_arguments.done" and e.output_index == index)
         assert done.arguments == arguments
     final = accumulate(events)
     calls = [item for item in final.output if item.type == "function_call"]
@@ -149,9 +133,7 @@ def test_usage_only_in_last_chunk_with_cached_and_reasoning_details() -> None:
         "completion_tokens_details": {"reasoning_tokens": 256, "audio_tokens": 0},
     }
     translator, events = run(ChatScript(usage=usage), {"model": "public", "input": "hi"})
-    assert all(
-        getattr(e, "response", None) is None or e.response.usage is None for e in events[:-1]
-    )
+    assert all(getattr(e, "response", None) is None or e.response.usage is None for e in events[:-1])
     final_usage = events[-1].response.usage
     assert final_usage.input_tokens == 2006
     assert final_usage.input_tokens_details.cached_tokens == 1920
@@ -164,9 +146,7 @@ def test_usage_only_in_last_chunk_with_cached_and_reasoning_details() -> None:
 
 
 def test_length_finish_ends_with_response_incomplete() -> None:
-    translator, events = run(
-        ChatScript(text=["trunc"], finish_reason="length"), {"model": "public", "input": "hi"}
-    )
+    translator, events = run(ChatScript(text=["trunc"], finish_reason="length"), {"model": "public", "input": "hi"})
     assert_well_formed(events)
     last = events[-1]
     assert last.type == "response.incomplete"
@@ -186,27 +166,17 @@ def test_logprobs_flow_into_deltas_and_final_part() -> None:
 
 
 def test_tool_name_arriving_after_id_still_announces_call_once() -> None:
-    translator = ChatStreamTranslator(
-        response_id="resp_s", model="m", created_at=1, request={"input": "x"}
-    )
+    translator = ChatStreamTranslator(response_id="resp_s", model="m", created_at=1, request={"input": "x"})
     out = translator.start()
     chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "up"}
     deltas: list[dict[str, Any]] = [
-        {
-            "tool_calls": [
-                {"index": 0, "id": "call_x", "type": "function", "function": {"arguments": '{"a"'}}
-            ]
-        },
+        {"tool_calls": [{"index": 0, "id": "call_x", "type": "function", "function": {"arguments": '{"a"'}}]},
         {"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": ":1"}}]},
         {"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]},
     ]
     for delta in deltas:
-        out += translator.feed(
-            {**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
-        )
-    out += translator.feed(
-        {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
-    )
+        out += translator.feed({**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+    out += translator.feed({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
     events = parse_frames(out + translator.finish())
     added = [e for e in events if e.type == "response.output_item.added"]
     assert len(added) == 1 and added[0].item.name == "f" and added[0].item.call_id == "call_x"
@@ -216,9 +186,7 @@ def test_tool_name_arriving_after_id_still_announces_call_once() -> None:
 
 
 def test_frames_are_produced_as_chunks_arrive() -> None:
-    translator = ChatStreamTranslator(
-        response_id="resp_s", model="m", created_at=1, request={"input": "x"}
-    )
+    translator = ChatStreamTranslator(response_id="resp_s", model="m", created_at=1, request={"input": "x"})
     translator.start()
     chunks = build_chunks(ChatScript(text=["one", "two"]), {"model": "up"})
     assert translator.feed(chunks[0]) == b""  # role-only chunk: nothing to say yet
@@ -228,15 +196,11 @@ def test_frames_are_produced_as_chunks_arrive() -> None:
         "response.content_part.added",
         "response.output_text.delta",
     ]
-    assert [e.type for e in parse_frames(translator.feed(chunks[2]))] == [
-        "response.output_text.delta"
-    ]
+    assert [e.type for e in parse_frames(translator.feed(chunks[2]))] == ["response.output_text.delta"]
 
 
 def test_fail_mid_stream_ends_with_response_failed_and_partial_output() -> None:
-    translator = ChatStreamTranslator(
-        response_id="resp_s", model="m", created_at=1, request={"input": "x"}
-    )
+    translator = ChatStreamTranslator(response_id="resp_s", model="m", created_at=1, request={"input": "x"})
     out = translator.start()
     for chunk in build_chunks(ChatScript(text=["par", "tial"]), {"model": "up"})[:3]:
         out += translator.feed(chunk)
@@ -255,9 +219,7 @@ def test_fail_mid_stream_ends_with_response_failed_and_partial_output() -> None:
 
 
 def test_error_payload_in_stream_fails_the_response() -> None:
-    translator = ChatStreamTranslator(
-        response_id="resp_s", model="m", created_at=1, request={"input": "x"}
-    )
+    translator = ChatStreamTranslator(response_id="resp_s", model="m", created_at=1, request={"input": "x"})
     translator.start()
     events = parse_frames(translator.feed({"error": {"message": "model overloaded", "code": 503}}))
     assert [e.type for e in events] == ["response.failed"]
@@ -266,9 +228,7 @@ def test_error_payload_in_stream_fails_the_response() -> None:
 
 
 def test_finish_reason_is_exposed_for_truncated_upstream_streams() -> None:
-    translator = ChatStreamTranslator(
-        response_id="resp_s", model="m", created_at=1, request={"input": "x"}
-    )
+    translator = ChatStreamTranslator(response_id="resp_s", model="m", created_at=1, request={"input": "x"})
     translator.start()
     chunks = build_chunks(ChatScript(text=["a"]), {"model": "up"})
     translator.feed(chunks[1])

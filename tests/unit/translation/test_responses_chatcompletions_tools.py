@@ -28,10 +28,13 @@ def test_a_flattened_name_may_not_collide_with_a_function() -> None:
     assert caught.value.param == "tools[1].tools[0].name"
 
 
-@pytest.mark.parametrize("tools, param", [
-    ([{"type": "web_search"}], "tools[0].type"),
-    ([{**NS, "tools": [{"type": "custom", "name": "patch"}]}], "tools[0].tools[0].type"),
-])
+@pytest.mark.parametrize(
+    "tools, param",
+    [
+        ([{"type": "web_search"}], "tools[0].type"),
+        ([{**NS, "tools": [{"type": "custom", "name": "patch"}]}], "tools[0].tools[0].type"),
+    ],
+)
 def test_unsupported_tools_are_refused_or_dropped(tools: list[dict], param: str) -> None:
     with pytest.raises(UntranslatableError) as caught:
         chat_tools(tools)
@@ -55,11 +58,23 @@ def test_client_metadata_is_dropped_and_named() -> None:
 
 def test_replayed_namespaced_calls_are_flattened_and_answers_mapped_back() -> None:
     call = {"type": "function_call", "call_id": "c1", "name": "lookup", "namespace": "crm", "arguments": "{}"}
-    chat = translate_request({"input": [call, {"type": "function_call_output", "call_id": "c1", "output": "ok"}],
-                              "tools": [NS]}, "m")
+    chat = translate_request(
+        {"input": [call, {"type": "function_call_output", "call_id": "c1", "output": "ok"}], "tools": [NS]}, "m"
+    )
     assert chat["messages"][0]["tool_calls"][0]["function"]["name"] == "crm__lookup"
-    completion = {"choices": [{"finish_reason": "tool_calls", "message": {"role": "assistant", "tool_calls": [
-        {"id": "c2", "type": "function", "function": {"name": "crm__lookup", "arguments": "{}"}}]}}]}
+    completion = {
+        "choices": [
+            {
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {"id": "c2", "type": "function", "function": {"name": "crm__lookup", "arguments": "{}"}}
+                    ],
+                },
+            }
+        ]
+    }
     response = translate_response(completion, response_id="resp_1", model="m", created_at=0, request={"tools": [NS]})
     assert (response["output"][0]["namespace"], response["output"][0]["name"]) == ("crm", "lookup")
 

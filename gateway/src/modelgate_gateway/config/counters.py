@@ -83,8 +83,9 @@ def budget_window(kind: BudgetWindow, now_ms: int) -> Window:
         start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
         return Window(f"d{start:%Y%m%d}", _ms(start + timedelta(days=1)))
     start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    following = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(
-        month=start.month + 1)
+    following = (
+        start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    )
     return Window(f"M{start:%Y%m}", _ms(following))
 
 

@@ -38,8 +38,9 @@ class ConfigError(ValueError):
 
 def _loc(loc: tuple[int | str, ...]) -> tuple[str | int, ...]:
     # Union branch names (``EnvRef``, ``list[...]``) are noise to a reader and to a caller.
-    return tuple(p for p in loc if isinstance(p, int)
-                 or (p not in {"EnvRef", "FileRef", "SecretKeyRef"} and "[" not in str(p)))
+    return tuple(
+        p for p in loc if isinstance(p, int) or (p not in {"EnvRef", "FileRef", "SecretKeyRef"} and "[" not in str(p))
+    )
 
 
 def parse_document(raw: bytes | str, fmt: str = "auto") -> Any:
@@ -65,8 +66,9 @@ def validate_data(data: Any, source: str = "config") -> GatewayConfig:
     try:
         config = GatewayConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([ConfigIssue(_loc(err["loc"]) or ("<root>",), err["msg"])
-                           for err in exc.errors(include_url=False)], source) from None
+        raise ConfigError(
+            [ConfigIssue(_loc(err["loc"]) or ("<root>",), err["msg"]) for err in exc.errors(include_url=False)], source
+        ) from None
     errors = semantic_issues(config)
     declared = config.metadata.checksum
     if declared is not None and declared != spec_checksum(data.get("spec")):

@@ -114,9 +114,33 @@ spec:
 ## Fields
 """
 
-ORDER = ["GatewayConfig", "Metadata", "Spec", "Deployment", "Timeouts", "Pricing", "TokenPrices", "MockSettings",
-         "Model", "Target", "RetryPolicy", "CooldownPolicy", "RouteRef", "Auth", "ApiKey", "ResponseIds", "Limits",
-         "Observability", "RequestLog", "Tracing", "BackgroundFollowUp", "StateStore", "EnvRef", "FileRef", "SecretKeyRef"]
+ORDER = [
+    "GatewayConfig",
+    "Metadata",
+    "Spec",
+    "Deployment",
+    "Timeouts",
+    "Pricing",
+    "TokenPrices",
+    "MockSettings",
+    "Model",
+    "Target",
+    "RetryPolicy",
+    "CooldownPolicy",
+    "RouteRef",
+    "Auth",
+    "ApiKey",
+    "ResponseIds",
+    "Limits",
+    "Observability",
+    "RequestLog",
+    "Tracing",
+    "BackgroundFollowUp",
+    "StateStore",
+    "EnvRef",
+    "FileRef",
+    "SecretKeyRef",
+]
 
 
 def _type(prop: dict[str, Any]) -> str:
@@ -142,8 +166,14 @@ def _constraints(prop: dict[str, Any]) -> str:
         if branch.get("type") not in (None, "null"):
             return _constraints(branch)
     parts = []
-    for key, label in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("minItems", "items ≥"),
-                       ("minLength", "length ≥"), ("maxLength", "length ≤")):
+    for key, label in (
+        ("minimum", "≥"),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "≤"),
+        ("minItems", "items ≥"),
+        ("minLength", "length ≥"),
+        ("maxLength", "length ≤"),
+    ):
         if key in prop:
             parts.append(f"{label} {prop[key]}")
     if "pattern" in prop:

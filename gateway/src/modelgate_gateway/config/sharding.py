@@ -75,11 +75,18 @@ class ConfigIndex:
     def to_bytes(self) -> bytes:
         def part(p: Part) -> dict[str, str]:
             return {"object": p.object, "key": p.key, "sha256": p.sha256}
-        return canonical_json({
-            "apiVersion": API_VERSION, "kind": INDEX_KIND, "checksum": self.checksum,
-            "generation": self.generation, "head": part(self.head),
-            "shards": [part(s) for s in self.shards], "secrets": list(self.secrets),
-        })
+
+        return canonical_json(
+            {
+                "apiVersion": API_VERSION,
+                "kind": INDEX_KIND,
+                "checksum": self.checksum,
+                "generation": self.generation,
+                "head": part(self.head),
+                "shards": [part(s) for s in self.shards],
+                "secrets": list(self.secrets),
+            }
+        )
 
     @classmethod
     def parse(cls, raw: bytes | str) -> ConfigIndex:
@@ -94,11 +101,15 @@ class ConfigIndex:
                 if not _KEY.match(found.key) or found.key.startswith(".."):
                     raise IndexUnreadable(f"bad part key {found.key!r}")
                 return found
+
             generation = data.get("generation")
-            return cls(checksum=str(data["checksum"]),
-                       generation=generation if isinstance(generation, int) else None,
-                       head=part(data["head"]), shards=tuple(part(s) for s in data["shards"]),
-                       secrets=tuple(str(s) for s in data.get("secrets") or ()))
+            return cls(
+                checksum=str(data["checksum"]),
+                generation=generation if isinstance(generation, int) else None,
+                head=part(data["head"]),
+                shards=tuple(part(s) for s in data["shards"]),
+                secrets=tuple(str(s) for s in data.get("secrets") or ()),
+            )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             if isinstance(exc, IndexUnreadable):
                 raise
@@ -176,8 +187,9 @@ def _bucket_hash(group: str) -> int:
     return int.from_bytes(hashlib.sha256(group.encode()).digest()[:8], "big")
 
 
-def bucket_count(hashes: Mapping[str, int], sizes: Mapping[str, int], overhead: int, *,
-                 target: int, limit: int, max_buckets: int) -> int | None:
+def bucket_count(
+    hashes: Mapping[str, int], sizes: Mapping[str, int], overhead: int, *, target: int, limit: int, max_buckets: int
+) -> int | None:
     """Fewest buckets (a power of two, at most ``max_buckets``) whose every bucket stays within
     ``target`` bytes; failing that the most allowed if each stays within ``limit``; else None.
 
@@ -209,13 +221,13 @@ def _group_of(model: Mapping[str, Any]) -> str:
 
 def _groups(spec: Mapping[str, Any], first_routed: tuple[int, int]) -> dict[str, list[Entry]]:
     """Routed entries by group: a model and the deployments it targets share their route's group."""
-    models = list(spec.get("models") or [])[first_routed[1]:]
+    models = list(spec.get("models") or [])[first_routed[1] :]
     owner: dict[str, str] = {}
     for model in models:
         for target in model.get("targets") or []:
             owner.setdefault(str(target["deployment"]), _group_of(model))
     groups: dict[str, list[Entry]] = {}
-    for dep in list(spec.get("deployments") or [])[first_routed[0]:]:
+    for dep in list(spec.get("deployments") or [])[first_routed[0] :]:
         name = str(dep["name"])
         groups.setdefault(owner.get(name, name), []).append(("deployments", name, canonical_json(dep)))
     for model in models:
@@ -231,8 +243,15 @@ def _shard_bytes(entries: Iterable[Entry]) -> bytes:
     return b'{"deployments":[' + deployments + b'],"models":[' + models + b"]}"
 
 
-def split_document(data: Mapping[str, Any], *, first_routed: tuple[int, int], target: int,
-                   limit: int, max_shards: int, reserve: int = 0) -> Split:
+def split_document(
+    data: Mapping[str, Any],
+    *,
+    first_routed: tuple[int, int],
+    target: int,
+    limit: int,
+    max_shards: int,
+    reserve: int = 0,
+) -> Split:
     """Split a rendered document (plain data with ``metadata.checksum`` set).
 
     ``first_routed``: how many leading deployments and models belong to the base config (they
@@ -245,20 +264,28 @@ def split_document(data: Mapping[str, Any], *, first_routed: tuple[int, int], ta
     spec = data["spec"]
     groups = _groups(spec, first_routed)
     sizes = {g: sum(len(entry) + 1 for _, _, entry in entries) for g, entries in groups.items()}
-    head_spec = {**spec, "deployments": list(spec.get("deployments") or [])[:first_routed[0]],
-                 "models": list(spec.get("models") or [])[:first_routed[1]]}
+    head_spec = {
+        **spec,
+        "deployments": list(spec.get("deployments") or [])[: first_routed[0]],
+        "models": list(spec.get("models") or [])[: first_routed[1]],
+    }
     head = canonical_json({**data, "spec": head_spec})
     if len(head) + reserve > limit:
-        raise TooLarge(f"the config without its routes is {len(head):,} bytes, over the "
-                       f"{limit - reserve:,} one object holds", len(whole), sizes)
+        raise TooLarge(
+            f"the config without its routes is {len(head):,} bytes, over the {limit - reserve:,} one object holds",
+            len(whole),
+            sizes,
+        )
     hashes = {g: _bucket_hash(g) for g in groups}
-    count = bucket_count(hashes, sizes, len(_shard_bytes(())), target=target, limit=limit,
-                         max_buckets=max_shards)
+    count = bucket_count(hashes, sizes, len(_shard_bytes(())), target=target, limit=limit, max_buckets=max_shards)
     if count is None:
-        raise TooLarge(f"the config is {len(whole):,} bytes and does not fit in {max_shards} "
-                       f"shards of at most {limit:,} bytes each", len(whole), sizes)
+        raise TooLarge(
+            f"the config is {len(whole):,} bytes and does not fit in {max_shards} "
+            f"shards of at most {limit:,} bytes each",
+            len(whole),
+            sizes,
+        )
     buckets: list[list[Entry]] = [[] for _ in range(count)]
     for group, entries in groups.items():
         buckets[hashes[group] & (count - 1)].extend(entries)
-    return Split(head=head, shards=tuple(_shard_bytes(b) for b in buckets), size=len(whole),
-                 group_sizes=sizes)
+    return Split(head=head, shards=tuple(_shard_bytes(b) for b in buckets), size=len(whole), group_sizes=sizes)

@@ -94,9 +94,7 @@ SecretRef = Annotated[
 
 
 class Timeouts(_Model):
-    connect_seconds: float = Field(
-        default=5.0, gt=0, le=300, description="TCP+TLS connect timeout for one attempt."
-    )
+    connect_seconds: float = Field(default=5.0, gt=0, le=300, description="TCP+TLS connect timeout for one attempt.")
     first_byte_seconds: float = Field(
         default=120.0,
         gt=0,
@@ -106,8 +104,11 @@ class Timeouts(_Model):
         "whole answer is ready). Failover happens only within this window.",
     )
     stream_idle_seconds: float = Field(
-        default=120.0, gt=0, le=3600, description="Longest silence allowed while reading an answer: between two stream "
-        "chunks, and before the headers or the rest of a plain answer."
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Longest silence allowed while reading an answer: between two stream "
+        "chunks, and before the headers or the rest of a plain answer.",
     )
     total_seconds: float = Field(
         default=600.0, gt=0, le=86400, description="Upper bound on one attempt, streaming included."
@@ -203,16 +204,12 @@ class Deployment(_Model):
         "endpoint defines are forwarded (retrieve: stream, starting_after, include, include_obfuscation; "
         "input_items: after, before, limit, order, include).",
     )
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra non-secret request headers sent upstream."
-    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra non-secret request headers sent upstream.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Per-attempt timeouts.")
     max_concurrent_requests: int | None = Field(
         default=None, ge=1, le=1_000_000, description="In-flight cap; a full deployment is skipped."
     )
-    pricing: Pricing | None = Field(
-        default=None, description="Overrides the model's pricing for traffic served here."
-    )
+    pricing: Pricing | None = Field(default=None, description="Overrides the model's pricing for traffic served here.")
     mock: MockSettings | None = Field(default=None, description="Settings of the mock provider.")
     organization: str | None = Field(
         default=None,
@@ -301,8 +298,10 @@ class BudgetWindow(enum.StrEnum):
 
 class Budget(_Model):
     usd: float = Field(
-        gt=0, le=1e6, description="Spend allowed per window, in USD: reported usage times the configured "
-        "prices, the figures of modelgate_cost_usd_total."
+        gt=0,
+        le=1e6,
+        description="Spend allowed per window, in USD: reported usage times the configured "
+        "prices, the figures of modelgate_cost_usd_total.",
     )
     window: BudgetWindow = Field(
         default=BudgetWindow.MONTHLY, description="daily (UTC day), monthly (UTC calendar month) or total."
@@ -328,9 +327,7 @@ class UsageLimits(_Model):
 
 class ApiKey(_Model):
     name: str = Field(pattern=NAME_PATTERN, description="Key name, used in metrics and logs.")
-    sha256: str | None = Field(
-        default=None, pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the key."
-    )
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the key.")
     value_from: SecretRef | None = Field(default=None, description="Where the key itself is read from.")
     models: list[Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^*]*[*]?$")]] = Field(
         default_factory=lambda: ["*"],
@@ -345,12 +342,13 @@ class ApiKey(_Model):
         "tenant to rotate without losing access to earlier responses.",
     )
     expires_at: datetime | None = Field(
-        default=None, description="RFC 3339 time after which the key is refused (401); unset: never. "
-        "A time without a zone is UTC."
+        default=None,
+        description="RFC 3339 time after which the key is refused (401); unset: never. A time without a zone is UTC.",
     )
     limits: UsageLimits | None = Field(
-        default=None, description="Rate limits and budget of this key, counted across all replicas in Redis "
-        "(spec.state.redisUrl); see docs/governance.md. The tenant's limits (spec.governance.tenants) apply too."
+        default=None,
+        description="Rate limits and budget of this key, counted across all replicas in Redis "
+        "(spec.state.redisUrl); see docs/governance.md. The tenant's limits (spec.governance.tenants) apply too.",
     )
 
 
@@ -408,11 +406,15 @@ class BackgroundFollowUp(_Model):
     )
     max_concurrent_polls: int = Field(default=8, ge=1, le=256, description="Polls in flight at once, per replica.")
     max_followed: int = Field(
-        default=10_000, ge=1, le=1_000_000,
+        default=10_000,
+        ge=1,
+        le=1_000_000,
         description="Responses one replica follows at once; more wait in the shared ledger for a free slot.",
     )
     lease_seconds: float = Field(
-        default=30.0, ge=0.2, le=3600,
+        default=30.0,
+        ge=0.2,
+        le=3600,
         description="A replica's hold on the responses it follows; another replica takes over those of a replica "
         "that stopped renewing it (crash, restart) after this long.",
     )
@@ -494,16 +496,22 @@ class Governance(_Model):
         default=0.5, gt=0, le=30, description="Bound on one Redis round trip (connect included)."
     )
     retry_redis_after_seconds: float = Field(
-        default=1.0, ge=0, le=300,
+        default=1.0,
+        ge=0,
+        le=300,
         description="After a Redis failure, requests get the failure policy without trying Redis for this "
         "long, so an unreachable Redis costs no timeout per request.",
     )
     default_max_output_tokens: int = Field(
-        default=4096, ge=1, le=10_000_000,
+        default=4096,
+        ge=1,
+        le=10_000_000,
         description="Output tokens reserved for a request that sets no max_output_tokens.",
     )
     input_bytes_per_token: float = Field(
-        default=4.0, gt=0, le=64,
+        default=4.0,
+        gt=0,
+        le=64,
         description="Input tokens reserved per byte of request body: body bytes divided by this.",
     )
 
@@ -519,11 +527,26 @@ class Affinity(_Model):
 
 
 HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$"
-NEVER_FORWARDED = frozenset({
-    "authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "host", "content-length",
-    "content-type", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade",
-    "x-request-id", "x-client-request-id",
-})
+NEVER_FORWARDED = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "api-key",
+        "x-api-key",
+        "cookie",
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "x-request-id",
+        "x-client-request-id",
+    }
+)
 """Client credentials, and headers the gateway itself sets for every upstream call."""
 
 
@@ -556,8 +579,9 @@ class Spec(_Model):
         default_factory=Governance, description="Budgets and rate limits (needs spec.state.redisUrl)."
     )
     affinity: Affinity = Field(default_factory=Affinity, description="Session affinity.")
-    forward_headers: Annotated[list[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]],
-                               AfterValidator(_forwardable)] = Field(
+    forward_headers: Annotated[
+        list[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]], AfterValidator(_forwardable)
+    ] = Field(
         default_factory=lambda: ["OpenAI-Beta", "Idempotency-Key"],
         max_length=16,
         description="Client request headers passed on to Responses upstreams (names, case-insensitive): those the "

@@ -59,7 +59,7 @@ def _cycles(fallbacks: dict[str, list[str]]) -> list[tuple[str, ...]]:
         state[node] = 1
         for nxt in fallbacks.get(node, []):
             if state.get(nxt) == 1:
-                cycle = [*path[path.index(nxt):], nxt] if nxt in path else [node, nxt]
+                cycle = [*path[path.index(nxt) :], nxt] if nxt in path else [node, nxt]
                 errors.append(tuple(cycle))
             elif nxt in fallbacks and state.get(nxt) is None:
                 visit(nxt, [*path, nxt])
@@ -92,8 +92,9 @@ def _model_errors(config: GatewayConfig) -> list[ConfigIssue]:
         path: Path = ("spec", "models", index)
         for t_index, target in enumerate(model.targets):
             if target.deployment not in deployments:
-                errors.append(ConfigIssue((*path, "targets", t_index, "deployment"),
-                                          f"unknown deployment {target.deployment!r}"))
+                errors.append(
+                    ConfigIssue((*path, "targets", t_index, "deployment"), f"unknown deployment {target.deployment!r}")
+                )
         for d_index, name in _duplicates(t.deployment for t in model.targets):
             errors.append(ConfigIssue((*path, "targets", d_index, "deployment"), f"{name!r} listed twice"))
         if all(t.weight == 0 for t in model.targets):
@@ -104,17 +105,23 @@ def _model_errors(config: GatewayConfig) -> list[ConfigIssue]:
             elif fallback not in models:
                 errors.append(ConfigIssue((*path, "fallbacks", f_index), f"unknown model {fallback!r}"))
     graph = {m.name: [f for f in m.fallbacks if f != m.name] for m in config.spec.models}
-    errors.extend(ConfigIssue(("spec", "models"), "fallback cycle: " + " -> ".join(cycle), cycle=cycle)
-                  for cycle in _cycles(graph))
+    errors.extend(
+        ConfigIssue(("spec", "models"), "fallback cycle: " + " -> ".join(cycle), cycle=cycle)
+        for cycle in _cycles(graph)
+    )
     return errors
 
 
 def _state_errors(config: GatewayConfig) -> list[ConfigIssue]:
     url = config.spec.state.redis_url
     if url and "@" in url.split("://", 1)[-1].split("/", 1)[0]:
-        return [ConfigIssue(("spec", "state", "redisUrl"),
-                            "credentials do not belong in the URL (the document is not secret); put "
-                            "the password in spec.state.redisPassword as a secret reference")]
+        return [
+            ConfigIssue(
+                ("spec", "state", "redisUrl"),
+                "credentials do not belong in the URL (the document is not secret); put "
+                "the password in spec.state.redisPassword as a secret reference",
+            )
+        ]
     return []
 
 
@@ -130,12 +137,18 @@ def _key_errors(config: GatewayConfig) -> list[ConfigIssue]:
 
 def _governance_errors(config: GatewayConfig) -> list[ConfigIssue]:
     spec = config.spec
-    errors = [ConfigIssue(("spec", "governance", "tenants", index, "name"), f"duplicate tenant {name!r}")
-              for index, name in _duplicates(t.name for t in spec.governance.tenants)]
+    errors = [
+        ConfigIssue(("spec", "governance", "tenants", index, "name"), f"duplicate tenant {name!r}")
+        for index, name in _duplicates(t.name for t in spec.governance.tenants)
+    ]
     limited = any(k.limits is not None for k in spec.auth.keys) or bool(spec.governance.tenants)
     if limited and not spec.state.redis_url:
-        errors.append(ConfigIssue(("spec", "state", "redisUrl"), "required when keys or tenants have limits (the "
-                                  "counters are shared by all replicas in Redis)"))
+        errors.append(
+            ConfigIssue(
+                ("spec", "state", "redisUrl"),
+                "required when keys or tenants have limits (the counters are shared by all replicas in Redis)",
+            )
+        )
     return errors
 
 
@@ -149,5 +162,11 @@ def semantic_issues(config: GatewayConfig) -> list[ConfigIssue]:
         errors.append(ConfigIssue(("spec", "models", index, "name"), f"duplicate model name {name!r}"))
     for index, name in _duplicates(k.name for k in spec.auth.keys):
         errors.append(ConfigIssue(("spec", "auth", "keys", index, "name"), f"duplicate key name {name!r}"))
-    return (errors + _deployment_errors(config) + _model_errors(config) + _key_errors(config) + _state_errors(config)
-            + _governance_errors(config))
+    return (
+        errors
+        + _deployment_errors(config)
+        + _model_errors(config)
+        + _key_errors(config)
+        + _state_errors(config)
+        + _governance_errors(config)
+    )

@@ -51,10 +51,16 @@ def duration(seconds: float) -> str:
 def rate_headers(subjects: Sequence[Subject], counts: Sequence[Counts], reset_seconds: float) -> dict[str, str]:
     """The six x-ratelimit headers for what the subjects limit (none for what nothing limits)."""
     headers: dict[str, str] = {}
-    requests = [(s.limits.requests_per_minute, c.requests) for s, c in zip(subjects, counts, strict=True)
-                if s.limits.requests_per_minute]
-    tokens = [(s.limits.tokens_per_minute, c.tokens) for s, c in zip(subjects, counts, strict=True)
-              if s.limits.tokens_per_minute]
+    requests = [
+        (s.limits.requests_per_minute, c.requests)
+        for s, c in zip(subjects, counts, strict=True)
+        if s.limits.requests_per_minute
+    ]
+    tokens = [
+        (s.limits.tokens_per_minute, c.tokens)
+        for s, c in zip(subjects, counts, strict=True)
+        if s.limits.tokens_per_minute
+    ]
     reset = duration(reset_seconds)
     for kind, pairs in (("requests", requests), ("tokens", tokens)):
         if pairs:
@@ -76,16 +82,23 @@ def denial_error(denial: Denial, counts: Counts, retry_seconds: float, headers: 
             f"You exceeded the budget of {who}: ${counts.spent_nano / NANO_USD:.6f} spent of "
             f"${limits.budget_nano / NANO_USD:.6f} per {limits.window.value} window. "
             "Ask the key's owner to raise it, or wait for the next window.",
-            headers={**headers, **retry, "x-should-retry": "false"})
+            headers={**headers, **retry, "x-should-retry": "false"},
+        )
     if denial.limit == "concurrency":
-        message = (f"Too many concurrent requests for {who}: limit {limits.concurrency}, in flight "
-                   f"{counts.in_flight}. Retry when one of them has finished.")
+        message = (
+            f"Too many concurrent requests for {who}: limit {limits.concurrency}, in flight "
+            f"{counts.in_flight}. Retry when one of them has finished."
+        )
     elif denial.limit == "requests":
-        message = (f"Rate limit reached for {who} on requests per min (RPM): limit "
-                   f"{limits.requests_per_minute}, used {counts.requests}. Please try again in {duration(wait)}.")
+        message = (
+            f"Rate limit reached for {who} on requests per min (RPM): limit "
+            f"{limits.requests_per_minute}, used {counts.requests}. Please try again in {duration(wait)}."
+        )
     else:
-        message = (f"Rate limit reached for {who} on tokens per min (TPM): limit {limits.tokens_per_minute}, "
-                   f"used {counts.tokens}. Please try again in {duration(wait)}.")
+        message = (
+            f"Rate limit reached for {who} on tokens per min (TPM): limit {limits.tokens_per_minute}, "
+            f"used {counts.tokens}. Please try again in {duration(wait)}."
+        )
     err = RateLimited(message, headers={**headers, **retry})
     if denial.limit == "tokens":
         err.type = "tokens"

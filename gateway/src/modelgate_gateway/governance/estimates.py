@@ -27,8 +27,10 @@ def output_bound(payload: Mapping[str, Any], default: int) -> int:
 
 def reservation(policy: GovernancePolicy, model: str, payload: Mapping[str, Any], body_bytes: int) -> tuple[int, int]:
     """(tokens, nano-USD) reserved for a create request of ``model``."""
-    usage = Usage(input_tokens=math.ceil(body_bytes / policy.input_bytes_per_token),
-                  output_tokens=output_bound(payload, policy.default_max_output_tokens))
+    usage = Usage(
+        input_tokens=math.ceil(body_bytes / policy.input_bytes_per_token),
+        output_tokens=output_bound(payload, policy.default_max_output_tokens),
+    )
     prices = policy.model_prices.get(model) or (UNKNOWN_PRICES,)
     cost = max(cost_usd(usage, p) for p in prices)
     return usage.input_tokens + usage.output_tokens, math.ceil(cost * NANO_USD)

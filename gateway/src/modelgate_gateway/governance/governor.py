@@ -71,18 +71,21 @@ class Governor:
                 await old.close()
         self.policy = policy
         if self.metrics is not None:
-            subjects = {(s.kind, s.name): s.limits.budget_nano / NANO_USD
-                        for p in policy.keys.values() for s in p.subjects}
-            self.metrics.configure(((kind, name, budget) for (kind, name), budget in subjects.items()),
-                                   policy.on_failure.value)
+            subjects = {
+                (s.kind, s.name): s.limits.budget_nano / NANO_USD for p in policy.keys.values() for s in p.subjects
+            }
+            self.metrics.configure(
+                ((kind, name, budget) for (kind, name), budget in subjects.items()), policy.on_failure.value
+            )
 
     def key_policy(self, key: KeyRuntime | None) -> KeyPolicy | None:
         return None if key is None else self.policy.keys.get(key.name)
 
     # --- admission ----------------------------------------------------------------------
 
-    async def admit(self, key_policy: KeyPolicy, model: str, payload: Mapping[str, Any], body_bytes: int,
-                    record: RequestRecord) -> Ticket | None:
+    async def admit(
+        self, key_policy: KeyPolicy, model: str, payload: Mapping[str, Any], body_bytes: int, record: RequestRecord
+    ) -> Ticket | None:
         """Reserve the request's estimate everywhere it is limited; raise the 429 when it may not run.
 
         None: Redis is unavailable and the policy is fail-open (the request runs uncounted).
@@ -92,9 +95,14 @@ class Governor:
         now_ms = int(now * 1000)
         minute = counters.minute(now_ms)
         tokens, cost = estimates.reservation(policy, model, payload, body_bytes)
-        claim = Claim(os.urandom(9).hex(), key_policy.subjects, minute.id,
-                      tuple(counters.budget_window(s.limits.window, now_ms) for s in key_policy.subjects),
-                      tokens, cost)
+        claim = Claim(
+            os.urandom(9).hex(),
+            key_policy.subjects,
+            minute.id,
+            tuple(counters.budget_window(s.limits.window, now_ms) for s in key_policy.subjects),
+            tokens,
+            cost,
+        )
         ledger = self._ledger
         if ledger is None or time.monotonic() < self._down_until:
             self._unavailable("reserve", record, None)
@@ -131,8 +139,9 @@ class Governor:
         policy = self.policy.on_failure
         if exc is not None:
             if self._down_until == 0.0:
-                log.error("governance: Redis failed (%s); applying %s to limited keys until it answers", exc,
-                          policy.value)
+                log.error(
+                    "governance: Redis failed (%s); applying %s to limited keys until it answers", exc, policy.value
+                )
             self._down_until = time.monotonic() + self.policy.retry_after_seconds
         if self.metrics is not None:
             self.metrics.redis_failures.labels(operation, policy.value).inc()
@@ -140,8 +149,9 @@ class Governor:
             if record is not None:
                 record.error_type = "limits_unavailable"
             retry = str(max(1, round(self.policy.retry_after_seconds)))
-            raise LimitsUnavailable("The gateway cannot check this key's limits right now; retry shortly.",
-                                    headers={"Retry-After": retry})
+            raise LimitsUnavailable(
+                "The gateway cannot check this key's limits right now; retry shortly.", headers={"Retry-After": retry}
+            )
 
     def _recovered(self) -> None:
         if self._down_until != 0.0:
@@ -171,8 +181,9 @@ class Governor:
                 raise LedgerUnavailable("no ledger")
             totals = await ledger.reconcile(claim, tokens, cost)
         except LedgerUnavailable as exc:
-            log.error("governance: a reconciliation was lost (%s); its reservation is released when its "
-                      "lease ends", exc)
+            log.error(
+                "governance: a reconciliation was lost (%s); its reservation is released when its lease ends", exc
+            )
             if self.metrics is not None:
                 self.metrics.redis_failures.labels("reconcile", self.policy.on_failure.value).inc()
         else:

@@ -30,10 +30,13 @@ class Limits:
     @classmethod
     def of(cls, limits: UsageLimits) -> Limits:
         budget = limits.budget
-        return cls(limits.requests_per_minute or 0, limits.tokens_per_minute or 0,
-                   limits.max_concurrent_requests or 0,
-                   round(budget.usd * NANO_USD) if budget is not None else 0,
-                   budget.window if budget is not None else BudgetWindow.TOTAL)
+        return cls(
+            limits.requests_per_minute or 0,
+            limits.tokens_per_minute or 0,
+            limits.max_concurrent_requests or 0,
+            round(budget.usd * NANO_USD) if budget is not None else 0,
+            budget.window if budget is not None else BudgetWindow.TOTAL,
+        )
 
     @property
     def tracked(self) -> bool:
@@ -105,14 +108,19 @@ def compile_policy(config: GatewayConfig) -> GovernancePolicy:
         for target in model.targets:
             dep = deployments.get(target.deployment)
             served[(model.name, target.deployment)] = effective_prices(
-                model.pricing, dep.pricing if dep is not None else None)
+                model.pricing, dep.pricing if dep is not None else None
+            )
     candidates: dict[str, tuple[Prices, ...]] = {}
     for model in spec.models:
         chain = [model.name, *model.fallbacks]
         candidates[model.name] = tuple(prices for (name, _), prices in served.items() if name in chain)
     return GovernancePolicy(
-        keys=keys, tenants=tenants, model_prices=candidates, served_prices=served,
-        on_failure=gov.on_redis_failure, timeout_seconds=gov.redis_timeout_seconds,
+        keys=keys,
+        tenants=tenants,
+        model_prices=candidates,
+        served_prices=served,
+        on_failure=gov.on_redis_failure,
+        timeout_seconds=gov.redis_timeout_seconds,
         retry_after_seconds=gov.retry_redis_after_seconds,
         default_max_output_tokens=gov.default_max_output_tokens,
         input_bytes_per_token=gov.input_bytes_per_token,

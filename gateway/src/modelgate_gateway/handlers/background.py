@@ -29,8 +29,9 @@ from ..state.redis_store import RedisConversationStore
 from ..upstream.executor import Call, PassThrough, open_call
 
 
-def after_create(state: GatewayState, record: RequestRecord, signing_key: bytes, owner: bytes,
-                 accept_unowned: bool) -> None:
+def after_create(
+    state: GatewayState, record: RequestRecord, signing_key: bytes, owner: bytes, accept_unowned: bool
+) -> None:
     """A background create was answered: follow the response up (and count it now if it already ended)."""
     tracker = state.background
     if record.response_id is None or not 200 <= record.status < 300:
@@ -40,9 +41,17 @@ def after_create(state: GatewayState, record: RequestRecord, signing_key: bytes,
         return
     now = time.time()
     deadline = state.current().config.spec.observability.background_follow_up.deadline_seconds
-    pending = Pending(deployment=ref.deployment, upstream_id=ref.upstream_id, response_id=record.response_id,
-                      request_id=record.request_id, model=record.model, key_name=record.key_name,
-                      end_user=record.end_user, created=now, deadline=now + deadline)
+    pending = Pending(
+        deployment=ref.deployment,
+        upstream_id=ref.upstream_id,
+        response_id=record.response_id,
+        request_id=record.request_id,
+        model=record.model,
+        key_name=record.key_name,
+        end_user=record.end_user,
+        created=now,
+        deadline=now + deadline,
+    )
     final = record.final  # ended already: a stream carried it to its end, or an upstream that ran it at once
     tracker.submit(_track(state, pending, final))
 
@@ -71,8 +80,13 @@ def upstream_fetch(state: GatewayState) -> Fetch:
         dep = runtime.deployments.get(pending.deployment)
         if dep is None:
             return None  # the deployment is gone from the config: so is the response, for us
-        record = RequestRecord(request_id=f"bg_{pending.request_id}", started_at=time.monotonic(),
-                               wall_time=time.time(), method="GET", route="follow_up")
+        record = RequestRecord(
+            request_id=f"bg_{pending.request_id}",
+            started_at=time.monotonic(),
+            wall_time=time.time(),
+            method="GET",
+            route="follow_up",
+        )
         call = Call("GET", f"/responses/{quote(pending.upstream_id, safe='')}", pinned=dep.name)
         try:
             opened = await open_call(state, runtime, record, None, call)

@@ -39,8 +39,9 @@ class Caller:
         return lambda upstream_id: ids.encode(signing_key, owner, dep_name, upstream_id)
 
 
-def resolve_id(caller: Caller, runtime: RuntimeConfig, response_id: Any,
-               param: str | None) -> tuple[DeploymentRuntime, str]:
+def resolve_id(
+    caller: Caller, runtime: RuntimeConfig, response_id: Any, param: str | None
+) -> tuple[DeploymentRuntime, str]:
     """The deployment and upstream id inside the caller's own id; another owner's id, like a forged
     one, is not found (same status, message and code)."""
     if not isinstance(response_id, str) or not response_id:
@@ -50,22 +51,27 @@ def resolve_id(caller: Caller, runtime: RuntimeConfig, response_id: Any,
 
     def missing() -> GatewayError:
         if param is not None:
-            return InvalidRequest(f"Previous response with id '{shown}' not found.", param=param,
-                                  code="previous_response_not_found")
+            return InvalidRequest(
+                f"Previous response with id '{shown}' not found.", param=param, code="previous_response_not_found"
+            )
         return NotFound(f"No response found with id '{shown}'.")
 
     return conversation_ids.held_by(runtime, ref, shown, param, missing)
 
 
-def pin_conversation(caller: Caller, runtime: RuntimeConfig, payload: dict[str, Any],
-                     call: Call) -> tuple[DeploymentRuntime, str, tuple[bytes, bytes]]:
+def pin_conversation(
+    caller: Caller, runtime: RuntimeConfig, payload: dict[str, Any], call: Call
+) -> tuple[DeploymentRuntime, str, tuple[bytes, bytes]]:
     """Send a call naming ``conversation`` to the deployment holding it: that deployment, the
     conversation's gateway id, and (upstream id, gateway id) to rewrite in the answer."""
     sent = payload["conversation"]
     dep, upstream_id = conversation_ids.resolve(caller.signing_key, caller.owner, runtime, sent, "conversation")
     if call.pinned is not None and call.pinned != dep.name:
-        raise InvalidRequest("The previous response and the conversation are held by different deployments.",
-                             param="conversation", code="conversation_mismatch")
+        raise InvalidRequest(
+            "The previous response and the conversation are held by different deployments.",
+            param="conversation",
+            code="conversation_mismatch",
+        )
     call.pinned, call.session = dep.name, None
     call.updates["conversation"] = conversation_ids.upstream_value(sent, upstream_id)
     gateway_id = str(sent.get("id") if isinstance(sent, dict) else sent)
@@ -73,13 +79,24 @@ def pin_conversation(caller: Caller, runtime: RuntimeConfig, payload: dict[str, 
 
 
 def served_headers(record: RequestRecord, opened: Opened) -> dict[str, str]:
-    return {"X-Request-Id": record.request_id, "X-Modelgate-Deployment": opened.dep.name,
-            "X-Modelgate-Attempts": str(len(record.attempts))}
+    return {
+        "X-Request-Id": record.request_id,
+        "X-Modelgate-Deployment": opened.dep.name,
+        "X-Modelgate-Attempts": str(len(record.attempts)),
+    }
 
 
-async def relay_answer(request: web.Request, record: RequestRecord, caller: Caller, opened: Opened,
-                       stream: bool, conversation: tuple[bytes, bytes] | None = None, *,
-                       previous: bool = True, extra: Mapping[str, str] | None = None) -> web.StreamResponse:
+async def relay_answer(
+    request: web.Request,
+    record: RequestRecord,
+    caller: Caller,
+    opened: Opened,
+    stream: bool,
+    conversation: tuple[bytes, bytes] | None = None,
+    *,
+    previous: bool = True,
+    extra: Mapping[str, str] | None = None,
+) -> web.StreamResponse:
     """``conversation``: (upstream id, gateway id) of the conversation the request named;
     ``previous``: whether the answer may carry a ``previous_response_id`` (see relay_json);
     ``extra``: more headers for the answer (a limited key's x-ratelimit headers)."""

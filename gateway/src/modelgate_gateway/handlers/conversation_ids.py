@@ -16,8 +16,9 @@ from ..errors import GatewayError, InvalidRequest, NotFound
 from ..runtime import DeploymentRuntime, RuntimeConfig
 
 
-def resolve(signing_key: bytes, owner: bytes, runtime: RuntimeConfig, conversation_id: Any,
-            param: str | None) -> tuple[DeploymentRuntime, str]:
+def resolve(
+    signing_key: bytes, owner: bytes, runtime: RuntimeConfig, conversation_id: Any, param: str | None
+) -> tuple[DeploymentRuntime, str]:
     """The deployment and upstream id inside the caller's conversation id.
 
     ``param`` names the body field for a create (400 when unknown), None for a path (404).
@@ -27,25 +28,33 @@ def resolve(signing_key: bytes, owner: bytes, runtime: RuntimeConfig, conversati
     if not isinstance(conversation_id, str) or not conversation_id:
         raise InvalidRequest(f"'{param}' must be a conversation id or {{\"id\": …}}.", param=param)
     shown = conversation_id[:128]
+
     def missing() -> GatewayError:
         if param is not None:
-            return InvalidRequest(f"Conversation with id '{shown}' not found.", param=param,
-                                  code="conversation_not_found")
+            return InvalidRequest(
+                f"Conversation with id '{shown}' not found.", param=param, code="conversation_not_found"
+            )
         return NotFound(f"Conversation with id '{shown}' not found.")
 
     return held_by(runtime, ids.decode_conversation(signing_key, owner, conversation_id), shown, param, missing)
 
 
-def held_by(runtime: RuntimeConfig, ref: ids.ResponseRef | None, shown: str, param: str | None,
-            missing: Callable[[], GatewayError]) -> tuple[DeploymentRuntime, str]:
+def held_by(
+    runtime: RuntimeConfig,
+    ref: ids.ResponseRef | None,
+    shown: str,
+    param: str | None,
+    missing: Callable[[], GatewayError],
+) -> tuple[DeploymentRuntime, str]:
     """The deployment and upstream id of a decoded id (response or conversation); ``missing`` when
     it did not decode (forged, or another owner's), 404 when its deployment left the config."""
     if ref is None:
         raise missing()
     dep = runtime.deployments.get(ref.deployment)
     if dep is None:
-        raise NotFound(f"'{shown}' is held by deployment '{ref.deployment}', which is no longer configured.",
-                       param=param)
+        raise NotFound(
+            f"'{shown}' is held by deployment '{ref.deployment}', which is no longer configured.", param=param
+        )
     return dep, ref.upstream_id
 
 

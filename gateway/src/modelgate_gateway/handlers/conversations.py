@@ -30,15 +30,19 @@ from .create import _model
 from .endpoint import authenticate, endpoint, parse_object, read_body
 
 
-def _creating_model(runtime: RuntimeConfig, payload: dict[str, Any], key: KeyRuntime | None,
-                    record: RequestRecord) -> ModelRuntime:
+def _creating_model(
+    runtime: RuntimeConfig, payload: dict[str, Any], key: KeyRuntime | None, record: RequestRecord
+) -> ModelRuntime:
     if payload.get("model") is not None:
         return _model(runtime, payload, key, record)
     usable = [name for name in runtime.models if key is None or key.allows(name)]
     if len(usable) != 1:
-        raise InvalidRequest("Name the model whose deployment should hold the conversation: 'model' in the body "
-                             "(a ModelGate extension; the OpenAI SDKs send it with extra_body).", param="model",
-                             code="missing_required_parameter")
+        raise InvalidRequest(
+            "Name the model whose deployment should hold the conversation: 'model' in the body "
+            "(a ModelGate extension; the OpenAI SDKs send it with extra_body).",
+            param="model",
+            code="missing_required_parameter",
+        )
     return _model(runtime, {"model": usable[0]}, key, record)
 
 
@@ -54,9 +58,9 @@ def _with_gateway_id(response: web.StreamResponse, upstream_id: str, gateway_id:
     body = response.body if isinstance(response, web.Response) else None
     if isinstance(body, bytes) and response.status < 400:
         span = top_level_string(body, b"id")
-        if span is not None and body[span[0]:span[1]] == orjson.dumps(upstream_id):
+        if span is not None and body[span[0] : span[1]] == orjson.dumps(upstream_id):
             assert isinstance(response, web.Response)
-            response.body = body[:span[0]] + orjson.dumps(gateway_id) + body[span[1]:]
+            response.body = body[: span[0]] + orjson.dumps(gateway_id) + body[span[1] :]
     return response
 
 
@@ -67,8 +71,13 @@ async def create_conversation(request: web.Request, state: GatewayState, record:
     payload, raw = await _body(request, runtime, record)
     model = _creating_model(runtime, payload, key, record)
     forwarded = {k: v for k, v in payload.items() if k != "model"}
-    call = Call("POST", "/conversations", payload=forwarded, raw=orjson.dumps(forwarded) if "model" in payload else raw,
-                headers=clientheaders.forwarded(request.headers, runtime.forward_headers))
+    call = Call(
+        "POST",
+        "/conversations",
+        payload=forwarded,
+        raw=orjson.dumps(forwarded) if "model" in payload else raw,
+        headers=clientheaders.forwarded(request.headers, runtime.forward_headers),
+    )
     opened = await open_call(state, runtime, record, model, call)
     response = await relay_json(request, opened, record, None, served_headers(record, opened))
     body = response.body if isinstance(response, web.Response) else None
@@ -83,15 +92,26 @@ async def create_conversation(request: web.Request, state: GatewayState, record:
     return _with_gateway_id(response, upstream_id, gateway_id)
 
 
-async def _on_conversation(request: web.Request, state: GatewayState, record: RequestRecord, method: str,
-                           suffix: str, defined: Mapping[str, queryparams.Check]) -> web.StreamResponse:
+async def _on_conversation(
+    request: web.Request,
+    state: GatewayState,
+    record: RequestRecord,
+    method: str,
+    suffix: str,
+    defined: Mapping[str, queryparams.Check],
+) -> web.StreamResponse:
     runtime = state.current()
     caller = Caller(state, runtime, authenticate(request, runtime, record))
     gateway_id = request.match_info["conversation_id"]
     dep, upstream_id = conversation_ids.resolve(caller.signing_key, caller.owner, runtime, gateway_id, None)
     query = queryparams.forwarded(request.query, defined)
-    call = Call(method, f"/conversations/{quote(upstream_id, safe='')}{suffix}", query=query or None,
-                pinned=dep.name, headers=clientheaders.forwarded(request.headers, runtime.forward_headers))
+    call = Call(
+        method,
+        f"/conversations/{quote(upstream_id, safe='')}{suffix}",
+        query=query or None,
+        pinned=dep.name,
+        headers=clientheaders.forwarded(request.headers, runtime.forward_headers),
+    )
     if method == "POST":
         call.payload, call.raw = await _body(request, runtime, record)
     opened = await open_call(state, runtime, record, None, call)
@@ -103,9 +123,11 @@ def _item_suffix(request: web.Request) -> str:
     return "/items/" + quote(request.match_info["item_id"], safe="")
 
 
-def _on(route: str, method: str, suffix: Callable[[web.Request], str],
-        defined: Mapping[str, queryparams.Check]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _on(
+    route: str, method: str, suffix: Callable[[web.Request], str], defined: Mapping[str, queryparams.Check]
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The handler of one call on a conversation (all of them differ only in these four)."""
+
     async def handler(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
         return await _on_conversation(request, state, record, method, suffix(request), defined)
 

@@ -24,19 +24,22 @@ from .endpoint import authenticate, endpoint, parse_object, read_body
 _MAX_END_USER_CHARS = 256
 
 
-def _model(runtime: RuntimeConfig, payload: dict[str, Any], key: KeyRuntime | None,
-           record: RequestRecord) -> ModelRuntime:
+def _model(
+    runtime: RuntimeConfig, payload: dict[str, Any], key: KeyRuntime | None, record: RequestRecord
+) -> ModelRuntime:
     name = payload.get("model")
     if not isinstance(name, str) or not name:
         raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
     model = runtime.models.get(name)
     record.requested_model = name if model is not None else "_other"
     if model is None:
-        raise NotFound(f"The model `{name[:256]}` does not exist or you do not have access to it.",
-                       param="model", code="model_not_found")
+        raise NotFound(
+            f"The model `{name[:256]}` does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
     if key is not None and not key.allows(name):
-        raise PermissionDenied(f"Your API key ({key.name}) is not allowed to use the model `{name}`.",
-                               param="model")
+        raise PermissionDenied(f"Your API key ({key.name}) is not allowed to use the model `{name}`.", param="model")
     record.model = name
     return model
 
@@ -53,8 +56,13 @@ def _end_user(payload: dict[str, Any], request: web.Request, runtime: RuntimeCon
     return None
 
 
-def _serving_model(runtime: RuntimeConfig, model: ModelRuntime, dep: DeploymentRuntime,
-                   previous: str, param: str = "previous_response_id") -> ModelRuntime:
+def _serving_model(
+    runtime: RuntimeConfig,
+    model: ModelRuntime,
+    dep: DeploymentRuntime,
+    previous: str,
+    param: str = "previous_response_id",
+) -> ModelRuntime:
     """The model a pinned deployment serves this request as: the requested one or, failing that,
     the first of its fallbacks that has the deployment as a target. A deployment of any other
     model must not serve it: that would bypass the key's model allowlist and its pricing."""
@@ -63,9 +71,12 @@ def _serving_model(runtime: RuntimeConfig, model: ModelRuntime, dep: DeploymentR
         for target in candidate.targets:
             if target.deployment == dep.name:
                 return candidate
-    raise InvalidRequest(f"'{previous[:128]}' is held by a deployment that model `{model.name}` "
-                         "does not use, nor do its fallbacks; continue it with the model that created it.",
-                         param=param, code=f"{param.removesuffix('_id')}_model_mismatch")
+    raise InvalidRequest(
+        f"'{previous[:128]}' is held by a deployment that model `{model.name}` "
+        "does not use, nor do its fallbacks; continue it with the model that created it.",
+        param=param,
+        code=f"{param.removesuffix('_id')}_model_mismatch",
+    )
 
 
 @endpoint("create")
@@ -107,12 +118,21 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
     try:
         if ticket is None:
             opened = await open_call(state, runtime, record, model, call)
-            return await relay_answer(request, record, caller, opened, stream, conversation,
-                                      previous=previous is not None)
+            return await relay_answer(
+                request, record, caller, opened, stream, conversation, previous=previous is not None
+            )
         try:
             opened = await open_call(state, runtime, record, model, call)
-            return await relay_answer(request, record, caller, opened, stream, conversation,
-                                      previous=previous is not None, extra=ticket.headers)
+            return await relay_answer(
+                request,
+                record,
+                caller,
+                opened,
+                stream,
+                conversation,
+                previous=previous is not None,
+                extra=ticket.headers,
+            )
         except GatewayError as err:
             err.headers = {**ticket.headers, **err.headers}
             raise

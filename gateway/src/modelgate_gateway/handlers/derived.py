@@ -25,8 +25,9 @@ from .create import _model, _serving_model
 from .endpoint import authenticate, endpoint, parse_object, read_body
 
 
-async def _derived(request: web.Request, state: GatewayState, record: RequestRecord, path: str,
-                   model_required: bool) -> tuple[Call, Caller, RuntimeConfig, ModelRuntime | None]:
+async def _derived(
+    request: web.Request, state: GatewayState, record: RequestRecord, path: str, model_required: bool
+) -> tuple[Call, Caller, RuntimeConfig, ModelRuntime | None]:
     runtime = state.current()
     key: KeyRuntime | None = authenticate(request, runtime, record)
     raw = await read_body(request, runtime.max_body_bytes)
@@ -36,8 +37,14 @@ async def _derived(request: web.Request, state: GatewayState, record: RequestRec
     model = None
     if model_required or previous is None or payload.get("model") is not None:
         model = _model(runtime, payload, key, record)
-    call = Call("POST", path, payload=payload, raw=raw, rewrite_model=model is not None,
-                headers=clientheaders.forwarded(request.headers, runtime.forward_headers))
+    call = Call(
+        "POST",
+        path,
+        payload=payload,
+        raw=raw,
+        rewrite_model=model is not None,
+        headers=clientheaders.forwarded(request.headers, runtime.forward_headers),
+    )
     caller = Caller(state, runtime, key)
     if previous is not None:
         dep, upstream_id = resolve_id(caller, runtime, previous, "previous_response_id")

@@ -48,8 +48,9 @@ def request_id_of(request: web.Request) -> str:
 
 def new_record(request: web.Request, route: str) -> RequestRecord:
     request_id = request_id_of(request)
-    return RequestRecord(request_id=request_id, started_at=time.monotonic(), wall_time=time.time(),
-                         method=request.method, route=route)
+    return RequestRecord(
+        request_id=request_id, started_at=time.monotonic(), wall_time=time.time(), method=request.method, route=route
+    )
 
 
 def error_response(err: GatewayError, record: RequestRecord) -> web.Response:
@@ -91,8 +92,8 @@ def endpoint(route: str) -> Callable[[Handler], Callable[[web.Request], Awaitabl
             except Exception:
                 log.exception("unexpected error in %s (request %s)", route, record.request_id)
                 return error_response(
-                    GatewayError(f"The gateway failed unexpectedly; request id {record.request_id}."),
-                    record)
+                    GatewayError(f"The gateway failed unexpectedly; request id {record.request_id}."), record
+                )
             finally:
                 state.inflight.leave(task)
                 record.finished_at = time.monotonic()
@@ -112,8 +113,12 @@ def _cut_by_shutdown(record: RequestRecord, task: asyncio.Task[Any] | None) -> w
         task.uncancel()
     record.client_disconnected = False  # the relay may have taken the cancellation for one
     record.error_type = "gateway_shutdown"
-    resp = error_response(ShuttingDown("The gateway is shutting down and could not finish this request "
-                                       "within its drain period; retry it."), record)
+    resp = error_response(
+        ShuttingDown(
+            "The gateway is shutting down and could not finish this request within its drain period; retry it."
+        ),
+        record,
+    )
     resp.force_close()
     return resp
 
@@ -175,8 +180,9 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         if isinstance(exc, BodyTimeout):
             raise RequestTimeout(f"The request body was not received in time ({exc}).") from None
         if isinstance(exc, web.RequestPayloadError):
-            raise InvalidRequest("The request body is malformed (its length or chunked encoding is invalid).",
-                                 code="invalid_body") from None
+            raise InvalidRequest(
+                "The request body is malformed (its length or chunked encoding is invalid).", code="invalid_body"
+            ) from None
         raise _ClientGone from None
     return b"".join(chunks)
 

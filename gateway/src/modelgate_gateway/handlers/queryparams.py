@@ -29,8 +29,9 @@ Check = Callable[[str, str], str]
 
 def _invalid(name: str, expected: str) -> InvalidRequest:
     # The value is never echoed: it may hold anything, control characters included.
-    return InvalidRequest(f"Invalid value for query parameter '{name}': expected {expected}.", param=name,
-                          code="invalid_value")
+    return InvalidRequest(
+        f"Invalid value for query parameter '{name}': expected {expected}.", param=name, code="invalid_value"
+    )
 
 
 def _text(name: str, value: str) -> str:
@@ -66,10 +67,19 @@ def _order(name: str, value: str) -> str:
 _INCLUDE = {"include": _text, "include[]": _text}
 _REPEATABLE = frozenset(_INCLUDE)
 
-RETRIEVE: Mapping[str, Check] = {"stream": _boolean, "starting_after": _integer(0, 2**53),
-                                  "include_obfuscation": _boolean, **_INCLUDE}
-INPUT_ITEMS: Mapping[str, Check] = {"after": _text, "before": _text, "limit": _integer(1, 100), "order": _order,
-                                    **_INCLUDE}
+RETRIEVE: Mapping[str, Check] = {
+    "stream": _boolean,
+    "starting_after": _integer(0, 2**53),
+    "include_obfuscation": _boolean,
+    **_INCLUDE,
+}
+INPUT_ITEMS: Mapping[str, Check] = {
+    "after": _text,
+    "before": _text,
+    "limit": _integer(1, 100),
+    "order": _order,
+    **_INCLUDE,
+}
 CONVERSATION_ITEMS: Mapping[str, Check] = {"after": _text, "limit": _integer(1, 100), "order": _order, **_INCLUDE}
 INCLUDE: Mapping[str, Check] = _INCLUDE
 NONE: Mapping[str, Check] = {}
@@ -89,7 +99,8 @@ def forwarded(query: Mapping[str, str], defined: Mapping[str, Check]) -> MultiDi
         if check is None:
             continue
         if name in kept and (name not in _REPEATABLE or len(kept.getall(name)) >= _MAX_REPEATED):
-            raise InvalidRequest(f"Query parameter '{name}' was given too many times.", param=name,
-                                 code="invalid_value")
+            raise InvalidRequest(
+                f"Query parameter '{name}' was given too many times.", param=name, code="invalid_value"
+            )
         kept.add(name, check(name, value))
     return MultiDictProxy(kept) if kept else _NO_PARAMS

@@ -19,16 +19,23 @@ from .caller import Caller, relay_answer, resolve_id
 from .endpoint import authenticate, endpoint
 
 
-async def _follow_up(request: web.Request, state: GatewayState, record: RequestRecord, method: str,
-                     suffix: str, defined: Mapping[str, queryparams.Check]) -> web.StreamResponse:
+async def _follow_up(
+    request: web.Request,
+    state: GatewayState,
+    record: RequestRecord,
+    method: str,
+    suffix: str,
+    defined: Mapping[str, queryparams.Check],
+) -> web.StreamResponse:
     runtime = state.current()
     caller = Caller(state, runtime, authenticate(request, runtime, record))
     dep, upstream_id = resolve_id(caller, runtime, request.match_info["response_id"], None)
     query = queryparams.forwarded(request.query, defined)
     stream = query.get("stream") == "true"
     record.stream = stream
-    call = Call(method, f"/responses/{quote(upstream_id, safe='')}{suffix}", query=query or None,
-                stream=stream, pinned=dep.name)
+    call = Call(
+        method, f"/responses/{quote(upstream_id, safe='')}{suffix}", query=query or None, stream=stream, pinned=dep.name
+    )
     if runtime.forward_headers:
         call.headers = clientheaders.forwarded(request.headers, runtime.forward_headers)
     if method == "POST":

@@ -18,5 +18,13 @@ from .client import Http1Client
 from .connection import ProxyError, Reply, UpstreamDisconnected, UpstreamProtocolError
 from .endpoint import Endpoint, Proxy, proxy_from_environment
 
-__all__ = ["Endpoint", "Http1Client", "Proxy", "ProxyError", "Reply", "UpstreamDisconnected", "UpstreamProtocolError",
-           "proxy_from_environment"]
+__all__ = [
+    "Endpoint",
+    "Http1Client",
+    "Proxy",
+    "ProxyError",
+    "Reply",
+    "UpstreamDisconnected",
+    "UpstreamProtocolError",
+    "proxy_from_environment",
+]

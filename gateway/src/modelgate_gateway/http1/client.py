@@ -39,8 +39,12 @@ class Pool:
         while idle:
             conn = idle.pop()
             # is_closing(): the upstream's FIN may be processed before connection_lost runs
-            if (not conn.closed and now - conn.idle_since < self._client.keepalive_seconds
-                    and conn.transport is not None and not conn.transport.is_closing()):
+            if (
+                not conn.closed
+                and now - conn.idle_since < self._client.keepalive_seconds
+                and conn.transport is not None
+                and not conn.transport.is_closing()
+            ):
                 conn.reused = True
                 return conn
             conn.abort()
@@ -64,7 +68,8 @@ class Pool:
             addresses = await self._resolve()
             try:
                 sock = await aiohappyeyeballs.start_connection(
-                    addresses, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY, loop=self.loop)
+                    addresses, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY, loop=self.loop
+                )
             except OSError as exc:
                 # The error comes from a frame that still refers to it (a reference cycle that
                 # would carry every frame this exception passes through, request included).
@@ -73,8 +78,11 @@ class Pool:
                 if self._proxy is not None and self._tls:
                     await self._tunnel(sock, self._proxy)
                 transport, proto = await self.loop.create_connection(
-                    lambda: Connection(self), sock=sock, ssl=ctx,
-                    server_hostname=self._host if ctx is not None else None)
+                    lambda: Connection(self),
+                    sock=sock,
+                    ssl=ctx,
+                    server_hostname=self._host if ctx is not None else None,
+                )
             except BaseException:
                 sock.close()
                 raise
@@ -138,8 +146,14 @@ class Pool:
 class Http1Client:
     """Pools of keep-alive connections, one per key (a deployment and its origin)."""
 
-    def __init__(self, *, keepalive_seconds: float = 30.0, max_idle_per_pool: int = 512,
-                 max_body_bytes: int = 128 * 1024 * 1024, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        keepalive_seconds: float = 30.0,
+        max_idle_per_pool: int = 512,
+        max_body_bytes: int = 128 * 1024 * 1024,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.keepalive_seconds = keepalive_seconds
         self.max_idle_per_pool = max_idle_per_pool
         self.max_body_bytes = max_body_bytes
@@ -174,9 +188,18 @@ class Http1Client:
         pool = self._pools.get(pool_key)
         return 0 if pool is None else len(pool.idle)
 
-    async def send(self, endpoint: Endpoint, method: str, path: str, *, body: bytes | None = None,
-                   content_type: str | None = None, extra_headers: Sequence[tuple[str, str]] = (),
-                   query: Mapping[str, str] | None = None, pool_key: str | None = None) -> Reply:
+    async def send(
+        self,
+        endpoint: Endpoint,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        extra_headers: Sequence[tuple[str, str]] = (),
+        query: Mapping[str, str] | None = None,
+        pool_key: str | None = None,
+    ) -> Reply:
         """Write the request; return once the answer's status and headers arrived."""
         length = len(body) if body is not None else (0 if method in ("POST", "PUT", "PATCH") else None)
         data = endpoint.head(method, path, query, extra_headers, content_type, length)

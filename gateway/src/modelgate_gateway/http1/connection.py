@@ -154,8 +154,9 @@ class Connection(asyncio.Protocol):
         self._raw_headers = []
         self.headers = CIMultiDictProxy(headers)
         chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
-        self.until_close = (not chunked and "Content-Length" not in headers
-                            and status not in _NO_BODY_STATUS and not self.head_only)
+        self.until_close = (
+            not chunked and "Content-Length" not in headers and status not in _NO_BODY_STATUS and not self.head_only
+        )
         if self.head_only:
             # llhttp cannot be told that a HEAD answer has no body; it would wait for the
             # Content-Length bytes. The answer ends here and the next one gets a fresh parser.

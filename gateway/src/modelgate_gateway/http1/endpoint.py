@@ -63,8 +63,11 @@ def proxy_from_environment(base_url: str, environ: Mapping[str, str] | None = No
     The conventions of curl and Python's urllib: the scheme of the upstream picks the variable,
     ``NO_PROXY`` lists hosts, domains (``.example.com``), IPs or ``*`` that go direct.
     """
-    proxies = ({k.lower()[:-6]: v for k, v in environ.items() if k.lower().endswith("_proxy") and v}
-               if environ is not None else urllib.request.getproxies_environment())
+    proxies = (
+        {k.lower()[:-6]: v for k, v in environ.items() if k.lower().endswith("_proxy") and v}
+        if environ is not None
+        else urllib.request.getproxies_environment()
+    )
     parts = urlsplit(base_url)
     url = proxies.get(parts.scheme)
     if not url or not parts.hostname:
@@ -93,12 +96,31 @@ def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
 class Endpoint:
     """One upstream deployment's fixed request parts, built once per config and reused per call."""
 
-    __slots__ = ("_block", "_query_string", "connect_seconds", "header_names", "host", "origin", "port", "prefix",
-                 "proxy", "query", "read_idle_seconds", "tls")
+    __slots__ = (
+        "_block",
+        "_query_string",
+        "connect_seconds",
+        "header_names",
+        "host",
+        "origin",
+        "port",
+        "prefix",
+        "proxy",
+        "query",
+        "read_idle_seconds",
+        "tls",
+    )
 
-    def __init__(self, base_url: str, headers: Mapping[str, str] | None = None, *,
-                 query: Mapping[str, str] | None = None, connect_seconds: float = 10.0,
-                 read_idle_seconds: float = 60.0, proxy: Proxy | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        query: Mapping[str, str] | None = None,
+        connect_seconds: float = 10.0,
+        read_idle_seconds: float = 60.0,
+        proxy: Proxy | None = None,
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https"):
             raise ValueError(f"unsupported URL scheme {parts.scheme!r} (http or https)")
@@ -129,8 +151,15 @@ class Endpoint:
         """Lower-case names of the headers every request carries (extra headers of the same name are not sent)."""
         self._block = ("\r\n".join(lines) + "\r\n").encode("latin-1")
 
-    def head(self, method: str, path: str, query: Mapping[str, str] | None,
-             extra: Sequence[tuple[str, str]], content_type: str | None, length: int | None) -> bytes:
+    def head(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None,
+        extra: Sequence[tuple[str, str]],
+        content_type: str | None,
+        length: int | None,
+    ) -> bytes:
         """Request line and headers, ready to write.
 
         ``query`` holds the client's parameters (a multidict when a name repeats: every pair is
@@ -139,8 +168,9 @@ class Endpoint:
         target = self.prefix + (path if _PLAIN_PATH.match(path) else quote(path, safe=_PATH_SAFE))
         if query:
             configured = self.query
-            target += "?" + urlencode([*configured.items(),
-                                       *((name, value) for name, value in query.items() if name not in configured)])
+            target += "?" + urlencode(
+                [*configured.items(), *((name, value) for name, value in query.items() if name not in configured)]
+            )
         else:
             target += self._query_string
         parts = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), self._block]

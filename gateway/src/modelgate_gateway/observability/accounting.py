@@ -62,8 +62,17 @@ def tier_label(usage: Usage, view: ConfigView) -> str:
     return tier if tier in view.tiers else OTHER_LABEL
 
 
-def charge(metrics: Metrics, view: ConfigView, end_users: EndUserLabels, labels: tuple[str, str, str], *,
-           end_user: str | None, operation: str, usage: Usage, estimated: bool) -> tuple[float, Prices]:
+def charge(
+    metrics: Metrics,
+    view: ConfigView,
+    end_users: EndUserLabels,
+    labels: tuple[str, str, str],
+    *,
+    end_user: str | None,
+    operation: str,
+    usage: Usage,
+    estimated: bool,
+) -> tuple[float, Prices]:
     """Count ``usage`` of one billed event under bounded ``labels`` (model, deployment, key); (cost, prices).
 
     Runs once per request: a plain tuple back, no object per call.

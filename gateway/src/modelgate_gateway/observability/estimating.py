@@ -129,9 +129,7 @@ def response_output_text(
     """Output text from raw delta payloads or relayed SSE blocks, else a non-streaming body."""
     events = [p for p in (_loads_dict(raw) for raw in delta_payloads) if p is not None]
     if not events:
-        events = [
-            p for p in sse_payloads(stream_blocks) if p.get("type") == "response.output_text.delta"
-        ]
+        events = [p for p in sse_payloads(stream_blocks) if p.get("type") == "response.output_text.delta"]
     deltas = [e["delta"] for e in events if isinstance(e.get("delta"), str)]
     if deltas or response_body is None:
         return "".join(deltas)

@@ -26,20 +26,32 @@ _LIMITS = ("requests", "tokens", "concurrency", "budget")
 class GovernanceMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         subject = ("subject_kind", "subject")
-        self.spend = Gauge("modelgate_governance_spend_usd", "Spend in the current budget window (fleet-wide).",
-                           subject, registry=registry)
-        self.reserved = Gauge("modelgate_governance_reserved_usd", "Budget reserved by requests in flight.",
-                              subject, registry=registry)
-        self.budget = Gauge("modelgate_governance_budget_usd", "Configured budget per window.", subject,
-                            registry=registry)
-        self.limit_hits = Counter("modelgate_governance_limit_hits", "Requests refused by a limit.",
-                                  (*subject, "limit"), registry=registry)
-        self.in_flight = Gauge("modelgate_governance_reservations_in_flight",
-                               "Requests of limited keys admitted and not yet reconciled (this replica).",
-                               registry=registry)
-        self.redis_failures = Counter("modelgate_governance_redis_failures",
-                                      "Ledger calls Redis did not answer, by the policy applied.",
-                                      ("operation", "policy"), registry=registry)
+        self.spend = Gauge(
+            "modelgate_governance_spend_usd",
+            "Spend in the current budget window (fleet-wide).",
+            subject,
+            registry=registry,
+        )
+        self.reserved = Gauge(
+            "modelgate_governance_reserved_usd", "Budget reserved by requests in flight.", subject, registry=registry
+        )
+        self.budget = Gauge(
+            "modelgate_governance_budget_usd", "Configured budget per window.", subject, registry=registry
+        )
+        self.limit_hits = Counter(
+            "modelgate_governance_limit_hits", "Requests refused by a limit.", (*subject, "limit"), registry=registry
+        )
+        self.in_flight = Gauge(
+            "modelgate_governance_reservations_in_flight",
+            "Requests of limited keys admitted and not yet reconciled (this replica).",
+            registry=registry,
+        )
+        self.redis_failures = Counter(
+            "modelgate_governance_redis_failures",
+            "Ledger calls Redis did not answer, by the policy applied.",
+            ("operation", "policy"),
+            registry=registry,
+        )
         self._subjects: set[tuple[str, str]] = set()
 
     def configure(self, subjects: Iterable[tuple[str, str, float]], policy: str) -> None:

@@ -63,9 +63,7 @@ class ConfigView:
             deployments=frozenset(deployment_pricing),
             keys=frozenset(k.name for k in spec.auth.keys),
             prices={
-                (m.name, t.deployment): effective_prices(
-                    m.pricing, deployment_pricing.get(t.deployment)
-                )
+                (m.name, t.deployment): effective_prices(m.pricing, deployment_pricing.get(t.deployment))
                 for m in spec.models
                 for t in m.targets
             },

@@ -54,8 +54,23 @@ from prometheus_client.utils import floatToGoString
 # OTel GenAI semconv advisory buckets for request duration, extended to ~11 min because
 # reasoning models and long streams legitimately run for minutes.
 DURATION_BUCKETS = (
-    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
-    163.84, 327.68, 655.36,
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+    163.84,
+    327.68,
+    655.36,
 )
 # Time to first token: tens of ms for small models up to a minute+ for reasoning models.
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0)
@@ -138,7 +153,11 @@ class HistogramFamily(Family):
     __slots__ = ("_bounds", "_les", "buckets")
 
     def __init__(
-        self, name: str, doc: str, labelnames: Labels, config_labels: dict[int, str],
+        self,
+        name: str,
+        doc: str,
+        labelnames: Labels,
+        config_labels: dict[int, str],
         bounds: tuple[float, ...],
     ) -> None:
         super().__init__(name, doc, labelnames, config_labels)
@@ -211,120 +230,167 @@ class Metrics:
         self._described: list[FamilyInfo] = []
         md, dp, key = "model", "deployment", "key"
         self.requests = self._counter(
-            "modelgate_requests", "Requests finished, by outcome (status class or error type).",
-            (md, dp, key, "stream", "outcome"), {0: md, 1: dp, 2: key})
+            "modelgate_requests",
+            "Requests finished, by outcome (status class or error type).",
+            (md, dp, key, "stream", "outcome"),
+            {0: md, 1: dp, 2: key},
+        )
         self.request_duration = self._histogram(
-            "modelgate_request_duration_seconds", "Arrival to last byte sent to the client.",
-            (md, dp, "stream"), DURATION_BUCKETS)
+            "modelgate_request_duration_seconds",
+            "Arrival to last byte sent to the client.",
+            (md, dp, "stream"),
+            DURATION_BUCKETS,
+        )
         self.time_to_first_token = self._histogram(
             "modelgate_time_to_first_token_seconds",
             "Streams: arrival to the first output delta sent to the client.",
-            (md, dp), TTFT_BUCKETS)
+            (md, dp),
+            TTFT_BUCKETS,
+        )
         self.time_per_output_token = self._histogram(
             "modelgate_time_per_output_token_seconds",
-            "Streams: (last byte - first delta) / (output tokens - 1).", (md, dp), TPOT_BUCKETS)
+            "Streams: (last byte - first delta) / (output tokens - 1).",
+            (md, dp),
+            TPOT_BUCKETS,
+        )
         self.tokens = self._counter(
             "modelgate_tokens",
             "Tokens by type; cached_input (cache reads) and cache_write are part of input, reasoning part of "
             "output; tier is the service tier that served them.",
-            (md, dp, "type", "estimated", "operation", "tier"), {0: md, 1: dp})
+            (md, dp, "type", "estimated", "operation", "tier"),
+            {0: md, 1: dp},
+        )
         self.cost = self._counter(
-            "modelgate_cost_usd", "Spend in USD from configured prices: tokens at the served tier's prices plus "
-            "hosted tool calls.",
-            (md, dp, key, "end_user", "estimated", "operation", "tier"), {0: md, 1: dp, 2: key})
+            "modelgate_cost_usd",
+            "Spend in USD from configured prices: tokens at the served tier's prices plus hosted tool calls.",
+            (md, dp, key, "end_user", "estimated", "operation", "tier"),
+            {0: md, 1: dp, 2: key},
+        )
         self.tool_calls = self._counter(
-            "modelgate_hosted_tool_calls", "Hosted tool calls (web_search, file_search, ...) in responses' output; "
+            "modelgate_hosted_tool_calls",
+            "Hosted tool calls (web_search, file_search, ...) in responses' output; "
             "priced=false when no per-call price is configured (they cost 0).",
-            (md, dp, "tool", "operation", "priced"), {0: md, 1: dp})
+            (md, dp, "tool", "operation", "priced"),
+            {0: md, 1: dp},
+        )
         self.background = self._counter(
             "modelgate_background_responses",
             "Background responses accounted, by terminal status (expired: not finished within the follow-up "
             "deadline) and who saw the end first (create, poll, follow_up).",
-            (md, dp, "status", "recorded_by"), {0: md, 1: dp})
+            (md, dp, "status", "recorded_by"),
+            {0: md, 1: dp},
+        )
         self.unpriced = self._counter(
-            "modelgate_unpriced_requests", "Requests with tokens but no configured price (cost 0).",
-            (md, dp), {0: md, 1: dp})
+            "modelgate_unpriced_requests",
+            "Requests with tokens but no configured price (cost 0).",
+            (md, dp),
+            {0: md, 1: dp},
+        )
         self.attempts = self._counter(
-            "modelgate_attempts", "Upstream attempts by result.",
-            (md, dp, "outcome"), {0: md, 1: dp})
+            "modelgate_attempts", "Upstream attempts by result.", (md, dp, "outcome"), {0: md, 1: dp}
+        )
         self.retries = self._counter(
-            "modelgate_retries", "Upstream attempts beyond the first of a request.", (md,), {0: md})
+            "modelgate_retries", "Upstream attempts beyond the first of a request.", (md,), {0: md}
+        )
         self.fallbacks = self._counter(
-            "modelgate_fallbacks", "Fallbacks from one public model to another.",
-            ("from_model", "to_model"), {0: md, 1: md})
-        self.cooldowns = self._counter(
-            "modelgate_cooldowns", "Times a deployment entered cooldown.", (dp,), {0: dp})
+            "modelgate_fallbacks",
+            "Fallbacks from one public model to another.",
+            ("from_model", "to_model"),
+            {0: md, 1: md},
+        )
+        self.cooldowns = self._counter("modelgate_cooldowns", "Times a deployment entered cooldown.", (dp,), {0: dp})
         self.deferrals = self._counter(
             "modelgate_deferrals",
             "Times an upstream 429's Retry-After took a deployment out of rotation (capped: it asked "
-            "for longer than retryAfterCapSeconds).", (dp, "capped"), {0: dp})
+            "for longer than retryAfterCapSeconds).",
+            (dp, "capped"),
+            {0: dp},
+        )
         self.affinity = self._counter(
             "modelgate_affinity_requests",
             "Requests naming a session (prompt_cache_key, affinity header), by outcome: hit (served "
             "by the session's own deployment) or moved (another one; its own could not serve).",
-            (md, "outcome"), {0: md})
+            (md, "outcome"),
+            {0: md},
+        )
         self.stripped_items = self._counter(
             "modelgate_affinity_stripped_items",
             "Organisation-bound input items (encrypted reasoning, compaction) removed because a session moved to "
-            "a deployment of another organisation.", (dp,), {0: dp})
+            "a deployment of another organisation.",
+            (dp,),
+            {0: dp},
+        )
         self.cooling_down = GaugeFamily(
             "modelgate_deployment_cooling_down",
             "1 while a deployment is out of rotation (cooldown or Retry-After) until it serves again, else 0.",
-            (dp,), {0: dp})
+            (dp,),
+            {0: dp},
+        )
         self._families.append(self.cooling_down)
         self._note(self.cooling_down.name, "gauge", self.cooling_down.documentation, (dp,))
         self.end_user_overflow = self._counter(
             "modelgate_end_user_overflow",
-            'Requests whose end user was folded into end_user="other" by the cap.', (), {})
+            'Requests whose end user was folded into end_user="other" by the cap.',
+            (),
+            {},
+        )
         self.end_user_overflow.ensure(())  # unlabelled: exported at 0 from the start
         self.client_connections_closed = self._counter(
             "modelgate_client_connections_closed",
-            "Client connections the gateway closed or refused, by reason.", ("reason",), {})
+            "Client connections the gateway closed or refused, by reason.",
+            ("reason",),
+            {},
+        )
         registry.register(_FamiliesCollector(self._families))
 
-        self.in_flight = self._gauge(
-            "modelgate_requests_in_flight", "Requests started and not yet finished.")
+        self.in_flight = self._gauge("modelgate_requests_in_flight", "Requests started and not yet finished.")
         self.client_connections = self._gauge(
-            "modelgate_client_connections", "Open client connections (read at scrape time).")
+            "modelgate_client_connections", "Open client connections (read at scrape time)."
+        )
         self.background_pending = self._gauge(
             "modelgate_background_responses_pending",
-            "Background responses this gateway follows up that have not reached a terminal state yet.")
+            "Background responses this gateway follows up that have not reached a terminal state yet.",
+        )
         self.end_user_labels = self._gauge(
-            "modelgate_end_user_labels", "Distinct end_user label values in use (capped).")
+            "modelgate_end_user_labels", "Distinct end_user label values in use (capped)."
+        )
         self.config_reloads = self._plain_counter(
-            "modelgate_config_reloads", "Config loads by result (success, failure).", ("result",))
+            "modelgate_config_reloads", "Config loads by result (success, failure).", ("result",)
+        )
         self.config_last_reload_successful = self._gauge(
-            "modelgate_config_last_reload_successful", "1 if the last config load succeeded.")
+            "modelgate_config_last_reload_successful", "1 if the last config load succeeded."
+        )
         self.config_last_success_timestamp = self._gauge(
-            "modelgate_config_last_reload_success_timestamp_seconds",
-            "Unix time of the last successful config load.")
-        self.config_info = Info(
-            "modelgate_config", "The active config document.", registry=registry)
-        self._described.append(FamilyInfo(
-            "modelgate_config_info", "info", ("api_version", "checksum", "generation"),
-            "The active config document."))
+            "modelgate_config_last_reload_success_timestamp_seconds", "Unix time of the last successful config load."
+        )
+        self.config_info = Info("modelgate_config", "The active config document.", registry=registry)
+        self._described.append(
+            FamilyInfo(
+                "modelgate_config_info",
+                "info",
+                ("api_version", "checksum", "generation"),
+                "The active config document.",
+            )
+        )
         self.request_log_dropped = self._plain_counter(
-            "modelgate_request_log_dropped",
-            "Request log lines dropped because the sink could not keep up.")
+            "modelgate_request_log_dropped", "Request log lines dropped because the sink could not keep up."
+        )
         self.observer_errors = self._plain_counter(
-            "modelgate_observer_errors", "Bugs caught in the metrics/log observer.")
+            "modelgate_observer_errors", "Bugs caught in the metrics/log observer."
+        )
         for result in ("success", "failure"):
             self.config_reloads.labels(result)
 
     def _note(self, name: str, kind: str, doc: str, labels: Labels) -> None:
         self._described.append(FamilyInfo(name, kind, labels, doc))
 
-    def _counter(
-        self, name: str, doc: str, labels: Labels, config_labels: dict[int, str]
-    ) -> CounterFamily:
+    def _counter(self, name: str, doc: str, labels: Labels, config_labels: dict[int, str]) -> CounterFamily:
         family = CounterFamily(name, doc, labels, config_labels)
         self._families.append(family)
         self._note(name + "_total", "counter", doc, labels)
         return family
 
-    def _histogram(
-        self, name: str, doc: str, labels: Labels, buckets: tuple[float, ...]
-    ) -> HistogramFamily:
+    def _histogram(self, name: str, doc: str, labels: Labels, buckets: tuple[float, ...]) -> HistogramFamily:
         family = HistogramFamily(name, doc, labels, {0: "model", 1: "deployment"}, buckets)
         self._families.append(family)
         self._note(name, "histogram", doc, labels)

@@ -57,9 +57,7 @@ class GatewayObserver:
         self._wall_clock = wall_clock
         self._log_stream = log_stream
         self._view = ConfigView()
-        self._end_users = EndUserLabels(
-            100, self.metrics.end_user_labels, self.metrics.end_user_overflow
-        )
+        self._end_users = EndUserLabels(100, self.metrics.end_user_labels, self.metrics.end_user_overflow)
         self._in_flight: dict[int, RequestRecord] = {}
         self._pending: list[RequestRecord] = []
         """Records waiting for the tokenizer to finish loading."""
@@ -185,11 +183,13 @@ class GatewayObserver:
         if retired is not None:  # flushing blocks on the network: never on the event loop
             threading.Thread(target=retired.shutdown, name="modelgate-tracing-shutdown", daemon=True).start()
         generation = config.metadata.generation
-        m.config_info.info({
-            "api_version": config.api_version,
-            "checksum": checksum,
-            "generation": "" if generation is None else str(generation),
-        })
+        m.config_info.info(
+            {
+                "api_version": config.api_version,
+                "checksum": checksum,
+                "generation": "" if generation is None else str(generation),
+            }
+        )
         m.config_reloads.labels("success").inc()
         m.config_last_reload_successful.set(1)
         m.config_last_success_timestamp.set(self._wall_clock())
@@ -208,9 +208,7 @@ class GatewayObserver:
         if current is not None:
             current.close(timeout=0)  # the thread flushes and exits on its own
         dropped = self.metrics.request_log_dropped
-        self._log = (
-            RequestLogWriter(path, dropped=dropped, stream=self._log_stream) if enabled else None
-        )
+        self._log = RequestLogWriter(path, dropped=dropped, stream=self._log_stream) if enabled else None
 
     # --- accounting ---------------------------------------------------------------------
 
@@ -237,8 +235,16 @@ class GatewayObserver:
         prices = UNKNOWN_PRICES
         operation = operation_of(record, usage)
         if usage is not None:
-            cost, prices = charge(m, view, self._end_users, (model, deployment, key), end_user=record.end_user,
-                                  operation=operation, usage=usage, estimated=estimated)
+            cost, prices = charge(
+                m,
+                view,
+                self._end_users,
+                (model, deployment, key),
+                end_user=record.end_user,
+                operation=operation,
+                usage=usage,
+                estimated=estimated,
+            )
             if record.stream and first is not None and usage.output_tokens > 1:
                 per_token = (finished - first) / (usage.output_tokens - 1)
                 m.time_per_output_token.observe((model, deployment), per_token)
@@ -274,9 +280,16 @@ class GatewayObserver:
         cost: float | None = None
         prices = UNKNOWN_PRICES
         if event.usage is not None:
-            cost, prices = charge(self.metrics, view, self._end_users, (model, deployment, key),
-                                  end_user=event.end_user, operation=event.operation, usage=event.usage,
-                                  estimated=False)
+            cost, prices = charge(
+                self.metrics,
+                view,
+                self._end_users,
+                (model, deployment, key),
+                end_user=event.end_user,
+                operation=event.operation,
+                usage=event.usage,
+                estimated=False,
+            )
         log = self._log
         if log is not None:
             now, wall = self._clock(), self._wall_clock()
@@ -290,10 +303,13 @@ class GatewayObserver:
         sent = 0
         for attempt in record.attempts:
             outcome = attempt.outcome
-            m.attempts.inc((
-                known_label(attempt.model, view.models), known_label(attempt.deployment, view.deployments),
-                outcome.value,
-            ))
+            m.attempts.inc(
+                (
+                    known_label(attempt.model, view.models),
+                    known_label(attempt.deployment, view.deployments),
+                    outcome.value,
+                )
+            )
             if outcome is not AttemptOutcome.SKIPPED:
                 sent += 1
         if sent > 1:
@@ -341,8 +357,10 @@ class GatewayObserver:
         body = record.response_body if succeeded else None
         # The hot path may not have parsed usage itself: look where the upstream would put it.
         reported = (
-            usage_from_response_json(body) if body
-            else estimating.usage_from_sse_blocks(record.stream_blocks) if record.stream_blocks
+            usage_from_response_json(body)
+            if body
+            else estimating.usage_from_sse_blocks(record.stream_blocks)
+            if record.stream_blocks
             else None
         )
         if reported is not None:
@@ -356,8 +374,5 @@ class GatewayObserver:
     def _content(self, record: RequestRecord) -> tuple[str, str]:
         return (
             estimating.request_input_text(record.request_body),
-            estimating.response_output_text(
-                record.response_body, record.delta_payloads, record.stream_blocks
-            ),
+            estimating.response_output_text(record.response_body, record.delta_payloads, record.stream_blocks),
         )
-

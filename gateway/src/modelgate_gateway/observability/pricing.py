@@ -47,8 +47,12 @@ class Prices:
         base = _token_prices(pricing, None)
         tiers = {tier: _token_prices(prices, base) for tier, prices in pricing.tiers.items()}
         return cls(
-            input=base.input, cached_input=base.cached_input, output=base.output, known=True,
-            cache_write=base.cache_write, tiers=MappingProxyType(tiers),
+            input=base.input,
+            cached_input=base.cached_input,
+            output=base.output,
+            known=True,
+            cache_write=base.cache_write,
+            tiers=MappingProxyType(tiers),
             tools=MappingProxyType(dict(pricing.hosted_tool_usd_per_call)),
         )
 

@@ -145,9 +145,19 @@ class BilledEvent:
     def as_record(self, now: float, wall_time: float) -> RequestRecord:
         """A record for the request log line of this event (no request of its own, so no duration)."""
         return RequestRecord(
-            request_id=self.request_id, started_at=now, wall_time=wall_time, method="-", route="background",
-            operation=self.operation, key_name=self.key_name, end_user=self.end_user, requested_model=self.model,
-            model=self.model, deployment=self.deployment, status=200, response_id=self.response_id,
+            request_id=self.request_id,
+            started_at=now,
+            wall_time=wall_time,
+            method="-",
+            route="background",
+            operation=self.operation,
+            key_name=self.key_name,
+            end_user=self.end_user,
+            requested_model=self.model,
+            model=self.model,
+            deployment=self.deployment,
+            status=200,
+            response_id=self.response_id,
             error_type=None if self.status == "completed" else f"background_{self.status}",
         )
 

@@ -48,15 +48,18 @@ class Accounting:
     """How the usage was obtained: reported, estimated, followed_up (background), unknown; None: not billed."""
 
 
-def log_line(
-    record: RequestRecord, acc: Accounting, content: tuple[str, str] | None = None
-) -> bytes:
+def log_line(record: RequestRecord, acc: Accounting, content: tuple[str, str] | None = None) -> bytes:
     """One JSON line (newline included). ``content`` is (input text, output text) when enabled."""
     usage = acc.usage
     first = record.first_token_at
     tokens = (
-        (usage.input_tokens, usage.cached_input_tokens, usage.output_tokens, usage.reasoning_tokens,
-         usage.cache_write_tokens)
+        (
+            usage.input_tokens,
+            usage.cached_input_tokens,
+            usage.output_tokens,
+            usage.reasoning_tokens,
+            usage.cache_write_tokens,
+        )
         if usage is not None
         else _NO_TOKENS
     )
@@ -95,8 +98,7 @@ def log_line(
     }
     if len(attempts) > 1:  # the failover path, for whoever debugs it
         line["attempt_path"] = [
-            {"model": a.model, "deployment": a.deployment, "outcome": a.outcome.value,
-             "status": a.status}
+            {"model": a.model, "deployment": a.deployment, "outcome": a.outcome.value, "status": a.status}
             for a in attempts
         ]
     if record.affinity is not None:  # only requests that name a session
@@ -162,9 +164,7 @@ class RequestLogWriter:
             wake = not self._signalled and len(self._buffer) >= self._flush_lines
             self._signalled = self._signalled or wake
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="modelgate-request-log", daemon=True
-                )
+                self._thread = threading.Thread(target=self._run, name="modelgate-request-log", daemon=True)
                 self._thread.start()
         if wake:
             self._wake.set()

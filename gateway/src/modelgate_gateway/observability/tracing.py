@@ -26,9 +26,15 @@ log = logging.getLogger("modelgate.gateway.tracing")
 
 # gen_ai.provider.name values of the semantic conventions, per deployment provider.
 _PROVIDER_NAMES = {Provider.OPENAI: "openai", Provider.AZURE_OPENAI: "azure.ai.openai"}
-_ROUTES = {"create": "/v1/responses", "compact": "/v1/responses/compact", "retrieve": "/v1/responses/{id}",
-           "delete": "/v1/responses/{id}", "cancel": "/v1/responses/{id}/cancel",
-           "input_items": "/v1/responses/{id}/input_items", "models": "/v1/models"}
+_ROUTES = {
+    "create": "/v1/responses",
+    "compact": "/v1/responses/compact",
+    "retrieve": "/v1/responses/{id}",
+    "delete": "/v1/responses/{id}",
+    "cancel": "/v1/responses/{id}/cancel",
+    "input_items": "/v1/responses/{id}/input_items",
+    "models": "/v1/models",
+}
 _BILLED = frozenset({"create", "background", "compact"})
 
 
@@ -49,11 +55,16 @@ class RequestTracer:
         self.settings = settings
         self._provider: TracerProvider = TracerProvider(
             resource=Resource.create({"service.name": settings.service_name}),
-            sampler=TraceIdRatioBased(settings.sample_ratio))
+            sampler=TraceIdRatioBased(settings.sample_ratio),
+        )
         exporter = OTLPSpanExporter(endpoint=settings.endpoint, timeout=settings.timeout_seconds)
-        self._provider.add_span_processor(BatchSpanProcessor(
-            exporter, schedule_delay_millis=settings.batch_delay_seconds * 1000,
-            export_timeout_millis=settings.timeout_seconds * 1000))
+        self._provider.add_span_processor(
+            BatchSpanProcessor(
+                exporter,
+                schedule_delay_millis=settings.batch_delay_seconds * 1000,
+                export_timeout_millis=settings.timeout_seconds * 1000,
+            )
+        )
         self._tracer: Tracer = self._provider.get_tracer("modelgate_gateway")
         self._servers: dict[str, dict[str, Any]] = {}
         self.configure(config)
@@ -83,8 +94,12 @@ class RequestTracer:
         model = record.model or record.requested_model
         billed = operation in _BILLED and record.route in ("create", "compact")
         name = f"chat {model}" if billed and model else f"{record.method} {_ROUTES.get(record.route, record.route)}"
-        span = self._tracer.start_span(name, kind=SpanKind.SERVER, start_time=_ns(start),
-                                       attributes=self._request_attributes(record, usage, cost, billed))
+        span = self._tracer.start_span(
+            name,
+            kind=SpanKind.SERVER,
+            start_time=_ns(start),
+            attributes=self._request_attributes(record, usage, cost, billed),
+        )
         if record.status >= 500 or (record.error_type is not None and record.status >= 400):
             span.set_status(Status(StatusCode.ERROR, record.error_type or str(record.status)))
         context = set_span_in_context(span)
@@ -93,16 +108,20 @@ class RequestTracer:
                 continue
             began = start + attempt.started_at - record.started_at
             child = self._tracer.start_span(
-                f"chat {attempt.model}" if billed else name, context=context, kind=SpanKind.CLIENT,
-                start_time=_ns(began), attributes=self._attempt_attributes(attempt.deployment, attempt.model,
-                                                                         attempt.outcome, attempt.status))
+                f"chat {attempt.model}" if billed else name,
+                context=context,
+                kind=SpanKind.CLIENT,
+                start_time=_ns(began),
+                attributes=self._attempt_attributes(attempt.deployment, attempt.model, attempt.outcome, attempt.status),
+            )
             if attempt.outcome not in (AttemptOutcome.SUCCESS, AttemptOutcome.CLIENT_ERROR):
                 child.set_status(Status(StatusCode.ERROR, attempt.outcome.value))
             child.end(end_time=_ns(began + attempt.duration_seconds))
         span.end(end_time=_ns(start + finished - record.started_at))
 
-    def _request_attributes(self, record: RequestRecord, usage: Usage | None, cost: float | None,
-                            billed: bool) -> dict[str, Any]:
+    def _request_attributes(
+        self, record: RequestRecord, usage: Usage | None, cost: float | None, billed: bool
+    ) -> dict[str, Any]:
         attributes: dict[str, Any] = {
             "http.request.method": record.method,
             "http.route": _ROUTES.get(record.route, record.route),
@@ -142,10 +161,15 @@ class RequestTracer:
             attributes["modelgate.cost_usd"] = cost
         return attributes
 
-    def _attempt_attributes(self, deployment: str, model: str, outcome: AttemptOutcome,
-                            status: int | None) -> dict[str, Any]:
-        attributes: dict[str, Any] = {"modelgate.deployment": deployment, "modelgate.attempt.outcome": outcome.value,
-                                      "gen_ai.request.model": model, **self._servers.get(deployment, {})}
+    def _attempt_attributes(
+        self, deployment: str, model: str, outcome: AttemptOutcome, status: int | None
+    ) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            "modelgate.deployment": deployment,
+            "modelgate.attempt.outcome": outcome.value,
+            "gen_ai.request.model": model,
+            **self._servers.get(deployment, {}),
+        }
         if status is not None:
             attributes["http.response.status_code"] = status
         if outcome not in (AttemptOutcome.SUCCESS, AttemptOutcome.CLIENT_ERROR):
@@ -153,8 +177,9 @@ class RequestTracer:
         return attributes
 
 
-def tracer_for(current: RequestTracer | None,
-               config: GatewayConfig) -> tuple[RequestTracer | None, RequestTracer | None]:
+def tracer_for(
+    current: RequestTracer | None, config: GatewayConfig
+) -> tuple[RequestTracer | None, RequestTracer | None]:
     """(the tracer for ``config``, an old one to shut down): kept while its settings are unchanged."""
     settings = config.spec.observability.tracing
     if current is not None and current.settings == settings:

@@ -70,16 +70,22 @@ class BodyTimeout(TimeoutError):
 
 def _raw_error(status: str, message: str, code: str, extra: str = "") -> bytes:
     body = error_body(message, "invalid_request_error" if status.startswith("4") else "server_error", None, code)
-    head = (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            f"{extra}Connection: close\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        f"{extra}Connection: close\r\n\r\n"
+    )
     return head.encode() + body
 
 
 _HEADER_TIMEOUT_RESPONSE = _raw_error(
-    "408 Request Timeout", "The request headers were not received in time.", "request_timeout")
+    "408 Request Timeout", "The request headers were not received in time.", "request_timeout"
+)
 _OVER_CAPACITY_RESPONSE = _raw_error(
-    "503 Service Unavailable", "The gateway has too many open connections; retry shortly.",
-    "too_many_connections", "Retry-After: 1\r\n")
+    "503 Service Unavailable",
+    "The gateway has too many open connections; retry shortly.",
+    "too_many_connections",
+    "Retry-After: 1\r\n",
+)
 
 
 def safe_reason(exc: BaseException | None) -> str:
@@ -169,11 +175,17 @@ class GuardedRequestHandler(web.RequestHandler):
 
     __slots__ = ("_body", "_body_timer", "_guard", "_header_timer", "_partial", "_refused", "_timer_count")
 
-    def __init__(self, manager: web.Server, guard: ConnectionGuard, *, loop: asyncio.AbstractEventLoop,
-                 **kwargs: Any) -> None:
-        super().__init__(manager, loop=loop, keepalive_timeout=guard.limits.idle_timeout,
-                         access_log=None,  # type: ignore[arg-type]  # None (no access log) is supported
-                         lingering_time=min(10.0, guard.limits.body_timeout), **kwargs)
+    def __init__(
+        self, manager: web.Server, guard: ConnectionGuard, *, loop: asyncio.AbstractEventLoop, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            manager,
+            loop=loop,
+            keepalive_timeout=guard.limits.idle_timeout,
+            access_log=None,  # type: ignore[arg-type]  # None (no access log) is supported
+            lingering_time=min(10.0, guard.limits.body_timeout),
+            **kwargs,
+        )
         self._guard = guard
         self._header_timer: asyncio.TimerHandle | None = None
         self._timer_count = 0
@@ -244,8 +256,9 @@ class GuardedRequestHandler(web.RequestHandler):
 
     def _arm_header_timer(self) -> None:
         self._timer_count = self._request_count
-        self._header_timer = self._loop.call_at(self._loop.time() + self._guard.limits.header_timeout,
-                                                self._header_timeout)
+        self._header_timer = self._loop.call_at(
+            self._loop.time() + self._guard.limits.header_timeout, self._header_timeout
+        )
 
     def _header_timeout(self) -> None:
         self._header_timer = None
@@ -275,8 +288,9 @@ class GuardedRequestHandler(web.RequestHandler):
             body = self._messages[-1][1]
             if not body.is_eof():
                 self._body = body
-                self._body_timer = self._loop.call_at(self._loop.time() + self._guard.limits.body_timeout,
-                                                      self._body_timeout)
+                self._body_timer = self._loop.call_at(
+                    self._loop.time() + self._guard.limits.body_timeout, self._body_timeout
+                )
 
     def _body_complete(self) -> None:
         self._body = None
@@ -310,13 +324,17 @@ class GuardedRequestHandler(web.RequestHandler):
         if isinstance(exc, HttpProcessingError | web.RequestPayloadError):
             exc.__traceback__ = None  # see handle_error
             peer = self.peername
-            self._guard.bad_requests.warning("dropped the rest of a malformed request from %s: %s",
-                                             peer[0] if isinstance(peer, tuple) else peer, safe_reason(exc))
+            self._guard.bad_requests.warning(
+                "dropped the rest of a malformed request from %s: %s",
+                peer[0] if isinstance(peer, tuple) else peer,
+                safe_reason(exc),
+            )
             return
         super().log_exception(*args, **kw)
 
-    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
         """aiohttp's error answer, without the request's bytes in the log or in the answer."""
         if isinstance(exc, HttpProcessingError):
             # aiohttp keeps the parse error in a message that a frame of its traceback holds: a
@@ -324,8 +342,7 @@ class GuardedRequestHandler(web.RequestHandler):
             exc.__traceback__ = None
             reason = safe_reason(exc)
             self._guard.note("malformed")
-            self._guard.bad_requests.warning("rejected a malformed HTTP request from %s: %s",
-                                             request.remote, reason)
+            self._guard.bad_requests.warning("rejected a malformed HTTP request from %s: %s", request.remote, reason)
             status = exc.code if 400 <= exc.code < 500 else 400
             body = error_body(f"Malformed HTTP request: {reason}.", "invalid_request_error", None, "bad_request")
         else:  # a handler raised past the endpoint decorator: a gateway bug, traceback wanted
@@ -343,8 +360,16 @@ class GuardedSite(web.BaseSite):
 
     __slots__ = ("_guard", "_host", "_port", "_reuse_port")
 
-    def __init__(self, runner: web.BaseRunner, guard: ConnectionGuard, host: str, port: int, *,
-                 backlog: int = 1024, reuse_port: bool = False) -> None:
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        guard: ConnectionGuard,
+        host: str,
+        port: int,
+        *,
+        backlog: int = 1024,
+        reuse_port: bool = False,
+    ) -> None:
         super().__init__(runner, backlog=backlog)
         self._guard = guard
         self._host = host
@@ -365,5 +390,6 @@ class GuardedSite(web.BaseSite):
         def protocol() -> GuardedRequestHandler:
             return GuardedRequestHandler(manager, guard, loop=loop)
 
-        self._server = await loop.create_server(protocol, self._host, self._port, backlog=self._backlog,
-                                                reuse_port=self._reuse_port or None)
+        self._server = await loop.create_server(
+            protocol, self._host, self._port, backlog=self._backlog, reuse_port=self._reuse_port or None
+        )

@@ -83,8 +83,12 @@ class InFlight:
         return len(cut)
 
 
-async def drain(inflight: InFlight, grace_seconds: float, stop_accepting: Callable[[], Awaitable[None]],
-                cleanup: Callable[[], Awaitable[None]]) -> None:
+async def drain(
+    inflight: InFlight,
+    grace_seconds: float,
+    stop_accepting: Callable[[], Awaitable[None]],
+    cleanup: Callable[[], Awaitable[None]],
+) -> None:
     """Stop accepting, wait for in-flight requests up to the grace period, cut the rest, clean up."""
     started = time.monotonic()
     await stop_accepting()
@@ -92,8 +96,9 @@ async def drain(inflight: InFlight, grace_seconds: float, stop_accepting: Callab
         count = inflight.cut()
         log.warning("grace period of %.0fs over: cutting %d requests still in flight", grace_seconds, count)
         if not await inflight.wait_idle(CUT_SECONDS):
-            log.warning("%d cut requests did not finish within %.1fs; closing their connections",
-                        len(inflight), CUT_SECONDS)
+            log.warning(
+                "%d cut requests did not finish within %.1fs; closing their connections", len(inflight), CUT_SECONDS
+            )
     try:
         await asyncio.wait_for(cleanup(), SHUTDOWN_OVERRUN_SECONDS - CUT_SECONDS)
     except TimeoutError:

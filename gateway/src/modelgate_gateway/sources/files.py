@@ -80,8 +80,7 @@ def _read(path: Path) -> bytes:
 
 
 class FileSource:
-    def __init__(self, path: str | Path, secrets_dir: str | Path | None = None,
-                 interval_seconds: float = 2.0) -> None:
+    def __init__(self, path: str | Path, secrets_dir: str | Path | None = None, interval_seconds: float = 2.0) -> None:
         self.path = Path(path)
         self.secrets = SecretsDir(Path(secrets_dir)) if secrets_dir else None
         self.interval = interval_seconds
@@ -105,8 +104,9 @@ class FileSource:
             document = assemble(index, parts)
         except (IndexUnreadable, Inconsistent) as exc:
             if str(exc) != self._waiting:
-                log.info("waiting for a complete config set in %s (keeping the last good one): %s",
-                         self.path.parent, exc)
+                log.info(
+                    "waiting for a complete config set in %s (keeping the last good one): %s", self.path.parent, exc
+                )
                 self._waiting = str(exc)
             return None
         self._waiting = None
@@ -148,9 +148,14 @@ class FileSource:
                 fingerprint = self._fingerprint(document, secrets)
                 if fingerprint != last:
                     last = fingerprint
-                    yield ConfigSnapshot(document=document, fmt=fmt, origin=str(self.path),  # type: ignore[arg-type]
-                                         secrets=secrets, base_dir=str(self.path.parent),
-                                         keys_grace_seconds=grace)
+                    yield ConfigSnapshot(
+                        document=document,
+                        fmt=fmt,  # type: ignore[arg-type]
+                        origin=str(self.path),
+                        secrets=secrets,
+                        base_dir=str(self.path.parent),
+                        keys_grace_seconds=grace,
+                    )
             await self._pause()
 
     async def _pause(self) -> None:

@@ -74,10 +74,17 @@ class WatchTiming:
 class KubeSource:
     """Yields a :class:`ConfigSnapshot` first and on every change of the ConfigMap or Secret."""
 
-    def __init__(self, server: str, token: str | Callable[[], str] | None, configmap: str,
-                 key: str = "config.json", secret: str | None = None, *,
-                 ssl_context: ssl.SSLContext | None = None,
-                 timing: WatchTiming | None = None) -> None:
+    def __init__(
+        self,
+        server: str,
+        token: str | Callable[[], str] | None,
+        configmap: str,
+        key: str = "config.json",
+        secret: str | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        timing: WatchTiming | None = None,
+    ) -> None:
         self.server = server.rstrip("/")
         self._token = token
         self.configmap = _split_ref(configmap, "configmap")
@@ -95,8 +102,9 @@ class KubeSource:
         self._parsed: tuple[str, ConfigIndex] | None = None
 
     @classmethod
-    def in_cluster(cls, configmap: str, key: str = "config.json", secret: str | None = None,
-                   timing: WatchTiming | None = None) -> KubeSource:
+    def in_cluster(
+        cls, configmap: str, key: str = "config.json", secret: str | None = None, timing: WatchTiming | None = None
+    ) -> KubeSource:
         """From inside a pod: API address from the environment, the service account's CA and
         token (the token file is re-read on every reconnect, since projected tokens rotate)."""
         host = os.environ["KUBERNETES_SERVICE_HOST"]
@@ -105,8 +113,15 @@ class KubeSource:
             host = f"[{host}]"  # IPv6
         context = ssl.create_default_context(cafile=str(SERVICE_ACCOUNT_DIR / "ca.crt"))
         token_path = SERVICE_ACCOUNT_DIR / "token"
-        return cls(f"https://{host}:{port}", lambda: token_path.read_text().strip(), configmap,
-                   key, secret, ssl_context=context, timing=timing)
+        return cls(
+            f"https://{host}:{port}",
+            lambda: token_path.read_text().strip(),
+            configmap,
+            key,
+            secret,
+            ssl_context=context,
+            timing=timing,
+        )
 
     @property
     def origin(self) -> str:
@@ -189,8 +204,9 @@ class KubeSource:
             logger.info("waiting for a complete config set (keeping the last good one): %s", why)
             self._waiting = why
 
-    def _document(self, states: Mapping[Watched, State], data: Mapping[str, Any],
-                  index: ConfigIndex | None) -> bytes | None:
+    def _document(
+        self, states: Mapping[Watched, State], data: Mapping[str, Any], index: ConfigIndex | None
+    ) -> bytes | None:
         if index is None:
             document = data.get(self.key)
             if not isinstance(document, str):
@@ -236,8 +252,13 @@ class KubeSource:
                 except (binascii.Error, TypeError, ValueError):
                     logger.warning("secret key %r is not valid base64; left out", key)
         fmt: Literal["json", "yaml"] = "yaml" if self.key.endswith((".yaml", ".yml")) else "json"
-        return ConfigSnapshot(document=document, fmt="json" if index is not None else fmt,
-                              origin=self.origin, secrets=secrets, keys_grace_seconds=KEYS_GRACE_SECONDS)
+        return ConfigSnapshot(
+            document=document,
+            fmt="json" if index is not None else fmt,
+            origin=self.origin,
+            secrets=secrets,
+            keys_grace_seconds=KEYS_GRACE_SECONDS,
+        )
 
     def _set(self, key: Watched, state: State) -> None:
         if key not in self._states or self._states[key] != state:
@@ -257,16 +278,17 @@ class KubeSource:
                 await self._stream(session, url, selector, version, plural, name)
             except (aiohttp.ClientError, TimeoutError, ValueError, _ApiError) as exc:
                 delay = backoff * (1 + random.random() / 2)  # jitter: replicas spread out
-                logger.warning("watching %s %s/%s failed (%s); retrying in %.1fs",
-                               plural, namespace, name, exc, delay)
+                logger.warning("watching %s %s/%s failed (%s); retrying in %.1fs", plural, namespace, name, exc, delay)
                 await asyncio.sleep(delay)
                 backoff = min(backoff * 2, self.timing.backoff_max)
 
-    async def _list(self, session: aiohttp.ClientSession, url: str, selector: str,
-                    plural: str, name: str) -> str | None:
+    async def _list(
+        self, session: aiohttp.ClientSession, url: str, selector: str, plural: str, name: str
+    ) -> str | None:
         timeout = aiohttp.ClientTimeout(total=self.timing.request_timeout)
-        async with session.get(url, params={"fieldSelector": selector}, timeout=timeout,
-                               headers=self._headers()) as response:
+        async with session.get(
+            url, params={"fieldSelector": selector}, timeout=timeout, headers=self._headers()
+        ) as response:
             if response.status != 200:
                 raise _ApiError(f"list: HTTP {response.status}")
             body = await response.json()
@@ -276,16 +298,21 @@ class KubeSource:
         version = (body.get("metadata") or {}).get("resourceVersion")
         return version if isinstance(version, str) and version.isdigit() else None
 
-    async def _stream(self, session: aiohttp.ClientSession, url: str, selector: str,
-                      version: str | None, plural: str, name: str) -> None:
-        params = {"watch": "true", "fieldSelector": selector, "allowWatchBookmarks": "true",
-                  "timeoutSeconds": str(self.timing.watch_seconds)}
+    async def _stream(
+        self, session: aiohttp.ClientSession, url: str, selector: str, version: str | None, plural: str, name: str
+    ) -> None:
+        params = {
+            "watch": "true",
+            "fieldSelector": selector,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(self.timing.watch_seconds),
+        }
         if version:
             params["resourceVersion"] = version
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timing.request_timeout,
-                                        sock_read=self.timing.watch_seconds + 30)
-        async with session.get(url, params=params, timeout=timeout,
-                               headers=self._headers()) as response:
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.timing.request_timeout, sock_read=self.timing.watch_seconds + 30
+        )
+        async with session.get(url, params=params, timeout=timeout, headers=self._headers()) as response:
             if response.status != 200:
                 raise _ApiError(f"watch: HTTP {response.status}")
             buffer = b""

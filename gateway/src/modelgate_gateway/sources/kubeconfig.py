@@ -162,8 +162,10 @@ def load_kubeconfig(paths: Sequence[str | Path], context: str | None = None) -> 
     user = merged["users"].get(str(ctx.get("user")), _Entry({}, files[0].parent))
     for key in _UNSUPPORTED_USER:
         if user.value.get(key):
-            raise KubeconfigError(f"{where}: user field {key!r} is not supported; use a token "
-                                  "(e.g. `kubectl create token`) or a client certificate")
+            raise KubeconfigError(
+                f"{where}: user field {key!r} is not supported; use a token "
+                "(e.g. `kubectl create token`) or a client certificate"
+            )
     for key in _UNSUPPORTED_CLUSTER:
         if cluster.value.get(key):
             raise KubeconfigError(f"{where}: cluster field {key!r} is not supported")

@@ -79,9 +79,14 @@ def ledger_key(deployment: str, upstream_id: str) -> str:
 class BackgroundTracker:
     """Follows this replica's background responses and settles any that ends, exactly once."""
 
-    def __init__(self, observer: Observer, ledger: Callable[[], BackgroundLedger],
-                 settings: Callable[[], BackgroundFollowUp | None], *,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        observer: Observer,
+        ledger: Callable[[], BackgroundLedger],
+        settings: Callable[[], BackgroundFollowUp | None],
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self._observer = observer
         self._ledger = ledger
         self._settings = settings
@@ -131,8 +136,9 @@ class BackgroundTracker:
         if not settings.enabled:
             return
         try:
-            await self._ledger().add(pending.key, pending.encode(), pending.deadline, self.instance,
-                                     settings.lease_seconds)
+            await self._ledger().add(
+                pending.key, pending.encode(), pending.deadline, self.instance, settings.lease_seconds
+            )
         except StateStoreError as exc:
             log.error("background response %s: cannot record it for follow-up: %s", pending.response_id, exc)
             return
@@ -146,8 +152,9 @@ class BackgroundTracker:
         """
         if not is_terminal(response):
             return False
-        return await self._record(ledger_key(deployment, upstream_id), str(response.get("status")),
-                                  usage_of(response), recorded_by)
+        return await self._record(
+            ledger_key(deployment, upstream_id), str(response.get("status")), usage_of(response), recorded_by
+        )
 
     async def run(self) -> None:
         """Adopt, every lease period, the entries whose follower went away (a crash, a restart)."""
@@ -194,11 +201,21 @@ class BackgroundTracker:
         task = self._tasks.pop(key, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
-        self._observer.usage_recorded(BilledEvent(
-            request_id=pending.request_id, response_id=pending.response_id, operation=Operation.BACKGROUND,
-            model=pending.model, deployment=pending.deployment, key_name=pending.key_name,
-            end_user=pending.end_user, usage=usage, status=status, recorded_by=recorded_by,
-            created_wall_time=pending.created))
+        self._observer.usage_recorded(
+            BilledEvent(
+                request_id=pending.request_id,
+                response_id=pending.response_id,
+                operation=Operation.BACKGROUND,
+                model=pending.model,
+                deployment=pending.deployment,
+                key_name=pending.key_name,
+                end_user=pending.end_user,
+                usage=usage,
+                status=status,
+                recorded_by=recorded_by,
+                created_wall_time=pending.created,
+            )
+        )
         return True
 
     def _follow(self, pending: Pending) -> None:

@@ -147,8 +147,9 @@ class RedisLedger:
 
     async def record(self, key: str, token: str) -> bytes | None:
         entry_key, claim_key, done_key, owner_key = self._keys(key)
-        found = await self._run(self._record, [entry_key, claim_key, done_key, owner_key, PENDING],
-                                [token, DONE_TTL_SECONDS, key])
+        found = await self._run(
+            self._record, [entry_key, claim_key, done_key, owner_key, PENDING], [token, DONE_TTL_SECONDS, key]
+        )
         return _raw(found) if found else None
 
     async def release(self, key: str, token: str) -> None:

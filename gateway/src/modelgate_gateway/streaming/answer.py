@@ -48,9 +48,16 @@ _JSON_OBJECT = re.compile(rb"[ \t\r\n]*\{")
 _HEAD_ID = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"id"[ \t\r\n]*:' + STRING_TOKEN.pattern)
 
 
-async def relay_json(request: web.Request, opened: Opened, record: RequestRecord,
-                     make_id: Callable[[str], str] | None, headers: Mapping[str, str],
-                     conversation: tuple[bytes, bytes] | None = None, *, previous: bool = True) -> web.StreamResponse:
+async def relay_json(
+    request: web.Request,
+    opened: Opened,
+    record: RequestRecord,
+    make_id: Callable[[str], str] | None,
+    headers: Mapping[str, str],
+    conversation: tuple[bytes, bytes] | None = None,
+    *,
+    previous: bool = True,
+) -> web.StreamResponse:
     """``conversation``: (upstream id, gateway id) of the conversation the request named, whose
     id in the answer's ``conversation`` is rewritten too (as is its ``previous_response_id``).
     ``previous``: whether the answer may carry a ``previous_response_id`` (False when the request
@@ -94,11 +101,16 @@ def _whole_at_once(reply: object) -> bool:
 
 
 class _JsonRelay:
-    __slots__ = ("conversation", "headers", "make_id", "opened", "previous", "record", "request",
-                 "resp", "upstream_id")
+    __slots__ = ("conversation", "headers", "make_id", "opened", "previous", "record", "request", "resp", "upstream_id")
 
-    def __init__(self, request: web.Request, opened: Opened, record: RequestRecord,
-                 make_id: Callable[[str], str] | None, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        request: web.Request,
+        opened: Opened,
+        record: RequestRecord,
+        make_id: Callable[[str], str] | None,
+        headers: Mapping[str, str],
+    ) -> None:
         self.request = request
         self.opened = opened
         self.record = record
@@ -149,8 +161,8 @@ class _JsonRelay:
         """``body`` with the token of field ``name`` at ``span`` rewritten (if it is an id to rewrite)."""
         if span is None:
             return body
-        new = self._replacement(name, body[span[0]:span[1]])
-        return body if new is None else body[:span[0]] + new + body[span[1]:]
+        new = self._replacement(name, body[span[0] : span[1]])
+        return body if new is None else body[: span[0]] + new + body[span[1] :]
 
     # -- large answers: streamed -----------------------------------------------------------------
     async def _stream(self, first: list[bytes], chunks: AsyncIterator[bytes]) -> web.StreamResponse:

@@ -47,12 +47,11 @@ class Nesting:
         skeleton = _STRING.sub(b"", data[pos:] if pos else data)
         opened = skeleton.find(b'"')  # a string that starts here and ends in a later piece
         if opened >= 0:
-            tail = skeleton[opened + 1:]
+            tail = skeleton[opened + 1 :]
             self.in_string = True
             self.escaped = (len(tail) - len(tail.rstrip(b"\\"))) % 2 == 1
             skeleton = skeleton[:opened]
-        self.depth += (skeleton.count(b"{") + skeleton.count(b"[")
-                       - skeleton.count(b"}") - skeleton.count(b"]"))
+        self.depth += skeleton.count(b"{") + skeleton.count(b"[") - skeleton.count(b"}") - skeleton.count(b"]")
 
     @property
     def closed(self) -> bool:

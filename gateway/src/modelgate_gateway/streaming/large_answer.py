@@ -85,9 +85,9 @@ class Scan:
 
     def _note(self, found: list[tuple[bytes, int]], piece: bytes) -> None:
         if self.usage_bytes is not None and len(self.usage_bytes) < _USAGE_BYTES:
-            self.usage_bytes += piece[:_USAGE_BYTES - len(self.usage_bytes)]
+            self.usage_bytes += piece[: _USAGE_BYTES - len(self.usage_bytes)]
         if self.tier_bytes is not None and len(self.tier_bytes) < _TIER_BYTES:
-            self.tier_bytes += piece[:_TIER_BYTES - len(self.tier_bytes)]
+            self.tier_bytes += piece[: _TIER_BYTES - len(self.tier_bytes)]
         for name, at in found:
             if name in self.seen:
                 continue  # a repeated key: only the first is looked at
@@ -102,7 +102,7 @@ class Scan:
     def _from(self, at: int, piece: bytes) -> bytes:
         """The bytes from offset ``at`` to the end of ``piece``."""
         window = self._recent + piece  # ``at`` is at most _RECENT bytes before this piece
-        return window[at - (self.fed - len(self._recent)):]
+        return window[at - (self.fed - len(self._recent)) :]
 
     def hold_from(self) -> int:
         """The offset from which bytes must stay held: a field found later is reported no earlier."""
@@ -155,7 +155,7 @@ class HeldPieces:
         for piece in self.pieces:
             end = offset + len(piece)
             if end > at:
-                parts.append(piece[max(0, at - offset):at - offset + size])
+                parts.append(piece[max(0, at - offset) : at - offset + size])
                 size -= len(parts[-1])
                 if size <= 0:
                     break
@@ -173,7 +173,7 @@ class HeldPieces:
             last += 1
             last_end += len(self.pieces[last])
         if last > first:
-            self.pieces[first:last + 1] = [b"".join(self.pieces[first:last + 1])]
+            self.pieces[first : last + 1] = [b"".join(self.pieces[first : last + 1])]
         self.splices.append((start, end, new))
         self.growth += len(new) - (end - start)
 
@@ -184,10 +184,11 @@ class HeldPieces:
         taken: list[bytes] = []
         while len(taken) < len(pieces) - keep_last and self.start + len(pieces[len(taken)]) <= before:
             piece = pieces[len(taken)]
-            taken.append(self._rewritten(piece) if self.splices and self.splices[0][0] < self.start + len(piece)
-                         else piece)
+            taken.append(
+                self._rewritten(piece) if self.splices and self.splices[0][0] < self.start + len(piece) else piece
+            )
             self.start += len(piece)
-        del pieces[:len(taken)]
+        del pieces[: len(taken)]
         return taken
 
     def _rewritten(self, piece: bytes) -> bytes:
@@ -196,7 +197,7 @@ class HeldPieces:
         splices = self.splices
         while splices and splices[0][0] < self.start + len(piece):
             start, end, new = splices.pop(0)
-            parts += (piece[offset:start - self.start], new)
+            parts += (piece[offset : start - self.start], new)
             offset = end - self.start
         parts.append(piece[offset:])
         return b"".join(parts)
@@ -269,7 +270,7 @@ class AnswerPieces:
             del pending[0]
             if span is None:
                 continue
-            token = value[span[0]:span[1]]
+            token = value[span[0] : span[1]]
             new = self.replace(name, token)
             if new is None or new == token:
                 continue

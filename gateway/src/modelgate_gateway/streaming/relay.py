@@ -30,9 +30,14 @@ class ClientGone(Exception):
     """A write to the client failed: it went away (told apart from the upstream's read errors)."""
 
 
-async def relay_stream(request: web.Request, opened: Opened, record: RequestRecord,
-                       make_id: Callable[[str], str], headers: Mapping[str, str],
-                       replace: tuple[bytes, bytes] | None = None) -> web.StreamResponse:
+async def relay_stream(
+    request: web.Request,
+    opened: Opened,
+    record: RequestRecord,
+    make_id: Callable[[str], str],
+    headers: Mapping[str, str],
+    replace: tuple[bytes, bytes] | None = None,
+) -> web.StreamResponse:
     """``replace``: one more (upstream id, gateway id) pair to rewrite (a conversation's)."""
     sse = SseRelayState(make_id, opened.dep.redactor, replace)
     resp = web.StreamResponse(status=200, headers=headers)
@@ -84,8 +89,7 @@ def end_attempt(opened: Opened, outcome: AttemptOutcome, record: RequestRecord) 
     opened.finish(outcome, record)
 
 
-async def _pump(resp: web.StreamResponse, sse: SseRelayState, record: RequestRecord,
-                opened: Opened) -> None:
+async def _pump(resp: web.StreamResponse, sse: SseRelayState, record: RequestRecord, opened: Opened) -> None:
     """Relay the first chunk (already read by the executor), then every chunk as it arrives.
 
     The write is inlined rather than in a ``_send`` coroutine: per chunk (~60 per stream) that
@@ -120,9 +124,12 @@ async def _end_for_shutdown(resp: web.StreamResponse, sse: SseRelayState, record
         task.uncancel()  # the cancellation is handled here: the stream ends normally
     record.error_type, record.error_code = "gateway_shutdown", "gateway_shutting_down"
     try:
-        await resp.write(sse.failure_event("The gateway is shutting down and its drain period is over; "
-                                           "the stream was cut. Retry the request.",
-                                           code="gateway_shutting_down"))
+        await resp.write(
+            sse.failure_event(
+                "The gateway is shutting down and its drain period is over; the stream was cut. Retry the request.",
+                code="gateway_shutting_down",
+            )
+        )
     except CLIENT_GONE:
         record.client_disconnected = True
 
@@ -143,8 +150,12 @@ def _record_result(record: RequestRecord, sse: SseRelayState, outcome: AttemptOu
     record.usage = usage_of(record.final)
     record.stream_blocks = sse.blocks
     if record.usage is None:  # only then are the deltas needed, to estimate tokens
-        record.delta_payloads = [payload for block in sse.blocks for kind, payload in iter_events(block)
-                                 if kind == "response.output_text.delta"]
+        record.delta_payloads = [
+            payload
+            for block in sse.blocks
+            for kind, payload in iter_events(block)
+            if kind == "response.output_text.delta"
+        ]
     if sse.gateway_id is not None:
         record.response_id = sse.gateway_id.decode()
     if outcome is AttemptOutcome.SUCCESS and sse.terminal is not None:

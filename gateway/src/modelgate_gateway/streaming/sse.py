@@ -20,8 +20,7 @@ from ..redaction import Redactor
 from .jsonscan import KeyScanner
 
 # Output deltas that count as "first token" (text, refusals, tool-call arguments).
-_DELTA_TYPES = (b"response.output_text.delta", b"response.refusal.delta",
-                b"response.function_call_arguments.delta")
+_DELTA_TYPES = (b"response.output_text.delta", b"response.refusal.delta", b"response.function_call_arguments.delta")
 _TERMINAL = (b"response.completed", b"response.failed", b"response.incomplete")
 _LIFECYCLE = (b"response.created", b"response.in_progress", b"response.queued")
 _SEQ = re.compile(rb'"sequence_number":\s*(\d+)')
@@ -62,7 +61,7 @@ def _event_at(block: bytes, at: int) -> bytes:
     """The event (up to 200 bytes of it) that contains offset ``at`` of a block."""
     start = block.rfind(b"\n\n", 0, at)
     start = start + 2 if start >= 0 else 0
-    return block[start:start + 200]
+    return block[start : start + 200]
 
 
 def _last_events(block: bytes, count: int = _TAIL_EVENTS) -> bytes:
@@ -72,7 +71,7 @@ def _last_events(block: bytes, count: int = _TAIL_EVENTS) -> bytes:
         end = block.rfind(b"\n\n", 0, end)
         if end < 0:
             return block
-    return block[end + 2:]
+    return block[end + 2 :]
 
 
 def _has_delta(block: bytes) -> bool:
@@ -113,16 +112,21 @@ class SseRelayState:
         "upstream_id",
     )
 
-    def __init__(self, make_id: Callable[[str], str], redactor: Redactor | None = None,
-                 conversation: tuple[bytes, bytes] | None = None) -> None:
+    def __init__(
+        self,
+        make_id: Callable[[str], str],
+        redactor: Redactor | None = None,
+        conversation: tuple[bytes, bytes] | None = None,
+    ) -> None:
         self._make_id = make_id
         self.fields: list[tuple[bytes, bytes, re.Pattern[bytes]]] | None = None
         """(upstream token, gateway token, what precedes it) of the other ids the response carries:
         its ``previous_response_id`` (learnt from the first event) and the ``conversation`` the
         request named ((upstream id, gateway id) given here). None: there are none (the usual case)."""
         if conversation is not None:
-            self.fields = [(orjson.dumps(conversation[0].decode()), orjson.dumps(conversation[1].decode()),
-                            _CONVERSATION_BEFORE)]
+            self.fields = [
+                (orjson.dumps(conversation[0].decode()), orjson.dumps(conversation[1].decode()), _CONVERSATION_BEFORE)
+            ]
         self._redactor = redactor
         """Removes the deployment's credentials from error and failure events (None: it has none)."""
         self._tail: list[bytes] = []
@@ -162,7 +166,7 @@ class SseRelayState:
         if b"error" not in tail:
             return block
         clean = redactor.bytes(tail)
-        return block if clean is tail else block[:len(block) - len(tail)] + clean
+        return block if clean is tail else block[: len(block) - len(tail)] + clean
 
     def _frame(self, chunk: bytes) -> bytes:
         """Complete events available after this read (possibly none)."""
@@ -231,7 +235,7 @@ class SseRelayState:
             start = block.rfind(b"\n\n", 0, at)
             start = start + 2 if start >= 0 else 0
             end = block.find(b"\n\n", at)
-            event = block[start:end if end >= 0 else len(block)]
+            event = block[start : end if end >= 0 else len(block)]
             try:
                 parsed = orjson.loads(event_data(event))
             except orjson.JSONDecodeError:
@@ -272,7 +276,7 @@ class SseRelayState:
             if at < 0:
                 continue
             start = block.rfind(b"\n\n", 0, at)
-            for kind, payload in iter_events(block[start + 2 if start >= 0 else 0:]):
+            for kind, payload in iter_events(block[start + 2 if start >= 0 else 0 :]):
                 if kind.encode() not in _TERMINAL:
                     continue
                 try:
@@ -299,8 +303,7 @@ class SseRelayState:
             else:
                 as_string = isinstance(response.get("conversation"), str)  # as the upstream wrote it
                 response["conversation"] = orjson.loads(new) if as_string else {"id": orjson.loads(new)}
-        event = {"type": "response.failed", "sequence_number": self.next_sequence_number(),
-                 "response": response}
+        event = {"type": "response.failed", "sequence_number": self.next_sequence_number(), "response": response}
         return b"event: response.failed\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
@@ -322,15 +325,16 @@ def _replace_where(block: bytes, old: bytes, new: bytes, where: Callable[[bytes,
 
 def _rewrite_field(block: bytes, old: bytes, new: bytes, before: re.Pattern[bytes]) -> bytes:
     """``block`` with the token ``old`` replaced by ``new`` where ``before`` says it is that field's value."""
-    return _replace_where(block, old, new, lambda data, at: before.search(data, max(0, at - _LOOK_BEHIND), at)
-                          is not None)
+    return _replace_where(
+        block, old, new, lambda data, at: before.search(data, max(0, at - _LOOK_BEHIND), at) is not None
+    )
 
 
 def _is_response_id(block: bytes, at: int) -> bool:
     """Whether the id token at offset ``at`` is the value of a response-id field of its event."""
     if block.endswith(_COMPACT_RESPONSE_ID, 0, at):  # how servers write it, found without a regex
         return True
-    before = block[max(0, at - _LOOK_BEHIND):at]
+    before = block[max(0, at - _LOOK_BEHIND) : at]
     if _RESPONSE_ID_BEFORE.search(before):
         return True
     if not _ID_KEY_BEFORE.search(before):
@@ -340,12 +344,12 @@ def _is_response_id(block: bytes, at: int) -> bool:
     start = block.rfind(b"\n", 0, at) + 1
     if not block.startswith(b"data:", start):
         return False  # a payload split over several data lines: not inspected
-    line = block[start + 5:at]
+    line = block[start + 5 : at]
     outer = KeyScanner((b"response",))
     found = [*outer.feed(line), *outer.finish()]
     if not found:
         return False
     inner = KeyScanner((b"id",))
-    obj = line[found[-1][1]:]
+    obj = line[found[-1][1] :]
     keys = [*inner.feed(obj), *inner.finish()]
-    return bool(keys) and not obj[keys[-1][1]:].strip()  # the id key right before the token
+    return bool(keys) and not obj[keys[-1][1] :].strip()  # the id key right before the token

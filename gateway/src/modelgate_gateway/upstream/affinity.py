@@ -99,9 +99,14 @@ def ranked(session: str, targets: tuple[TargetRuntime, ...]) -> tuple[str, ...]:
     return tuple(name for _, name in scored)
 
 
-def pick_for_session(order: Sequence[str], board: HealthBoard, *, now: float,
-                     exclude: frozenset[str] | set[str] = frozenset(),
-                     capacity: Callable[[str], bool] = lambda _name: True) -> str | None:
+def pick_for_session(
+    order: Sequence[str],
+    board: HealthBoard,
+    *,
+    now: float,
+    exclude: frozenset[str] | set[str] = frozenset(),
+    capacity: Callable[[str], bool] = lambda _name: True,
+) -> str | None:
     """The first deployment of a session's ranking (:func:`ranked`) that can serve now; None when none can.
 
     Availability is the balancer's (cooldown, Retry-After deferral, capacity, one probe after a

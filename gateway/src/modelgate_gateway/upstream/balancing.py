@@ -67,8 +67,9 @@ class HealthBoard:
     def record_success(self, name: str, first_byte_seconds: float | None) -> bool:
         """Returns True when this ended a cooldown/probe/deferral (health changed)."""
         state = self.get(name)
-        recovered = state.probing or state.deferred_until > 0 or (
-            state.consecutive_failures > 0 and state.cooldown_until > 0)
+        recovered = (
+            state.probing or state.deferred_until > 0 or (state.consecutive_failures > 0 and state.cooldown_until > 0)
+        )
         state.consecutive_failures = 0
         state.probing = False
         state.cooldown_until = 0.0

@@ -36,28 +36,50 @@ def _new_items(raw: Any, param: str) -> list[dict[str, Any]]:
 def _metadata(raw: Any) -> dict[str, str]:
     if raw is None:
         return {}
-    if (not isinstance(raw, dict) or len(raw) > _MAX_METADATA_KEYS
-            or not all(isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512
-                       for k, v in raw.items())):
-        raise InvalidRequest("'metadata' must map at most 16 keys (64 characters) to strings (512 characters).",
-                             param="metadata")
+    if (
+        not isinstance(raw, dict)
+        or len(raw) > _MAX_METADATA_KEYS
+        or not all(isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in raw.items())
+    ):
+        raise InvalidRequest(
+            "'metadata' must map at most 16 keys (64 characters) to strings (512 characters).", param="metadata"
+        )
     return dict(raw)
 
 
 def _list(items: list[dict[str, Any]]) -> MemoryReply:
-    return MemoryReply(200, orjson.dumps({"object": "list", "data": items, "has_more": False,
-                                          "first_id": items[0]["id"] if items else None,
-                                          "last_id": items[-1]["id"] if items else None}))
+    return MemoryReply(
+        200,
+        orjson.dumps(
+            {
+                "object": "list",
+                "data": items,
+                "has_more": False,
+                "first_id": items[0]["id"] if items else None,
+                "last_id": items[-1]["id"] if items else None,
+            }
+        ),
+    )
 
 
-async def serve(store: Conversations, ttl_seconds: int, method: str, path: str, payload: Mapping[str, Any] | None,
-                query: Mapping[str, str]) -> MemoryReply:
+async def serve(
+    store: Conversations,
+    ttl_seconds: int,
+    method: str,
+    path: str,
+    payload: Mapping[str, Any] | None,
+    query: Mapping[str, str],
+) -> MemoryReply:
     """Answer one Conversations API call; ``path`` starts with ``/conversations``."""
     parts = path.strip("/").split("/")
     body = payload or {}
     if parts == ["conversations"] and method == "POST":
-        created: dict[str, Any] = {"id": "conv_" + os.urandom(24).hex(), "object": "conversation",
-                                   "created_at": int(time.time()), "metadata": _metadata(body.get("metadata"))}
+        created: dict[str, Any] = {
+            "id": "conv_" + os.urandom(24).hex(),
+            "object": "conversation",
+            "created_at": int(time.time()),
+            "metadata": _metadata(body.get("metadata")),
+        }
         await store.create(created, _new_items(body.get("items"), "items"), ttl_seconds)
         return MemoryReply(200, orjson.dumps(created))
     conversation = await store.get(parts[1]) if len(parts) >= 2 else None
@@ -66,8 +88,9 @@ async def serve(store: Conversations, ttl_seconds: int, method: str, path: str, 
     if len(parts) == 2:
         return await _conversation(store, ttl_seconds, conversation, method, body)
     if parts[2] == "items" and len(parts) <= 4:
-        return await _items(store, ttl_seconds, conversation, method, parts[3] if len(parts) == 4 else None,
-                            body=body, query=query)
+        return await _items(
+            store, ttl_seconds, conversation, method, parts[3] if len(parts) == 4 else None, body=body, query=query
+        )
     return _unknown()
 
 
@@ -75,8 +98,9 @@ def _unknown() -> MemoryReply:
     return json_error(404, "Unknown conversations endpoint.", "not_found")
 
 
-async def _conversation(store: Conversations, ttl_seconds: int, conversation: dict[str, Any], method: str,
-                        body: Mapping[str, Any]) -> MemoryReply:
+async def _conversation(
+    store: Conversations, ttl_seconds: int, conversation: dict[str, Any], method: str, body: Mapping[str, Any]
+) -> MemoryReply:
     if method == "GET":
         return MemoryReply(200, orjson.dumps(conversation))
     if method == "POST":
@@ -85,13 +109,22 @@ async def _conversation(store: Conversations, ttl_seconds: int, conversation: di
         return MemoryReply(200, orjson.dumps(conversation))
     if method == "DELETE":
         await store.delete(conversation["id"])
-        return MemoryReply(200, orjson.dumps({"id": conversation["id"], "object": "conversation.deleted",
-                                              "deleted": True}))
+        return MemoryReply(
+            200, orjson.dumps({"id": conversation["id"], "object": "conversation.deleted", "deleted": True})
+        )
     return _unknown()
 
 
-async def _items(store: Conversations, ttl_seconds: int, conversation: dict[str, Any], method: str,
-                 item_id: str | None, *, body: Mapping[str, Any], query: Mapping[str, str]) -> MemoryReply:
+async def _items(
+    store: Conversations,
+    ttl_seconds: int,
+    conversation: dict[str, Any],
+    method: str,
+    item_id: str | None,
+    *,
+    body: Mapping[str, Any],
+    query: Mapping[str, str],
+) -> MemoryReply:
     cid = conversation["id"]
     if item_id is None and method == "POST":
         added = _new_items(body.get("items"), "items")
@@ -126,13 +159,15 @@ async def history(store: Conversations, payload: Mapping[str, Any]) -> list[dict
     if cid is None:
         return None
     if await store.get(cid) is None:
-        raise InvalidRequest(f"Conversation with id '{cid}' not found.", param="conversation",
-                             code="conversation_not_found")
+        raise InvalidRequest(
+            f"Conversation with id '{cid}' not found.", param="conversation", code="conversation_not_found"
+        )
     return await store.items(cid)
 
 
-async def record_turn(store: Conversations, payload: Mapping[str, Any], response: Mapping[str, Any],
-                      ttl_seconds: int) -> None:
+async def record_turn(
+    store: Conversations, payload: Mapping[str, Any], response: Mapping[str, Any], ttl_seconds: int
+) -> None:
     """Append a turn's input items and the response's output items to the conversation it names."""
     cid = conversation_id(payload)
     if cid is not None:

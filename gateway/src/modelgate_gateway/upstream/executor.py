@@ -112,16 +112,18 @@ class PassThrough(GatewayError):
             self.content_type = redactor.text(self.content_type)
 
 
-def _note_failure(state: ExecutorDeps, model: ModelRuntime, name: str, now: float,
-                  record: RequestRecord | None) -> None:
+def _note_failure(
+    state: ExecutorDeps, model: ModelRuntime, name: str, now: float, record: RequestRecord | None
+) -> None:
     if state.board.record_failure(name, now, model.cooldown_failures, model.cooldown_seconds):
         if record is not None:
             record.cooldowns.append(name)
         state.observer.deployment_health(name, True)
 
 
-async def _attempt(state: ExecutorDeps, dep: DeploymentRuntime, call: Call, record: RequestRecord,
-                   deadline: float) -> tuple[UpstreamReply, bytes]:
+async def _attempt(
+    state: ExecutorDeps, dep: DeploymentRuntime, call: Call, record: RequestRecord, deadline: float
+) -> tuple[UpstreamReply, bytes]:
     """One try; raises _Failed with a classified failure, or PassThrough for a client error."""
     raw, payload = call.raw, call.payload
     if payload is not None:
@@ -146,8 +148,9 @@ async def _attempt(state: ExecutorDeps, dep: DeploymentRuntime, call: Call, reco
         timer.disarm()
 
 
-def _strip_for(dep: DeploymentRuntime, payload: dict[str, Any], updates: dict[str, Any],
-               record: RequestRecord) -> dict[str, Any]:
+def _strip_for(
+    dep: DeploymentRuntime, payload: dict[str, Any], updates: dict[str, Any], record: RequestRecord
+) -> dict[str, Any]:
     """The session moved to another organisation: its encrypted items would fail there, so leave them out."""
     stripped = strip_org_bound(payload.get("input"), keep_bridge_items=dep.api is UpstreamApi.CHAT_COMPLETIONS)
     if stripped is None:
@@ -156,12 +159,25 @@ def _strip_for(dep: DeploymentRuntime, payload: dict[str, Any], updates: dict[st
     return {**updates, "input": stripped[0]}
 
 
-async def _exchange(transport: Transport, dep: DeploymentRuntime, call: Call,
-                    payload: dict[str, Any] | None, raw: bytes | None,
-                    request_id: str) -> tuple[UpstreamReply, bytes]:
+async def _exchange(
+    transport: Transport,
+    dep: DeploymentRuntime,
+    call: Call,
+    payload: dict[str, Any] | None,
+    raw: bytes | None,
+    request_id: str,
+) -> tuple[UpstreamReply, bytes]:
     """Send, then wait for the status (and a stream's first chunk); inside the first-byte deadline."""
-    reply = await transport.open(dep, call.method, call.path, payload=payload, raw=raw,
-                                 query=call.query, request_id=request_id, headers=call.headers)
+    reply = await transport.open(
+        dep,
+        call.method,
+        call.path,
+        payload=payload,
+        raw=raw,
+        query=call.query,
+        request_id=request_id,
+        headers=call.headers,
+    )
     outcome = outcome_for_status(reply.status)
     if outcome is not AttemptOutcome.SUCCESS:
         try:
@@ -171,8 +187,9 @@ async def _exchange(transport: Transport, dep: DeploymentRuntime, call: Call,
         if outcome is AttemptOutcome.CLIENT_ERROR:
             ctype = reply.headers.get("Content-Type", "application/json")
             raise PassThrough(reply.status, body, ctype)
-        raise _Failed(Failure(dep.name, outcome, f"HTTP {reply.status}", reply.status,
-                              retry_after_seconds(reply.headers)))
+        raise _Failed(
+            Failure(dep.name, outcome, f"HTTP {reply.status}", reply.status, retry_after_seconds(reply.headers))
+        )
     if not call.stream:
         return reply, b""
     try:
@@ -196,8 +213,9 @@ def _candidate_models(runtime: RuntimeConfig, model: ModelRuntime) -> list[Model
     return [model] + [runtime.models[name] for name in model.fallbacks if name in runtime.models]
 
 
-async def open_call(state: ExecutorDeps, runtime: RuntimeConfig, record: RequestRecord,
-                    model: ModelRuntime | None, call: Call) -> Opened:
+async def open_call(
+    state: ExecutorDeps, runtime: RuntimeConfig, record: RequestRecord, model: ModelRuntime | None, call: Call
+) -> Opened:
     """Try deployments until one answers; raise the right GatewayError when none does.
 
     Order: the model's deployments, then each fallback model's; a deployment deferred by a 429's
@@ -233,8 +251,13 @@ async def open_call(state: ExecutorDeps, runtime: RuntimeConfig, record: Request
         dep = runtime.deployments[name]
         tried.add(name)
         try:
-            return _noted(await _run_attempt(state, dep, call, record, current, deadline,
-                                             retry_after_cap=runtime.retry_after_caps[name]), call, record)
+            return _noted(
+                await _run_attempt(
+                    state, dep, call, record, current, deadline, retry_after_cap=runtime.retry_after_caps[name]
+                ),
+                call,
+                record,
+            )
         except _Failed as exc:
             failures.append(exc.failure)
         except Untranslatable as exc:  # another deployment (another upstream API) may serve it
@@ -268,14 +291,16 @@ def _noted(opened: Opened, call: Call, record: RequestRecord) -> Opened:
     return opened
 
 
-def _waits(state: ExecutorDeps, models: list[ModelRuntime | None], call: Call, model: ModelRuntime | None,
-           deadline: float) -> Waits:
+def _waits(
+    state: ExecutorDeps, models: list[ModelRuntime | None], call: Call, model: ModelRuntime | None, deadline: float
+) -> Waits:
     max_wait = model.max_retry_after_seconds if model is not None else 0.0
     return Waits(state.board, models, call.pinned, deadline, max_wait)
 
 
-def _next_target(state: ExecutorDeps, runtime: RuntimeConfig, call: Call, current: ModelRuntime | None,
-                 tried: set[str]) -> str | None:
+def _next_target(
+    state: ExecutorDeps, runtime: RuntimeConfig, call: Call, current: ModelRuntime | None, tried: set[str]
+) -> str | None:
     pinned = call.pinned
     if pinned is not None:
         if pinned in tried:
@@ -290,10 +315,22 @@ def _next_target(state: ExecutorDeps, runtime: RuntimeConfig, call: Call, curren
     if session is not None:
         if call.ranking is None or call.ranking[0] is not current.targets:
             call.ranking = (current.targets, ranked(session, current.targets))
-        return pick_for_session(call.ranking[1], state.board, now=time.monotonic(), exclude=tried,
-                                capacity=lambda n: _has_capacity(state, runtime, n))
-    return pick(current.strategy, current.targets, state.board, now=time.monotonic(),
-                rng=state.rng, exclude=tried, capacity=lambda n: _has_capacity(state, runtime, n))
+        return pick_for_session(
+            call.ranking[1],
+            state.board,
+            now=time.monotonic(),
+            exclude=tried,
+            capacity=lambda n: _has_capacity(state, runtime, n),
+        )
+    return pick(
+        current.strategy,
+        current.targets,
+        state.board,
+        now=time.monotonic(),
+        rng=state.rng,
+        exclude=tried,
+        capacity=lambda n: _has_capacity(state, runtime, n),
+    )
 
 
 def _defer(state: ExecutorDeps, record: RequestRecord, failure: Failure, cap: float, now: float) -> Failure:
@@ -316,11 +353,23 @@ def _has_capacity(state: ExecutorDeps, runtime: RuntimeConfig, name: str) -> boo
     return dep.max_concurrent is None or state.board.get(name).outstanding < dep.max_concurrent
 
 
-async def _run_attempt(state: ExecutorDeps, dep: DeploymentRuntime, call: Call, record: RequestRecord,
-                       model: ModelRuntime | None, deadline: float, *, retry_after_cap: float) -> Opened:
+async def _run_attempt(
+    state: ExecutorDeps,
+    dep: DeploymentRuntime,
+    call: Call,
+    record: RequestRecord,
+    model: ModelRuntime | None,
+    deadline: float,
+    *,
+    retry_after_cap: float,
+) -> Opened:
     started = time.monotonic()
-    attempt = AttemptRecord(model=model.name if model else (record.model or ""), deployment=dep.name,
-                            outcome=AttemptOutcome.SUCCESS, started_at=started)
+    attempt = AttemptRecord(
+        model=model.name if model else (record.model or ""),
+        deployment=dep.name,
+        outcome=AttemptOutcome.SUCCESS,
+        started_at=started,
+    )
     record.attempts.append(attempt)
     health = state.board.get(dep.name)
     health.outstanding += 1

@@ -52,13 +52,15 @@ class MockTransport:
             "instructions": payload.get("instructions"),
             "max_output_tokens": payload.get("max_output_tokens"),
             "model": dep.model,
-            "output": [{
-                "id": "msg_" + rid[5:],
-                "type": "message",
-                "status": "completed",
-                "role": "assistant",
-                "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
-            }],
+            "output": [
+                {
+                    "id": "msg_" + rid[5:],
+                    "type": "message",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+                }
+            ],
             "parallel_tool_calls": payload.get("parallel_tool_calls", True),
             "previous_response_id": payload.get("previous_response_id"),
             "temperature": payload.get("temperature", 1.0),
@@ -81,10 +83,19 @@ class MockTransport:
         if payload.get("store") is False:
             return
         raw_input = payload.get("input", "")
-        items = raw_input if isinstance(raw_input, list) else [
-            {"id": "msg_in_" + rid[5:], "type": "message", "role": "user", "status": "completed",
-             "content": [{"type": "input_text", "text": raw_input}]}
-        ]
+        items = (
+            raw_input
+            if isinstance(raw_input, list)
+            else [
+                {
+                    "id": "msg_in_" + rid[5:],
+                    "type": "message",
+                    "role": "user",
+                    "status": "completed",
+                    "content": [{"type": "input_text", "text": raw_input}],
+                }
+            ]
+        )
         self._stored[rid] = (response, items)
         while len(self._stored) > _MAX_STORED:
             self._stored.popitem(last=False)
@@ -102,8 +113,9 @@ class MockTransport:
         headers: Sequence[tuple[str, str]] = (),
     ) -> MemoryReply:
         if path.startswith("/conversations"):
-            return await conversations_api.serve(self._conversations, _CONVERSATION_TTL, method, path, payload,
-                                                 query or {})
+            return await conversations_api.serve(
+                self._conversations, _CONVERSATION_TTL, method, path, payload, query or {}
+            )
         if method == "POST" and path == "/responses" and payload is not None:
             await conversations_api.history(self._conversations, payload)  # 400 for an unknown conversation
             rid = "resp_mock" + os.urandom(12).hex()
@@ -123,8 +135,11 @@ class MockTransport:
     def _conversation(self, payload: Mapping[str, Any]) -> list[Any] | None:
         """The items up to ``previous_response_id`` then the request's input; None: unknown previous."""
         raw_input = payload.get("input") or []
-        items = raw_input if isinstance(raw_input, list) else [
-            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": str(raw_input)}]}]
+        items = (
+            raw_input
+            if isinstance(raw_input, list)
+            else [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": str(raw_input)}]}]
+        )
         previous = payload.get("previous_response_id")
         if previous is None:
             return items
@@ -137,20 +152,33 @@ class MockTransport:
     def _derived(self, path: str, payload: Mapping[str, Any], earlier: list[Any]) -> MemoryReply:
         items = self._conversation(payload)
         if items is None:
-            return json_error(400, "Previous response not found.", "previous_response_not_found",
-                              "previous_response_id")
+            return json_error(
+                400, "Previous response not found.", "previous_response_not_found", "previous_response_id"
+            )
         items = [*earlier, *items]
         tokens = _input_tokens({"input": items, "instructions": payload.get("instructions")})
         if path.endswith("input_tokens"):
             return MemoryReply(200, orjson.dumps({"object": "response.input_tokens", "input_tokens": tokens}))
         # Compaction keeps the user's messages and replaces everything else by one opaque item.
         kept = [item for item in items if isinstance(item, dict) and item.get("role") == "user"]
-        summary = {"type": "compaction", "id": "cmp_" + os.urandom(12).hex(),
-                   "encrypted_content": "mock:" + base64.b64encode(orjson.dumps(len(items))).decode()}
-        body = {"id": "resp_mockcmp" + os.urandom(12).hex(), "object": "response.compaction",
-                "created_at": int(time.time()), "output": [*kept, summary],
-                "usage": {"input_tokens": tokens, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 1,
-                          "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": tokens + 1}}
+        summary = {
+            "type": "compaction",
+            "id": "cmp_" + os.urandom(12).hex(),
+            "encrypted_content": "mock:" + base64.b64encode(orjson.dumps(len(items))).decode(),
+        }
+        body = {
+            "id": "resp_mockcmp" + os.urandom(12).hex(),
+            "object": "response.compaction",
+            "created_at": int(time.time()),
+            "output": [*kept, summary],
+            "usage": {
+                "input_tokens": tokens,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": 1,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": tokens + 1,
+            },
+        }
         return MemoryReply(200, orjson.dumps(body))
 
     def _follow_up(self, method: str, path: str, query: Mapping[str, str]) -> MemoryReply:
@@ -197,13 +225,19 @@ class MockTransport:
             if dep.mock_token_delay and index:
                 await asyncio.sleep(dep.mock_token_delay)
             delta = word if index == 0 else " " + word
-            yield ev("response.output_text.delta", item_id=item_id, output_index=0, content_index=0,
-                     delta=delta, logprobs=[])
+            yield ev(
+                "response.output_text.delta", item_id=item_id, output_index=0, content_index=0, delta=delta, logprobs=[]
+            )
         text = message["content"][0]["text"]
         yield (
             ev("response.output_text.done", item_id=item_id, output_index=0, content_index=0, text=text, logprobs=[])
-            + ev("response.content_part.done", item_id=item_id, output_index=0, content_index=0,
-                 part={**part, "text": text})
+            + ev(
+                "response.content_part.done",
+                item_id=item_id,
+                output_index=0,
+                content_index=0,
+                part={**part, "text": text},
+            )
             + ev("response.output_item.done", output_index=0, item=message)
             + ev("response.completed", response=final)
         )

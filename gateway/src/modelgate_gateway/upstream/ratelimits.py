@@ -36,8 +36,14 @@ class Waits:
 
     __slots__ = ("_board", "_budget", "_deadline", "_given_up", "_models", "_pinned")
 
-    def __init__(self, board: HealthBoard, models: Sequence[ModelRuntime | None], pinned: str | None,
-                 deadline: float, max_wait: float) -> None:
+    def __init__(
+        self,
+        board: HealthBoard,
+        models: Sequence[ModelRuntime | None],
+        pinned: str | None,
+        deadline: float,
+        max_wait: float,
+    ) -> None:
         self._board = board
         self._models = models
         self._pinned = pinned
@@ -49,8 +55,9 @@ class Waits:
         """Never wait for this deployment (it cannot serve the request at all)."""
         self._given_up.add(name)
 
-    async def wait(self, failures: list[Failure],
-                   capacity: Callable[[str], bool]) -> tuple[ModelRuntime | None, str] | None:
+    async def wait(
+        self, failures: list[Failure], capacity: Callable[[str], bool]
+    ) -> tuple[ModelRuntime | None, str] | None:
         """Sleep until the soonest candidate may be tried; (model, deployment), or None if none may."""
         while True:  # bounded: every pass sleeps (out of a finite budget) or gives a deployment up
             now = time.monotonic()
@@ -76,8 +83,11 @@ class Waits:
         limited = [c for c in self._candidates(failures, time.monotonic()) if c[3]]
         if not limited:
             return failures, None
-        summary = failures + [Failure(name, AttemptOutcome.SKIPPED, "rate limited", None, delay)
-                              for delay, name, _, _ in limited if name not in tried]
+        summary = failures + [
+            Failure(name, AttemptOutcome.SKIPPED, "rate limited", None, delay)
+            for delay, name, _, _ in limited
+            if name not in tried
+        ]
         return summary, min(delay for delay, _, _, _ in limited)
 
     def _candidates(self, failures: list[Failure], now: float) -> list[_Candidate]:

@@ -55,8 +55,7 @@ class Transport(Protocol):
 class MemoryReply:
     """A reply produced in-process (mock provider, translated or stored responses)."""
 
-    def __init__(self, status: int, body: bytes | None = None,
-                 frames: AsyncIterator[bytes] | None = None) -> None:
+    def __init__(self, status: int, body: bytes | None = None, frames: AsyncIterator[bytes] | None = None) -> None:
         self.status = status
         self.headers: Mapping[str, str] = {
             "Content-Type": "text/event-stream" if frames is not None else "application/json"
@@ -81,8 +80,10 @@ async def _once(body: bytes) -> AsyncIterator[bytes]:
     yield body
 
 
-NOT_STREAMABLE = ("Only responses created with background=true can be streamed when retrieved; "
-                  "this deployment does not run responses in the background.")
+NOT_STREAMABLE = (
+    "Only responses created with background=true can be streamed when retrieved; "
+    "this deployment does not run responses in the background."
+)
 
 
 def json_error(status: int, message: str, code: str | None = None, param: str | None = None) -> MemoryReply:
@@ -96,14 +97,19 @@ def input_items_page(items: list[dict[str, Any]], query: Mapping[str, str]) -> d
     after = query.get("after")
     if after:
         ids = [item.get("id") for item in ordered]
-        ordered = ordered[ids.index(after) + 1:] if after in ids else []
+        ordered = ordered[ids.index(after) + 1 :] if after in ids else []
     try:
         limit = max(1, min(100, int(query.get("limit", "20"))))
     except ValueError:
         limit = 20
     page = ordered[:limit]
-    return {"object": "list", "data": page, "has_more": len(ordered) > limit,
-            "first_id": page[0].get("id") if page else None, "last_id": page[-1].get("id") if page else None}
+    return {
+        "object": "list",
+        "data": page,
+        "has_more": len(ordered) > limit,
+        "first_id": page[0].get("id") if page else None,
+        "last_id": page[-1].get("id") if page else None,
+    }
 
 
 class HttpTransport:
@@ -132,8 +138,15 @@ class HttpTransport:
         if headers:
             extra = (*extra, *_not_configured(headers, dep.endpoint.header_names))
         return await self._client.send(
-            dep.endpoint, method, path, body=body, content_type=_JSON if body is not None else None,
-            extra_headers=extra, query=query, pool_key=dep.pool_key)
+            dep.endpoint,
+            method,
+            path,
+            body=body,
+            content_type=_JSON if body is not None else None,
+            extra_headers=extra,
+            query=query,
+            pool_key=dep.pool_key,
+        )
 
 
 def _not_configured(headers: Sequence[tuple[str, str]], configured: frozenset[str]) -> list[tuple[str, str]]:

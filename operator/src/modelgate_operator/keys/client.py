@@ -37,8 +37,14 @@ class KeyClient:
             else:
                 items = []
                 for namespace in s.namespaces:
-                    found = call_api(f"list ModelGateKeys in {namespace}", custom.list_namespaced_custom_object,
-                                  GROUP, VERSION, namespace, PLURAL)
+                    found = call_api(
+                        f"list ModelGateKeys in {namespace}",
+                        custom.list_namespaced_custom_object,
+                        GROUP,
+                        VERSION,
+                        namespace,
+                        PLURAL,
+                    )
                     items.extend(found.get("items", []))
         except KubeNotFound:
             if not self._crd_missing:
@@ -54,21 +60,41 @@ class KeyClient:
     def generate_secret(self, key: GateKey) -> dict[str, bytes]:
         """Create the key's Secret with a random key, owned by the ModelGateKey; returns its data."""
         value = (GENERATED_PREFIX + secrets.token_urlsafe(32)).encode()
-        body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                "metadata": {"name": key.secret_name, "namespace": key.namespace,
-                             "labels": {"app.kubernetes.io/managed-by": "modelgate-operator"},
-                             "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
-                                                  "name": key.name, "uid": key.uid}]},
-                "data": {key.secret_key: base64.b64encode(value).decode()}}
-        call_api(f"create Secret {key.namespace}/{key.secret_name}", self.kube.core.create_namespaced_secret,
-              key.namespace, body)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": key.secret_name,
+                "namespace": key.namespace,
+                "labels": {"app.kubernetes.io/managed-by": "modelgate-operator"},
+                "ownerReferences": [
+                    {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": key.name, "uid": key.uid}
+                ],
+            },
+            "data": {key.secret_key: base64.b64encode(value).decode()},
+        }
+        call_api(
+            f"create Secret {key.namespace}/{key.secret_name}",
+            self.kube.core.create_namespaced_secret,
+            key.namespace,
+            body,
+        )
         log.info("generated the key of ModelGateKey %s/%s in Secret %s", key.namespace, key.name, key.secret_name)
         return {key.secret_key: value}
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         try:
-            call_api(f"patch status of ModelGateKey {namespace}/{name}",
-                     self.kube.custom.patch_namespaced_custom_object_status,
-                     GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}, _content_type=_MERGE)
+            call_api(
+                f"patch status of ModelGateKey {namespace}/{name}",
+                self.kube.custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"status": dict(status)},
+                _content_type=_MERGE,
+            )
         except KubeNotFound:  # deleted meanwhile
             pass

@@ -98,7 +98,13 @@ class Keys:
             previous = body.get("status")
             status, changed = build_status(key, verdict, spend, previous, now)
             if changed:
-                log.info("ModelGateKey %s/%s: Ready=%s %s: %s", key.namespace, key.name,
-                         "True" if verdict.ready else "False", verdict.reason, verdict.message)
+                log.info(
+                    "ModelGateKey %s/%s: Ready=%s %s: %s",
+                    key.namespace,
+                    key.name,
+                    "True" if verdict.ready else "False",
+                    verdict.reason,
+                    verdict.message,
+                )
             if not previous or any(previous.get(k) != v for k, v in status.items()):
                 self.client.patch_status(key.namespace, key.name, status)

@@ -67,8 +67,11 @@ def _spec_error(spec: Mapping[str, Any]) -> str | None:
     if not _SECRET_KEY.match(str(ref.get("key", "api-key"))):
         return "spec.secretRef.key: not a valid Secret key"
     models = spec.get("models", ["*"])
-    if not isinstance(models, list) or not models or not all(isinstance(m, str) and m and _MODEL.match(m)
-                                                             for m in models):
+    if (
+        not isinstance(models, list)
+        or not models
+        or not all(isinstance(m, str) and m and _MODEL.match(m) for m in models)
+    ):
         return "spec.models: a list of model names, prefixes ending in '*', or '*'"
     tenant = spec.get("tenant")
     if tenant is not None and not (isinstance(tenant, str) and _TENANT.match(tenant)):
@@ -106,9 +109,12 @@ def parse_key(body: Mapping[str, Any], default_gateway: str) -> GateKey:
         gateway = gateway_ref["name"]
     namespace = str(meta.get("namespace") or "")
     base: dict[str, Any] = {
-        "namespace": namespace, "name": str(meta.get("name") or ""),
-        "generation": int(meta.get("generation") or 0), "uid": str(meta.get("uid") or ""),
-        "creation_timestamp": str(meta.get("creationTimestamp") or ""), "gateway": gateway,
+        "namespace": namespace,
+        "name": str(meta.get("name") or ""),
+        "generation": int(meta.get("generation") or 0),
+        "uid": str(meta.get("uid") or ""),
+        "creation_timestamp": str(meta.get("creationTimestamp") or ""),
+        "gateway": gateway,
         "tenant": namespace,
     }
     error = _spec_error(spec)
@@ -118,7 +124,10 @@ def parse_key(body: Mapping[str, Any], default_gateway: str) -> GateKey:
     tenant = spec.get("tenant")
     return GateKey(
         **{**base, "tenant": f"{namespace}/{tenant}" if tenant else namespace},
-        secret_name=ref["name"], secret_key=str(ref.get("key", "api-key")),
-        generate=spec.get("generateSecret") is True, models=tuple(spec.get("models", ["*"])),
-        expires_at=_expiry(spec.get("expiresAt")), limits=dict(spec.get("limits") or {}),
+        secret_name=ref["name"],
+        secret_key=str(ref.get("key", "api-key")),
+        generate=spec.get("generateSecret") is True,
+        models=tuple(spec.get("models", ["*"])),
+        expires_at=_expiry(spec.get("expiresAt")),
+        limits=dict(spec.get("limits") or {}),
     )

@@ -27,8 +27,9 @@ TIMEOUT_SECONDS = 2.0
 
 class SpendReader:
     def __init__(self, url: str, password: str | None = None) -> None:
-        self._client = redis.Redis.from_url(url, password=password, socket_timeout=TIMEOUT_SECONDS,
-                                            socket_connect_timeout=TIMEOUT_SECONDS)
+        self._client = redis.Redis.from_url(
+            url, password=password, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
+        )
         self._failing = False
 
     def read(self, key: GateKey, now: datetime) -> Spend:
@@ -36,8 +37,7 @@ class SpendReader:
         budget = key.limits.get("budget") if isinstance(key.limits, Mapping) else None
         window = None
         if isinstance(budget, Mapping):
-            window = counters.budget_window(BudgetWindow(budget.get("window", "monthly")),
-                                            int(now.timestamp() * 1000))
+            window = counters.budget_window(BudgetWindow(budget.get("window", "monthly")), int(now.timestamp() * 1000))
         try:
             pipe = self._client.pipeline(transaction=False)
             pipe.hget(counters.reservations_key(subject), counters.LAST_USED_FIELD)
@@ -53,8 +53,9 @@ class SpendReader:
             log.info("reading key spend from Redis again")
             self._failing = False
         last = replies[0]
-        last_used = (datetime.fromtimestamp(int(last) / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-                     if last is not None else None)
+        last_used = (
+            datetime.fromtimestamp(int(last) / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if last is not None else None
+        )
         if window is None or not isinstance(budget, Mapping):
             return Spend(last_used=last_used)
         spent = int(replies[1] or 0) / _NANO_USD

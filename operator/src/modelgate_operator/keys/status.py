@@ -24,18 +24,28 @@ class Spend:
     last_used: str | None = None
 
 
-def build_status(key: GateKey, verdict: KeyVerdict, spend: Spend, previous: Mapping[str, Any] | None,
-                 now: str) -> tuple[dict[str, Any], bool]:
+def build_status(
+    key: GateKey, verdict: KeyVerdict, spend: Spend, previous: Mapping[str, Any] | None, now: str
+) -> tuple[dict[str, Any], bool]:
     """The status, and whether Ready changed (status or reason) since ``previous``."""
     old: Sequence[Any] = (previous or {}).get("conditions") or []
     before = next((c for c in old if isinstance(c, Mapping) and c.get("type") == "Ready"), None)
     status_text = "True" if verdict.ready else "False"
     same = before is not None and before.get("status") == status_text
-    condition = {"type": "Ready", "status": status_text, "reason": verdict.reason, "message": verdict.message,
-                 "observedGeneration": key.generation,
-                 "lastTransitionTime": (before.get("lastTransitionTime") if same and before else None) or now}
-    status: dict[str, Any] = {"observedGeneration": key.generation, "conditions": [condition],
-                              "keyName": key.key_name, "tenant": key.tenant}
+    condition = {
+        "type": "Ready",
+        "status": status_text,
+        "reason": verdict.reason,
+        "message": verdict.message,
+        "observedGeneration": key.generation,
+        "lastTransitionTime": (before.get("lastTransitionTime") if same and before else None) or now,
+    }
+    status: dict[str, Any] = {
+        "observedGeneration": key.generation,
+        "conditions": [condition],
+        "keyName": key.key_name,
+        "tenant": key.tenant,
+    }
     if spend.window is not None and spend.spent_usd is not None:
         status["window"] = spend.window
         status["spentUsd"] = f"{spend.spent_usd:.6f}"

@@ -28,8 +28,9 @@ def _lastseen(raw: Any, now: datetime.datetime) -> datetime.datetime:
     return seen if seen.tzinfo else seen.replace(tzinfo=datetime.UTC)
 
 
-def blocking_peers(statuses: Iterable[Mapping[str, Any]], identity: str, priority: int,
-                   now: datetime.datetime) -> list[str]:
+def blocking_peers(
+    statuses: Iterable[Mapping[str, Any]], identity: str, priority: int, now: datetime.datetime
+) -> list[str]:
     """Identities of live peers (not us) whose priority is >= ours, sorted; empty = act."""
     found = set()
     for status in statuses:

@@ -18,9 +18,17 @@ class Store(Protocol):
 
     def read_object(self, kind: str, name: str) -> Stored | None: ...
 
-    def write_object(self, kind: str, name: str, data: Mapping[str, str | bytes], *,
-                     annotations: Mapping[str, str], labels: Mapping[str, str],
-                     owners: list[dict[str, Any]], drop: Iterable[str] = ()) -> None: ...
+    def write_object(
+        self,
+        kind: str,
+        name: str,
+        data: Mapping[str, str | bytes],
+        *,
+        annotations: Mapping[str, str],
+        labels: Mapping[str, str],
+        owners: list[dict[str, Any]],
+        drop: Iterable[str] = (),
+    ) -> None: ...
 
     def delete_object(self, kind: str, name: str) -> None: ...
 
@@ -38,7 +46,6 @@ class Cluster(Store, Protocol):
 
     def patch_route_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
 
-    def post_event(self, ref: Mapping[str, Any], event_type: str, reason: str, message: str,
-                   now: str) -> None: ...
+    def post_event(self, ref: Mapping[str, Any], event_type: str, reason: str, message: str, now: str) -> None: ...
 
     def post_base_config_warning(self, message: str, now: str) -> None: ...

@@ -130,20 +130,37 @@ class Committer:
                 index = ConfigIndex.parse(raw)
             except IndexUnreadable as exc:  # rewritten by this pass
                 logger.warning("the published config index is unreadable: %s", exc)
-        return Published(checksum=notes.get(CHECKSUM_ANNOTATION),
-                         generation=int(generation) if generation.isdigit() else 0, index=index,
-                         objects=_objects(notes.get(OBJECTS_ANNOTATION), self.settings))
+        return Published(
+            checksum=notes.get(CHECKSUM_ANNOTATION),
+            generation=int(generation) if generation.isdigit() else 0,
+            index=index,
+            objects=_objects(notes.get(OBJECTS_ANNOTATION), self.settings),
+        )
 
-    def _write(self, kind: str, name: str, data: Mapping[str, str | bytes], stored: Stored | None,
-               owners: list[dict[str, Any]], extra: Mapping[str, str] | None = None) -> bool:
+    def _write(
+        self,
+        kind: str,
+        name: str,
+        data: Mapping[str, str | bytes],
+        stored: Stored | None,
+        owners: list[dict[str, Any]],
+        extra: Mapping[str, str] | None = None,
+    ) -> bool:
         digest = content_hash(data)
         annotations = {HASH_ANNOTATION: digest, **(extra or {})}
         if stored is not None and all(stored.annotations.get(k) == v for k, v in annotations.items()):
             return False
         drop = set(stored.data) - set(data) if stored is not None else set()
         self._known.pop((kind, name), None)  # unknown until the write went through
-        self.store.write_object(kind, name, data, annotations=annotations, owners=owners,
-                                labels={SHARD_LABEL: self.settings.configmap}, drop=drop)
+        self.store.write_object(
+            kind,
+            name,
+            data,
+            annotations=annotations,
+            owners=owners,
+            labels={SHARD_LABEL: self.settings.configmap},
+            drop=drop,
+        )
         self._known[(kind, name)] = Stored(data=dict(data), annotations=annotations)
         self.writes += 1
         self.bytes_written += sum(len(v) for v in data.values())
@@ -174,9 +191,18 @@ class Committer:
             return False
         objects = published.objects | layout.objects  # the retired ones stay listed until deleted
         index = layout.index
-        self._write(CONFIGMAP, head[0], head[1], None, owners, {
-            CHECKSUM_ANNOTATION: index.checksum, GENERATION_ANNOTATION: str(index.generation),
-            OBJECTS_ANNOTATION: _objects_text(objects)})
+        self._write(
+            CONFIGMAP,
+            head[0],
+            head[1],
+            None,
+            owners,
+            {
+                CHECKSUM_ANNOTATION: index.checksum,
+                GENERATION_ANNOTATION: str(index.generation),
+                OBJECTS_ANNOTATION: _objects_text(objects),
+            },
+        )
         self._generation = index.generation
         return True
 
@@ -214,9 +240,18 @@ class Committer:
                 continue
             self.writes += 1
         if retired:
-            self.store.write_object(CONFIGMAP, self.settings.configmap, {},
-                                    annotations={OBJECTS_ANNOTATION: _objects_text(layout.objects)},
-                                    labels={SHARD_LABEL: self.settings.configmap}, owners=owners)
+            self.store.write_object(
+                CONFIGMAP,
+                self.settings.configmap,
+                {},
+                annotations={OBJECTS_ANNOTATION: _objects_text(layout.objects)},
+                labels={SHARD_LABEL: self.settings.configmap},
+                owners=owners,
+            )
             self.writes += 1
-        logger.info("rollout done: pruned %d unused keys, deleted %d unused objects (%s)", pruned,
-                    len(retired), _objects_text(frozenset(retired)) or "none")
+        logger.info(
+            "rollout done: pruned %d unused keys, deleted %d unused objects (%s)",
+            pruned,
+            len(retired),
+            _objects_text(frozenset(retired)) or "none",
+        )

@@ -63,8 +63,7 @@ class Withheld:
     message: str
 
 
-def _condition(ctype: str, status: bool | None, reason: str, message: str,
-               generation: int) -> dict[str, Any]:
+def _condition(ctype: str, status: bool | None, reason: str, message: str, generation: int) -> dict[str, Any]:
     return {
         "type": ctype,
         "status": "Unknown" if status is None else ("True" if status else "False"),
@@ -84,9 +83,14 @@ def _resolved(verdict: Verdict) -> tuple[bool, str, str]:
     if not verdict.resolved:
         return False, verdict.resolved_reason, verdict.resolved_message
     if verdict.missing_fallbacks:
-        return False, FALLBACK_UNAVAILABLE, (
-            f"spec.fallbacks: no model named {', '.join(map(repr, verdict.missing_fallbacks))} is "
-            "served by this gateway; the route is served without it until such a model is back.")
+        return (
+            False,
+            FALLBACK_UNAVAILABLE,
+            (
+                f"spec.fallbacks: no model named {', '.join(map(repr, verdict.missing_fallbacks))} is "
+                "served by this gateway; the route is served without it until such a model is back."
+            ),
+        )
     return True, verdict.resolved_reason, verdict.resolved_message
 
 
@@ -99,31 +103,40 @@ def _ready(verdict: Verdict, rollout: Rollout, withheld: Withheld | None) -> tup
         return False, withheld.reason, withheld.message
     if rollout.total and rollout.serving < rollout.total:
         return False, "RollingOut", f"Served by {rollout} gateway pods; waiting for the rest."
-    where = (f"Served by {rollout} gateway pods" if rollout.total
-             else "In the gateway's config; no gateway pods found to count")
+    where = (
+        f"Served by {rollout} gateway pods"
+        if rollout.total
+        else "In the gateway's config; no gateway pods found to count"
+    )
     if verdict.missing_fallbacks:
         return True, DEGRADED, f"{where}, without {_missing(verdict)} (not served by this gateway)."
     return True, ("Serving" if rollout.total else "Published"), f"{where}."
 
 
-def desired_conditions(route: ModelRoute, verdict: Verdict, rollout: Rollout,
-                       withheld: Withheld | None = None) -> list[dict[str, Any]]:
+def desired_conditions(
+    route: ModelRoute, verdict: Verdict, rollout: Rollout, withheld: Withheld | None = None
+) -> list[dict[str, Any]]:
     """The three conditions for a route, without timestamps."""
     gen = route.generation
-    accepted = _condition(ACCEPTED, verdict.accepted, verdict.accepted_reason,
-                          verdict.accepted_message, gen)
+    accepted = _condition(ACCEPTED, verdict.accepted, verdict.accepted_reason, verdict.accepted_message, gen)
     if verdict.accepted:
         resolved = _condition(RESOLVED_REFS, *_resolved(verdict), gen)
     else:
-        resolved = _condition(RESOLVED_REFS, None, "NotAccepted",
-                              "References are checked once the route is accepted.", gen)
+        resolved = _condition(
+            RESOLVED_REFS, None, "NotAccepted", "References are checked once the route is accepted.", gen
+        )
     ready = _condition(READY, *_ready(verdict, rollout, withheld), gen)
     return [accepted, resolved, ready]
 
 
-def build_status(route: ModelRoute, verdict: Verdict, rollout: Rollout,
-                 previous: Mapping[str, Any] | None, now: str, withheld: Withheld | None = None,
-                 ) -> tuple[dict[str, Any], list[ConditionChange]]:
+def build_status(
+    route: ModelRoute,
+    verdict: Verdict,
+    rollout: Rollout,
+    previous: Mapping[str, Any] | None,
+    now: str,
+    withheld: Withheld | None = None,
+) -> tuple[dict[str, Any], list[ConditionChange]]:
     """The full status for a route and the condition changes since ``previous``.
 
     ``withheld``: the pass did not publish the document (see :class:`Withheld`).
@@ -138,8 +151,7 @@ def build_status(route: ModelRoute, verdict: Verdict, rollout: Rollout,
         transition = before.get("lastTransitionTime") if same_status and before else None
         conditions.append({**cond, "lastTransitionTime": transition or now})
         if before is None or not same_status or before.get("reason") != cond["reason"]:
-            changes.append(ConditionChange(cond["type"], cond["status"], cond["reason"],
-                                           cond["message"]))
+            changes.append(ConditionChange(cond["type"], cond["status"], cond["reason"], cond["message"]))
     status: dict[str, Any] = {
         "observedGeneration": route.generation,
         "conditions": conditions,

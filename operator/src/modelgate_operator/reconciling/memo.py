@@ -74,8 +74,11 @@ class Memo(Generic[_T]):
         self._value: _T | None = None
 
     def lookup(self, key: tuple[Any, ...], same: tuple[object, ...] = ()) -> _T | None:
-        if (self._key == key and len(same) == len(self._same)
-                and all(a is b for a, b in zip(same, self._same, strict=True))):
+        if (
+            self._key == key
+            and len(same) == len(self._same)
+            and all(a is b for a, b in zip(same, self._same, strict=True))
+        ):
             return self._value
         return None
 

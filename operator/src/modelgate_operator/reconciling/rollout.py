@@ -29,14 +29,16 @@ class RolloutHistory:
         while len(self._served) > _HISTORY:
             self._served.popitem(last=False)
 
-    def count(self, pod_checksums: Iterable[str | None],
-              routes: Iterable[tuple[RouteKey, int]]) -> Mapping[RouteKey, Rollout]:
+    def count(
+        self, pod_checksums: Iterable[str | None], routes: Iterable[tuple[RouteKey, int]]
+    ) -> Mapping[RouteKey, Rollout]:
         """For each (route, generation): pods whose applied document contains it."""
         applied = list(pod_checksums)
         result = {}
         for key, generation in routes:
             serving = sum(
-                1 for checksum in applied
+                1
+                for checksum in applied
                 if checksum is not None and (key, generation) in self._served.get(checksum, ())
             )
             result[key] = Rollout(serving=serving, total=len(applied))

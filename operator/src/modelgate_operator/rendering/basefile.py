@@ -85,8 +85,7 @@ class BaseFile:
         try:
             stamp, raw = self._read()
         except OSError as exc:
-            raise BaseConfigError(f"MODELGATE_OPERATOR_BASE_CONFIG: cannot read {self.path}: "
-                                  f"{exc.strerror}") from exc
+            raise BaseConfigError(f"MODELGATE_OPERATOR_BASE_CONFIG: cannot read {self.path}: {exc.strerror}") from exc
         assert raw is not None  # no stamp yet, so the bytes were read
         self.config = self._parse(raw)
         self.digest = hashlib.sha256(raw).hexdigest()
@@ -144,14 +143,12 @@ class BaseFile:
     def _refuse(self, version: str, error: str) -> None:
         if version != self.rejected:
             kept = _short(self.digest) if self.digest else "none"
-            logger.error("base config %s not applied, keeping the last good one (%s): %s",
-                         self.path, kept, error)
+            logger.error("base config %s not applied, keeping the last good one (%s): %s", self.path, kept, error)
             if self.on_refused is not None:
                 self.on_refused(f"base config not applied, keeping the last good one ({kept}): {error}")
         self.rejected = version
 
     def _recovered(self) -> None:
         if self.rejected is not None:
-            logger.info("base config %s is valid again (%s)", self.path,
-                        _short(self.digest or ""))
+            logger.info("base config %s is valid again (%s)", self.path, _short(self.digest or ""))
             self.rejected = None

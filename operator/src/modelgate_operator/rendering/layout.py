@@ -96,12 +96,16 @@ def secret_buckets(data: Mapping[str, bytes], settings: OperatorSettings) -> dic
     """Upstream keys by Secret: all in ``<secret>`` while they fit the target, else by key hash."""
     sizes = {key: len(key) + len(value) for key, value in data.items()}
     hashes = {key: _key_hash(key) for key in data}
-    count = bucket_count(hashes, sizes, 0, target=SHARD_TARGET_BYTES, limit=OBJECT_BUDGET_BYTES,
-                         max_buckets=settings.max_shards)
+    count = bucket_count(
+        hashes, sizes, 0, target=SHARD_TARGET_BYTES, limit=OBJECT_BUDGET_BYTES, max_buckets=settings.max_shards
+    )
     if count is None:
-        raise TooLarge(f"the upstream keys are {sum(sizes.values()):,} bytes and do not fit in "
-                       f"{settings.max_shards} Secrets of at most {OBJECT_BUDGET_BYTES:,} bytes each",
-                       sum(sizes.values()), {})
+        raise TooLarge(
+            f"the upstream keys are {sum(sizes.values()):,} bytes and do not fit in "
+            f"{settings.max_shards} Secrets of at most {OBJECT_BUDGET_BYTES:,} bytes each",
+            sum(sizes.values()),
+            {},
+        )
     buckets: dict[str, dict[str, bytes]] = {secret_object(settings, b): {} for b in range(count)}
     for key in sorted(data):
         buckets[secret_object(settings, hashes[key] & (count - 1))][key] = data[key]
@@ -111,17 +115,28 @@ def secret_buckets(data: Mapping[str, bytes], settings: OperatorSettings) -> dic
 def plan(rendered: Rendered, settings: OperatorSettings) -> Layout:
     """The layout of ``rendered``; raises :class:`TooLarge` when no allowed split fits."""
     data = rendered.data or json.loads(rendered.document)
-    split = split_document(data, first_routed=rendered.base_entries, target=SHARD_TARGET_BYTES,
-                           limit=OBJECT_BUDGET_BYTES, max_shards=settings.max_shards,
-                           reserve=INDEX_RESERVE_BYTES)
+    split = split_document(
+        data,
+        first_routed=rendered.base_entries,
+        target=SHARD_TARGET_BYTES,
+        limit=OBJECT_BUDGET_BYTES,
+        max_shards=settings.max_shards,
+        reserve=INDEX_RESERVE_BYTES,
+    )
     secrets = secret_buckets(rendered.secret_data, settings)
-    shards = tuple(Part(config_object(settings, b), shard_key(b), sha256_hex(shard))
-                   for b, shard in enumerate(split.shards))
-    index = ConfigIndex(checksum=rendered.checksum, generation=rendered.config.metadata.generation,
-                        head=Part(settings.configmap, HEAD_KEY, sha256_hex(split.head)),
-                        shards=shards, secrets=tuple(secrets))
+    shards = tuple(
+        Part(config_object(settings, b), shard_key(b), sha256_hex(shard)) for b, shard in enumerate(split.shards)
+    )
+    index = ConfigIndex(
+        checksum=rendered.checksum,
+        generation=rendered.config.metadata.generation,
+        head=Part(settings.configmap, HEAD_KEY, sha256_hex(split.head)),
+        shards=shards,
+        secrets=tuple(secrets),
+    )
     configmaps: dict[str, Mapping[str, str]] = {
-        settings.configmap: {INDEX_KEY: index.to_bytes().decode(), HEAD_KEY: split.head.decode()}}
+        settings.configmap: {INDEX_KEY: index.to_bytes().decode(), HEAD_KEY: split.head.decode()}
+    }
     for part, shard in zip(shards, split.shards, strict=True):
         configmaps[part.object] = {part.key: shard.decode()}
     return Layout(index=index, configmaps=configmaps, secrets=secrets, size=split.size)

@@ -104,10 +104,7 @@ def secret_store_key(route: ModelRoute, deployment: str) -> str:
 def referenced_secrets(routes: Iterable[ModelRoute]) -> set[tuple[str, str]]:
     """Every (namespace, name) of a Secret some route references, in the route's namespace."""
     return {
-        (route.namespace, dep.api_key.name)
-        for route in routes
-        for dep in route.deployments
-        if dep.api_key is not None
+        (route.namespace, dep.api_key.name) for route in routes for dep in route.deployments if dep.api_key is not None
     }
 
 
@@ -145,7 +142,11 @@ def _build_cached(entry: _Entry, secrets: SecretLookup, max_bytes: int, cache: B
     found = cache.get(id(route)) if cache is not None else None
     if found is not None and found.route is route and found.secrets == used:
         entry.verdict, entry.deployments, entry.model, entry.secrets = (
-            found.verdict, found.deployments, found.model, found.keys)
+            found.verdict,
+            found.deployments,
+            found.model,
+            found.keys,
+        )
         return
     _build(entry, secrets, max_bytes)
     if cache is not None:
@@ -161,15 +162,14 @@ def _unresolved(entry: _Entry, reason: str, message: str) -> None:
         accepted=entry.verdict.accepted,
         accepted_reason=entry.verdict.accepted_reason,
         accepted_message=entry.verdict.accepted_message,
-        resolved=False, resolved_reason=reason, resolved_message=message,
+        resolved=False,
+        resolved_reason=reason,
+        resolved_message=message,
     )
 
 
 def _pydantic_message(exc: ValidationError, where: str) -> str:
-    parts = [
-        f"{where}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-        for err in exc.errors(include_url=False)
-    ]
+    parts = [f"{where}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)]
     return "; ".join(parts)
 
 
@@ -178,20 +178,20 @@ def _build(entry: _Entry, secrets: SecretLookup, max_bytes: int) -> None:
     route = entry.route
     targets = []
     for index, dep in enumerate(route.deployments):
-        data: dict[str, Any] = {"name": deployment_name(route, dep.name),
-                                "model": dep.upstream_model}
+        data: dict[str, Any] = {"name": deployment_name(route, dep.name), "model": dep.upstream_model}
         data.update(dep.extra)
         if dep.api_key is not None:
             found = secrets.get((route.namespace, dep.api_key.name))
             where = f"spec.deployments[{index}].apiKeySecretRef"
             if found is None:
-                _unresolved(entry, "SecretNotFound",
-                            f"{where}: Secret {route.namespace}/{dep.api_key.name} not found")
+                _unresolved(entry, "SecretNotFound", f"{where}: Secret {route.namespace}/{dep.api_key.name} not found")
                 return
             if dep.api_key.key not in found:
-                _unresolved(entry, "SecretKeyNotFound",
-                            f"{where}: Secret {route.namespace}/{dep.api_key.name} "
-                            f"has no key {dep.api_key.key!r}")
+                _unresolved(
+                    entry,
+                    "SecretKeyNotFound",
+                    f"{where}: Secret {route.namespace}/{dep.api_key.name} has no key {dep.api_key.key!r}",
+                )
                 return
             store_key = secret_store_key(route, dep.name)
             entry.secrets[store_key] = found[dep.api_key.key]
@@ -218,14 +218,18 @@ def _build(entry: _Entry, secrets: SecretLookup, max_bytes: int) -> None:
         return
     size = len(canonical_json(model)) + sum(len(canonical_json(d)) for d in entry.deployments)
     if size > max_bytes:
-        _reject(entry, ROUTE_TOO_LARGE,
-                f"the route renders to {size:,} bytes, more than one config object holds "
-                f"({max_bytes:,}); use fewer deployments or shorter mock texts, headers and query "
-                "parameters")
+        _reject(
+            entry,
+            ROUTE_TOO_LARGE,
+            f"the route renders to {size:,} bytes, more than one config object holds "
+            f"({max_bytes:,}); use fewer deployments or shorter mock texts, headers and query "
+            "parameters",
+        )
         return
     entry.model = model
     entry.verdict = Verdict(
-        accepted=entry.verdict.accepted, resolved=entry.verdict.resolved,
+        accepted=entry.verdict.accepted,
+        resolved=entry.verdict.resolved,
         deployments=tuple(d["name"] for d in entry.deployments),
     )
 
@@ -238,13 +242,14 @@ def _claim_names(entries: Sequence[_Entry], base_models: set[str]) -> None:
         if route.error is not None:
             _reject(entry, route.error.reason, route.error.message)
         elif route.model in base_models:
-            _reject(entry, "ModelNameConflict",
-                    f"model {route.model!r} is defined by the gateway's base config")
+            _reject(entry, "ModelNameConflict", f"model {route.model!r} is defined by the gateway's base config")
         elif route.model in owners:
             owner = owners[route.model]
-            _reject(entry, "ModelNameConflict",
-                    f"model {route.model!r} is already served by the older ModelRoute "
-                    f"{owner.namespace}/{owner.name}")
+            _reject(
+                entry,
+                "ModelNameConflict",
+                f"model {route.model!r} is already served by the older ModelRoute {owner.namespace}/{owner.name}",
+            )
         else:
             owners[route.model] = route
 
@@ -272,14 +277,15 @@ def _assemble(base_spec: Mapping[str, Any], entries: Sequence[_Entry]) -> dict[s
     served = [e for e in entries if e.verdict.included]
     spec = dict(base_spec)
     spec["deployments"] = list(base_spec.get("deployments", [])) + sorted(
-        (d for e in served for d in e.deployments), key=lambda d: str(d["name"]))
-    spec["models"] = list(base_spec.get("models", [])) + sorted(
-        (e.model for e in served), key=lambda m: str(m["name"]))
+        (d for e in served for d in e.deployments), key=lambda d: str(d["name"])
+    )
+    spec["models"] = list(base_spec.get("models", [])) + sorted((e.model for e in served), key=lambda m: str(m["name"]))
     return spec
 
 
-def _blame(issue: ConfigIssue, spec: Mapping[str, Any], base_spec: Mapping[str, Any],
-           entries: Sequence[_Entry]) -> _Entry | None:
+def _blame(
+    issue: ConfigIssue, spec: Mapping[str, Any], base_spec: Mapping[str, Any], entries: Sequence[_Entry]
+) -> _Entry | None:
     """The route a gateway validation issue points at, or None when it is the base's fault.
 
     Decided on the issue's structured ``path`` and ``cycle``, never on its message text.
@@ -299,9 +305,16 @@ def _blame(issue: ConfigIssue, spec: Mapping[str, Any], base_spec: Mapping[str, 
     return None
 
 
-def render(routes: Iterable[ModelRoute], secrets: SecretLookup, base: GatewayConfig | None, *,
-           gateway: str, generation: int, max_route_bytes: int = ROUTE_BUDGET_BYTES,
-           cache: BuildCache | None = None) -> Rendered:
+def render(
+    routes: Iterable[ModelRoute],
+    secrets: SecretLookup,
+    base: GatewayConfig | None,
+    *,
+    gateway: str,
+    generation: int,
+    max_route_bytes: int = ROUTE_BUDGET_BYTES,
+    cache: BuildCache | None = None,
+) -> Rendered:
     """Render every route attached to ``gateway`` into one validated document.
 
     A route whose model and deployments take more than ``max_route_bytes`` is left out

@@ -68,21 +68,25 @@ class Oversize:
     def summary(self) -> str:
         """One line for the operator's log."""
         routes = sum(self.route_bytes.values())
-        return (f"the rendered config is {self.size:,} bytes: {self.why}; {len(self.route_bytes)} "
-                f"routes add {routes:,} bytes, the base config and envelope "
-                f"{self.size - routes:,}; largest routes: {self._largest_text() or 'none'}")
+        return (
+            f"the rendered config is {self.size:,} bytes: {self.why}; {len(self.route_bytes)} "
+            f"routes add {routes:,} bytes, the base config and envelope "
+            f"{self.size - routes:,}; largest routes: {self._largest_text() or 'none'}"
+        )
 
     def route_message(self, key: RouteKey) -> str:
         """The Ready message of one route: the sizes, this route's share, and what to do."""
         share = self.route_bytes.get(key)
         mine = f" This route adds {share:,} bytes." if share is not None else ""
         largest = f" Largest routes: {self._largest_text()}." if self.route_bytes else ""
-        return (f"Not published: the gateway config would be {self.size:,} bytes and {self.why} "
-                f"(a ConfigMap holds at most {CONFIGMAP_DATA_LIMIT:,}); the gateways keep serving "
-                f"the last published config.{mine}{largest} Delete or shrink routes (fewer "
-                "deployments, shorter mock texts, headers and query parameters), shorten the "
-                "operator's base config, or allow more shards (MODELGATE_OPERATOR_MAX_SHARDS, the "
-                "chart's operator.maxConfigShards).")
+        return (
+            f"Not published: the gateway config would be {self.size:,} bytes and {self.why} "
+            f"(a ConfigMap holds at most {CONFIGMAP_DATA_LIMIT:,}); the gateways keep serving "
+            f"the last published config.{mine}{largest} Delete or shrink routes (fewer "
+            "deployments, shorter mock texts, headers and query parameters), shorten the "
+            "operator's base config, or allow more shards (MODELGATE_OPERATOR_MAX_SHARDS, the "
+            "chart's operator.maxConfigShards)."
+        )
 
 
 def route_sizes(group_sizes: Mapping[str, int]) -> dict[RouteKey, int]:

@@ -36,12 +36,22 @@ def user_items(messages: list[JsonDict]) -> list[JsonDict]:
         if message.get("role") != "user":
             continue
         content = message.get("content")
-        parts = [content] if isinstance(content, str) else [
-            part.get("text") for part in content or [] if isinstance(part, dict) and part.get("type") == "text"]
+        parts = (
+            [content]
+            if isinstance(content, str)
+            else [part.get("text") for part in content or [] if isinstance(part, dict) and part.get("type") == "text"]
+        )
         texts = [text for text in parts if isinstance(text, str) and not text.startswith(SUMMARY_HEADER)]
         if texts:
-            items.append({"id": new_item_id("msg"), "type": "message", "role": "user", "status": "completed",
-                          "content": [{"type": "input_text", "text": text} for text in texts]})
+            items.append(
+                {
+                    "id": new_item_id("msg"),
+                    "type": "message",
+                    "role": "user",
+                    "status": "completed",
+                    "content": [{"type": "input_text", "text": text} for text in texts],
+                }
+            )
     return items
 
 
@@ -52,5 +62,10 @@ def compacted_response(completion: Any, kept: list[JsonDict], response_id: str, 
     content = message.get("content")
     summary = content if isinstance(content, str) else ""
     usage = map_usage(completion.get("usage") if isinstance(completion, dict) else None) or map_usage({})
-    return {"id": response_id, "object": "response.compaction", "created_at": created_at,
-            "output": [*kept, compaction_item(summary)], "usage": usage}
+    return {
+        "id": response_id,
+        "object": "response.compaction",
+        "created_at": created_at,
+        "output": [*kept, compaction_item(summary)],
+        "usage": usage,
+    }

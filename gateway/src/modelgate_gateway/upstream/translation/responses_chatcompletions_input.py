@@ -112,12 +112,13 @@ def _summary_message(item: JsonDict, path: str) -> JsonDict:
     content = item.get("encrypted_content")
     if isinstance(content, str) and content.startswith(BRIDGE_COMPACTION_PREFIX):
         try:
-            summary = base64.urlsafe_b64decode(content[len(BRIDGE_COMPACTION_PREFIX):]).decode()
+            summary = base64.urlsafe_b64decode(content[len(BRIDGE_COMPACTION_PREFIX) :]).decode()
         except (binascii.Error, ValueError):
             raise UntranslatableError(f"{path}.encrypted_content", "The compaction item is damaged.") from None
         return {"role": "user", "content": SUMMARY_HEADER + summary}
-    raise UntranslatableError(f"{path}.type", "This compaction item was produced by a provider organisation; "
-                              "only it can read it.")
+    raise UntranslatableError(
+        f"{path}.type", "This compaction item was produced by a provider organisation; only it can read it."
+    )
 
 
 def _required_str(item: JsonDict, key: str, path: str) -> str:
@@ -143,9 +144,7 @@ def _message(item: JsonDict, path: str) -> JsonDict:
     parts = [_input_part(part, f"{path}.content[{i}]") for i, part in enumerate(content)]
     if chat_role == "system":
         if any(part["type"] != "text" for part in parts):
-            raise UntranslatableError(
-                f"{path}.content", "System and developer messages take text only."
-            )
+            raise UntranslatableError(f"{path}.content", "System and developer messages take text only.")
         return {"role": "system", "content": "".join(part["text"] for part in parts)}
     if len(parts) == 1 and parts[0]["type"] == "text":
         return {"role": "user", "content": parts[0]["text"]}
@@ -171,14 +170,8 @@ def _input_part(part: Any, path: str) -> JsonDict:
         return {"type": "image_url", "image_url": image}
     if kind == "input_file":
         if part.get("file_url") is not None:
-            raise UntranslatableError(
-                f"{path}.file_url", "Chat upstreams take files inline (file_data) only."
-            )
-        file: JsonDict = {
-            key: part[key]
-            for key in ("file_data", "file_id", "filename")
-            if part.get(key) is not None
-        }
+            raise UntranslatableError(f"{path}.file_url", "Chat upstreams take files inline (file_data) only.")
+        file: JsonDict = {key: part[key] for key in ("file_data", "file_id", "filename") if part.get(key) is not None}
         return {"type": "file", "file": file}
     if kind == "input_audio":
         return {"type": "input_audio", "input_audio": part.get("input_audio")}
@@ -234,8 +227,6 @@ def _tool_output(output: Any, path: str) -> str | list[JsonDict]:
     parts: list[JsonDict] = []
     for i, part in enumerate(output):
         if not isinstance(part, dict) or part.get("type") not in ("input_text", "output_text"):
-            raise UntranslatableError(
-                f"{path}[{i}].type", "Chat tool results take text parts only."
-            )
+            raise UntranslatableError(f"{path}[{i}].type", "Chat tool results take text parts only.")
         parts.append({"type": "text", "text": _required_str(part, "text", f"{path}[{i}]")})
     return parts

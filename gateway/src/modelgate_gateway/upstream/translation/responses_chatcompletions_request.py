@@ -100,14 +100,8 @@ def _check_fields(body: JsonDict, dropped: list[str] | None) -> None:
         if key in DROPPED_FIELDS:
             if dropped is not None:
                 dropped.append(key)
-        elif (
-            key not in _FIELD_HANDLERS
-            and key not in _ECHO_ONLY_FIELDS
-            and key not in _SAME_NAME_FIELDS
-        ):
-            raise UntranslatableError(
-                key, f"'{key}' is not supported for chat-completions deployments."
-            )
+        elif key not in _FIELD_HANDLERS and key not in _ECHO_ONLY_FIELDS and key not in _SAME_NAME_FIELDS:
+            raise UntranslatableError(key, f"'{key}' is not supported for chat-completions deployments.")
 
 
 def _messages(body: JsonDict, history: list[JsonDict] | None) -> list[JsonDict]:
@@ -148,18 +142,14 @@ def _tool_choice(choice: Any, chat: JsonDict, body: JsonDict) -> None:
     if kind == "allowed_tools":
         tools = choice.get("tools") or []
         if any(not isinstance(t, dict) or t.get("type") != "function" for t in tools):
-            raise UntranslatableError(
-                "tool_choice.tools", "Only function tools can be allowed on a chat upstream."
-            )
+            raise UntranslatableError("tool_choice.tools", "Only function tools can be allowed on a chat upstream.")
         allowed = [{"type": "function", "function": {"name": t.get("name")}} for t in tools]
         chat["tool_choice"] = {
             "type": "allowed_tools",
             "allowed_tools": {"mode": choice.get("mode", "auto"), "tools": allowed},
         }
         return
-    raise UntranslatableError(
-        "tool_choice", f"tool_choice {choice!r} cannot be expressed to a chat upstream."
-    )
+    raise UntranslatableError("tool_choice", f"tool_choice {choice!r} cannot be expressed to a chat upstream.")
 
 
 def _parallel_tool_calls(value: Any, chat: JsonDict, body: JsonDict) -> None:
@@ -203,9 +193,7 @@ def _reasoning(reasoning: Any, chat: JsonDict, body: JsonDict) -> None:
     for key, value in reasoning.items():
         # summary/generate_summary ask for summaries "when available"; chat upstreams have none.
         if key not in ("effort", "summary", "generate_summary") and value is not None:
-            raise UntranslatableError(
-                f"reasoning.{key}", f"reasoning.{key} has no chat equivalent."
-            )
+            raise UntranslatableError(f"reasoning.{key}", f"reasoning.{key} has no chat equivalent.")
     if reasoning.get("effort") is not None:
         chat["reasoning_effort"] = reasoning["effort"]
 
@@ -248,9 +236,7 @@ def _must_be(
     def for_field(name: str) -> Callable[[Any, JsonDict, JsonDict], None]:
         def check(value: Any, chat: JsonDict, body: JsonDict) -> None:
             if value not in allowed:
-                raise UntranslatableError(
-                    name, f"{name}={value!r} is not supported for chat-completions deployments."
-                )
+                raise UntranslatableError(name, f"{name}={value!r} is not supported for chat-completions deployments.")
 
         return check
 
@@ -259,9 +245,7 @@ def _must_be(
 
 def _refuse(name: str) -> Callable[[Any, JsonDict, JsonDict], None]:
     def refuse(value: Any, chat: JsonDict, body: JsonDict) -> None:
-        raise UntranslatableError(
-            name, f"'{name}' is not supported for chat-completions deployments."
-        )
+        raise UntranslatableError(name, f"'{name}' is not supported for chat-completions deployments.")
 
     return refuse
 
@@ -273,9 +257,7 @@ _FIELD_HANDLERS: dict[str, Callable[[Any, JsonDict, JsonDict], None]] = {
     "text": _text,
     "reasoning": _reasoning,
     "stream": _stream,
-    "stream_options": lambda value, chat, body: (
-        None
-    ),  # only include_obfuscation, an OpenAI transport detail
+    "stream_options": lambda value, chat, body: None,  # only include_obfuscation, an OpenAI transport detail
     "include": _include,
     "top_logprobs": _top_logprobs,
     "truncation": _must_be(("disabled",))("truncation"),

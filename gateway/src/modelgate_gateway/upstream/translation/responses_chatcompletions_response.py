@@ -51,9 +51,7 @@ def status_for(finish_reason: str | None) -> tuple[str, JsonDict | None]:
     return "incomplete", {"reason": reason}
 
 
-def response_skeleton(
-    *, response_id: str, model: str, created_at: int, request: JsonDict
-) -> JsonDict:
+def response_skeleton(*, response_id: str, model: str, created_at: int, request: JsonDict) -> JsonDict:
     """An ``in_progress`` Responses object echoing the request's settings, as OpenAI does."""
     text = request.get("text") or {}
     reasoning = request.get("reasoning") or {}
@@ -135,9 +133,7 @@ def delta_logprobs(logprobs: list[JsonDict]) -> list[JsonDict]:
         {
             "token": entry["token"],
             "logprob": entry["logprob"],
-            "top_logprobs": [
-                {"token": t["token"], "logprob": t["logprob"]} for t in entry["top_logprobs"]
-            ],
+            "top_logprobs": [{"token": t["token"], "logprob": t["logprob"]} for t in entry["top_logprobs"]],
         }
         for entry in logprobs
     ]
@@ -190,9 +186,7 @@ def translate_response(
     completed_at: int | None = None,
 ) -> JsonDict:
     """Translate a non-streaming ``chat.completion`` into the Responses object for ``request``."""
-    response = response_skeleton(
-        response_id=response_id, model=model, created_at=created_at, request=request
-    )
+    response = response_skeleton(response_id=response_id, model=model, created_at=created_at, request=request)
     choices = chat.get("choices") or []
     choice = choices[0] if choices else {}
     message = choice.get("message") or {}
@@ -201,9 +195,7 @@ def translate_response(
     content: list[JsonDict] = []
     if message.get("content"):
         chat_logprobs = choice.get("logprobs")
-        logprobs = output_logprobs(
-            chat_logprobs.get("content") if isinstance(chat_logprobs, dict) else None
-        )
+        logprobs = output_logprobs(chat_logprobs.get("content") if isinstance(chat_logprobs, dict) else None)
         content.append(text_part(message["content"], logprobs))
     if message.get("refusal"):
         content.append({"type": "refusal", "refusal": message["refusal"]})

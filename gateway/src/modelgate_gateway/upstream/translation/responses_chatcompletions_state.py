@@ -21,9 +21,7 @@ _ID_PREFIXES = {
 }
 
 
-def conversation_messages(
-    body: JsonDict, history: list[JsonDict] | None, response: JsonDict
-) -> list[JsonDict]:
+def conversation_messages(body: JsonDict, history: list[JsonDict] | None, response: JsonDict) -> list[JsonDict]:
     """Chat messages of the conversation up to and including ``response``'s output.
 
     ``history`` is what ``previous_response_id`` or the ``conversation`` held (if anything).

@@ -56,9 +56,7 @@ class _Message:
     status: str | None = None  # set once output_item.done went out
 
     def item(self, status: str) -> JsonDict:
-        content = [
-            part.final() for part in sorted(self.parts.values(), key=lambda p: p.content_index)
-        ]
+        content = [part.final() for part in sorted(self.parts.values(), key=lambda p: p.content_index)]
         return message_item(self.item_id, status, content)
 
 
@@ -94,9 +92,7 @@ class ChatStreamTranslator:
         request: JsonDict,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._response = response_skeleton(
-            response_id=response_id, model=model, created_at=created_at, request=request
-        )
+        self._response = response_skeleton(response_id=response_id, model=model, created_at=created_at, request=request)
         self._clock = clock
         self._namespaces = namespaced_names(request.get("tools")) or None
         self._sequence = 0
@@ -271,8 +267,7 @@ class ChatStreamTranslator:
         function = delta.get("function") or {}
         call = self._calls.get(delta.get("index", 0))
         if call is None:
-            call = _Call(call_id=delta.get("id") or "", name=function.get("name") or "",
-                         namespaces=self._namespaces)
+            call = _Call(call_id=delta.get("id") or "", name=function.get("name") or "", namespaces=self._namespaces)
             self._calls[delta.get("index", 0)] = call
         else:
             call.call_id = call.call_id or delta.get("id") or ""
@@ -300,9 +295,7 @@ class ChatStreamTranslator:
         call.arguments = [pending]
         item = call.item("in_progress")
         item["arguments"] = ""
-        self._emit(
-            out, "response.output_item.added", {"output_index": call.output_index, "item": item}
-        )
+        self._emit(out, "response.output_item.added", {"output_index": call.output_index, "item": item})
         if pending:
             self._emit_arguments(out, call, pending)
 

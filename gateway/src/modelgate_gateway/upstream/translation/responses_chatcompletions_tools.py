@@ -53,8 +53,9 @@ def chat_tools(tools: Any, *, drop_unsupported: bool = False, dropped: list[str]
     return out
 
 
-def _add_namespace(out: list[JsonDict], seen: set[str], tool: JsonDict, path: str, drop_unsupported: bool,
-                   dropped: list[str] | None) -> None:
+def _add_namespace(
+    out: list[JsonDict], seen: set[str], tool: JsonDict, path: str, drop_unsupported: bool, dropped: list[str] | None
+) -> None:
     namespace = tool.get("name")
     if not isinstance(namespace, str) or not namespace:
         raise UntranslatableError(f"{path}.name", "Namespace tools need a name.")
@@ -70,8 +71,9 @@ def _add_namespace(out: list[JsonDict], seen: set[str], tool: JsonDict, path: st
                 if dropped is not None:
                     dropped.append(f"{member_path} ({kind})")
                 continue
-            raise UntranslatableError(f"{member_path}.type",
-                                      f"Tool type {kind!r} cannot run on a chat-completions upstream.")
+            raise UntranslatableError(
+                f"{member_path}.type", f"Tool type {kind!r} cannot run on a chat-completions upstream."
+            )
         function = _function(member, member_path, namespace)
         if prefix:  # the namespace's description is what the model would have seen for the group
             own = function["function"].get("description")
