@@ -30,15 +30,17 @@ test-fast:  ## unit and contract tests only
 # `make lint` is what .ci/run runs before the tests.
 LINT_PATHS := gateway/src operator/src tests bench
 
-lint:  ## ruff, mypy --strict, the import contracts (.importlinter) and the dead-code check
+lint:  ## ruff check and format --check, mypy --strict, the import contracts (.importlinter) and the dead-code check
 	scripts/bootstrap.sh python
 	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy gateway/src/modelgate_gateway operator/src/modelgate_operator
 	$(VENV)/bin/lint-imports --no-logo
 	$(VENV)/bin/vulture gateway/src operator/src --min-confidence 80
 
 format:  ## apply ruff's formatter and import sorting
 	$(VENV)/bin/ruff check --select I --fix $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
 
 schema:  ## regenerate the checked-in JSON Schema of the config document
 	$(PY) -m modelgate_gateway.config.schema > gateway/src/modelgate_gateway/config/schemas/v1alpha1.json
