@@ -39,12 +39,19 @@ def peering_identity(env: Mapping[str, str]) -> str:
 def main() -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .injection.settings import InjectionSettings
+    from .injection.template import TemplateError, load_template
+
     try:
         settings = OperatorSettings.from_env(os.environ)
-    except SettingsError as exc:
+        injection = InjectionSettings.from_env(os.environ, settings.gateway_name, settings.gateway_namespace)
+        if injection is not None:
+            load_template(injection.template_path)  # a broken template stops the start, loudly
+    except (SettingsError, TemplateError) as exc:
         print(f"modelgate-operator: {exc}", file=sys.stderr)
         return 2
     from . import handlers  # noqa: F401  (registers the kopf handlers)
+    from .injection import handlers as injection_handlers  # noqa: F401  (the injector's start-up)
 
     identity = peering_identity(os.environ)
     kopf.run(
@@ -55,7 +62,7 @@ def main() -> int:
         standalone=False,
         identity=cast(Any, identity),  # kopf's Identity is a NewType of str
         liveness_endpoint=LIVENESS_ENDPOINT,
-        memo=kopf.Memo(operator_settings=settings, peering_identity=identity),
+        memo=kopf.Memo(operator_settings=settings, peering_identity=identity, injection_settings=injection),
     )
     return 0
 

@@ -1,0 +1,79 @@
+"""The injector's lifetime inside the operator: certificates first, then the server, then checks.
+
+Every replica serves the webhook (admission is not reconciliation: kopf peering does not apply).
+Start-up never blocks kopf: the first certificate is fetched in the background, retried with a
+bounded backoff while the API server is unreachable; the server starts as soon as one is there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from ..errors import PublishError
+from .certstore import Serving
+from .server import WebhookServer
+
+logger = logging.getLogger("modelgate_operator.injection")
+_RETRY_FIRST, _RETRY_MAX = 1.0, 60.0
+
+
+class CertificateSource(Protocol):
+    def current(self) -> Serving: ...
+
+
+class Injector:
+    def __init__(self, server: WebhookServer, certificates: CertificateSource, check_seconds: float) -> None:
+        self.server = server
+        self.certificates = certificates
+        self.check_seconds = check_seconds
+        self.serving = asyncio.Event()
+        """Set once the server listens (tests and the readiness of the operator wait on it)."""
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="modelgate sidecar injector")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.server.stop()
+
+    async def check(self) -> None:
+        """Fetch (and if due, renew) the certificate and serve it; raises PublishError."""
+        serving = await asyncio.to_thread(self.certificates.current)
+        if self.server.load_certificate(serving.certificate, serving.key) and self.serving.is_set():
+            logger.info("webhook serving certificate reloaded")
+        if not self.serving.is_set():
+            await self.server.start()
+            self.serving.set()
+
+    async def _run(self) -> None:
+        delay = _RETRY_FIRST
+        while True:  # until cancelled: one check per period, retries in between on failure
+            try:
+                await self.check()
+            except (PublishError, OSError, ValueError) as exc:
+                logger.warning("sidecar injector: %s; retrying in %.0fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX, self.check_seconds)
+                continue
+            delay = _RETRY_FIRST
+            await asyncio.sleep(self.check_seconds)
+
+
+def waker(memo: object, key: str) -> Callable[[str], None]:
+    """``on_injected`` for the server: wake the reconcile loop kept in kopf's memo under ``key``."""
+
+    def wake(_namespace: str) -> None:
+        runtime = getattr(memo, "get", lambda _k: None)(key)
+        wakeup = getattr(runtime, "wakeup", None)
+        if isinstance(wakeup, asyncio.Event):
+            wakeup.set()
+
+    return wake
