@@ -58,12 +58,12 @@ def _build_source(settings: GatewaySettings) -> Any:
     return file_source
 
 
-async def _start_metrics(settings: GatewaySettings, registry: Any, worker: int) -> web.AppRunner | None:
+async def _start_metrics(settings: GatewaySettings, registry: Any, worker: int, state: Any) -> web.AppRunner | None:
     if not settings.metrics_port:
         return None
     from .metricsapp import metrics_app
 
-    runner = web.AppRunner(metrics_app(registry), access_log=None)
+    runner = web.AppRunner(metrics_app(registry, state), access_log=None)
     await runner.setup()
     # With several workers each serves its own metrics on consecutive ports.
     site = web.TCPSite(runner, settings.metrics_host or settings.host, settings.metrics_port + worker)
@@ -90,7 +90,7 @@ async def serve(settings: GatewaySettings, worker: int = 0) -> int:
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024,
                        reuse_port=settings.workers > 1 or None)
     await site.start()
-    metrics_runner = await _start_metrics(settings, registry, worker)
+    metrics_runner = await _start_metrics(settings, registry, worker, state)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
