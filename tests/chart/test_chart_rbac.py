@@ -100,9 +100,14 @@ def test_no_role_uses_wildcards_or_escalation_verbs() -> None:
                 continue
             for rule in obj["rules"]:
                 assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-                assert not {"escalate", "bind", "impersonate", "delete", "deletecollection"} & set(
-                    rule["verbs"]
-                )
+                assert not {"escalate", "impersonate", "deletecollection"} & set(rule["verbs"])
+                # Sidecar mode: delete only the operator's own per-namespace objects, by name, and
+                # bind only the sidecars' ClusterRole (to their ServiceAccounts, docs/sidecar.md).
+                if {"delete", "bind"} & set(rule["verbs"]):
+                    assert obj["metadata"]["name"] == "modelgate-operator-sidecar", obj["metadata"]
+                    assert rule.get("resourceNames"), rule
+                if "bind" in rule["verbs"]:
+                    assert (rule["resources"], rule["resourceNames"]) == (["clusterroles"], ["modelgate-sidecar"])
 
 
 def test_bindings_point_at_the_component_service_accounts() -> None:

@@ -66,6 +66,8 @@ class SidecarTemplate:
     """Drain time after SIGTERM; a native sidecar is stopped after the app, so little is left."""
     startup_seconds: int = 300
     """How long the app waits for the sidecar's first config before the kubelet restarts it."""
+    api_keys_secret: str | None = None
+    """Secret every sidecar namespace must hold with the sidecars' API keys; None: pod-local trust."""
     excluded_namespaces: frozenset[str] = frozenset({"kube-system"})
     """Never injected (the operator's own namespace is added here by the settings)."""
 
@@ -89,7 +91,8 @@ class SidecarTemplate:
 def _strings(data: Mapping[str, Any]) -> dict[str, str]:
     values = {}
     for key, name in (("imagePullPolicy", "image_pull_policy"), ("gateway", "gateway"),
-                      ("configMap", "configmap"), ("secret", "secret"), ("logLevel", "log_level")):
+                      ("configMap", "configmap"), ("secret", "secret"), ("logLevel", "log_level"),
+                      ("apiKeysSecret", "api_keys_secret")):
         if key in data:
             if not isinstance(data[key], str) or not data[key]:
                 raise TemplateError(f"sidecar template: {key!r} must be a non-empty string")
