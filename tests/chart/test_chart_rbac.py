@@ -89,6 +89,9 @@ def test_operator_role_in_release_namespace_is_exact() -> None:
                 (("",), ("secrets",), ("modelgate-gateway-upstream-keys",), ("get", "patch")),
                 (("",), ("pods",), (), ("list",)),
                 (("apps",), ("deployments",), ("modelgate-gateway",), ("get",)),
+                # A refused base config: a Warning Event on its ConfigMap, in both modes.
+                (("",), ("configmaps",), ("modelgate-operator-base-config",), ("get",)),
+                (("",), ("events",), (), ("create",)),
             ]
         )
 

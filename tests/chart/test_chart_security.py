@@ -1,13 +1,17 @@
 """Production defaults on the rendered pods: non-root, read-only root, no capabilities, seccomp,
 resources, probes, a rollout that never drops below the desired replicas, a grace period that
-covers preStop + drain."""
+covers preStop + drain + the gateway's exit after it."""
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chart_helm import CI_VALUES, find, kinds, render
+from chart_helm import CHART, CI_VALUES, find, kinds, render
+from modelgate_gateway.draining import SHUTDOWN_OVERRUN_SECONDS
+
+SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 
 
 def _pods(objects: tuple[dict[str, Any], ...]) -> list[tuple[str, dict[str, Any]]]:
@@ -58,16 +62,21 @@ def test_gateway_rollout_never_drops_below_desired_replicas(values: Path) -> Non
     assert strategy["rollingUpdate"]["maxUnavailable"] == 0
 
 
-@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
-def test_grace_period_covers_prestop_sleep_and_drain(values: Path) -> None:
-    spec = find(render((values,)), "Deployment", "modelgate-gateway")["spec"]["template"]["spec"]
+def _covers_prestop_and_drain(spec: dict[str, Any]) -> None:
+    """SIGKILL comes after terminationGracePeriodSeconds, counted from the preStop hook's start:
+    the gateway must have drained (grace) and exited (at most SHUTDOWN_OVERRUN_SECONDS more)."""
     container = spec["containers"][0]
     args = container["args"]
-    drain = int(args[args.index("--shutdown-grace-seconds") + 1])
+    drain = float(args[args.index("--shutdown-grace-seconds") + 1])
     sleep = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
     assert container["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
     assert sleep > 0
-    assert spec["terminationGracePeriodSeconds"] > drain + sleep
+    assert spec["terminationGracePeriodSeconds"] >= sleep + drain + SHUTDOWN_OVERRUN_SECONDS
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_grace_period_covers_prestop_sleep_drain_and_exit(values: Path) -> None:
+    _covers_prestop_and_drain(find(render((values,)), "Deployment", "modelgate-gateway")["spec"]["template"]["spec"])
 
 
 def test_grace_period_follows_the_drain_setting() -> None:
@@ -77,6 +86,15 @@ def test_grace_period_follows_the_drain_setting() -> None:
         "modelgate-gateway",
     )["spec"]["template"]["spec"]
     assert spec["terminationGracePeriodSeconds"] == 100 + 7 + 5
+    _covers_prestop_and_drain(spec)
+
+
+def test_the_smallest_margin_the_schema_allows_still_covers_the_exit() -> None:
+    minimum = SCHEMA["properties"]["gateway"]["properties"]["terminationGraceMarginSeconds"]["minimum"]
+    assert minimum >= SHUTDOWN_OVERRUN_SECONDS
+    spec = find(render(sets=(f"gateway.terminationGraceMarginSeconds={minimum}",)), "Deployment",
+                "modelgate-gateway")["spec"]["template"]["spec"]
+    _covers_prestop_and_drain(spec)
 
 
 def test_gateway_spreads_across_nodes_and_zones_by_default() -> None:

@@ -53,6 +53,11 @@ def test_every_chart_owned_object_rejects_unknown_keys() -> None:
         ("gateway.apiKeys.keys[0].name=bad name", "name"),
         ("gateway.apiKeys.keys[0].tenant=bad tenant", "tenant"),
         ("gateway.config.limits.maxRequestBodyBytes=10", "maxRequestBodyBytes"),
+        ("gateway.clients.headerTimeoutSeconds=0", "headerTimeoutSeconds"),
+        ("gateway.clients.maxConnections=0", "maxConnections"),
+        ("gateway.clients.idleTimeout=5", "idleTimeout"),
+        # Below the gateway's overrun after its drain period (draining.SHUTDOWN_OVERRUN_SECONDS).
+        ("gateway.terminationGraceMarginSeconds=2", "terminationGraceMarginSeconds"),
     ],
 )
 def test_bad_values_are_rejected_by_the_schema(setting: str, message: str) -> None:

@@ -69,8 +69,10 @@ def template_args(
     api_versions: tuple[str, ...] = (),
     include_crds: bool = False,
     chart: Path = CHART,
+    release: str = RELEASE,
+    namespace: str = NAMESPACE,
 ) -> list[str | Path]:
-    args: list[str | Path] = ["template", RELEASE, chart, "--namespace", NAMESPACE]
+    args: list[str | Path] = ["template", release, chart, "--namespace", namespace]
     for path in values:
         args += ["--values", path]
     for item in sets:
@@ -89,9 +91,11 @@ def render(
     api_versions: tuple[str, ...] = (),
     include_crds: bool = False,
     chart: Path = CHART,
+    release: str = RELEASE,
+    namespace: str = NAMESPACE,
 ) -> tuple[dict[str, Any], ...]:
     """Rendered objects of `helm template` (cached: treat them as read-only)."""
-    result = run_helm(*template_args(values, sets, api_versions, include_crds, chart))
+    result = run_helm(*template_args(values, sets, api_versions, include_crds, chart, release, namespace))
     assert result.returncode == 0, result.stderr
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 

@@ -1,17 +1,21 @@
-"""Validation of rendered objects: Kubernetes schemas for built-in kinds, the chart's own CRD
-schemas for custom kinds, and structural checks for the Prometheus Operator's ServiceMonitor
-(whose CRD the chart does not ship)."""
+"""Validation of rendered objects: Kubernetes schemas for built-in kinds, CRD schemas (with their
+defaults and CEL rules, tests/support/crd_admission.py) for custom kinds: the chart's own CRDs and
+the Gateway API HTTPRoute CRD vendored under tests/chart/gateway-api/; structural checks for the
+Prometheus Operator's ServiceMonitor (whose CRD the chart does not ship)."""
 
 from __future__ import annotations
 
 import functools
 from typing import Any
 
-import jsonschema
 import kubernetes_validate
 import yaml
 
-from chart_helm import CHART
+from chart_helm import CHART, ROOT
+from crd_admission import admission_errors
+
+# CRDs of kinds the chart renders but does not ship (the cluster must have them).
+THIRD_PARTY_CRDS = ROOT / "tests" / "chart" / "gateway-api"
 
 # The newest release kubernetes-validate bundles schemas for, and an older one still in support.
 KUBERNETES_VERSIONS = ("1.33", "1.37")
@@ -25,9 +29,16 @@ def chart_crds() -> tuple[dict[str, Any], ...]:
     return tuple(docs)
 
 
+@functools.cache
+def known_crds() -> tuple[dict[str, Any], ...]:
+    """The chart's CRDs and the third-party ones its optional objects need."""
+    third_party = [d for p in sorted(THIRD_PARTY_CRDS.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+    return chart_crds() + tuple(third_party)
+
+
 def _crd_schema(api_version: str, kind: str) -> dict[str, Any] | None:
     group, _, version = api_version.rpartition("/")
-    for crd in chart_crds():
+    for crd in known_crds():
         spec = crd["spec"]
         if spec["group"] == group and spec["names"]["kind"] == kind:
             for served in spec["versions"]:
@@ -87,7 +98,8 @@ def validate(obj: dict[str, Any]) -> None:
         return
     schema = _crd_schema(api_version, kind)
     if schema is not None:
-        jsonschema.validate(obj, schema)
+        errors = admission_errors(schema, obj)
+        assert errors == [], errors
         name = obj["metadata"]["name"]
         assert isinstance(name, str) and 0 < len(name) <= 253
         return

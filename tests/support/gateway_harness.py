@@ -8,7 +8,9 @@ Only upstreams are fakes (see fake_responses_upstream.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +94,26 @@ class GatewayHarness:
         await self.server.close()
         await self.observer.close()
         self._log.close()
+
+
+@contextlib.asynccontextmanager
+async def harnesses(tmp: Path) -> AsyncIterator[Callable[..., Awaitable[GatewayHarness]]]:
+    """``start(doc, secrets={name: value})`` runs a gateway (secrets override the harness's own);
+    every gateway started is closed on exit. For test layers without the component conftest."""
+    started: list[GatewayHarness] = []
+
+    async def start(doc: dict[str, Any], secrets: dict[str, str] | None = None) -> GatewayHarness:
+        directory = tmp / f"gw{len(started)}"
+        directory.mkdir()
+        harness = GatewayHarness(directory, doc)
+        for name, value in (secrets or {}).items():
+            (harness.secrets_dir / name).write_text(value)
+        await harness.start()
+        started.append(harness)
+        return harness
+
+    try:
+        yield start
+    finally:
+        for harness in started:
+            await harness.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,11 +44,17 @@ def free_ports(count: int) -> int:
 
 
 class GatewayProcess:
-    def __init__(self, config: Path | str, *extra: str, env: dict[str, str] | None = None,
-                 metrics_ports: int = 1) -> None:
+    def __init__(self, config: Path | str | None, *extra: str, env: dict[str, str] | None = None,
+                 metrics_ports: int = 1, open_files: int | None = None) -> None:
+        """``config``: the config file, or None when ``extra`` names another source (--kube-configmap).
+
+        ``open_files``: RLIMIT_NOFILE (soft and hard) of the process, to run it short of descriptors.
+        """
+        self.open_files = open_files
         self.port = free_port()
         self.metrics_port = free_ports(metrics_ports)
-        self.args = [sys.executable, "-m", "modelgate_gateway", "--config", str(config),
+        source = ["--config", str(config)] if config is not None else []
+        self.args = [sys.executable, "-m", "modelgate_gateway", *source,
                      "--port", str(self.port), "--metrics-port", str(self.metrics_port), *extra]
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -62,7 +70,10 @@ class GatewayProcess:
         started = time.monotonic()
         # Files, not pipes: the request log goes to stdout and an undrained pipe would block it.
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=out, stderr=err)
+            args = self.args
+            if self.open_files:  # the shell's ulimit, then exec: the pid is the gateway's
+                args = ["/bin/sh", "-c", 'ulimit -n "$0" && exec "$@"', str(self.open_files), *args]
+            self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=out, stderr=err)
         deadline = started + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -75,6 +86,24 @@ class GatewayProcess:
                 pass
             time.sleep(0.02)
         raise TimeoutError("gateway did not become ready")
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The request log (stdout) so far: one JSON object per line."""
+        return [json.loads(line) for line in self.stdout_path.read_bytes().splitlines() if line.strip()]
+
+    def stderr_text(self) -> str:
+        return self.stderr_path.read_text(errors="backslashreplace")
+
+    def scrape(self, port: int | None = None) -> str:
+        """``GET /metrics`` (of ``port``, default the first worker's); fails unless it is a 200."""
+        url = f"http://127.0.0.1:{port or self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            assert resp.status == 200
+            return str(resp.read().decode())
+
+    def open_descriptors(self) -> int:
+        assert self.proc is not None
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     def wait_for_port(self, port: int, path: str = "/metrics", timeout: float = 15) -> None:
         """Poll another listener of the process (a worker's metrics port) until it answers."""

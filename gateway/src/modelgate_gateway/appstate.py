@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 
 from .config import Provider, UpstreamApi
+from .draining import InFlight
 from .errors import NotReady
 from .recording import Observer
 from .runtime import DeploymentRuntime, RuntimeConfig
@@ -33,6 +34,8 @@ class GatewayState:
     board: HealthBoard = field(default_factory=HealthBoard)
     rng: random.Random = field(default_factory=random.Random)
     draining: bool = False
+    inflight: InFlight = field(default_factory=InFlight)
+    """Requests being handled: the drain waits for them and cuts what is left at its end."""
     ephemeral_signing_key: bytes = field(default_factory=lambda: os.urandom(32))
     """Used when the config names no signing key: ids then only work within this process."""
 

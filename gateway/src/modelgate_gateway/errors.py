@@ -60,6 +60,22 @@ class PayloadTooLarge(GatewayError):
     code = "request_too_large"
 
 
+class RequestTimeout(GatewayError):
+    """The client did not send its whole body within the body-read timeout."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
+class ShuttingDown(GatewayError):
+    """The drain period ended before the request did; another replica can serve a retry."""
+
+    status = 503
+    type = "server_error"
+    code = "gateway_shutting_down"
+
+
 class UpstreamFailed(GatewayError):
     """Every attempt failed before the first byte reached the client."""
 

@@ -1,8 +1,10 @@
 """``modelgate-gateway``: serve, print the config schema, or check a config file.
 
-Only this module touches sockets, signals, processes and the event loop policy. On SIGTERM the
-gateway stops accepting, lets in-flight requests and streams finish for up to the grace period,
-then cancels what is left and exits 0.
+Only this module touches sockets, signals, processes and the event loop policy. On SIGTERM (or
+SIGINT) the gateway stops accepting, lets in-flight requests and streams finish for up to the
+grace period, cuts what is left (:mod:`.draining`) and exits 0 within the grace period plus
+``SHUTDOWN_OVERRUN_SECONDS``. SIGHUP re-reads the config at once. Client connections are bounded
+by :mod:`.clientconn`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -20,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .clientconn import ClientLimits, ConnectionGuard, GuardedSite
+from .draining import CLEANUP_TIMEOUT_SECONDS, drain, stopper
 from .settings import GatewaySettings, add_serve_arguments, settings_from_args
 
 log = logging.getLogger("modelgate.gateway")
@@ -40,6 +45,28 @@ def _check(path: str) -> int:
     return 0
 
 
+def _kube_source(settings: GatewaySettings) -> Any:
+    """The ConfigMap/Secret watch: in a pod through its service account, elsewhere (or with an
+    explicit --kubeconfig) through a kubeconfig, as kubectl would connect."""
+    from .sources.kube import KubeSource
+    from .sources.kubeconfig import KubeconfigError, kubeconfig_paths, load_kubeconfig
+
+    configmap, key, secret = settings.kube_configmap or "", settings.kube_config_key, settings.kube_secret
+    if not settings.kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return KubeSource.in_cluster(configmap=configmap, key=key, secret=secret)
+    paths = kubeconfig_paths(settings.kubeconfig)
+    if paths is None:
+        raise SystemExit("--kube-configmap: not in a pod and no kubeconfig; pass --kubeconfig (or set KUBECONFIG)")
+    try:
+        connection = load_kubeconfig(paths, settings.kube_context)
+    except KubeconfigError as exc:
+        raise SystemExit(f"--kubeconfig: {exc}") from None
+    log.info("following %s on %s (kubeconfig context %s)", settings.kube_configmap, connection.server,
+             connection.context)
+    return KubeSource(connection.server, connection.token, configmap, key, secret,
+                      ssl_context=connection.ssl_context)
+
+
 def _build_source(settings: GatewaySettings) -> Any:
     from .sources.files import FileSource
     from .sources.preferring import PreferringSource
@@ -48,25 +75,51 @@ def _build_source(settings: GatewaySettings) -> Any:
     if settings.config_path:
         file_source = FileSource(settings.config_path, settings.secrets_dir, settings.reload_interval_seconds)
     if settings.kube_configmap:
-        from .sources.kube import KubeSource
-
-        kube = KubeSource.in_cluster(configmap=settings.kube_configmap, key=settings.kube_config_key,
-                                     secret=settings.kube_secret)
+        kube = _kube_source(settings)
         return PreferringSource(kube, file_source) if file_source is not None else kube
     if file_source is None:
         raise SystemExit("no config: pass --config PATH (or MODELGATE_CONFIG) or --kube-configmap")
     return file_source
 
 
-async def _start_metrics(settings: GatewaySettings, registry: Any, worker: int, state: Any) -> web.AppRunner | None:
+_METRICS_MAX_CONNECTIONS = 32  # scrapers hold one connection each
+
+
+def client_limits(settings: GatewaySettings) -> ClientLimits:
+    """The configured limits, with the connection cap kept below the open-file limit.
+
+    The soft limit is raised to the hard one first (as Go and nginx do); half of it stays for
+    upstream connections, the config and log files, so accepting never fails for lack of one.
+    """
+    cap = settings.max_client_connections
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft // 2 < cap:
+        log.warning("open-file limit is %d: serving at most %d client connections instead of %d",
+                    soft, max(1, soft // 2), cap)
+        cap = max(1, soft // 2)
+    return ClientLimits(header_timeout=settings.client_header_timeout_seconds,
+                        body_timeout=settings.client_body_timeout_seconds,
+                        idle_timeout=settings.client_idle_timeout_seconds, max_connections=cap)
+
+
+async def _start_metrics(settings: GatewaySettings, registry: Any, worker: int,
+                         limits: ClientLimits, state: Any) -> web.AppRunner | None:
     if not settings.metrics_port:
         return None
     from .metricsapp import metrics_app
 
-    runner = web.AppRunner(metrics_app(registry, state), access_log=None)
+    runner = web.AppRunner(metrics_app(registry, state), access_log=None, shutdown_timeout=CLEANUP_TIMEOUT_SECONDS)
     await runner.setup()
+    guard = ConnectionGuard(ClientLimits(limits.header_timeout, limits.body_timeout, limits.idle_timeout,
+                                         min(limits.max_connections, _METRICS_MAX_CONNECTIONS)))
     # With several workers each serves its own metrics on consecutive ports.
-    site = web.TCPSite(runner, settings.metrics_host or settings.host, settings.metrics_port + worker)
+    site = GuardedSite(runner, guard, settings.metrics_host or settings.host, settings.metrics_port + worker)
     await site.start()
     return runner
 
@@ -84,35 +137,44 @@ async def serve(settings: GatewaySettings, worker: int = 0) -> int:
     if shared_key:
         state.ephemeral_signing_key = bytes.fromhex(shared_key)
     app = make_app(state, _build_source(settings), observer, settings.reload_interval_seconds)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
-                           shutdown_timeout=settings.shutdown_grace_seconds)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024,
-                       reuse_port=settings.workers > 1 or None)
-    await site.start()
-    metrics_runner = await _start_metrics(settings, registry, worker, state)
+    reloader = app[RELOADER]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload_now, reloader)
+    # aiohttp's own shutdown wait only mops up: draining.drain has waited for the requests.
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                           shutdown_timeout=CLEANUP_TIMEOUT_SECONDS)
+    await runner.setup()
+    limits = client_limits(settings)
+    guard = ConnectionGuard(limits, observer.metrics.client_connections_closed)
+    observer.metrics.client_connections.set_function(lambda: len(guard.connections))
+    site = GuardedSite(runner, guard, settings.host, settings.port, reuse_port=settings.workers > 1)
+    await site.start()
+    metrics_runner = await _start_metrics(settings, registry, worker, limits, state)
     log.info("listening on http://%s:%d (worker %d)", settings.host, settings.port, worker)
-    reloader = app[RELOADER]
     waiter = asyncio.create_task(reloader.loaded.wait())
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper_task = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiter, stopper_task}, return_when=asyncio.FIRST_COMPLETED)
     if reloader.loaded.is_set():
         log.info("ready: serving config %s", state.runtime.checksum if state.runtime else "?")
         _settle_heap()
-    await stopper
+    await stopper_task
     waiter.cancel()
-    log.info("SIGTERM: draining in-flight requests for up to %.0fs", settings.shutdown_grace_seconds)
+    log.info("SIGTERM: draining in-flight requests for up to %gs", settings.shutdown_grace_seconds)
     state.draining = True
-    await runner.cleanup()
+    await drain(state.inflight, settings.shutdown_grace_seconds, stopper(runner, guard), runner.cleanup)
     if metrics_runner is not None:
         await metrics_runner.cleanup()
     await observer.close()
     log.info("stopped")
     return 0
+
+
+def _reload_now(reloader: Any) -> None:
+    log.info("SIGHUP: re-reading the config now")
+    reloader.reload_now()
 
 
 def _settle_heap() -> None:
@@ -138,27 +200,33 @@ def _run(coro_factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
         return runner.run(coro_factory())
 
 
+def _ignore_sighup_until_served() -> None:
+    """Until ``serve`` installs its handler, a SIGHUP (default: terminate) must not kill the process."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 def _worker_main(settings: GatewaySettings, worker: int) -> None:
+    _ignore_sighup_until_served()
     _configure_logging(settings.log_level)
     sys.exit(_run(lambda: serve(settings, worker)))
 
 
 def _serve_workers(settings: GatewaySettings) -> int:
-    """Parent of N workers sharing the port via SO_REUSEPORT; forwards SIGTERM and waits."""
+    """Parent of N workers sharing the port via SO_REUSEPORT; forwards SIGTERM, SIGINT and SIGHUP."""
     ctx = multiprocessing.get_context("spawn")
     # Workers must sign response ids alike even without a configured key.
     os.environ.setdefault("MODELGATE_EPHEMERAL_SIGNING_KEY", os.urandom(32).hex())
     procs = [ctx.Process(target=_worker_main, args=(settings, i), daemon=False) for i in range(settings.workers)]
-    for proc in procs:
-        proc.start()
 
     def forward(signum: int, _frame: Any) -> None:
         for proc in procs:
             if proc.pid is not None and proc.is_alive():
                 os.kill(proc.pid, signum)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # before the workers exist: none is lost
+        signal.signal(sig, forward)
+    for proc in procs:
+        proc.start()
     for proc in procs:
         proc.join()
     return max((proc.exitcode or 0) for proc in procs)
@@ -188,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args.config)
     settings = settings_from_args(args)
     _configure_logging(settings.log_level)
+    _ignore_sighup_until_served()
     if settings.workers > 1:
         return _serve_workers(settings)
     return _run(lambda: serve(settings))

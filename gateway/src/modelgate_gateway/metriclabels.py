@@ -3,7 +3,9 @@
 Every ``model``/``deployment``/``key`` label is a name the active config knows, ``_other`` for
 one it does not, or ``_none`` when the request never got that far; :class:`ConfigView` holds
 those names (and the prices keyed by them), swapped atomically on reload. ``end_user`` values
-are capped by :class:`EndUserLabels`. Used per request by :mod:`.observing`.
+are client-supplied: capped by :class:`EndUserLabels` and made encodable by
+:func:`.clienttext.safe_text` (one undecodable byte would otherwise fail every scrape). Used per
+request by :mod:`.observing`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Gauge
 
+from .clienttext import safe_text
 from .config import GatewayConfig
 from .metrics import CounterFamily
 from .pricing import UNKNOWN_PRICES, Prices, effective_prices
@@ -86,7 +89,7 @@ class EndUserLabels:
         if found is not None:
             return found
         if len(self._labels) < self.limit:
-            found = self._labels[end_user] = end_user[:END_USER_LABEL_MAX_CHARS]
+            found = self._labels[end_user] = safe_text(end_user[:END_USER_LABEL_MAX_CHARS])
             self._in_use.set(len(self._labels))
             return found
         self._overflow.inc(())

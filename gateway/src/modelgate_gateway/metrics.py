@@ -14,6 +14,7 @@ for a name the current config does not know, ``_none`` when the request never go
 - ``modelgate_retries_total{model}`` counter
 - ``modelgate_fallbacks_total{from_model,to_model}`` counter
 - ``modelgate_cooldowns_total{deployment}`` counter
+- ``modelgate_deferrals_total{deployment,capped}`` counter
 - ``modelgate_deployment_cooling_down{deployment}`` gauge
 - ``modelgate_requests_in_flight`` gauge
 - ``modelgate_end_user_labels`` gauge; ``modelgate_end_user_overflow_total`` counter
@@ -21,6 +22,8 @@ for a name the current config does not know, ``_none`` when the request never go
   gauge; ``modelgate_config_last_reload_success_timestamp_seconds`` gauge;
   ``modelgate_config_info{api_version,checksum,generation}`` info
 - ``modelgate_request_log_dropped_total`` counter; ``modelgate_observer_errors_total`` counter
+- ``modelgate_client_connections`` gauge; ``modelgate_client_connections_closed_total{reason}``
+  counter (see :mod:`.clientconn`)
 
 Per-request families are plain dicts of floats exported by one custom collector: a
 prometheus_client child costs ~1 µs per ``inc`` and ~2 µs per ``observe`` (locks, checks),
@@ -237,8 +240,13 @@ class Metrics:
             ("from_model", "to_model"), {0: md, 1: md})
         self.cooldowns = self._counter(
             "modelgate_cooldowns", "Times a deployment entered cooldown.", (dp,), {0: dp})
+        self.deferrals = self._counter(
+            "modelgate_deferrals",
+            "Times an upstream 429's Retry-After took a deployment out of rotation (capped: it asked "
+            "for longer than retryAfterCapSeconds).", (dp, "capped"), {0: dp})
         self.cooling_down = GaugeFamily(
-            "modelgate_deployment_cooling_down", "1 while a deployment is cooled down, else 0.",
+            "modelgate_deployment_cooling_down",
+            "1 while a deployment is out of rotation (cooldown or Retry-After) until it serves again, else 0.",
             (dp,), {0: dp})
         self._families.append(self.cooling_down)
         self._note(self.cooling_down.name, "gauge", self.cooling_down.documentation, (dp,))
@@ -246,10 +254,15 @@ class Metrics:
             "modelgate_end_user_overflow",
             'Requests whose end user was folded into end_user="other" by the cap.', (), {})
         self.end_user_overflow.ensure(())  # unlabelled: exported at 0 from the start
+        self.client_connections_closed = self._counter(
+            "modelgate_client_connections_closed",
+            "Client connections the gateway closed or refused, by reason.", ("reason",), {})
         registry.register(_FamiliesCollector(self._families))
 
         self.in_flight = self._gauge(
             "modelgate_requests_in_flight", "Requests started and not yet finished.")
+        self.client_connections = self._gauge(
+            "modelgate_client_connections", "Open client connections (read at scrape time).")
         self.end_user_labels = self._gauge(
             "modelgate_end_user_labels", "Distinct end_user label values in use (capped).")
         self.config_reloads = self._plain_counter(

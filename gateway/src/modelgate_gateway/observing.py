@@ -20,6 +20,7 @@ from typing import IO
 from prometheus_client import CollectorRegistry
 
 from . import estimating
+from .clienttext import safe_optional
 from .config import GatewayConfig
 from .metriclabels import ConfigView, EndUserLabels, known_label
 from .metrics import TOKEN_TYPES, Metrics
@@ -161,6 +162,8 @@ class GatewayObserver:
                     m.tokens.ensure((model.name, target.deployment, token_type, "false"))
         for deployment in view.deployments:
             m.cooldowns.ensure((deployment,))
+            m.deferrals.ensure((deployment, "false"))
+            m.deferrals.ensure((deployment, "true"))
             m.cooling_down.ensure((deployment,))  # new: 0; kept: keeps its state
         observability = config.spec.observability
         self._end_users.limit = observability.end_user_label_limit
@@ -197,6 +200,8 @@ class GatewayObserver:
     # --- accounting ---------------------------------------------------------------------
 
     def _account(self, record: RequestRecord) -> None:
+        # The end user is the one client-chosen string that becomes a label and a log field.
+        record.end_user = safe_optional(record.end_user)
         m = self.metrics
         view = self._view
         finished = record.finished_at if record.finished_at is not None else self._clock()
@@ -262,6 +267,8 @@ class GatewayObserver:
             m.fallbacks.inc((known_label(from_model, view.models), known_label(to_model, view.models)))
         for deployment in record.cooldowns:
             m.cooldowns.inc((known_label(deployment, view.deployments),))
+        for deployment, capped in record.deferrals:
+            m.deferrals.inc((known_label(deployment, view.deployments), "true" if capped else "false"))
 
     def _outcome(self, record: RequestRecord) -> str:
         if record.client_disconnected:

@@ -22,7 +22,7 @@ class AttemptOutcome(enum.StrEnum):
     CLIENT_ERROR = "client_error"
     AUTH_ERROR = "auth_error"  # upstream rejected the deployment's credentials (401/403)
     STREAM_ERROR = "stream_error"  # upstream failed after the first byte reached the client
-    CANCELLED = "cancelled"  # client went away
+    CANCELLED = "cancelled"  # client went away, or the shutdown cut the request
     SKIPPED = "skipped"  # cooling down or at max concurrency; no request was sent
 
 
@@ -72,6 +72,9 @@ class RequestRecord:
     """(from_model, to_model) for every fallback taken."""
     cooldowns: list[str] = field(default_factory=list)
     """Deployments that entered cooldown because of this request."""
+    deferrals: tuple[tuple[str, bool], ...] = ()
+    """(deployment, capped) for every 429 whose Retry-After took a deployment out of rotation;
+    capped when the upstream asked for longer than the cap. A tuple: rare, so no list per request."""
     first_token_at: float | None = None
     """Monotonic time the first output delta (or the whole body) reached the client."""
     finished_at: float | None = None
@@ -79,6 +82,8 @@ class RequestRecord:
     usage: Usage | None = None
     """Usage the upstream reported; ``None`` when it reported none."""
     client_disconnected: bool = False
+    cut_by_shutdown: bool = False
+    """The gateway's drain period ended before this request did (see :mod:`.draining`)."""
     request_body: bytes = b""
     """Raw client body (for token estimation and optional content logging)."""
     response_body: bytes | None = None

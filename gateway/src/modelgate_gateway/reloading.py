@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -68,6 +69,12 @@ class Reloader:
         self._refs_fingerprint = b""
         self.loaded = asyncio.Event()
         """Set after the first good config; tests and start-up wait on it."""
+        self._refs_woken = asyncio.Event()
+
+    def reload_now(self) -> None:
+        """SIGHUP: read the config and the files it references now, not at the next poll."""
+        self.source.wake()
+        self._refs_woken.set()
 
     async def run(self) -> None:
         watcher = asyncio.create_task(self._watch_referenced_files())
@@ -83,7 +90,9 @@ class Reloader:
         """Re-apply the current document when a file it references changes (a rotated or revoked
         API key in a mounted Secret), which no config source would otherwise notice."""
         while True:  # for the life of the reloader; one small read per referenced file per period
-            await asyncio.sleep(self.refs_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._refs_woken.wait(), self.refs_interval)
+            self._refs_woken.clear()
             if self._last is None or not self._refs:
                 continue
             current = await asyncio.to_thread(files_fingerprint, self._refs)
@@ -115,6 +124,7 @@ class Reloader:
         grace = max((d.total_seconds for d in runtime.deployments.values()), default=60.0)
         self.state.pools.retire(pools, grace)
         self.state.board.prune(runtime.deployments)
+        self.state.board.limit_deferrals(runtime.retry_after_caps, time.monotonic())
         if previous is None or previous.checksum != runtime.checksum:
             log.info("applied config %s from %s (%d models, %d deployments)", runtime.checksum,
                      snapshot.origin, len(runtime.models), len(runtime.deployments))

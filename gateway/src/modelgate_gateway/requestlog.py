@@ -19,6 +19,7 @@ from typing import IO, Any
 import orjson
 from prometheus_client import Counter
 
+from .clienttext import safe_text
 from .recording import RequestRecord, Usage
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,21 @@ def log_line(
         ]
     if content is not None:
         line["input"], line["output"] = content
-    return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
+    try:
+        return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:  # a string orjson cannot write: the line is written anyway
+        return orjson.dumps(_safe(line), option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _safe(value: Any) -> Any:
+    """``value`` with every string made encodable (see :mod:`.clienttext`)."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return {k: _safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_safe(v) for v in value]
+    return value
 
 
 class RequestLogWriter:

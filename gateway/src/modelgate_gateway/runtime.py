@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ids
@@ -22,6 +22,7 @@ from .config import (
     GatewayConfig,
     Pricing,
     Provider,
+    RetryPolicy,
     SecretKeyRef,
     SecretRef,
     Strategy,
@@ -30,6 +31,7 @@ from .config import (
 )
 from .config.loading import config_to_data
 from .upstream.http1 import Endpoint, proxy_from_environment
+from .upstream.redaction import Redactor, credential_values, redactor_for
 
 _MAX_SECRET_BYTES = 64 * 1024  # an API key is never this long; a bigger file is a mistake
 
@@ -64,8 +66,10 @@ class DeploymentRuntime:
     pool_key: str
     """Connection-pool key: the deployment's name and origin."""
     model: str
-    headers: Mapping[str, str]
-    """Auth and extra headers, ready to send."""
+    headers: Mapping[str, str] = field(repr=False)
+    """Auth and extra headers, ready to send (kept out of repr: they hold the key)."""
+    redactor: Redactor | None
+    """Removes those headers' secrets from upstream errors passed on to clients (None: no secrets)."""
     query: Mapping[str, str]
     endpoint: Endpoint | None
     """The prepared upstream request parts (URL, headers, timeouts); None for the mock provider."""
@@ -95,6 +99,7 @@ class ModelRuntime:
     max_attempts: int
     total_timeout_seconds: float
     max_retry_after_seconds: float
+    retry_after_cap_seconds: float
     cooldown_failures: int
     cooldown_seconds: float
     prices: Prices
@@ -121,12 +126,14 @@ class RuntimeConfig:
     models: Mapping[str, ModelRuntime]
     keys_by_digest: Mapping[bytes, KeyRuntime]
     allow_unauthenticated: bool
-    signing_key: bytes | None
+    signing_key: bytes | None = field(repr=False)
     max_body_bytes: int
     end_user_header: str | None
     redis_url: str | None
-    redis_password: str | None
+    redis_password: str | None = field(repr=False)
     state_ttl_seconds: int
+    retry_after_caps: Mapping[str, float]
+    """Per deployment: longest a 429's Retry-After defers it (the largest cap of the models using it)."""
 
 
 def resolve_secret(ref: SecretRef, secrets: Mapping[str, bytes], base_dir: str, where: str) -> str:
@@ -169,6 +176,7 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
     out: dict[str, DeploymentRuntime] = {}
     for index, dep in enumerate(config.spec.deployments):
         headers = dict(dep.headers)
+        key = None
         if dep.credentials is not None:
             key = resolve_secret(dep.credentials, secrets, base_dir, f"spec.deployments[{index}].credentials")
             if dep.provider is Provider.AZURE_OPENAI:
@@ -195,6 +203,7 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
             pool_key=f"{dep.name} {_origin(base_url) if base_url else 'mock://'}",
             model=dep.model,
             headers=headers,
+            redactor=redactor_for(credential_values(key, headers)),
             query=dict(dep.query_params),
             endpoint=endpoint,
             connect_seconds=dep.timeouts.connect_seconds,
@@ -236,6 +245,7 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
             max_attempts=m.retry.max_attempts,
             total_timeout_seconds=m.retry.total_timeout_seconds,
             max_retry_after_seconds=m.retry.max_retry_after_seconds,
+            retry_after_cap_seconds=m.retry.retry_after_cap_seconds,
             cooldown_failures=m.cooldown.consecutive_failures,
             cooldown_seconds=m.cooldown.duration_seconds,
             prices=Prices.of(m.pricing),
@@ -250,11 +260,12 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
     redis_password = None
     if spec.state.redis_password is not None:
         redis_password = resolve_secret(spec.state.redis_password, secrets, base_dir, "spec.state.redisPassword")
+    deployments = _deployments(config, secrets, base_dir)
     return RuntimeConfig(
         config=config,
         checksum=config.metadata.checksum or spec_checksum(config_to_data(config)["spec"]),
         generation=config.metadata.generation,
-        deployments=_deployments(config, secrets, base_dir),
+        deployments=deployments,
         models=models,
         keys_by_digest=_keys(config, secrets, base_dir),
         allow_unauthenticated=spec.auth.allow_unauthenticated,
@@ -264,4 +275,16 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
         redis_url=spec.state.redis_url,
         redis_password=redis_password,
         state_ttl_seconds=spec.state.ttl_seconds,
+        retry_after_caps=_retry_after_caps(deployments, models.values()),
     )
+
+
+def _retry_after_caps(deployments: Mapping[str, DeploymentRuntime],
+                      models: Iterable[ModelRuntime]) -> dict[str, float]:
+    caps = dict.fromkeys(deployments, RetryPolicy.model_fields["retry_after_cap_seconds"].default)
+    used: dict[str, float] = {}
+    for model in models:
+        for target in model.targets:
+            used[target.deployment] = max(used.get(target.deployment, 0.0), model.retry_after_cap_seconds)
+    caps.update(used)
+    return caps

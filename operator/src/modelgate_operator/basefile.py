@@ -11,7 +11,9 @@ and only new bytes (by sha256) are parsed and validated.
 Why keep the last good version: a broken edit must not take the published config down. A
 version that cannot be read, parsed or validated is logged once at error level (by its sha256,
 so the 30 s resync does not repeat it) and ignored; the last good base keeps being rendered
-until the file changes again. Pure file I/O and validation: no kopf, no Kubernetes.
+until the file changes again. ``on_refused`` hears about each refused version once too (the
+operator posts a Warning Event on the base ConfigMap: a log line alone goes unnoticed). Pure file
+I/O and validation: no kopf, no Kubernetes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from modelgate_gateway.config import GatewayConfig, parse_config
@@ -50,8 +53,10 @@ class BaseFile:
     there is no good version to fall back to; :meth:`refresh` (every pass) never does.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, on_refused: Callable[[str], None] | None = None) -> None:
         self.path = path
+        self.on_refused = on_refused
+        """Called with the message of each refused version, once per version (as it is logged)."""
         self.config: GatewayConfig | None = None
         self.digest: str | None = None
         """sha256 of the bytes ``config`` was parsed from."""
@@ -141,6 +146,8 @@ class BaseFile:
             kept = _short(self.digest) if self.digest else "none"
             logger.error("base config %s not applied, keeping the last good one (%s): %s",
                          self.path, kept, error)
+            if self.on_refused is not None:
+                self.on_refused(f"base config not applied, keeping the last good one ({kept}): {error}")
         self.rejected = version
 
     def _recovered(self) -> None:

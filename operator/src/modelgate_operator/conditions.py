@@ -121,6 +121,8 @@ def build_status(route: ModelRoute, verdict: Verdict, rollout: Rollout,
         "conditions": conditions,
         "rollout": str(rollout) if verdict.included else "-",
         "deployments": list(verdict.deployments),
+        # Every name, joined: a printer column's JSONPath shows only its first match.
+        "deploymentNames": ",".join(route.deployment_names),
     }
     return status, changes
 

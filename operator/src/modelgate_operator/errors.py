@@ -25,8 +25,10 @@ class BaseConfigError(OperatorError):
 
 
 class PublishError(OperatorError):
-    """Writing to the Kubernetes API failed in a way worth retrying after ``delay`` seconds."""
+    """Talking to the Kubernetes API failed in a way worth retrying (an HTTP error, a timeout,
+    an unreachable API server). ``delay``: the first retry's delay in seconds when the error
+    knows better than the operator's setting; repeated failures back off from there."""
 
-    def __init__(self, message: str, delay: float = 5.0) -> None:
+    def __init__(self, message: str, delay: float | None = None) -> None:
         super().__init__(message)
         self.delay = delay

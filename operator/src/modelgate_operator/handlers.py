@@ -22,7 +22,7 @@ import kopf
 
 from .errors import BaseConfigError
 from .publishing import KubeGateway, load_client_config
-from .reconciler import Reconciler, load_base, run_loop
+from .reconciler import Reconciler, base_config_reporter, load_base, run_loop
 from .resources import GROUP, PLURAL, VERSION
 from .settings import OperatorSettings
 
@@ -84,11 +84,13 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     # Events would only add noise.
     settings.posting.level = logging.WARNING
     await asyncio.to_thread(load_client_config)
-    try:
-        base = load_base(ours)
-    except BaseConfigError as exc:  # a deployment mistake: fail loudly instead of serving less
-        raise kopf.PermanentError(str(exc)) from exc
     kube = KubeGateway(ours)
+    report = base_config_reporter(kube)
+    try:
+        base = load_base(ours, on_refused=report)
+    except BaseConfigError as exc:  # a deployment mistake: fail loudly instead of serving less
+        await asyncio.to_thread(report, str(exc))
+        raise kopf.PermanentError(str(exc)) from exc
     identity = memo.get("peering_identity")  # set by main.py; absent in standalone runs
     reconciler = Reconciler(ours, kube, base,
                             peering_identity=identity if isinstance(identity, str) else None)
@@ -124,13 +126,24 @@ async def route_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **
                                     meta.get("deletionTimestamp"), meta.get("creationTimestamp")])
 
 
-@kopf.on.event("", "v1", "secrets")
+def _referenced_secret(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
+    """kopf's filter for Secret events: only Secrets some route references are handled.
+
+    Filtered here, not in the handler: kopf logs every handled event at INFO ("Handler
+    'secret_event' succeeded."), which for an operator watching Secrets cluster-wide would be one
+    line per Secret change anywhere in the cluster. The loop's passes read the referenced Secrets
+    anyway, so an event filtered before the first pass loses nothing.
+    """
+    runtime = memo.get("modelgate_runtime")
+    meta = body.get("metadata") or {}
+    return (isinstance(runtime, Runtime)
+            and (meta.get("namespace"), meta.get("name")) in runtime.reconciler.referenced)
+
+
+@kopf.on.event("", "v1", "secrets", when=_referenced_secret)
 async def secret_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A Secret some route references was created, changed or deleted."""
     runtime = _runtime(memo)
-    meta = body.get("metadata") or {}
-    if (meta.get("namespace"), meta.get("name")) not in runtime.reconciler.referenced:
-        return
     if event.get("type") == "DELETED":
         runtime.forget("secret", body)
         return

@@ -1,7 +1,8 @@
 """``modelgate-operator``: parse settings once, then hand the process to kopf.
 
-Scope (all namespaces or a list), peering and the
-liveness endpoint are decided here; the handlers live in :mod:`.handlers`.
+Scope (all namespaces or a list), peering, logging and the liveness endpoint
+(``MODELGATE_OPERATOR_LIVENESS_HOST`` / ``_PORT``) are decided here; the handlers live in
+:mod:`.handlers`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ import kopf
 
 from .settings import OperatorSettings, SettingsError
 
-# kopf serves /healthz here; the chart's liveness probe points at it.
-LIVENESS_ENDPOINT = "http://0.0.0.0:8080/healthz"
-
 
 def kopf_namespaces(settings: OperatorSettings) -> list[str]:
     """Namespaces kopf watches (empty: all). Gateway pods are listed, never watched."""
@@ -36,9 +34,16 @@ def peering_identity(env: Mapping[str, str]) -> str:
     return pod or f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
 
-def main() -> int:
+def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # urllib3 retries a failed API call three times and warns about each retry; when the call
+    # fails anyway, the reconcile loop says so in one line (and retries with backoff).
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+
+
+def main() -> int:
+    configure_logging()
     from .injection.settings import InjectionSettings
     from .injection.template import TemplateError, load_template
 
@@ -61,7 +66,7 @@ def main() -> int:
         priority=settings.priority,
         standalone=False,
         identity=cast(Any, identity),  # kopf's Identity is a NewType of str
-        liveness_endpoint=LIVENESS_ENDPOINT,
+        liveness_endpoint=settings.liveness_endpoint,
         memo=kopf.Memo(operator_settings=settings, peering_identity=identity, injection_settings=injection),
     )
     return 0

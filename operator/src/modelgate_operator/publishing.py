@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from typing import Any, TypeVar
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from urllib3.exceptions import HTTPError as TransportError
+from urllib3.exceptions import MaxRetryError
 
 from .errors import PublishError
 from .resources import GROUP, PLURAL, VERSION
@@ -70,11 +73,28 @@ def secret_hash(data: Mapping[str, bytes]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def _transport_reason(exc: TransportError) -> str:
+    """One short line for a failed connection: urllib3 wraps the cause (MaxRetryError.reason) and
+    prefixes the connection object's repr, e.g. ``<...HTTPSConnection object at 0x...>: Failed to
+    establish a new connection: [Errno 111] Connection refused``."""
+    cause: BaseException = exc.reason if isinstance(exc, MaxRetryError) and exc.reason else exc
+    text = re.sub(r"^<[^>]*>:\s*", "", str(cause)).strip() or type(cause).__name__
+    return text.splitlines()[0][:200]
+
+
 def _call(what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Call the API; every failure worth retrying becomes a :class:`PublishError` (transient).
+
+    urllib3's errors (MaxRetryError when the API server is unreachable, ProtocolError on a reset
+    connection, ReadTimeoutError, SSLError) are not OSErrors: they are transport failures, as
+    transient as an HTTP 503, and worth one short line rather than a traceback.
+    """
     try:
         return fn(*args, _request_timeout=_REQUEST_TIMEOUT, **kwargs)
     except ApiException as exc:
         raise PublishError(f"{what}: HTTP {exc.status} {exc.reason}") from exc
+    except TransportError as exc:
+        raise PublishError(f"{what}: API server unreachable: {_transport_reason(exc)}") from exc
     except (OSError, ValueError) as exc:
         raise PublishError(f"{what}: {exc}") from exc
 
@@ -278,6 +298,22 @@ class KubeGateway:
         }
         _call(f"post Event for {namespace}/{meta.get('name')}",
               self.core.create_namespaced_event, namespace, body)
+
+    def post_base_config_warning(self, message: str, now: str) -> None:
+        """A Warning Event ``BaseConfigRejected`` on the base ConfigMap (when the settings name it)."""
+        ref = self.settings.base_config_configmap
+        if ref is None:
+            return
+        namespace, name = ref
+        try:  # with its uid, `kubectl describe configmap` finds the Event
+            meta = _call(f"read ConfigMap {namespace}/{name}", self.core.read_namespaced_config_map,
+                         name, namespace).metadata
+            uid = meta.uid if meta is not None else None
+        except PublishError:
+            uid = None  # not readable (RBAC) or gone: the Event still names it
+        obj = {"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": name, "namespace": namespace, "uid": uid}}
+        self.post_event(obj, "Warning", "BaseConfigRejected", message, now)
 
     def patch_route_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         try:

@@ -23,26 +23,37 @@ from .peering import blocking_peers
 from .publishing import KubeGateway, Published, secret_hash
 from .rendering import Rendered, SecretLookup, referenced_secrets, render
 from .resources import GROUP, KIND, VERSION, ModelRoute, parse_route
+from .retrying import Backoff
 from .rollout import RolloutHistory, probe_all
 from .settings import OperatorSettings
 from .sizing import CONFIG_TOO_LARGE, Oversize, check_size
 
 logger = logging.getLogger("modelgate_operator")
-# After an unexpected failure: soon enough to recover quickly, slow enough not to spin.
-_RETRY_DELAY = 5.0
 
 
 def utc_now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def load_base(settings: OperatorSettings) -> BaseFile | None:
-    """The base document at start-up; raises :class:`BaseConfigError` (no good one to keep)."""
+def load_base(settings: OperatorSettings,
+              on_refused: Callable[[str], None] | None = None) -> BaseFile | None:
+    """The base document at start-up; raises :class:`BaseConfigError` (no good one to keep).
+    ``on_refused`` hears about each version refused later (see :class:`BaseFile`)."""
     if settings.base_config is None:
         return None
-    base = BaseFile(settings.base_config)
+    base = BaseFile(settings.base_config, on_refused)
     base.load()
     return base
+
+
+def base_config_reporter(kube: KubeGateway) -> Callable[[str], None]:
+    """Posts a refused base config as a Warning Event; an Event is a courtesy, never an error."""
+    def report(message: str) -> None:
+        try:
+            kube.post_base_config_warning(message, utc_now())
+        except PublishError as exc:
+            logger.warning("could not post an Event about the base config: %s", exc)
+    return report
 
 
 @dataclass(slots=True)
@@ -220,13 +231,17 @@ def _event_ref(body: Mapping[str, Any]) -> dict[str, Any]:
 async def run_loop(reconciler: Reconciler, wakeup: asyncio.Event) -> None:
     """Forever: wait for a trigger, debounce, run a pass in a thread.
 
-    Only a failed pass schedules another one by itself, after the error's delay (5 s), so an API
-    that keeps failing costs one attempt per delay, not a spin. A refused (oversized) document is
-    a finished pass: retrying could not change the outcome, only a change or the resync can.
+    Only a failed pass schedules another one by itself, after a delay that doubles per consecutive
+    failure (``retry_seconds``, 5 s, up to ``retry_max_seconds``, 60 s), so an API that keeps
+    failing costs one attempt and one warning line per delay, not a spin. A failure talking to the
+    API (:class:`PublishError`, an unreachable API server included) is expected and logged as one
+    line; only a surprise gets a traceback. A refused (oversized) document is a finished pass:
+    retrying could not change the outcome, only a change or the resync can.
     """
     s = reconciler.settings
     loop = asyncio.get_running_loop()
     rollout_until = 0.0
+    backoff = Backoff(s.retry_seconds, s.retry_max_seconds)
     while True:  # one pass per trigger (or per resync period); ends when the task is cancelled
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wakeup.wait(), s.resync_seconds)
@@ -244,16 +259,22 @@ async def run_loop(reconciler: Reconciler, wakeup: asyncio.Event) -> None:
         try:
             result = await asyncio.to_thread(reconciler.reconcile)
         except PublishError as exc:
-            logger.warning("reconcile failed, retrying in %.0fs: %s", exc.delay, exc)
-            loop.call_later(exc.delay, wakeup.set)
+            delay = backoff.failed(exc.delay)
+            logger.warning("reconcile failed, retrying in %.3gs: %s", delay, exc)
+            loop.call_later(delay, wakeup.set)
             continue
         except BaseConfigError as exc:
             logger.error("nothing published: %s", exc)
             continue
         except Exception:  # the loop must survive surprises; the next pass may succeed
-            logger.exception("reconcile failed unexpectedly, retrying in %.0fs", _RETRY_DELAY)
-            loop.call_later(_RETRY_DELAY, wakeup.set)
+            delay = backoff.failed()
+            logger.exception("reconcile failed unexpectedly, retrying in %.3gs", delay)
+            loop.call_later(delay, wakeup.set)
             continue
+        failures = backoff.succeeded()
+        if failures:
+            logger.info("reconcile succeeded again after %d failed attempt%s", failures,
+                        "" if failures == 1 else "s")
         if result.published:
             rollout_until = loop.time() + s.rollout_deadline_seconds
         if result.rolling_out and loop.time() < rollout_until:

@@ -69,6 +69,9 @@ class ModelRoute:
     policy: Mapping[str, Any] = field(default_factory=dict)
     """``strategy``, ``retry``, ``cooldown``, ``pricing``: copied 1:1 into the model entry."""
     error: InvalidRoute | None = None
+    deployment_names: tuple[str, ...] = ()
+    """Names in ``spec.deployments``, in spec order, read leniently (also for an invalid spec):
+    ``status.deploymentNames`` shows them in ``kubectl get mr``."""
     sidecars: Sidecars = field(default_factory=Sidecars)
 
     @property
@@ -170,6 +173,13 @@ def _parse_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
             "sidecars": _parse_sidecars(spec.get("sidecars"))}
 
 
+def _deployment_names(spec: Any) -> tuple[str, ...]:
+    raw = spec.get("deployments") if isinstance(spec, Mapping) else None
+    if not isinstance(raw, list):
+        return ()
+    return tuple(d["name"] for d in raw if isinstance(d, Mapping) and isinstance(d.get("name"), str))
+
+
 def parse_route(body: Mapping[str, Any], default_gateway: str) -> ModelRoute:
     """Parse a ModelRoute body; never raises: an unusable spec comes back with ``error`` set."""
     meta = _mapping(body.get("metadata"), "metadata")
@@ -186,6 +196,7 @@ def parse_route(body: Mapping[str, Any], default_gateway: str) -> ModelRoute:
         "uid": str(meta.get("uid") or ""),
         "creation_timestamp": str(meta.get("creationTimestamp") or ""),
         "gateway": gateway,
+        "deployment_names": _deployment_names(spec),
     }
     raw_model = spec.get("model") if isinstance(spec, Mapping) else None
     try:

@@ -28,6 +28,25 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float) ->
     return value
 
 
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) > 65535:
+        raise SettingsError(f"{name}: {raw!r} is not a port number (0-65535)")
+    return int(raw)
+
+
+def _object_ref(env: Mapping[str, str], name: str, namespace: str) -> tuple[str, str] | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    ns, sep, obj = raw.rpartition("/")
+    if "/" in ns or not obj or (sep and not ns):
+        raise SettingsError(f"{name}: {raw!r} is not 'namespace/name' or 'name'")
+    return (ns or namespace, obj)
+
+
 def _selector(raw: str) -> dict[str, str]:
     labels: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in raw.split(","))):
@@ -56,6 +75,9 @@ class OperatorSettings:
     """Labels of the gateway pods whose /readyz the rollout status counts."""
     base_config: str | None = None
     """Path of a base document (auth, limits, ...); models and deployments are added to it."""
+    base_config_configmap: tuple[str, str] | None = None
+    """(namespace, name) of the ConfigMap the base document is mounted from: a refused version
+    becomes a Warning Event on it (``kubectl describe configmap``), not only a log line."""
     namespaces: tuple[str, ...] = ()
     """Namespaces whose ModelRoutes are watched; empty means all namespaces."""
     peering: str = "modelgate"
@@ -76,6 +98,24 @@ class OperatorSettings:
     rollout count without watching pods (which would need cluster-wide pod read access)."""
     readyz_timeout_seconds: float = 2.0
     """Timeout of one /readyz request; a slow pod counts as not serving."""
+    retry_seconds: float = 5.0
+    """Delay before retrying a failed pass (API error, API server unreachable); it doubles per
+    consecutive failure up to ``retry_max_seconds``, and the first success resets it."""
+    retry_max_seconds: float = 60.0
+    """Cap of that delay: an outage of minutes costs one attempt (and one warning) a minute."""
+    liveness_host: str = "0.0.0.0"  # noqa: S104 (the kubelet probes the pod IP)
+    """Listen address of kopf's liveness endpoint (``/healthz``); ``::`` for IPv6-only pods."""
+    liveness_port: int = 8080
+    """Its port (the chart's probe targets it by the container port name); 0 turns it off, e.g.
+    for a second operator on one host."""
+
+    @property
+    def liveness_endpoint(self) -> str | None:
+        """kopf's ``liveness_endpoint`` URL, or None when turned off."""
+        if not self.liveness_port:
+            return None
+        host = f"[{self.liveness_host}]" if ":" in self.liveness_host else self.liveness_host
+        return f"http://{host}:{self.liveness_port}/healthz"
 
     @property
     def clusterwide(self) -> bool:
@@ -97,6 +137,7 @@ class OperatorSettings:
             raise SettingsError(f"MODELGATE_OPERATOR_PEERING_PRIORITY: {priority_raw!r} "
                                 "is not an integer") from None
         debounce = _float(env, "MODELGATE_OPERATOR_DEBOUNCE_SECONDS", 0.5, 0.0)
+        retry = _float(env, "MODELGATE_OPERATOR_RETRY_SECONDS", 5.0, 0.1)
         return cls(
             gateway_name=gateway,
             gateway_namespace=namespace,
@@ -109,10 +150,15 @@ class OperatorSettings:
             pod_selector=_selector(env.get("MODELGATE_OPERATOR_GATEWAY_POD_SELECTOR",
                                            "app.kubernetes.io/component=gateway")),
             base_config=env.get("MODELGATE_OPERATOR_BASE_CONFIG", "").strip() or None,
+            base_config_configmap=_object_ref(env, "MODELGATE_OPERATOR_BASE_CONFIG_CONFIGMAP", namespace),
             namespaces=namespaces,
             peering=env.get("MODELGATE_OPERATOR_PEERING", "").strip() or "modelgate",
             priority=priority,
             debounce_seconds=debounce,
             debounce_max_seconds=max(debounce, 2.0),
             resync_seconds=_float(env, "MODELGATE_OPERATOR_RESYNC_SECONDS", 30.0, 1.0),
+            retry_seconds=retry,
+            liveness_host=env.get("MODELGATE_OPERATOR_LIVENESS_HOST", "").strip() or "0.0.0.0",  # noqa: S104
+            liveness_port=_port(env, "MODELGATE_OPERATOR_LIVENESS_PORT", 8080),
+            retry_max_seconds=max(retry, _float(env, "MODELGATE_OPERATOR_RETRY_MAX_SECONDS", 60.0, 0.1)),
         )

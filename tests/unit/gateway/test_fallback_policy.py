@@ -45,5 +45,6 @@ def test_exhausted_error_reflects_the_last_failure() -> None:
                                Failure("b", AttemptOutcome.TIMEOUT, "")], 2)
     assert timeout.status == 504 and "a: returned HTTP 500" in timeout.message and "b: timed out" in timeout.message
     limited = exhausted_error([Failure("a", AttemptOutcome.RATE_LIMITED, "", 429, 12.4)], 1)
-    assert limited.status == 429 and limited.type == "rate_limit_error" and limited.headers["Retry-After"] == "12"
+    # Rounded up: a client told 12 while the upstream said 12.4 would come back too early.
+    assert limited.status == 429 and limited.type == "rate_limit_error" and limited.headers["Retry-After"] == "13"
     assert exhausted_error([], 0).status == 503

@@ -4,7 +4,7 @@ import json
 import threading
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from modelgate_gateway.observing import GatewayObserver
 from modelgate_gateway.recording import AttemptOutcome, AttemptRecord, Usage
@@ -83,6 +83,21 @@ def test_content_is_logged_only_when_enabled(tmp_path: Path) -> None:
     obs.close_log()
     line = json.loads((tmp_path / "requests.log").read_text())
     assert (line["input"], line["output"]) == ("my secret prompt", "secret answer")
+
+
+def test_strings_that_cannot_be_encoded_are_logged_escaped_and_scraped(tmp_path: Path) -> None:
+    """A header byte that is not UTF-8 reaches the record as a surrogate (aiohttp decodes with
+    surrogateescape): it must neither fail the scrape for good nor lose the log line."""
+    registry = CollectorRegistry()
+    obs = _observer(registry, tmp_path)
+    _run(obs, record(end_user="caf\udce9\udcff", usage=Usage(1, 0, 1, 0)))
+    _run(obs, record(start=2000.0, end_user="tab\there", usage=Usage(1, 0, 1, 0), response_id="resp_\udcff"))
+    obs.close_log()
+    text = generate_latest(registry).decode()  # raised UnicodeEncodeError on every scrape
+    assert 'end_user="caf\\\\xe9\\\\xff"' in text and 'end_user="tab\\\\x09here"' in text
+    lines = [json.loads(line) for line in (tmp_path / "requests.log").read_text().splitlines()]
+    assert [line["end_user"] for line in lines] == ["caf\\xe9\\xff", "tab\\x09here"]
+    assert lines[1]["response_id"] == "resp_\\xff"  # any other field orjson cannot write: escaped too
 
 
 def test_disabled_log_writes_nothing(tmp_path: Path) -> None:

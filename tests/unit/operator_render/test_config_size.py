@@ -187,7 +187,7 @@ async def test_a_failing_api_is_retried_after_the_errors_delay_not_in_a_spin(
     with caplog.at_level(logging.WARNING, "modelgate_operator"):
         passes = await _passes_within(failing, 0.7)
     assert 2 <= passes <= 5, passes  # 0 s, 0.2 s, 0.4 s, 0.6 s
-    assert "reconcile failed, retrying in 0s: patch ConfigMap: HTTP 500" in caplog.text
+    assert "reconcile failed, retrying in 0.2s: patch ConfigMap: HTTP 500" in caplog.text
 
 
 async def test_a_refused_document_is_not_retried_until_something_changes() -> None:

@@ -197,7 +197,16 @@ class RetryPolicy(_Model):
         default=10.0,
         ge=0,
         le=600,
-        description="An upstream Retry-After longer than this is not waited for; the next target is tried.",
+        description="Longest a request waits for a rate-limited deployment's Retry-After, and only "
+        "once no other deployment or fallback model can serve; a longer one gives the client a 429.",
+    )
+    retry_after_cap_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Longest an upstream 429's Retry-After keeps a deployment out of rotation; longer "
+        "values (including absurd ones such as inf or a far-off date) are cut to this (for a deployment "
+        "several models use, the largest of their caps). Also bounds the Retry-After sent to clients.",
     )
 
 

@@ -19,7 +19,17 @@ import orjson
 from aiohttp import web
 
 from ..appstate import GatewayState
-from ..errors import GatewayError, InvalidRequest, PayloadTooLarge, Unauthorized, error_body
+from ..clientconn import BodyTimeout
+from ..clienttext import safe_text
+from ..errors import (
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    ShuttingDown,
+    Unauthorized,
+)
 from ..keys import STATE
 from ..recording import RequestRecord
 from ..runtime import KeyRuntime, RuntimeConfig
@@ -52,23 +62,39 @@ def error_response(err: GatewayError, record: RequestRecord) -> web.Response:
 
 
 def endpoint(route: str) -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
-    """Wrap a handler: record the request, map errors to the OpenAI envelope, report once."""
+    """Wrap a handler: record the request, map errors to the OpenAI envelope, report once.
+
+    Every outcome is reported exactly once: answers, errors, client disconnects (also while
+    the body is read) and requests cut by the shutdown (see :mod:`..draining`).
+    """
 
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def run(request: web.Request) -> web.StreamResponse:
             state = request.app[STATE]
             record = new_record(request, route)
             state.observer.request_started(record)
+            task = state.inflight.enter(record)
             try:
                 return await handler(request, state, record)
             except GatewayError as err:
                 return error_response(err, record)
+            except _ClientGone:
+                record.client_disconnected = True
+                record.status = 499  # nginx's "client closed request"; nobody reads this answer
+                return web.Response(status=499)
+            except asyncio.CancelledError:
+                if not record.cut_by_shutdown:
+                    record.client_disconnected = True
+                    record.status = record.status or 499
+                    raise
+                return _cut_by_shutdown(record, task)
             except Exception:
                 log.exception("unexpected error in %s (request %s)", route, record.request_id)
                 return error_response(
                     GatewayError(f"The gateway failed unexpectedly; request id {record.request_id}."),
                     record)
             finally:
+                state.inflight.leave(task)
                 record.finished_at = time.monotonic()
                 # Metrics, cost and the log line (~10 µs) after aiohttp has written the answer,
                 # not before: the callback runs on the loop's next turn, off the client's wait.
@@ -78,6 +104,22 @@ def endpoint(route: str) -> Callable[[Handler], Callable[[web.Request], Awaitabl
         return run
 
     return wrap
+
+
+def _cut_by_shutdown(record: RequestRecord, task: asyncio.Task[Any] | None) -> web.Response:
+    """The drain period ended before this request did and nothing was sent yet: a 503 to retry."""
+    if task is not None:
+        task.uncancel()
+    record.client_disconnected = False  # the relay may have taken the cancellation for one
+    record.error_type = "gateway_shutdown"
+    resp = error_response(ShuttingDown("The gateway is shutting down and could not finish this request "
+                                       "within its drain period; retry it."), record)
+    resp.force_close()
+    return resp
+
+
+class _ClientGone(Exception):
+    """The client's connection broke while its request was being read."""
 
 
 def authenticate(request: web.Request, runtime: RuntimeConfig, record: RequestRecord) -> KeyRuntime | None:
@@ -94,7 +136,9 @@ def authenticate(request: web.Request, runtime: RuntimeConfig, record: RequestRe
         if runtime.allow_unauthenticated:
             return None
         raise Unauthorized("Missing API key: send it as 'Authorization: Bearer <key>'.")
-    key = runtime.keys_by_digest.get(hashlib.sha256(token.encode()).digest())
+    # Header bytes that are not UTF-8 arrive as surrogates (aiohttp decodes with surrogateescape):
+    # encoding them back gives the bytes the client sent, which match no key.
+    key = runtime.keys_by_digest.get(hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest())
     if key is None:
         if runtime.allow_unauthenticated:
             return None
@@ -104,20 +148,31 @@ def authenticate(request: web.Request, runtime: RuntimeConfig, record: RequestRe
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes without reading them all."""
+    """The request body, refusing more than ``limit`` bytes without reading them all.
+
+    The connection's body timeout (:mod:`..clientconn`) bounds the time it may take.
+    """
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge(f"Request body of {length} bytes exceeds the limit of {limit} bytes.")
     chunks: list[bytes] = []
     size = 0
-    while True:  # bounded: stops at EOF or once the limit is crossed
-        chunk = await request.content.readany()
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
-        chunks.append(chunk)
+    try:
+        while True:  # bounded: stops at EOF, once the limit is crossed, or at the body timeout
+            chunk = await request.content.readany()
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+            chunks.append(chunk)
+    except BodyTimeout as exc:
+        raise RequestTimeout(f"The request body was not received in time ({exc}).") from None
+    except web.RequestPayloadError:
+        raise InvalidRequest("The request body is malformed (its length or chunked encoding is invalid).",
+                             code="invalid_body") from None
+    except ConnectionError:
+        raise _ClientGone from None
     return b"".join(chunks)
 
 
@@ -133,8 +188,8 @@ def parse_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-async def not_found(request: web.Request) -> web.Response:
-    body = error_body(f"Invalid URL ({request.method} {request.path}).", "invalid_request_error",
-                      None, "unknown_url")
-    return web.Response(body=body, status=404, content_type="application/json",
-                        headers={"X-Request-Id": request_id_of(request)})
+async def _not_found(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
+    raise NotFound(f"Invalid URL ({request.method} {safe_text(request.path[:256])}).", code="unknown_url")
+
+
+not_found = endpoint("unknown_url")(_not_found)

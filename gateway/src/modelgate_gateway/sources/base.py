@@ -35,3 +35,6 @@ class ConfigSource(Protocol):
 
     async def report_applied(self, checksum: str) -> None:
         """Called after a snapshot was compiled and swapped in (rollout status); may be a no-op."""
+
+    def wake(self) -> None:
+        """Look for a change now rather than at the next poll (SIGHUP); a no-op for push sources."""

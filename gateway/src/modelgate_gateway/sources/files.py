@@ -8,6 +8,7 @@ than by inotify survives both, and costs one small read per period.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator
@@ -46,6 +47,7 @@ class FileSource:
         self.secrets_dir = Path(secrets_dir) if secrets_dir else None
         self.interval = interval_seconds
         self._missing_logged = False
+        self._woken: asyncio.Event | None = None
 
     def _read(self) -> tuple[bytes, dict[str, bytes]] | None:
         try:
@@ -79,7 +81,18 @@ class FileSource:
                     last = fingerprint
                     yield ConfigSnapshot(document=document, fmt=fmt, origin=str(self.path),  # type: ignore[arg-type]
                                          secrets=secrets, base_dir=str(self.path.parent))
-            await asyncio.sleep(self.interval)
+            await self._pause()
+
+    async def _pause(self) -> None:
+        """One poll interval, cut short by :meth:`wake`."""
+        woken = self._woken = self._woken or asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), self.interval)
+        woken.clear()
+
+    def wake(self) -> None:
+        if self._woken is not None:
+            self._woken.set()
 
     async def report_applied(self, checksum: str) -> None:
         return None

@@ -97,6 +97,9 @@ class KubeSource:
     async def report_applied(self, checksum: str) -> None:
         """No-op: the operator reads the applied checksum from the gateway's /readyz."""
 
+    def wake(self) -> None:
+        """No-op: the watch delivers every change as it happens."""
+
     def _headers(self) -> dict[str, str]:
         token = self._token() if callable(self._token) else self._token
         return {"Authorization": f"Bearer {token}"} if token else {}

@@ -46,3 +46,7 @@ class PreferringSource:
 
     async def report_applied(self, checksum: str) -> None:
         await self.primary.report_applied(checksum)
+
+    def wake(self) -> None:
+        self.primary.wake()
+        self.fallback.wake()

@@ -32,7 +32,7 @@ class _ClientGone(Exception):
 
 async def relay_stream(request: web.Request, opened: Opened, record: RequestRecord,
                        make_id: Callable[[str], str], headers: Mapping[str, str]) -> web.StreamResponse:
-    sse = SseRelayState(make_id)
+    sse = SseRelayState(make_id, opened.dep.redactor)
     resp = web.StreamResponse(status=200, headers=headers)
     resp.content_type = "text/event-stream"
     resp.headers["Cache-Control"] = "no-cache"
@@ -64,8 +64,10 @@ async def relay_stream(request: web.Request, opened: Opened, record: RequestReco
         record.client_disconnected = True
     except asyncio.CancelledError:
         outcome = AttemptOutcome.CANCELLED
-        record.client_disconnected = True
-        raise
+        if not (record.cut_by_shutdown and resp.prepared):
+            record.client_disconnected = not record.cut_by_shutdown  # else the handler answers 503
+            raise
+        await _end_for_shutdown(resp, sse, record)
     finally:
         if outcome is AttemptOutcome.SUCCESS:
             reply.release()
@@ -105,6 +107,20 @@ async def _pump(resp: web.StreamResponse, sse: SseRelayState, record: RequestRec
         raise _UpstreamBroke(f"upstream connection failed mid-stream ({type(exc).__name__})") from exc
 
 
+async def _end_for_shutdown(resp: web.StreamResponse, sse: SseRelayState, record: RequestRecord) -> None:
+    """The gateway's drain period is over: end the stream with a ``response.failed`` it can act on."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()  # the cancellation is handled here: the stream ends normally
+    record.error_type, record.error_code = "gateway_shutdown", "gateway_shutting_down"
+    try:
+        await resp.write(sse.failure_event("The gateway is shutting down and its drain period is over; "
+                                           "the stream was cut. Retry the request.",
+                                           code="gateway_shutting_down"))
+    except _CLIENT_GONE:
+        record.client_disconnected = True
+
+
 def _feed(sse: SseRelayState, record: RequestRecord, chunk: bytes) -> bytes:
     out = sse.feed(chunk)
     if out and record.first_token_at is None and sse.first_delta_seen:
@@ -128,6 +144,8 @@ def _record_result(record: RequestRecord, sse: SseRelayState, outcome: AttemptOu
         record.status = 200
         if sse.terminal.get("status") == "failed":
             record.error_type = "upstream_response_failed"
+    elif outcome is AttemptOutcome.CANCELLED and record.cut_by_shutdown and not record.client_disconnected:
+        record.status = 503  # the drain period ended; the stream got a response.failed event
     elif outcome is AttemptOutcome.CANCELLED:
         record.status = 499  # nginx's "client closed request"; the client never saw a status
     else:

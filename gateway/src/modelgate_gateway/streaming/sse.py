@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from ..upstream.redaction import Redactor
+
 # Output deltas that count as "first token" (text, refusals, tool-call arguments).
 _DELTA_TYPES = (b"response.output_text.delta", b"response.refusal.delta",
                 b"response.function_call_arguments.delta")
@@ -86,6 +88,7 @@ class SseRelayState:
         "_cr",
         "_kept",
         "_make_id",
+        "_redactor",
         "_tail",
         "_tail_len",
         "_terminal",
@@ -98,8 +101,10 @@ class SseRelayState:
         "upstream_id",
     )
 
-    def __init__(self, make_id: Callable[[str], str]) -> None:
+    def __init__(self, make_id: Callable[[str], str], redactor: Redactor | None = None) -> None:
         self._make_id = make_id
+        self._redactor = redactor
+        """Removes the deployment's credentials from error and failure events (None: it has none)."""
         self._tail: list[bytes] = []
         self._tail_len = 0
         self._cr = False
@@ -116,7 +121,26 @@ class SseRelayState:
 
     def feed(self, chunk: bytes) -> bytes:
         block = self._frame(chunk)
-        return self._inspect(block) if block else b""
+        if not block:
+            return b""
+        if self._redactor is not None:
+            block = self._redact(block, self._redactor)
+        return self._inspect(block)
+
+    @staticmethod
+    def _redact(block: bytes, redactor: Redactor) -> bytes:
+        """Remove the deployment's credentials from an ``error`` event or a failed response.
+
+        Both say "error" and both end a stream, so, like the final event, they are among the
+        block's last events: a block that arrived whole (an unpaced upstream) is searched only
+        there, not through every delta. The created and final events say it too ("error":null),
+        which costs one search of their few kilobytes per stream.
+        """
+        tail = block if len(block) <= _SMALL_BLOCK else _last_events(block)
+        if b"error" not in tail:
+            return block
+        clean = redactor.bytes(tail)
+        return block if clean is tail else block[:len(block) - len(tail)] + clean
 
     def _frame(self, chunk: bytes) -> bytes:
         """Complete events available after this read (possibly none)."""

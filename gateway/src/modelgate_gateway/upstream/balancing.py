@@ -3,12 +3,18 @@
 Pure logic over per-deployment health state; clock values and randomness come in as arguments
 so tests are exact. Health state is keyed by deployment name and outlives config reloads, so a
 weight edit does not forget that a deployment is failing.
+
+Two things take a deployment out of rotation: a *cooldown* after consecutive failures (it may be
+healthy again; when every target of a model cools down they are used anyway), and a *deferral*
+by an upstream 429's ``Retry-After`` (the upstream said when it takes requests again: a deferred
+deployment is never picked, the executor tries other deployments and fallback models first and
+waits for it only when nothing else can serve).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from ..config import Strategy
@@ -22,7 +28,9 @@ class DeploymentHealth:
     outstanding: int = 0
     consecutive_failures: int = 0
     cooldown_until: float = 0.0
-    """Monotonic time until which the deployment is skipped (failures or Retry-After)."""
+    """Monotonic time until which the deployment is skipped after failures."""
+    deferred_until: float = 0.0
+    """Monotonic time until which an upstream Retry-After keeps the deployment out of rotation."""
     ewma_first_byte: float | None = None
     probing: bool = False
     """Cooldown expired and one probe request is in flight; others keep skipping it."""
@@ -51,13 +59,20 @@ class HealthBoard:
         state = self._states.get(name)
         return state is not None and state.cooldown_until > now
 
+    def deferred_for(self, name: str, now: float) -> float:
+        """Seconds until a deferred deployment takes requests again; 0 when it is not deferred."""
+        state = self._states.get(name)
+        return 0.0 if state is None else max(0.0, state.deferred_until - now)
+
     def record_success(self, name: str, first_byte_seconds: float | None) -> bool:
-        """Returns True when this ended a cooldown/probe (health changed)."""
+        """Returns True when this ended a cooldown/probe/deferral (health changed)."""
         state = self.get(name)
-        recovered = state.probing or (state.consecutive_failures > 0 and state.cooldown_until > 0)
+        recovered = state.probing or state.deferred_until > 0 or (
+            state.consecutive_failures > 0 and state.cooldown_until > 0)
         state.consecutive_failures = 0
         state.probing = False
         state.cooldown_until = 0.0
+        state.deferred_until = 0.0
         if first_byte_seconds is not None:
             prev = state.ewma_first_byte
             state.ewma_first_byte = (
@@ -83,16 +98,26 @@ class HealthBoard:
             state.probing = False
 
     def defer(self, name: str, until: float) -> None:
-        """Skip a deployment until ``until`` (an upstream Retry-After), without counting a failure."""
-        state = self.get(name)
-        state.cooldown_until = max(state.cooldown_until, until)
+        """Skip a deployment until ``until`` (an upstream Retry-After), without counting a failure.
+
+        The latest Retry-After wins, earlier or later: the upstream knows its own limits best, and
+        the caller has already cut the value to the deployment's cap.
+        """
+        self.get(name).deferred_until = until
+
+    def limit_deferrals(self, caps: Mapping[str, float], now: float) -> None:
+        """After a reload: no deferral outlasts its deployment's current cap (``RuntimeConfig.
+        retry_after_caps``), and a deployment that left the config is not deferred at all."""
+        for name, state in self._states.items():
+            if state.deferred_until > now:
+                state.deferred_until = min(state.deferred_until, now + caps.get(name, 0.0))
 
 
 def _available(board: HealthBoard, target: TargetRuntime, now: float, capacity: Callable[[str], bool]) -> bool:
     state = board.get(target.deployment)
     if not capacity(target.deployment):
         return False
-    if state.cooldown_until > now:
+    if state.cooldown_until > now or state.deferred_until > now:
         return False
     if state.cooldown_until and state.consecutive_failures:
         # Cooldown expired: let exactly one probe through until it reports back.
@@ -115,13 +140,14 @@ def pick(
     Weight-0 targets are standbys, used only when no weighted target is available. When every
     target is cooling down, cooldown is ignored for this model (Envoy's "panic mode"), so a
     transient failure of a single-deployment model cannot lock it out for the whole cooldown.
+    Deferred targets (Retry-After) are never picked, panic or not: see the module docstring.
     """
     candidates = [t for t in targets if t.deployment not in exclude]
     if not candidates:
         return None
     usable = [t for t in candidates if _available(board, t, now, capacity)]
     if not usable:
-        usable = [t for t in candidates if capacity(t.deployment)]
+        usable = [t for t in candidates if capacity(t.deployment) and board.get(t.deployment).deferred_until <= now]
         if not usable:
             return None
     weighted = [t for t in usable if t.weight > 0] or usable

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..appstate import GatewayState
@@ -21,6 +21,8 @@ from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig
 from .balancing import pick
 from .chat import Untranslatable
 from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds
+from .ratelimits import Waits
+from .redaction import Redactor
 from .transport import Transport, UpstreamReply, rewrite_body
 
 
@@ -112,6 +114,12 @@ class PassThrough(GatewayError):
     def body(self) -> bytes:
         return self.raw_body
 
+    def redact(self, redactor: Redactor | None) -> None:
+        """Some upstreams quote the request's credentials in their errors: never pass those on."""
+        if redactor is not None:
+            self.raw_body = redactor.bytes(self.raw_body)
+            self.content_type = redactor.text(self.content_type)
+
 
 def _note_failure(state: GatewayState, model: ModelRuntime, name: str, now: float,
                   record: RequestRecord | None) -> None:
@@ -187,11 +195,16 @@ def _candidate_models(runtime: RuntimeConfig, model: ModelRuntime) -> list[Model
 
 async def open_call(state: GatewayState, runtime: RuntimeConfig, record: RequestRecord,
                     model: ModelRuntime | None, call: Call) -> Opened:
-    """Try deployments until one answers; raise the right GatewayError when none does."""
+    """Try deployments until one answers; raise the right GatewayError when none does.
+
+    Order: the model's deployments, then each fallback model's; a deployment deferred by a 429's
+    Retry-After is skipped. Only when that chain is exhausted does the request wait for a
+    rate-limited deployment (see :mod:`.ratelimits`), within ``maxRetryAfterSeconds`` and the
+    deadline. A pinned call (the deployment holds the response's state) has a chain of one.
+    """
     budget = model.total_timeout_seconds if model is not None else 600.0
     deadline = record.started_at + budget
     max_attempts = model.max_attempts if model is not None else 2
-    max_wait = model.max_retry_after_seconds if model is not None else 0.0
     failures: list[Failure] = []
     tried: set[str] = set()
     unservable: Untranslatable | None = None
@@ -199,51 +212,74 @@ async def open_call(state: GatewayState, runtime: RuntimeConfig, record: Request
     if model is not None and call.pinned is None:
         models = list(_candidate_models(runtime, model))
     index = 0
-    while len(record.attempts) < max_attempts and index < len(models):
-        current = models[index]
-        name: str | None = None
-        if call.pinned is not None:
-            name = call.pinned if call.pinned not in tried else None
-        elif current is not None:
-            name = pick(current.strategy, current.targets, state.board, now=time.monotonic(),
-                        rng=state.rng, exclude=tried, capacity=lambda n: _has_capacity(state, runtime, n))
-        if name is None:
-            if await _wait_for_retry_after(failures, tried, deadline, max_wait, call.pinned):
+    waits: Waits | None = None  # made on the first failure: the success path needs none
+    while len(record.attempts) < max_attempts:
+        if index < len(models):
+            current = models[index]
+            name = _next_target(state, runtime, call, current, tried)
+            if name is None:
+                index += 1
+                following = models[index] if index < len(models) else None
+                if current is not None and following is not None:
+                    record.fallbacks.append((current.name, following.name))
                 continue
-            index += 1
-            following = models[index] if index < len(models) else None
-            if current is not None and following is not None:
-                record.fallbacks.append((current.name, following.name))
-            continue
+        else:  # nothing else can serve: wait for a rate-limited deployment, if allowed
+            waits = waits or _waits(state, models, call, model, deadline)
+            found = await waits.wait(failures, lambda n: _has_capacity(state, runtime, n))
+            if found is None:
+                break
+            current, name = found
         dep = runtime.deployments[name]
         tried.add(name)
         try:
-            return await _run_attempt(state, dep, call, record, current, deadline)
+            return await _run_attempt(state, dep, call, record, current, deadline,
+                                      retry_after_cap=runtime.retry_after_caps[name])
         except _Failed as exc:
             failures.append(exc.failure)
         except Untranslatable as exc:  # another deployment (another upstream API) may serve it
             unservable = exc
+            waits = waits or _waits(state, models, call, model, deadline)
+            waits.give_up(name)
     if unservable is not None and not failures:
         raise unservable
-    raise exhausted_error(failures, len(record.attempts))
+    waits = waits or _waits(state, models, call, model, deadline)
+    summary, retry_after = waits.outcome(failures, tried)
+    raise exhausted_error(summary, len(record.attempts), retry_after)
 
 
-async def _wait_for_retry_after(failures: list[Failure], tried: set[str], deadline: float,
-                                max_wait: float, pinned: str | None) -> bool:
-    """Honour Retry-After when no other deployment is left: wait, then allow that one again."""
-    waits = [f for f in failures if f.retryable and f.deployment in tried
-             and (f.retry_after is not None or (pinned is not None and f.deployment == pinned))]
-    if not waits:
-        return False
-    last = waits[-1]
-    delay = last.retry_after if last.retry_after is not None else 0.2
-    if delay > max_wait or time.monotonic() + delay >= deadline:
-        return False
-    await asyncio.sleep(delay)
-    tried.discard(last.deployment)
-    failures.remove(last)
-    failures.append(Failure(last.deployment, last.outcome, last.detail, last.status, None))
-    return True
+def _waits(state: GatewayState, models: list[ModelRuntime | None], call: Call, model: ModelRuntime | None,
+           deadline: float) -> Waits:
+    max_wait = model.max_retry_after_seconds if model is not None else 0.0
+    return Waits(state.board, models, call.pinned, deadline, max_wait)
+
+
+def _next_target(state: GatewayState, runtime: RuntimeConfig, call: Call, current: ModelRuntime | None,
+                 tried: set[str]) -> str | None:
+    pinned = call.pinned
+    if pinned is not None:
+        if pinned in tried:
+            return None
+        # A pinned create honours its deployment's Retry-After (Waits decides); follow-ups don't.
+        if current is not None and state.board.deferred_for(pinned, time.monotonic()) > 0:
+            return None
+        return pinned
+    if current is None:
+        return None
+    return pick(current.strategy, current.targets, state.board, now=time.monotonic(),
+                rng=state.rng, exclude=tried, capacity=lambda n: _has_capacity(state, runtime, n))
+
+
+def _defer(state: GatewayState, record: RequestRecord, failure: Failure, cap: float, now: float) -> Failure:
+    """Take a deployment out of rotation for its Retry-After, cut to the cap (an absurd value must
+    not eject it for good), and show it: the health gauge at once, the deferral counter per request."""
+    name, asked = failure.deployment, failure.retry_after or 0.0
+    delay = min(asked, cap)
+    state.board.release_probe(name)
+    if delay > 0:
+        state.board.defer(name, now + delay)
+        record.deferrals += ((name, asked > cap),)
+        state.observer.deployment_health(name, True)
+    return failure if delay == asked else replace(failure, retry_after=delay)
 
 
 def _has_capacity(state: GatewayState, runtime: RuntimeConfig, name: str) -> bool:
@@ -254,7 +290,7 @@ def _has_capacity(state: GatewayState, runtime: RuntimeConfig, name: str) -> boo
 
 
 async def _run_attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, record: RequestRecord,
-                       model: ModelRuntime | None, deadline: float) -> Opened:
+                       model: ModelRuntime | None, deadline: float, *, retry_after_cap: float) -> Opened:
     started = time.monotonic()
     attempt = AttemptRecord(model=model.name if model else (record.model or ""), deployment=dep.name,
                             outcome=AttemptOutcome.SUCCESS, started_at=started)
@@ -267,12 +303,14 @@ async def _run_attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, 
         health.outstanding -= 1
         failure = exc.failure
         attempt.outcome, attempt.status = failure.outcome, failure.status
-        attempt.duration_seconds = time.monotonic() - started
-        if failure.outcome is AttemptOutcome.RATE_LIMITED and failure.retry_after:
-            state.board.defer(dep.name, time.monotonic() + failure.retry_after)
-            state.board.release_probe(dep.name)
-        elif model is not None:
-            _note_failure(state, model, dep.name, time.monotonic(), record)
+        now = time.monotonic()
+        attempt.duration_seconds = now - started
+        deferred = False
+        if failure.outcome is AttemptOutcome.RATE_LIMITED and failure.retry_after is not None:
+            exc.failure = failure = _defer(state, record, failure, retry_after_cap, now)
+            deferred = failure.retry_after != 0  # "Retry-After: 0" is an ordinary failure
+        if model is not None and not deferred:
+            _note_failure(state, model, dep.name, now, record)
         raise
     except Untranslatable:
         health.outstanding -= 1
@@ -281,6 +319,7 @@ async def _run_attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, 
         raise
     except PassThrough as exc:
         health.outstanding -= 1
+        exc.redact(dep.redactor)
         attempt.outcome, attempt.status = AttemptOutcome.CLIENT_ERROR, exc.status
         attempt.duration_seconds = time.monotonic() - started
         # The deployment answered properly; the request was at fault. That is a healthy probe.
