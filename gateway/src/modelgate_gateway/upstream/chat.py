@@ -19,7 +19,7 @@ import orjson
 
 from ..errors import GatewayError, InvalidRequest
 from ..runtime import DeploymentRuntime
-from ..state import RedisConversationStore, StateStoreError, StoredResponse
+from ..state.store import ConversationStore, StateStoreError, StoredResponse
 from .http1 import Http1Client, Reply, UpstreamProtocolError
 from .translation.responses_chatcompletions import (
     ChatStreamTranslator,
@@ -57,7 +57,7 @@ class StoreHolder:
     """The conversation store of the current config, replaced when its Redis URL changes."""
 
     def __init__(self) -> None:
-        self.store: RedisConversationStore | None = None
+        self.store: ConversationStore | None = None
         self.ttl_seconds = 30 * 86400
         self._key: tuple[str | None, str | None] = (None, None)
 
@@ -66,7 +66,13 @@ class StoreHolder:
         if (url, password) == self._key:
             return
         old, self._key = self.store, (url, password)
-        self.store = RedisConversationStore.from_url(url, password=password) if url else None
+        self.store = None
+        if url:
+            # Imported here: the redis client costs ~15 MiB of memory, paid only by gateways
+            # whose config names a store (a sidecar per pod usually does not).
+            from ..state.redis_store import RedisConversationStore
+
+            self.store = RedisConversationStore.from_url(url, password=password)
         if old is not None:
             await old.close()
 
