@@ -121,6 +121,8 @@ def test_the_webhook_service_reaches_the_operator_webhook_port_and_only_ready_re
     assert env["MODELGATE_OPERATOR_WEBHOOK_SERVICE"] == "modelgate-webhook"
     assert env["MODELGATE_OPERATOR_WEBHOOK_SECRET"] == "modelgate-webhook-tls"
     assert "MODELGATE_OPERATOR_WEBHOOK_CERT_DIR" not in env
+    assert env["MODELGATE_OPERATOR_SIDECAR_SHARING_NAMESPACES"] == NAMESPACE
+    assert env["MODELGATE_OPERATOR_SIDECAR_CLUSTERROLE"] == "modelgate-sidecar"
     mounts = {m["name"]: m["mountPath"] for m in operator["volumeMounts"]}
     assert Path(env["MODELGATE_OPERATOR_SIDECAR_TEMPLATE"]).parent == Path(mounts["sidecar-template"])
 
@@ -214,6 +216,7 @@ def test_the_pod_monitor_selects_injected_pods_by_their_label_and_admin_port() -
     ("sidecar.logLevel=loud", "logLevel"),
     ("sidecar.enable=true", "enable"),
     ("sidecar.apiKeys.secretName=Not_A_Name", "secretName"),
+    ("sidecar.sharingNamespaces={Platform}", "sharingNamespaces"),
 ])
 def test_bad_sidecar_values_are_rejected_by_the_schema(setting: str, message: str) -> None:
     stderr = render_fails(sets=(setting,))
@@ -230,3 +233,9 @@ def test_every_dashboard_query_filters_by_namespace_and_workload() -> None:
             assert selectors, target["expr"]
             for selector in selectors:
                 assert 'namespace=~"$namespace"' in selector and 'workload=~"$workload"' in selector, target["expr"]
+
+
+def test_sharing_namespaces_reach_the_operator() -> None:
+    objects = render(sets=("sidecar.enabled=true", "sidecar.sharingNamespaces={platform,models}"))
+    env = {e["name"]: e.get("value") for e in _operator(objects)["env"]}
+    assert env["MODELGATE_OPERATOR_SIDECAR_SHARING_NAMESPACES"] == "platform,models"

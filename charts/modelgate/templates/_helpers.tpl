@@ -281,6 +281,8 @@ permissions itself). Create cannot be limited by name; everything else is.
   value: {{ include "modelgate.sidecar.webhookSecretName" . | quote }}
 - name: MODELGATE_OPERATOR_WEBHOOK_PORT
   value: {{ .Values.sidecar.webhook.port | quote }}
+- name: MODELGATE_OPERATOR_SIDECAR_SHARING_NAMESPACES
+  value: {{ join "," (.Values.sidecar.sharingNamespaces | default (list .Release.Namespace)) | quote }}
 {{- if .Values.sidecar.webhook.certManager.enabled }}
 - name: MODELGATE_OPERATOR_WEBHOOK_CERT_DIR
   value: /etc/modelgate-operator/webhook-tls

@@ -24,6 +24,14 @@ def test_defaults_follow_the_gateway_name_and_the_service_names_go_into_the_cert
         "mg-sidecar-injector", "mg-webhook-tls", "mg-webhook", 9443)
     assert settings.names == ("mg-webhook.platform.svc", "mg-webhook.platform.svc.cluster.local", "127.0.0.1", "x")
     assert settings.cert_dir is None
+    assert (settings.cluster_role, settings.sharing_namespaces) == ("mg-sidecar", frozenset({"platform"}))
+
+
+def test_sharing_namespaces_can_be_listed() -> None:
+    settings = InjectionSettings.from_env({"MODELGATE_OPERATOR_SIDECAR_TEMPLATE": "t",
+                                           "MODELGATE_OPERATOR_SIDECAR_SHARING_NAMESPACES": "platform, shared-models"},
+                                          "mg", "ops")
+    assert settings is not None and settings.sharing_namespaces == frozenset({"platform", "shared-models"})
 
 
 def test_a_bad_port_is_named() -> None:

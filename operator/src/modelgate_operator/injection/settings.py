@@ -40,8 +40,13 @@ class InjectionSettings:
     port: int = 9443
     cert_dir: str | None = None
     """cert-manager mode: read tls.crt / tls.key from here; the CA and caBundle are not managed."""
-    check_seconds: int = 600
-    """Period of the certificate check (renewal is due weeks ahead, so minutes are plenty)."""
+    check_seconds: int = 60
+    """Period of the certificate and caBundle check (renewal is due weeks ahead; a minute bounds
+    how long a caBundle reset by someone else, e.g. a re-applied manifest, stays wrong)."""
+    cluster_role: str = "modelgate-sidecar"
+    """ClusterRole the operator binds to the injected pods' ServiceAccounts in each namespace."""
+    sharing_namespaces: frozenset[str] = frozenset()
+    """Namespaces whose routes may be shared into other namespaces (spec.sidecars.shareWith)."""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -67,5 +72,9 @@ class InjectionSettings:
             host=env.get("MODELGATE_OPERATOR_WEBHOOK_HOST", "").strip() or "0.0.0.0",  # noqa: S104
             port=_int(env, "MODELGATE_OPERATOR_WEBHOOK_PORT", 9443, 0, 65535),
             cert_dir=env.get("MODELGATE_OPERATOR_WEBHOOK_CERT_DIR", "").strip() or None,
-            check_seconds=_int(env, "MODELGATE_OPERATOR_WEBHOOK_CERT_CHECK_SECONDS", 600, 1, 86400),
+            check_seconds=_int(env, "MODELGATE_OPERATOR_WEBHOOK_CERT_CHECK_SECONDS", 60, 1, 86400),
+            cluster_role=env.get("MODELGATE_OPERATOR_SIDECAR_CLUSTERROLE", "").strip() or f"{gateway}-sidecar",
+            sharing_namespaces=frozenset(
+                n.strip() for n in env.get("MODELGATE_OPERATOR_SIDECAR_SHARING_NAMESPACES", namespace).split(",")
+                if n.strip()),
         )
