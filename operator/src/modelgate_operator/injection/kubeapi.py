@@ -31,6 +31,7 @@ class InjectionApi:
         api = api or client.ApiClient()
         self.core = client.CoreV1Api(api)
         self.admission = client.AdmissionregistrationV1Api(api)
+        self.rbac = client.RbacAuthorizationV1Api(api)
 
     def read_secret(self, namespace: str, name: str) -> tuple[dict[str, bytes], str | None] | None:
         """The Secret's decoded data and resourceVersion, or None when it does not exist."""
@@ -84,6 +85,59 @@ class InjectionApi:
             raise
         body = json.loads(response.data)
         return body if isinstance(body, dict) else None
+
+    def list_pods(self, label_selector: str, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Pods with the label, everywhere (``namespaces`` empty) or in the given namespaces."""
+        return self._list("pods", label_selector, namespaces)
+
+    def list_secrets(self, label_selector: str, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Secrets with the label (metadata only is used), everywhere or in the given namespaces."""
+        return self._list("secrets", label_selector, namespaces)
+
+    def _list(self, plural: str, label_selector: str, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+        everywhere, namespaced = {
+            "pods": (self.core.list_pod_for_all_namespaces, self.core.list_namespaced_pod),
+            "secrets": (self.core.list_secret_for_all_namespaces, self.core.list_namespaced_secret),
+        }[plural]
+        answers: list[Any] = []
+        if not namespaces:
+            answers.append(_call(f"list {plural} ({label_selector})", everywhere,
+                                 label_selector=label_selector, _preload_content=False))
+        for namespace in namespaces:
+            answers.append(_call(f"list {plural} in {namespace} ({label_selector})", namespaced, namespace,
+                                 label_selector=label_selector, _preload_content=False))
+        return [item for answer in answers for item in json.loads(answer.data).get("items") or []]
+
+    def set_role_binding(self, namespace: str, name: str, cluster_role: str, service_accounts: list[str]) -> bool:
+        """Bind ``cluster_role`` in ``namespace`` to exactly these ServiceAccounts; True if written."""
+        subjects = [{"kind": "ServiceAccount", "name": sa, "namespace": namespace} for sa in service_accounts]
+        try:
+            current: Any = _call(f"read RoleBinding {namespace}/{name}", self.rbac.read_namespaced_role_binding,
+                                 name, namespace, _preload_content=False)
+        except PublishError as exc:
+            if not _not_found(exc):
+                raise
+            body = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                    "metadata": {"name": name, "namespace": namespace, "labels": MANAGED_BY},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+                    "subjects": subjects}
+            _call(f"create RoleBinding {namespace}/{name}", self.rbac.create_namespaced_role_binding, namespace, body)
+            return True
+        if (json.loads(current.data).get("subjects") or []) == subjects:
+            return False
+        _call(f"patch RoleBinding {namespace}/{name}", self.rbac.patch_namespaced_role_binding, name, namespace,
+              {"subjects": subjects}, _content_type=_MERGE)
+        return True
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        """Delete a ConfigMap, Secret or RoleBinding (already gone is fine)."""
+        delete = {"ConfigMap": self.core.delete_namespaced_config_map, "Secret": self.core.delete_namespaced_secret,
+                  "RoleBinding": self.rbac.delete_namespaced_role_binding}[kind]
+        try:
+            _call(f"delete {kind} {namespace}/{name}", delete, name, namespace)
+        except PublishError as exc:
+            if not _not_found(exc):
+                raise
 
     def set_ca_bundle(self, name: str, index: int, webhook: str, bundle: bytes) -> None:
         """Set one webhook's caBundle; the ``test`` op makes a reordered list fail, not mis-patch."""
