@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from openai import AsyncOpenAI
 from prometheus_client import CollectorRegistry
 
+from modelgate_gateway import ids
 from modelgate_gateway.app import RELOADER, make_app, make_state
 from modelgate_gateway.appstate import GatewayState
 from modelgate_gateway.observing import GatewayObserver
@@ -27,6 +28,12 @@ from modelgate_gateway.sources.files import FileSource
 
 API_KEY = "sk-test-gateway-key"
 SIGNING_KEY = "test-signing-key-0123456789abcdef"
+
+
+def gateway_id(upstream_id: str, deployment: str) -> str:
+    """The id the gateway hands the test key (``API_KEY``, key ``test``, no tenant) for an upstream id."""
+    key = SIGNING_KEY.encode()
+    return ids.encode(key, ids.owner_tag(key, ids.key_owner("test", None)), deployment, upstream_id)
 
 
 def deployment(name: str, base_url: str, **extra: Any) -> dict[str, Any]:

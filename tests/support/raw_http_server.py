@@ -64,7 +64,8 @@ class RawConnection:
         length = int(next((v for k, v in headers if k.lower() == "content-length"), "0"))
         body = await self.reader.readexactly(length) if length else b""
         request = RawRequest(head, method, target, headers, body, self.index)
-        self.server.requests.append(request)
+        if self.server.keep_history:
+            self.server.requests.append(request)
         self.server.request_arrived.set()
         return request
 
@@ -132,6 +133,8 @@ class RawHttpServer:
         self.requests: list[RawRequest] = []
         self.request_arrived = asyncio.Event()
         self.errors: list[BaseException] = []
+        self.keep_history = True
+        """False: ``connections`` and ``requests`` stay empty (long benchmark runs)."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = port
@@ -153,7 +156,8 @@ class RawHttpServer:
         assert task is not None
         self._tasks.add(task)
         conn = RawConnection(len(self.connections), reader, writer, self)
-        self.connections.append(conn)
+        if self.keep_history:
+            self.connections.append(conn)
         try:
             await self.handler(conn)
         except (ConnectionError, asyncio.IncompleteReadError):

@@ -308,6 +308,7 @@ class GuardedRequestHandler(web.RequestHandler):
         a client's fault, worth one short rate-limited line, never a traceback."""
         exc = kw.get("exc_info")
         if isinstance(exc, HttpProcessingError | web.RequestPayloadError):
+            exc.__traceback__ = None  # see handle_error
             peer = self.peername
             self._guard.bad_requests.warning("dropped the rest of a malformed request from %s: %s",
                                              peer[0] if isinstance(peer, tuple) else peer, safe_reason(exc))
@@ -318,6 +319,9 @@ class GuardedRequestHandler(web.RequestHandler):
                      message: str | None = None) -> web.StreamResponse:
         """aiohttp's error answer, without the request's bytes in the log or in the answer."""
         if isinstance(exc, HttpProcessingError):
+            # aiohttp keeps the parse error in a message that a frame of its traceback holds: a
+            # reference cycle per malformed request unless the traceback goes (nothing logs it).
+            exc.__traceback__ = None
             reason = safe_reason(exc)
             self._guard.note("malformed")
             self._guard.bad_requests.warning("rejected a malformed HTTP request from %s: %s",

@@ -87,6 +87,20 @@ async def test_body_less_post_sends_content_length_zero(client: Http1Client) -> 
     assert server.requests[0].header("Content-Length") == "0"
 
 
+@pytest.mark.parametrize("size", [64 * 1024, 64 * 1024 + 1, 8 * 1024 * 1024])
+async def test_bodies_small_and_large_arrive_whole_on_a_reused_connection(client: Http1Client, size: int) -> None:
+    """Large bodies are written after the head rather than copied into one buffer with it."""
+    body = os.urandom(size)
+    async with RawHttpServer(keep_alive(lambda r: response(b"%d" % len(r.body)))) as server:
+        for _ in range(2):
+            reply = await client.send(Endpoint(server.url()), "POST", "/responses", body=body,
+                                      content_type="application/octet-stream")
+            assert await reply.read() == b"%d" % size
+            reply.release()
+    assert [r.body == body for r in server.requests] == [True, True]
+    assert {r.connection for r in server.requests} == {0}
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="binding port 80 needs root")
 async def test_host_header_omits_the_default_port(client: Http1Client) -> None:
     async with RawHttpServer(keep_alive(lambda r: response(b"ok")), host="127.83.1.1", port=80) as server:

@@ -166,12 +166,15 @@ async def read_body(request: web.Request, limit: int) -> bytes:
             if size > limit:
                 raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
             chunks.append(chunk)
-    except BodyTimeout as exc:
-        raise RequestTimeout(f"The request body was not received in time ({exc}).") from None
-    except web.RequestPayloadError:
-        raise InvalidRequest("The request body is malformed (its length or chunked encoding is invalid).",
-                             code="invalid_body") from None
-    except ConnectionError:
+    except (BodyTimeout, web.RequestPayloadError, ConnectionError) as exc:
+        # The request's stream keeps the error and raises that same object: with its traceback
+        # (this frame, which holds the request) it would make a reference cycle. Forget it.
+        exc.__traceback__ = None
+        if isinstance(exc, BodyTimeout):
+            raise RequestTimeout(f"The request body was not received in time ({exc}).") from None
+        if isinstance(exc, web.RequestPayloadError):
+            raise InvalidRequest("The request body is malformed (its length or chunked encoding is invalid).",
+                                 code="invalid_body") from None
         raise _ClientGone from None
     return b"".join(chunks)
 

@@ -19,7 +19,8 @@ from ..appstate import GatewayState
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, ModelRuntime, RuntimeConfig
-from ..streaming.relay import relay_json, relay_stream
+from ..streaming.answer import relay_json
+from ..streaming.relay import relay_stream
 from ..upstream.executor import Call, Opened, open_call
 from . import queryparams
 from .context import authenticate, endpoint, parse_object, read_body
@@ -118,7 +119,7 @@ async def _relay(request: web.Request, record: RequestRecord, caller: _Caller, o
     headers = _served_headers(record, opened)
     if stream:
         return await relay_stream(request, opened, record, make_id, headers)
-    return await relay_json(opened, record, make_id, headers)
+    return await relay_json(request, opened, record, make_id, headers)
 
 
 @endpoint("create")

@@ -1,4 +1,4 @@
-"""Send an opened upstream reply to the client: SSE streamed through, JSON passed through.
+"""Send an opened upstream stream to the client: SSE relayed event by event (JSON: answer.py).
 
 Streams are written per upstream chunk, cut at event boundaries, so the client sees each event
 as soon as the upstream produced it. An upstream failure after the first byte ends the stream
@@ -13,21 +13,20 @@ import time
 from collections.abc import Callable, Mapping
 
 import aiohttp
-import orjson
 from aiohttp import web
 
-from ..errors import UpstreamFailed
 from ..recording import AttemptOutcome, RequestRecord
 from ..upstream.executor import Deadline, Opened
 from .sse import SseOverflow, SseRelayState, iter_events
 from .usage import usage_of
 
 log = logging.getLogger("modelgate.gateway.relay")
-_CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError, BrokenPipeError)
+CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError, BrokenPipeError)
+"""What a write raises when the client went away."""
 
 
-class _ClientGone(Exception):
-    pass
+class ClientGone(Exception):
+    """A write to the client failed: it went away (told apart from the upstream's read errors)."""
 
 
 async def relay_stream(request: web.Request, opened: Opened, record: RequestRecord,
@@ -37,7 +36,6 @@ async def relay_stream(request: web.Request, opened: Opened, record: RequestReco
     resp.content_type = "text/event-stream"
     resp.headers["Cache-Control"] = "no-cache"
     outcome = AttemptOutcome.SUCCESS
-    reply = opened.reply
     try:
         await resp.prepare(request)
         timer = Deadline(opened.deadline - time.monotonic())
@@ -57,9 +55,9 @@ async def relay_stream(request: web.Request, opened: Opened, record: RequestReco
         message = str(exc) if isinstance(exc, _UpstreamBroke) else "upstream stream timed out"
         try:
             await resp.write(sse.failure_event(f"{message} (deployment {opened.dep.name})"))
-        except _CLIENT_GONE:
+        except CLIENT_GONE:
             record.client_disconnected = True
-    except (_ClientGone, *_CLIENT_GONE):
+    except (ClientGone, *CLIENT_GONE):
         outcome = AttemptOutcome.CANCELLED
         record.client_disconnected = True
     except asyncio.CancelledError:
@@ -69,13 +67,18 @@ async def relay_stream(request: web.Request, opened: Opened, record: RequestReco
             raise
         await _end_for_shutdown(resp, sse, record)
     finally:
-        if outcome is AttemptOutcome.SUCCESS:
-            reply.release()
-        else:
-            reply.close()
-        opened.finish(outcome, record)
+        end_attempt(opened, outcome, record)
         _record_result(record, sse, outcome)
     return resp
+
+
+def end_attempt(opened: Opened, outcome: AttemptOutcome, record: RequestRecord) -> None:
+    """The answer was relayed (or broke): pool the upstream connection only after a success."""
+    if outcome is AttemptOutcome.SUCCESS:
+        opened.reply.release()
+    else:
+        opened.reply.close()
+    opened.finish(outcome, record)
 
 
 async def _pump(resp: web.StreamResponse, sse: SseRelayState, record: RequestRecord,
@@ -90,16 +93,16 @@ async def _pump(resp: web.StreamResponse, sse: SseRelayState, record: RequestRec
         if out:
             try:
                 await resp.write(out)
-            except _CLIENT_GONE as exc:
-                raise _ClientGone from exc
+            except CLIENT_GONE as exc:
+                raise ClientGone from exc
         async for chunk in opened.reply.chunks():
             out = _feed(sse, record, chunk)
             if out:
                 try:  # only a failed write means the client left; read errors are upstream's
                     await resp.write(out)
-                except _CLIENT_GONE as exc:
-                    raise _ClientGone from exc
-    except (_ClientGone, TimeoutError):
+                except CLIENT_GONE as exc:
+                    raise ClientGone from exc
+    except (ClientGone, TimeoutError):
         raise
     except Exception as exc:  # any upstream read/translate failure ends the stream cleanly
         if not isinstance(exc, OSError | SseOverflow):
@@ -117,7 +120,7 @@ async def _end_for_shutdown(resp: web.StreamResponse, sse: SseRelayState, record
         await resp.write(sse.failure_event("The gateway is shutting down and its drain period is over; "
                                            "the stream was cut. Retry the request.",
                                            code="gateway_shutting_down"))
-    except _CLIENT_GONE:
+    except CLIENT_GONE:
         record.client_disconnected = True
 
 
@@ -151,54 +154,3 @@ def _record_result(record: RequestRecord, sse: SseRelayState, outcome: AttemptOu
     else:
         record.status = 502
 
-
-async def relay_json(opened: Opened, record: RequestRecord, make_id: Callable[[str], str] | None,
-                     headers: Mapping[str, str]) -> web.Response:
-    reply = opened.reply
-    timer = Deadline(opened.deadline - time.monotonic())
-    try:
-        try:
-            body = await reply.read()
-        except asyncio.CancelledError:
-            if timer.disarm():
-                raise TimeoutError from None
-            raise
-        finally:
-            timer.disarm()
-    except OSError as exc:  # TimeoutError included
-        reply.close()
-        opened.finish(AttemptOutcome.STREAM_ERROR, record)
-        raise UpstreamFailed(
-            f"{opened.dep.name}: the upstream failed while sending its answer ({type(exc).__name__}).",
-            code="upstream_error", status=502) from None
-    except asyncio.CancelledError:
-        reply.close()
-        opened.finish(AttemptOutcome.CANCELLED, record)
-        record.client_disconnected = True
-        raise
-    reply.release()
-    opened.finish(AttemptOutcome.SUCCESS, record)
-    record.first_token_at = time.monotonic()
-    record.response_body = body
-    if make_id is not None and body.startswith(b"{"):
-        body = _rewrite_ids(body, record, make_id)
-    record.status = reply.status
-    return web.Response(body=body, status=reply.status, headers=headers,
-                        content_type=reply.headers.get("Content-Type", "application/json").split(";")[0])
-
-
-def _rewrite_ids(body: bytes, record: RequestRecord, make_id: Callable[[str], str]) -> bytes:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body
-    if not isinstance(parsed, dict):
-        return body
-    if parsed.get("object") == "response":
-        record.usage = usage_of(parsed)
-    rid = parsed.get("id")
-    if isinstance(rid, str) and rid.startswith("resp"):
-        gateway_id = make_id(rid)
-        record.response_id = gateway_id
-        return body.replace(rid.encode(), gateway_id.encode())
-    return body

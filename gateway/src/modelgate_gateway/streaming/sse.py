@@ -1,9 +1,10 @@
 """Server-Sent Events, cut at event boundaries, inspected without re-encoding.
 
 :class:`SseRelayState` turns upstream chunks into complete event blocks for the client. It
-rewrites the upstream response id into the gateway's signed id with a plain byte replace, notes
-the first output delta (time to first token) and parses exactly one event as JSON in the common
-case (``response.created``) plus the terminal one for usage. Everything else passes as bytes.
+rewrites the upstream response id into the gateway's signed id where it is an id (the ``id`` of an
+event's ``response`` object, ``response_id`` fields; never the same text elsewhere), notes the
+first output delta (time to first token) and parses exactly one event as JSON in the common case
+(``response.created``) plus the terminal one for usage. Everything else passes as bytes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import orjson
 
 from ..upstream.redaction import Redactor
+from .jsonscan import KeyScanner
 
 # Output deltas that count as "first token" (text, refusals, tool-call arguments).
 _DELTA_TYPES = (b"response.output_text.delta", b"response.refusal.delta",
@@ -26,6 +28,13 @@ _MAX_EVENT_BYTES = 8 * 1024 * 1024  # one event; an upstream that never ends one
 _MAX_KEPT_BYTES = 4 * 1024 * 1024  # stream bytes kept for token estimation; beyond: not kept
 _TAIL_EVENTS = 3  # the final event, plus room for a "[DONE]" or keep-alive comment after it
 _SMALL_BLOCK = 4096  # blocks up to this size (one paced event) are searched whole: cheaper than cutting
+# What comes right before an id token that is a response id: the first key of the ``response``
+# object (where every known server writes it), a ``response_id`` field, or any other ``id`` key
+# (then the event's structure decides).
+_RESPONSE_ID_BEFORE = re.compile(rb'(?:"response"\s*:\s*\{\s*"id"|"response_id")\s*:\s*\Z')
+_ID_KEY_BEFORE = re.compile(rb'"id"\s*:\s*\Z')
+_COMPACT_RESPONSE_ID = b'"response":{"id":'
+_LOOK_BEHIND = 64
 
 
 def iter_events(block: bytes) -> Iterator[tuple[str, bytes]]:
@@ -86,6 +95,8 @@ class SseRelayState:
 
     __slots__ = (
         "_cr",
+        "_gateway_token",
+        "_id_token",
         "_kept",
         "_make_id",
         "_redactor",
@@ -111,6 +122,8 @@ class SseRelayState:
         self._kept = 0
         self.upstream_id: bytes | None = None
         self.gateway_id: bytes | None = None
+        self._id_token: bytes | None = None  # the upstream id as a JSON string, quotes included
+        self._gateway_token = b""
         self.created: dict[str, Any] | None = None
         self._terminal: dict[str, Any] | None = None
         self._terminal_blocks: list[bytes] = []
@@ -175,11 +188,9 @@ class SseRelayState:
         """Rewrite the id and note what the accounting needs; returns the bytes to send."""
         if self.upstream_id is None:
             self._learn_id(block)
-        upstream_id = self.upstream_id
-        if upstream_id is not None and self.gateway_id is not None and upstream_id in block:
-            # ``in`` stops at the first hit (lifecycle events come first) and costs nothing for the
-            # deltas; split + join then scans once where replace() scans twice (count, then copy).
-            block = self.gateway_id.join(block.split(upstream_id))
+        token = self._id_token
+        if token is not None and token in block:  # stops at the first hit; costs nothing for deltas
+            block = self._rewrite_ids(block, token)
         if not self.first_delta_seen and _has_delta(block):
             self.first_delta_seen = True
         # The final event is the stream's last, so only the block's last events are searched (a
@@ -221,8 +232,24 @@ class SseRelayState:
                 self.upstream_id = rid.encode()
                 gateway_id = self._make_id(rid)
                 self.gateway_id = gateway_id.encode()
+                self._id_token = orjson.dumps(rid)
+                self._gateway_token = orjson.dumps(gateway_id)
                 self.created = response
                 return
+
+    def _rewrite_ids(self, block: bytes, token: bytes) -> bytes:
+        parts: list[bytes] = []
+        done = 0
+        at = block.find(token)
+        while at >= 0:
+            if _is_response_id(block, at):
+                parts += (block[done:at], self._gateway_token)
+                done = at + len(token)
+            at = block.find(token, at + len(token))
+        if not parts:
+            return block
+        parts.append(block[done:])
+        return b"".join(parts)
 
     @property
     def terminal(self) -> dict[str, Any] | None:
@@ -262,3 +289,28 @@ class SseRelayState:
         event = {"type": "response.failed", "sequence_number": self.next_sequence_number(),
                  "response": response}
         return b"event: response.failed\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
+def _is_response_id(block: bytes, at: int) -> bool:
+    """Whether the id token at offset ``at`` is the value of a response-id field of its event."""
+    if block.endswith(_COMPACT_RESPONSE_ID, 0, at):  # how servers write it, found without a regex
+        return True
+    before = block[max(0, at - _LOOK_BEHIND):at]
+    if _RESPONSE_ID_BEFORE.search(before):
+        return True
+    if not _ID_KEY_BEFORE.search(before):
+        return False  # the same text as some other field's value, or inside a string
+    # An ``id`` key elsewhere (a server that does not write it first): it counts when it is a key
+    # of the object under the event's top-level ``response`` key.
+    start = block.rfind(b"\n", 0, at) + 1
+    if not block.startswith(b"data:", start):
+        return False  # a payload split over several data lines: not inspected
+    line = block[start + 5:at]
+    outer = KeyScanner((b"response",))
+    found = [*outer.feed(line), *outer.finish()]
+    if not found:
+        return False
+    inner = KeyScanner((b"id",))
+    obj = line[found[-1][1]:]
+    keys = [*inner.feed(obj), *inner.finish()]
+    return bool(keys) and not obj[keys[-1][1]:].strip()  # the id key right before the token

@@ -159,12 +159,12 @@ async def _exchange(transport: Transport, dep: DeploymentRuntime, call: Call,
     """Send, then wait for the status (and a stream's first chunk); inside the first-byte deadline."""
     reply = await transport.open(dep, call.method, call.path, payload=payload, raw=raw,
                                  query=call.query, request_id=request_id)
-    if reply.status >= 400:
+    outcome = outcome_for_status(reply.status)
+    if outcome is not AttemptOutcome.SUCCESS:
         try:
             body = await reply.read()
         finally:
             reply.release()
-        outcome = outcome_for_status(reply.status)
         if outcome is AttemptOutcome.CLIENT_ERROR:
             ctype = reply.headers.get("Content-Type", "application/json")
             raise PassThrough(reply.status, body, ctype)
@@ -241,7 +241,10 @@ async def open_call(state: GatewayState, runtime: RuntimeConfig, record: Request
             waits = waits or _waits(state, models, call, model, deadline)
             waits.give_up(name)
     if unservable is not None and not failures:
-        raise unservable
+        try:
+            raise unservable
+        finally:  # its traceback holds this frame: holding it here too would make a cycle
+            unservable = None
     waits = waits or _waits(state, models, call, model, deadline)
     summary, retry_after = waits.outcome(failures, tried)
     raise exhausted_error(summary, len(record.attempts), retry_after)

@@ -38,8 +38,12 @@ class Failure:
 
 
 def outcome_for_status(status: int) -> AttemptOutcome:
-    if status < 400:
+    """How an upstream's status is treated. 3xx is an upstream error: the gateway never follows
+    redirects (a Responses upstream has no reason to send one) and never relays one to clients."""
+    if status < 300:
         return AttemptOutcome.SUCCESS
+    if status < 400:
+        return AttemptOutcome.SERVER_ERROR
     if status == 429:
         return AttemptOutcome.RATE_LIMITED
     if status in (401, 403):

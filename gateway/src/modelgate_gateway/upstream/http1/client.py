@@ -17,6 +17,7 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
 _DNS_TTL_SECONDS = 30.0  # upstream address changes are followed within half a minute
 _HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305: start the next address if one has not connected by then
 _MAX_PROXY_ANSWER = 64 * 1024
+_JOIN_BODY_BYTES = 64 * 1024  # bodies up to this size go out in one buffer with the head (one copy, one write)
 
 
 class Pool:
@@ -61,8 +62,13 @@ class Pool:
         ctx = self._client.ssl_context() if self._tls else None
         async with asyncio.timeout(seconds):
             addresses = await self._resolve()
-            sock = await aiohappyeyeballs.start_connection(
-                addresses, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY, loop=self.loop)
+            try:
+                sock = await aiohappyeyeballs.start_connection(
+                    addresses, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY, loop=self.loop)
+            except OSError as exc:
+                # The error comes from a frame that still refers to it (a reference cycle that
+                # would carry every frame this exception passes through, request included).
+                raise exc.with_traceback(None) from None
             try:
                 if self._proxy is not None and self._tls:
                     await self._tunnel(sock, self._proxy)
@@ -72,7 +78,8 @@ class Pool:
             except BaseException:
                 sock.close()
                 raise
-        proto.transport = transport  # uvloop may call connection_made only on a later loop turn
+        if not proto.closed:
+            proto.transport = transport  # uvloop may call connection_made only on a later loop turn
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # not a TCP socket
@@ -173,16 +180,20 @@ class Http1Client:
         """Write the request; return once the answer's status and headers arrived."""
         length = len(body) if body is not None else (0 if method in ("POST", "PUT", "PATCH") else None)
         data = endpoint.head(method, path, query, extra_headers, content_type, length)
+        rest = b""
         if body:
-            data += body
+            if len(body) <= _JOIN_BODY_BYTES:
+                data += body
+            else:  # written after the head, never copied (a 30 MiB body would be twice in memory)
+                rest = body
         pool = self._pool(pool_key or endpoint.origin, endpoint)
         for _ in range(2):  # a stale pooled connection is replaced once, idempotent requests only
             conn = pool.take_idle() or await pool.connect(endpoint.connect_seconds)
             try:
-                conn.start(data, endpoint.read_idle_seconds, self.max_body_bytes, method == "HEAD")
+                conn.start(data, rest, endpoint.read_idle_seconds, self.max_body_bytes, method == "HEAD")
                 while conn.headers is None:
                     if conn.exc is not None:
-                        raise conn.exc
+                        raise conn.error()
                     await conn.wait()
             except UpstreamDisconnected:
                 if conn.reused and conn.received == 0 and conn.headers is None and method in _IDEMPOTENT:

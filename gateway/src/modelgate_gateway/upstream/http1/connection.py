@@ -37,7 +37,9 @@ class Connection(asyncio.Protocol):
         self._pool = pool
         self._loop = pool.loop
         self.transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpResponseParser(self)
+        # The parser holds bound methods of this object (a cycle): made for the first request,
+        # dropped when the connection is lost, so a closed connection is freed by refcount.
+        self._parser: httptools.HttpResponseParser | None = None
         self.closed = False
         self.reused = False
         self.idle_since = 0.0
@@ -75,8 +77,11 @@ class Connection(asyncio.Protocol):
             self._unsolicited()  # bytes nobody asked for: the connection cannot be trusted any more
             return
         self.last_io = self._loop.time()
+        parser = self._parser
+        if parser is None:
+            return
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(UpstreamProtocolError("the upstream switched protocols"))
         except httptools.HttpParserError as exc:
@@ -96,6 +101,13 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._pool.forget(self)
+        # Nothing may point back at this object once the connection is gone: the idle timer (in
+        # the loop's heap for up to read_idle_seconds), the parser, the transport.
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        self._parser = None
+        self.transport = None
         if not self.busy or self.complete:
             return
         if self.headers is not None and self.until_close and self.exc is None and exc is None:
@@ -121,7 +133,9 @@ class Connection(asyncio.Protocol):
         if self.complete or self.exc is not None:
             self._unsolicited()
             return
-        status = self._parser.get_status_code()
+        parser = self._parser
+        assert parser is not None  # only called by it
+        status = parser.get_status_code()
         if 100 <= status < 200:  # interim answer (100 Continue, 103 Early Hints): skip it
             self._raw_headers = []
             self.fields = 0
@@ -136,7 +150,7 @@ class Connection(asyncio.Protocol):
         if self.head_only:
             # llhttp cannot be told that a HEAD answer has no body; it would wait for the
             # Content-Length bytes. The answer ends here and the next one gets a fresh parser.
-            self.keep_alive = self._parser.should_keep_alive()
+            self.keep_alive = parser.should_keep_alive()
             self._parser = httptools.HttpResponseParser(self)
             self._done()
             return
@@ -163,7 +177,8 @@ class Connection(asyncio.Protocol):
         if self.complete:  # a second answer nobody asked for
             self._unsolicited()
             return
-        self.keep_alive = self._parser.should_keep_alive()
+        parser = self._parser
+        self.keep_alive = parser is not None and parser.should_keep_alive()
         self._done()
 
     # -- state ------------------------------------------------------------------------------------
@@ -186,6 +201,17 @@ class Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def error(self) -> BaseException:
+        """A new exception like the one the answer failed with, for the caller to raise.
+
+        ``exc`` itself is never raised: its traceback would hold the frames of the reading
+        coroutine, which hold this connection, which holds ``exc`` (a reference cycle per failed
+        request, with the request's body in it, left for the cyclic collector).
+        """
+        exc = self.exc
+        assert exc is not None
+        return type(exc)(*exc.args)
 
     def _fail(self, exc: BaseException) -> None:
         if self.exc is None and not self.complete:
@@ -212,16 +238,24 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def start(self, data: bytes, idle_seconds: float, limit: int, head_only: bool) -> None:
-        """Send one request; the answer fills this object."""
-        assert self.transport is not None
+    def start(self, data: bytes, rest: bytes, idle_seconds: float, limit: int, head_only: bool) -> None:
+        """Send one request (``data``, then ``rest`` when not empty); the answer fills this object."""
         self.busy = True
+        transport = self.transport
+        if self.closed or transport is None:  # lost between the pool and here
+            self.exc = UpstreamDisconnected("the upstream closed the connection before the request was sent")
+            return
+        if self._parser is None:
+            self._parser = httptools.HttpResponseParser(self)
         self.head_only = head_only
         self.limit = limit
         self.idle_seconds = idle_seconds
         self.last_io = self._loop.time()
         self.idle_timer = self._loop.call_at(self.last_io + idle_seconds, self._check_idle)
-        self.transport.write(data)
+        if rest:
+            transport.writelines((data, rest))
+        else:
+            transport.write(data)
 
     async def wait(self) -> None:
         """Until the next change (headers, body bytes, end or failure)."""
@@ -281,7 +315,7 @@ class Reply:
             if conn.complete:
                 return parts[0] if len(parts) == 1 else b"".join(parts)
             if conn.exc is not None:
-                raise conn.exc
+                raise conn.error()
             await conn.wait()
 
     def chunks(self) -> AsyncIterator[bytes]:
@@ -333,5 +367,5 @@ class _Pieces:
                 self._conn = None
                 raise StopAsyncIteration
             if conn.exc is not None:
-                raise conn.exc
+                raise conn.error()
             await conn.wait()
