@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= examples/quickstart.yaml
 
-.PHONY: run test test-cluster test-fast lint schema bench
+.PHONY: help run test test-cluster test-fast lint format schema bench
 
 run:  ## serve /v1/responses on 127.0.0.1:4000 from the bundled quickstart config
 	scripts/bootstrap.sh python
@@ -27,14 +27,26 @@ test-cluster:  ## the cluster layer only (real kube-apiserver from the envtest a
 test-fast:  ## unit and contract tests only
 	$(PY) -m pytest -q tests/unit tests/contract
 
-lint:
-	$(VENV)/bin/ruff check gateway/src operator/src tests bench
+# `make lint` is what .ci/run runs before the tests.
+LINT_PATHS := gateway/src operator/src tests bench
+
+lint:  ## ruff, mypy --strict, the import contracts (.importlinter) and the dead-code check
+	scripts/bootstrap.sh python
+	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/mypy gateway/src/modelgate_gateway operator/src/modelgate_operator
+	$(VENV)/bin/lint-imports --no-logo
+	$(VENV)/bin/vulture gateway/src operator/src --min-confidence 80
+
+format:  ## apply ruff's formatter and import sorting
+	$(VENV)/bin/ruff check --select I --fix $(LINT_PATHS)
 
 schema:  ## regenerate the checked-in JSON Schema of the config document
 	$(PY) -m modelgate_gateway.config.schema > gateway/src/modelgate_gateway/config/schemas/v1alpha1.json
 	$(PY) -m modelgate_gateway.config.reference > docs/config.md
 
-bench:
+bench:  ## the benchmark matrix (bench/README.md); results in bench/results and docs/performance.md
 	scripts/bootstrap.sh python
 	$(PY) bench/run.py
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16

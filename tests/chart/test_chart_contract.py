@@ -350,3 +350,10 @@ def test_chart_dashboards_are_all_rendered() -> None:
     for config_map in maps:
         for key, text in config_map["data"].items():
             assert text == (CHART / "dashboards" / key).read_text()
+
+
+def test_golden_renders_start_from_the_charts_default_base() -> None:
+    """tests/contract/golden/base.yaml is the chart's default base document, so the goldens show
+    what a route becomes in a default install."""
+    golden_base = Path(__file__).resolve().parents[1] / "contract" / "golden" / "base.yaml"
+    assert yaml.safe_load(golden_base.read_text())["spec"] == _base_config(render())["spec"]

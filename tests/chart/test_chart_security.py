@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chart_helm import CHART, CI_VALUES, find, kinds, render
-from modelgate_gateway.draining import SHUTDOWN_OVERRUN_SECONDS
+from modelgate_gateway.server.draining import SHUTDOWN_OVERRUN_SECONDS
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 

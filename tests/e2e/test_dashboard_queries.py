@@ -21,11 +21,11 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from modelgate_gateway import estimating
-from modelgate_gateway.metricsapp import metrics_app
-from modelgate_gateway.observing import GatewayObserver
-from modelgate_gateway.pricing import Prices, cost_usd
-from modelgate_gateway.recording import AttemptOutcome, AttemptRecord, RequestRecord, Usage
+from modelgate_gateway.observability import estimating
+from modelgate_gateway.observability.exposition import metrics_app
+from modelgate_gateway.observability.observer import GatewayObserver
+from modelgate_gateway.observability.pricing import Prices, cost_usd
+from modelgate_gateway.observability.recording import AttemptOutcome, AttemptRecord, RequestRecord, Usage
 from observability_traffic import CHECKSUM, delta_block, make_config, record
 from prometheus_server import PrometheusServer, prometheus_launcher
 
@@ -113,7 +113,6 @@ def traffic(round_: int) -> list[RequestRecord]:
             end_user="dave",
             client_disconnected=True,
             request_body=ABANDONED_BODY,
-            output_delta_count=3,
             stream_blocks=[delta_block(x) for x in ABANDONED_TEXT],
         ),
     ]

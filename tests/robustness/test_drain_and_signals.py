@@ -21,7 +21,7 @@ from openai import APIStatusError, AsyncOpenAI
 from fake_responses_upstream import Behaviour, FakeResponsesUpstream
 from gateway_process import GatewayProcess
 from mock_config import API_KEY, mock_config
-from modelgate_gateway.draining import SHUTDOWN_OVERRUN_SECONDS
+from modelgate_gateway.server.draining import SHUTDOWN_OVERRUN_SECONDS
 from raw_client import connect, error_of, parse_response, read_until_closed
 from raw_http_server import eventually
 

@@ -32,7 +32,7 @@ from aiohttp import web
 from gateway_harness import API_KEY, GatewayHarness, config_doc, deployment
 from misbehaving_upstream import Fault, MisbehavingUpstream
 from modelgate_gateway.app import RELOADER
-from modelgate_gateway.clientconn import ClientLimits, ConnectionGuard, GuardedSite
+from modelgate_gateway.server.clientconn import ClientLimits, ConnectionGuard, GuardedSite
 from raw_http_server import eventually
 
 N = 12  # requests per kind while the collector is off

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from modelgate_gateway import ids
 from modelgate_gateway.app import RELOADER, make_app, make_state
 from modelgate_gateway.appstate import GatewayState
-from modelgate_gateway.observing import GatewayObserver
+from modelgate_gateway.observability.observer import GatewayObserver
 from modelgate_gateway.sources.files import FileSource
 
 API_KEY = "sk-test-gateway-key"

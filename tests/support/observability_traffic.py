@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from modelgate_gateway.config import GatewayConfig, parse_config
-from modelgate_gateway.recording import AttemptOutcome, AttemptRecord, RequestRecord, Usage
+from modelgate_gateway.observability.recording import AttemptOutcome, AttemptRecord, RequestRecord, Usage
 
 CHECKSUM = "sha256:" + "ab" * 32
 

@@ -51,6 +51,7 @@ class SidecarOperator:
     def __init__(self, cluster: Cluster, operator_namespace: str, namespaces: tuple[str, ...], folder: Path) -> None:
         self.cluster = cluster
         self.namespaces = namespaces
+        self.operator_namespace = operator_namespace
         self.configuration = f"modelgate-sidecar-injector-{secrets.token_hex(3)}"
         self.webhook_port = free_port()
         self.liveness_port = free_port()
@@ -80,6 +81,17 @@ class SidecarOperator:
         self.process.wait_healthz(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout)
         wait_until(lambda: all(w["clientConfig"].get("caBundle") for w in self.read()["webhooks"]), timeout,
                    "the operator writes the caBundle into every webhook")
+        # The API server applies a changed configuration a moment later: a dry-run pod that asks
+        # (the webhook is called for dry runs too, sideEffects NoneOnDryRun) shows when it does.
+        wait_until(self._injects, timeout, "the API server calls the webhook with the new caBundle")
+
+    def _injects(self) -> bool:
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"generateName": "probe-", "annotations": {"modelgate.dev/inject": "true"}},
+               "spec": {"containers": [{"name": "app", "image": "example.com/app:1"}]}}
+        namespace = next(n for n in self.namespaces if n != self.operator_namespace)
+        created = self.cluster.request("POST", f"/api/v1/namespaces/{namespace}/pods?dryRun=All", pod)
+        return any(c["name"] == "modelgate" for c in created["spec"].get("initContainers", []))
 
     def stop(self) -> str:
         """Stop the operator (once); its log."""

@@ -10,16 +10,19 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
+from .appkeys import STATE
 from .appstate import GatewayState
-from .handlers import responses, service
-from .handlers.context import not_found
-from .keys import STATE
-from .recording import Observer
+from .handlers import create, health, models, stored
+from .handlers.endpoint import not_found
+from .http1 import Http1Client
+from .observability.exposition import metrics_app
+from .observability.recording import Observer
 from .reloading import Reloader, ReloadListener
 from .sources.base import ConfigSource
-from .upstream.chat import ChatTransport, StoreHolder
-from .upstream.http1 import Http1Client
+from .state.holder import StoreHolder
+from .upstream.chat_transport import ChatTransport
 from .upstream.mock import MockTransport
 from .upstream.transport import HttpTransport
 
@@ -35,15 +38,29 @@ def make_state(observer: Observer) -> GatewayState:
 
 def _routes(app: web.Application) -> None:
     for prefix in ("/v1", ""):
-        app.router.add_post(f"{prefix}/responses", responses.create_response)
-        app.router.add_get(f"{prefix}/responses/{{response_id}}", responses.retrieve_response)
-        app.router.add_delete(f"{prefix}/responses/{{response_id}}", responses.delete_response)
-        app.router.add_post(f"{prefix}/responses/{{response_id}}/cancel", responses.cancel_response)
-        app.router.add_get(f"{prefix}/responses/{{response_id}}/input_items", responses.list_input_items)
-        app.router.add_get(f"{prefix}/models", service.list_models)
-    app.router.add_get("/healthz", service.healthz)
-    app.router.add_get("/readyz", service.readyz)
+        app.router.add_post(f"{prefix}/responses", create.create_response)
+        app.router.add_get(f"{prefix}/responses/{{response_id}}", stored.retrieve_response)
+        app.router.add_delete(f"{prefix}/responses/{{response_id}}", stored.delete_response)
+        app.router.add_post(f"{prefix}/responses/{{response_id}}/cancel", stored.cancel_response)
+        app.router.add_get(f"{prefix}/responses/{{response_id}}/input_items", stored.list_input_items)
+        app.router.add_get(f"{prefix}/models", models.list_models)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
     app.router.add_route("*", "/{tail:.*}", not_found)
+
+
+def metrics_port_app(registry: CollectorRegistry, state: GatewayState) -> web.Application:
+    """The metrics port: ``/metrics``, and ``/healthz`` / ``/readyz`` as on the client port.
+
+    The health endpoints are here too because a sidecar's client port listens on 127.0.0.1 only,
+    where neither the kubelet's probes nor the operator's rollout check can reach it: they use
+    this port on the pod IP.
+    """
+    app = metrics_app(registry)
+    app[STATE] = state
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    return app
 
 
 def make_app(state: GatewayState, source: ConfigSource | None = None,

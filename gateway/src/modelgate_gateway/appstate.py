@@ -11,13 +11,13 @@ import random
 from dataclasses import dataclass, field
 
 from .config import Provider, UpstreamApi
-from .draining import InFlight
 from .errors import NotReady
-from .recording import Observer
+from .http1 import Http1Client
+from .observability.recording import Observer
 from .runtime import DeploymentRuntime, RuntimeConfig
+from .server.draining import InFlight
+from .state.holder import StoreHolder
 from .upstream.balancing import HealthBoard
-from .upstream.chat import StoreHolder
-from .upstream.http1 import Http1Client
 from .upstream.transport import Transport
 
 

@@ -2,9 +2,9 @@
 
 Only this module touches sockets, signals, processes and the event loop policy. On SIGTERM (or
 SIGINT) the gateway stops accepting, lets in-flight requests and streams finish for up to the
-grace period, cuts what is left (:mod:`.draining`) and exits 0 within the grace period plus
+grace period, cuts what is left (:mod:`.server.draining`) and exits 0 within the grace period plus
 ``SHUTDOWN_OVERRUN_SECONDS``. SIGHUP re-reads the config at once. Client connections are bounded
-by :mod:`.clientconn`.
+by :mod:`.server.clientconn`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .clientconn import ClientLimits, ConnectionGuard, GuardedSite
-from .draining import CLEANUP_TIMEOUT_SECONDS, drain, stopper
+from .server.clientconn import ClientLimits, ConnectionGuard, GuardedSite
+from .server.draining import CLEANUP_TIMEOUT_SECONDS, drain, stopper
 from .settings import GatewaySettings, add_serve_arguments, settings_from_args
 
 log = logging.getLogger("modelgate.gateway")
@@ -112,9 +112,10 @@ async def _start_metrics(settings: GatewaySettings, registry: Any, worker: int,
                          limits: ClientLimits, state: Any) -> web.AppRunner | None:
     if not settings.metrics_port:
         return None
-    from .metricsapp import metrics_app
+    from .app import metrics_port_app
 
-    runner = web.AppRunner(metrics_app(registry, state), access_log=None, shutdown_timeout=CLEANUP_TIMEOUT_SECONDS)
+    runner = web.AppRunner(metrics_port_app(registry, state), access_log=None,
+                           shutdown_timeout=CLEANUP_TIMEOUT_SECONDS)
     await runner.setup()
     guard = ConnectionGuard(ClientLimits(limits.header_timeout, limits.body_timeout, limits.idle_timeout,
                                          min(limits.max_connections, _METRICS_MAX_CONNECTIONS)))
@@ -128,7 +129,7 @@ async def serve(settings: GatewaySettings, worker: int = 0) -> int:
     from prometheus_client import CollectorRegistry
 
     from .app import RELOADER, make_app, make_state
-    from .observing import GatewayObserver
+    from .observability.observer import GatewayObserver
 
     registry = CollectorRegistry()
     observer = GatewayObserver(registry)

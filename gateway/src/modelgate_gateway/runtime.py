@@ -1,7 +1,7 @@
 """Compile a validated :class:`GatewayConfig` plus secret values into the hot path's snapshot.
 
 The hot path never touches pydantic objects: everything it reads is a frozen slotted dataclass
-with precomputed lookups (auth header values, key digests, URLs, float prices). Secrets are
+with precomputed lookups (auth header values, key digests, URLs). Secrets are
 resolved here, once per reload, from a :class:`ConfigSnapshot`. Compiling fails with
 :class:`ConfigError` when a referenced secret is missing, so the reloader keeps the last good one.
 """
@@ -20,7 +20,6 @@ from .config import (
     EnvRef,
     FileRef,
     GatewayConfig,
-    Pricing,
     Provider,
     RetryPolicy,
     SecretKeyRef,
@@ -30,28 +29,10 @@ from .config import (
     spec_checksum,
 )
 from .config.loading import config_to_data
-from .upstream.http1 import Endpoint, proxy_from_environment
-from .upstream.redaction import Redactor, credential_values, redactor_for
+from .http1 import Endpoint, proxy_from_environment
+from .redaction import Redactor, credential_values, redactor_for
 
 _MAX_SECRET_BYTES = 64 * 1024  # an API key is never this long; a bigger file is a mistake
-
-
-@dataclass(frozen=True, slots=True)
-class Prices:
-    input_per_token: float
-    cached_input_per_token: float
-    output_per_token: float
-
-    @classmethod
-    def of(cls, pricing: Pricing) -> Prices:
-        cached = pricing.cached_input_usd_per_million_tokens
-        if cached is None:
-            cached = pricing.input_usd_per_million_tokens
-        return cls(
-            pricing.input_usd_per_million_tokens / 1e6,
-            cached / 1e6,
-            pricing.output_usd_per_million_tokens / 1e6,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,26 +40,17 @@ class DeploymentRuntime:
     name: str
     provider: Provider
     api: UpstreamApi
-    base_url: str
-    """Without trailing slash; paths like ``/responses`` are appended."""
-    origin: str
-    """scheme://host:port."""
     pool_key: str
-    """Connection-pool key: the deployment's name and origin."""
+    """Connection-pool key: the deployment's name and origin (scheme://host:port)."""
     model: str
-    headers: Mapping[str, str] = field(repr=False)
-    """Auth and extra headers, ready to send (kept out of repr: they hold the key)."""
     redactor: Redactor | None
-    """Removes those headers' secrets from upstream errors passed on to clients (None: no secrets)."""
-    query: Mapping[str, str]
+    """Removes the secrets of the deployment's headers from upstream errors passed on to clients (None: none)."""
     endpoint: Endpoint | None
-    """The prepared upstream request parts (URL, headers, timeouts); None for the mock provider."""
-    connect_seconds: float
+    """Owns what is sent: URL, auth and extra headers, query parameters, connect and read timeouts.
+    None for the mock provider."""
     first_byte_seconds: float
-    stream_idle_seconds: float
     total_seconds: float
     max_concurrent: int | None
-    prices: Prices | None
     mock_text: str
     mock_first_delay: float
     mock_token_delay: float
@@ -102,7 +74,6 @@ class ModelRuntime:
     retry_after_cap_seconds: float
     cooldown_failures: int
     cooldown_seconds: float
-    prices: Prices
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,20 +169,13 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
             name=dep.name,
             provider=dep.provider,
             api=dep.api,
-            base_url=base_url,
-            origin=_origin(base_url) if base_url else "mock://",
             pool_key=f"{dep.name} {_origin(base_url) if base_url else 'mock://'}",
             model=dep.model,
-            headers=headers,
             redactor=redactor_for(credential_values(key, headers)),
-            query=dict(dep.query_params),
             endpoint=endpoint,
-            connect_seconds=dep.timeouts.connect_seconds,
             first_byte_seconds=dep.timeouts.first_byte_seconds,
-            stream_idle_seconds=dep.timeouts.stream_idle_seconds,
             total_seconds=dep.timeouts.total_seconds,
             max_concurrent=dep.max_concurrent_requests,
-            prices=Prices.of(dep.pricing) if dep.pricing else None,
             mock_text=mock.text if mock else "Hello from ModelGate's mock provider.",
             mock_first_delay=mock.first_token_delay_seconds if mock else 0.0,
             mock_token_delay=mock.token_delay_seconds if mock else 0.0,
@@ -248,7 +212,6 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
             retry_after_cap_seconds=m.retry.retry_after_cap_seconds,
             cooldown_failures=m.cooldown.consecutive_failures,
             cooldown_seconds=m.cooldown.duration_seconds,
-            prices=Prices.of(m.pricing),
         )
         for m in spec.models
     }

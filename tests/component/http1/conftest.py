@@ -14,7 +14,7 @@ import pytest
 import trustme
 import uvloop
 
-from modelgate_gateway.upstream.http1 import Http1Client
+from modelgate_gateway.http1 import Http1Client
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item,

@@ -13,7 +13,7 @@ import pytest
 import trustme
 from multidict import MultiDict
 
-from modelgate_gateway.upstream.http1 import Endpoint, Http1Client
+from modelgate_gateway.http1 import Endpoint, Http1Client
 from raw_http_server import (
     RawConnection,
     RawHttpServer,

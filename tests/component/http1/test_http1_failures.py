@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from modelgate_gateway.upstream.http1 import Endpoint, Http1Client, Reply, UpstreamDisconnected, UpstreamProtocolError
+from modelgate_gateway.http1 import Endpoint, Http1Client, Reply, UpstreamDisconnected, UpstreamProtocolError
 from raw_http_server import (
     RawConnection,
     RawHttpServer,

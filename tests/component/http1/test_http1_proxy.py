@@ -9,7 +9,7 @@ import pytest
 import trustme
 
 from http_proxy import HttpProxy
-from modelgate_gateway.upstream.http1 import Endpoint, Http1Client, Proxy, ProxyError
+from modelgate_gateway.http1 import Endpoint, Http1Client, Proxy, ProxyError
 from raw_http_server import RawHttpServer, keep_alive, response
 
 SECRET = "s3cr3t-pass"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from modelgate_gateway.upstream.http1 import Endpoint, Http1Client, Reply, UpstreamDisconnected, UpstreamProtocolError
+from modelgate_gateway.http1 import Endpoint, Http1Client, Reply, UpstreamDisconnected, UpstreamProtocolError
 from raw_http_server import (
     RawConnection,
     RawHttpServer,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelgate_gateway.recording import AttemptOutcome
+from modelgate_gateway.observability.recording import AttemptOutcome
 from modelgate_gateway.upstream.fallback import (
     Failure,
     exhausted_error,

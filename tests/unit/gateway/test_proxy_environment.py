@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelgate_gateway.upstream.http1 import Proxy, proxy_from_environment
+from modelgate_gateway.http1 import Proxy, proxy_from_environment
 
 ENV = {"HTTPS_PROXY": "http://team:p%40ss@proxy.corp:3128", "http_proxy": "proxy.corp:8080",
        "NO_PROXY": "localhost, .svc.cluster.local,10.0.0.7:8000,internal.example"}

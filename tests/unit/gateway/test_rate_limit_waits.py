@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from modelgate_gateway.config import Strategy
-from modelgate_gateway.recording import AttemptOutcome
-from modelgate_gateway.runtime import ModelRuntime, Prices, TargetRuntime
+from modelgate_gateway.observability.recording import AttemptOutcome
+from modelgate_gateway.runtime import ModelRuntime, TargetRuntime
 from modelgate_gateway.upstream.balancing import HealthBoard
 from modelgate_gateway.upstream.fallback import Failure
 from modelgate_gateway.upstream.ratelimits import PINNED_RETRY_PAUSE, Waits
@@ -16,7 +16,7 @@ def _model(name: str, *deployments: str) -> ModelRuntime:
     return ModelRuntime(name=name, strategy=Strategy.WEIGHTED_RANDOM,
                         targets=tuple(TargetRuntime(d, 1.0) for d in deployments), fallbacks=(), max_attempts=3,
                         total_timeout_seconds=60, max_retry_after_seconds=10, retry_after_cap_seconds=60,
-                        cooldown_failures=3, cooldown_seconds=30, prices=Prices(0, 0, 0))
+                        cooldown_failures=3, cooldown_seconds=30)
 
 
 PRIMARY, FALLBACK = _model("gpt-4o", "a", "a2"), _model("mini", "b")

@@ -6,8 +6,8 @@ import json
 import re
 
 from modelgate_gateway.config import validate_data
+from modelgate_gateway.redaction import Redactor, credential_values
 from modelgate_gateway.runtime import compile_runtime
-from modelgate_gateway.upstream.redaction import Redactor, credential_values
 
 KEY = "sk-a/b\"c\\d<e>&f"
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from modelgate_gateway.config import Strategy
-from modelgate_gateway.recording import AttemptOutcome
+from modelgate_gateway.observability.recording import AttemptOutcome
 from modelgate_gateway.runtime import TargetRuntime
 from modelgate_gateway.upstream.balancing import HealthBoard, pick
 from modelgate_gateway.upstream.fallback import RETRY_AFTER_CEILING, Failure, exhausted_error, retry_after_seconds

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from modelgate_gateway.config import ConfigError, validate_data
-from modelgate_gateway.runtime import compile_runtime
+from modelgate_gateway.observability.pricing import Prices
+from modelgate_gateway.runtime import RuntimeConfig, compile_runtime
 
 
 def _doc(credentials: dict, **dep) -> dict:
@@ -28,17 +29,27 @@ def test_references_resolve_from_env_file_and_secret_store(tmp_path: Path, monke
     for ref, expected in [({"env": "UPSTREAM_KEY"}, "sk-env"), ({"file": "key"}, "sk-file"),
                           ({"secretKey": "up"}, "sk-store")]:
         runtime = compile_runtime(validate_data(_doc(ref)), secrets, str(tmp_path))
-        assert runtime.deployments["a"].headers["Authorization"] == f"Bearer {expected}"
+        assert _sent_headers(runtime)["Authorization"] == f"Bearer {expected}"
     assert runtime.keys_by_digest[hashlib.sha256(b"sk-team").digest()].allows("gpt-4o")
-    assert runtime.deployments["a"].base_url == "https://x.example/v1"
-    assert runtime.deployments["a"].origin == "https://x.example:443"
-    assert runtime.models["gpt-4o"].prices.output_per_token == pytest.approx(10e-6)
+    endpoint = runtime.deployments["a"].endpoint
+    assert endpoint is not None and endpoint.prefix == "/v1" and endpoint.origin == "https://x.example:443"
+    # Prices are compiled once, by observability (the runtime no longer carries an unused copy).
+    assert Prices.from_pricing(runtime.config.spec.models[0].pricing).output == pytest.approx(10e-6)
+
+
+def _sent_headers(runtime: RuntimeConfig) -> dict[str, str]:
+    """The headers the deployment's prepared endpoint writes (it owns them, not the runtime)."""
+    endpoint = runtime.deployments["a"].endpoint
+    assert endpoint is not None
+    head = endpoint.head("POST", "/responses", None, (), None, None).decode("latin-1")
+    return dict(line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line)
 
 
 def test_azure_deployments_send_the_api_key_header(tmp_path: Path) -> None:
     runtime = compile_runtime(validate_data(_doc({"secretKey": "up"}, provider="azure-openai")),
                               {"up": b"k", "team-key": b"t"}, str(tmp_path))
-    assert runtime.deployments["a"].headers == {"api-key": "k"}
+    headers = _sent_headers(runtime)
+    assert headers["api-key"] == "k" and "Authorization" not in headers
 
 
 @pytest.mark.parametrize(("ref", "message"), [

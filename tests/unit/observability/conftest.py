@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from modelgate_gateway.observing import GatewayObserver
+from modelgate_gateway.observability.observer import GatewayObserver
 from observability_traffic import CHECKSUM, make_config
 
 

@@ -2,8 +2,8 @@
 
 from prometheus_client import CollectorRegistry
 
-from modelgate_gateway.observing import GatewayObserver
-from modelgate_gateway.recording import Usage
+from modelgate_gateway.observability.observer import GatewayObserver
+from modelgate_gateway.observability.recording import Usage
 from observability_traffic import CHECKSUM, make_config, record
 
 

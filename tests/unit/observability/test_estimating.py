@@ -4,8 +4,9 @@ import json
 
 import tiktoken
 
-from modelgate_gateway import estimating
-from modelgate_gateway.recording import Usage
+from modelgate_gateway.observability import estimating
+from modelgate_gateway.observability.recording import Usage
+from modelgate_gateway.observability.usage import usage_from_response_json
 from observability_traffic import delta_block
 
 RESPONSES_USAGE = {
@@ -23,12 +24,12 @@ def _enc_len(text: str) -> int:
 
 def test_usage_from_a_response_object() -> None:
     body = json.dumps({"id": "resp_1", "object": "response", "usage": RESPONSES_USAGE}).encode()
-    assert estimating.usage_from_response_json(body) == Usage(120, 100, 30, 12)
+    assert usage_from_response_json(body) == Usage(120, 100, 30, 12)
 
 
 def test_usage_from_a_response_completed_event_payload() -> None:
     event = {"type": "response.completed", "response": {"id": "r", "usage": RESPONSES_USAGE}}
-    assert estimating.usage_from_response_json(json.dumps(event).encode()) == Usage(
+    assert usage_from_response_json(json.dumps(event).encode()) == Usage(
         120, 100, 30, 12
     )
 
@@ -40,13 +41,13 @@ def test_usage_from_chat_completions_shape() -> None:
         "prompt_tokens_details": {"cached_tokens": 2},
     }
     body = json.dumps({"usage": usage}).encode()
-    assert estimating.usage_from_response_json(body) == Usage(9, 2, 4, 0)
+    assert usage_from_response_json(body) == Usage(9, 2, 4, 0)
 
 
 def test_missing_or_broken_usage_is_none() -> None:
-    assert estimating.usage_from_response_json(b'{"id": "resp_1", "usage": null}') is None
-    assert estimating.usage_from_response_json(b"not json") is None
-    assert estimating.usage_from_response_json(b"[1, 2]") is None
+    assert usage_from_response_json(b'{"id": "resp_1", "usage": null}') is None
+    assert usage_from_response_json(b"not json") is None
+    assert usage_from_response_json(b"[1, 2]") is None
 
 
 def test_usage_from_relayed_sse_blocks_takes_the_terminal_event() -> None:

@@ -4,9 +4,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from modelgate_gateway.metricsapp import metrics_app
-from modelgate_gateway.observing import GatewayObserver
-from modelgate_gateway.recording import Usage
+from modelgate_gateway.observability.exposition import metrics_app
+from modelgate_gateway.observability.observer import GatewayObserver
+from modelgate_gateway.observability.recording import Usage
 from observability_traffic import CHECKSUM, make_config, record
 
 
@@ -36,7 +36,7 @@ async def test_metrics_endpoint_exposes_observed_requests(aiohttp_client: Any) -
 
 async def test_with_the_gateway_state_the_metrics_port_also_answers_health_and_readiness(aiohttp_client: Any) -> None:
     """A sidecar's client port is loopback-only: probes and the operator use the metrics port."""
-    from modelgate_gateway.app import make_state
+    from modelgate_gateway.app import make_state, metrics_port_app
     from modelgate_gateway.config import validate_data
     from modelgate_gateway.runtime import compile_runtime
     from observability_traffic import config_data
@@ -44,7 +44,7 @@ async def test_with_the_gateway_state_the_metrics_port_also_answers_health_and_r
     registry = CollectorRegistry()
     observer = GatewayObserver(registry)
     state = make_state(observer)
-    client = await aiohttp_client(metrics_app(registry, state))
+    client = await aiohttp_client(metrics_port_app(registry, state))
     assert (await client.get("/healthz")).status == 200
     not_yet = await client.get("/readyz")
     assert (not_yet.status, (await not_yet.json())["ready"]) == (503, False)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from modelgate_gateway.metrics import Metrics
+from modelgate_gateway.observability.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[3]
 ROW = re.compile(r"^\| `(modelgate_[a-z_]+)` \| (\w+) \|([^|]*)\|")

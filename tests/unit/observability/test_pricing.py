@@ -3,8 +3,8 @@
 import pytest
 
 from modelgate_gateway.config import Pricing
-from modelgate_gateway.pricing import UNKNOWN_PRICES, Prices, cost_usd, effective_prices
-from modelgate_gateway.recording import Usage
+from modelgate_gateway.observability.pricing import UNKNOWN_PRICES, Prices, cost_usd, effective_prices
+from modelgate_gateway.observability.recording import Usage
 
 GPT4O = Pricing(
     input_usd_per_million_tokens=2.5,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
-from modelgate_gateway.observing import GatewayObserver
-from modelgate_gateway.recording import AttemptOutcome, AttemptRecord, Usage
-from modelgate_gateway.requestlog import RequestLogWriter
+from modelgate_gateway.observability.observer import GatewayObserver
+from modelgate_gateway.observability.recording import AttemptOutcome, AttemptRecord, Usage
+from modelgate_gateway.observability.requestlog import RequestLogWriter
 from observability_traffic import CHECKSUM, config_data, delta_block, record
 
 

@@ -7,14 +7,14 @@ from typing import Any
 from openai.types.responses import Response, ResponseOutputMessage, ResponseOutputText
 
 from fake_chat_upstream import ChatScript, ToolCallScript, build_completion
-from modelgate_gateway.recording import Usage
+from modelgate_gateway.observability.recording import Usage
+from modelgate_gateway.observability.usage import usage_from_mapping
 from modelgate_gateway.upstream.translation.responses_chatcompletions import (
     conversation_messages,
     map_usage,
     stored_input_items,
     translate_request,
     translate_response,
-    usage_record,
 )
 
 USAGE = {
@@ -127,11 +127,11 @@ def test_logprobs_are_carried_into_output_text() -> None:
 def test_missing_usage_maps_to_none() -> None:
     raw = respond(ChatScript(usage=None), {"model": "m", "input": "x"})
     assert raw["usage"] is None
-    assert usage_record(None) is None
+    assert usage_from_mapping(None) is None
 
 
 def test_usage_record_feeds_metrics() -> None:
-    assert usage_record(USAGE) == Usage(
+    assert usage_from_mapping(USAGE) == Usage(
         input_tokens=120, cached_input_tokens=100, output_tokens=40, reasoning_tokens=16
     )
     assert map_usage({"prompt_tokens": 3, "completion_tokens": 4}) == {

@@ -12,7 +12,7 @@ from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from fake_chat_upstream import ChatScript, ToolCallScript, build_chunks
-from modelgate_gateway.recording import Usage
+from modelgate_gateway.observability.recording import Usage
 from modelgate_gateway.upstream.translation.responses_chatcompletions import (
     ChatStreamTranslator,
     translate_request,

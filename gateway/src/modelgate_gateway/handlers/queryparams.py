@@ -6,7 +6,7 @@ line. So each endpoint keeps only the parameters of the OpenAI API reference (ot
 as OpenAI ignores them: SDKs add their own, like the Azure client's ``api-version``), and every kept
 value is checked: bounded length, no control characters, and the right shape for booleans,
 integers and enums. The deployment's configured ``queryParams`` are added by the HTTP client and
-always win over these (see ``upstream.http1.Endpoint.head``).
+always win over these (see ``http1.Endpoint.head``).
 """
 
 from __future__ import annotations

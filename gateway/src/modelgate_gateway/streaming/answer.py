@@ -26,12 +26,13 @@ import orjson
 from aiohttp import web
 
 from ..errors import UpstreamFailed
-from ..recording import AttemptOutcome, RequestRecord, Usage
-from ..upstream.executor import Deadline, Opened
-from ..upstream.http1 import Reply
+from ..http1 import Reply
+from ..observability.recording import AttemptOutcome, RequestRecord, Usage
+from ..observability.usage import usage_from_mapping, usage_of
+from ..upstream.deadlines import Deadline
+from ..upstream.executor import Opened
 from .jsonscan import STRING_TOKEN, KeyScanner, top_level_string
 from .relay import CLIENT_GONE, ClientGone, end_attempt
-from .usage import usage_of
 
 SMALL_ANSWER_BYTES = 1 << 20
 """Answers up to this size are parsed whole (a few milliseconds at most); larger ones stream."""
@@ -278,7 +279,7 @@ class _Tracker:
             value, _ = _DECODER.raw_decode(text)
         except ValueError:
             return None
-        return usage_of({"usage": value})
+        return usage_from_mapping(value)
 
 
 def _content_type(reply: object) -> str:

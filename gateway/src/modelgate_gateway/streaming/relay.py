@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping
 import aiohttp
 from aiohttp import web
 
-from ..recording import AttemptOutcome, RequestRecord
-from ..upstream.executor import Deadline, Opened
+from ..observability.recording import AttemptOutcome, RequestRecord
+from ..observability.usage import usage_of
+from ..upstream.deadlines import Deadline
+from ..upstream.executor import Opened
 from .sse import SseOverflow, SseRelayState, iter_events
-from .usage import usage_of
 
 log = logging.getLogger("modelgate.gateway.relay")
 CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError, BrokenPipeError)

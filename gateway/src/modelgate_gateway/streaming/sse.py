@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from ..upstream.redaction import Redactor
+from ..http1.eventstream import event_data
+from ..redaction import Redactor
 from .jsonscan import KeyScanner
 
 # Output deltas that count as "first token" (text, refusals, tool-call arguments).
@@ -43,13 +44,10 @@ def iter_events(block: bytes) -> Iterator[tuple[str, bytes]]:
         if not raw:
             continue
         kind = ""
-        data: list[bytes] = []
         for line in raw.split(b"\n"):
-            if line.startswith(b"data:"):
-                data.append(line[5:].lstrip(b" "))
-            elif line.startswith(b"event:"):
+            if line.startswith(b"event:"):
                 kind = line[6:].strip().decode("utf-8", "replace")
-        payload = b"\n".join(data)
+        payload = event_data(raw)
         if not kind and payload.startswith(b"{"):
             try:
                 kind = str(orjson.loads(payload).get("type", ""))
@@ -218,9 +216,8 @@ class SseRelayState:
             start = start + 2 if start >= 0 else 0
             end = block.find(b"\n\n", at)
             event = block[start:end if end >= 0 else len(block)]
-            data = b"\n".join(line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:"))
             try:
-                parsed = orjson.loads(data)
+                parsed = orjson.loads(event_data(event))
             except orjson.JSONDecodeError:
                 continue
             # The type, not the marker's position, decides: a delta's text may quote the marker.

@@ -9,21 +9,39 @@ so failing over is invisible to it. After that the caller owns the reply (see
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
-from ..appstate import GatewayState
 from ..errors import GatewayError, UpstreamFailed
-from ..recording import AttemptOutcome, AttemptRecord, RequestRecord
+from ..observability.recording import AttemptOutcome, AttemptRecord, Observer, RequestRecord
+from ..redaction import Redactor
 from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig
-from .balancing import pick
-from .chat import Untranslatable
+from .balancing import HealthBoard, pick
+from .chat_transport import Untranslatable
+from .deadlines import Deadline
 from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds
 from .ratelimits import Waits
-from .redaction import Redactor
 from .transport import Transport, UpstreamReply, rewrite_body
+
+
+class ExecutorDeps(Protocol):
+    """What the executor uses of the process's shared state (``appstate.GatewayState`` is one):
+    health and deferrals, the observer for health changes, the balancing dice, and the transport
+    for a deployment. Narrow on purpose: the executor sits below the application state."""
+
+    @property
+    def board(self) -> HealthBoard: ...
+
+    @property
+    def observer(self) -> Observer: ...
+
+    @property
+    def rng(self) -> random.Random: ...
+
+    def transport(self, dep: DeploymentRuntime) -> Transport: ...
 
 
 @dataclass(slots=True)
@@ -51,7 +69,7 @@ class Opened:
     attempt: AttemptRecord
     first_chunk: bytes
     deadline: float
-    state: GatewayState
+    state: ExecutorDeps
 
     def finish(self, outcome: AttemptOutcome, record: RequestRecord | None = None) -> None:
         """The attempt ended (stream over, body read, or failed mid-way); update health."""
@@ -62,45 +80,6 @@ class Opened:
         self.attempt.duration_seconds = now - self.attempt.started_at
         if outcome is AttemptOutcome.STREAM_ERROR and self.model is not None:
             _note_failure(self.state, self.model, self.dep.name, now, record)
-
-
-class Deadline:
-    """Cancel the current task at a time; tell that cancellation apart from any other.
-
-    The mechanism of ``asyncio.timeout`` (one timer handle that cancels the task, undone with
-    ``uncancel``) without its context-manager object: a request has two such scopes (first byte,
-    then the rest of the answer) and ``asyncio.timeout`` costs ~5 µs each against ~1.3 µs for a
-    bare ``call_at`` + ``cancel``. The caller turns a ``CancelledError`` into its timeout when
-    :meth:`disarm` says the deadline fired.
-    """
-
-    __slots__ = ("_cancelling", "_expired", "_handle", "_task")
-
-    def __init__(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task(loop)
-        assert task is not None  # only used from request handlers
-        self._task = task
-        self._cancelling = task.cancelling()
-        self._expired = False
-        self._handle: asyncio.TimerHandle | None = loop.call_at(loop.time() + seconds, self._expire)
-
-    def _expire(self) -> None:
-        self._handle = None
-        self._expired = True
-        self._task.cancel()
-
-    def disarm(self) -> bool:
-        """Stop the timer; True when it fired and its cancellation is the one in flight."""
-        handle = self._handle
-        if handle is not None:
-            self._handle = None
-            handle.cancel()
-            return False
-        if not self._expired:
-            return False
-        self._expired = False
-        return self._task.uncancel() <= self._cancelling
 
 
 class PassThrough(GatewayError):
@@ -121,7 +100,7 @@ class PassThrough(GatewayError):
             self.content_type = redactor.text(self.content_type)
 
 
-def _note_failure(state: GatewayState, model: ModelRuntime, name: str, now: float,
+def _note_failure(state: ExecutorDeps, model: ModelRuntime, name: str, now: float,
                   record: RequestRecord | None) -> None:
     if state.board.record_failure(name, now, model.cooldown_failures, model.cooldown_seconds):
         if record is not None:
@@ -129,7 +108,7 @@ def _note_failure(state: GatewayState, model: ModelRuntime, name: str, now: floa
         state.observer.deployment_health(name, True)
 
 
-async def _attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, record: RequestRecord,
+async def _attempt(state: ExecutorDeps, dep: DeploymentRuntime, call: Call, record: RequestRecord,
                    deadline: float) -> tuple[UpstreamReply, bytes]:
     """One try; raises _Failed with a classified failure, or PassThrough for a client error."""
     raw, payload = call.raw, call.payload
@@ -193,7 +172,7 @@ def _candidate_models(runtime: RuntimeConfig, model: ModelRuntime) -> list[Model
     return [model] + [runtime.models[name] for name in model.fallbacks if name in runtime.models]
 
 
-async def open_call(state: GatewayState, runtime: RuntimeConfig, record: RequestRecord,
+async def open_call(state: ExecutorDeps, runtime: RuntimeConfig, record: RequestRecord,
                     model: ModelRuntime | None, call: Call) -> Opened:
     """Try deployments until one answers; raise the right GatewayError when none does.
 
@@ -250,13 +229,13 @@ async def open_call(state: GatewayState, runtime: RuntimeConfig, record: Request
     raise exhausted_error(summary, len(record.attempts), retry_after)
 
 
-def _waits(state: GatewayState, models: list[ModelRuntime | None], call: Call, model: ModelRuntime | None,
+def _waits(state: ExecutorDeps, models: list[ModelRuntime | None], call: Call, model: ModelRuntime | None,
            deadline: float) -> Waits:
     max_wait = model.max_retry_after_seconds if model is not None else 0.0
     return Waits(state.board, models, call.pinned, deadline, max_wait)
 
 
-def _next_target(state: GatewayState, runtime: RuntimeConfig, call: Call, current: ModelRuntime | None,
+def _next_target(state: ExecutorDeps, runtime: RuntimeConfig, call: Call, current: ModelRuntime | None,
                  tried: set[str]) -> str | None:
     pinned = call.pinned
     if pinned is not None:
@@ -272,7 +251,7 @@ def _next_target(state: GatewayState, runtime: RuntimeConfig, call: Call, curren
                 rng=state.rng, exclude=tried, capacity=lambda n: _has_capacity(state, runtime, n))
 
 
-def _defer(state: GatewayState, record: RequestRecord, failure: Failure, cap: float, now: float) -> Failure:
+def _defer(state: ExecutorDeps, record: RequestRecord, failure: Failure, cap: float, now: float) -> Failure:
     """Take a deployment out of rotation for its Retry-After, cut to the cap (an absurd value must
     not eject it for good), and show it: the health gauge at once, the deferral counter per request."""
     name, asked = failure.deployment, failure.retry_after or 0.0
@@ -285,14 +264,14 @@ def _defer(state: GatewayState, record: RequestRecord, failure: Failure, cap: fl
     return failure if delay == asked else replace(failure, retry_after=delay)
 
 
-def _has_capacity(state: GatewayState, runtime: RuntimeConfig, name: str) -> bool:
+def _has_capacity(state: ExecutorDeps, runtime: RuntimeConfig, name: str) -> bool:
     dep = runtime.deployments.get(name)
     if dep is None:
         return False
     return dep.max_concurrent is None or state.board.get(name).outstanding < dep.max_concurrent
 
 
-async def _run_attempt(state: GatewayState, dep: DeploymentRuntime, call: Call, record: RequestRecord,
+async def _run_attempt(state: ExecutorDeps, dep: DeploymentRuntime, call: Call, record: RequestRecord,
                        model: ModelRuntime | None, deadline: float, *, retry_after_cap: float) -> Opened:
     started = time.monotonic()
     attempt = AttemptRecord(model=model.name if model else (record.model or ""), deployment=dep.name,

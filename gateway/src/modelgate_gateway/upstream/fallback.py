@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import GatewayError, UpstreamFailed
-from ..recording import AttemptOutcome
+from ..observability.recording import AttemptOutcome
 
 
 @dataclass(frozen=True, slots=True)

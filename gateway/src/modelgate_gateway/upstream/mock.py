@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from ..runtime import DeploymentRuntime
-from .transport import NOT_STREAMABLE, MemoryReply, json_error
+from .transport import NOT_STREAMABLE, MemoryReply, input_items_page, json_error
 
 _MAX_STORED = 1000  # responses kept for retrieve; oldest evicted first
 
@@ -119,10 +119,7 @@ class MockTransport:
             del self._stored[parts[1]]
             return MemoryReply(200, orjson.dumps({"id": parts[1], "object": "response", "deleted": True}))
         if method == "GET" and parts[2:] == ["input_items"]:
-            data = list(reversed(items)) if query.get("order", "desc") == "desc" else items
-            body = {"object": "list", "data": data, "has_more": False,
-                    "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
-            return MemoryReply(200, orjson.dumps(body))
+            return MemoryReply(200, orjson.dumps(input_items_page(items, query)))
         if method == "POST" and parts[2:] == ["cancel"]:
             return json_error(400, "Only responses created with background=true can be cancelled.")
         return json_error(404, "Unknown mock endpoint.", "not_found")

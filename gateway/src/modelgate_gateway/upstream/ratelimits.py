@@ -19,7 +19,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 
-from ..recording import AttemptOutcome
+from ..observability.recording import AttemptOutcome
 from ..runtime import ModelRuntime
 from .balancing import HealthBoard
 from .fallback import Failure

@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 import orjson
 
+from ..errors import error_body
+from ..http1 import Http1Client
 from ..runtime import DeploymentRuntime
-from .http1 import Http1Client
 
 _JSON = "application/json"
 
@@ -83,8 +84,24 @@ NOT_STREAMABLE = ("Only responses created with background=true can be streamed w
 
 
 def json_error(status: int, message: str, code: str | None = None, param: str | None = None) -> MemoryReply:
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
-    return MemoryReply(status, orjson.dumps(body))
+    """An answer a local transport (mock, chat state) gives as its upstream would: the gateway's one envelope."""
+    return MemoryReply(status, error_body(message, "invalid_request_error", param, code))
+
+
+def input_items_page(items: list[dict[str, Any]], query: Mapping[str, str]) -> dict[str, Any]:
+    """One page of a stored response's input items, as the Responses API pages them (order, after, limit)."""
+    ordered = list(reversed(items)) if query.get("order", "desc") == "desc" else list(items)
+    after = query.get("after")
+    if after:
+        ids = [item.get("id") for item in ordered]
+        ordered = ordered[ids.index(after) + 1:] if after in ids else []
+    try:
+        limit = max(1, min(100, int(query.get("limit", "20"))))
+    except ValueError:
+        limit = 20
+    page = ordered[:limit]
+    return {"object": "list", "data": page, "has_more": len(ordered) > limit,
+            "first_id": page[0].get("id") if page else None, "last_id": page[-1].get("id") if page else None}
 
 
 class HttpTransport:

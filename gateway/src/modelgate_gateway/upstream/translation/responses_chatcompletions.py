@@ -12,7 +12,6 @@ from .responses_chatcompletions_response import (
     map_usage,
     output_text,
     translate_response,
-    usage_record,
 )
 from .responses_chatcompletions_state import conversation_messages, stored_input_items
 from .responses_chatcompletions_stream import ChatStreamTranslator
@@ -26,5 +25,4 @@ __all__ = [
     "stored_input_items",
     "translate_request",
     "translate_response",
-    "usage_record",
 ]

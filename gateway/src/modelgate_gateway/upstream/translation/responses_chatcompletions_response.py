@@ -11,8 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from modelgate_gateway.recording import Usage
-
+from ...observability.usage import usage_from_mapping
 from .responses_chatcompletions_input import JsonDict
 
 # finish_reason -> Responses incomplete_details.reason; anything else completes normally.
@@ -25,38 +24,22 @@ def new_item_id(prefix: str) -> str:
 
 
 def map_usage(chat_usage: Any) -> JsonDict | None:
-    """Chat ``usage`` -> Responses ``usage``; ``None`` when the upstream reported none."""
-    if not isinstance(chat_usage, dict):
+    """Chat ``usage`` -> Responses ``usage``; ``None`` when the upstream reported none.
+
+    Read by the one usage parser (:func:`~modelgate_gateway.observability.usage.usage_from_mapping`),
+    so the client sees the same counts the gateway meters and bills.
+    """
+    usage = usage_from_mapping(chat_usage)
+    if usage is None:
         return None
-    prompt = int(chat_usage.get("prompt_tokens") or 0)
-    completion = int(chat_usage.get("completion_tokens") or 0)
-    prompt_details = chat_usage.get("prompt_tokens_details") or {}
-    completion_details = chat_usage.get("completion_tokens_details") or {}
+    total = chat_usage.get("total_tokens")
     return {
-        "input_tokens": prompt,
-        "input_tokens_details": {
-            "cached_tokens": int(prompt_details.get("cached_tokens") or 0),
-            "cache_write_tokens": 0,
-        },
-        "output_tokens": completion,
-        "output_tokens_details": {
-            "reasoning_tokens": int(completion_details.get("reasoning_tokens") or 0)
-        },
-        "total_tokens": int(chat_usage.get("total_tokens") or prompt + completion),
+        "input_tokens": usage.input_tokens,
+        "input_tokens_details": {"cached_tokens": usage.cached_input_tokens, "cache_write_tokens": 0},
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "total_tokens": total if type(total) is int and total > 0 else usage.input_tokens + usage.output_tokens,
     }
-
-
-def usage_record(chat_usage: Any) -> Usage | None:
-    """Chat ``usage`` -> the :class:`~modelgate_gateway.recording.Usage` metrics and cost read."""
-    mapped = map_usage(chat_usage)
-    if mapped is None:
-        return None
-    return Usage(
-        input_tokens=mapped["input_tokens"],
-        cached_input_tokens=mapped["input_tokens_details"]["cached_tokens"],
-        output_tokens=mapped["output_tokens"],
-        reasoning_tokens=mapped["output_tokens_details"]["reasoning_tokens"],
-    )
 
 
 def status_for(finish_reason: str | None) -> tuple[str, JsonDict | None]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from modelgate_gateway.recording import Usage
-
+from ...observability.recording import Usage
+from ...observability.usage import usage_from_mapping
 from .responses_chatcompletions_input import JsonDict
 from .responses_chatcompletions_response import (
     delta_logprobs,
@@ -28,7 +28,6 @@ from .responses_chatcompletions_response import (
     response_skeleton,
     status_for,
     text_part,
-    usage_record,
 )
 
 # ResponseError.code is a closed set in the SDK; anything else is reported as server_error.
@@ -111,7 +110,7 @@ class ChatStreamTranslator:
     @property
     def usage(self) -> Usage | None:
         """Usage from the chat stream's last chunk, or ``None`` if the upstream sent none."""
-        return usage_record(self._chat_usage)
+        return usage_from_mapping(self._chat_usage)
 
     @property
     def response(self) -> JsonDict:

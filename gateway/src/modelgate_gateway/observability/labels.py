@@ -5,7 +5,7 @@ one it does not, or ``_none`` when the request never got that far; :class:`Confi
 those names (and the prices keyed by them), swapped atomically on reload. ``end_user`` values
 are client-supplied: capped by :class:`EndUserLabels` and made encodable by
 :func:`.clienttext.safe_text` (one undecodable byte would otherwise fail every scrape). Used per
-request by :mod:`.observing`.
+request by :mod:`.observer`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Gauge
 
+from ..config import GatewayConfig
 from .clienttext import safe_text
-from .config import GatewayConfig
 from .metrics import CounterFamily
 from .pricing import UNKNOWN_PRICES, Prices, effective_prices
 

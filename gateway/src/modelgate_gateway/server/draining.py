@@ -27,8 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..observability.recording import RequestRecord
 from .clientconn import ConnectionGuard
-from .recording import RequestRecord
 
 log = logging.getLogger("modelgate.gateway")
 

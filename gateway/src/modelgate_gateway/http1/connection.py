@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
-
-if TYPE_CHECKING:
-    from .client import Pool
 
 _HIGH_WATER = 1 << 20  # buffered, undrained body bytes at which reading pauses
 _MAX_HEAD_BYTES = 64 * 1024  # status line + headers (llhttp sets no limit; aiohttp allowed 8 KiB per line)
@@ -30,10 +27,22 @@ class ProxyError(ConnectionError):
     """The egress proxy refused or broke the ``CONNECT`` tunnel (never echoes its credentials)."""
 
 
+class ConnectionOwner(Protocol):
+    """What a connection needs of its pool (``client.Pool``): the loop, and where it goes when it is
+    free again or lost. Declared here so the connection does not depend on the pool's module."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    def put(self, conn: Connection) -> None: ...
+
+    def forget(self, conn: Connection) -> None: ...
+
+
 class Connection(asyncio.Protocol):
     """One TCP (or TLS) connection and the answer being read on it."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: ConnectionOwner) -> None:
         self._pool = pool
         self._loop = pool.loop
         self.transport: asyncio.Transport | None = None

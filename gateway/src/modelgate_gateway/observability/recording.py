@@ -1,7 +1,7 @@
 """What one request did, recorded along the hot path and handed to observers once at the end.
 
 The handler and the upstream executor fill a :class:`RequestRecord`; metrics, cost and the
-request log (:mod:`modelgate_gateway.observing`) read it in ``request_finished``. Nothing here
+request log (:mod:`modelgate_gateway.observability.observer`) read it in ``request_finished``. Nothing here
 parses or re-encodes bodies: raw bytes are kept so usage can be estimated lazily, only when the
 upstream reported none.
 """
@@ -83,14 +83,13 @@ class RequestRecord:
     """Usage the upstream reported; ``None`` when it reported none."""
     client_disconnected: bool = False
     cut_by_shutdown: bool = False
-    """The gateway's drain period ended before this request did (see :mod:`.draining`)."""
+    """The gateway's drain period ended before this request did (see :mod:`modelgate_gateway.server.draining`)."""
     request_body: bytes = b""
     """Raw client body (for token estimation and optional content logging)."""
     response_body: bytes | None = None
     """Raw non-streaming upstream body, when there was one."""
     delta_payloads: list[bytes] = field(default_factory=list)
     """Raw ``data:`` payloads of ``response.output_text.delta`` events (stream estimation)."""
-    output_delta_count: int = 0
     stream_blocks: list[bytes] = field(default_factory=list)
     """Raw SSE blocks relayed to the client (capped); parsed only if usage must be estimated."""
 

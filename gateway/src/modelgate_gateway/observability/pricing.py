@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Pricing
+from ..config import Pricing
 from .recording import Usage
 
 _PER_MILLION = 1_000_000.0

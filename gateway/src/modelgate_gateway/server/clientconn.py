@@ -39,8 +39,8 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .errors import error_body
-from .metrics import CounterFamily
+from ..errors import error_body
+from ..observability.metrics import CounterFamily
 
 log = logging.getLogger("modelgate.gateway.clients")
 

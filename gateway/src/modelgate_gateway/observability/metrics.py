@@ -23,7 +23,7 @@ for a name the current config does not know, ``_none`` when the request never go
   ``modelgate_config_info{api_version,checksum,generation}`` info
 - ``modelgate_request_log_dropped_total`` counter; ``modelgate_observer_errors_total`` counter
 - ``modelgate_client_connections`` gauge; ``modelgate_client_connections_closed_total{reason}``
-  counter (see :mod:`.clientconn`)
+  counter (see :mod:`modelgate_gateway.server.clientconn`)
 
 Per-request families are plain dicts of floats exported by one custom collector: a
 prometheus_client child costs ~1 µs per ``inc`` and ~2 µs per ``observe`` (locks, checks),

@@ -1,26 +1,11 @@
-"""Models list and health endpoints."""
+"""Liveness and readiness probes (no auth, no request record)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from ..appstate import GatewayState
-from ..keys import STATE
-from ..recording import RequestRecord
-from .context import authenticate, endpoint, request_id_of
-
-
-@endpoint("models")
-async def list_models(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
-    runtime = state.current()
-    key = authenticate(request, runtime, record)
-    data = [
-        {"id": name, "object": "model", "created": 0, "owned_by": "modelgate"}
-        for name in runtime.models
-        if key is None or key.allows(name)
-    ]
-    record.status = 200
-    return web.json_response({"object": "list", "data": data}, headers={"X-Request-Id": record.request_id})
+from ..appkeys import STATE
+from .endpoint import request_id_of
 
 
 async def healthz(request: web.Request) -> web.Response:

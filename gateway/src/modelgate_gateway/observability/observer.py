@@ -5,8 +5,8 @@ protocol: ``request_started`` when a record is created and ``request_finished`` 
 when the client side is done (abandoned streams included). The reloader calls
 ``config_loaded`` / ``config_failed``. Per-request work is dict lookups on cached label
 children and a few float operations; bodies are parsed only when usage must be estimated or
-content logging is on. Neighbours: :mod:`.metrics`, :mod:`.metriclabels`, :mod:`.pricing`,
-:mod:`.estimating`, :mod:`.requestlog`; :mod:`.metricsapp` serves the registry on ``/metrics``.
+content logging is on. Neighbours: :mod:`.metrics`, :mod:`.labels`, :mod:`.pricing`,
+:mod:`.estimating`, :mod:`.requestlog`; :mod:`.exposition` serves the registry on ``/metrics``.
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ from typing import IO
 
 from prometheus_client import CollectorRegistry
 
+from ..config import GatewayConfig
 from . import estimating
 from .clienttext import safe_optional
-from .config import GatewayConfig
-from .metriclabels import ConfigView, EndUserLabels, known_label
+from .labels import ConfigView, EndUserLabels, known_label
 from .metrics import TOKEN_TYPES, Metrics
 from .pricing import UNKNOWN_PRICES, cost_usd
 from .recording import AttemptOutcome, RequestRecord, Usage
 from .requestlog import Accounting, RequestLogWriter, log_line
+from .usage import usage_from_response_json
 
 logger = logging.getLogger(__name__)
 
@@ -299,22 +300,17 @@ class GatewayObserver:
         body = record.response_body if succeeded else None
         # The hot path may not have parsed usage itself: look where the upstream would put it.
         reported = (
-            estimating.usage_from_response_json(body) if body
+            usage_from_response_json(body) if body
             else estimating.usage_from_sse_blocks(record.stream_blocks) if record.stream_blocks
             else None
         )
         if reported is not None:
             return reported, False
-        if not (succeeded or record.output_delta_count or record.delta_payloads):
+        if not (succeeded or record.delta_payloads):
             return None, False
         if not estimate:
             return None, True
-        usage = estimating.estimate_usage(
-            record.request_body, body, record.delta_payloads, record.stream_blocks
-        )
-        if not record.delta_payloads and record.output_delta_count > usage.output_tokens:
-            usage.output_tokens = record.output_delta_count  # deltas are ~1 token each
-        return usage, True
+        return estimating.estimate_usage(record.request_body, body, record.delta_payloads, record.stream_blocks), True
 
     def _content(self, record: RequestRecord) -> tuple[str, str]:
         return (

@@ -18,9 +18,10 @@ from typing import Any
 import orjson
 
 from ..errors import GatewayError, InvalidRequest
+from ..http1 import Http1Client, Reply, UpstreamProtocolError
 from ..runtime import DeploymentRuntime
-from ..state.store import ConversationStore, StateStoreError, StoredResponse
-from .http1 import Http1Client, Reply, UpstreamProtocolError
+from ..state import StateStoreError, StoredResponse
+from ..state.holder import StoreHolder
 from .translation.responses_chatcompletions import (
     ChatStreamTranslator,
     UntranslatableError,
@@ -29,7 +30,7 @@ from .translation.responses_chatcompletions import (
     translate_request,
     translate_response,
 )
-from .transport import NOT_STREAMABLE, MemoryReply, UpstreamReply, json_error
+from .transport import NOT_STREAMABLE, MemoryReply, UpstreamReply, input_items_page, json_error
 
 log = logging.getLogger("modelgate.gateway.chat")
 _MAX_LINE_BYTES = 8 * 1024 * 1024  # one SSE line; bigger means a broken upstream
@@ -51,35 +52,6 @@ def _unavailable(exc: StateStoreError) -> StateUnavailable:
     # The store's own message names hosts and ports: log it, tell the client only what failed.
     log.warning("conversation state store failed: %s", exc)
     return StateUnavailable("Conversation state is temporarily unavailable; retry later.")
-
-
-class StoreHolder:
-    """The conversation store of the current config, replaced when its Redis URL changes."""
-
-    def __init__(self) -> None:
-        self.store: ConversationStore | None = None
-        self.ttl_seconds = 30 * 86400
-        self._key: tuple[str | None, str | None] = (None, None)
-
-    async def configure(self, url: str | None, password: str | None, ttl_seconds: int) -> None:
-        self.ttl_seconds = ttl_seconds
-        if (url, password) == self._key:
-            return
-        old, self._key = self.store, (url, password)
-        self.store = None
-        if url:
-            # Imported here: the redis client costs ~15 MiB of memory, paid only by gateways
-            # whose config names a store (a sidecar per pod usually does not).
-            from ..state.redis_store import RedisConversationStore
-
-            self.store = RedisConversationStore.from_url(url, password=password)
-        if old is not None:
-            await old.close()
-
-    async def close(self) -> None:
-        if self.store is not None:
-            await self.store.close()
-            self.store = None
 
 
 class ChatTransport:
@@ -138,27 +110,12 @@ class ChatTransport:
         except StateStoreError as exc:
             raise _unavailable(exc) from None
         if method == "GET" and parts[2:] == ["input_items"]:
-            return MemoryReply(200, orjson.dumps(_page(stored.input_items, query)))
+            return MemoryReply(200, orjson.dumps(input_items_page(stored.input_items, query)))
         if method == "GET" and query.get("stream") == "true":
             return json_error(400, NOT_STREAMABLE, param="stream")
         if method == "POST" and parts[2:] == ["cancel"]:
             return json_error(400, "Only responses created with background=true can be cancelled.")
         return MemoryReply(200, orjson.dumps(stored.response))
-
-
-def _page(items: list[dict[str, Any]], query: Mapping[str, str]) -> dict[str, Any]:
-    ordered = list(reversed(items)) if query.get("order", "desc") == "desc" else list(items)
-    after = query.get("after")
-    if after:
-        ids = [item.get("id") for item in ordered]
-        ordered = ordered[ids.index(after) + 1:] if after in ids else []
-    try:
-        limit = max(1, min(100, int(query.get("limit", "20"))))
-    except ValueError:
-        limit = 20
-    page = ordered[:limit]
-    return {"object": "list", "data": page, "has_more": len(ordered) > limit,
-            "first_id": page[0].get("id") if page else None, "last_id": page[-1].get("id") if page else None}
 
 
 class ChatReply:

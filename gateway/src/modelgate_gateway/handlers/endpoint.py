@@ -18,9 +18,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..appkeys import STATE
 from ..appstate import GatewayState
-from ..clientconn import BodyTimeout
-from ..clienttext import safe_text
 from ..errors import (
     GatewayError,
     InvalidRequest,
@@ -30,9 +29,10 @@ from ..errors import (
     ShuttingDown,
     Unauthorized,
 )
-from ..keys import STATE
-from ..recording import RequestRecord
+from ..observability.clienttext import safe_text
+from ..observability.recording import RequestRecord
 from ..runtime import KeyRuntime, RuntimeConfig
+from ..server.clientconn import BodyTimeout
 
 log = logging.getLogger("modelgate.gateway")
 
@@ -65,7 +65,7 @@ def endpoint(route: str) -> Callable[[Handler], Callable[[web.Request], Awaitabl
     """Wrap a handler: record the request, map errors to the OpenAI envelope, report once.
 
     Every outcome is reported exactly once: answers, errors, client disconnects (also while
-    the body is read) and requests cut by the shutdown (see :mod:`..draining`).
+    the body is read) and requests cut by the shutdown (see :mod:`..server.draining`).
     """
 
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -150,7 +150,7 @@ def authenticate(request: web.Request, runtime: RuntimeConfig, record: RequestRe
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The request body, refusing more than ``limit`` bytes without reading them all.
 
-    The connection's body timeout (:mod:`..clientconn`) bounds the time it may take.
+    The connection's body timeout (:mod:`..server.clientconn`) bounds the time it may take.
     """
     length = request.content_length
     if length is not None and length > limit:

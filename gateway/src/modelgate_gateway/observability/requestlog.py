@@ -5,7 +5,7 @@ wait on it: the hot path only appends an encoded line to a bounded in-memory buf
 daemon thread drains batches to the sink. When the sink cannot keep up, lines are dropped and
 counted (``modelgate_request_log_dropped_total``) rather than growing memory without bound.
 The line never holds secrets (only the API key's configured name); prompt and completion text
-only with ``requestLog.includeContent``. Built by :mod:`modelgate_gateway.observing`.
+only with ``requestLog.includeContent``. Built by :mod:`modelgate_gateway.observability.observer`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,90 @@
+"""POST /responses: create a response (streaming or not), possibly continuing a stored one.
+
+The handler only validates what routing needs (model, stream, ids, end user); the body otherwise
+goes upstream as the client sent it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..appstate import GatewayState
+from ..errors import InvalidRequest, NotFound, PermissionDenied
+from ..observability.recording import RequestRecord
+from ..runtime import DeploymentRuntime, KeyRuntime, ModelRuntime, RuntimeConfig
+from ..upstream.executor import Call, open_call
+from .caller import Caller, relay_answer, resolve_id
+from .endpoint import authenticate, endpoint, parse_object, read_body
+
+_MAX_END_USER_CHARS = 256
+
+
+def _model(runtime: RuntimeConfig, payload: dict[str, Any], key: KeyRuntime | None,
+           record: RequestRecord) -> ModelRuntime:
+    name = payload.get("model")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    model = runtime.models.get(name)
+    record.requested_model = name if model is not None else "_other"
+    if model is None:
+        raise NotFound(f"The model `{name[:256]}` does not exist or you do not have access to it.",
+                       param="model", code="model_not_found")
+    if key is not None and not key.allows(name):
+        raise PermissionDenied(f"Your API key ({key.name}) is not allowed to use the model `{name}`.",
+                               param="model")
+    record.model = name
+    return model
+
+
+def _end_user(payload: dict[str, Any], request: web.Request, runtime: RuntimeConfig) -> str | None:
+    for field in ("user", "safety_identifier"):
+        value = payload.get(field)
+        if isinstance(value, str) and value:
+            return value[:_MAX_END_USER_CHARS]
+    if runtime.end_user_header:
+        value = request.headers.get(runtime.end_user_header)
+        if value:
+            return value[:_MAX_END_USER_CHARS]
+    return None
+
+
+def _serving_model(runtime: RuntimeConfig, model: ModelRuntime, dep: DeploymentRuntime,
+                   previous: str) -> ModelRuntime:
+    """The model a pinned deployment serves this request as: the requested one or, failing that,
+    the first of its fallbacks that has the deployment as a target. A deployment of any other
+    model must not serve it: that would bypass the key's model allowlist and its pricing."""
+    candidates = (model, *(runtime.models[n] for n in model.fallbacks if n in runtime.models))
+    for candidate in candidates:
+        for target in candidate.targets:
+            if target.deployment == dep.name:
+                return candidate
+    raise InvalidRequest(f"Previous response '{previous[:128]}' is held by a deployment that model `{model.name}` "
+                         "does not use, nor do its fallbacks; continue it with the model that created it.",
+                         param="previous_response_id", code="previous_response_model_mismatch")
+
+
+@endpoint("create")
+async def create_response(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
+    runtime = state.current()
+    key = authenticate(request, runtime, record)
+    raw = await read_body(request, runtime.max_body_bytes)
+    record.request_body = raw
+    payload = parse_object(raw)
+    model = _model(runtime, payload, key, record)
+    stream = payload.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean.", param="stream")
+    record.stream = stream
+    record.end_user = _end_user(payload, request, runtime)
+    call = Call("POST", "/responses", payload=payload, raw=raw, stream=stream, rewrite_model=True)
+    caller = Caller(state, runtime, key)
+    previous = payload.get("previous_response_id")
+    if previous is not None:
+        dep, upstream_id = resolve_id(caller, runtime, previous, "previous_response_id")
+        model = _serving_model(runtime, model, dep, previous)
+        call.pinned = dep.name
+        call.updates["previous_response_id"] = upstream_id
+    opened = await open_call(state, runtime, record, model, call)
+    return await relay_answer(request, record, caller, opened, stream)
