@@ -26,10 +26,13 @@ class CertificateSource(Protocol):
 
 
 class Injector:
-    def __init__(self, server: WebhookServer, certificates: CertificateSource, check_seconds: float) -> None:
+    def __init__(self, server: WebhookServer, certificates: CertificateSource, check_seconds: float,
+                 retry: tuple[float, float] = (_RETRY_FIRST, _RETRY_MAX)) -> None:
         self.server = server
         self.certificates = certificates
         self.check_seconds = check_seconds
+        self.retry = retry
+        """First and largest delay between failed checks (doubling in between)."""
         self.serving = asyncio.Event()
         """Set once the server listens (tests and the readiness of the operator wait on it)."""
         self._task: asyncio.Task[None] | None = None
@@ -54,16 +57,17 @@ class Injector:
             self.serving.set()
 
     async def _run(self) -> None:
-        delay = _RETRY_FIRST
+        first, largest = self.retry
+        delay = first
         while True:  # until cancelled: one check per period, retries in between on failure
             try:
                 await self.check()
             except (PublishError, OSError, ValueError) as exc:
-                logger.warning("sidecar injector: %s; retrying in %.0fs", exc, delay)
+                logger.warning("sidecar injector: %s; retrying in %.3gs", exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX, self.check_seconds)
+                delay = min(delay * 2, largest, self.check_seconds)
                 continue
-            delay = _RETRY_FIRST
+            delay = first
             await asyncio.sleep(self.check_seconds)
 
 
