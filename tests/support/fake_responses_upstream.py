@@ -62,11 +62,19 @@ class FakeResponsesUpstream:
         """Set when a request was abandoned by the gateway (client disconnect propagated)."""
         self.cancelled_at: float | None = None
         self.server: TestServer | None = None
+        self.conversations: dict[str, dict[str, Any]] = {}
+        self.conversation_items: dict[str, list[dict[str, Any]]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/v1/responses", self._create)
+        app.router.add_post("/v1/responses/input_tokens", self._input_tokens)
+        app.router.add_post("/v1/responses/compact", self._compact)
+        app.router.add_post("/v1/conversations", self._conversation_create)
+        app.router.add_route("*", "/v1/conversations/{cid}", self._conversation_route)
+        app.router.add_route("*", "/v1/conversations/{cid}/items", self._conversation_items)
+        app.router.add_route("*", "/v1/conversations/{cid}/items/{iid}", self._conversation_item)
         app.router.add_get("/v1/responses/{rid}", self._retrieve)
         app.router.add_delete("/v1/responses/{rid}", self._delete)
         app.router.add_post("/v1/responses/{rid}/cancel", self._cancel)
@@ -129,6 +137,17 @@ class FakeResponsesUpstream:
                                                           "type": "server_error", "param": None, "code": None}}
                 return web.json_response(error, status=behaviour.status, headers=behaviour.headers)
             response = self._response(body, behaviour.text or self.text, behaviour.omit_usage)
+            conversation = body.get("conversation")
+            cid = conversation.get("id") if isinstance(conversation, dict) else conversation
+            if cid is not None:
+                if cid not in self.conversations:
+                    return web.json_response({"error": {"message": "Conversation not found.", "type":
+                                                        "invalid_request_error", "param": "conversation",
+                                                        "code": None}}, status=400)
+                raw = body.get("input")
+                turn = raw if isinstance(raw, list) else [{"role": "user", "content": str(raw)}]
+                self.conversation_items[cid].extend([*self._items_with_ids(turn), *response["output"]])
+                response["conversation"] = {"id": cid}
             if body.get("store", True):
                 self.stored[response["id"]] = response
                 raw_input = body.get("input")
@@ -180,6 +199,108 @@ class FakeResponsesUpstream:
         await send("response.output_item.done", output_index=0, item=message)
         await send("response.completed", response=final)
         return resp
+
+    def _conversation(self, body: dict[str, Any]) -> list[Any] | web.Response:
+        """The stored items up to ``previous_response_id``, then the body's input (as OpenAI counts them)."""
+        raw = body.get("input") or []
+        items = raw if isinstance(raw, list) else [{"type": "message", "role": "user", "content": str(raw)}]
+        conversation = body.get("conversation")
+        cid = conversation.get("id") if isinstance(conversation, dict) else conversation
+        if cid is not None:
+            items = [*self.conversation_items.get(cid, []), *items]
+        previous = body.get("previous_response_id")
+        if previous is None:
+            return items
+        found = self._stored_or_404(previous)
+        if isinstance(found, web.Response):
+            return found
+        return [*self.inputs.get(previous, []), *found["output"], *items]
+
+    async def _input_tokens(self, request: web.Request) -> web.Response:
+        """Ten tokens per item (a fake's count, easy to assert)."""
+        items = self._conversation(await self._note(request) or {})
+        if isinstance(items, web.Response):
+            return items
+        return web.json_response({"object": "response.input_tokens", "input_tokens": 10 * len(items)})
+
+    async def _compact(self, request: web.Request) -> web.Response:
+        items = self._conversation(await self._note(request) or {})
+        if isinstance(items, web.Response):
+            return items
+        kept = [item for item in items if isinstance(item, dict) and item.get("role") == "user"]
+        return web.json_response({
+            "id": f"resp_{self.name}cmp{next(_ids):06d}", "object": "response.compaction", "created_at": 0,
+            "output": [*kept, {"type": "compaction", "id": f"cmp_{self.name}", "encrypted_content": "gAAAAB-fake"}],
+            "usage": {"input_tokens": 10 * len(items), "input_tokens_details": {"cached_tokens": 0},
+                      "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 0},
+                      "total_tokens": 10 * len(items) + 7}})
+
+    # -- conversations (OpenAI's shapes; items get ids, newest last) --------------------------
+    def _items_with_ids(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Items as OpenAI stores them: an id, a type, and text content as parts."""
+        out = []
+        for item in items:
+            stored = {"id": f"msg_{self.name}{next(_ids):06d}", "type": "message", **item}
+            if isinstance(stored.get("content"), str):
+                stored["content"] = [{"type": "input_text", "text": stored["content"]}]
+            out.append(stored)
+        return out
+
+    async def _conversation_create(self, request: web.Request) -> web.Response:
+        body = await self._note(request) or {}
+        cid = f"conv_{self.name}{next(_ids):06d}"
+        self.conversations[cid] = {"id": cid, "object": "conversation", "created_at": 0,
+                                   "metadata": body.get("metadata") or {}}
+        self.conversation_items[cid] = self._items_with_ids(body.get("items") or [])
+        return web.json_response(self.conversations[cid])
+
+    def _conversation_or_404(self, cid: str) -> dict[str, Any] | web.Response:
+        found = self.conversations.get(cid)
+        if found is None:
+            return web.json_response({"error": {"message": "Conversation not found.", "type": "invalid_request_error",
+                                                 "param": None, "code": None}}, status=404)
+        return found
+
+    async def _conversation_route(self, request: web.Request) -> web.Response:
+        body = await self._note(request) or {}
+        found = self._conversation_or_404(request.match_info["cid"])
+        if isinstance(found, web.Response):
+            return found
+        if request.method == "POST":
+            found["metadata"] = body.get("metadata") or {}
+        if request.method == "DELETE":
+            del self.conversations[found["id"]]
+            return web.json_response({"id": found["id"], "object": "conversation.deleted", "deleted": True})
+        return web.json_response(found)
+
+    async def _conversation_items(self, request: web.Request) -> web.Response:
+        body = await self._note(request) or {}
+        found = self._conversation_or_404(request.match_info["cid"])
+        if isinstance(found, web.Response):
+            return found
+        items = self.conversation_items[found["id"]]
+        ordered = list(items) if request.query.get("order") == "asc" else list(reversed(items))
+        data = self._items_with_ids(body.get("items") or []) if request.method == "POST" else ordered
+        if request.method == "POST":
+            items.extend(data)
+        return web.json_response({"object": "list", "data": data, "has_more": False,
+                                  "first_id": data[0]["id"] if data else None,
+                                  "last_id": data[-1]["id"] if data else None})
+
+    async def _conversation_item(self, request: web.Request) -> web.Response:
+        await self._note(request)
+        found = self._conversation_or_404(request.match_info["cid"])
+        if isinstance(found, web.Response):
+            return found
+        items = self.conversation_items[found["id"]]
+        item = next((i for i in items if i["id"] == request.match_info["iid"]), None)
+        if item is None:
+            return web.json_response({"error": {"message": "Item not found.", "type": "invalid_request_error",
+                                                 "param": None, "code": None}}, status=404)
+        if request.method == "DELETE":
+            items.remove(item)
+            return web.json_response(found)
+        return web.json_response(item)
 
     def _stored_or_404(self, rid: str) -> dict[str, Any] | web.Response:
         found = self.stored.get(rid)

@@ -179,7 +179,7 @@ class Cluster:
         path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}"
         deadline = time.monotonic() + timeout
         while True:
-            conditions = self.request("GET", path).get("status", {}).get("conditions", [])
+            conditions = (self.request("GET", path).get("status") or {}).get("conditions") or []  # null at first
             if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
                 # New kinds are served from this moment; forget what discovery said before.
                 self._plurals.clear()

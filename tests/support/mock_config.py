@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 
 API_KEY = "sk-robustness-key-0123456789"
+JSON_TEXT = '{"name": "Ada", "age": 36}'
+"""A mock text that is also JSON (structured-output helpers such as the SDK's ``parse()`` work on it)."""
 
 
 def mock_config(path: Path, *, words: int = 8, token_delay: float = 0.0, model: str = "gpt-4o",

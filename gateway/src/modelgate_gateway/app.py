@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from .appkeys import STATE
 from .appstate import GatewayState
-from .handlers import create, health, models, stored
+from .handlers import conversations, create, derived, health, models, stored
 from .handlers.endpoint import not_found
 from .http1 import Http1Client
 from .observability.exposition import metrics_app
@@ -39,11 +39,14 @@ def make_state(observer: Observer) -> GatewayState:
 def _routes(app: web.Application) -> None:
     for prefix in ("/v1", ""):
         app.router.add_post(f"{prefix}/responses", create.create_response)
+        app.router.add_post(f"{prefix}/responses/input_tokens", derived.count_input_tokens)
+        app.router.add_post(f"{prefix}/responses/compact", derived.compact_response)
         app.router.add_get(f"{prefix}/responses/{{response_id}}", stored.retrieve_response)
         app.router.add_delete(f"{prefix}/responses/{{response_id}}", stored.delete_response)
         app.router.add_post(f"{prefix}/responses/{{response_id}}/cancel", stored.cancel_response)
         app.router.add_get(f"{prefix}/responses/{{response_id}}/input_items", stored.list_input_items)
         app.router.add_get(f"{prefix}/models", models.list_models)
+        conversations.add_routes(app, prefix)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_route("*", "/{tail:.*}", not_found)

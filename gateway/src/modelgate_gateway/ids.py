@@ -170,3 +170,20 @@ def peek(response_id: str) -> ResponseRef | None:
         return None
     payload = parts[0]
     return _ref(payload[1 + _TAG_BYTES:] if payload[:1] == _VERSION else payload)
+
+
+CONVERSATION_PREFIX = "conv_"
+
+
+def encode_conversation(key: bytes, owner: bytes, deployment: str, upstream_id: str) -> str:
+    """The gateway's id for a conversation held by ``deployment``, owned like response ids."""
+    return seal(key, CONVERSATION_PREFIX, owner, deployment.encode() + b"\0" + upstream_id.encode())
+
+
+def decode_conversation(key: bytes, owner: bytes, conversation_id: str) -> ResponseRef | None:
+    """The deployment and upstream id inside a gateway conversation id of this owner, else None.
+
+    Conversation ids were born owner-bound: there are no unowned (version 0) ones to accept.
+    """
+    fields = unseal(key, CONVERSATION_PREFIX, owner, conversation_id)
+    return None if fields is None else _ref(fields)

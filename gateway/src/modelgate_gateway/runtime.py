@@ -54,6 +54,10 @@ class DeploymentRuntime:
     mock_text: str
     mock_first_delay: float
     mock_token_delay: float
+    organization: str = ""
+    """Whose encrypted items and caches this deployment shares (its own name when unset)."""
+    drop_unsupported_tools: bool = False
+    """A chat deployment leaves out tools it cannot run instead of refusing the request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,10 @@ class RuntimeConfig:
     state_ttl_seconds: int
     retry_after_caps: Mapping[str, float]
     """Per deployment: longest a 429's Retry-After defers it (the largest cap of the models using it)."""
+    affinity_headers: tuple[str, ...] = ()
+    """Client headers naming a session (spec.affinity.headers)."""
+    forward_headers: tuple[str, ...] = ()
+    """Client headers passed on to Responses upstreams (spec.forwardHeaders)."""
 
 
 def resolve_secret(ref: SecretRef, secrets: Mapping[str, bytes], base_dir: str, where: str) -> str:
@@ -179,6 +187,8 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
             mock_text=mock.text if mock else "Hello from ModelGate's mock provider.",
             mock_first_delay=mock.first_token_delay_seconds if mock else 0.0,
             mock_token_delay=mock.token_delay_seconds if mock else 0.0,
+            organization=dep.organization or f"deployment:{dep.name}",
+            drop_unsupported_tools=dep.translation.unsupported_tools == "drop",
         )
     return out
 
@@ -239,6 +249,8 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
         redis_password=redis_password,
         state_ttl_seconds=spec.state.ttl_seconds,
         retry_after_caps=_retry_after_caps(deployments, models.values()),
+        affinity_headers=tuple(spec.affinity.headers),
+        forward_headers=tuple(spec.forward_headers),
     )
 
 

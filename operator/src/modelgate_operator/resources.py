@@ -87,7 +87,7 @@ class ModelRoute:
 # Fields of a route deployment copied unchanged into the config's deployment entry.
 _DEPLOYMENT_PASSTHROUGH = (
     "provider", "api", "baseUrl", "timeouts", "maxConcurrentRequests", "queryParams", "headers",
-    "pricing", "mock",
+    "pricing", "mock", "organization", "translation",
 )
 _POLICY_FIELDS = ("strategy", "retry", "cooldown", "pricing")
 

@@ -97,3 +97,16 @@ def test_a_delta_quoting_lifecycle_or_final_event_names_is_not_taken_for_them() 
     out, state = _relay([head + quoting + b"event: response.output_text.delta" + tail.split(b"event: response.completed")[0]])
     assert state.gateway_id == b"resp_GATEWAY" and b"resp_up1" not in out
     assert state.terminal is None
+
+
+def test_previous_response_and_conversation_ids_are_rewritten_everywhere_including_the_failure_event() -> None:
+    chained = {**RESPONSE, "previous_response_id": "resp_up0", "conversation": {"id": "conv_up"}}
+    stream = (_event("response.created", sequence_number=0, response=chained)
+              + _event("response.output_text.delta", sequence_number=1, item_id="msg_1", delta="Hi"))
+    state = SseRelayState(lambda upstream: "resp_GW" + upstream[-1], conversation=(b"conv_up", b"conv_GW"))
+    out = state.feed(stream)
+    assert b"_up" not in out
+    created = orjson.loads(next(iter_events(out))[1])["response"]
+    assert created["previous_response_id"] == "resp_GW0" and created["conversation"] == {"id": "conv_GW"}
+    failed = orjson.loads(next(iter_events(state.failure_event("dropped")))[1])["response"]
+    assert failed["previous_response_id"] == "resp_GW0" and failed["conversation"] == {"id": "conv_GW"}

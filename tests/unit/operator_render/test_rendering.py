@@ -52,7 +52,8 @@ def test_fields_map_one_to_one() -> None:
     dep = deployment(api="chat_completions", provider="vllm", weight=3,
                      timeouts={"connectSeconds": 2, "firstByteSeconds": 30},
                      maxConcurrentRequests=7, queryParams={"api-version": "2025-01-01"},
-                     pricing={"outputUsdPerMillionTokens": 1})
+                     pricing={"outputUsdPerMillionTokens": 1}, organization="org-eu",
+                     translation={"unsupportedTools": "drop"})
     body = route("r", "m", deployments=[dep], strategy="least-outstanding", fallbacks=["other"],
                  retry={"maxAttempts": 5}, cooldown={"durationSeconds": 9})
     other = route("o", "other", deployments=[mock_deployment()])
@@ -68,6 +69,7 @@ def test_fields_map_one_to_one() -> None:
     assert rendered_dep.max_concurrent_requests == 7
     assert rendered_dep.query_params == {"api-version": "2025-01-01"}
     assert rendered_dep.pricing is not None and rendered_dep.pricing.output_usd_per_million_tokens == 1
+    assert rendered_dep.organization == "org-eu" and rendered_dep.translation.unsupported_tools == "drop"
 
 
 def test_many_routes_in_many_namespaces() -> None:

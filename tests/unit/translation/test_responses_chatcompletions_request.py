@@ -291,7 +291,6 @@ def test_full_streaming_body_validates_as_chat_create_params() -> None:
         ({"tools": [{**FUNCTION_TOOL, "defer_loading": True}]}, "tools[0].defer_loading"),
         ({"tool_choice": {"type": "web_search_preview"}, "tools": [FUNCTION_TOOL]}, "tool_choice"),
         ({"previous_response_id": "resp_1"}, "previous_response_id"),
-        ({"conversation": "conv_1"}, "conversation"),
         ({"background": True}, "background"),
         ({"truncation": "auto"}, "truncation"),
         ({"prompt": {"id": "pmpt_1"}}, "prompt"),

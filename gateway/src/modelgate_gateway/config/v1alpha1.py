@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "config.modelgate.dev/v1alpha1"
@@ -136,6 +136,15 @@ class MockSettings(_Model):
     token_delay_seconds: float = Field(default=0.0, ge=0, le=10, description="Delay between deltas.")
 
 
+class Translation(_Model):
+    unsupported_tools: Literal["refuse", "drop"] = Field(
+        default="refuse",
+        description="What a chat_completions deployment does with tools it cannot run (hosted tools "
+        "such as web_search or file_search, custom tools): refuse the request (400 naming the tool) or "
+        "drop them so the model does not see them (Codex offers web_search on every request).",
+    )
+
+
 class Deployment(_Model):
     name: str = Field(
         pattern=NAME_PATTERN,
@@ -176,6 +185,18 @@ class Deployment(_Model):
         default=None, description="Overrides the model's pricing for traffic served here."
     )
     mock: MockSettings | None = Field(default=None, description="Settings of the mock provider.")
+    organization: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="Provider organisation (or project) whose state this deployment shares: encrypted "
+        "reasoning and compaction items, prompt caches. Deployments with the same value may take each "
+        "other's items; when a session moves to a deployment of another organisation (its own is down), "
+        "those items are stripped from the input so the request succeeds. Unset: the deployment is its "
+        "own organisation.",
+    )
+    translation: Translation = Field(
+        default_factory=Translation, description="How a chat_completions deployment translates requests."
+    )
 
 
 # --- models -------------------------------------------------------------------------------
@@ -313,6 +334,32 @@ class StateStore(_Model):
     ttl_seconds: int = Field(default=30 * 86400, ge=60, description="How long stored state lives.")
 
 
+class Affinity(_Model):
+    headers: list[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Client headers that name a session (e.g. session-id, which Codex sends). A request "
+        "with one of them or a prompt_cache_key sticks to one deployment of its model (rendezvous hashing: "
+        "see docs/operations.md). The body's prompt_cache_key wins.",
+    )
+
+
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$"
+NEVER_FORWARDED = frozenset({
+    "authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "host", "content-length",
+    "content-type", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade",
+    "x-request-id", "x-client-request-id",
+})
+"""Client credentials, and headers the gateway itself sets for every upstream call."""
+
+
+def _forwardable(names: list[str]) -> list[str]:
+    refused = sorted({name for name in names if name.lower() in NEVER_FORWARDED})
+    if refused:
+        raise ValueError(f"these headers are never forwarded (credentials or set by the gateway): {refused}")
+    return names
+
+
 class Metadata(_Model):
     generation: int | None = Field(default=None, ge=0, description="Monotonic render counter.")
     checksum: str | None = Field(
@@ -331,6 +378,16 @@ class Spec(_Model):
     limits: Limits = Field(default_factory=Limits, description="Request limits.")
     observability: Observability = Field(default_factory=Observability, description="Metrics and logs.")
     state: StateStore = Field(default_factory=StateStore, description="Shared state store.")
+    affinity: Affinity = Field(default_factory=Affinity, description="Session affinity.")
+    forward_headers: Annotated[list[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]],
+                               AfterValidator(_forwardable)] = Field(
+        default_factory=lambda: ["OpenAI-Beta", "Idempotency-Key"],
+        max_length=16,
+        description="Client request headers passed on to Responses upstreams (names, case-insensitive): those the "
+        "API defines for behaviour. Never credentials (Authorization, api-key, Cookie, ...) nor headers the gateway "
+        "sets itself (refused here); a deployment's own `headers` win over a client's of the same name. Values "
+        "over 1024 characters or not printable ASCII are not forwarded.",
+    )
 
 
 class GatewayConfig(_Model):

@@ -14,12 +14,13 @@ from aiohttp import web
 
 from .. import ids
 from ..appstate import GatewayState
-from ..errors import InvalidRequest, NotFound
+from ..errors import GatewayError, InvalidRequest, NotFound
 from ..observability.recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, RuntimeConfig
 from ..streaming.answer import relay_json
 from ..streaming.relay import relay_stream
-from ..upstream.executor import Opened
+from ..upstream.executor import Call, Opened
+from . import conversation_ids
 
 
 class Caller:
@@ -39,23 +40,36 @@ class Caller:
 
 
 def resolve_id(caller: Caller, runtime: RuntimeConfig, response_id: Any,
-             param: str | None) -> tuple[DeploymentRuntime, str]:
+               param: str | None) -> tuple[DeploymentRuntime, str]:
     """The deployment and upstream id inside the caller's own id; another owner's id, like a forged
     one, is not found (same status, message and code)."""
     if not isinstance(response_id, str) or not response_id:
         raise InvalidRequest(f"'{param}' must be a response id string.", param=param)
     ref = ids.decode(caller.signing_key, caller.owner, response_id, accept_unowned=caller.accept_unowned)
     shown = response_id[:128]
-    if ref is None:
+
+    def missing() -> GatewayError:
         if param is not None:
-            raise InvalidRequest(f"Previous response with id '{shown}' not found.", param=param,
-                                 code="previous_response_not_found")
-        raise NotFound(f"No response found with id '{shown}'.")
-    dep = runtime.deployments.get(ref.deployment)
-    if dep is None:
-        raise NotFound(f"Response '{shown}' was served by deployment '{ref.deployment}', which is no "
-                       "longer configured.", param=param)
-    return dep, ref.upstream_id
+            return InvalidRequest(f"Previous response with id '{shown}' not found.", param=param,
+                                  code="previous_response_not_found")
+        return NotFound(f"No response found with id '{shown}'.")
+
+    return conversation_ids.held_by(runtime, ref, shown, param, missing)
+
+
+def pin_conversation(caller: Caller, runtime: RuntimeConfig, payload: dict[str, Any],
+                     call: Call) -> tuple[DeploymentRuntime, str, tuple[bytes, bytes]]:
+    """Send a call naming ``conversation`` to the deployment holding it: that deployment, the
+    conversation's gateway id, and (upstream id, gateway id) to rewrite in the answer."""
+    sent = payload["conversation"]
+    dep, upstream_id = conversation_ids.resolve(caller.signing_key, caller.owner, runtime, sent, "conversation")
+    if call.pinned is not None and call.pinned != dep.name:
+        raise InvalidRequest("The previous response and the conversation are held by different deployments.",
+                             param="conversation", code="conversation_mismatch")
+    call.pinned, call.session = dep.name, None
+    call.updates["conversation"] = conversation_ids.upstream_value(sent, upstream_id)
+    gateway_id = str(sent.get("id") if isinstance(sent, dict) else sent)
+    return dep, gateway_id, (upstream_id.encode(), gateway_id.encode())
 
 
 def served_headers(record: RequestRecord, opened: Opened) -> dict[str, str]:
@@ -64,9 +78,10 @@ def served_headers(record: RequestRecord, opened: Opened) -> dict[str, str]:
 
 
 async def relay_answer(request: web.Request, record: RequestRecord, caller: Caller, opened: Opened,
-                 stream: bool) -> web.StreamResponse:
+                       stream: bool, conversation: tuple[bytes, bytes] | None = None) -> web.StreamResponse:
+    """``conversation``: (upstream id, gateway id) of the conversation the request named."""
     make_id = caller.make_id(opened.dep.name)
     headers = served_headers(record, opened)
     if stream:
-        return await relay_stream(request, opened, record, make_id, headers)
-    return await relay_json(request, opened, record, make_id, headers)
+        return await relay_stream(request, opened, record, make_id, headers, conversation)
+    return await relay_json(request, opened, record, make_id, headers, conversation)

@@ -14,8 +14,10 @@ from ..appstate import GatewayState
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..observability.recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, ModelRuntime, RuntimeConfig
+from ..upstream.affinity import session_of
 from ..upstream.executor import Call, open_call
-from .caller import Caller, relay_answer, resolve_id
+from . import clientheaders
+from .caller import Caller, pin_conversation, relay_answer, resolve_id
 from .endpoint import authenticate, endpoint, parse_object, read_body
 
 _MAX_END_USER_CHARS = 256
@@ -51,7 +53,7 @@ def _end_user(payload: dict[str, Any], request: web.Request, runtime: RuntimeCon
 
 
 def _serving_model(runtime: RuntimeConfig, model: ModelRuntime, dep: DeploymentRuntime,
-                   previous: str) -> ModelRuntime:
+                   previous: str, param: str = "previous_response_id") -> ModelRuntime:
     """The model a pinned deployment serves this request as: the requested one or, failing that,
     the first of its fallbacks that has the deployment as a target. A deployment of any other
     model must not serve it: that would bypass the key's model allowlist and its pricing."""
@@ -60,9 +62,9 @@ def _serving_model(runtime: RuntimeConfig, model: ModelRuntime, dep: DeploymentR
         for target in candidate.targets:
             if target.deployment == dep.name:
                 return candidate
-    raise InvalidRequest(f"Previous response '{previous[:128]}' is held by a deployment that model `{model.name}` "
+    raise InvalidRequest(f"'{previous[:128]}' is held by a deployment that model `{model.name}` "
                          "does not use, nor do its fallbacks; continue it with the model that created it.",
-                         param="previous_response_id", code="previous_response_model_mismatch")
+                         param=param, code=f"{param.removesuffix('_id')}_model_mismatch")
 
 
 @endpoint("create")
@@ -79,6 +81,8 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
     record.stream = stream
     record.end_user = _end_user(payload, request, runtime)
     call = Call("POST", "/responses", payload=payload, raw=raw, stream=stream, rewrite_model=True)
+    if runtime.forward_headers:
+        call.headers = clientheaders.forwarded(request.headers, runtime.forward_headers)
     caller = Caller(state, runtime, key)
     previous = payload.get("previous_response_id")
     if previous is not None:
@@ -86,5 +90,11 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
         model = _serving_model(runtime, model, dep, previous)
         call.pinned = dep.name
         call.updates["previous_response_id"] = upstream_id
+    elif runtime.affinity_headers or "prompt_cache_key" in payload:
+        call.session = session_of(payload, request.headers, runtime.affinity_headers)
+    conversation = None
+    if payload.get("conversation") is not None:
+        dep, conversation_id, conversation = pin_conversation(caller, runtime, payload, call)
+        model = _serving_model(runtime, model, dep, conversation_id, "conversation_id")
     opened = await open_call(state, runtime, record, model, call)
-    return await relay_answer(request, record, caller, opened, stream)
+    return await relay_answer(request, record, caller, opened, stream, conversation)

@@ -70,6 +70,8 @@ RETRIEVE: Mapping[str, Check] = {"stream": _boolean, "starting_after": _integer(
                                   "include_obfuscation": _boolean, **_INCLUDE}
 INPUT_ITEMS: Mapping[str, Check] = {"after": _text, "before": _text, "limit": _integer(1, 100), "order": _order,
                                     **_INCLUDE}
+CONVERSATION_ITEMS: Mapping[str, Check] = {"after": _text, "limit": _integer(1, 100), "order": _order, **_INCLUDE}
+INCLUDE: Mapping[str, Check] = _INCLUDE
 NONE: Mapping[str, Check] = {}
 
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from ..appstate import GatewayState
 from ..observability.recording import RequestRecord
 from ..upstream.executor import Call, open_call
-from . import queryparams
+from . import clientheaders, queryparams
 from .caller import Caller, relay_answer, resolve_id
 from .endpoint import authenticate, endpoint
 
@@ -29,6 +29,8 @@ async def _follow_up(request: web.Request, state: GatewayState, record: RequestR
     record.stream = stream
     call = Call(method, f"/responses/{quote(upstream_id, safe='')}{suffix}", query=query or None,
                 stream=stream, pinned=dep.name)
+    if runtime.forward_headers:
+        call.headers = clientheaders.forwarded(request.headers, runtime.forward_headers)
     if method == "POST":
         call.payload, call.raw = {}, b"{}"
     opened = await open_call(state, runtime, record, None, call)

@@ -93,8 +93,8 @@ def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
 class Endpoint:
     """One upstream deployment's fixed request parts, built once per config and reused per call."""
 
-    __slots__ = ("_block", "_query_string", "connect_seconds", "host", "origin", "port", "prefix", "proxy", "query",
-                 "read_idle_seconds", "tls")
+    __slots__ = ("_block", "_query_string", "connect_seconds", "header_names", "host", "origin", "port", "prefix",
+                 "proxy", "query", "read_idle_seconds", "tls")
 
     def __init__(self, base_url: str, headers: Mapping[str, str] | None = None, *,
                  query: Mapping[str, str] | None = None, connect_seconds: float = 10.0,
@@ -125,6 +125,8 @@ class Endpoint:
         for name, value in (headers or {}).items():
             check_header(name, value)
             lines.append(f"{name}: {value}")
+        self.header_names = frozenset(name.lower() for name in (headers or {}))
+        """Lower-case names of the headers every request carries (extra headers of the same name are not sent)."""
         self._block = ("\r\n".join(lines) + "\r\n").encode("latin-1")
 
     def head(self, method: str, path: str, query: Mapping[str, str] | None,

@@ -190,3 +190,22 @@ def estimate_usage(
         input_tokens=estimate_input_tokens(request_body),
         output_tokens=estimate_output_tokens(response_body, delta_payloads, stream_blocks),
     )
+
+
+def estimate_chat_tokens(chat: dict[str, Any]) -> int:
+    """Input tokens of a chat-completions request body, estimated: message texts and tool
+    definitions with the encoding above, plus the usual per-message framing."""
+    messages = chat.get("messages") or []
+    texts: list[str] = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(str(part.get("text") or "") for part in content if isinstance(part, dict))
+        for call in (message.get("tool_calls") or []) if isinstance(message, dict) else []:
+            texts.append(orjson.dumps(call.get("function")).decode())
+    if chat.get("tools"):
+        texts.append(orjson.dumps(chat["tools"]).decode())
+    framing = len(messages) * TOKENS_PER_MESSAGE + REPLY_PRIMING_TOKENS if messages else 0
+    return sum(count_tokens(text) for text in texts) + framing

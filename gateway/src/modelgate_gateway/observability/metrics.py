@@ -244,6 +244,15 @@ class Metrics:
             "modelgate_deferrals",
             "Times an upstream 429's Retry-After took a deployment out of rotation (capped: it asked "
             "for longer than retryAfterCapSeconds).", (dp, "capped"), {0: dp})
+        self.affinity = self._counter(
+            "modelgate_affinity_requests",
+            "Requests naming a session (prompt_cache_key, affinity header), by outcome: hit (served "
+            "by the session's own deployment) or moved (another one; its own could not serve).",
+            (md, "outcome"), {0: md})
+        self.stripped_items = self._counter(
+            "modelgate_affinity_stripped_items",
+            "Organisation-bound input items (encrypted reasoning, compaction) removed because a session moved to "
+            "a deployment of another organisation.", (dp,), {0: dp})
         self.cooling_down = GaugeFamily(
             "modelgate_deployment_cooling_down",
             "1 while a deployment is out of rotation (cooldown or Retry-After) until it serves again, else 0.",

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 ERROR_TYPE_LABEL_LIMIT = 32  # error types come from code paths, but bound them anyway
 _STATUS_CLASS = {c: f"{c}xx" for c in range(1, 6)}
+_BILLED_ROUTES = frozenset({"create", "compact"})
+"""Routes whose calls consume tokens; retrieve etc. carry the usage of a create, input_tokens runs no model."""
 
 
 class GatewayObserver:
@@ -155,6 +157,8 @@ class GatewayObserver:
             family.prune(view.alive)
         for model in config.spec.models:
             m.retries.ensure((model.name,))
+            m.affinity.ensure((model.name, "hit"))
+            m.affinity.ensure((model.name, "moved"))
             for fallback in model.fallbacks:
                 m.fallbacks.ensure((model.name, fallback))
             for target in model.targets:
@@ -163,6 +167,7 @@ class GatewayObserver:
                     m.tokens.ensure((model.name, target.deployment, token_type, "false"))
         for deployment in view.deployments:
             m.cooldowns.ensure((deployment,))
+            m.stripped_items.ensure((deployment,))
             m.deferrals.ensure((deployment, "false"))
             m.deferrals.ensure((deployment, "true"))
             m.cooling_down.ensure((deployment,))  # new: 0; kept: keeps its state
@@ -270,6 +275,10 @@ class GatewayObserver:
             m.cooldowns.inc((known_label(deployment, view.deployments),))
         for deployment, capped in record.deferrals:
             m.deferrals.inc((known_label(deployment, view.deployments), "true" if capped else "false"))
+        if record.affinity is not None:
+            m.affinity.inc((model, record.affinity))
+        for deployment, count in record.stripped_items:
+            m.stripped_items.inc((known_label(deployment, view.deployments),), count)
 
     def _outcome(self, record: RequestRecord) -> str:
         if record.client_disconnected:
@@ -292,7 +301,7 @@ class GatewayObserver:
         Only create calls consume tokens: a retrieved or cancelled response carries the usage of
         the call that created it, which was accounted then.
         """
-        if record.route != "create":
+        if record.route not in _BILLED_ROUTES:
             return None, False
         if record.usage is not None:
             return record.usage, False

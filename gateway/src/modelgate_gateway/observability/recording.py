@@ -75,6 +75,12 @@ class RequestRecord:
     deferrals: tuple[tuple[str, bool], ...] = ()
     """(deployment, capped) for every 429 whose Retry-After took a deployment out of rotation;
     capped when the upstream asked for longer than the cap. A tuple: rare, so no list per request."""
+    affinity: str | None = None
+    """For requests that name a session: ``hit`` (served by the session's own deployment) or
+    ``moved`` (another one, its own could not serve); None otherwise."""
+    stripped_items: tuple[tuple[str, int], ...] = ()
+    """(deployment, count) of organisation-bound input items removed before sending to another
+    organisation's deployment; a tuple: rare, so no list per request."""
     first_token_at: float | None = None
     """Monotonic time the first output delta (or the whole body) reached the client."""
     finished_at: float | None = None

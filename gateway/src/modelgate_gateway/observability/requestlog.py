@@ -91,6 +91,10 @@ def log_line(
              "status": a.status}
             for a in attempts
         ]
+    if record.affinity is not None:  # only requests that name a session
+        line["affinity"] = record.affinity
+        if record.stripped_items:
+            line["stripped_items"] = sum(count for _, count in record.stripped_items)
     if content is not None:
         line["input"], line["output"] = content
     try:

@@ -41,6 +41,11 @@ class RedisConversationStore:
         )
         return cls(client, max_bytes=max_bytes)
 
+    @property
+    def client(self) -> aioredis.Redis:
+        """The connection pool, shared with the conversations kept next to the responses."""
+        return self._client
+
     @staticmethod
     def key(response_id: str) -> str:
         return KEY_PREFIX + response_id

@@ -49,8 +49,12 @@ class _BadAnswer(Exception):
 
 
 async def relay_json(request: web.Request, opened: Opened, record: RequestRecord,
-                     make_id: Callable[[str], str] | None, headers: Mapping[str, str]) -> web.StreamResponse:
+                     make_id: Callable[[str], str] | None, headers: Mapping[str, str],
+                     conversation: tuple[bytes, bytes] | None = None) -> web.StreamResponse:
+    """``conversation``: (upstream id, gateway id) of the conversation the request named, whose
+    ``conversation.id`` in the answer is rewritten too (as is its ``previous_response_id``)."""
     relay = _JsonRelay(request, opened, record, make_id, headers)
+    relay.conversation = conversation
     outcome = AttemptOutcome.STREAM_ERROR
     timer = Deadline(opened.deadline - time.monotonic())  # the rest of the attempt's time
     reply = opened.reply
@@ -86,7 +90,7 @@ def _whole_at_once(reply: object) -> bool:
 
 
 class _JsonRelay:
-    __slots__ = ("headers", "make_id", "opened", "record", "request", "resp")
+    __slots__ = ("conversation", "headers", "make_id", "opened", "record", "request", "resp")
 
     def __init__(self, request: web.Request, opened: Opened, record: RequestRecord,
                  make_id: Callable[[str], str] | None, headers: Mapping[str, str]) -> None:
@@ -96,6 +100,7 @@ class _JsonRelay:
         self.make_id = make_id
         self.headers = headers
         self.resp: web.StreamResponse | None = None
+        self.conversation: tuple[bytes, bytes] | None = None
 
     async def send(self) -> web.StreamResponse:
         """An answer of unknown or large size: whole if it ends within the small size, else streamed."""
@@ -124,6 +129,7 @@ class _JsonRelay:
                 span = head.span(1) if head is not None else top_level_string(body, b"id")
                 if span is not None:
                     body, _ = self._rewrite(body, *span)
+                body = self._other_ids(body, parsed)
         record.first_token_at = time.monotonic()
         record.response_body = body
         record.status = reply.status
@@ -139,6 +145,25 @@ class _JsonRelay:
         self.record.response_id = gateway_id
         token = orjson.dumps(gateway_id)
         return data[:start] + token + data[end:], len(token) - (end - start)
+
+    def _other_ids(self, body: bytes, parsed: dict[str, object]) -> bytes:
+        """The response's ``previous_response_id`` (the upstream echoes the id it was sent; the
+        previous response lives on the same deployment, so its gateway id is made the same way)
+        and the named conversation's id, rewritten where they are those fields' values."""
+        assert self.make_id is not None
+        previous = parsed.get("previous_response_id")
+        if isinstance(previous, str) and previous.startswith("resp") and previous != parsed.get("id"):
+            span = top_level_string(body, b"previous_response_id")
+            if span is not None:
+                body = body[:span[0]] + orjson.dumps(self.make_id(previous)) + body[span[1]:]
+        conversation = parsed.get("conversation")
+        if self.conversation is not None and isinstance(conversation, dict):
+            at = _key_value_at(body, b"conversation")
+            span = top_level_string(body[at:], b"id") if at is not None else None
+            if at is not None and span is not None and body[at + span[0]:at + span[1]] == orjson.dumps(
+                    self.conversation[0].decode()):
+                body = body[:at + span[0]] + orjson.dumps(self.conversation[1].decode()) + body[at + span[1]:]
+        return body
 
     # -- large answers: streamed -----------------------------------------------------------------
     async def _stream(self, held: list[bytes], chunks: AsyncIterator[bytes]) -> web.StreamResponse:
@@ -280,6 +305,13 @@ class _Tracker:
         except ValueError:
             return None
         return usage_from_mapping(value)
+
+
+def _key_value_at(body: bytes, key: bytes) -> int | None:
+    """Where the value of the outermost object's ``key`` starts, or None."""
+    scanner = KeyScanner((key,))
+    found = [*scanner.feed(body), *scanner.finish()]
+    return found[0][1] if found else None
 
 
 def _content_type(reply: object) -> str:

@@ -31,8 +31,10 @@ class ClientGone(Exception):
 
 
 async def relay_stream(request: web.Request, opened: Opened, record: RequestRecord,
-                       make_id: Callable[[str], str], headers: Mapping[str, str]) -> web.StreamResponse:
-    sse = SseRelayState(make_id, opened.dep.redactor)
+                       make_id: Callable[[str], str], headers: Mapping[str, str],
+                       replace: tuple[bytes, bytes] | None = None) -> web.StreamResponse:
+    """``replace``: one more (upstream id, gateway id) pair to rewrite (a conversation's)."""
+    sse = SseRelayState(make_id, opened.dep.redactor, replace)
     resp = web.StreamResponse(status=200, headers=headers)
     resp.content_type = "text/event-stream"
     resp.headers["Cache-Control"] = "no-cache"
@@ -154,4 +156,3 @@ def _record_result(record: RequestRecord, sse: SseRelayState, outcome: AttemptOu
         record.status = 499  # nginx's "client closed request"; the client never saw a status
     else:
         record.status = 502
-

@@ -35,6 +35,8 @@ _SMALL_BLOCK = 4096  # blocks up to this size (one paced event) are searched who
 _RESPONSE_ID_BEFORE = re.compile(rb'(?:"response"\s*:\s*\{\s*"id"|"response_id")\s*:\s*\Z')
 _ID_KEY_BEFORE = re.compile(rb'"id"\s*:\s*\Z')
 _COMPACT_RESPONSE_ID = b'"response":{"id":'
+_PREVIOUS_BEFORE = re.compile(rb'"previous_response_id"\s*:\s*\Z')
+_CONVERSATION_BEFORE = re.compile(rb'"conversation"\s*:\s*\{\s*"id"\s*:\s*\Z')
 _LOOK_BEHIND = 64
 
 
@@ -104,14 +106,23 @@ class SseRelayState:
         "_terminal_blocks",
         "blocks",
         "created",
+        "fields",
         "first_delta_seen",
         "gateway_id",
         "last_block",
         "upstream_id",
     )
 
-    def __init__(self, make_id: Callable[[str], str], redactor: Redactor | None = None) -> None:
+    def __init__(self, make_id: Callable[[str], str], redactor: Redactor | None = None,
+                 conversation: tuple[bytes, bytes] | None = None) -> None:
         self._make_id = make_id
+        self.fields: list[tuple[bytes, bytes, re.Pattern[bytes]]] | None = None
+        """(upstream token, gateway token, what precedes it) of the other ids the response carries:
+        its ``previous_response_id`` (learnt from the first event) and the ``conversation`` the
+        request named ((upstream id, gateway id) given here). None: there are none (the usual case)."""
+        if conversation is not None:
+            self.fields = [(orjson.dumps(conversation[0].decode()), orjson.dumps(conversation[1].decode()),
+                            _CONVERSATION_BEFORE)]
         self._redactor = redactor
         """Removes the deployment's credentials from error and failure events (None: it has none)."""
         self._tail: list[bytes] = []
@@ -189,6 +200,11 @@ class SseRelayState:
         token = self._id_token
         if token is not None and token in block:  # stops at the first hit; costs nothing for deltas
             block = self._rewrite_ids(block, token)
+        fields = self.fields
+        if fields is not None:
+            for old, new, before in fields:
+                if old in block:
+                    block = _rewrite_field(block, old, new, before)
         if not self.first_delta_seen and _has_delta(block):
             self.first_delta_seen = True
         # The final event is the stream's last, so only the block's last events are searched (a
@@ -225,28 +241,22 @@ class SseRelayState:
                 continue
             response = parsed.get("response")
             rid = response.get("id") if isinstance(response, dict) else None
-            if isinstance(rid, str) and rid:
+            if isinstance(rid, str) and rid and isinstance(response, dict):
                 self.upstream_id = rid.encode()
                 gateway_id = self._make_id(rid)
                 self.gateway_id = gateway_id.encode()
                 self._id_token = orjson.dumps(rid)
                 self._gateway_token = orjson.dumps(gateway_id)
                 self.created = response
+                previous = response.get("previous_response_id")
+                if isinstance(previous, str) and previous.startswith("resp") and previous != rid:
+                    # The upstream echoes the id it was sent; the client must see the one it sent.
+                    pair = (orjson.dumps(previous), orjson.dumps(self._make_id(previous)), _PREVIOUS_BEFORE)
+                    self.fields = [*(self.fields or ()), pair]
                 return
 
     def _rewrite_ids(self, block: bytes, token: bytes) -> bytes:
-        parts: list[bytes] = []
-        done = 0
-        at = block.find(token)
-        while at >= 0:
-            if _is_response_id(block, at):
-                parts += (block[done:at], self._gateway_token)
-                done = at + len(token)
-            at = block.find(token, at + len(token))
-        if not parts:
-            return block
-        parts.append(block[done:])
-        return b"".join(parts)
+        return _replace_where(block, token, self._gateway_token, _is_response_id)
 
     @property
     def terminal(self) -> dict[str, Any] | None:
@@ -283,9 +293,36 @@ class SseRelayState:
         response = dict(self.created or {"object": "response", "output": []})
         gateway_id = self.gateway_id.decode() if self.gateway_id is not None else None
         response.update(id=gateway_id, status="failed", error={"code": code, "message": message})
+        for _, new, before in self.fields or ():
+            if before is _PREVIOUS_BEFORE:
+                response["previous_response_id"] = orjson.loads(new)
+            else:
+                response["conversation"] = {"id": orjson.loads(new)}
         event = {"type": "response.failed", "sequence_number": self.next_sequence_number(),
                  "response": response}
         return b"event: response.failed\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
+def _replace_where(block: bytes, old: bytes, new: bytes, where: Callable[[bytes, int], bool]) -> bytes:
+    """``block`` with the token ``old`` replaced by ``new`` at the offsets ``where`` accepts."""
+    parts: list[bytes] = []
+    done = 0
+    at = block.find(old)
+    while at >= 0:
+        if where(block, at):
+            parts += (block[done:at], new)
+            done = at + len(old)
+        at = block.find(old, at + len(old))
+    if not parts:
+        return block
+    parts.append(block[done:])
+    return b"".join(parts)
+
+
+def _rewrite_field(block: bytes, old: bytes, new: bytes, before: re.Pattern[bytes]) -> bytes:
+    """``block`` with the token ``old`` replaced by ``new`` where ``before`` says it is that field's value."""
+    return _replace_where(block, old, new, lambda data, at: before.search(data, max(0, at - _LOOK_BEHIND), at)
+                          is not None)
 
 
 def _is_response_id(block: bytes, at: int) -> bool:

@@ -113,9 +113,10 @@ class HealthBoard:
                 state.deferred_until = min(state.deferred_until, now + caps.get(name, 0.0))
 
 
-def _available(board: HealthBoard, target: TargetRuntime, now: float, capacity: Callable[[str], bool]) -> bool:
-    state = board.get(target.deployment)
-    if not capacity(target.deployment):
+def available(board: HealthBoard, name: str, now: float, capacity: Callable[[str], bool]) -> bool:
+    """Whether deployment ``name`` may take a request now (also used by session affinity)."""
+    state = board.get(name)
+    if not capacity(name):
         return False
     if state.cooldown_until > now or state.deferred_until > now:
         return False
@@ -145,7 +146,7 @@ def pick(
     candidates = [t for t in targets if t.deployment not in exclude]
     if not candidates:
         return None
-    usable = [t for t in candidates if _available(board, t, now, capacity)]
+    usable = [t for t in candidates if available(board, t.deployment, now, capacity)]
     if not usable:
         usable = [t for t in candidates if capacity(t.deployment) and board.get(t.deployment).deferred_until <= now]
         if not usable:

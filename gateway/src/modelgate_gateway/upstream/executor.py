@@ -15,10 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from ..config import UpstreamApi
 from ..errors import GatewayError, UpstreamFailed
 from ..observability.recording import AttemptOutcome, AttemptRecord, Observer, RequestRecord
 from ..redaction import Redactor
-from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig
+from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig, TargetRuntime
+from .affinity import pick_for_session, ranked, strip_org_bound
 from .balancing import HealthBoard, pick
 from .chat_transport import Untranslatable
 from .deadlines import Deadline
@@ -59,6 +61,16 @@ class Call:
     updates: dict[str, Any] = field(default_factory=dict)
     rewrite_model: bool = False
     """Send each deployment's own upstream model name (create calls)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Client headers to pass on (``spec.forwardHeaders``)."""
+    session: str | None = None
+    """The session the request names (:mod:`.affinity`): the model's deployment is chosen by it."""
+    ranking: tuple[tuple[TargetRuntime, ...], tuple[str, ...]] | None = None
+    """The session's ranking of the targets it was last computed for (a model's fallbacks have others)."""
+    home: str | None = None
+    """The session's own deployment (first in its ranking); set by :func:`open_call`."""
+    home_org: str | None = None
+    """Its organisation: a deployment of another gets the request without organisation-bound items."""
 
 
 @dataclass(slots=True)
@@ -114,6 +126,8 @@ async def _attempt(state: ExecutorDeps, dep: DeploymentRuntime, call: Call, reco
     raw, payload = call.raw, call.payload
     if payload is not None:
         updates = {**call.updates, "model": dep.model} if call.rewrite_model else call.updates
+        if call.home_org is not None and dep.organization != call.home_org:
+            updates = _strip_for(dep, payload, updates, record)
         if updates:
             raw = rewrite_body(payload, raw, updates) if raw is not None else None
             payload = {**payload, **updates}
@@ -132,12 +146,22 @@ async def _attempt(state: ExecutorDeps, dep: DeploymentRuntime, call: Call, reco
         timer.disarm()
 
 
+def _strip_for(dep: DeploymentRuntime, payload: dict[str, Any], updates: dict[str, Any],
+               record: RequestRecord) -> dict[str, Any]:
+    """The session moved to another organisation: its encrypted items would fail there, so leave them out."""
+    stripped = strip_org_bound(payload.get("input"), keep_bridge_items=dep.api is UpstreamApi.CHAT_COMPLETIONS)
+    if stripped is None:
+        return updates
+    record.stripped_items += ((dep.name, stripped[1]),)
+    return {**updates, "input": stripped[0]}
+
+
 async def _exchange(transport: Transport, dep: DeploymentRuntime, call: Call,
                     payload: dict[str, Any] | None, raw: bytes | None,
                     request_id: str) -> tuple[UpstreamReply, bytes]:
     """Send, then wait for the status (and a stream's first chunk); inside the first-byte deadline."""
     reply = await transport.open(dep, call.method, call.path, payload=payload, raw=raw,
-                                 query=call.query, request_id=request_id)
+                                 query=call.query, request_id=request_id, headers=call.headers)
     outcome = outcome_for_status(reply.status)
     if outcome is not AttemptOutcome.SUCCESS:
         try:
@@ -187,9 +211,7 @@ async def open_call(state: ExecutorDeps, runtime: RuntimeConfig, record: Request
     failures: list[Failure] = []
     tried: set[str] = set()
     unservable: Untranslatable | None = None
-    models: list[ModelRuntime | None] = [model]
-    if model is not None and call.pinned is None:
-        models = list(_candidate_models(runtime, model))
+    models = _chain(runtime, model, call)
     index = 0
     waits: Waits | None = None  # made on the first failure: the success path needs none
     while len(record.attempts) < max_attempts:
@@ -211,8 +233,8 @@ async def open_call(state: ExecutorDeps, runtime: RuntimeConfig, record: Request
         dep = runtime.deployments[name]
         tried.add(name)
         try:
-            return await _run_attempt(state, dep, call, record, current, deadline,
-                                      retry_after_cap=runtime.retry_after_caps[name])
+            return _noted(await _run_attempt(state, dep, call, record, current, deadline,
+                                             retry_after_cap=runtime.retry_after_caps[name]), call, record)
         except _Failed as exc:
             failures.append(exc.failure)
         except Untranslatable as exc:  # another deployment (another upstream API) may serve it
@@ -227,6 +249,23 @@ async def open_call(state: ExecutorDeps, runtime: RuntimeConfig, record: Request
     waits = waits or _waits(state, models, call, model, deadline)
     summary, retry_after = waits.outcome(failures, tried)
     raise exhausted_error(summary, len(record.attempts), retry_after)
+
+
+def _chain(runtime: RuntimeConfig, model: ModelRuntime | None, call: Call) -> list[ModelRuntime | None]:
+    """The models to try in order; for a session, also its own deployment and organisation."""
+    if model is None or call.pinned is not None:
+        return [model]
+    if call.session is not None:
+        call.ranking = (model.targets, ranked(call.session, model.targets))
+        call.home = call.ranking[1][0]
+        call.home_org = runtime.deployments[call.home].organization
+    return list(_candidate_models(runtime, model))
+
+
+def _noted(opened: Opened, call: Call, record: RequestRecord) -> Opened:
+    if call.home is not None:
+        record.affinity = "hit" if opened.dep.name == call.home else "moved"
+    return opened
 
 
 def _waits(state: ExecutorDeps, models: list[ModelRuntime | None], call: Call, model: ModelRuntime | None,
@@ -247,6 +286,12 @@ def _next_target(state: ExecutorDeps, runtime: RuntimeConfig, call: Call, curren
         return pinned
     if current is None:
         return None
+    session = call.session
+    if session is not None:
+        if call.ranking is None or call.ranking[0] is not current.targets:
+            call.ranking = (current.targets, ranked(session, current.targets))
+        return pick_for_session(call.ranking[1], state.board, now=time.monotonic(), exclude=tried,
+                                capacity=lambda n: _has_capacity(state, runtime, n))
     return pick(current.strategy, current.targets, state.board, now=time.monotonic(),
                 rng=state.rng, exclude=tried, capacity=lambda n: _has_capacity(state, runtime, n))
 

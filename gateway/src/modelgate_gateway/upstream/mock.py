@@ -8,18 +8,22 @@ input_items) so everything downstream of the transport is exercised for real.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from ..runtime import DeploymentRuntime
+from ..state.conversations import MemoryConversations
+from . import conversations_api
 from .transport import NOT_STREAMABLE, MemoryReply, input_items_page, json_error
 
 _MAX_STORED = 1000  # responses kept for retrieve; oldest evicted first
+_CONVERSATION_TTL = 86400  # in process: bounded by count (state.conversations), the TTL is not used
 
 
 def _frame(event: dict[str, Any]) -> bytes:
@@ -34,6 +38,7 @@ def _input_tokens(payload: Mapping[str, Any]) -> int:
 class MockTransport:
     def __init__(self) -> None:
         self._stored: OrderedDict[str, tuple[dict[str, Any], list[Any]]] = OrderedDict()
+        self._conversations = MemoryConversations()
 
     def _response(self, dep: DeploymentRuntime, payload: Mapping[str, Any], rid: str, text: str) -> dict[str, Any]:
         words = text.split(" ")
@@ -62,6 +67,7 @@ class MockTransport:
             "top_p": payload.get("top_p", 1.0),
             "metadata": payload.get("metadata") or {},
             "user": payload.get("user"),
+            "conversation": {"id": cid} if (cid := conversations_api.conversation_id(payload)) else None,
             "usage": {
                 "input_tokens": _input_tokens(payload),
                 "input_tokens_details": {"cached_tokens": 0},
@@ -93,17 +99,59 @@ class MockTransport:
         raw: bytes | None,
         query: Mapping[str, str] | None,
         request_id: str,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> MemoryReply:
+        if path.startswith("/conversations"):
+            return await conversations_api.serve(self._conversations, _CONVERSATION_TTL, method, path, payload,
+                                                 query or {})
         if method == "POST" and path == "/responses" and payload is not None:
+            await conversations_api.history(self._conversations, payload)  # 400 for an unknown conversation
             rid = "resp_mock" + os.urandom(12).hex()
             response = self._response(dep, payload, rid, dep.mock_text)
             self._store(rid, response, payload)
+            await conversations_api.record_turn(self._conversations, payload, response, _CONVERSATION_TTL)
             if payload.get("stream") is True:
                 return MemoryReply(200, frames=self._stream(dep, response))
             if dep.mock_first_delay:
                 await asyncio.sleep(dep.mock_first_delay)
             return MemoryReply(200, orjson.dumps(response))
+        if method == "POST" and path in ("/responses/input_tokens", "/responses/compact") and payload is not None:
+            earlier = await conversations_api.history(self._conversations, payload) or []
+            return self._derived(path, payload, earlier)
         return self._follow_up(method, path, query or {})
+
+    def _conversation(self, payload: Mapping[str, Any]) -> list[Any] | None:
+        """The items up to ``previous_response_id`` then the request's input; None: unknown previous."""
+        raw_input = payload.get("input") or []
+        items = raw_input if isinstance(raw_input, list) else [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": str(raw_input)}]}]
+        previous = payload.get("previous_response_id")
+        if previous is None:
+            return items
+        stored = self._stored.get(str(previous))
+        if stored is None:
+            return None
+        response, earlier = stored
+        return [*earlier, *response["output"], *items]
+
+    def _derived(self, path: str, payload: Mapping[str, Any], earlier: list[Any]) -> MemoryReply:
+        items = self._conversation(payload)
+        if items is None:
+            return json_error(400, "Previous response not found.", "previous_response_not_found",
+                              "previous_response_id")
+        items = [*earlier, *items]
+        tokens = _input_tokens({"input": items, "instructions": payload.get("instructions")})
+        if path.endswith("input_tokens"):
+            return MemoryReply(200, orjson.dumps({"object": "response.input_tokens", "input_tokens": tokens}))
+        # Compaction keeps the user's messages and replaces everything else by one opaque item.
+        kept = [item for item in items if isinstance(item, dict) and item.get("role") == "user"]
+        summary = {"type": "compaction", "id": "cmp_" + os.urandom(12).hex(),
+                   "encrypted_content": "mock:" + base64.b64encode(orjson.dumps(len(items))).decode()}
+        body = {"id": "resp_mockcmp" + os.urandom(12).hex(), "object": "response.compaction",
+                "created_at": int(time.time()), "output": [*kept, summary],
+                "usage": {"input_tokens": tokens, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 1,
+                          "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": tokens + 1}}
+        return MemoryReply(200, orjson.dumps(body))
 
     def _follow_up(self, method: str, path: str, query: Mapping[str, str]) -> MemoryReply:
         parts = path.strip("/").split("/")

@@ -8,7 +8,7 @@ one with a translator. The executor and relay never know which one they hold.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -47,7 +47,9 @@ class Transport(Protocol):
         raw: bytes | None,
         query: Mapping[str, str] | None,
         request_id: str,
-    ) -> UpstreamReply: ...
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> UpstreamReply:
+        """``headers``: the client's headers to pass on (``spec.forwardHeaders``), already checked."""
 
 
 class MemoryReply:
@@ -120,15 +122,23 @@ class HttpTransport:
         raw: bytes | None,
         query: Mapping[str, str] | None,
         request_id: str,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> UpstreamReply:
         assert dep.endpoint is not None  # every provider but the mock has a base URL
         body = None
         if payload is not None:
             body = raw if raw is not None else orjson.dumps(payload)
+        extra: Sequence[tuple[str, str]] = (("X-Client-Request-Id", request_id), ("X-Request-Id", request_id))
+        if headers:
+            extra = (*extra, *_not_configured(headers, dep.endpoint.header_names))
         return await self._client.send(
             dep.endpoint, method, path, body=body, content_type=_JSON if body is not None else None,
-            extra_headers=(("X-Client-Request-Id", request_id), ("X-Request-Id", request_id)),
-            query=query, pool_key=dep.pool_key)
+            extra_headers=extra, query=query, pool_key=dep.pool_key)
+
+
+def _not_configured(headers: Sequence[tuple[str, str]], configured: frozenset[str]) -> list[tuple[str, str]]:
+    """The client's headers but those the deployment sets itself (its own win, and are not sent twice)."""
+    return [(name, value) for name, value in headers if name.lower() not in configured]
 
 
 def rewrite_body(payload: dict[str, Any], raw: bytes, updates: Mapping[str, Any]) -> bytes:

@@ -6,7 +6,7 @@ here is pure (no aiohttp, no I/O): the upstream executor calls :func:`translate_
 sending, then :func:`translate_response` or a :class:`ChatStreamTranslator` on the way back.
 """
 
-from .responses_chatcompletions_input import UntranslatableError
+from .responses_chatcompletions_input import UntranslatableError, input_messages
 from .responses_chatcompletions_request import translate_request
 from .responses_chatcompletions_response import (
     map_usage,
@@ -20,6 +20,7 @@ __all__ = [
     "ChatStreamTranslator",
     "UntranslatableError",
     "conversation_messages",
+    "input_messages",
     "map_usage",
     "output_text",
     "stored_input_items",

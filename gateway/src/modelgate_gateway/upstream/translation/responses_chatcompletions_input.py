@@ -7,6 +7,8 @@ Used by :mod:`.responses_chatcompletions_request` and by the conversation-state 
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 JsonDict = dict[str, Any]
@@ -33,11 +35,15 @@ _HOSTED_ITEM_TYPES = frozenset(
         "mcp_call",
         "custom_tool_call",
         "custom_tool_call_output",
-        "compaction",
         "tool_search_call",
         "tool_search_output",
     }
 )
+
+
+def flat_name(namespace: Any, name: str) -> str:
+    """The chat function name of a Responses function ``name`` in ``namespace`` (if any)."""
+    return f"{namespace}__{name}" if isinstance(namespace, str) and namespace else name
 
 
 class UntranslatableError(Exception):
@@ -84,6 +90,8 @@ def _append_item(messages: list[JsonDict], item: Any, path: str) -> None:
         # Reasoning items carry an upstream's hidden state (often encrypted); a chat upstream
         # cannot take them back, and leaving them out only costs that model's cached reasoning.
         return
+    elif kind == "compaction":
+        messages.append(_summary_message(item, path))
     elif kind in _HOSTED_ITEM_TYPES:
         raise UntranslatableError(
             f"{path}.type",
@@ -91,6 +99,25 @@ def _append_item(messages: list[JsonDict], item: Any, path: str) -> None:
         )
     else:
         raise UntranslatableError(f"{path}.type", f"Unknown input item type {kind!r}.")
+
+
+BRIDGE_COMPACTION_PREFIX = "mgc1."
+"""``encrypted_content`` of compaction items the bridge produced (responses_chatcompletions_compact)."""
+SUMMARY_HEADER = "[Summary of the earlier conversation]\n"
+
+
+def _summary_message(item: JsonDict, path: str) -> JsonDict:
+    """The chat message for a compaction item the bridge produced: a user message carrying the
+    summary. Another compaction item (an OpenAI organisation's, encrypted) cannot be read here."""
+    content = item.get("encrypted_content")
+    if isinstance(content, str) and content.startswith(BRIDGE_COMPACTION_PREFIX):
+        try:
+            summary = base64.urlsafe_b64decode(content[len(BRIDGE_COMPACTION_PREFIX):]).decode()
+        except (binascii.Error, ValueError):
+            raise UntranslatableError(f"{path}.encrypted_content", "The compaction item is damaged.") from None
+        return {"role": "user", "content": SUMMARY_HEADER + summary}
+    raise UntranslatableError(f"{path}.type", "This compaction item was produced by a provider organisation; "
+                              "only it can read it.")
 
 
 def _required_str(item: JsonDict, key: str, path: str) -> str:
@@ -187,7 +214,7 @@ def _append_function_call(messages: list[JsonDict], item: JsonDict, path: str) -
         "id": _required_str(item, "call_id", path),
         "type": "function",
         "function": {
-            "name": _required_str(item, "name", path),
+            "name": flat_name(item.get("namespace"), _required_str(item, "name", path)),
             "arguments": _required_str(item, "arguments", path),
         },
     }

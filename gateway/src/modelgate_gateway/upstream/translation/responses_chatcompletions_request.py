@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .responses_chatcompletions_input import JsonDict, UntranslatableError, input_messages
+from .responses_chatcompletions_tools import chat_tools
 
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
 _KNOWN_INCLUDES = frozenset(
@@ -25,7 +26,6 @@ _KNOWN_INCLUDES = frozenset(
         LOGPROBS_INCLUDE,
     }
 )
-_FUNCTION_TOOL_KEYS = frozenset({"type", "name", "description", "parameters", "strict"})
 _SAME_NAME_FIELDS = (
     "temperature",
     "top_p",
@@ -35,6 +35,9 @@ _SAME_NAME_FIELDS = (
     "prompt_cache_retention",
     "service_tier",
 )
+OPENAI_ONLY_FIELDS = frozenset({"safety_identifier", "prompt_cache_key", "prompt_cache_retention", "service_tier"})
+"""Same-name fields only OpenAI's own Chat Completions knows; they never change what a model
+produces, so for other chat servers (vLLM, llama.cpp, ...) they are dropped (and named), not sent."""
 # Read elsewhere (model, input, instructions, history) or echoed only; nothing to send upstream.
 _ECHO_ONLY_FIELDS = frozenset(
     {
@@ -45,20 +48,59 @@ _ECHO_ONLY_FIELDS = frozenset(
         "store",
         "metadata",
         "max_tool_calls",
+        "tools",
+        "conversation",  # the transport reads the conversation's items into ``history``
     }
 )
+# Fields that never change what the model produces (what the client is, how OpenAI bills or
+# caches): a chat upstream has no use for them, so they are left out, not refused, and named in
+# ``dropped`` for the log. Codex sends ``client_metadata`` on every request.
+DROPPED_FIELDS = frozenset({"client_metadata"})
 
 
 def translate_request(
-    body: JsonDict, upstream_model: str, history: list[JsonDict] | None = None
+    body: JsonDict,
+    upstream_model: str,
+    history: list[JsonDict] | None = None,
+    *,
+    drop_unsupported_tools: bool = False,
+    dropped: list[str] | None = None,
+    openai_fields: bool = True,
 ) -> JsonDict:
     """Build the chat-completions body for ``body`` sent to ``upstream_model``.
 
-    ``history`` holds the chat messages of the conversation up to ``previous_response_id``
-    (loaded from the state store); without it a ``previous_response_id`` is refused.
+    ``history`` holds the chat messages of the conversation so far (up to ``previous_response_id``,
+    or the items of the ``conversation``, loaded from the state store); without it a
+    ``previous_response_id`` is refused. What is
+    left out (fields of :data:`DROPPED_FIELDS`, tools a deployment drops) is appended to
+    ``dropped``. ``openai_fields``: the upstream is OpenAI's (or Azure's) Chat Completions, which
+    takes :data:`OPENAI_ONLY_FIELDS`.
     """
+    _check_fields(body, dropped)
+    chat: JsonDict = {"model": upstream_model, "messages": _messages(body, history)}
+    if body.get("tools") is not None:
+        tools = chat_tools(body["tools"], drop_unsupported=drop_unsupported_tools, dropped=dropped)
+        if tools:
+            chat["tools"] = tools
+    for key in _SAME_NAME_FIELDS:
+        if body.get(key) is not None:
+            if openai_fields or key not in OPENAI_ONLY_FIELDS:
+                chat[key] = body[key]
+            elif dropped is not None:
+                dropped.append(key)
+    for key, handler in _FIELD_HANDLERS.items():
+        if body.get(key) is not None:
+            handler(body[key], chat, body)
+    return chat
+
+
+def _check_fields(body: JsonDict, dropped: list[str] | None) -> None:
+    """Refuse unknown fields; name the dropped ones."""
     for key in body:
-        if (
+        if key in DROPPED_FIELDS:
+            if dropped is not None:
+                dropped.append(key)
+        elif (
             key not in _FIELD_HANDLERS
             and key not in _ECHO_ONLY_FIELDS
             and key not in _SAME_NAME_FIELDS
@@ -66,14 +108,6 @@ def translate_request(
             raise UntranslatableError(
                 key, f"'{key}' is not supported for chat-completions deployments."
             )
-    chat: JsonDict = {"model": upstream_model, "messages": _messages(body, history)}
-    for key in _SAME_NAME_FIELDS:
-        if body.get(key) is not None:
-            chat[key] = body[key]
-    for key, handler in _FIELD_HANDLERS.items():
-        if body.get(key) is not None:
-            handler(body[key], chat, body)
-    return chat
 
 
 def _messages(body: JsonDict, history: list[JsonDict] | None) -> list[JsonDict]:
@@ -85,13 +119,13 @@ def _messages(body: JsonDict, history: list[JsonDict] | None) -> list[JsonDict]:
         # Instructions of earlier turns are not carried over (Responses semantics), so they are
         # never part of the stored history and always lead this request's messages.
         messages.append({"role": "system", "content": instructions})
-    if body.get("previous_response_id") is not None:
-        if history is None:
-            raise UntranslatableError(
-                "previous_response_id",
-                "previous_response_id needs the gateway's conversation store "
-                "(spec.state.redisUrl), which is not configured for chat-completions deployments.",
-            )
+    if body.get("previous_response_id") is not None and history is None:
+        raise UntranslatableError(
+            "previous_response_id",
+            "previous_response_id needs the gateway's conversation store "
+            "(spec.state.redisUrl), which is not configured for chat-completions deployments.",
+        )
+    if history is not None:
         messages.extend(history)
     if body.get("input") is None:
         if not messages or messages[-1]["role"] == "system":
@@ -101,38 +135,8 @@ def _messages(body: JsonDict, history: list[JsonDict] | None) -> list[JsonDict]:
     return messages
 
 
-def _tools(tools: Any, chat: JsonDict, body: JsonDict) -> None:
-    if not isinstance(tools, list):
-        raise UntranslatableError("tools", "tools must be a list.")
-    chat_tools = [_function_tool(tool, f"tools[{i}]") for i, tool in enumerate(tools)]
-    if chat_tools:
-        chat["tools"] = chat_tools
-
-
-def _function_tool(tool: Any, path: str) -> JsonDict:
-    kind = tool.get("type") if isinstance(tool, dict) else None
-    if kind != "function":
-        raise UntranslatableError(
-            f"{path}.type",
-            f"Tool type {kind!r} runs inside OpenAI; "
-            "a chat-completions upstream can only call functions.",
-        )
-    for key, value in tool.items():
-        if key not in _FUNCTION_TOOL_KEYS and value not in (None, False):
-            raise UntranslatableError(
-                f"{path}.{key}", f"Function tool option '{key}' has no chat equivalent."
-            )
-    if not isinstance(tool.get("name"), str):
-        raise UntranslatableError(f"{path}.name", "Function tools need a name.")
-    function: JsonDict = {"name": tool["name"]}
-    for key in ("description", "parameters", "strict"):
-        if tool.get(key) is not None:
-            function[key] = tool[key]
-    return {"type": "function", "function": function}
-
-
 def _tool_choice(choice: Any, chat: JsonDict, body: JsonDict) -> None:
-    if choice in ("none", "auto") and not body.get("tools"):
+    if choice in ("none", "auto") and not chat.get("tools"):
         return  # chat APIs refuse tool_choice without tools; with no tools both mean "no calls"
     if choice in ("none", "auto", "required"):
         chat["tool_choice"] = choice
@@ -160,7 +164,7 @@ def _tool_choice(choice: Any, chat: JsonDict, body: JsonDict) -> None:
 
 def _parallel_tool_calls(value: Any, chat: JsonDict, body: JsonDict) -> None:
     # Chat APIs reject parallel_tool_calls without tools; without tools it means nothing anyway.
-    if body.get("tools"):
+    if chat.get("tools"):
         chat["parallel_tool_calls"] = bool(value)
 
 
@@ -229,6 +233,15 @@ def _top_logprobs(value: Any, chat: JsonDict, body: JsonDict) -> None:
         chat["top_logprobs"] = value
 
 
+def _background(value: Any, chat: JsonDict, body: JsonDict) -> None:
+    if value is not False:
+        raise UntranslatableError(
+            "background",
+            "background=true needs a Responses deployment: a chat-completions upstream answers only while "
+            "the request is open, and the gateway does not run responses in the background for it.",
+        )
+
+
 def _must_be(
     allowed: tuple[Any, ...],
 ) -> Callable[[str], Callable[[Any, JsonDict, JsonDict], None]]:
@@ -254,7 +267,6 @@ def _refuse(name: str) -> Callable[[Any, JsonDict, JsonDict], None]:
 
 
 _FIELD_HANDLERS: dict[str, Callable[[Any, JsonDict, JsonDict], None]] = {
-    "tools": _tools,
     "tool_choice": _tool_choice,
     "parallel_tool_calls": _parallel_tool_calls,
     "max_output_tokens": _max_output_tokens,
@@ -267,8 +279,7 @@ _FIELD_HANDLERS: dict[str, Callable[[Any, JsonDict, JsonDict], None]] = {
     "include": _include,
     "top_logprobs": _top_logprobs,
     "truncation": _must_be(("disabled",))("truncation"),
-    "background": _must_be((False,))("background"),
-    "conversation": _refuse("conversation"),
+    "background": _background,
     "prompt": _refuse("prompt"),
     "context_management": _refuse("context_management"),
     "moderation": _refuse("moderation"),

@@ -13,6 +13,7 @@ from typing import Any
 
 from ...observability.usage import usage_from_mapping
 from .responses_chatcompletions_input import JsonDict
+from .responses_chatcompletions_tools import namespaced_names
 
 # finish_reason -> Responses incomplete_details.reason; anything else completes normally.
 _INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -90,7 +91,15 @@ def response_skeleton(
         "usage": None,
         "user": request.get("user"),
         "metadata": request.get("metadata") or {},
+        "conversation": _conversation(request.get("conversation")),
     }
+
+
+def _conversation(value: Any) -> JsonDict | None:
+    """The response's ``conversation``: ``{"id": …}`` whichever shape the request used."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return {"id": value} if isinstance(value, str) and value else None
 
 
 def _default(request: JsonDict, key: str, default: Any) -> Any:
@@ -149,9 +158,15 @@ def message_item(item_id: str, status: str, content: list[JsonDict]) -> JsonDict
 
 
 def function_call_item(
-    item_id: str, status: str, call_id: str, name: str, arguments: str
+    item_id: str,
+    status: str,
+    call_id: str,
+    name: str,
+    arguments: str,
+    namespaces: dict[str, tuple[str, str]] | None = None,
 ) -> JsonDict:
-    return {
+    """A ``function_call`` item; a flattened namespace tool's call gets its name and namespace back."""
+    item = {
         "id": item_id,
         "type": "function_call",
         "status": status,
@@ -159,6 +174,10 @@ def function_call_item(
         "call_id": call_id,
         "name": name,
     }
+    original = namespaces.get(name) if namespaces else None
+    if original is not None:
+        item["namespace"], item["name"] = original
+    return item
 
 
 def translate_response(
@@ -189,6 +208,7 @@ def translate_response(
     if message.get("refusal"):
         content.append({"type": "refusal", "refusal": message["refusal"]})
     output: list[JsonDict] = []
+    namespaces = namespaced_names(request.get("tools"))
     if content:
         output.append(message_item(new_item_id("msg"), item_status, content))
     for call in message.get("tool_calls") or []:
@@ -200,6 +220,7 @@ def translate_response(
                 call.get("id") or new_item_id("call"),
                 function.get("name") or "",
                 function.get("arguments") or "",
+                namespaces,
             )
         )
     response.update(

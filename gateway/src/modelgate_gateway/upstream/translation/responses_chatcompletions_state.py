@@ -26,10 +26,11 @@ def conversation_messages(
 ) -> list[JsonDict]:
     """Chat messages of the conversation up to and including ``response``'s output.
 
-    ``history`` is what ``previous_response_id`` pointed at (if anything). Instructions are left
+    ``history`` is what ``previous_response_id`` or the ``conversation`` held (if anything).
+    Instructions are left
     out on purpose: the Responses API does not carry them over to the next turn.
     """
-    messages = list(history or []) if body.get("previous_response_id") is not None else []
+    messages = list(history or [])
     if body.get("input") is not None:
         messages.extend(input_messages(body["input"]))
     # Output items are valid input items, so the same translation turns them into messages.

@@ -29,6 +29,7 @@ from .responses_chatcompletions_response import (
     status_for,
     text_part,
 )
+from .responses_chatcompletions_tools import namespaced_names
 
 # ResponseError.code is a closed set in the SDK; anything else is reported as server_error.
 _ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"})
@@ -69,10 +70,11 @@ class _Call:
     output_index: int = -1  # assigned when the item is announced (needs the function name)
     arguments: list[str] = field(default_factory=list)
     status: str | None = None  # set once output_item.done went out
+    namespaces: dict[str, tuple[str, str]] | None = None
 
     def item(self, status: str) -> JsonDict:
         return function_call_item(
-            self.item_id, status, self.call_id, self.name, "".join(self.arguments)
+            self.item_id, status, self.call_id, self.name, "".join(self.arguments), self.namespaces
         )
 
 
@@ -96,6 +98,7 @@ class ChatStreamTranslator:
             response_id=response_id, model=model, created_at=created_at, request=request
         )
         self._clock = clock
+        self._namespaces = namespaced_names(request.get("tools")) or None
         self._sequence = 0
         self._items: list[_Message | _Call] = []
         self._message: _Message | None = None
@@ -268,7 +271,8 @@ class ChatStreamTranslator:
         function = delta.get("function") or {}
         call = self._calls.get(delta.get("index", 0))
         if call is None:
-            call = _Call(call_id=delta.get("id") or "", name=function.get("name") or "")
+            call = _Call(call_id=delta.get("id") or "", name=function.get("name") or "",
+                         namespaces=self._namespaces)
             self._calls[delta.get("index", 0)] = call
         else:
             call.call_id = call.call_id or delta.get("id") or ""
@@ -294,7 +298,8 @@ class ChatStreamTranslator:
         self._items.append(call)
         pending = "".join(call.arguments)
         call.arguments = [pending]
-        item = function_call_item(call.item_id, "in_progress", call.call_id, call.name, "")
+        item = call.item("in_progress")
+        item["arguments"] = ""
         self._emit(
             out, "response.output_item.added", {"output_index": call.output_index, "item": item}
         )
@@ -350,7 +355,7 @@ class ChatStreamTranslator:
             {
                 "item_id": call.item_id,
                 "output_index": call.output_index,
-                "name": call.name,
+                "name": call.item(status)["name"],
                 "arguments": "".join(call.arguments),
             },
         )
