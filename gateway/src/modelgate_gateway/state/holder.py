@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from .store import ConversationStore
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .redis_store import RedisConversationStore
 
 
 class StoreHolder:
     """The conversation store of the current config, replaced when its Redis URL changes."""
 
     def __init__(self) -> None:
-        self.store: ConversationStore | None = None
+        self.store: RedisConversationStore | None = None
         self.ttl_seconds = 30 * 86400
         self._key: tuple[str | None, str | None] = (None, None)
 
