@@ -39,8 +39,8 @@ from gateway_process import free_port  # noqa: E402
 from kube_cluster import Cluster  # noqa: E402
 from modelgate_operator.injection.mutation import decide  # noqa: E402
 from modelgate_operator.injection.template import SidecarTemplate  # noqa: E402
-from modelgate_operator.injection.tenancy import NamespaceKeys, Scope, render_namespace  # noqa: E402
-from modelgate_operator.resources import parse_route  # noqa: E402
+from modelgate_operator.rendering.resources import parse_route  # noqa: E402
+from modelgate_operator.rendering.sidecars import NamespaceKeys, Scope, render_namespace  # noqa: E402
 from sidecar_process import SidecarProcess  # noqa: E402
 
 NAMESPACE = "bench-sidecar"

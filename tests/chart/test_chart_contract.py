@@ -35,7 +35,7 @@ def test_gateway_args_follow_the_contract() -> None:
     container = _gateway(render())["containers"][0]
     assert container["args"] == [
         "--config",
-        "/etc/modelgate/config/config.json",
+        "/etc/modelgate/config/index.json",
         "--secrets-dir",
         "/etc/modelgate/secrets",
         "--host",
@@ -103,9 +103,14 @@ def test_gateway_mounts_whole_volumes_at_the_contract_paths(values: Path) -> Non
     }
     assert {name: m["mountPath"] for name, m in mounts.items()} == expected
     assert all("subPath" not in m and "subPathExpr" not in m for m in mounts.values())
-    assert volumes["config"]["configMap"] == {"name": "modelgate-gateway-config", "optional": True}
-    assert volumes["upstream-keys"]["secret"]["secretName"] == "modelgate-gateway-upstream-keys"
-    assert volumes["upstream-keys"]["secret"]["optional"] is True
+    # One directory each for every ConfigMap and every Secret the operator may write (all optional).
+    config = volumes["config"]["projected"]["sources"]
+    assert config == [{"configMap": {"name": "modelgate-gateway-config", "optional": True}}] + [
+        {"configMap": {"name": f"modelgate-gateway-config-{i}", "optional": True}} for i in range(32)]
+    keys = volumes["upstream-keys"]["projected"]
+    assert keys["sources"] == [{"secret": {"name": "modelgate-gateway-upstream-keys", "optional": True}}] + [
+        {"secret": {"name": f"modelgate-gateway-upstream-keys-{i}", "optional": True}} for i in range(1, 32)]
+    assert keys["defaultMode"] == 0o440
 
 
 def test_operator_environment_follows_the_contract() -> None:
@@ -128,6 +133,7 @@ def test_operator_environment_follows_the_contract() -> None:
         "MODELGATE_OPERATOR_BASE_CONFIG_CONFIGMAP": "modelgate/modelgate-operator-base-config",
         "MODELGATE_OPERATOR_NAMESPACES": "",
         "MODELGATE_OPERATOR_PEERING": "modelgate",
+        "MODELGATE_OPERATOR_MAX_SHARDS": "32",
         "MODELGATE_OPERATOR_LIVENESS_HOST": "0.0.0.0",
         "MODELGATE_OPERATOR_LIVENESS_PORT": "8080",
     }

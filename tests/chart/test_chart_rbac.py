@@ -1,10 +1,14 @@
-"""RBAC rules, asserted exactly: the gateway reads only its own ConfigMap and Secret; the operator
-gets what its code and kopf call (docs/install.md §7) and nothing more, cluster-wide only when it
-watches every namespace."""
+"""RBAC rules, asserted exactly: the gateway reads only its own ConfigMaps and Secrets (the config,
+its shards, the upstream keys); the operator gets what its code and kopf call (docs/install.md §7)
+and nothing more, cluster-wide only when it watches every namespace, deleting only its shards."""
 
 from typing import Any
 
+import pytest
+
 from chart_helm import CI_VALUES, NAMESPACE, find, kinds, render
+from modelgate_operator.rendering.layout import allowed_objects
+from modelgate_operator.settings import OperatorSettings
 
 
 def _rules(
@@ -21,14 +25,38 @@ def _rules(
     )
 
 
-def test_gateway_role_grants_only_its_configmap_and_secret() -> None:
+CM, KEYS = "modelgate-gateway-config", "modelgate-gateway-upstream-keys"
+SHARDS = tuple(f"{CM}-{i}" for i in range(32))
+KEY_SHARDS = tuple(f"{KEYS}-{i}" for i in range(1, 32))
+
+
+def test_gateway_role_grants_only_its_configmaps_and_secrets() -> None:
     role = find(render(), "Role", "modelgate-gateway")
     assert _rules(role) == sorted(
         [
-            (("",), ("configmaps",), ("modelgate-gateway-config",), ("get", "list", "watch")),
-            (("",), ("secrets",), ("modelgate-gateway-upstream-keys",), ("get", "list", "watch")),
+            (("",), ("configmaps",), (CM, *SHARDS), ("get", "list", "watch")),
+            (("",), ("secrets",), (KEYS, *KEY_SHARDS), ("get", "list", "watch")),
         ]
     )
+
+
+@pytest.mark.parametrize("shards", [1, 4, 32])
+def test_roles_name_exactly_the_objects_the_operator_may_write(shards: int) -> None:
+    """The chart and the operator agree: every object of every layout is readable by the gateway
+    and writable by the operator, and nothing else is."""
+    objects = render(sets=(f"operator.maxConfigShards={shards}",))
+    allowed = allowed_objects(OperatorSettings(configmap=CM, secret=KEYS, max_shards=shards))
+    names = {kind: {n for k, n in allowed if k == kind} for kind in ("ConfigMap", "Secret")}
+    env = {e["name"]: e.get("value") for e in
+           find(objects, "Deployment", "modelgate-operator")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELGATE_OPERATOR_MAX_SHARDS"] == str(shards)
+    for role_name, verbs in (("modelgate-gateway", ("get", "list", "watch")), ("modelgate-operator", ("get", "patch"))):
+        rules = [r for r in _rules(find(objects, "Role", role_name)) if r[3] == verbs]
+        granted = {resource: set(names_) for _, (resource,), names_, _ in rules}
+        assert granted == {"configmaps": names["ConfigMap"], "secrets": names["Secret"]}, role_name
+    deletable = {r[1][0]: set(r[2]) for r in _rules(find(objects, "Role", "modelgate-operator")) if r[3] == ("delete",)}
+    assert deletable.get("configmaps") == names["ConfigMap"] - {CM}
+    assert deletable.get("secrets", set()) == names["Secret"] - {KEYS}
 
 
 def test_gateway_has_no_cluster_wide_permissions() -> None:
@@ -53,7 +81,12 @@ ROUTE_RULES = [
     (("modelgate.dev",), ("modelroutes/status",), (), ("patch",)),
     (("",), ("secrets",), (), ("get", "list", "watch")),
     (("",), ("events",), (), ("create",)),
+    # ModelGateKeys like routes, and the Secret of a key with generateSecret.
+    (("modelgate.dev",), ("modelgatekeys",), (), ("list", "watch")),
+    (("modelgate.dev",), ("modelgatekeys/status",), (), ("patch",)),
+    (("",), ("secrets",), (), ("create",)),
 ]
+USER_ROLES = {"modelgate-modelgatekeys-edit", "modelgate-modelgatekeys-view"}
 CRDS_RULE = (("apiextensions.k8s.io",), ("customresourcedefinitions",), (), ("list", "watch"))
 
 
@@ -84,9 +117,11 @@ def test_operator_role_in_release_namespace_is_exact() -> None:
         assert _rules(role) == sorted(
             [
                 (("",), ("configmaps",), (), ("create",)),
-                (("",), ("configmaps",), ("modelgate-gateway-config",), ("get", "patch")),
+                (("",), ("configmaps",), (CM, *SHARDS), ("get", "patch")),
+                (("",), ("configmaps",), SHARDS, ("delete",)),
                 (("",), ("secrets",), (), ("create",)),
-                (("",), ("secrets",), ("modelgate-gateway-upstream-keys",), ("get", "patch")),
+                (("",), ("secrets",), (KEYS, *KEY_SHARDS), ("get", "patch")),
+                (("",), ("secrets",), KEY_SHARDS, ("delete",)),
                 (("",), ("pods",), (), ("list",)),
                 (("apps",), ("deployments",), ("modelgate-gateway",), ("get",)),
                 # A refused base config: a Warning Event on its ConfigMap, in both modes.
@@ -104,13 +139,35 @@ def test_no_role_uses_wildcards_or_escalation_verbs() -> None:
             for rule in obj["rules"]:
                 assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
                 assert not {"escalate", "impersonate", "deletecollection"} & set(rule["verbs"])
-                # Sidecar mode: delete only the operator's own per-namespace objects, by name, and
-                # bind only the sidecars' ClusterRole (to their ServiceAccounts, docs/sidecar.md).
-                if {"delete", "bind"} & set(rule["verbs"]):
-                    assert obj["metadata"]["name"] == "modelgate-operator-sidecar", obj["metadata"]
+                name = obj["metadata"]["name"]
+                if "delete" in rule["verbs"] and name == "modelgate-operator":
+                    # of the components, the operator deletes only its shards
+                    assert rule["verbs"] == ["delete"]
+                    assert set(rule["resourceNames"]) <= set(SHARDS + KEY_SHARDS)
+                elif {"delete", "bind"} & set(rule["verbs"]) and name not in USER_ROLES:
+                    # sidecar mode: the operator deletes only its own per-namespace objects, by name, and
+                    # binds only the sidecars' ClusterRole (to their ServiceAccounts, docs/sidecar.md)
+                    assert name == "modelgate-operator-sidecar", obj["metadata"]
                     assert rule.get("resourceNames"), rule
                 if "bind" in rule["verbs"]:
                     assert (rule["resources"], rule["resourceNames"]) == (["clusterroles"], ["modelgate-sidecar"])
+
+
+def test_namespace_users_manage_their_keys_through_the_built_in_roles() -> None:
+    """Aggregated into admin/edit (manage) and view (read): a RoleBinding of `edit` in a namespace
+    grants that namespace's ModelGateKeys and nothing else of ModelGate."""
+    objects = render()
+    edit = find(objects, "ClusterRole", "modelgate-modelgatekeys-edit")
+    view = find(objects, "ClusterRole", "modelgate-modelgatekeys-view")
+    labels = edit["metadata"]["labels"]
+    assert labels["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert labels["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert _rules(edit) == [(("modelgate.dev",), ("modelgatekeys",), (),
+                             ("create", "delete", "get", "list", "patch", "update", "watch"))]
+    assert _rules(view) == [(("modelgate.dev",), ("modelgatekeys",), (), ("get", "list", "watch"))]
+    off = render(sets=("keys.aggregateToNamespaceRoles=false",))
+    assert not {o["metadata"]["name"] for o in kinds(off, "ClusterRole")} & USER_ROLES
 
 
 def test_bindings_point_at_the_component_service_accounts() -> None:
@@ -201,7 +258,8 @@ def test_release_namespace_listed_in_watch_namespaces_gets_its_own_watch_role() 
 
 
 def test_rbac_can_be_left_to_the_cluster_admin() -> None:
-    objects = render(sets=("gateway.rbac.create=false", "operator.rbac.create=false"))
+    objects = render(sets=("gateway.rbac.create=false", "operator.rbac.create=false",
+                           "keys.aggregateToNamespaceRoles=false"))
     assert not [
         o
         for o in objects

@@ -2,6 +2,7 @@
 object (CRDs included) is valid for Kubernetes 1.33."""
 
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -93,6 +94,8 @@ def test_default_objects_have_the_contract_names() -> None:
         ("ServiceAccount", "modelgate-operator"),
         ("ClusterRole", "modelgate-operator"),
         ("ClusterRoleBinding", "modelgate-operator"),
+        ("ClusterRole", "modelgate-modelgatekeys-edit"),
+        ("ClusterRole", "modelgate-modelgatekeys-view"),
         ("Role", "modelgate-operator"),
         ("RoleBinding", "modelgate-operator"),
         ("ConfigMap", "modelgate-operator-base-config"),
@@ -122,3 +125,14 @@ def test_component_labels_select_the_right_pods() -> None:
         not find(objects, "Service", "modelgate-gateway")["spec"]["selector"].items()
         <= op_labels.items()
     )
+
+
+def test_operator_reads_key_spend_from_the_gateways_redis_when_told() -> None:
+    def env(objects: Any) -> dict[str, Any]:
+        container = find(objects, "Deployment", "modelgate-operator")["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+    assert "MODELGATE_OPERATOR_REDIS_URL" not in env(render())
+    found = env(render(sets=("keys.redisUrl=redis://redis.data:6379/0", "keys.redisPasswordSecret=redis-auth")))
+    assert found["MODELGATE_OPERATOR_REDIS_URL"] == "redis://redis.data:6379/0"
+    assert found["MODELGATE_OPERATOR_REDIS_PASSWORD"] == {"secretKeyRef": {"name": "redis-auth", "key": "password"}}

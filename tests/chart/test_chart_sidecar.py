@@ -16,6 +16,8 @@ from cel_expr_python.ext import ext_strings
 
 from chart_helm import CHART, NAMESPACE, find, kinds, render, render_fails
 from modelgate_operator.injection.template import SidecarTemplate
+from modelgate_operator.rendering.layout import CONFIGMAP, SECRET, allowed_objects
+from modelgate_operator.settings import OperatorSettings
 
 ON = (CHART / "ci" / "sidecar-on-values.yaml",)
 CERT_MANAGER = (CHART / "ci" / "sidecar-cert-manager-values.yaml",)
@@ -31,15 +33,20 @@ def _operator(objects: tuple[dict[str, Any], ...]) -> dict[str, Any]:
 
 
 def _rules(role: dict[str, Any]) -> list[tuple[tuple[str, ...], ...]]:
-    return sorted((tuple(r["apiGroups"]), tuple(r["resources"]), tuple(r.get("resourceNames", ())),
+    return sorted((tuple(r["apiGroups"]), tuple(r["resources"]), tuple(sorted(r.get("resourceNames", ()))),
                    tuple(sorted(r["verbs"]))) for r in role["rules"])
 
 
+# Every object the operator's committer may write for a namespace's sidecars (shards included).
+_OBJECTS = allowed_objects(OperatorSettings(configmap="modelgate-sidecar-config",
+                                            secret="modelgate-sidecar-upstream-keys", max_shards=32))
+CONFIGMAPS = tuple(sorted(n for kind, n in _OBJECTS if kind == CONFIGMAP))
+SECRETS = tuple(sorted(n for kind, n in _OBJECTS if kind == SECRET))
 NAMESPACE_RULES = [
     (("",), ("pods",), (), ("list",)),
     (("",), ("configmaps", "secrets"), (), ("create",)),
-    (("",), ("configmaps",), ("modelgate-sidecar-config",), ("delete", "get", "patch")),
-    (("",), ("secrets",), ("modelgate-sidecar-upstream-keys",), ("delete", "get", "patch")),
+    (("",), ("configmaps",), CONFIGMAPS, ("delete", "get", "patch")),
+    (("",), ("secrets",), SECRETS, ("delete", "get", "patch")),
     (("rbac.authorization.k8s.io",), ("rolebindings",), (), ("create",)),
     (("rbac.authorization.k8s.io",), ("rolebindings",), ("modelgate-sidecar",), ("delete", "get", "patch")),
     (("rbac.authorization.k8s.io",), ("clusterroles",), ("modelgate-sidecar",), ("bind",)),
@@ -155,8 +162,8 @@ def test_a_separate_sidecar_image_can_be_set() -> None:
 def test_rbac_of_the_sidecars_and_of_the_operator_cluster_wide() -> None:
     objects = render(ON)
     assert _rules(find(objects, "ClusterRole", "modelgate-sidecar")) == sorted([
-        (("",), ("configmaps",), ("modelgate-sidecar-config",), ("get", "list", "watch")),
-        (("",), ("secrets",), ("modelgate-sidecar-upstream-keys",), ("get", "list", "watch")),
+        (("",), ("configmaps",), CONFIGMAPS, ("get", "list", "watch")),
+        (("",), ("secrets",), SECRETS, ("get", "list", "watch")),
     ])
     assert _rules(find(objects, "ClusterRole", "modelgate-operator-sidecar")) == sorted(
         [WEBHOOK_CONFIGURATION_RULE, *NAMESPACE_RULES])

@@ -13,7 +13,7 @@ import pytest
 from chart_helm import render
 from cluster_operator import eventually, mock_deployment, operator_on, operator_settings, route, route_status
 from kube_cluster import Cluster
-from modelgate_operator.publishing import KubeGateway
+from modelgate_operator.kube.client import KubeClient
 
 
 def _base(limit: int | str) -> str:
@@ -71,7 +71,7 @@ def test_chart_rbac_allows_the_base_config_event(cluster: Cluster, namespace: st
     env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     ns, name = env["MODELGATE_OPERATOR_BASE_CONFIG_CONFIGMAP"].split("/")
     settings = operator_settings(namespace, base_config_configmap=(ns, name))
-    KubeGateway(settings, cluster.api_client(token=token)).post_base_config_warning("test: refused", "2026-01-01T00:00:00Z")
+    KubeClient(settings, cluster.api_client(token=token)).post_base_config_warning("test: refused", "2026-01-01T00:00:00Z")
 
     [event] = _warnings(cluster, namespace, name)
     assert event["involvedObject"]["uid"] == created[-1]["metadata"]["uid"]  # get was allowed too

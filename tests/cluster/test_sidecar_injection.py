@@ -11,25 +11,21 @@ from typing import Any
 import pytest
 
 from kube_cluster import ApiError, Cluster
-from sidecar_cluster import SidecarOperator, app_deployment, pods_of, sidecar_operator
+from sidecar_cluster import SidecarOperator, app_deployment, fresh_namespaces, pods_of, sidecar_operator
 
 INJECT = {"modelgate.dev/inject": "true"}
 
 
 @pytest.fixture()
-def namespaces(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[tuple[str, str, str]]:
+def namespaces(cluster: Cluster) -> Iterator[tuple[str, ...]]:
     """The operator's namespace, a plain namespace and one labelled modelgate.dev/inject=enabled."""
-    names = (cluster.create_namespace("mg-operator"), cluster.create_namespace("team-a"),
-             cluster.create_namespace("team-b", labels={"modelgate.dev/inject": "enabled"}))
-    for name in names[1:]:
-        cluster.wait_for_service_account(name)
-    yield names
-    for name in names:
-        cluster.delete_namespace(name)
+    with fresh_namespaces(cluster, "mg-operator", "team-a", "team-b",
+                          labels={"team-b": {"modelgate.dev/inject": "enabled"}}) as names:
+        yield names
 
 
 @pytest.fixture()
-def injector(cluster: Cluster, namespaces: tuple[str, str, str], tmp_path: Path) -> Iterator[SidecarOperator]:
+def injector(cluster: Cluster, namespaces: tuple[str, ...], tmp_path: Path) -> Iterator[SidecarOperator]:
     with sidecar_operator(cluster, namespaces[0], namespaces[1:], tmp_path) as running:
         yield running
 
@@ -39,7 +35,7 @@ def _sidecar(pod: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def test_pods_of_an_annotated_deployment_carry_the_native_sidecar(
-        cluster: Cluster, namespaces: tuple[str, str, str], injector: SidecarOperator) -> None:
+        cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator) -> None:
     team_a = namespaces[1]
     cluster.apply(app_deployment("chat", INJECT), team_a)
     pods = pods_of(cluster, team_a, "chat", 2)
@@ -50,12 +46,12 @@ def test_pods_of_an_annotated_deployment_carry_the_native_sidecar(
         assert sidecar["image"] == injector.template["image"]
         assert sidecar["args"][sidecar["args"].index("--host") + 1] == "127.0.0.1"
         assert {"name": "OPENAI_BASE_URL", "value": "http://127.0.0.1:4000/v1"} in pod["spec"]["containers"][0]["env"]
-        assert pod["metadata"]["labels"]["modelgate.dev/sidecar"] == "modelgate"
+        assert pod["metadata"]["labels"]["modelgate.dev/sidecar"] == injector.gateway
     assert "Traceback" not in injector.process.log()
 
 
 def test_opted_out_and_unasked_pods_are_left_alone_and_a_labelled_namespace_injects_by_default(
-        cluster: Cluster, namespaces: tuple[str, str, str], injector: SidecarOperator) -> None:
+        cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator) -> None:
     _, team_a, team_b = namespaces
     cluster.apply(app_deployment("plain", replicas=1), team_a)
     cluster.apply(app_deployment("opted-out", {"modelgate.dev/inject": "false"}, replicas=1), team_b)
@@ -66,7 +62,7 @@ def test_opted_out_and_unasked_pods_are_left_alone_and_a_labelled_namespace_inje
 
 
 def test_a_pod_the_sidecar_cannot_live_in_is_refused_with_the_reason(
-        cluster: Cluster, namespaces: tuple[str, str, str], injector: SidecarOperator) -> None:
+        cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator) -> None:
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad", "annotations": INJECT},
            "spec": {"containers": [{"name": "app", "image": "x", "ports": [{"containerPort": 4000}]}]}}
     with pytest.raises(ApiError) as refused:
@@ -76,7 +72,7 @@ def test_a_pod_the_sidecar_cannot_live_in_is_refused_with_the_reason(
 
 
 def test_the_operator_being_down_does_not_block_pod_creation(
-        cluster: Cluster, namespaces: tuple[str, str, str], injector: SidecarOperator) -> None:
+        cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator) -> None:
     injector.stop()
     team_a = namespaces[1]
     cluster.apply(app_deployment("while-down", INJECT, replicas=2), team_a)

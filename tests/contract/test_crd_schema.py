@@ -17,8 +17,8 @@ import yaml
 
 import crd_admission
 from modelgate_gateway.config import parse_config
-from modelgate_operator.rendering import render
-from modelgate_operator.resources import parse_route
+from modelgate_operator.rendering.render import render
+from modelgate_operator.rendering.resources import parse_route
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "crds" / "modelroutes.modelgate.dev.yaml"
@@ -48,7 +48,9 @@ def test_crd_identity_and_printer_columns() -> None:
     version = _version()
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Model", "Deployments", "Ready", "Rollout", "Age"]
+    assert columns == ["Model", "Deployments", "Ready", "Rollout", "Sidecars", "Age"]
+    # Sidecar counts only in `kubectl get mr -o wide`: without sidecar mode the column is empty.
+    assert [c.get("priority", 0) for c in version["additionalPrinterColumns"]] == [0, 0, 0, 0, 1, 0]
     # The API server's table printer shows only the first match of a wildcard, so a column over a
     # list must read a field the operator fills with every value (tests/cluster/test_printer_columns.py).
     paths = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}

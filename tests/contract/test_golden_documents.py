@@ -28,8 +28,8 @@ import yaml
 from modelgate_gateway.config import SecretKeyRef, canonical_json, load_config, parse_config
 
 # The operator's public renderer and route parser: if they move, this is the line to change.
-from modelgate_operator.rendering import Rendered, SecretLookup, render
-from modelgate_operator.resources import ModelRoute, parse_route
+from modelgate_operator.rendering.render import Rendered, SecretLookup, render
+from modelgate_operator.rendering.resources import ModelRoute, parse_route
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from modelgate_gateway.observability import estimating
 from modelgate_gateway.observability.exposition import metrics_app
+from modelgate_gateway.observability.governance_metrics import GovernanceMetrics
 from modelgate_gateway.observability.observer import GatewayObserver
 from modelgate_gateway.observability.pricing import Prices, cost_usd
 from modelgate_gateway.observability.recording import AttemptOutcome, AttemptRecord, RequestRecord, Usage
@@ -168,16 +169,23 @@ def test_prometheus_sees_exact_totals_and_every_dashboard_query_has_data(tmp_pat
     observer = GatewayObserver(registry, log_stream=log)
     observer.config_loaded(make_config(end_user_limit=2), CHECKSUM)
     observer.deployment_health("east", True)
+    governance = GovernanceMetrics(registry)  # what the governor reports (see tests/component/governance)
+    governance.configure([("key", "team-a", 10.0), ("tenant", "acme", 0.0)], "fail-open")
     one = expected_round()
 
     with serve_in_thread(metrics_app(registry)) as target, prometheus_launcher(tmp_path) as launch:
         prom: PrometheusServer = launch([target])
         feed(observer, traffic(0))
+        governance.spend.labels("key", "team-a").set(2.5)
+        governance.reserved.labels("key", "team-a").set(0.1)
+        governance.in_flight.set(1)
         prom.query(
             "sum(modelgate_requests_total)",
             until=lambda r: bool(r) and float(r[0]["value"][1]) == 6,
         )
         feed(observer, traffic(1))
+        governance.limit_hits.labels("key", "team-a", "budget").inc()
+        governance.redis_failures.labels("reserve", "fail-open").inc()
         prom.query("sum(modelgate_requests_total)", until=lambda r: float(r[0]["value"][1]) == 12)
 
         assert prom.scalar('sum(modelgate_tokens_total{type="input"})') == 2 * one["input"]

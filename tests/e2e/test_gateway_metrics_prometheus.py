@@ -23,6 +23,7 @@ import yaml
 from fake_responses_upstream import Behaviour, FakeResponsesUpstream
 from gateway_process import ROOT, GatewayProcess
 from prometheus_server import PrometheusServer, prometheus_launcher
+from redis_server import RedisServer, redis_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
 DASHBOARD = ROOT / "charts/modelgate/dashboards/modelgate-overview.json"
@@ -37,7 +38,7 @@ def _cost(model: str, output_tokens: int) -> float:
     return (15 * price_in + 5 * price_cached + output_tokens * price_out) / 1e6
 
 
-def _config(tmp: Path, east: str, west: str) -> Path:
+def _config(tmp: Path, east: str, west: str, redis_url: str) -> Path:
     def pricing(model: str) -> dict:
         i, c, o = PRICES[model]
         return {"inputUsdPerMillionTokens": i, "cachedInputUsdPerMillionTokens": c, "outputUsdPerMillionTokens": o}
@@ -49,9 +50,12 @@ def _config(tmp: Path, east: str, west: str) -> Path:
                     "cooldown": {"consecutiveFailures": 1, "durationSeconds": 0.5}, "pricing": pricing("gpt-4o")},
                    {"name": "gpt-4o-mini", "targets": [{"deployment": "west"}], "pricing": pricing("gpt-4o-mini")},
                    {"name": "local", "targets": [{"deployment": "west"}]}],  # no prices: counted as unpriced
-        "auth": {"keys": [{"name": "team-a", "sha256": hashlib.sha256(b"sk-team-a").hexdigest()},
+        # team-a has a budget and a rate limit far above this traffic: the governance panels get data.
+        "auth": {"keys": [{"name": "team-a", "sha256": hashlib.sha256(b"sk-team-a").hexdigest(),
+                           "limits": {"requestsPerMinute": 10_000, "budget": {"usd": 100, "window": "daily"}}},
                           {"name": "team-b", "sha256": hashlib.sha256(b"sk-team-b").hexdigest(),
                            "models": ["gpt-4o-mini"]}]},
+        "state": {"redisUrl": redis_url},
     }}
     path = tmp / "gateway.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -96,9 +100,9 @@ def _substitute(expr: str) -> str:
 
 
 async def test_gateway_traffic_is_counted_exactly_in_prometheus_and_the_dashboard_has_data(
-        tmp_path: Path, upstreams) -> None:
+        tmp_path: Path, upstreams, redis_server: RedisServer) -> None:  # noqa: F811
     east, west = upstreams
-    gateway = GatewayProcess(_config(tmp_path, east.base_url, west.base_url))
+    gateway = GatewayProcess(_config(tmp_path, east.base_url, west.base_url, redis_server.url))
     await asyncio.to_thread(gateway.start)
     try:
         with prometheus_launcher(tmp_path) as launch:

@@ -14,19 +14,16 @@ Hostile clients (raw sockets, the client-facing listener with its timeouts) get 
 from __future__ import annotations
 
 import asyncio
-import gc
 import socket
 import sys
 import types
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-import uvloop
 from aiohttp import web
 
 from gateway_harness import API_KEY, GatewayHarness, config_doc, deployment
@@ -34,6 +31,7 @@ from misbehaving_upstream import Fault, MisbehavingUpstream
 from modelgate_gateway.app import RELOADER
 from modelgate_gateway.server.clientconn import ClientLimits, ConnectionGuard, GuardedSite
 from raw_http_server import eventually
+from reference_cycles import left_in_cycles, run_on_uvloop
 
 N = 12  # requests per kind while the collector is off
 LARGE_BODY = 4 * 1024 * 1024  # far more than loopback socket buffers take from a peer that never reads
@@ -81,20 +79,6 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _from_request_path(obj: object) -> bool:
-    """Whether a collected object belongs to the gateway, aiohttp's server or the upstream client."""
-    if isinstance(obj, types.FrameType):
-        name = obj.f_code.co_filename
-        return "modelgate_gateway" in name or "/aiohttp/web" in name or "/aiohttp/http_" in name
-    if isinstance(obj, types.TracebackType):
-        return _from_request_path(obj.tb_frame)
-    if isinstance(obj, types.CoroutineType):
-        return _from_request_path(obj.cr_frame) if obj.cr_frame is not None else (
-            "modelgate_gateway" in obj.cr_code.co_filename or "/aiohttp/web" in obj.cr_code.co_filename)
-    module = type(obj).__module__ or ""
-    return module.startswith(("modelgate_gateway", "aiohttp.web", "httptools", "uvloop", "multidict"))
 
 
 async def _one(harness: GatewayHarness, kind: Kind, payload: dict[str, Any]) -> int | str | None:
@@ -149,37 +133,15 @@ async def _scenario(tmp: Path, kind: Kind) -> list[object]:
                     assert await _one(harness, kind, payload) == kind.expect
                 await eventually(lambda: len(harness.log_lines()) == 3 + N, timeout=5)
 
-            return await _left_in_cycles(requests)
+            return await left_in_cycles(requests)
         finally:
             await harness.close()
-
-
-async def _left_in_cycles(requests: Callable[[], Awaitable[None]]) -> list[object]:
-    """What a collection finds of the request path after ``requests`` ran with the collector off."""
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        await requests()
-        for _ in range(5):  # connection_lost and other callbacks still queued
-            await asyncio.sleep(0)
-        gc.collect()
-        return [obj for obj in gc.garbage if _from_request_path(obj)]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-
-
-def _run(factory: Callable[[], Coroutine[Any, Any, list[object]]]) -> list[object]:
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(factory())
 
 
 @pytest.mark.parametrize("name", list(KINDS))
 def test_requests_leave_no_reference_cycles(name: str, tmp_path: Path) -> None:
     kind = KINDS[name]
-    left = _run(lambda: _scenario(tmp_path, kind))
+    left = run_on_uvloop(lambda: _scenario(tmp_path, kind))
     summary = Counter(type(obj).__name__ for obj in left)
     frames = Counter(f"{o.f_code.co_name} ({o.f_code.co_filename.rsplit('/', 1)[-1]})"
                      for o in left if isinstance(o, types.FrameType))
@@ -235,7 +197,7 @@ async def _hostile_scenario(tmp: Path, name: str) -> list[object]:
                 assert leave or all(a.startswith((b"HTTP/1.1 4", b"HTTP/1.0 4")) for a in answers), answers[0]
                 await eventually(lambda: not guard.connections, timeout=5)
 
-            return await _left_in_cycles(connections)
+            return await left_in_cycles(connections)
         finally:
             await runner.cleanup()
             await harness.close()
@@ -243,7 +205,7 @@ async def _hostile_scenario(tmp: Path, name: str) -> list[object]:
 
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_clients_leave_no_reference_cycles(name: str, tmp_path: Path) -> None:
-    left = _run(lambda: _hostile_scenario(tmp_path, name))
+    left = run_on_uvloop(lambda: _hostile_scenario(tmp_path, name))
     summary = Counter(type(obj).__name__ for obj in left)
     assert not left, f"{len(left)} objects of {N} '{name}' connections were left in reference cycles: " \
                      f"{summary.most_common(8)}"

@@ -36,6 +36,12 @@ def gateway_id(upstream_id: str, deployment: str) -> str:
     return ids.encode(key, ids.owner_tag(key, ids.key_owner("test", None)), deployment, upstream_id)
 
 
+def gateway_conversation_id(upstream_id: str, deployment: str) -> str:
+    """The conversation id the gateway hands the test key for an upstream conversation id."""
+    key = SIGNING_KEY.encode()
+    return ids.encode_conversation(key, ids.owner_tag(key, ids.key_owner("test", None)), deployment, upstream_id)
+
+
 def deployment(name: str, base_url: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "provider": "openai-compatible", "baseUrl": base_url, "model": f"up-{name}",
             "credentials": {"secretKey": "upstream-key"}, **extra}
@@ -66,7 +72,7 @@ class GatewayHarness:
         self.registry = CollectorRegistry()
         self._log = self.log_path.open("ab")
         self.observer = GatewayObserver(self.registry, log_stream=self._log)
-        self.state: GatewayState = make_state(self.observer)
+        self.state: GatewayState = make_state(self.observer, self.registry)
         self.app = make_app(self.state, FileSource(self.config_path, self.secrets_dir, 0.05), self.observer, 0.05)
         self.server = TestServer(self.app, host="127.0.0.1", handler_cancellation=True)
 

@@ -20,6 +20,7 @@ import kopf
 import yaml
 
 ROUTES = "modelgate.dev/v1alpha1/modelroutes"
+KEYS = "modelgate.dev/v1alpha1/modelgatekeys"
 GATEWAY_NS = "modelgate"
 CONFIGMAP = "modelgate-gateway-config"
 SECRET = "modelgate-gateway-upstream-keys"
@@ -32,6 +33,8 @@ def declare_resources(emulator: Any) -> None:
     res = emulator.resources
     res[ROUTES] = info(kind="ModelRoute", namespaced=True, subresources={"status"},
                        verbs={"get", "list", "watch", "create", "patch", "delete"})
+    res[KEYS] = info(kind="ModelGateKey", namespaced=True, subresources={"status"},
+                     verbs={"get", "list", "watch", "create", "patch", "delete"})
     for plural, kind in [("secrets", "Secret"), ("configmaps", "ConfigMap"), ("pods", "Pod"),
                          ("events", "Event")]:
         res[f"v1/{plural}"] = info(kind=kind, namespaced=True,
@@ -95,6 +98,28 @@ def obj(emulator: Any, resource: str, namespace: str | None, name: str) -> dict[
         return None
     raw: dict[str, Any] = emulator.objects[key].raw
     return raw
+
+
+def published_document(emulator: Any, namespace: str = GATEWAY_NS, name: str = CONFIGMAP) -> bytes | None:
+    """The config the operator published, assembled from its ConfigMaps as a gateway would
+    (None: nothing published, or the set is not complete)."""
+    from modelgate_gateway.config.sharding import HEAD_KEY, INDEX_KEY, ConfigIndex, Inconsistent, assemble
+
+    head = obj(emulator, "v1/configmaps", namespace, name)
+    if head is None:
+        return None
+    data = head.get("data") or {}
+    if INDEX_KEY not in data:
+        return str(data["config.json"]).encode()
+    index = ConfigIndex.parse(data[INDEX_KEY])
+    parts: dict[str, bytes | None] = {HEAD_KEY: str(data.get(HEAD_KEY, "")).encode()}
+    for part in index.shards:
+        found = ((obj(emulator, "v1/configmaps", namespace, part.object) or {}).get("data") or {}).get(part.key)
+        parts[part.key] = str(found).encode() if found is not None else None
+    try:
+        return assemble(index, parts)
+    except Inconsistent:
+        return None
 
 
 async def api(emulator: Any, method: str, path: str, body: Any = None) -> Any:
@@ -166,13 +191,13 @@ class _PassesInFlight:
 
 
 class _ClusterGone:
-    """Stands in for the operator's KubeGateway after teardown: every call fails at once."""
+    """Stands in for the operator's KubeClient after teardown: every call fails at once."""
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        from modelgate_operator.errors import PublishError
+        from modelgate_operator.errors import KubeApiError
 
         def fail(*_: Any, **__: Any) -> Any:
-            raise PublishError(f"{name}: the test's cluster is gone")
+            raise KubeApiError(f"{name}: the test's cluster is gone")
         return fail
 
 

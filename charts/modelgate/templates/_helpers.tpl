@@ -62,7 +62,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-gateway-metrics" (include "modelgate.fullname" .) }}
 {{- end }}
 
-{{/* ConfigMap the operator writes (key config.json). */}}
+{{/* ConfigMap the operator writes (index.json and config.json; shards in configShardNames). */}}
 {{- define "modelgate.gateway.configMapName" -}}
 {{- printf "%s-gateway-config" (include "modelgate.fullname" .) }}
 {{- end }}
@@ -70,6 +70,28 @@ app.kubernetes.io/component: {{ .component }}
 {{/* Secret the operator writes with the upstream API keys. */}}
 {{- define "modelgate.gateway.upstreamKeysSecretName" -}}
 {{- printf "%s-gateway-upstream-keys" (include "modelgate.fullname" .) }}
+{{- end }}
+
+{{/* ConfigMaps that may hold shards of a large config: <config>-0 … <config>-(max-1), a JSON list. */}}
+{{- define "modelgate.gateway.configShardNames" -}}
+{{- $base := include "modelgate.gateway.configMapName" . }}
+{{- $names := list }}
+{{- range $i := until (int .Values.operator.maxConfigShards) }}
+{{- $names = append $names (printf "%s-%d" $base $i) }}
+{{- end }}
+{{- toJson $names }}
+{{- end }}
+
+{{/* Further Secrets that may hold upstream keys: <secret>-1 … <secret>-(max-1), a JSON list. */}}
+{{- define "modelgate.gateway.upstreamKeysShardNames" -}}
+{{- $base := include "modelgate.gateway.upstreamKeysSecretName" . }}
+{{- $names := list }}
+{{- range $i := until (int .Values.operator.maxConfigShards) }}
+{{- if $i }}
+{{- $names = append $names (printf "%s-%d" $base $i) }}
+{{- end }}
+{{- end }}
+{{- toJson $names }}
 {{- end }}
 
 {{- define "modelgate.gateway.apiKeysSecretName" -}}
@@ -248,11 +270,11 @@ permissions itself). Create cannot be limited by name; everything else is.
     verbs: ["create"]
   - apiGroups: [""]
     resources: ["configmaps"]
-    resourceNames: [{{ include "modelgate.sidecar.configMapName" . | quote }}]
+    resourceNames: {{ include "modelgate.sidecar.withShards" (dict "name" (include "modelgate.sidecar.configMapName" .) "first" 0 "root" .) }}
     verbs: ["get", "patch", "delete"]
   - apiGroups: [""]
     resources: ["secrets"]
-    resourceNames: [{{ include "modelgate.sidecar.upstreamKeysSecretName" . | quote }}]
+    resourceNames: {{ include "modelgate.sidecar.withShards" (dict "name" (include "modelgate.sidecar.upstreamKeysSecretName" .) "first" 1 "root" .) }}
     verbs: ["get", "patch", "delete"]
   - apiGroups: ["rbac.authorization.k8s.io"]
     resources: ["rolebindings"]
@@ -287,4 +309,16 @@ permissions itself). Create cannot be limited by name; everything else is.
 - name: MODELGATE_OPERATOR_WEBHOOK_CERT_DIR
   value: /etc/modelgate-operator/webhook-tls
 {{- end }}
+{{- end }}
+
+{{/* A name and its shard names <name>-<first> … <name>-(max-1), as a JSON list: call with
+(dict "name" NAME "first" 0|1 "root" $). Sidecar documents are sharded like the gateway's. */}}
+{{- define "modelgate.sidecar.withShards" -}}
+{{- $names := list .name }}
+{{- range $i := until (int .root.Values.operator.maxConfigShards) }}
+{{- if ge $i (int $.first) }}
+{{- $names = append $names (printf "%s-%d" $.name $i) }}
+{{- end }}
+{{- end }}
+{{- toJson $names }}
 {{- end }}

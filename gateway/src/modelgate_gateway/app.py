@@ -14,10 +14,12 @@ from prometheus_client import CollectorRegistry
 
 from .appkeys import STATE
 from .appstate import GatewayState
+from .governance.governor import Governor
 from .handlers import conversations, create, derived, health, models, stored
 from .handlers.endpoint import not_found
 from .http1 import Http1Client
 from .observability.exposition import metrics_app
+from .observability.governance_metrics import GovernanceMetrics
 from .observability.recording import Observer
 from .reloading import Reloader, ReloadListener
 from .sources.base import ConfigSource
@@ -29,11 +31,13 @@ from .upstream.transport import HttpTransport
 RELOADER: web.AppKey[Reloader] = web.AppKey("modelgate_reloader")
 
 
-def make_state(observer: Observer) -> GatewayState:
+def make_state(observer: Observer, registry: CollectorRegistry | None = None) -> GatewayState:
+    """``registry``: where the governance metrics go (the observer's registry)."""
     pools = Http1Client()
     stores = StoreHolder()
+    governor = Governor(GovernanceMetrics(registry) if registry is not None else None)
     return GatewayState(observer=observer, pools=pools, http=HttpTransport(pools), mock=MockTransport(),
-                        chat=ChatTransport(pools, stores), stores=stores)
+                        chat=ChatTransport(pools, stores), stores=stores, governor=governor)
 
 
 def _routes(app: web.Application) -> None:
@@ -95,3 +99,4 @@ async def _close_pools(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[STATE].pools.close()
     await app[STATE].stores.close()
+    await app[STATE].governor.close()

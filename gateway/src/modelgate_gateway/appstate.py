@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .config import Provider, UpstreamApi
 from .errors import NotReady
+from .governance.governor import Governor
 from .http1 import Http1Client
 from .observability.recording import Observer
 from .runtime import DeploymentRuntime, RuntimeConfig
@@ -36,6 +37,8 @@ class GatewayState:
     draining: bool = False
     inflight: InFlight = field(default_factory=InFlight)
     """Requests being handled: the drain waits for them and cuts what is left at its end."""
+    governor: Governor = field(default_factory=Governor)
+    """Budgets and rate limits of keys and tenants (see :mod:`.governance`)."""
     ephemeral_signing_key: bytes = field(default_factory=lambda: os.urandom(32))
     """Used when the config names no signing key: ids then only work within this process."""
 

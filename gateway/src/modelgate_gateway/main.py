@@ -133,7 +133,7 @@ async def serve(settings: GatewaySettings, worker: int = 0) -> int:
 
     registry = CollectorRegistry()
     observer = GatewayObserver(registry)
-    state = make_state(observer)
+    state = make_state(observer, registry)
     shared_key = os.environ.get("MODELGATE_EPHEMERAL_SIGNING_KEY")  # set by the workers' parent
     if shared_key:
         state.ephemeral_signing_key = bytes.fromhex(shared_key)

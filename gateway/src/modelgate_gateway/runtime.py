@@ -12,6 +12,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 from . import ids
@@ -87,9 +88,13 @@ class KeyRuntime:
     models: frozenset[str]
     owner: str
     """Who owns the response ids this key creates (its tenant, or the key itself); see ids.py."""
+    expires_at: float | None = None
+    """Epoch seconds after which the key is refused."""
+    prefixes: tuple[str, ...] = ()
+    """Allowed model-name prefixes (the entries of ``models`` that end in ``*``)."""
 
     def allows(self, model: str) -> bool:
-        return self.all_models or model in self.models
+        return self.all_models or model in self.models or (bool(self.prefixes) and model.startswith(self.prefixes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +207,13 @@ def _keys(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: str) ->
             assert key.value_from is not None  # guaranteed by validation
             value = resolve_secret(key.value_from, secrets, base_dir, f"spec.auth.keys[{index}].valueFrom")
             digest = hashlib.sha256(value.encode()).digest()
+        expires = key.expires_at
+        if expires is not None and expires.tzinfo is None:
+            expires = expires.replace(tzinfo=UTC)
         out[digest] = KeyRuntime(key.name, "*" in key.models, frozenset(key.models),
-                                 ids.key_owner(key.name, key.tenant))
+                                 ids.key_owner(key.name, key.tenant),
+                                 expires.timestamp() if expires is not None else None,
+                                 tuple(m[:-1] for m in key.models if m.endswith("*") and m != "*"))
     return out
 
 

@@ -21,9 +21,18 @@ from typing import Any
 import kopf
 
 from .errors import BaseConfigError
-from .publishing import KubeGateway, load_client_config
-from .reconciler import Reconciler, base_config_reporter, load_base, run_loop
-from .resources import GROUP, PLURAL, VERSION
+from .injection.client import InjectionClient
+from .injection.runner import Injector, build_injector
+from .injection.settings import InjectionSettings
+from .injection.template import load_template
+from .keys.client import KeyClient
+from .keys.reconciling import Keys
+from .keys.resources import PLURAL as KEY_PLURAL
+from .kube.client import KubeClient, load_client_config
+from .kube.probing import probe_all
+from .reconciling.reconciler import Reconciler, base_config_reporter, load_base, run_loop
+from .reconciling.sidecars import SidecarReconciler
+from .rendering.resources import GROUP, PLURAL, VERSION
 from .settings import OperatorSettings
 
 _SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105
@@ -37,6 +46,8 @@ class Runtime:
     reconciler: Reconciler
     wakeup: asyncio.Event
     task: asyncio.Task[None] | None = None
+    injector: Injector | None = None
+    """Sidecar mode: the admission webhook (every replica serves it; peering does not apply)."""
     seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
     def changed(self, kind: str, body: Mapping[str, Any], fingerprint: Any) -> bool:
@@ -84,7 +95,7 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     # Events would only add noise.
     settings.posting.level = logging.WARNING
     await asyncio.to_thread(load_client_config)
-    kube = KubeGateway(ours)
+    kube = KubeClient(ours)
     report = base_config_reporter(kube)
     try:
         base = load_base(ours, on_refused=report)
@@ -92,17 +103,32 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
         await asyncio.to_thread(report, str(exc))
         raise kopf.PermanentError(str(exc)) from exc
     identity = memo.get("peering_identity")  # set by main.py; absent in standalone runs
+    injection = memo.get("injection_settings")
+    if not isinstance(injection, InjectionSettings):
+        injection = InjectionSettings.from_env(os.environ, ours.gateway_name, ours.gateway_namespace)
+    sidecars, client = None, InjectionClient(kube)
+    if injection is not None:
+        template = load_template(injection.template_path, frozenset({injection.namespace}))
+        sidecars = SidecarReconciler(ours, injection, template, client, probe_all)
     reconciler = Reconciler(ours, kube, base,
-                            peering_identity=identity if isinstance(identity, str) else None)
+                            peering_identity=identity if isinstance(identity, str) else None,
+                            keys=Keys(KeyClient(kube), ours), sidecars=sidecars)
     runtime = Runtime(settings=ours, reconciler=reconciler, wakeup=asyncio.Event())
     runtime.task = asyncio.create_task(run_loop(runtime.reconciler, runtime.wakeup))
     memo["modelgate_runtime"] = runtime
     runtime.wakeup.set()
+    if injection is not None and sidecars is not None:
+        # A pod just injected may need its namespace's document and RoleBinding: wake the loop.
+        runtime.injector = build_injector(injection, sidecars.template, client,
+                                          lambda _namespace: runtime.wakeup.set())
+        runtime.injector.start()
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     runtime = memo.get("modelgate_runtime")
+    if isinstance(runtime, Runtime) and runtime.injector is not None:
+        await runtime.injector.stop()
     if isinstance(runtime, Runtime) and runtime.task is not None:
         runtime.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -126,8 +152,21 @@ async def route_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **
                                     meta.get("deletionTimestamp"), meta.get("creationTimestamp")])
 
 
+@kopf.on.event(GROUP, VERSION, KEY_PLURAL)
+async def key_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A ModelGateKey's spec changed or it went away: re-render (statuses are the loop's writes)."""
+    runtime = _runtime(memo)
+    if runtime.settings.namespaces and body.metadata.namespace not in runtime.settings.namespaces:
+        return
+    if event.get("type") == "DELETED":
+        runtime.forget("key", body)
+        return
+    meta = body.get("metadata") or {}
+    runtime.changed("key", body, [body.get("spec"), meta.get("generation"), meta.get("deletionTimestamp")])
+
+
 def _referenced_secret(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
-    """kopf's filter for Secret events: only Secrets some route references are handled.
+    """kopf's filter for Secret events: only Secrets some route or key references are handled.
 
     Filtered here, not in the handler: kopf logs every handled event at INFO ("Handler
     'secret_event' succeeded."), which for an operator watching Secrets cluster-wide would be one

@@ -56,7 +56,6 @@ def main() -> int:
         print(f"modelgate-operator: {exc}", file=sys.stderr)
         return 2
     from . import handlers  # noqa: F401  (registers the kopf handlers)
-    from .injection import handlers as injection_handlers  # noqa: F401  (the injector's start-up)
 
     identity = peering_identity(os.environ)
     kopf.run(

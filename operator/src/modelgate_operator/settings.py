@@ -98,6 +98,12 @@ class OperatorSettings:
     rollout count without watching pods (which would need cluster-wide pod read access)."""
     readyz_timeout_seconds: float = 2.0
     """Timeout of one /readyz request; a slow pod counts as not serving."""
+    max_shards: int = 32
+    """Most ConfigMap shards (``<configmap>-0`` …) and upstream-keys Secrets (``<secret>``,
+    ``<secret>-1`` …) the config may be spread over; a power of two (others round down). The
+    chart names exactly these objects in the operator's and the gateway's RBAC and in the
+    gateway's mounts (``operator.maxConfigShards``). 32 shards of up to 1,000,000 bytes hold
+    tens of thousands of routes."""
     retry_seconds: float = 5.0
     """Delay before retrying a failed pass (API error, API server unreachable); it doubles per
     consecutive failure up to ``retry_max_seconds``, and the first success resets it."""
@@ -137,6 +143,10 @@ class OperatorSettings:
             raise SettingsError(f"MODELGATE_OPERATOR_PEERING_PRIORITY: {priority_raw!r} "
                                 "is not an integer") from None
         debounce = _float(env, "MODELGATE_OPERATOR_DEBOUNCE_SECONDS", 0.5, 0.0)
+        shards_raw = env.get("MODELGATE_OPERATOR_MAX_SHARDS", "").strip() or "32"
+        if not shards_raw.isdigit() or not 1 <= int(shards_raw) <= 1024:
+            raise SettingsError(f"MODELGATE_OPERATOR_MAX_SHARDS: {shards_raw!r} is not a number "
+                                "from 1 to 1024")
         retry = _float(env, "MODELGATE_OPERATOR_RETRY_SECONDS", 5.0, 0.1)
         return cls(
             gateway_name=gateway,
@@ -157,6 +167,7 @@ class OperatorSettings:
             debounce_seconds=debounce,
             debounce_max_seconds=max(debounce, 2.0),
             resync_seconds=_float(env, "MODELGATE_OPERATOR_RESYNC_SECONDS", 30.0, 1.0),
+            max_shards=int(shards_raw),
             retry_seconds=retry,
             liveness_host=env.get("MODELGATE_OPERATOR_LIVENESS_HOST", "").strip() or "0.0.0.0",  # noqa: S104
             liveness_port=_port(env, "MODELGATE_OPERATOR_LIVENESS_PORT", 8080),

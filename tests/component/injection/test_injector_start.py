@@ -9,7 +9,7 @@ import ssl
 
 import pytest
 
-from modelgate_operator.errors import PublishError
+from modelgate_operator.errors import KubeApiError
 from modelgate_operator.injection.certs import TLS_CERT, TLS_KEY, Lifetimes, ca_bundle, plan
 from modelgate_operator.injection.certstore import Serving
 from modelgate_operator.injection.runner import Injector
@@ -29,7 +29,7 @@ class Flaky:
     def current(self) -> Serving:
         self.calls += 1
         if self.calls <= self.failures:
-            raise PublishError("read Secret modelgate/modelgate-webhook-tls: API server unreachable")
+            raise KubeApiError("read Secret modelgate/modelgate-webhook-tls: API server unreachable")
         return Serving(DATA[TLS_CERT], DATA[TLS_KEY])
 
 

@@ -19,10 +19,12 @@ import pytest
 
 from kube_emulator import obj
 from modelgate_operator.injection.certstore import ManagedCertificates
-from modelgate_operator.injection.kubeapi import InjectionApi
+from modelgate_operator.injection.client import InjectionClient
 from modelgate_operator.injection.runner import Injector
 from modelgate_operator.injection.server import WebhookServer
 from modelgate_operator.injection.template import SidecarTemplate
+from modelgate_operator.kube.client import KubeClient
+from modelgate_operator.settings import OperatorSettings
 from webhook_kmock import CONFIGURATION, WEBHOOKS, Clock, api_client, declare, webhook_configuration
 
 NAMES = ("modelgate-webhook.modelgate.svc", "127.0.0.1")
@@ -66,7 +68,7 @@ async def injector(kmock: Any, tmp_path: Path) -> AsyncIterator[Running]:
     async with kmock.request("POST", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
                              json=webhook_configuration("https://127.0.0.1:9443")) as response:
         assert response.status == 200, await response.text()
-    api = InjectionApi(api_client(kmock, tmp_path))
+    api = InjectionClient(KubeClient(OperatorSettings(), api_client(kmock, tmp_path)))
     clock = Clock()
     clock.now -= datetime.timedelta(days=70)  # certificates issued 70 days ago, still valid today
     keeper = ManagedCertificates(api, "modelgate", "modelgate-webhook-tls", CONFIGURATION, NAMES, now=clock)
@@ -125,7 +127,7 @@ async def test_every_webhook_of_the_configuration_carries_the_bundle_and_one_ca_
         injector: Running, kmock: Any, tmp_path: Path) -> None:
     assert injector.bundle(0) == injector.bundle(1)
     # A second replica finds the Secret and serves a certificate of the same CA.
-    other = ManagedCertificates(InjectionApi(api_client(kmock, tmp_path)), "modelgate", "modelgate-webhook-tls",
+    other = ManagedCertificates(InjectionClient(KubeClient(OperatorSettings(), api_client(kmock, tmp_path))), "modelgate", "modelgate-webhook-tls",
                                 CONFIGURATION, NAMES, now=injector.keeper.now)
     assert (await asyncio.to_thread(other.current)).certificate == injector.injector.server._certificate
 

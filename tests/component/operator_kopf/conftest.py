@@ -9,12 +9,16 @@ from typing import Any
 import pytest
 
 from kube_emulator import (
+    CONFIGMAP,
     GATEWAY_NS,
+    SECRET,
     declare_resources,
     running_operator,
     serve_namespace_objects,
     write_kubeconfig,
 )
+from kube_gateway import BASE_CONFIG, FAST_WATCH, KubeGatewayApp
+from modelgate_gateway.sources.kube import KubeSource
 from modelgate_operator.settings import OperatorSettings
 
 
@@ -41,3 +45,21 @@ def operator_settings() -> OperatorSettings:
 async def operator_running(emulator: Any, operator_settings: OperatorSettings) -> AsyncIterator[Any]:
     async with running_operator(operator_settings):
         yield emulator
+
+
+@pytest.fixture()
+def base_config_file(tmp_path: Path) -> str:
+    """An operator base config whose gateway accepts ``kube_gateway.API_KEY``."""
+    path = tmp_path / "base.yaml"
+    path.write_text(BASE_CONFIG)
+    return str(path)
+
+
+@pytest.fixture()
+async def gateway(emulator: Any) -> AsyncIterator[KubeGatewayApp]:
+    """A real gateway app following the operator's objects in the emulator through the API."""
+    app = KubeGatewayApp(KubeSource(str(emulator.url), "gateway-token", f"{GATEWAY_NS}/{CONFIGMAP}",
+                                    secret=f"{GATEWAY_NS}/{SECRET}", timing=FAST_WATCH))
+    await app.start()
+    yield app
+    await app.close()

@@ -1,19 +1,27 @@
-"""A rendered config over the size budget, through kopf and kmock's API emulator.
+"""A rendered config past 1 MiB, through kopf and kmock's API emulator.
 
-Sixteen routes with a 64 KiB mock text each (the CRD's maxLength) render to about 1.05 MB:
-over the operator's 1,000,000-byte budget and over the 1 MiB a ConfigMap may hold (kmock's
-server refuses such a request body with 413, so the old behaviour failed here too, and retried).
+Sixteen routes with a 64 KiB mock text each (the CRD's maxLength) render to about 1.05 MB, more
+than a ConfigMap may hold (kmock's server refuses such a request body with 413). By default the
+operator spreads it over shards and a gateway following the API serves every route; with one
+shard allowed (``MODELGATE_OPERATOR_MAX_SHARDS=1``) it does not fit, nothing is written and
+every route says why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 from typing import Any
 
+import pytest
+
+import kube_emulator as kube
 from kube_emulator import CONFIGMAP, GATEWAY_NS, ROUTES, SECRET, api, create_core, create_route, obj, wait_for
+from kube_gateway import KubeGatewayApp
 from kube_routes import deployment, mock_deployment, route, secret
 from modelgate_gateway.config import parse_config
+from modelgate_operator.settings import OperatorSettings
 
 BIG_TEXT = "x" * 65536  # the CRD's maxLength of deployments[].mock.text
 ROUTES_PATH = "/apis/modelgate.dev/v1alpha1/namespaces/default/modelroutes"
@@ -24,8 +32,8 @@ def _big(name: str, *extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def _models(emulator: Any) -> list[str]:
-    cm = obj(emulator, "v1/configmaps", GATEWAY_NS, CONFIGMAP)
-    return [m.name for m in parse_config(cm["data"]["config.json"], "json").spec.models] if cm else []
+    document = kube.published_document(emulator)
+    return [m.name for m in parse_config(document, "json").spec.models] if document else []
 
 
 def _ready(emulator: Any, name: str) -> dict[str, Any]:
@@ -57,23 +65,53 @@ def _warnings(emulator: Any, reason: str) -> list[str]:
                   and o.raw.get("type") == "Warning")
 
 
+@pytest.fixture()
+def operator_settings(operator_settings: OperatorSettings, base_config_file: str,
+                      request: pytest.FixtureRequest) -> OperatorSettings:
+    return dataclasses.replace(operator_settings, base_config=base_config_file,
+                               max_shards=getattr(request, "param", 32))
+
+
+async def test_a_config_past_one_mib_is_sharded_and_served(
+        operator_running: Any, gateway: KubeGatewayApp) -> None:
+    emulator = operator_running
+    await create_core(emulator, "secrets", secret("openai", {"api-key": "sk-test"}))
+    names = [f"r{i:02d}" for i in range(15)]
+    await asyncio.gather(*(create_route(emulator, _big(name)) for name in names))
+    await create_route(emulator, _big("keyed", deployment()))
+    names.append("keyed")
+    await gateway.wait(lambda g: len(g.models()) == 16, timeout=20, what="16 big routes")
+    document = kube.published_document(emulator)
+    assert document is not None and len(document) > 1_048_576
+    shards = [key[2] for key, o in emulator.objects.items()
+              if key[0].plural == "configmaps" and not o.deleted and key[2].startswith(f"{CONFIGMAP}-")]
+    assert len(shards) >= 4
+    assert all(len(str(v)) <= 1_000_000 for key, o in emulator.objects.items()
+               if key[0].plural == "configmaps" and not o.deleted for v in (o.raw.get("data") or {}).values())
+    await wait_for(lambda: _all_ready(emulator, names, "True", "Published"), what="Ready", timeout=10)
+    answer = await gateway.client().responses.create(model="model-r07", input="hi")
+    assert answer.output_text == BIG_TEXT
+    assert gateway.failures == 0
+
+
+@pytest.mark.parametrize("operator_settings", [1], indirect=True)
 async def test_oversized_config_is_refused_reported_and_recovers(operator_running: Any) -> None:
     emulator = operator_running
     await create_core(emulator, "secrets", secret("openai", {"api-key": "sk-test"}))
-    first = [f"r{i:02d}" for i in range(15)]  # 986,667 bytes: just under the budget
+    first = [f"r{i:02d}" for i in range(15)]  # 986,667 bytes: just fits one shard
     await asyncio.gather(*(create_route(emulator, _big(name)) for name in first))
     await wait_for(lambda: len(_models(emulator)) == 15, what="15 routes published", timeout=10)
     await wait_for(lambda: _all_ready(emulator, first, "True", "Published"), what="15 routes Ready")
     last_good = copy.deepcopy(obj(emulator, "v1/configmaps", GATEWAY_NS, CONFIGMAP))
     writes = _configmap_writes(emulator)
 
-    # One more route, with an API key: 1,052,6xx bytes, over the budget and over 1 MiB.
+    # One more route, with an API key: 1,052,6xx bytes, over what one shard holds.
     await create_route(emulator, _big("keyed", deployment()))
     names = [*first, "keyed"]
     await wait_for(lambda: _all_ready(emulator, names, "False", "ConfigTooLarge"),
                    what="ConfigTooLarge on every route", timeout=10)
     message = _ready(emulator, "keyed")["message"]
-    for text in ("over the operator's budget of 1,000,000", "1,048,576", "This route adds",
+    for text in ("does not fit in 1 shards of at most 1,000,000", "1,048,576", "This route adds",
                  "keep serving the last published config", "Delete or shrink routes"):
         assert text in message, (text, message)
     # Nothing was written: the gateways keep the last good document and its keys.

@@ -13,8 +13,8 @@ from fake_responses_upstream import FakeResponsesUpstream
 from gateway_harness import API_KEY, GatewayHarness
 from kube_routes import deployment, mock_deployment, route
 from modelgate_gateway.config import validate_data
-from modelgate_operator.rendering import render
-from modelgate_operator.resources import parse_route
+from modelgate_operator.rendering.render import render
+from modelgate_operator.rendering.resources import parse_route
 
 BASE = validate_data({
     "apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig",

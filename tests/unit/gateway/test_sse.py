@@ -110,3 +110,16 @@ def test_previous_response_and_conversation_ids_are_rewritten_everywhere_includi
     assert created["previous_response_id"] == "resp_GW0" and created["conversation"] == {"id": "conv_GW"}
     failed = orjson.loads(next(iter_events(state.failure_event("dropped")))[1])["response"]
     assert failed["previous_response_id"] == "resp_GW0" and failed["conversation"] == {"id": "conv_GW"}
+
+
+def test_a_conversation_given_as_a_string_is_rewritten_too() -> None:
+    chained = {**RESPONSE, "conversation": "conv_up"}
+    stream = (_event("response.created", sequence_number=0, response=chained)
+              + _event("response.output_text.delta", sequence_number=1, item_id="msg_1", delta="conv_up"))
+    state = SseRelayState(lambda upstream: "resp_GW", conversation=(b"conv_up", b"conv_GW"))
+    out = state.feed(stream)
+    events = [orjson.loads(payload) for _, payload in iter_events(out)]
+    assert events[0]["response"]["conversation"] == "conv_GW"
+    assert events[1]["delta"] == "conv_up"  # the same text elsewhere is left alone
+    failed = orjson.loads(next(iter_events(state.failure_event("dropped")))[1])["response"]
+    assert failed["conversation"] == "conv_GW"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from modelgate_gateway.observability.governance_metrics import GovernanceMetrics
 from modelgate_gateway.observability.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -49,6 +50,7 @@ def test_every_dashboard_query_uses_only_registered_metrics_and_the_datasource_v
     dashboard = json.loads((ROOT / "docs/grafana/modelgate-overview.json").read_text())
     registry = CollectorRegistry()
     Metrics(registry)
+    GovernanceMetrics(registry)  # documented in docs/governance.md
     exposed = {s.name for family in registry.collect() for s in family.samples}
     exposed |= {f.name + "_bucket" for f in registry.collect() if f.type == "histogram"}
     exposed |= {f.name + SUFFIX.get(f.type, "") for f in registry.collect()}

@@ -3,7 +3,6 @@ kept out (logged once) and the fix picked up, and what one reconcile pass publis
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -12,10 +11,10 @@ import pytest
 from kube_fake import FakeKube
 from kube_routes import mock_deployment, route
 from kube_volume import KubeletVolume
-from modelgate_operator import reconciler as reconciler_module
-from modelgate_operator.basefile import BaseFile
 from modelgate_operator.errors import BaseConfigError
-from modelgate_operator.reconciler import Reconciler, load_base
+from modelgate_operator.reconciling import reconciler as reconciler_module
+from modelgate_operator.reconciling.reconciler import Reconciler, load_base
+from modelgate_operator.rendering.basefile import BaseFile
 from modelgate_operator.settings import OperatorSettings
 
 
@@ -124,13 +123,15 @@ def test_start_up_with_a_bad_base_still_fails_loudly(tmp_path: Path) -> None:
 
 
 def _published_limit(kube: FakeKube) -> int:
-    assert kube.configmap is not None
-    return int(json.loads(kube.configmap[0])["spec"]["limits"]["maxRequestBodyBytes"])
+    config = kube.config()
+    assert config is not None
+    return int(config["spec"]["limits"]["maxRequestBodyBytes"])
 
 
 def _published_models(kube: FakeKube) -> list[str]:
-    assert kube.configmap is not None
-    return [m["name"] for m in json.loads(kube.configmap[0])["spec"]["models"]]
+    config = kube.config()
+    assert config is not None
+    return [m["name"] for m in config["spec"]["models"]]
 
 
 def _reconciler(tmp_path: Path) -> tuple[Reconciler, FakeKube, KubeletVolume]:

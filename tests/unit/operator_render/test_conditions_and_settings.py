@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from kube_routes import deployment, route
-from modelgate_operator.conditions import Rollout, build_status, status_differs
 from modelgate_operator.main import kopf_namespaces
-from modelgate_operator.rendering import Verdict
-from modelgate_operator.resources import parse_route
-from modelgate_operator.rollout import RolloutHistory
+from modelgate_operator.reconciling.conditions import Rollout, build_status, status_differs
+from modelgate_operator.reconciling.rollout import RolloutHistory
+from modelgate_operator.rendering.render import Verdict
+from modelgate_operator.rendering.resources import parse_route
 from modelgate_operator.settings import OperatorSettings, SettingsError
 
 ROUTE = parse_route(route("r", "m", generation=3), "modelgate")
@@ -54,6 +54,30 @@ def test_transition_time_moves_only_when_status_changes() -> None:
     assert _by_type(done)["Ready"]["lastTransitionTime"] == "t2"
     assert _by_type(done)["Accepted"]["lastTransitionTime"] == "t0"
     assert status_differs(done, same)
+
+
+def test_a_degraded_route_is_ready_and_says_which_fallback_is_missing() -> None:
+    degraded = Verdict(missing_fallbacks=("gpt-4o-mini",))
+    healthy, _ = build_status(ROUTE, Verdict(), Rollout(2, 2), None, "t0")
+    status, changes = build_status(ROUTE, degraded, Rollout(2, 2), healthy, "t1")
+    ready, refs = _by_type(status)["Ready"], _by_type(status)["ResolvedRefs"]
+    assert (ready["status"], ready["reason"]) == ("True", "Degraded")
+    assert "2/2" in ready["message"] and "'gpt-4o-mini'" in ready["message"]
+    assert (refs["status"], refs["reason"]) == ("False", "FallbackUnavailable")
+    assert "served without it" in refs["message"]
+    assert ready["lastTransitionTime"] == "t0"  # still True: no transition
+    assert status["rollout"] == "2/2" and status["deployments"] == []
+    # Both changes become Warning Events, though Ready stays True.
+    assert sorted((c.type, c.reason, c.event_type) for c in changes) == [
+        ("Ready", "Degraded", "Warning"), ("ResolvedRefs", "FallbackUnavailable", "Warning")]
+    _, changes = build_status(ROUTE, Verdict(), Rollout(2, 2), status, "t2")
+    assert sorted((c.type, c.reason, c.event_type) for c in changes) == [
+        ("Ready", "Serving", "Normal"), ("ResolvedRefs", "ResolvedRefs", "Normal")]
+    rolling, _ = build_status(ROUTE, degraded, Rollout(1, 2), None, "t0")
+    assert _by_type(rolling)["Ready"]["reason"] == "RollingOut"
+    unpodded, _ = build_status(ROUTE, degraded, Rollout(0, 0), None, "t0")
+    assert _by_type(unpodded)["Ready"]["reason"] == "Degraded"
+    assert "no gateway pods" in _by_type(unpodded)["Ready"]["message"]
 
 
 def test_rollout_history_counts_only_documents_containing_the_generation() -> None:

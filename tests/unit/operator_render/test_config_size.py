@@ -12,29 +12,22 @@ import pytest
 
 from kube_fake import FakeKube
 from kube_routes import deployment, mock_deployment, route
-from modelgate_gateway.config import validate_data
-from modelgate_operator.conditions import Rollout, Withheld, build_status
-from modelgate_operator.errors import PublishError
-from modelgate_operator.reconciler import PassResult, Reconciler, run_loop
-from modelgate_operator.rendering import Verdict, render
-from modelgate_operator.resources import parse_route
-from modelgate_operator.settings import OperatorSettings
-from modelgate_operator.sizing import (
-    CONFIG_BUDGET_BYTES,
+from modelgate_operator.errors import KubeApiError
+from modelgate_operator.reconciling.conditions import Rollout, Withheld, build_status
+from modelgate_operator.reconciling.reconciler import PassResult, Reconciler, run_loop
+from modelgate_operator.rendering.render import Verdict, render
+from modelgate_operator.rendering.resources import parse_route
+from modelgate_operator.rendering.sizing import (
     CONFIG_TOO_LARGE,
     CONFIGMAP_DATA_LIMIT,
+    OBJECT_BUDGET_BYTES,
+    ROUTE_TOO_LARGE,
     Oversize,
-    check_size,
-    route_bytes,
+    route_sizes,
 )
+from modelgate_operator.settings import OperatorSettings
 
 BIG_TEXT = "x" * 65536  # the CRD's maxLength of mock.text
-
-
-def _document(size: int) -> bytes:
-    """A JSON document of exactly ``size`` bytes."""
-    head, tail = b'{"spec":{},"pad":"', b'"}'
-    return head + b"x" * (size - len(head) - len(tail)) + tail
 
 
 def _big_route(i: int, **extra: Any) -> dict[str, Any]:
@@ -42,57 +35,34 @@ def _big_route(i: int, **extra: Any) -> dict[str, Any]:
 
 
 def test_budget_is_under_the_api_servers_limit() -> None:
-    assert CONFIG_BUDGET_BYTES == 1_000_000 < CONFIGMAP_DATA_LIMIT == 1024 * 1024
+    assert OBJECT_BUDGET_BYTES == 1_000_000 < CONFIGMAP_DATA_LIMIT == 1024 * 1024
 
 
-@pytest.mark.parametrize("budget", [CONFIG_BUDGET_BYTES, 200])
-def test_exactly_the_budget_passes_one_byte_more_does_not(budget: int) -> None:
-    assert len(_document(budget)) == budget
-    assert check_size(_document(budget), budget) is None
-    over = check_size(_document(budget + 1), budget)
-    assert over is not None and (over.size, over.budget) == (budget + 1, budget)
-    assert check_size(_document(budget - 1), budget) is None
+def test_a_route_too_large_for_one_object_is_left_out_alone() -> None:
+    huge = route("huge", "huge", deployments=[mock_deployment(f"d{i}", BIG_TEXT) for i in range(16)])
+    rendered = render([parse_route(huge, "modelgate"), parse_route(_big_route(0), "modelgate")], {},
+                      None, gateway="modelgate", generation=1)
+    verdict = rendered.verdicts[("default", "huge")]
+    assert (verdict.accepted, verdict.accepted_reason) == (False, ROUTE_TOO_LARGE)
+    assert "more than one config object holds" in verdict.accepted_message
+    assert rendered.verdicts[("default", "r00")].included
+    assert [m["name"] for m in json.loads(rendered.document)["spec"]["models"]] == ["model-00"]
 
 
-def test_default_budget_applies() -> None:
-    assert check_size(_document(CONFIG_BUDGET_BYTES)) is None
-    assert check_size(_document(CONFIG_BUDGET_BYTES + 1)) is not None
-
-
-def test_size_counts_utf8_bytes_not_characters() -> None:
-    document = json.dumps({"spec": {}, "pad": "é" * 60}, ensure_ascii=False).encode()
-    assert len(document) > 120 > len(document.decode())
-    assert check_size(document, len(document.decode())) is not None
-
-
-def test_route_bytes_attribute_each_routes_model_and_deployments() -> None:
-    routes = [parse_route(_big_route(i), "modelgate") for i in range(3)]
-    routes.append(parse_route(route("small", "small", deployments=[mock_deployment(text="hi")]),
-                              "modelgate"))
-    base = validate_data({
-        "apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig",
-        "spec": {"deployments": [{"name": "default/r00/big", "provider": "mock", "model": "m",
-                                  "mock": {"text": BIG_TEXT}}],
-                 "models": [{"name": "house", "targets": [{"deployment": "default/r00/big"}]}]},
-    })
-    rendered = render(routes, {}, base, gateway="modelgate", generation=1)
-    sizes = route_bytes(rendered.document)
-    assert set(sizes) == {("default", "r00"), ("default", "r01"), ("default", "r02"),
-                          ("default", "small")}
-    assert all(65536 < sizes[("default", f"r{i:02d}")] < 66500 for i in range(3))
-    assert sizes[("default", "small")] < 1000
-    # The base config's entries (even one named like a route's deployment) are not counted.
-    assert 65536 < len(rendered.document) - sum(sizes.values()) < 65536 + 600
+def test_route_sizes_come_from_the_route_groups() -> None:
+    sizes = route_sizes({"default/a": 10, "team/b": 5, "house-model": 7, "ns/route/dep": 3})
+    assert sizes == {("default", "a"): 10, ("team", "b"): 5}
 
 
 def test_messages_give_the_sizes_the_limit_and_what_to_do() -> None:
-    over = Oversize(size=1_052_428, budget=1_000_000,
+    over = Oversize(size=1_052_428, why="it does not fit in 1 shards of at most 1,000,000 bytes each",
                     route_bytes={("a", "big"): 700_000, ("b", "mid"): 300_000, ("c", "s"): 10,
                                  ("d", "t"): 5})
     assert over.largest() == [(("a", "big"), 700_000), (("b", "mid"), 300_000), (("c", "s"), 10)]
     message = over.route_message(("b", "mid"))
-    for text in ("1,052,428 bytes", "budget of 1,000,000", "1,048,576", "This route adds 300,000",
-                 "a/big (700,000)", "keep serving the last published config", "Delete or shrink"):
+    for text in ("1,052,428 bytes", "1 shards of at most 1,000,000", "1,048,576", "This route adds 300,000",
+                 "a/big (700,000)", "keep serving the last published config", "Delete or shrink",
+                 "MODELGATE_OPERATOR_MAX_SHARDS"):
         assert text in message, text
     assert "This route adds" not in over.route_message(("z", "unknown"))
     assert "base config and envelope 52,413" in over.summary()
@@ -121,16 +91,18 @@ def test_a_route_left_out_for_its_own_reason_keeps_it() -> None:
     assert {c["type"]: c for c in status["conditions"]}["Ready"]["reason"] == "SecretNotFound"
 
 
-def test_pass_over_budget_writes_nothing_reports_on_every_route_and_resumes(
+def test_pass_over_capacity_writes_nothing_reports_on_every_route_and_resumes(
         caplog: pytest.LogCaptureFixture) -> None:
+    """With one shard allowed, the capacity is one object: 16 routes of 64 KiB do not fit."""
     kube = FakeKube()
     kube.routes = [_big_route(i) for i in range(14)]
-    reconciler = Reconciler(OperatorSettings(), kube, None, now=lambda: "t")  # type: ignore[arg-type]
+    settings = OperatorSettings(max_shards=1)
+    reconciler = Reconciler(settings, kube, None, now=lambda: "t")  # type: ignore[arg-type]
     assert reconciler.reconcile().published
-    good = kube.configmap
-    assert good is not None and len(good[0]) < CONFIG_BUDGET_BYTES
+    good = dict(kube.objects)
+    generation = kube.generation()
 
-    # Two more routes (one with an API key) push the document over 1 MiB.
+    # Two more routes (one with an API key) push the document over one object.
     keyed = route("keyed", "keyed", deployments=[deployment(), mock_deployment("big", BIG_TEXT)])
     kube.routes += [_big_route(14), keyed]
     kube.events.clear()
@@ -139,21 +111,34 @@ def test_pass_over_budget_writes_nothing_reports_on_every_route_and_resumes(
         assert reconciler.reconcile().refused is not None  # a second pass: no new log line
     assert result.refused is not None and result.refused.size > CONFIGMAP_DATA_LIMIT
     assert not result.published and not result.rolling_out
-    assert kube.configmap == good and "default.keyed.main" not in kube.secret
+    assert kube.objects == good and "default.keyed.main" not in kube.keys()
     assert {kube.ready(r["metadata"]["name"]) for r in kube.routes} == {("False", CONFIG_TOO_LARGE)}
     warnings = sorted(e for e in kube.events if e[1] == "Warning")
     assert warnings == sorted((r["metadata"]["name"], "Warning", CONFIG_TOO_LARGE) for r in kube.routes)
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1 and "over the budget of 1,000,000" in errors[0].getMessage()
+    assert len(errors) == 1 and "does not fit in 1 shards of at most 1,000,000" in errors[0].getMessage()
 
     caplog.clear()
     kube.routes = kube.routes[2:]  # r00 and r01 deleted
     with caplog.at_level(logging.INFO, "modelgate_operator"):
         assert reconciler.reconcile().published
-    assert kube.configmap is not None and kube.configmap[2] == good[2] + 1
-    assert kube.secret == {"default.keyed.main": b"sk"}
+    assert kube.generation() == generation + 1
+    assert kube.keys() == {"default.keyed.main": b"sk"}
     assert {kube.ready(r["metadata"]["name"]) for r in kube.routes} == {("True", "Published")}
     assert any("publishing resumed" in r.getMessage() for r in caplog.records)
+
+
+def test_the_same_config_is_published_in_shards_by_default() -> None:
+    kube = FakeKube()
+    kube.routes = [_big_route(i) for i in range(16)]
+    reconciler = Reconciler(OperatorSettings(), kube, None, now=lambda: "t")  # type: ignore[arg-type]
+    assert reconciler.reconcile().published
+    config = kube.config()
+    assert config is not None and len(config["spec"]["models"]) == 16
+    shards = [name for kind, name in kube.objects if kind == "ConfigMap" and name != "modelgate-gateway-config"]
+    assert len(shards) >= 4
+    assert all(len(str(v)) <= OBJECT_BUDGET_BYTES for o in kube.objects.values() for v in o.data.values())
+    assert {kube.ready(r["metadata"]["name"]) for r in kube.routes} == {("True", "Published")}
 
 
 class FakeReconciler:
@@ -183,7 +168,7 @@ async def _passes_within(reconciler: FakeReconciler, seconds: float) -> int:
 
 async def test_a_failing_api_is_retried_after_the_errors_delay_not_in_a_spin(
         caplog: pytest.LogCaptureFixture) -> None:
-    failing = FakeReconciler(PublishError("patch ConfigMap: HTTP 500", delay=0.2))
+    failing = FakeReconciler(KubeApiError("patch ConfigMap: HTTP 500", delay=0.2))
     with caplog.at_level(logging.WARNING, "modelgate_operator"):
         passes = await _passes_within(failing, 0.7)
     assert 2 <= passes <= 5, passes  # 0 s, 0.2 s, 0.4 s, 0.6 s
@@ -191,5 +176,5 @@ async def test_a_failing_api_is_retried_after_the_errors_delay_not_in_a_spin(
 
 
 async def test_a_refused_document_is_not_retried_until_something_changes() -> None:
-    refused = FakeReconciler(PassResult(refused=Oversize(size=2, budget=1)))
+    refused = FakeReconciler(PassResult(refused=Oversize(size=2, why="it does not fit")))
     assert await _passes_within(refused, 0.5) == 1

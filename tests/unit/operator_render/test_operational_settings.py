@@ -7,9 +7,9 @@ import kubernetes
 import pytest
 
 from gateway_process import free_port
-from modelgate_operator.errors import PublishError
-from modelgate_operator.publishing import KubeGateway
-from modelgate_operator.retrying import Backoff
+from modelgate_operator.errors import KubeApiError
+from modelgate_operator.kube.client import KubeClient
+from modelgate_operator.reconciling.retrying import Backoff
 from modelgate_operator.settings import OperatorSettings, SettingsError
 
 
@@ -25,8 +25,8 @@ def test_unreachable_api_server_is_one_short_transient_error() -> None:
     config.host = f"https://127.0.0.1:{free_port()}"  # nothing listens there
     api = kubernetes.client.ApiClient(config)
     try:
-        with pytest.raises(PublishError) as err:
-            KubeGateway(OperatorSettings(namespaces=("team-a",)), api).list_routes()
+        with pytest.raises(KubeApiError) as err:
+            KubeClient(OperatorSettings(namespaces=("team-a",)), api).list_routes()
     finally:
         api.close()
     message = str(err.value)

@@ -2,7 +2,7 @@
 
 import datetime
 
-from modelgate_operator.peering import blocking_peers
+from modelgate_operator.kube.peering import blocking_peers
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 

@@ -11,8 +11,8 @@ import pytest
 from kube_routes import deployment, mock_deployment, route
 from modelgate_gateway.config import parse_config, validate_data
 from modelgate_operator.errors import BaseConfigError
-from modelgate_operator.rendering import Rendered, render, secret_store_key
-from modelgate_operator.resources import ModelRoute, parse_route
+from modelgate_operator.rendering.render import Rendered, render, secret_store_key
+from modelgate_operator.rendering.resources import ModelRoute, parse_route
 
 SECRETS: dict[tuple[str, str], dict[str, bytes] | None] = {
     ("default", "openai"): {"api-key": b"sk-default"},
@@ -133,26 +133,57 @@ def test_secrets_are_read_only_in_the_route_namespace() -> None:
     assert rendered.verdicts[("team-c", "r")].resolved_reason == "SecretNotFound"
 
 
-def test_unknown_fallback_and_cascade() -> None:
-    a = route("a", "a", deployments=[mock_deployment()], fallbacks=["b"])
+def _fallbacks(rendered: Rendered) -> dict[str, list[str]]:
+    return {m.name: list(m.fallbacks) for m in parse_config(rendered.document, "json").spec.models}
+
+
+def test_a_missing_fallback_degrades_the_route_instead_of_removing_it() -> None:
+    a = route("a", "a", deployments=[mock_deployment()], fallbacks=["b", "gone", "c"])
     b = route("b", "b", deployments=[mock_deployment()], fallbacks=["nowhere"])
     c = route("c", "c", deployments=[mock_deployment()])
     rendered = _render(a, b, c)
-    assert rendered.verdicts[("default", "b")].resolved_reason == "UnknownFallback"
-    assert "'nowhere'" in rendered.verdicts[("default", "b")].resolved_message
-    # a falls back to b, which is left out: a cannot be served either.
-    assert rendered.verdicts[("default", "a")].resolved_reason == "UnknownFallback"
-    assert [m.name for m in parse_config(rendered.document, "json").spec.models] == ["c"]
+    # Every route is served; each without the fallbacks nobody serves, in the declared order.
+    assert _fallbacks(rendered) == {"a": ["b", "c"], "b": [], "c": []}
+    verdicts = rendered.verdicts
+    assert verdicts[("default", "a")].included and verdicts[("default", "a")].missing_fallbacks == ("gone",)
+    assert verdicts[("default", "b")].degraded and verdicts[("default", "b")].missing_fallbacks == ("nowhere",)
+    assert not verdicts[("default", "c")].degraded
 
 
-def test_fallback_cycle_leaves_the_newest_route_out() -> None:
+def test_deleting_a_fallback_model_keeps_its_users_served() -> None:
+    """Issue 19: deleting route gpt-4o-mini took route assistant (its fallback user) down."""
+    assistant = route("assistant", "assistant", deployments=[mock_deployment()],
+                      fallbacks=["gpt-4o-mini"])
+    mini = route("gpt-4o-mini", "gpt-4o-mini", deployments=[mock_deployment()])
+    assert _fallbacks(_render(assistant, mini)) == {"assistant": ["gpt-4o-mini"], "gpt-4o-mini": []}
+    after = _render(assistant)
+    assert _fallbacks(after) == {"assistant": []}
+    verdict = after.verdicts[("default", "assistant")]
+    assert verdict.included and verdict.missing_fallbacks == ("gpt-4o-mini",)
+
+
+def test_fallback_cycle_leaves_the_newest_route_out_and_degrades_the_other() -> None:
     a = route("a", "a", deployments=[mock_deployment()], fallbacks=["b"], created="2026-01-01T00:00:00Z")
     b = route("b", "b", deployments=[mock_deployment()], fallbacks=["a"], created="2026-03-01T00:00:00Z")
     rendered = _render(a, b)
     assert rendered.verdicts[("default", "b")].resolved_reason == "FallbackCycle"
-    # a's fallback b is gone, so a is left out too rather than served with a dangling fallback.
-    assert rendered.verdicts[("default", "a")].resolved_reason == "UnknownFallback"
+    assert "fallback cycle: " in rendered.verdicts[("default", "b")].resolved_message
+    # a's fallback b is left out, so a is served without it.
+    assert rendered.verdicts[("default", "a")].missing_fallbacks == ("b",)
+    assert _fallbacks(rendered) == {"a": []}
     validate_data(json.loads(rendered.document))
+
+
+def test_blame_follows_structured_issues_not_message_text() -> None:
+    """A model name holding the cycle message's separator must not get a bystander blamed."""
+    a = route("a", "p -> q", deployments=[mock_deployment()], fallbacks=["r"], created="2026-01-01T00:00:00Z")
+    b = route("b", "r", deployments=[mock_deployment()], fallbacks=["p -> q"], created="2026-02-01T00:00:00Z")
+    bystander = route("c", "p", deployments=[mock_deployment()], created="2026-03-01T00:00:00Z")
+    rendered = _render(a, b, bystander)
+    assert rendered.verdicts[("default", "b")].resolved_reason == "FallbackCycle"
+    assert rendered.verdicts[("default", "c")].included
+    assert rendered.verdicts[("default", "a")].missing_fallbacks == ("r",)
+    assert sorted(_fallbacks(rendered)) == ["p", "p -> q"]
 
 
 def test_invalid_spec_is_reported_with_its_field() -> None:

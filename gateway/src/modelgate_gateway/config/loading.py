@@ -8,6 +8,7 @@ problems with their paths.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,30 +17,29 @@ from pydantic import ValidationError
 
 from .checksum import canonical_json, spec_checksum
 from .v1alpha1 import API_VERSION, GatewayConfig
-from .validation import semantic_errors
+from .validation import ConfigIssue, semantic_issues
 
 SUPPORTED_API_VERSIONS = (API_VERSION,)
 
 
 class ConfigError(ValueError):
-    """A config document that cannot be served; ``errors`` lists each problem with its path."""
+    """A config document that cannot be served.
 
-    def __init__(self, errors: list[str], source: str = "config") -> None:
-        self.errors = errors
+    ``errors`` lists each problem as text with its path; ``issues`` holds the same problems as
+    :class:`ConfigIssue` values (a plain-text error becomes an issue without a path).
+    """
+
+    def __init__(self, errors: Sequence[str | ConfigIssue], source: str = "config") -> None:
+        self.issues = tuple(e if isinstance(e, ConfigIssue) else ConfigIssue((), e) for e in errors)
+        self.errors = [str(issue) for issue in self.issues]
         self.source = source
-        super().__init__(f"{source}: " + "; ".join(errors))
+        super().__init__(f"{source}: " + "; ".join(self.errors))
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part in {"EnvRef", "FileRef", "SecretKeyRef"} or "[" in str(part):
-            continue  # union branch names are noise to a reader
-        else:
-            path += ("." if path else "") + str(part)
-    return path or "<root>"
+def _loc(loc: tuple[int | str, ...]) -> tuple[str | int, ...]:
+    # Union branch names (``EnvRef``, ``list[...]``) are noise to a reader and to a caller.
+    return tuple(p for p in loc if isinstance(p, int)
+                 or (p not in {"EnvRef", "FileRef", "SecretKeyRef"} and "[" not in str(p)))
 
 
 def parse_document(raw: bytes | str, fmt: str = "auto") -> Any:
@@ -65,13 +65,12 @@ def validate_data(data: Any, source: str = "config") -> GatewayConfig:
     try:
         config = GatewayConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(
-            [f"{_loc(err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)], source
-        ) from None
-    errors = semantic_errors(config)
+        raise ConfigError([ConfigIssue(_loc(err["loc"]) or ("<root>",), err["msg"])
+                           for err in exc.errors(include_url=False)], source) from None
+    errors = semantic_issues(config)
     declared = config.metadata.checksum
     if declared is not None and declared != spec_checksum(data.get("spec")):
-        errors.insert(0, f"metadata.checksum: {declared} does not match the spec")
+        errors.insert(0, ConfigIssue(("metadata", "checksum"), f"{declared} does not match the spec"))
     if errors:
         raise ConfigError(errors, source)
     return config

@@ -10,6 +10,7 @@ Cross-field rules (references, uniqueness, cycles) live in :mod:`.validation`.
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -262,14 +263,50 @@ class Model(_Model):
 # --- gateway-wide policy ------------------------------------------------------------------
 
 
+class BudgetWindow(enum.StrEnum):
+    """The period a budget covers; calendar periods in UTC."""
+
+    DAILY = "daily"
+    MONTHLY = "monthly"
+    TOTAL = "total"
+
+
+class Budget(_Model):
+    usd: float = Field(
+        gt=0, le=1e6, description="Spend allowed per window, in USD: reported usage times the configured "
+        "prices, the figures of modelgate_cost_usd_total."
+    )
+    window: BudgetWindow = Field(
+        default=BudgetWindow.MONTHLY, description="daily (UTC day), monthly (UTC calendar month) or total."
+    )
+
+
+class UsageLimits(_Model):
+    requests_per_minute: int | None = Field(
+        default=None, ge=1, le=100_000_000, description="Requests admitted per UTC minute (fixed window)."
+    )
+    tokens_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000_000,
+        description="Input plus output tokens per UTC minute (fixed window). A request reserves its estimate "
+        "when admitted and is charged its reported usage when it ends.",
+    )
+    max_concurrent_requests: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Requests in flight at once, across all replicas."
+    )
+    budget: Budget | None = Field(default=None, description="Spend limit in USD per window.")
+
+
 class ApiKey(_Model):
     name: str = Field(pattern=NAME_PATTERN, description="Key name, used in metrics and logs.")
     sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the key."
     )
     value_from: SecretRef | None = Field(default=None, description="Where the key itself is read from.")
-    models: list[str] = Field(
-        default_factory=lambda: ["*"], description="Public models this key may use; '*' = all."
+    models: list[Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^*]*[*]?$")]] = Field(
+        default_factory=lambda: ["*"],
+        description="Public models this key may use: names, or prefixes ending in '*' ('gpt-4o*'); '*' = all.",
     )
     tenant: str | None = Field(
         default=None,
@@ -278,6 +315,14 @@ class ApiKey(_Model):
         "response ids (retrieve, delete, cancel, input_items, previous_response_id); any other key "
         "gets 404 for them. Unset: the key is its own tenant. Give an old and a new key the same "
         "tenant to rotate without losing access to earlier responses.",
+    )
+    expires_at: datetime | None = Field(
+        default=None, description="RFC 3339 time after which the key is refused (401); unset: never. "
+        "A time without a zone is UTC."
+    )
+    limits: UsageLimits | None = Field(
+        default=None, description="Rate limits and budget of this key, counted across all replicas in Redis "
+        "(spec.state.redisUrl); see docs/governance.md. The tenant's limits (spec.governance.tenants) apply too."
     )
 
 
@@ -334,6 +379,43 @@ class StateStore(_Model):
     ttl_seconds: int = Field(default=30 * 86400, ge=60, description="How long stored state lives.")
 
 
+class RedisFailurePolicy(enum.StrEnum):
+    """What a request of a limited key gets while Redis cannot be reached."""
+
+    FAIL_OPEN = "fail-open"
+    FAIL_CLOSED = "fail-closed"
+
+
+class TenantLimits(_Model):
+    name: str = Field(pattern=NAME_PATTERN, description="Tenant, as in spec.auth.keys[].tenant.")
+    limits: UsageLimits = Field(description="Limits shared by every key of the tenant, on top of each key's own.")
+
+
+class Governance(_Model):
+    tenants: list[TenantLimits] = Field(default_factory=list, description="Limits per tenant.")
+    on_redis_failure: RedisFailurePolicy = Field(
+        default=RedisFailurePolicy.FAIL_OPEN,
+        description="fail-open: serve without limits, counted in modelgate_governance_redis_failures_total "
+        "and logged; fail-closed: answer 503 until Redis is back.",
+    )
+    redis_timeout_seconds: float = Field(
+        default=0.5, gt=0, le=30, description="Bound on one Redis round trip (connect included)."
+    )
+    retry_redis_after_seconds: float = Field(
+        default=1.0, ge=0, le=300,
+        description="After a Redis failure, requests get the failure policy without trying Redis for this "
+        "long, so an unreachable Redis costs no timeout per request.",
+    )
+    default_max_output_tokens: int = Field(
+        default=4096, ge=1, le=10_000_000,
+        description="Output tokens reserved for a request that sets no max_output_tokens.",
+    )
+    input_bytes_per_token: float = Field(
+        default=4.0, gt=0, le=64,
+        description="Input tokens reserved per byte of request body: body bytes divided by this.",
+    )
+
+
 class Affinity(_Model):
     headers: list[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]] = Field(
         default_factory=list,
@@ -378,6 +460,9 @@ class Spec(_Model):
     limits: Limits = Field(default_factory=Limits, description="Request limits.")
     observability: Observability = Field(default_factory=Observability, description="Metrics and logs.")
     state: StateStore = Field(default_factory=StateStore, description="Shared state store.")
+    governance: Governance = Field(
+        default_factory=Governance, description="Budgets and rate limits (needs spec.state.redisUrl)."
+    )
     affinity: Affinity = Field(default_factory=Affinity, description="Session affinity.")
     forward_headers: Annotated[list[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]],
                                AfterValidator(_forwardable)] = Field(

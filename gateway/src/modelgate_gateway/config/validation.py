@@ -8,8 +8,36 @@ key sources. The operator runs it on its own output before publishing, the gatew
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from .v1alpha1 import GatewayConfig, Provider
+
+Path = tuple[str | int, ...]
+
+
+def format_path(path: Path) -> str:
+    """``("spec", "models", 3, "name")`` -> ``spec.models[3].name`` (``<root>`` when empty)."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else ("." if text else "") + part
+    return text or "<root>"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem of a document, with where it is, so callers never parse message text.
+
+    The operator blames routes by ``path`` (which model or deployment) and by ``cycle`` (the
+    models of a fallback loop); people read ``str(issue)``.
+    """
+
+    path: Path
+    message: str
+    cycle: tuple[str, ...] = ()
+    """For a fallback cycle: the model names along it, first repeated at the end."""
+
+    def __str__(self) -> str:
+        return f"{format_path(self.path)}: {self.message}" if self.path else self.message
 
 
 def _duplicates(names: Iterable[str]) -> list[tuple[int, str]]:
@@ -22,9 +50,9 @@ def _duplicates(names: Iterable[str]) -> list[tuple[int, str]]:
     return found
 
 
-def _cycle_errors(fallbacks: dict[str, list[str]]) -> list[str]:
-    """Depth-first search for cycles in the fallback graph; one message per cycle found."""
-    errors: list[str] = []
+def _cycles(fallbacks: dict[str, list[str]]) -> list[tuple[str, ...]]:
+    """Depth-first search for cycles in the fallback graph; each cycle's names, closed."""
+    errors: list[tuple[str, ...]] = []
     state: dict[str, int] = {}  # 1 = on stack, 2 = done
 
     def visit(node: str, path: list[str]) -> None:
@@ -32,7 +60,7 @@ def _cycle_errors(fallbacks: dict[str, list[str]]) -> list[str]:
         for nxt in fallbacks.get(node, []):
             if state.get(nxt) == 1:
                 cycle = [*path[path.index(nxt):], nxt] if nxt in path else [node, nxt]
-                errors.append("fallback cycle: " + " -> ".join(cycle))
+                errors.append(tuple(cycle))
             elif nxt in fallbacks and state.get(nxt) is None:
                 visit(nxt, [*path, nxt])
         state[node] = 2
@@ -43,68 +71,83 @@ def _cycle_errors(fallbacks: dict[str, list[str]]) -> list[str]:
     return errors
 
 
-def _deployment_errors(config: GatewayConfig) -> list[str]:
-    errors: list[str] = []
+def _deployment_errors(config: GatewayConfig) -> list[ConfigIssue]:
+    errors: list[ConfigIssue] = []
     for index, dep in enumerate(config.spec.deployments):
-        path = f"spec.deployments[{index}]"
+        path: Path = ("spec", "deployments", index)
         if dep.provider is Provider.MOCK:
             continue
         if not dep.base_url:
-            errors.append(f"{path}.baseUrl: required unless provider is mock")
+            errors.append(ConfigIssue((*path, "baseUrl"), "required unless provider is mock"))
         if dep.mock is not None:
-            errors.append(f"{path}.mock: only allowed with provider mock")
+            errors.append(ConfigIssue((*path, "mock"), "only allowed with provider mock"))
     return errors
 
 
-def _model_errors(config: GatewayConfig) -> list[str]:
-    errors: list[str] = []
+def _model_errors(config: GatewayConfig) -> list[ConfigIssue]:
+    errors: list[ConfigIssue] = []
     deployments = {d.name for d in config.spec.deployments}
     models = {m.name for m in config.spec.models}
     for index, model in enumerate(config.spec.models):
-        path = f"spec.models[{index}]"
+        path: Path = ("spec", "models", index)
         for t_index, target in enumerate(model.targets):
             if target.deployment not in deployments:
-                errors.append(f"{path}.targets[{t_index}].deployment: unknown deployment {target.deployment!r}")
+                errors.append(ConfigIssue((*path, "targets", t_index, "deployment"),
+                                          f"unknown deployment {target.deployment!r}"))
         for d_index, name in _duplicates(t.deployment for t in model.targets):
-            errors.append(f"{path}.targets[{d_index}].deployment: {name!r} listed twice")
+            errors.append(ConfigIssue((*path, "targets", d_index, "deployment"), f"{name!r} listed twice"))
         if all(t.weight == 0 for t in model.targets):
-            errors.append(f"{path}.targets: at least one target needs a weight above 0")
+            errors.append(ConfigIssue((*path, "targets"), "at least one target needs a weight above 0"))
         for f_index, fallback in enumerate(model.fallbacks):
             if fallback == model.name:
-                errors.append(f"{path}.fallbacks[{f_index}]: a model cannot fall back to itself")
+                errors.append(ConfigIssue((*path, "fallbacks", f_index), "a model cannot fall back to itself"))
             elif fallback not in models:
-                errors.append(f"{path}.fallbacks[{f_index}]: unknown model {fallback!r}")
+                errors.append(ConfigIssue((*path, "fallbacks", f_index), f"unknown model {fallback!r}"))
     graph = {m.name: [f for f in m.fallbacks if f != m.name] for m in config.spec.models}
-    errors.extend(f"spec.models: {msg}" for msg in _cycle_errors(graph))
+    errors.extend(ConfigIssue(("spec", "models"), "fallback cycle: " + " -> ".join(cycle), cycle=cycle)
+                  for cycle in _cycles(graph))
     return errors
 
 
-def _state_errors(config: GatewayConfig) -> list[str]:
+def _state_errors(config: GatewayConfig) -> list[ConfigIssue]:
     url = config.spec.state.redis_url
     if url and "@" in url.split("://", 1)[-1].split("/", 1)[0]:
-        return ["spec.state.redisUrl: credentials do not belong in the URL (the document is not "
-                "secret); put the password in spec.state.redisPassword as a secret reference"]
+        return [ConfigIssue(("spec", "state", "redisUrl"),
+                            "credentials do not belong in the URL (the document is not secret); put "
+                            "the password in spec.state.redisPassword as a secret reference")]
     return []
 
 
-def _key_errors(config: GatewayConfig) -> list[str]:
+def _key_errors(config: GatewayConfig) -> list[ConfigIssue]:
     # A key's model allowlist may name models that no route serves right now: routes come and go
     # (the operator renders them), and a key must not make the whole document invalid meanwhile.
-    errors: list[str] = []
+    errors: list[ConfigIssue] = []
     for index, key in enumerate(config.spec.auth.keys):
         if (key.sha256 is None) == (key.value_from is None):
-            errors.append(f"spec.auth.keys[{index}]: set exactly one of sha256 and valueFrom")
+            errors.append(ConfigIssue(("spec", "auth", "keys", index), "set exactly one of sha256 and valueFrom"))
     return errors
 
 
-def semantic_errors(config: GatewayConfig) -> list[str]:
-    """Return every cross-field error as ``"<path>: <message>"``; empty when valid."""
+def _governance_errors(config: GatewayConfig) -> list[ConfigIssue]:
     spec = config.spec
-    errors: list[str] = []
+    errors = [ConfigIssue(("spec", "governance", "tenants", index, "name"), f"duplicate tenant {name!r}")
+              for index, name in _duplicates(t.name for t in spec.governance.tenants)]
+    limited = any(k.limits is not None for k in spec.auth.keys) or bool(spec.governance.tenants)
+    if limited and not spec.state.redis_url:
+        errors.append(ConfigIssue(("spec", "state", "redisUrl"), "required when keys or tenants have limits (the "
+                                  "counters are shared by all replicas in Redis)"))
+    return errors
+
+
+def semantic_issues(config: GatewayConfig) -> list[ConfigIssue]:
+    """Every cross-field problem with its path; empty when valid."""
+    spec = config.spec
+    errors: list[ConfigIssue] = []
     for index, name in _duplicates(d.name for d in spec.deployments):
-        errors.append(f"spec.deployments[{index}].name: duplicate deployment name {name!r}")
+        errors.append(ConfigIssue(("spec", "deployments", index, "name"), f"duplicate deployment name {name!r}"))
     for index, name in _duplicates(m.name for m in spec.models):
-        errors.append(f"spec.models[{index}].name: duplicate model name {name!r}")
+        errors.append(ConfigIssue(("spec", "models", index, "name"), f"duplicate model name {name!r}"))
     for index, name in _duplicates(k.name for k in spec.auth.keys):
-        errors.append(f"spec.auth.keys[{index}].name: duplicate key name {name!r}")
-    return errors + _deployment_errors(config) + _model_errors(config) + _key_errors(config) + _state_errors(config)
+        errors.append(ConfigIssue(("spec", "auth", "keys", index, "name"), f"duplicate key name {name!r}"))
+    return (errors + _deployment_errors(config) + _model_errors(config) + _key_errors(config) + _state_errors(config)
+            + _governance_errors(config))

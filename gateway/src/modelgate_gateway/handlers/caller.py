@@ -7,7 +7,7 @@ tenant) can use: for anyone else it does not exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -78,10 +78,15 @@ def served_headers(record: RequestRecord, opened: Opened) -> dict[str, str]:
 
 
 async def relay_answer(request: web.Request, record: RequestRecord, caller: Caller, opened: Opened,
-                       stream: bool, conversation: tuple[bytes, bytes] | None = None) -> web.StreamResponse:
-    """``conversation``: (upstream id, gateway id) of the conversation the request named."""
+                       stream: bool, conversation: tuple[bytes, bytes] | None = None, *,
+                       previous: bool = True, extra: Mapping[str, str] | None = None) -> web.StreamResponse:
+    """``conversation``: (upstream id, gateway id) of the conversation the request named;
+    ``previous``: whether the answer may carry a ``previous_response_id`` (see relay_json);
+    ``extra``: more headers for the answer (a limited key's x-ratelimit headers)."""
     make_id = caller.make_id(opened.dep.name)
     headers = served_headers(record, opened)
+    if extra:
+        headers.update(extra)
     if stream:
         return await relay_stream(request, opened, record, make_id, headers, conversation)
-    return await relay_json(request, opened, record, make_id, headers, conversation)
+    return await relay_json(request, opened, record, make_id, headers, conversation, previous=previous)

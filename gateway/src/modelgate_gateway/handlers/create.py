@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ..appstate import GatewayState
-from ..errors import InvalidRequest, NotFound, PermissionDenied
+from ..errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
 from ..observability.recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, ModelRuntime, RuntimeConfig
 from ..upstream.affinity import session_of
@@ -96,5 +96,20 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
     if payload.get("conversation") is not None:
         dep, conversation_id, conversation = pin_conversation(caller, runtime, payload, call)
         model = _serving_model(runtime, model, dep, conversation_id, "conversation_id")
-    opened = await open_call(state, runtime, record, model, call)
-    return await relay_answer(request, record, caller, opened, stream, conversation)
+    limited = state.governor.key_policy(key)  # None for keys nothing limits: no Redis call
+    ticket = None
+    if limited is not None:  # None again only when Redis is unavailable and the policy is fail-open
+        ticket = await state.governor.admit(limited, model.name, payload, len(raw), record)
+    if ticket is None:
+        opened = await open_call(state, runtime, record, model, call)
+        return await relay_answer(request, record, caller, opened, stream, conversation,
+                                  previous=previous is not None)
+    try:
+        opened = await open_call(state, runtime, record, model, call)
+        return await relay_answer(request, record, caller, opened, stream, conversation,
+                                  previous=previous is not None, extra=ticket.headers)
+    except GatewayError as err:
+        err.headers = {**ticket.headers, **err.headers}
+        raise
+    finally:
+        state.governor.settle(ticket, record)

@@ -144,6 +144,8 @@ def authenticate(request: web.Request, runtime: RuntimeConfig, record: RequestRe
             return None
         raise Unauthorized("Incorrect API key provided.")
     record.key_name = key.name
+    if key.expires_at is not None and time.time() >= key.expires_at:
+        raise Unauthorized(f"Your API key ({key.name}) has expired.", code="expired_api_key")
     return key
 
 

@@ -26,6 +26,11 @@ class ConfigSnapshot:
     """``secretKey`` references resolve here (key name -> value)."""
     base_dir: str = "."
     """Directory that relative ``file`` references resolve against."""
+    keys_grace_seconds: float = 0.0
+    """How long a ``secretKey`` reference missing from ``secrets`` is waited for before the
+    document counts as rejected. Sources that deliver the config and the secret store separately
+    (two watches, two mounted volumes) set it: the store may lag the config by a moment, and a
+    later snapshot brings the key. 0: reject at once."""
 
 
 class ConfigSource(Protocol):

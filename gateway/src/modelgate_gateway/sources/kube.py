@@ -1,10 +1,13 @@
-"""Config source watching one ConfigMap (and optionally one Secret) through the Kubernetes API.
+"""Config source watching the gateway's ConfigMap (and Secret) through the Kubernetes API.
 
 The fast path from ``kubectl apply`` to every gateway pod: a mounted ConfigMap can take a minute
 to be refreshed by the kubelet, a watch delivers the change in milliseconds. Speaks plain HTTP
 with aiohttp and the pod's service-account token; never imports kopf or kubernetes. Lists and
-watches with ``fieldSelector=metadata.name=…`` so a resourceNames-restricted Role suffices.
-Never raises for bad content: it logs and waits for the next change. Neighbour: :mod:`.base`.
+watches each object with ``fieldSelector=metadata.name=…`` so a resourceNames-restricted Role
+suffices. When the ConfigMap holds a config index (a sharded config), the objects it names are
+followed too, and a snapshot is made only from a complete set that matches the index by hash
+(:mod:`modelgate_gateway.config.sharding`): a half-written set is never applied. Never raises
+for bad content: it logs and waits for the next change. Neighbour: :mod:`.base`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -25,6 +29,7 @@ from typing import Any, Literal
 
 import aiohttp
 
+from ..config.sharding import INDEX_KEY, ConfigIndex, Inconsistent, IndexUnreadable, assemble
 from .base import ConfigSnapshot
 
 logger = logging.getLogger("modelgate_gateway.sources.kube")
@@ -32,6 +37,13 @@ logger = logging.getLogger("modelgate_gateway.sources.kube")
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 State = Mapping[str, Any] | None
 """The watched object as last seen, or None when it does not exist."""
+Watched = tuple[str, str]
+"""(plural, name) of a followed object; ConfigMaps live in the ConfigMap's namespace, Secrets in
+the Secret's."""
+KEYS_GRACE_SECONDS = 30.0
+"""How long a ``secretKey`` the config needs may be missing from the watched Secrets before the
+document counts as rejected: the operator writes keys before the config that needs them, but the
+two arrive on separate watches (milliseconds apart; 30 s covers a slow API server)."""
 
 
 class _ApiError(Exception):
@@ -73,8 +85,14 @@ class KubeSource:
         self.key = key
         self.ssl_context = ssl_context
         self.timing = timing or WatchTiming()
-        self._states: dict[str, State] = {}
+        self._states: dict[Watched, State] = {}
+        self._watches: dict[Watched, asyncio.Task[None]] = {}
         self._changed = asyncio.Event()
+        self._assembled: tuple[str, bytes] | None = None
+        """(index text, document) of the last set assembled: the same index means the same
+        document once its parts are verified."""
+        self._waiting: str | None = None
+        self._parsed: tuple[str, ConfigIndex] | None = None
 
     @classmethod
     def in_cluster(cls, configmap: str, key: str = "config.json", secret: str | None = None,
@@ -105,58 +123,130 @@ class KubeSource:
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     async def snapshots(self) -> AsyncIterator[ConfigSnapshot]:
-        watched = [("configmaps", self.configmap)]
-        if self.secret is not None:
-            watched.append(("secrets", self.secret))
-        connector = aiohttp.TCPConnector(ssl=self.ssl_context if self.ssl_context else False)
+        # One connection per followed object: at most two per shard the operator may write.
+        connector = aiohttp.TCPConnector(ssl=self.ssl_context if self.ssl_context else False, limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
-            tasks = [asyncio.create_task(self._watch(session, plural, ref))
-                     for plural, ref in watched]
             try:
+                self._follow(session)
                 last: ConfigSnapshot | None = None
                 while True:
                     await self._changed.wait()
                     self._changed.clear()
-                    snapshot = self._snapshot(len(watched))
+                    self._follow(session)
+                    if any(key not in self._states for key in self._watches):
+                        continue  # wait until every followed object was listed once
+                    # Assembling and decoding a large set takes a while: off the event loop, on
+                    # a copy (the watches keep replacing states meanwhile, never mutating one).
+                    snapshot = await asyncio.to_thread(self._snapshot, dict(self._states), sorted(self._watches))
                     if snapshot is not None and snapshot != last:
                         last = snapshot
                         yield snapshot
             finally:
+                tasks = list(self._watches.values())
+                self._watches.clear()
                 for task in tasks:
                     task.cancel()
                 for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
-    def _snapshot(self, expected: int) -> ConfigSnapshot | None:
-        if len(self._states) < expected:
-            return None  # wait until every watched object was listed once
-        configmap = self._states.get("configmaps")
+    def _index(self, states: Mapping[Watched, State]) -> ConfigIndex | None:
+        """The index in the ConfigMap, if it holds one (a sharded or index-carrying config)."""
+        data = (states.get(("configmaps", self.configmap[1])) or {}).get("data") or {}
+        raw = data.get(INDEX_KEY)
+        if not isinstance(raw, str):
+            return None
+        if self._parsed is None or self._parsed[0] != raw:
+            try:
+                self._parsed = (raw, ConfigIndex.parse(raw))
+            except IndexUnreadable as exc:
+                self._wait(f"{self.origin}: {exc}")
+                return None
+        return self._parsed[1]
+
+    def _wanted(self) -> set[Watched]:
+        wanted = {("configmaps", self.configmap[1])}
+        index = self._index(self._states)
+        if index is not None:
+            wanted |= {("configmaps", part.object) for part in index.parts}
+        if self.secret is not None:
+            names = index.secrets if index is not None and index.secrets else (self.secret[1],)
+            wanted |= {("secrets", name) for name in names}
+        return wanted
+
+    def _follow(self, session: aiohttp.ClientSession) -> None:
+        """Watch what the index names now; stop watching (and forget) what it no longer names."""
+        wanted = self._wanted()
+        for key in [k for k in self._watches if k not in wanted]:
+            self._watches.pop(key).cancel()
+            self._states.pop(key, None)
+        for key in wanted - set(self._watches):
+            self._watches[key] = asyncio.create_task(self._watch(session, *key))
+
+    def _wait(self, why: str) -> None:
+        """Log once per distinct reason why no snapshot can be made yet."""
+        if why != self._waiting:
+            logger.info("waiting for a complete config set (keeping the last good one): %s", why)
+            self._waiting = why
+
+    def _document(self, states: Mapping[Watched, State], data: Mapping[str, Any],
+                  index: ConfigIndex | None) -> bytes | None:
+        if index is None:
+            document = data.get(self.key)
+            if not isinstance(document, str):
+                logger.warning("%s has no key %r; waiting for the next change", self.origin, self.key)
+                return None
+            return document.encode()
+        parts: dict[str, bytes | None] = {}
+        for part in index.parts:
+            found = ((states.get(("configmaps", part.object)) or {}).get("data") or {}).get(part.key)
+            parts[part.key] = found.encode() if isinstance(found, str) else None
+        raw = str(data[INDEX_KEY])
+        try:
+            if self._assembled is not None and self._assembled[0] == raw:
+                for part in index.parts:  # same index: the parts only need to match their hashes
+                    if hashlib.sha256(parts[part.key] or b"").hexdigest() != part.sha256:
+                        raise Inconsistent(f"{part.object} ({part.key}) does not match the index yet")
+            else:
+                self._assembled = (raw, assemble(index, parts))
+        except Inconsistent as exc:
+            self._wait(f"generation {index.generation}: {exc}")
+            return None
+        self._waiting = None
+        return self._assembled[1]
+
+    def _snapshot(self, states: Mapping[Watched, State], watched: list[Watched]) -> ConfigSnapshot | None:
+        configmap = states.get(("configmaps", self.configmap[1]))
         if configmap is None:
             return None  # not rendered yet: no snapshot, the gateway stays not ready
-        document = (configmap.get("data") or {}).get(self.key)
-        if not isinstance(document, str):
-            logger.warning("%s has no key %r; waiting for the next change", self.origin, self.key)
+        data = configmap.get("data") or {}
+        index = self._index(states)
+        if index is None and INDEX_KEY in data:
+            return None  # an unreadable index: wait for the next one
+        document = self._document(states, data, index)
+        if document is None:
             return None
         secrets: dict[str, bytes] = {}
-        for name, value in ((self._states.get("secrets") or {}).get("data") or {}).items():
-            try:
-                secrets[name] = base64.b64decode(value, validate=True)
-            except (binascii.Error, TypeError, ValueError):
-                logger.warning("secret key %r is not valid base64; left out", name)
+        for plural, name in watched:
+            if plural != "secrets":
+                continue
+            for key, value in ((states.get((plural, name)) or {}).get("data") or {}).items():
+                try:
+                    secrets[key] = base64.b64decode(value, validate=True)
+                except (binascii.Error, TypeError, ValueError):
+                    logger.warning("secret key %r is not valid base64; left out", key)
         fmt: Literal["json", "yaml"] = "yaml" if self.key.endswith((".yaml", ".yml")) else "json"
-        return ConfigSnapshot(document=document.encode(), fmt=fmt, origin=self.origin,
-                              secrets=secrets)
+        return ConfigSnapshot(document=document, fmt="json" if index is not None else fmt,
+                              origin=self.origin, secrets=secrets, keys_grace_seconds=KEYS_GRACE_SECONDS)
 
-    def _set(self, plural: str, state: State) -> None:
-        if plural not in self._states or self._states[plural] != state:
-            self._states[plural] = state
+    def _set(self, key: Watched, state: State) -> None:
+        if key not in self._states or self._states[key] != state:
+            self._states[key] = state
             self._changed.set()
 
-    async def _watch(self, session: aiohttp.ClientSession, plural: str,
-                     ref: tuple[str, str]) -> None:
+    async def _watch(self, session: aiohttp.ClientSession, plural: str, name: str) -> None:
         """List then watch one object, forever; reconnect with bounded exponential backoff."""
-        namespace, name = ref
+        namespace = self.secret[0] if plural == "secrets" and self.secret else self.configmap[0]
         url = f"{self.server}/api/v1/namespaces/{namespace}/{plural}"
         selector = f"metadata.name={name}"
         backoff = self.timing.backoff_initial
@@ -182,7 +272,7 @@ class KubeSource:
             body = await response.json()
         # The selector is a request; the name is checked here too.
         items = [i for i in body.get("items") or [] if (i.get("metadata") or {}).get("name") == name]
-        self._set(plural, items[0] if items else None)
+        self._set((plural, name), items[0] if items else None)
         version = (body.get("metadata") or {}).get("resourceVersion")
         return version if isinstance(version, str) and version.isdigit() else None
 
@@ -215,5 +305,5 @@ class KubeSource:
             return False
         if kind == "BOOKMARK" or (obj.get("metadata") or {}).get("name") != name:
             return True
-        self._set(plural, None if kind == "DELETED" else obj)
+        self._set((plural, name), None if kind == "DELETED" else obj)
         return True

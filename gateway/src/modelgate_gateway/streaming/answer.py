@@ -1,23 +1,30 @@
-"""Send a JSON answer (a call without ``stream``) to the client, its response id rewritten.
+"""Send a JSON answer (a call without ``stream``) to the client, its ids rewritten.
+
+The answer's top-level ``id``, ``previous_response_id`` and the id of the ``conversation`` the
+request named (the field's value, or its object's ``id``) become the gateway's ids.
 
 Small answers (up to :data:`SMALL_ANSWER_BYTES`, nearly all of them) are read whole and parsed
-once, which proves them complete and yields their usage; the top-level ``id`` token is then
-replaced in place (one copy). A larger answer is never held more than once and never parsed: it
-is held only until its top-level ``id`` went by (the first key, in every server known), then
-written on piece by piece as it arrives. :class:`~.jsonscan.KeyScanner` finds the id and
-``usage`` on the way, and the last piece waits until the whole answer proved to be one complete
-JSON object.
+once, which proves them complete and yields their usage; the id tokens are then replaced in
+place. A larger answer is never held more than once and never parsed: it is held only until its
+top-level ``id`` (the first key, in every server known) and the id fields found before it were
+rewritten, then written on piece by piece as it arrives, each later id field held back only
+until its value went by (:mod:`.large_answer`). Its ``Content-Length`` is the upstream's plus the
+rewrites' growth, known when the answer starts out, unless a field still to come may need a
+rewrite (a ``previous_response_id`` after the output, as OpenAI orders the fields, when the call
+may carry one; a conversation the request named): such an answer goes out chunked. The last
+piece waits until the whole answer proved to be one complete JSON object.
 
-Only the outermost object's ``id`` is rewritten: the upstream id's text elsewhere (a field name,
-a value, the text of the answer) is left alone. A 2xx answer that starts like a JSON object but
-is not one (cut short, garbled) is an upstream error: 502 while nothing was sent yet, a cut
-connection (never a clean end) once the answer was on its way.
+Only those fields of the outermost object are rewritten: the upstream id's text elsewhere (a field
+name, a value, the text of the answer) is left alone. A 2xx answer that starts like a JSON object
+but is not one (cut short, garbled) is an upstream error: 502 while nothing was sent yet, a cut
+connection (never a clean end) once the answer was on its way. So is one sent with a fixed length
+that then carries a ``previous_response_id`` its request did not name: its length cannot change
+any more, and the upstream's id must not reach the client.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -27,34 +34,31 @@ from aiohttp import web
 
 from ..errors import UpstreamFailed
 from ..http1 import Reply
-from ..observability.recording import AttemptOutcome, RequestRecord, Usage
-from ..observability.usage import usage_from_mapping, usage_of
+from ..observability.recording import AttemptOutcome, RequestRecord
+from ..observability.usage import usage_of
 from ..upstream.deadlines import Deadline
 from ..upstream.executor import Opened
 from .jsonscan import STRING_TOKEN, KeyScanner, top_level_string
+from .large_answer import CONVERSATION, ID, PREVIOUS, AnswerPieces, BadAnswer
 from .relay import CLIENT_GONE, ClientGone, end_attempt
 
 SMALL_ANSWER_BYTES = 1 << 20
 """Answers up to this size are parsed whole (a few milliseconds at most); larger ones stream."""
-_MAX_ID_BYTES = 2048
-_USAGE_BYTES = 64 * 1024  # a usage object is a few hundred bytes; more is not read
-_RECENT = 2 * 64  # bytes kept from before a piece: a key reported late starts no earlier
 _JSON_OBJECT = re.compile(rb"[ \t\r\n]*\{")
 _HEAD_ID = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"id"[ \t\r\n]*:' + STRING_TOKEN.pattern)
-_DECODER = json.JSONDecoder()
-
-
-class _BadAnswer(Exception):
-    """The upstream's 2xx answer is not the complete JSON object it started as."""
 
 
 async def relay_json(request: web.Request, opened: Opened, record: RequestRecord,
                      make_id: Callable[[str], str] | None, headers: Mapping[str, str],
-                     conversation: tuple[bytes, bytes] | None = None) -> web.StreamResponse:
+                     conversation: tuple[bytes, bytes] | None = None, *, previous: bool = True) -> web.StreamResponse:
     """``conversation``: (upstream id, gateway id) of the conversation the request named, whose
-    ``conversation.id`` in the answer is rewritten too (as is its ``previous_response_id``)."""
+    id in the answer's ``conversation`` is rewritten too (as is its ``previous_response_id``).
+    ``previous``: whether the answer may carry a ``previous_response_id`` (False when the request
+    to create it named none: a faithful upstream then answers null)."""
     relay = _JsonRelay(request, opened, record, make_id, headers)
-    relay.conversation = conversation
+    if conversation is not None:
+        relay.conversation = (orjson.dumps(conversation[0].decode()), orjson.dumps(conversation[1].decode()))
+    relay.previous = previous
     outcome = AttemptOutcome.STREAM_ERROR
     timer = Deadline(opened.deadline - time.monotonic())  # the rest of the attempt's time
     reply = opened.reply
@@ -71,8 +75,8 @@ async def relay_json(request: web.Request, opened: Opened, record: RequestRecord
         outcome = AttemptOutcome.CANCELLED  # the client went away: aiohttp cancelled the handler
         relay.client_gone()
         raise
-    except (OSError, _BadAnswer) as exc:  # the upstream failed (TimeoutError is an OSError)
-        return relay.failed(str(exc) if isinstance(exc, _BadAnswer) else type(exc).__name__)
+    except (OSError, BadAnswer) as exc:  # the upstream failed (TimeoutError is an OSError)
+        return relay.failed(str(exc) if isinstance(exc, BadAnswer) else type(exc).__name__)
     except ClientGone:
         outcome = AttemptOutcome.CANCELLED
         return relay.client_gone()
@@ -90,7 +94,8 @@ def _whole_at_once(reply: object) -> bool:
 
 
 class _JsonRelay:
-    __slots__ = ("conversation", "headers", "make_id", "opened", "record", "request", "resp")
+    __slots__ = ("conversation", "headers", "make_id", "opened", "previous", "record", "request",
+                 "resp", "upstream_id")
 
     def __init__(self, request: web.Request, opened: Opened, record: RequestRecord,
                  make_id: Callable[[str], str] | None, headers: Mapping[str, str]) -> None:
@@ -101,6 +106,9 @@ class _JsonRelay:
         self.headers = headers
         self.resp: web.StreamResponse | None = None
         self.conversation: tuple[bytes, bytes] | None = None
+        """(upstream token, gateway token) of the conversation the request named: JSON strings."""
+        self.previous = True
+        self.upstream_id: str | None = None  # the answer's own id, once seen
 
     async def send(self) -> web.StreamResponse:
         """An answer of unknown or large size: whole if it ends within the small size, else streamed."""
@@ -122,108 +130,89 @@ class _JsonRelay:
             try:
                 parsed = orjson.loads(body)
             except orjson.JSONDecodeError:
-                raise _BadAnswer("its answer is not valid JSON") from None
+                raise BadAnswer("its answer is not valid JSON") from None
             if parsed.get("object") == "response":
                 record.usage = usage_of(parsed)
             if isinstance(parsed.get("id"), str):
-                span = head.span(1) if head is not None else top_level_string(body, b"id")
-                if span is not None:
-                    body, _ = self._rewrite(body, *span)
-                body = self._other_ids(body, parsed)
+                body = self._splice(body, ID, head.span(1) if head is not None else top_level_string(body, ID))
+                if isinstance(parsed.get("previous_response_id"), str):
+                    body = self._splice(body, PREVIOUS, top_level_string(body, PREVIOUS))
+                if self.conversation is not None:
+                    body = self._splice(body, CONVERSATION, _conversation_span(body, parsed.get("conversation")))
         record.first_token_at = time.monotonic()
         record.response_body = body
         record.status = reply.status
         return web.Response(body=body, status=reply.status, headers=self.headers, content_type=_content_type(reply))
 
-    def _rewrite(self, data: bytes, start: int, end: int) -> tuple[bytes, int]:
-        """``data`` with the id token at ``start:end`` signed; and how much longer it got."""
-        assert self.make_id is not None
-        upstream_id = orjson.loads(data[start:end])
-        if not upstream_id.startswith("resp"):
-            return data, 0
-        gateway_id = self.make_id(upstream_id)
-        self.record.response_id = gateway_id
-        token = orjson.dumps(gateway_id)
-        return data[:start] + token + data[end:], len(token) - (end - start)
-
-    def _other_ids(self, body: bytes, parsed: dict[str, object]) -> bytes:
-        """The response's ``previous_response_id`` (the upstream echoes the id it was sent; the
-        previous response lives on the same deployment, so its gateway id is made the same way)
-        and the named conversation's id, rewritten where they are those fields' values."""
-        assert self.make_id is not None
-        previous = parsed.get("previous_response_id")
-        if isinstance(previous, str) and previous.startswith("resp") and previous != parsed.get("id"):
-            span = top_level_string(body, b"previous_response_id")
-            if span is not None:
-                body = body[:span[0]] + orjson.dumps(self.make_id(previous)) + body[span[1]:]
-        conversation = parsed.get("conversation")
-        if self.conversation is not None and isinstance(conversation, dict):
-            at = _key_value_at(body, b"conversation")
-            span = top_level_string(body[at:], b"id") if at is not None else None
-            if at is not None and span is not None and body[at + span[0]:at + span[1]] == orjson.dumps(
-                    self.conversation[0].decode()):
-                body = body[:at + span[0]] + orjson.dumps(self.conversation[1].decode()) + body[at + span[1]:]
-        return body
+    def _splice(self, body: bytes, name: bytes, span: tuple[int, int] | None) -> bytes:
+        """``body`` with the token of field ``name`` at ``span`` rewritten (if it is an id to rewrite)."""
+        if span is None:
+            return body
+        new = self._replacement(name, body[span[0]:span[1]])
+        return body if new is None else body[:span[0]] + new + body[span[1]:]
 
     # -- large answers: streamed -----------------------------------------------------------------
-    async def _stream(self, held: list[bytes], chunks: AsyncIterator[bytes]) -> web.StreamResponse:
-        """Hold pieces until the top-level id is known, then relay; the last piece waits for the end."""
-        track = _Tracker() if self.make_id is not None and _JSON_OBJECT.match(held[0]) else None
-        growth = 0
-        if track is not None:
-            for piece in held:
-                track.feed(piece)
-            while not track.id_resolved(held):
-                more = await anext(chunks, None)
-                if more is None:
-                    track.finish()  # an id among the last bytes is reported only now
-                    break
-                held.append(more)
-                track.feed(more)
-            if track.id_at is not None:
-                held, growth = self._rewrite_held(held, track.id_at)
-        resp = await self._start(growth)
-        pending = held.pop()
-        for piece in held:
+    async def _stream(self, first: list[bytes], chunks: AsyncIterator[bytes]) -> web.StreamResponse:
+        """Hold pieces until the top-level id (and any id field found before it) is rewritten, then
+        relay, holding back only what a field not yet known may need; the last piece waits for the end."""
+        rewrite = self.make_id is not None and _JSON_OBJECT.match(first[0]) is not None
+        pieces = AnswerPieces(self._replacement if rewrite else None)
+        for piece in first:
+            pieces.add(piece)
+        ended = False
+        while not (ended or pieces.ready()):
+            ended = not await self._read(pieces, chunks)
+        resp = await self._start(pieces, pieces.may_grow(self.previous, self.conversation is not None))
+        while True:
+            for piece in pieces.take():
+                await self._write(resp, piece)
+            if ended:
+                break
+            ended = not await self._read(pieces, chunks)
+        self.record.usage = pieces.usage()
+        for piece in pieces.take(ended=True):
             await self._write(resp, piece)
-        held.clear()
-        async for piece in chunks:
-            if track is not None:
-                track.feed(piece)
-            await self._write(resp, pending)
-            pending = piece
-        if track is not None:
-            track.finish()
-            if not track.scanner.nesting.closed:
-                raise _BadAnswer("its answer ended before the JSON object did")
-            self.record.usage = track.usage()
-        await self._write(resp, pending)
         self.record.status = self.opened.reply.status
         return resp
 
-    def _rewrite_held(self, held: list[bytes], at: int) -> tuple[list[bytes], int]:
-        """Sign the id token that starts at offset ``at`` (after whitespace) of the held pieces."""
-        index, offset = 0, 0
-        while offset + len(held[index]) <= at:  # the piece where the value starts
-            offset += len(held[index])
-            index += 1
-        last = index
-        while last + 1 < len(held) and offset + sum(len(p) for p in held[index:last + 1]) < at + _MAX_ID_BYTES:
-            last += 1
-        joined = b"".join(held[index:last + 1])
-        token = STRING_TOKEN.match(joined, at - offset)
-        if token is None:  # not a string: nothing to sign
-            return held, 0
-        rewritten, growth = self._rewrite(joined, *token.span(1))
-        return [*held[:index], rewritten, *held[last + 1:]], growth
+    @staticmethod
+    async def _read(pieces: AnswerPieces, chunks: AsyncIterator[bytes]) -> bool:
+        """Take the next piece in; False at the answer's end (proved complete, its last fields rewritten)."""
+        piece = await anext(chunks, None)
+        if piece is None:
+            pieces.end()
+            return False
+        pieces.add(piece)
+        return True
 
-    async def _start(self, growth: int) -> web.StreamResponse:
+    def _replacement(self, name: bytes, token: bytes) -> bytes | None:
+        """The gateway's token for the id ``token`` of field ``name``, or None: it stays as it is."""
+        if name == CONVERSATION:
+            return self.conversation[1] if self.conversation is not None and token == self.conversation[0] else None
+        assert self.make_id is not None
+        try:
+            value = orjson.loads(token)
+        except orjson.JSONDecodeError:
+            raise BadAnswer("its answer is not valid JSON") from None
+        if not isinstance(value, str) or not value.startswith("resp"):
+            return None
+        if name == ID:
+            self.upstream_id = value
+            gateway_id = self.make_id(value)
+            self.record.response_id = gateway_id
+            return orjson.dumps(gateway_id)
+        return orjson.dumps(self.make_id(value)) if value != self.upstream_id else None
+
+    async def _start(self, pieces: AnswerPieces, may_grow: bool) -> web.StreamResponse:
+        """Send the head: with the upstream's length and the rewrites' growth unless a field yet to
+        come may change it (then chunked)."""
         reply = self.opened.reply
         resp = web.StreamResponse(status=reply.status, headers=self.headers)
         resp.content_type = _content_type(reply)
         length = reply.headers.get("Content-Length", "")
-        if length.isdigit():
-            resp.content_length = int(length) + growth
+        if length.isdigit() and not may_grow:
+            resp.content_length = int(length) + pieces.held.growth
+            pieces.fixed_length = True
         self.resp = resp
         try:
             await resp.prepare(self.request)
@@ -259,59 +248,21 @@ class _JsonRelay:
         return self.resp if self.resp is not None else web.Response(status=499)
 
 
-class _Tracker:
-    """What a streamed answer's scan found: where its top-level id starts, what its usage holds."""
-
-    __slots__ = ("_finished", "_recent", "_seen", "id_at", "scanner", "usage_bytes")
-
-    def __init__(self) -> None:
-        self.scanner = KeyScanner((b"id", b"usage"))
-        self.id_at: int | None = None
-        self.usage_bytes: bytes | None = None
-        self._recent = b""  # the last bytes before the current piece
-        self._seen = 0  # bytes fed so far
-        self._finished = False
-
-    def feed(self, piece: bytes) -> None:
-        self._note(self.scanner.feed(piece), piece)
-        self._seen += len(piece)
-        self._recent = piece[-_RECENT:] if len(piece) >= _RECENT else (self._recent + piece)[-_RECENT:]
-
-    def finish(self) -> None:
-        if not self._finished:
-            self._finished = True
-            self._note(self.scanner.finish(), b"")
-
-    def _note(self, found: list[tuple[bytes, int]], piece: bytes) -> None:
-        if self.usage_bytes is not None and len(self.usage_bytes) < _USAGE_BYTES:
-            self.usage_bytes += piece[:_USAGE_BYTES - len(self.usage_bytes)]
-        for name, at in found:
-            if name == b"id" and self.id_at is None:
-                self.id_at = at
-            elif name == b"usage" and self.usage_bytes is None:
-                window = self._recent + piece  # ``at`` is at most _RECENT bytes before this piece
-                self.usage_bytes = window[at - (self._seen - len(self._recent)):][:_USAGE_BYTES]
-
-    def id_resolved(self, held: list[bytes]) -> bool:
-        """The id's value is complete in the held pieces (or there is no id before them)."""
-        return self.id_at is not None and sum(map(len, held)) >= self.id_at + _MAX_ID_BYTES
-
-    def usage(self) -> Usage | None:
-        if not self.usage_bytes:
-            return None
-        text = self.usage_bytes.decode("utf-8", "replace").lstrip(" \t\r\n")
-        try:
-            value, _ = _DECODER.raw_decode(text)
-        except ValueError:
-            return None
-        return usage_from_mapping(value)
-
-
-def _key_value_at(body: bytes, key: bytes) -> int | None:
-    """Where the value of the outermost object's ``key`` starts, or None."""
-    scanner = KeyScanner((key,))
+def _conversation_span(body: bytes, value: object) -> tuple[int, int] | None:
+    """Where the id token of the answer's ``conversation`` (``value``, parsed) is: the value itself
+    (a string), or the object's ``id``."""
+    if not isinstance(value, str | dict):
+        return None
+    scanner = KeyScanner((CONVERSATION,))
     found = [*scanner.feed(body), *scanner.finish()]
-    return found[0][1] if found else None
+    if not found:
+        return None
+    at = found[0][1]
+    if isinstance(value, str):
+        token = STRING_TOKEN.match(body, at)
+        return token.span(1) if token is not None else None
+    span = top_level_string(body[at:], ID)
+    return (at + span[0], at + span[1]) if span is not None else None
 
 
 def _content_type(reply: object) -> str:

@@ -36,7 +36,7 @@ _RESPONSE_ID_BEFORE = re.compile(rb'(?:"response"\s*:\s*\{\s*"id"|"response_id")
 _ID_KEY_BEFORE = re.compile(rb'"id"\s*:\s*\Z')
 _COMPACT_RESPONSE_ID = b'"response":{"id":'
 _PREVIOUS_BEFORE = re.compile(rb'"previous_response_id"\s*:\s*\Z')
-_CONVERSATION_BEFORE = re.compile(rb'"conversation"\s*:\s*\{\s*"id"\s*:\s*\Z')
+_CONVERSATION_BEFORE = re.compile(rb'"conversation"\s*:\s*(?:\{\s*"id"\s*:\s*)?\Z')  # an object's id, or a string
 _LOOK_BEHIND = 64
 
 
@@ -297,7 +297,8 @@ class SseRelayState:
             if before is _PREVIOUS_BEFORE:
                 response["previous_response_id"] = orjson.loads(new)
             else:
-                response["conversation"] = {"id": orjson.loads(new)}
+                as_string = isinstance(response.get("conversation"), str)  # as the upstream wrote it
+                response["conversation"] = orjson.loads(new) if as_string else {"id": orjson.loads(new)}
         event = {"type": "response.failed", "sequence_number": self.next_sequence_number(),
                  "response": response}
         return b"event: response.failed\ndata: " + orjson.dumps(event) + b"\n\n"

@@ -13,13 +13,13 @@ from __future__ import annotations
 import base64
 import datetime
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
-from ..errors import PublishError
+from ..errors import KubeApiError
 from .certs import TLS_CERT, TLS_KEY, Lifetimes, ca_bundle, plan
-from .kubeapi import InjectionApi
 
 logger = logging.getLogger("modelgate_operator.injection")
 # Two replicas starting together race once; a third loss in a row means something else is wrong.
@@ -28,6 +28,21 @@ _ATTEMPTS = 3
 
 def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
+
+
+class CertificateApi(Protocol):
+    """The API calls of :class:`ManagedCertificates` (:class:`.client.InjectionClient` has them)."""
+
+    def read_secret(self, namespace: str, name: str) -> tuple[dict[str, bytes], str | None] | None: ...
+
+    def create_secret(self, namespace: str, name: str, data: Mapping[str, bytes]) -> bool: ...
+
+    def update_secret(self, namespace: str, name: str, data: Mapping[str, bytes],
+                      old: Mapping[str, bytes], resource_version: str | None) -> bool: ...
+
+    def read_webhook_configuration(self, name: str) -> dict[str, Any] | None: ...
+
+    def set_ca_bundle(self, name: str, index: int, webhook: str, bundle: bytes) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +54,7 @@ class Serving:
 class ManagedCertificates:
     """Self-signed CA managed by the operator; see the module docstring for the order of writes."""
 
-    def __init__(self, api: InjectionApi, namespace: str, secret: str, configuration: str,
+    def __init__(self, api: CertificateApi, namespace: str, secret: str, configuration: str,
                  names: Sequence[str], *, lifetimes: Lifetimes | None = None,
                  now: Callable[[], datetime.datetime] = utc_now) -> None:
         self.api = api
@@ -70,7 +85,7 @@ class ManagedCertificates:
                 logger.info("webhook certificates in Secret %s/%s renewed (%s)", self.namespace, self.secret,
                             ", ".join(sorted(k for k in wanted if wanted[k] != data.get(k))))
                 return wanted
-        raise PublishError(f"Secret {self.namespace}/{self.secret} kept changing under the operator")
+        raise KubeApiError(f"Secret {self.namespace}/{self.secret} kept changing under the operator")
 
     def sync_ca_bundle(self, bundle: bytes) -> int:
         """Write the bundle into every webhook that lacks it; the number of webhooks patched."""
@@ -100,4 +115,4 @@ class MountedCertificates:
         try:
             return Serving((self.folder / TLS_CERT).read_bytes(), (self.folder / TLS_KEY).read_bytes())
         except OSError as exc:
-            raise PublishError(f"webhook certificate in {self.folder}: {exc}") from None
+            raise KubeApiError(f"webhook certificate in {self.folder}: {exc}") from None

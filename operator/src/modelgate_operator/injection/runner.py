@@ -13,9 +13,11 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from ..errors import PublishError
-from .certstore import Serving
+from ..errors import KubeApiError
+from .certstore import CertificateApi, ManagedCertificates, MountedCertificates, Serving
 from .server import WebhookServer
+from .settings import InjectionSettings
+from .template import SidecarTemplate
 
 logger = logging.getLogger("modelgate_operator.injection")
 _RETRY_FIRST, _RETRY_MAX = 1.0, 60.0
@@ -48,7 +50,7 @@ class Injector:
         await self.server.stop()
 
     async def check(self) -> None:
-        """Fetch (and if due, renew) the certificate and serve it; raises PublishError."""
+        """Fetch (and if due, renew) the certificate and serve it; raises KubeApiError."""
         serving = await asyncio.to_thread(self.certificates.current)
         if self.server.load_certificate(serving.certificate, serving.key) and self.serving.is_set():
             logger.info("webhook serving certificate reloaded")
@@ -62,7 +64,7 @@ class Injector:
         while True:  # until cancelled: one check per period, retries in between on failure
             try:
                 await self.check()
-            except (PublishError, OSError, ValueError) as exc:
+            except (KubeApiError, OSError, ValueError) as exc:
                 logger.warning("sidecar injector: %s; retrying in %.3gs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, largest, self.check_seconds)
@@ -71,13 +73,15 @@ class Injector:
             await asyncio.sleep(self.check_seconds)
 
 
-def waker(memo: object, key: str) -> Callable[[str], None]:
-    """``on_injected`` for the server: wake the reconcile loop kept in kopf's memo under ``key``."""
-
-    def wake(_namespace: str) -> None:
-        runtime = getattr(memo, "get", lambda _k: None)(key)
-        wakeup = getattr(runtime, "wakeup", None)
-        if isinstance(wakeup, asyncio.Event):
-            wakeup.set()
-
-    return wake
+def build_injector(settings: InjectionSettings, template: SidecarTemplate, api: CertificateApi,
+                   on_injected: Callable[[str], None]) -> Injector:
+    """The injector sidecar mode's settings describe: its server, and certificates managed by the
+    operator (``api``) or mounted by cert-manager."""
+    server = WebhookServer(template, settings.host, settings.port, on_injected=on_injected)
+    certificates: CertificateSource
+    if settings.cert_dir is not None:
+        certificates = MountedCertificates(settings.cert_dir)
+    else:
+        certificates = ManagedCertificates(api, settings.namespace, settings.tls_secret, settings.configuration,
+                                           settings.names)
+    return Injector(server, certificates, settings.check_seconds)

@@ -1,0 +1,1 @@
+"""The level-triggered loop: render, publish, count the rollout, write statuses."""

@@ -1,0 +1,1 @@
+"""Pure: ModelRoutes, Secrets and the base document in, the gateway's config document out."""
