@@ -15,7 +15,7 @@ import pytest
 
 from cluster_operator import route, route_status
 from kube_cluster import ApiError, Cluster
-from sidecar_cluster import SidecarOperator, app_deployment, fresh_namespaces, pods_of, sidecar_operator, wait_until
+from sidecar_cluster import SidecarOperator, app_deployment, pods_of, sidecar_operator, wait_until
 
 
 def _secret(value: str) -> dict[str, Any]:
@@ -31,9 +31,8 @@ def _deployments(text: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture()
-def namespaces(cluster: Cluster) -> Iterator[tuple[str, ...]]:
-    with fresh_namespaces(cluster, "platform", "team-a", "team-b") as names:
-        yield names
+def namespaces(platform_and_teams: tuple[str, ...]) -> tuple[str, ...]:
+    return platform_and_teams
 
 
 @pytest.fixture()

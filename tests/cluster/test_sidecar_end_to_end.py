@@ -17,7 +17,7 @@ import pytest
 from cluster_operator import route, route_status
 from gateway_process import free_port
 from kube_cluster import Cluster
-from sidecar_cluster import SidecarOperator, app_deployment, fresh_namespaces, pods_of, sidecar_operator, wait_until
+from sidecar_cluster import SidecarOperator, app_deployment, pods_of, sidecar_operator, wait_until
 from sidecar_process import SidecarProcess
 
 
@@ -26,9 +26,8 @@ def _mock(text: str) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def namespaces(cluster: Cluster) -> Iterator[tuple[str, ...]]:
-    with fresh_namespaces(cluster, "platform", "team-a", "team-b") as names:
-        yield names
+def namespaces(platform_and_teams: tuple[str, ...]) -> tuple[str, ...]:
+    return platform_and_teams
 
 
 @pytest.fixture()
