@@ -74,7 +74,7 @@ class Claim:
 
 class Ledger:
     """redis is imported only when a config names a Redis (a gateway without limits, such as a
-    sidecar per pod usually is, never pays its ~15 MiB)."""
+    sidecar per pod usually is, never pays its ~5 MiB)."""
 
     def __init__(self, client: aioredis.Redis) -> None:
         from redis.exceptions import RedisError

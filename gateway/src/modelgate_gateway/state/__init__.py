@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    """``RedisConversationStore`` on first use: importing redis costs ~15 MiB of memory."""
+    """``RedisConversationStore`` on first use: importing redis costs ~5 MiB of memory."""
     if name == "RedisConversationStore":
         from .redis_store import RedisConversationStore
 

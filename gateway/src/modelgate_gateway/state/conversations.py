@@ -3,7 +3,7 @@
 A conversation is its object (``id``, ``created_at``, ``metadata``) and an ordered list of items.
 Chat-completions deployments keep them in the Redis of the response store, shared by all replicas
 (:class:`~.redis_conversations.RedisConversations`, in its own module: importing redis costs
-~15 MiB, paid only with a store): the object under ``modelgate:conv:<id>`` and the items as a
+~5 MiB, paid only with a store): the object under ``modelgate:conv:<id>`` and the items as a
 Redis list under ``modelgate:conv:<id>:items``, so appending a turn is one atomic ``RPUSH`` (two
 responses of one conversation finishing at once both land) and both keys' TTL is renewed on every
 write. The mock provider keeps them in process (:class:`MemoryConversations`). Both are bounded:

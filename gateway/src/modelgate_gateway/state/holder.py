@@ -23,7 +23,7 @@ class StoreHolder:
         old, self._key = self.store, (url, password)
         self.store = None
         if url:
-            # Imported here: the redis client costs ~15 MiB of memory, paid only by gateways
+            # Imported here: the redis client costs ~5 MiB of memory, paid only by gateways
             # whose config names a store (a sidecar per pod usually does not).
             from .redis_store import RedisConversationStore
 
