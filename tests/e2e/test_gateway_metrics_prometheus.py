@@ -103,7 +103,7 @@ async def _round(gateway: GatewayProcess, east: FakeResponsesUpstream, west: Fak
 
 def _substitute(expr: str) -> str:
     return (expr.replace("$__rate_interval", "1m").replace("$__range", "5m").replace("$__interval", "1s")
-            .replace("$model", ".*").replace("$topk", "10"))
+            .replace("$model", ".*").replace("$namespace", ".*").replace("$workload", ".*").replace("$topk", "10"))
 
 
 async def test_gateway_traffic_is_counted_exactly_in_prometheus_and_the_dashboard_has_data(

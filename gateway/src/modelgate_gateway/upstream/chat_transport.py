@@ -23,7 +23,7 @@ from ..http1 import Http1Client, Reply, UpstreamProtocolError
 from ..observability.estimating import estimate_chat_tokens
 from ..runtime import DeploymentRuntime
 from ..state import StateStoreError, StoredResponse
-from ..state.conversations import RedisConversations
+from ..state.conversations import Conversations
 from ..state.holder import StoreHolder
 from . import conversations_api
 from .translation.responses_chatcompletions import (
@@ -97,12 +97,12 @@ class ChatTransport:
             return await self._compact(dep, payload, request_id)
         return await self._follow_up(method, path, query or {})
 
-    def _conversations(self, dep: DeploymentRuntime, param: str | None) -> RedisConversations:
+    def _conversations(self, dep: DeploymentRuntime, param: str | None) -> Conversations:
         store = self._stores.store
         if store is None:
             raise Untranslatable(f"Conversations on deployment {dep.name} (Chat Completions) need the gateway's "
                                  "state store (spec.state.redisUrl), which is not configured.", param=param)
-        return RedisConversations(store.client)
+        return store.conversations()
 
     async def _conversations_api(self, dep: DeploymentRuntime, method: str, path: str,
                                  payload: dict[str, Any] | None, query: Mapping[str, str]) -> UpstreamReply:
@@ -314,7 +314,7 @@ class ChatReply:
         if store is None:
             return
         try:  # a conversation gets the turn whatever ``store`` says: the conversation is the storage
-            await conversations_api.record_turn(RedisConversations(store.client), self._payload, response,
+            await conversations_api.record_turn(store.conversations(), self._payload, response,
                                                 self._stores.ttl_seconds)
         except StateStoreError as exc:
             log.warning("could not add response %s to its conversation (deployment %s): %s", self._id,
