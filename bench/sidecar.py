@@ -48,31 +48,72 @@ IDLE_SECONDS = 3.0
 
 
 def _route(name: str, model: str) -> dict[str, Any]:
-    return {"apiVersion": "modelgate.dev/v1alpha1", "kind": "ModelRoute",
-            "metadata": {"name": name, "namespace": NAMESPACE, "generation": 1,
-                         "creationTimestamp": "2026-01-01T00:00:00Z"},
-            "spec": {"model": model, "sidecars": {"attach": True},
-                     "deployments": [{"name": "mock", "provider": "mock", "upstreamModel": model,
-                                      "mock": {"text": "hello from the sidecar"}}]}}
+    return {
+        "apiVersion": "modelgate.dev/v1alpha1",
+        "kind": "ModelRoute",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "generation": 1,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {
+            "model": model,
+            "sidecars": {"attach": True},
+            "deployments": [
+                {"name": "mock", "provider": "mock", "upstreamModel": model, "mock": {"text": "hello from the sidecar"}}
+            ],
+        },
+    }
 
 
 def _publish(cluster: Cluster, template: SidecarTemplate) -> None:
     pairs = (("chat", "gpt-4o"), ("mini", "gpt-4o-mini"))
     routes = [parse_route(_route(name, model), "modelgate") for name, model in pairs]
-    rendered = render_namespace(NAMESPACE, routes, {}, None, Scope("modelgate", frozenset()),
-                                NamespaceKeys(signing_key=os.urandom(32)), generation=1)
-    cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": template.configmap},
-                   "data": {"config.json": rendered.document.decode()}}, NAMESPACE)
-    cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": template.secret},
-                   "data": {k: base64.b64encode(v).decode() for k, v in rendered.secret_data.items()}}, NAMESPACE)
+    rendered = render_namespace(
+        NAMESPACE,
+        routes,
+        {},
+        None,
+        Scope("modelgate", frozenset()),
+        NamespaceKeys(signing_key=os.urandom(32)),
+        generation=1,
+    )
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": template.configmap},
+            "data": {"config.json": rendered.document.decode()},
+        },
+        NAMESPACE,
+    )
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": template.secret},
+            "data": {k: base64.b64encode(v).decode() for k, v in rendered.secret_data.items()},
+        },
+        NAMESPACE,
+    )
 
 
 def _pod(template: SidecarTemplate, index: int, port: int, admin_port: int) -> dict[str, Any]:
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": f"app-{index}", "namespace": NAMESPACE,
-                        "annotations": {"modelgate.dev/inject": "true", "modelgate.dev/port": str(port),
-                                        "modelgate.dev/admin-port": str(admin_port)}},
-           "spec": {"serviceAccountName": "app", "containers": [{"name": "app", "image": "example.com/app:1"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"app-{index}",
+            "namespace": NAMESPACE,
+            "annotations": {
+                "modelgate.dev/inject": "true",
+                "modelgate.dev/port": str(port),
+                "modelgate.dev/admin-port": str(admin_port),
+            },
+        },
+        "spec": {"serviceAccountName": "app", "containers": [{"name": "app", "image": "example.com/app:1"}]},
+    }
     decision = decide(pod, NAMESPACE, False, template)
     return dict(jsonpatch.apply_patch(pod, [dict(op) for op in decision.patch]))
 
@@ -80,8 +121,7 @@ def _pod(template: SidecarTemplate, index: int, port: int, admin_port: int) -> d
 def _requests(base_url: str, count: int) -> None:
     client = OpenAI(base_url=base_url, api_key="pod-local", max_retries=0, timeout=10)
     for index in range(count):
-        client.responses.create(model="gpt-4o" if index % 2 else "gpt-4o-mini", input="hi",
-                                stream=bool(index % 3 == 0))
+        client.responses.create(model="gpt-4o" if index % 2 else "gpt-4o-mini", input="hi", stream=bool(index % 3 == 0))
     client.close()
 
 
@@ -94,16 +134,27 @@ def measure(runs: int) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     try:
         objects = render(sets=("sidecar.enabled=true",))
-        template = SidecarTemplate.from_data(json.loads(
-            find(objects, "ConfigMap", "modelgate-sidecar-template")["data"]["sidecar.json"]))
-        cluster.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                                       "metadata": {"name": NAMESPACE}})
+        template = SidecarTemplate.from_data(
+            json.loads(find(objects, "ConfigMap", "modelgate-sidecar-template")["data"]["sidecar.json"])
+        )
+        cluster.request(
+            "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+        )
         cluster.apply(find(objects, "ClusterRole", "modelgate-sidecar"))
-        cluster.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                       "metadata": {"name": "modelgate-sidecar"},
-                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                   "name": "modelgate-sidecar"},
-                       "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": NAMESPACE}]}, NAMESPACE)
+        cluster.apply(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "modelgate-sidecar"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "modelgate-sidecar",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": NAMESPACE}],
+            },
+            NAMESPACE,
+        )
         _publish(cluster, template)
         token = cluster.service_account_token(NAMESPACE, "app")
         kubeconfig = cluster.write_kubeconfig(Path(plane.run_dir) / "sidecar.kubeconfig", token=token)
@@ -120,21 +171,36 @@ def measure(runs: int) -> dict[str, Any]:
                 served = sidecar.memory_kib()
             finally:
                 sidecar.stop()
-            results.append({"ready_s": round(ready, 3), "idle_kib": idle, "after_200_kib": served,
-                            "wall_s": round(time.monotonic() - started, 2)})
-            print(f"run {index + 1}: ready {ready:.3f} s, idle RSS {idle['VmRSS'] / 1024:.1f} MiB "
-                  f"(anon {idle['RssAnon'] / 1024:.1f}, file {idle['RssFile'] / 1024:.1f}), "
-                  f"after 200 requests {served['VmRSS'] / 1024:.1f} MiB", flush=True)
+            results.append(
+                {
+                    "ready_s": round(ready, 3),
+                    "idle_kib": idle,
+                    "after_200_kib": served,
+                    "wall_s": round(time.monotonic() - started, 2),
+                }
+            )
+            print(
+                f"run {index + 1}: ready {ready:.3f} s, idle RSS {idle['VmRSS'] / 1024:.1f} MiB "
+                f"(anon {idle['RssAnon'] / 1024:.1f}, file {idle['RssFile'] / 1024:.1f}), "
+                f"after 200 requests {served['VmRSS'] / 1024:.1f} MiB",
+                flush=True,
+            )
     finally:
         cluster.close()
         plane.stop()
-    return {"runs": results, "summary": _summary(results), "machine": os.uname().machine,
-            "cpus": os.cpu_count(), "loadavg": os.getloadavg()}
+    return {
+        "runs": results,
+        "summary": _summary(results),
+        "machine": os.uname().machine,
+        "cpus": os.cpu_count(),
+        "loadavg": os.getloadavg(),
+    }
 
 
 def _summary(results: list[dict[str, Any]]) -> dict[str, float]:
     def median(values: list[float]) -> float:
         return round(statistics.median(values), 3)
+
     return {
         "ready_s_median": median([r["ready_s"] for r in results]),
         "ready_s_max": max(r["ready_s"] for r in results),

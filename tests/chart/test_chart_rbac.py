@@ -47,8 +47,10 @@ def test_roles_name_exactly_the_objects_the_operator_may_write(shards: int) -> N
     objects = render(sets=(f"operator.maxConfigShards={shards}",))
     allowed = allowed_objects(OperatorSettings(configmap=CM, secret=KEYS, max_shards=shards))
     names = {kind: {n for k, n in allowed if k == kind} for kind in ("ConfigMap", "Secret")}
-    env = {e["name"]: e.get("value") for e in
-           find(objects, "Deployment", "modelgate-operator")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e.get("value")
+        for e in find(objects, "Deployment", "modelgate-operator")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["MODELGATE_OPERATOR_MAX_SHARDS"] == str(shards)
     for role_name, verbs in (("modelgate-gateway", ("get", "list", "watch")), ("modelgate-operator", ("get", "patch"))):
         rules = [r for r in _rules(find(objects, "Role", role_name)) if r[3] == verbs]
@@ -66,9 +68,7 @@ def test_gateway_has_no_cluster_wide_permissions() -> None:
             for subject in binding["subjects"]:
                 assert subject["name"] != "modelgate-gateway" or binding["kind"] == "RoleBinding"
         gateway_bindings = [
-            b
-            for b in kinds(objects, "RoleBinding")
-            if any(s["name"] == "modelgate-gateway" for s in b["subjects"])
+            b for b in kinds(objects, "RoleBinding") if any(s["name"] == "modelgate-gateway" for s in b["subjects"])
         ]
         assert [b["roleRef"]["name"] for b in gateway_bindings] == ["modelgate-gateway"]
 
@@ -163,8 +163,9 @@ def test_namespace_users_manage_their_keys_through_the_built_in_roles() -> None:
     assert labels["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
     assert labels["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
     assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
-    assert _rules(edit) == [(("modelgate.dev",), ("modelgatekeys",), (),
-                             ("create", "delete", "get", "list", "patch", "update", "watch"))]
+    assert _rules(edit) == [
+        (("modelgate.dev",), ("modelgatekeys",), (), ("create", "delete", "get", "list", "patch", "update", "watch"))
+    ]
     assert _rules(view) == [(("modelgate.dev",), ("modelgatekeys",), (), ("get", "list", "watch"))]
     off = render(sets=("keys.aggregateToNamespaceRoles=false",))
     assert not {o["metadata"]["name"] for o in kinds(off, "ClusterRole")} & USER_ROLES
@@ -179,9 +180,7 @@ def test_bindings_point_at_the_component_service_accounts() -> None:
             "kind": "Role",
             "name": name,
         }
-        assert binding["subjects"] == [
-            {"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}
-        ]
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}]
     cluster_binding = find(objects, "ClusterRoleBinding", "modelgate-operator")
     assert cluster_binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "modelgate-operator", "namespace": NAMESPACE}
@@ -194,9 +193,7 @@ def test_bindings_point_at_the_component_service_accounts() -> None:
 def test_restricted_namespaces_get_namespaced_peering_and_its_rbac() -> None:
     objects = _restricted()
     assert kinds(objects, "ClusterKopfPeering") == []
-    peerings = {
-        (p["metadata"]["namespace"], p["metadata"]["name"]) for p in kinds(objects, "KopfPeering")
-    }
+    peerings = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in kinds(objects, "KopfPeering")}
     assert peerings == {("team-a", "modelgate"), ("team-b", "modelgate")}
     watch_roles = [r for r in kinds(objects, "Role") if r["metadata"]["name"].endswith("-watch")]
     assert sorted(r["metadata"]["namespace"] for r in watch_roles) == ["team-a", "team-b"]
@@ -207,9 +204,7 @@ def test_restricted_namespaces_get_namespaced_peering_and_its_rbac() -> None:
         )
         binding = find(
             tuple(
-                b
-                for b in kinds(objects, "RoleBinding")
-                if b["metadata"]["namespace"] == role["metadata"]["namespace"]
+                b for b in kinds(objects, "RoleBinding") if b["metadata"]["namespace"] == role["metadata"]["namespace"]
             ),
             "RoleBinding",
             "modelgate-operator-watch",
@@ -219,14 +214,10 @@ def test_restricted_namespaces_get_namespaced_peering_and_its_rbac() -> None:
             "kind": "Role",
             "name": "modelgate-operator-watch",
         }
-        assert binding["subjects"] == [
-            {"kind": "ServiceAccount", "name": "modelgate-operator", "namespace": NAMESPACE}
-        ]
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "modelgate-operator", "namespace": NAMESPACE}]
     env = {
         e["name"]: e.get("value")
-        for e in find(objects, "Deployment", "modelgate-operator")["spec"]["template"]["spec"][
-            "containers"
-        ][0]["env"]
+        for e in find(objects, "Deployment", "modelgate-operator")["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["MODELGATE_OPERATOR_NAMESPACES"] == "team-a,team-b"
 
@@ -234,10 +225,7 @@ def test_restricted_namespaces_get_namespaced_peering_and_its_rbac() -> None:
 def test_secrets_are_readable_cluster_wide_only_without_watch_namespaces() -> None:
     for objects, cluster_wide in ((render(), True), (_restricted(), False)):
         cluster_resources = {
-            res
-            for role in kinds(objects, "ClusterRole")
-            for rule in role["rules"]
-            for res in rule["resources"]
+            res for role in kinds(objects, "ClusterRole") for rule in role["rules"] for res in rule["resources"]
         }
         assert ("secrets" in cluster_resources) == cluster_wide
         assert ("modelroutes" in cluster_resources) == cluster_wide
@@ -258,10 +246,7 @@ def test_release_namespace_listed_in_watch_namespaces_gets_its_own_watch_role() 
 
 
 def test_rbac_can_be_left_to_the_cluster_admin() -> None:
-    objects = render(sets=("gateway.rbac.create=false", "operator.rbac.create=false",
-                           "keys.aggregateToNamespaceRoles=false"))
-    assert not [
-        o
-        for o in objects
-        if o["kind"] in {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
-    ]
+    objects = render(
+        sets=("gateway.rbac.create=false", "operator.rbac.create=false", "keys.aggregateToNamespaceRoles=false")
+    )
+    assert not [o for o in objects if o["kind"] in {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}]

@@ -75,9 +75,7 @@ def test_namespaced_objects_land_in_the_release_namespace(values: Path) -> None:
 
 def test_default_objects_have_the_contract_names() -> None:
     objects = render()
-    dashboards = [
-        o for o in objects if o["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
-    ]
+    dashboards = [o for o in objects if o["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
     assert len(dashboards) == len(list((CHART / "dashboards").glob("*.json")))
     names = {(o["kind"], o["metadata"]["name"]) for o in objects if o not in dashboards}
     assert names == {
@@ -108,23 +106,14 @@ def test_component_labels_select_the_right_pods() -> None:
     objects = render()
     gateway = find(objects, "Deployment", "modelgate-gateway")
     operator = find(objects, "Deployment", "modelgate-operator")
-    assert (
-        gateway["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
-        == "gateway"
-    )
-    assert (
-        operator["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
-        == "operator"
-    )
+    assert gateway["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "gateway"
+    assert operator["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"
     pod_labels = gateway["spec"]["template"]["metadata"]["labels"]
     for service in ("modelgate-gateway", "modelgate-gateway-metrics"):
         selector = find(objects, "Service", service)["spec"]["selector"]
         assert selector.items() <= pod_labels.items()
     op_labels = operator["spec"]["template"]["metadata"]["labels"]
-    assert (
-        not find(objects, "Service", "modelgate-gateway")["spec"]["selector"].items()
-        <= op_labels.items()
-    )
+    assert not find(objects, "Service", "modelgate-gateway")["spec"]["selector"].items() <= op_labels.items()
 
 
 def test_operator_reads_key_spend_from_the_gateways_redis_when_told() -> None:

@@ -22,24 +22,40 @@ from modelgate_operator.settings import OperatorSettings
 ON = (CHART / "ci" / "sidecar-on-values.yaml",)
 CERT_MANAGER = (CHART / "ci" / "sidecar-cert-manager-values.yaml",)
 CEL = cel.NewEnv(variables={"object": cel.Type.DYN}, extensions=[ext_strings.ExtStrings()])
-SIDECAR_NAMES = {"modelgate-sidecar-injector", "modelgate-webhook", "modelgate-sidecar", "modelgate-webhook-tls",
-                 "modelgate-sidecar-template", "modelgate-operator-sidecar", "modelgate-operator-webhook"}
+SIDECAR_NAMES = {
+    "modelgate-sidecar-injector",
+    "modelgate-webhook",
+    "modelgate-sidecar",
+    "modelgate-webhook-tls",
+    "modelgate-sidecar-template",
+    "modelgate-operator-sidecar",
+    "modelgate-operator-webhook",
+}
 
 
 def _operator(objects: tuple[dict[str, Any], ...]) -> dict[str, Any]:
     container: dict[str, Any] = find(objects, "Deployment", "modelgate-operator")["spec"]["template"]["spec"][
-        "containers"][0]
+        "containers"
+    ][0]
     return container
 
 
 def _rules(role: dict[str, Any]) -> list[tuple[tuple[str, ...], ...]]:
-    return sorted((tuple(r["apiGroups"]), tuple(r["resources"]), tuple(sorted(r.get("resourceNames", ()))),
-                   tuple(sorted(r["verbs"]))) for r in role["rules"])
+    return sorted(
+        (
+            tuple(r["apiGroups"]),
+            tuple(r["resources"]),
+            tuple(sorted(r.get("resourceNames", ()))),
+            tuple(sorted(r["verbs"])),
+        )
+        for r in role["rules"]
+    )
 
 
 # Every object the operator's committer may write for a namespace's sidecars (shards included).
-_OBJECTS = allowed_objects(OperatorSettings(configmap="modelgate-sidecar-config",
-                                            secret="modelgate-sidecar-upstream-keys", max_shards=32))
+_OBJECTS = allowed_objects(
+    OperatorSettings(configmap="modelgate-sidecar-config", secret="modelgate-sidecar-upstream-keys", max_shards=32)
+)
 CONFIGMAPS = tuple(sorted(n for kind, n in _OBJECTS if kind == CONFIGMAP))
 SECRETS = tuple(sorted(n for kind, n in _OBJECTS if kind == SECRET))
 NAMESPACE_RULES = [
@@ -51,8 +67,12 @@ NAMESPACE_RULES = [
     (("rbac.authorization.k8s.io",), ("rolebindings",), ("modelgate-sidecar",), ("delete", "get", "patch")),
     (("rbac.authorization.k8s.io",), ("clusterroles",), ("modelgate-sidecar",), ("bind",)),
 ]
-WEBHOOK_CONFIGURATION_RULE = (("admissionregistration.k8s.io",), ("mutatingwebhookconfigurations",),
-                              ("modelgate-sidecar-injector",), ("get", "patch"))
+WEBHOOK_CONFIGURATION_RULE = (
+    ("admissionregistration.k8s.io",),
+    ("mutatingwebhookconfigurations",),
+    ("modelgate-sidecar-injector",),
+    ("get", "patch"),
+)
 
 
 def test_without_sidecar_enabled_nothing_of_it_is_rendered() -> None:
@@ -63,47 +83,65 @@ def test_without_sidecar_enabled_nothing_of_it_is_rendered() -> None:
     assert not [e for e in operator["env"] if "SIDECAR" in e["name"] or "WEBHOOK" in e["name"]]
     assert [p["name"] for p in operator["ports"]] == ["healthz"] and "readinessProbe" not in operator
     # Not even with the PodMonitor asked for: it belongs to sidecar mode.
-    assert not kinds(render(sets=("sidecar.podMonitor.enabled=true", "sidecar.podMonitor.force=true")),
-                     "PodMonitor")
+    assert not kinds(render(sets=("sidecar.podMonitor.enabled=true", "sidecar.podMonitor.force=true")), "PodMonitor")
 
 
 def test_the_webhook_configuration_is_safe_by_default() -> None:
     objects = render(sets=("sidecar.enabled=true",))
     configuration = find(objects, "MutatingWebhookConfiguration", "modelgate-sidecar-injector")
     assert [w["name"] for w in configuration["webhooks"]] == [
-        "pods.sidecar.modelgate.dev", "namespace-pods.sidecar.modelgate.dev"]
+        "pods.sidecar.modelgate.dev",
+        "namespace-pods.sidecar.modelgate.dev",
+    ]
     for webhook in configuration["webhooks"]:
         assert webhook["failurePolicy"] == "Ignore"
         assert webhook["timeoutSeconds"] <= 5
         assert webhook["sideEffects"] == "NoneOnDryRun"
         assert "caBundle" not in webhook["clientConfig"]  # the operator writes it
-        assert webhook["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                                     "resources": ["pods"], "scope": "Namespaced"}]
+        assert webhook["rules"] == [
+            {
+                "apiGroups": [""],
+                "apiVersions": ["v1"],
+                "operations": ["CREATE"],
+                "resources": ["pods"],
+                "scope": "Namespaced",
+            }
+        ]
         expressions = webhook["namespaceSelector"]["matchExpressions"]
-        assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
-                "values": [NAMESPACE, "kube-system"]} in expressions
+        assert {
+            "key": "kubernetes.io/metadata.name",
+            "operator": "NotIn",
+            "values": [NAMESPACE, "kube-system"],
+        } in expressions
     by_name = {w["name"]: w for w in configuration["webhooks"]}
     assert by_name["pods.sidecar.modelgate.dev"]["clientConfig"]["service"]["path"] == "/mutate/pods"
     assert by_name["namespace-pods.sidecar.modelgate.dev"]["clientConfig"]["service"]["path"] == (
-        "/mutate/namespace-pods")
+        "/mutate/namespace-pods"
+    )
     assert {"key": "modelgate.dev/inject", "operator": "In", "values": ["enabled"]} in (
-        by_name["namespace-pods.sidecar.modelgate.dev"]["namespaceSelector"]["matchExpressions"])
+        by_name["namespace-pods.sidecar.modelgate.dev"]["namespaceSelector"]["matchExpressions"]
+    )
 
 
-@pytest.mark.parametrize(("annotations", "asks", "namespace_pod"), [
-    (None, False, True),
-    ({}, False, True),
-    ({"modelgate.dev/inject": "true"}, True, True),
-    ({"modelgate.dev/inject": "True"}, True, True),
-    ({"modelgate.dev/inject": "yes"}, True, True),  # sent, so the operator can refuse it with a reason
-    ({"modelgate.dev/inject": "false"}, False, False),
-    ({"modelgate.dev/inject": "FALSE"}, False, False),
-    ({"other": "true"}, False, True),
-])
-def test_match_conditions_send_only_pods_that_ask(annotations: dict[str, str] | None, asks: bool,
-                                                   namespace_pod: bool) -> None:
-    configuration = find(render(sets=("sidecar.enabled=true",)), "MutatingWebhookConfiguration",
-                         "modelgate-sidecar-injector")
+@pytest.mark.parametrize(
+    ("annotations", "asks", "namespace_pod"),
+    [
+        (None, False, True),
+        ({}, False, True),
+        ({"modelgate.dev/inject": "true"}, True, True),
+        ({"modelgate.dev/inject": "True"}, True, True),
+        ({"modelgate.dev/inject": "yes"}, True, True),  # sent, so the operator can refuse it with a reason
+        ({"modelgate.dev/inject": "false"}, False, False),
+        ({"modelgate.dev/inject": "FALSE"}, False, False),
+        ({"other": "true"}, False, True),
+    ],
+)
+def test_match_conditions_send_only_pods_that_ask(
+    annotations: dict[str, str] | None, asks: bool, namespace_pod: bool
+) -> None:
+    configuration = find(
+        render(sets=("sidecar.enabled=true",)), "MutatingWebhookConfiguration", "modelgate-sidecar-injector"
+    )
     metadata: dict[str, Any] = {"name": "p"} if annotations is None else {"name": "p", "annotations": annotations}
     results = []
     for webhook in configuration["webhooks"]:
@@ -140,10 +178,12 @@ def test_the_sidecar_template_is_what_the_operator_reads() -> None:
     template = SidecarTemplate.from_data(data)
     gateway = find(objects, "Deployment", "modelgate-gateway")["spec"]["template"]["spec"]["containers"][0]
     assert template.image == gateway["image"]
-    assert (template.port, template.admin_port, template.api_keys_secret) == (
-        4100, 14090, "modelgate-sidecar-api-keys")
+    assert (template.port, template.admin_port, template.api_keys_secret) == (4100, 14090, "modelgate-sidecar-api-keys")
     assert (template.configmap, template.secret, template.gateway) == (
-        "modelgate-sidecar-config", "modelgate-sidecar-upstream-keys", "modelgate")
+        "modelgate-sidecar-config",
+        "modelgate-sidecar-upstream-keys",
+        "modelgate",
+    )
     security = template.security_context
     assert security["runAsNonRoot"] and security["readOnlyRootFilesystem"]
     assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}
@@ -153,30 +193,40 @@ def test_the_sidecar_template_is_what_the_operator_reads() -> None:
 
 
 def test_a_separate_sidecar_image_can_be_set() -> None:
-    objects = render(sets=("sidecar.enabled=true", "sidecar.image.repository=registry.example/mg-sidecar",
-                           "sidecar.image.tag=1.2.3"))
+    objects = render(
+        sets=("sidecar.enabled=true", "sidecar.image.repository=registry.example/mg-sidecar", "sidecar.image.tag=1.2.3")
+    )
     data = json.loads(find(objects, "ConfigMap", "modelgate-sidecar-template")["data"]["sidecar.json"])
     assert data["image"] == "registry.example/mg-sidecar:1.2.3"
 
 
 def test_rbac_of_the_sidecars_and_of_the_operator_cluster_wide() -> None:
     objects = render(ON)
-    assert _rules(find(objects, "ClusterRole", "modelgate-sidecar")) == sorted([
-        (("",), ("configmaps",), CONFIGMAPS, ("get", "list", "watch")),
-        (("",), ("secrets",), SECRETS, ("get", "list", "watch")),
-    ])
+    assert _rules(find(objects, "ClusterRole", "modelgate-sidecar")) == sorted(
+        [
+            (("",), ("configmaps",), CONFIGMAPS, ("get", "list", "watch")),
+            (("",), ("secrets",), SECRETS, ("get", "list", "watch")),
+        ]
+    )
     assert _rules(find(objects, "ClusterRole", "modelgate-operator-sidecar")) == sorted(
-        [WEBHOOK_CONFIGURATION_RULE, *NAMESPACE_RULES])
+        [WEBHOOK_CONFIGURATION_RULE, *NAMESPACE_RULES]
+    )
     assert _rules(find(objects, "Role", "modelgate-operator-webhook")) == [
-        (("",), ("secrets",), ("modelgate-webhook-tls",), ("get", "patch"))]
-    for kind, name in (("ClusterRoleBinding", "modelgate-operator-sidecar"),
-                       ("RoleBinding", "modelgate-operator-webhook")):
+        (("",), ("secrets",), ("modelgate-webhook-tls",), ("get", "patch"))
+    ]
+    for kind, name in (
+        ("ClusterRoleBinding", "modelgate-operator-sidecar"),
+        ("RoleBinding", "modelgate-operator-webhook"),
+    ):
         binding = find(objects, kind, name)
         assert binding["roleRef"]["name"] == name
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "modelgate-operator", "namespace": NAMESPACE}]
     # No binding of the sidecar role in the chart: the operator binds it per namespace.
-    assert not [b for b in kinds(objects, "RoleBinding") + kinds(objects, "ClusterRoleBinding")
-                if b["roleRef"]["name"] == "modelgate-sidecar"]
+    assert not [
+        b
+        for b in kinds(objects, "RoleBinding") + kinds(objects, "ClusterRoleBinding")
+        if b["roleRef"]["name"] == "modelgate-sidecar"
+    ]
 
 
 def test_rbac_and_selectors_with_watched_namespaces_and_cert_manager() -> None:
@@ -192,16 +242,20 @@ def test_rbac_and_selectors_with_watched_namespaces_and_cert_manager() -> None:
     for webhook in configuration["webhooks"]:
         assert (webhook["failurePolicy"], webhook["timeoutSeconds"]) == ("Fail", 5)
         assert {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]} in (
-            webhook["namespaceSelector"]["matchExpressions"])
+            webhook["namespaceSelector"]["matchExpressions"]
+        )
     certificate = find(objects, "Certificate", "modelgate-webhook")
     assert certificate["spec"]["secretName"] == "modelgate-webhook-tls"
-    assert certificate["spec"]["dnsNames"] == ["modelgate-webhook.modelgate.svc",
-                                               "modelgate-webhook.modelgate.svc.cluster.local"]
+    assert certificate["spec"]["dnsNames"] == [
+        "modelgate-webhook.modelgate.svc",
+        "modelgate-webhook.modelgate.svc.cluster.local",
+    ]
     assert certificate["spec"]["issuerRef"] == {"name": "modelgate-webhook", "kind": "Issuer"}
     env = {e["name"]: e.get("value") for e in _operator(objects)["env"]}
     assert env["MODELGATE_OPERATOR_WEBHOOK_CERT_DIR"] == "/etc/modelgate-operator/webhook-tls"
-    podmonitor = kinds(render(CERT_MANAGER, sets=("sidecar.podMonitor.enabled=true", "sidecar.podMonitor.force=true")),
-                       "PodMonitor")
+    podmonitor = kinds(
+        render(CERT_MANAGER, sets=("sidecar.podMonitor.enabled=true", "sidecar.podMonitor.force=true")), "PodMonitor"
+    )
     assert podmonitor[0]["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
 
 
@@ -215,16 +269,19 @@ def test_the_pod_monitor_selects_injected_pods_by_their_label_and_admin_port() -
     assert {r["targetLabel"] for r in endpoint["relabelings"]} == {"workload"}
 
 
-@pytest.mark.parametrize(("setting", "message"), [
-    ("sidecar.webhook.failurePolicy=Sometimes", "failurePolicy"),
-    ("sidecar.webhook.timeoutSeconds=60", "timeoutSeconds"),
-    ("sidecar.port=0", "port"),
-    ("sidecar.adminPort=70000", "adminPort"),
-    ("sidecar.logLevel=loud", "logLevel"),
-    ("sidecar.enable=true", "enable"),
-    ("sidecar.apiKeys.secretName=Not_A_Name", "secretName"),
-    ("sidecar.sharingNamespaces={Platform}", "sharingNamespaces"),
-])
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("sidecar.webhook.failurePolicy=Sometimes", "failurePolicy"),
+        ("sidecar.webhook.timeoutSeconds=60", "timeoutSeconds"),
+        ("sidecar.port=0", "port"),
+        ("sidecar.adminPort=70000", "adminPort"),
+        ("sidecar.logLevel=loud", "logLevel"),
+        ("sidecar.enable=true", "enable"),
+        ("sidecar.apiKeys.secretName=Not_A_Name", "secretName"),
+        ("sidecar.sharingNamespaces={Platform}", "sharingNamespaces"),
+    ],
+)
 def test_bad_sidecar_values_are_rejected_by_the_schema(setting: str, message: str) -> None:
     stderr = render_fails(sets=(setting,))
     assert "schema" in stderr.lower() and message in stderr, stderr

@@ -38,10 +38,7 @@ def test_dockerfile_is_pinned_multi_stage_and_non_root(component: str) -> None:
     copies = [rest.split() for word, rest in steps if word == "COPY"]
     lock = next(c[-1] for c in copies if c[0] == f"requirements/{component}.txt")
     assert f"-r {lock}" in runs
-    assert (
-        "--require-hashes" not in runs
-        or "--hash" in (ROOT / f"requirements/{component}.txt").read_text()
-    )
+    assert "--require-hashes" not in runs or "--hash" in (ROOT / f"requirements/{component}.txt").read_text()
     assert "--no-deps" in runs
     entrypoint = [rest for word, rest in steps if word == "ENTRYPOINT"]
     assert entrypoint and IMAGES[component] in entrypoint[-1]

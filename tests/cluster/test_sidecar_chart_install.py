@@ -21,8 +21,17 @@ def namespaces(cluster: Cluster) -> Iterator[tuple[str, ...]]:
 
 
 def _install(cluster: Cluster, release: str, namespace: str, *sets: str) -> None:
-    args = ["install", release, CHART, "--namespace", namespace, "--kubeconfig", cluster.kubeconfig,
-            "--set", "tests.enabled=false"]
+    args = [
+        "install",
+        release,
+        CHART,
+        "--namespace",
+        namespace,
+        "--kubeconfig",
+        cluster.kubeconfig,
+        "--set",
+        "tests.enabled=false",
+    ]
     for item in sets:
         args += ["--set", item]
     result = run_helm(*args)
@@ -43,18 +52,28 @@ def _exists(cluster: Cluster, api: str, kind: str, name: str, namespace: str | N
     return True
 
 
-def test_the_chart_installs_the_injector_only_with_sidecar_enabled(cluster: Cluster, namespaces: tuple[str, ...]) -> None:
+def test_the_chart_installs_the_injector_only_with_sidecar_enabled(
+    cluster: Cluster, namespaces: tuple[str, ...]
+) -> None:
     release_ns, team_a = namespaces
     with_sidecar, without = f"s{release_ns[-6:]}", f"p{release_ns[-6:]}"
     _install(cluster, without, release_ns, "gateway.podDisruptionBudget.enabled=false")
     try:
-        assert not _exists(cluster, WEBHOOKS_API, "MutatingWebhookConfiguration", f"{without}-modelgate-sidecar-injector")
+        assert not _exists(
+            cluster, WEBHOOKS_API, "MutatingWebhookConfiguration", f"{without}-modelgate-sidecar-injector"
+        )
         assert not _exists(cluster, "rbac.authorization.k8s.io/v1", "ClusterRole", f"{without}-modelgate-sidecar")
         assert not _exists(cluster, "v1", "Service", f"{without}-modelgate-webhook", release_ns)
     finally:
         _uninstall(cluster, without, release_ns)
-    _install(cluster, with_sidecar, release_ns, "sidecar.enabled=true", f"operator.watchNamespaces={{{team_a}}}",
-             "gateway.podDisruptionBudget.enabled=false")
+    _install(
+        cluster,
+        with_sidecar,
+        release_ns,
+        "sidecar.enabled=true",
+        f"operator.watchNamespaces={{{team_a}}}",
+        "gateway.podDisruptionBudget.enabled=false",
+    )
     try:
         prefix = f"{with_sidecar}-modelgate"
         configuration = cluster.get(WEBHOOKS_API, "MutatingWebhookConfiguration", f"{prefix}-sidecar-injector")
@@ -63,9 +82,12 @@ def test_the_chart_installs_the_injector_only_with_sidecar_enabled(cluster: Clus
         assert _exists(cluster, "rbac.authorization.k8s.io/v1", "ClusterRole", f"{prefix}-sidecar")
         assert _exists(cluster, "rbac.authorization.k8s.io/v1", "Role", f"{prefix}-operator-sidecar", team_a)
         # Nothing serves the webhook yet (no kubelet runs the operator): pods are created anyway.
-        pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": "asks", "annotations": {"modelgate.dev/inject": "true"}},
-               "spec": {"containers": [{"name": "app", "image": "example.com/app:1"}]}}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "asks", "annotations": {"modelgate.dev/inject": "true"}},
+            "spec": {"containers": [{"name": "app", "image": "example.com/app:1"}]},
+        }
         created = wait_until(lambda: _create(cluster, team_a, pod), 20, "the pod is created")
         assert "initContainers" not in created["spec"]
     finally:

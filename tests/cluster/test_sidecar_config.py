@@ -19,15 +19,27 @@ from sidecar_cluster import SidecarOperator, app_deployment, pods_of, sidecar_op
 
 
 def _secret(value: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "openai"},
-            "data": {"api-key": base64.b64encode(value.encode()).decode()}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "openai"},
+        "data": {"api-key": base64.b64encode(value.encode()).decode()},
+    }
 
 
 def _deployments(text: str) -> list[dict[str, Any]]:
     """A mock that answers, and a standby upstream whose key the namespace's Secret must carry."""
-    return [{"name": "mock", "provider": "mock", "upstreamModel": "canned", "mock": {"text": text}},
-            {"name": "upstream", "provider": "openai", "baseUrl": "https://api.openai.com/v1", "weight": 0,
-             "upstreamModel": "gpt-4o", "apiKeySecretRef": {"name": "openai", "key": "api-key"}}]
+    return [
+        {"name": "mock", "provider": "mock", "upstreamModel": "canned", "mock": {"text": text}},
+        {
+            "name": "upstream",
+            "provider": "openai",
+            "baseUrl": "https://api.openai.com/v1",
+            "weight": 0,
+            "upstreamModel": "gpt-4o",
+            "apiKeySecretRef": {"name": "openai", "key": "api-key"},
+        },
+    ]
 
 
 @pytest.fixture()
@@ -41,11 +53,14 @@ def injector(cluster: Cluster, namespaces: tuple[str, ...], tmp_path: Path) -> I
     cluster.apply(_secret("sk-platform"), platform)
     cluster.apply(_secret("sk-team-a"), team_a)
     cluster.apply(_secret("sk-team-b"), team_b)
-    cluster.apply(route("shared", "shared-model", *_deployments("from the platform"),
-                        sidecars={"shareWith": [team_a]}), platform)
+    cluster.apply(
+        route("shared", "shared-model", *_deployments("from the platform"), sidecars={"shareWith": [team_a]}), platform
+    )
     cluster.apply(route("a-chat", "gpt-4o", *_deployments("from team a"), sidecars={"attach": True}), team_a)
-    cluster.apply(route("b-chat", "b-model", *_deployments("from team b"),
-                        sidecars={"attach": True, "sharedGateway": False}), team_b)
+    cluster.apply(
+        route("b-chat", "b-model", *_deployments("from team b"), sidecars={"attach": True, "sharedGateway": False}),
+        team_b,
+    )
     # The operator's own namespace holds the platform's routes (the chart's default sharing namespace).
     with sidecar_operator(cluster, platform, namespaces, tmp_path) as running:
         yield running
@@ -73,7 +88,8 @@ def _values(cluster: Cluster, namespace: str, name: str) -> set[bytes]:
 
 
 def test_each_namespace_gets_its_own_routes_and_keys_and_its_pods_read_only_those(
-        cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator) -> None:
+    cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator
+) -> None:
     platform, team_a, team_b = namespaces
     configmap, secret = injector.template["configMap"], injector.template["secret"]
     cluster.service_account_token(team_a, "chat")  # creates the ServiceAccount
@@ -81,8 +97,11 @@ def test_each_namespace_gets_its_own_routes_and_keys_and_its_pods_read_only_thos
     deployment["spec"]["template"]["spec"]["serviceAccountName"] = "chat"
     cluster.apply(deployment, team_a)
     pods_of(cluster, team_a, "chat", 1)
-    assert wait_until(lambda: _models(cluster, team_a, configmap) == ["gpt-4o", "shared-model"], 20,
-                      "team-a's document holds its route and the shared one")
+    assert wait_until(
+        lambda: _models(cluster, team_a, configmap) == ["gpt-4o", "shared-model"],
+        20,
+        "team-a's document holds its route and the shared one",
+    )
     assert wait_until(lambda: _models(cluster, team_b, configmap) == ["b-model"], 20, "team-b's document")
     values_a, values_b = _values(cluster, team_a, secret), _values(cluster, team_b, secret)
     assert {b"sk-team-a", b"sk-platform"} <= values_a and b"sk-team-b" not in values_a
@@ -95,8 +114,11 @@ def test_each_namespace_gets_its_own_routes_and_keys_and_its_pods_read_only_thos
     token = cluster.service_account_token(team_a, "chat", create=False)
     cluster.request("GET", f"/api/v1/namespaces/{team_a}/configmaps/{configmap}", token=token)
     cluster.request("GET", f"/api/v1/namespaces/{team_a}/secrets?fieldSelector=metadata.name%3D{secret}", token=token)
-    for path in (f"/api/v1/namespaces/{team_a}/secrets/openai", f"/api/v1/namespaces/{team_b}/configmaps/{configmap}",
-                 f"/api/v1/namespaces/{platform}/secrets/openai"):
+    for path in (
+        f"/api/v1/namespaces/{team_a}/secrets/openai",
+        f"/api/v1/namespaces/{team_b}/configmaps/{configmap}",
+        f"/api/v1/namespaces/{platform}/secrets/openai",
+    ):
         with pytest.raises(ApiError) as denied:
             cluster.request("GET", path, token=token)
         assert denied.value.status == 403, path
@@ -120,16 +142,24 @@ def _object_rb(cluster: Cluster, namespace: str, injector: SidecarOperator) -> d
 
 
 def test_a_namespace_that_needs_no_document_any_more_loses_its_objects_and_a_withdrawn_share_its_key(
-        cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator) -> None:
+    cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator
+) -> None:
     platform, team_a, team_b = namespaces
     configmap, secret = injector.template["configMap"], injector.template["secret"]
     wait_until(lambda: _models(cluster, team_b, configmap) == ["b-model"], 20, "team-b's document")
     wait_until(lambda: b"sk-platform" in _values(cluster, team_a, secret), 20, "the shared key in team-a")
     cluster.request("DELETE", f"/apis/modelgate.dev/v1alpha1/namespaces/{team_b}/modelroutes/b-chat")
-    cluster.apply(route("shared", "shared-model", *_deployments("from the platform"),
-                        sidecars={"shareWith": []}), platform)
-    wait_until(lambda: _object(cluster, "ConfigMap", team_b, configmap) is None
-               and _object(cluster, "Secret", team_b, secret) is None, 20, "team-b's sidecar objects deleted")
+    cluster.apply(
+        route("shared", "shared-model", *_deployments("from the platform"), sidecars={"shareWith": []}), platform
+    )
+    wait_until(
+        lambda: (
+            _object(cluster, "ConfigMap", team_b, configmap) is None
+            and _object(cluster, "Secret", team_b, secret) is None
+        ),
+        20,
+        "team-b's sidecar objects deleted",
+    )
     wait_until(lambda: _models(cluster, team_a, configmap) == ["gpt-4o"], 20, "the share withdrawn from team-a")
     # No sidecar runs in team-a to wait for, so the key is pruned right after.
     wait_until(lambda: b"sk-platform" not in _values(cluster, team_a, secret), 20, "the shared key pruned")

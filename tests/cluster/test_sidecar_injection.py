@@ -19,8 +19,9 @@ INJECT = {"modelgate.dev/inject": "true"}
 @pytest.fixture()
 def namespaces(cluster: Cluster) -> Iterator[tuple[str, ...]]:
     """The operator's namespace, a plain namespace and one labelled modelgate.dev/inject=enabled."""
-    with fresh_namespaces(cluster, "mg-operator", "team-a", "team-b",
-                          labels={"team-b": {"modelgate.dev/inject": "enabled"}}) as names:
+    with fresh_namespaces(
+        cluster, "mg-operator", "team-a", "team-b", labels={"team-b": {"modelgate.dev/inject": "enabled"}}
+    ) as names:
         yield names
 
 
@@ -35,7 +36,8 @@ def _sidecar(pod: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def test_pods_of_an_annotated_deployment_carry_the_native_sidecar(
-        cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator) -> None:
+    cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator
+) -> None:
     team_a = namespaces[1]
     cluster.apply(app_deployment("chat", INJECT), team_a)
     pods = pods_of(cluster, team_a, "chat", 2)
@@ -51,7 +53,8 @@ def test_pods_of_an_annotated_deployment_carry_the_native_sidecar(
 
 
 def test_opted_out_and_unasked_pods_are_left_alone_and_a_labelled_namespace_injects_by_default(
-        cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator) -> None:
+    cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator
+) -> None:
     _, team_a, team_b = namespaces
     cluster.apply(app_deployment("plain", replicas=1), team_a)
     cluster.apply(app_deployment("opted-out", {"modelgate.dev/inject": "false"}, replicas=1), team_b)
@@ -62,9 +65,14 @@ def test_opted_out_and_unasked_pods_are_left_alone_and_a_labelled_namespace_inje
 
 
 def test_a_pod_the_sidecar_cannot_live_in_is_refused_with_the_reason(
-        cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator) -> None:
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad", "annotations": INJECT},
-           "spec": {"containers": [{"name": "app", "image": "x", "ports": [{"containerPort": 4000}]}]}}
+    cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator
+) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bad", "annotations": INJECT},
+        "spec": {"containers": [{"name": "app", "image": "x", "ports": [{"containerPort": 4000}]}]},
+    }
     with pytest.raises(ApiError) as refused:
         cluster.request("POST", f"/api/v1/namespaces/{namespaces[1]}/pods", pod)
     assert refused.value.status == 400
@@ -72,7 +80,8 @@ def test_a_pod_the_sidecar_cannot_live_in_is_refused_with_the_reason(
 
 
 def test_the_operator_being_down_does_not_block_pod_creation(
-        cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator) -> None:
+    cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator
+) -> None:
     injector.stop()
     team_a = namespaces[1]
     cluster.apply(app_deployment("while-down", INJECT, replicas=2), team_a)

@@ -76,6 +76,7 @@ def _all_rule_messages() -> list[str]:
         elif isinstance(node, list):
             for child in node:
                 visit(child)
+
     visit(_version()["schema"])
     return out
 
@@ -104,8 +105,9 @@ def test_example_is_admitted_and_renders(path: Path) -> None:
         body = copy.deepcopy(manifest)
         body["metadata"].update(namespace="default", creationTimestamp="2026-01-01T00:00:00Z")
         routes.append(parse_route(body, "modelgate"))
-    secrets = {("default", d.api_key.name): {d.api_key.key: b"sk-example"}
-               for r in routes for d in r.deployments if d.api_key}
+    secrets = {
+        ("default", d.api_key.name): {d.api_key.key: b"sk-example"} for r in routes for d in r.deployments if d.api_key
+    }
     rendered = render(routes, secrets, None, gateway="modelgate", generation=1)
     assert all(v.included for v in rendered.verdicts.values()), rendered.verdicts
     config = parse_config(rendered.document, "json")

@@ -126,10 +126,20 @@ def feed(observer: GatewayObserver, records: list[RequestRecord], round_: int) -
     for rec in records:
         observer.request_started(rec)
         observer.request_finished(rec)
-    observer.usage_recorded(BilledEvent(  # a background response counted when it ended
-        request_id=f"req_bg{round_}", response_id=f"resp_bg{round_}", operation="background", model="gpt-4o",
-        deployment="east", key_name="team-a", end_user="alice", usage=BACKGROUND, status="completed",
-        recorded_by="follow_up"))
+    observer.usage_recorded(
+        BilledEvent(  # a background response counted when it ended
+            request_id=f"req_bg{round_}",
+            response_id=f"resp_bg{round_}",
+            operation="background",
+            model="gpt-4o",
+            deployment="east",
+            key_name="team-a",
+            end_user="alice",
+            usage=BACKGROUND,
+            status="completed",
+            recorded_by="follow_up",
+        )
+    )
 
 
 def expected_round() -> dict[str, float]:
@@ -201,9 +211,7 @@ def test_prometheus_sees_exact_totals_and_every_dashboard_query_has_data(tmp_pat
         assert prom.scalar('sum(modelgate_tokens_total{type="output",estimated="true"})') == (
             2 * one["estimated_output"]
         )
-        assert prom.scalar("sum(modelgate_cost_usd_total)") == pytest.approx(
-            2 * one["cost"], rel=1e-9
-        )
+        assert prom.scalar("sum(modelgate_cost_usd_total)") == pytest.approx(2 * one["cost"], rel=1e-9)
         assert prom.scalar('sum(modelgate_cost_usd_total{key="team-b"})') == pytest.approx(
             2 * one["cost_team_b"], rel=1e-9
         )
@@ -221,7 +229,8 @@ def test_prometheus_sees_exact_totals_and_every_dashboard_query_has_data(tmp_pat
         assert prom.scalar('sum(modelgate_tokens_total{type="cache_write",tier="flex"})') == 2 * 100
         assert prom.scalar('sum(modelgate_hosted_tool_calls_total{tool="web_search",priced="true"})') == 4
         assert prom.scalar('sum(modelgate_cost_usd_total{operation="background"})') == pytest.approx(
-            2 * cost_usd(BACKGROUND, Prices.from_pricing(make_config().spec.models[0].pricing)), rel=1e-9)
+            2 * cost_usd(BACKGROUND, Prices.from_pricing(make_config().spec.models[0].pricing)), rel=1e-9
+        )
         assert prom.scalar('sum(modelgate_tokens_total{operation="compact"})') == 2 * 20
         assert prom.scalar('sum(modelgate_background_responses_total{status="completed"})') == 2
 

@@ -43,20 +43,39 @@ def _config(tmp: Path, east: str, west: str, redis_url: str) -> Path:
         i, c, o = PRICES[model]
         return {"inputUsdPerMillionTokens": i, "cachedInputUsdPerMillionTokens": c, "outputUsdPerMillionTokens": o}
 
-    doc = {"apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig", "spec": {
-        "deployments": [{"name": "east", "baseUrl": east, "model": "up-east"},
-                        {"name": "west", "baseUrl": west, "model": "up-west"}],
-        "models": [{"name": "gpt-4o", "targets": [{"deployment": "east"}], "fallbacks": ["gpt-4o-mini"],
-                    "cooldown": {"consecutiveFailures": 1, "durationSeconds": 0.5}, "pricing": pricing("gpt-4o")},
-                   {"name": "gpt-4o-mini", "targets": [{"deployment": "west"}], "pricing": pricing("gpt-4o-mini")},
-                   {"name": "local", "targets": [{"deployment": "west"}]}],  # no prices: counted as unpriced
-        # team-a has a budget and a rate limit far above this traffic: the governance panels get data.
-        "auth": {"keys": [{"name": "team-a", "sha256": hashlib.sha256(b"sk-team-a").hexdigest(),
-                           "limits": {"requestsPerMinute": 10_000, "budget": {"usd": 100, "window": "daily"}}},
-                          {"name": "team-b", "sha256": hashlib.sha256(b"sk-team-b").hexdigest(),
-                           "models": ["gpt-4o-mini"]}]},
-        "state": {"redisUrl": redis_url},
-    }}
+    doc = {
+        "apiVersion": "config.modelgate.dev/v1alpha1",
+        "kind": "GatewayConfig",
+        "spec": {
+            "deployments": [
+                {"name": "east", "baseUrl": east, "model": "up-east"},
+                {"name": "west", "baseUrl": west, "model": "up-west"},
+            ],
+            "models": [
+                {
+                    "name": "gpt-4o",
+                    "targets": [{"deployment": "east"}],
+                    "fallbacks": ["gpt-4o-mini"],
+                    "cooldown": {"consecutiveFailures": 1, "durationSeconds": 0.5},
+                    "pricing": pricing("gpt-4o"),
+                },
+                {"name": "gpt-4o-mini", "targets": [{"deployment": "west"}], "pricing": pricing("gpt-4o-mini")},
+                {"name": "local", "targets": [{"deployment": "west"}]},
+            ],  # no prices: counted as unpriced
+            # team-a has a budget and a rate limit far above this traffic: the governance panels get data.
+            "auth": {
+                "keys": [
+                    {
+                        "name": "team-a",
+                        "sha256": hashlib.sha256(b"sk-team-a").hexdigest(),
+                        "limits": {"requestsPerMinute": 10_000, "budget": {"usd": 100, "window": "daily"}},
+                    },
+                    {"name": "team-b", "sha256": hashlib.sha256(b"sk-team-b").hexdigest(), "models": ["gpt-4o-mini"]},
+                ]
+            },
+            "state": {"redisUrl": redis_url},
+        },
+    }
     path = tmp / "gateway.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -73,11 +92,17 @@ async def upstreams() -> AsyncIterator[tuple[FakeResponsesUpstream, FakeResponse
     await west.close()
 
 
-WEB_SEARCH = {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search", "query": "q"}}
+WEB_SEARCH = {
+    "type": "web_search_call",
+    "id": "ws_1",
+    "status": "completed",
+    "action": {"type": "search", "query": "q"},
+}
 
 
 async def _round(gateway: GatewayProcess, east: FakeResponsesUpstream, west: FakeResponsesUpstream) -> None:
     """One round of traffic; returns after every request finished."""
+
     def client(key: str) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=gateway.base_url, api_key=KEYS[key], max_retries=0)
 
@@ -102,12 +127,22 @@ async def _round(gateway: GatewayProcess, east: FakeResponsesUpstream, west: Fak
 
 
 def _substitute(expr: str) -> str:
-    return (expr.replace("$__rate_interval", "1m").replace("$__range", "5m").replace("$__interval", "1s")
-            .replace("$model", ".*").replace("$namespace", ".*").replace("$workload", ".*").replace("$topk", "10"))
+    return (
+        expr.replace("$__rate_interval", "1m")
+        .replace("$__range", "5m")
+        .replace("$__interval", "1s")
+        .replace("$model", ".*")
+        .replace("$namespace", ".*")
+        .replace("$workload", ".*")
+        .replace("$topk", "10")
+    )
 
 
 async def test_gateway_traffic_is_counted_exactly_in_prometheus_and_the_dashboard_has_data(
-        tmp_path: Path, upstreams, redis_server: RedisServer) -> None:  # noqa: F811
+    tmp_path: Path,
+    upstreams,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
     east, west = upstreams
     gateway = GatewayProcess(_config(tmp_path, east.base_url, west.base_url, redis_server.url))
     await asyncio.to_thread(gateway.start)
@@ -115,13 +150,20 @@ async def test_gateway_traffic_is_counted_exactly_in_prometheus_and_the_dashboar
         with prometheus_launcher(tmp_path) as launch:
             prom: PrometheusServer = launch([f"127.0.0.1:{gateway.metrics_port}"])
             await _round(gateway, east, west)
-            await asyncio.to_thread(prom.query, "sum(modelgate_background_responses_total)",
-                                    lambda r: bool(r) and float(r[0]["value"][1]) == 1)
+            await asyncio.to_thread(
+                prom.query,
+                "sum(modelgate_background_responses_total)",
+                lambda r: bool(r) and float(r[0]["value"][1]) == 1,
+            )
             await _round(gateway, east, west)  # a second round gives every rate() two distinct samples
-            await asyncio.to_thread(prom.query, "sum(modelgate_background_responses_total)",
-                                    lambda r: bool(r) and float(r[0]["value"][1]) == 2)
-            await asyncio.to_thread(prom.query, "sum(modelgate_requests_total)",
-                                    lambda r: bool(r) and float(r[0]["value"][1]) == 18)
+            await asyncio.to_thread(
+                prom.query,
+                "sum(modelgate_background_responses_total)",
+                lambda r: bool(r) and float(r[0]["value"][1]) == 2,
+            )
+            await asyncio.to_thread(
+                prom.query, "sum(modelgate_requests_total)", lambda r: bool(r) and float(r[0]["value"][1]) == 18
+            )
             await asyncio.to_thread(_assert_totals, prom)
             await asyncio.to_thread(_assert_dashboard, prom)
     finally:
@@ -140,14 +182,18 @@ def _assert_totals(prom: PrometheusServer) -> None:
         assert prom.scalar(f'sum(modelgate_tokens_total{{{reported},type="output"}})') == tokens * rounds
         assert prom.scalar(f'sum(modelgate_tokens_total{{{reported},type="input"}})') == 40 * rounds
         assert prom.scalar(f'sum(modelgate_tokens_total{{{reported},type="cached_input"}})') == 10 * rounds
-    expected = {("gpt-4o", "alice"): _cost("gpt-4o", EAST_WORDS), ("gpt-4o", "bob"): _cost("gpt-4o", EAST_WORDS),
-                ("gpt-4o-mini", "alice"): _cost("gpt-4o-mini", WEST_WORDS),
-                ("gpt-4o-mini", "carol"): _cost("gpt-4o-mini", WEST_WORDS)}
+    expected = {
+        ("gpt-4o", "alice"): _cost("gpt-4o", EAST_WORDS),
+        ("gpt-4o", "bob"): _cost("gpt-4o", EAST_WORDS),
+        ("gpt-4o-mini", "alice"): _cost("gpt-4o-mini", WEST_WORDS),
+        ("gpt-4o-mini", "carol"): _cost("gpt-4o-mini", WEST_WORDS),
+    }
     for (model, user), cost in expected.items():
         got = prom.scalar(f'sum(modelgate_cost_usd_total{{model="{model}",end_user="{user}"}})')
         assert got == pytest.approx(cost * rounds, rel=1e-9), (model, user)
     assert prom.scalar('sum(modelgate_cost_usd_total{key="team-b"})') == pytest.approx(
-        _cost("gpt-4o-mini", WEST_WORDS) * rounds, rel=1e-9)
+        _cost("gpt-4o-mini", WEST_WORDS) * rounds, rel=1e-9
+    )
     assert prom.scalar('modelgate_fallbacks_total{from_model="gpt-4o",to_model="gpt-4o-mini"}') == rounds
     assert prom.scalar('sum(modelgate_cooldowns_total{deployment="east"})') == rounds
     # The usage-less stream is estimated with the tokenizer: its 6 words are 6 tokens.
@@ -155,12 +201,17 @@ def _assert_totals(prom: PrometheusServer) -> None:
     assert prom.scalar('sum(modelgate_cost_usd_total{end_user="dave"})') > 0
     # the plain create and the background response, both with tokens and no price
     assert prom.scalar('sum(modelgate_unpriced_requests_total{model="local"})') == 2 * rounds
-    assert prom.scalar('sum(modelgate_hosted_tool_calls_total{model="local",tool="web_search",priced="false"})') \
+    assert (
+        prom.scalar('sum(modelgate_hosted_tool_calls_total{model="local",tool="web_search",priced="false"})') == rounds
+    )
+    assert (
+        prom.scalar('sum(modelgate_background_responses_total{model="local",status="completed",recorded_by="poll"})')
         == rounds
-    assert prom.scalar('sum(modelgate_background_responses_total{model="local",status="completed",'
-                       'recorded_by="poll"})') == rounds
-    assert prom.scalar('sum(modelgate_tokens_total{model="local",operation="background",type="output"})') \
+    )
+    assert (
+        prom.scalar('sum(modelgate_tokens_total{model="local",operation="background",type="output"})')
         == WEST_WORDS * rounds
+    )
     assert prom.query_once('modelgate_cost_usd_total{model="local"} > 0') == []
     assert prom.scalar("modelgate_config_last_reload_successful") == 1
 
@@ -170,6 +221,5 @@ def _assert_dashboard(prom: PrometheusServer) -> None:
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     assert exprs
     assert not any(re.search(r"\$\w", _substitute(e)) for e in exprs)
-    empty = [e for e in exprs
-             if not any(not math.isnan(float(s["value"][1])) for s in prom.query_once(_substitute(e)))]
+    empty = [e for e in exprs if not any(not math.isnan(float(s["value"][1])) for s in prom.query_once(_substitute(e)))]
     assert empty == []

@@ -19,8 +19,9 @@ CONFIGURATION = "modelgate-sidecar-injector"
 def declare(emulator: Any) -> None:
     verbs = {"get", "list", "watch", "create", "patch", "delete"}
     emulator.resources["v1/secrets"] = kmock.ResourceInfo(kind="Secret", namespaced=True, verbs=verbs)
-    emulator.resources[WEBHOOKS] = kmock.ResourceInfo(kind="MutatingWebhookConfiguration", namespaced=False,
-                                                      verbs=verbs)
+    emulator.resources[WEBHOOKS] = kmock.ResourceInfo(
+        kind="MutatingWebhookConfiguration", namespaced=False, verbs=verbs
+    )
 
 
 def api_client(emulator: Any, folder: Path) -> client.ApiClient:
@@ -31,15 +32,27 @@ def api_client(emulator: Any, folder: Path) -> client.ApiClient:
 
 def webhook_configuration(url: str) -> dict[str, Any]:
     """Two webhooks, as the chart renders them, without a caBundle (the operator fills it in)."""
+
     def webhook(name: str, path: str) -> dict[str, Any]:
-        return {"name": name, "clientConfig": {"url": f"{url}{path}"}, "sideEffects": "NoneOnDryRun",
-                "admissionReviewVersions": ["v1"], "failurePolicy": "Ignore", "timeoutSeconds": 5,
-                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                           "resources": ["pods"]}]}
-    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": CONFIGURATION},
-            "webhooks": [webhook("pods.sidecar.modelgate.dev", "/mutate/pods"),
-                         webhook("namespace-pods.sidecar.modelgate.dev", "/mutate/namespace-pods")]}
+        return {
+            "name": name,
+            "clientConfig": {"url": f"{url}{path}"},
+            "sideEffects": "NoneOnDryRun",
+            "admissionReviewVersions": ["v1"],
+            "failurePolicy": "Ignore",
+            "timeoutSeconds": 5,
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}],
+        }
+
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": CONFIGURATION},
+        "webhooks": [
+            webhook("pods.sidecar.modelgate.dev", "/mutate/pods"),
+            webhook("namespace-pods.sidecar.modelgate.dev", "/mutate/namespace-pods"),
+        ],
+    }
 
 
 class Clock:

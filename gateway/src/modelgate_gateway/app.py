@@ -39,10 +39,19 @@ def make_state(observer: Observer, registry: CollectorRegistry | None = None) ->
     stores = StoreHolder()
     governor = Governor(GovernanceMetrics(registry) if registry is not None else None)
     holder: list[GatewayState] = []
-    tracker = BackgroundTracker(observer, background.ledger_source(stores),
-                                lambda: background.follow_up_settings(holder[0].runtime))
-    state = GatewayState(observer=observer, pools=pools, http=HttpTransport(pools), mock=MockTransport(),
-                         chat=ChatTransport(pools, stores), stores=stores, governor=governor, background=tracker)
+    tracker = BackgroundTracker(
+        observer, background.ledger_source(stores), lambda: background.follow_up_settings(holder[0].runtime)
+    )
+    state = GatewayState(
+        observer=observer,
+        pools=pools,
+        http=HttpTransport(pools),
+        mock=MockTransport(),
+        chat=ChatTransport(pools, stores),
+        stores=stores,
+        governor=governor,
+        background=tracker,
+    )
     holder.append(state)
     tracker.fetch = background.upstream_fetch(state)
     if isinstance(observer, GatewayObserver):
@@ -80,8 +89,12 @@ def metrics_port_app(registry: CollectorRegistry, state: GatewayState) -> web.Ap
     return app
 
 
-def make_app(state: GatewayState, source: ConfigSource | None = None,
-             listener: ReloadListener | None = None, reload_interval_seconds: float = 2.0) -> web.Application:
+def make_app(
+    state: GatewayState,
+    source: ConfigSource | None = None,
+    listener: ReloadListener | None = None,
+    reload_interval_seconds: float = 2.0,
+) -> web.Application:
     app = web.Application()
     app[STATE] = state
     _routes(app)

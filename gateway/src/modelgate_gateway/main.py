@@ -61,10 +61,10 @@ def _kube_source(settings: GatewaySettings) -> Any:
         connection = load_kubeconfig(paths, settings.kube_context)
     except KubeconfigError as exc:
         raise SystemExit(f"--kubeconfig: {exc}") from None
-    log.info("following %s on %s (kubeconfig context %s)", settings.kube_configmap, connection.server,
-             connection.context)
-    return KubeSource(connection.server, connection.token, configmap, key, secret,
-                      ssl_context=connection.ssl_context)
+    log.info(
+        "following %s on %s (kubeconfig context %s)", settings.kube_configmap, connection.server, connection.context
+    )
+    return KubeSource(connection.server, connection.token, configmap, key, secret, ssl_context=connection.ssl_context)
 
 
 def _build_source(settings: GatewaySettings) -> Any:
@@ -100,25 +100,35 @@ def client_limits(settings: GatewaySettings) -> ClientLimits:
         except (ValueError, OSError):
             pass
     if soft != resource.RLIM_INFINITY and soft // 2 < cap:
-        log.warning("open-file limit is %d: serving at most %d client connections instead of %d",
-                    soft, max(1, soft // 2), cap)
+        log.warning(
+            "open-file limit is %d: serving at most %d client connections instead of %d", soft, max(1, soft // 2), cap
+        )
         cap = max(1, soft // 2)
-    return ClientLimits(header_timeout=settings.client_header_timeout_seconds,
-                        body_timeout=settings.client_body_timeout_seconds,
-                        idle_timeout=settings.client_idle_timeout_seconds, max_connections=cap)
+    return ClientLimits(
+        header_timeout=settings.client_header_timeout_seconds,
+        body_timeout=settings.client_body_timeout_seconds,
+        idle_timeout=settings.client_idle_timeout_seconds,
+        max_connections=cap,
+    )
 
 
-async def _start_metrics(settings: GatewaySettings, registry: Any, worker: int,
-                         limits: ClientLimits, state: Any) -> web.AppRunner | None:
+async def _start_metrics(
+    settings: GatewaySettings, registry: Any, worker: int, limits: ClientLimits, state: Any
+) -> web.AppRunner | None:
     if not settings.metrics_port:
         return None
     from .app import metrics_port_app
 
-    runner = web.AppRunner(metrics_port_app(registry, state), access_log=None,
-                           shutdown_timeout=CLEANUP_TIMEOUT_SECONDS)
+    runner = web.AppRunner(metrics_port_app(registry, state), access_log=None, shutdown_timeout=CLEANUP_TIMEOUT_SECONDS)
     await runner.setup()
-    guard = ConnectionGuard(ClientLimits(limits.header_timeout, limits.body_timeout, limits.idle_timeout,
-                                         min(limits.max_connections, _METRICS_MAX_CONNECTIONS)))
+    guard = ConnectionGuard(
+        ClientLimits(
+            limits.header_timeout,
+            limits.body_timeout,
+            limits.idle_timeout,
+            min(limits.max_connections, _METRICS_MAX_CONNECTIONS),
+        )
+    )
     # With several workers each serves its own metrics on consecutive ports.
     site = GuardedSite(runner, guard, settings.metrics_host or settings.host, settings.metrics_port + worker)
     await site.start()
@@ -145,8 +155,7 @@ async def serve(settings: GatewaySettings, worker: int = 0) -> int:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, _reload_now, reloader)
     # aiohttp's own shutdown wait only mops up: draining.drain has waited for the requests.
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
-                           shutdown_timeout=CLEANUP_TIMEOUT_SECONDS)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=CLEANUP_TIMEOUT_SECONDS)
     await runner.setup()
     limits = client_limits(settings)
     guard = ConnectionGuard(limits, observer.metrics.client_connections_closed)
@@ -234,8 +243,9 @@ def _serve_workers(settings: GatewaySettings) -> int:
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -110,17 +110,21 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     if injection is not None:
         template = load_template(injection.template_path, frozenset({injection.namespace}))
         sidecars = SidecarReconciler(ours, injection, template, client, probe_all)
-    reconciler = Reconciler(ours, kube, base,
-                            peering_identity=identity if isinstance(identity, str) else None,
-                            keys=Keys(KeyClient(kube), ours), sidecars=sidecars)
+    reconciler = Reconciler(
+        ours,
+        kube,
+        base,
+        peering_identity=identity if isinstance(identity, str) else None,
+        keys=Keys(KeyClient(kube), ours),
+        sidecars=sidecars,
+    )
     runtime = Runtime(settings=ours, reconciler=reconciler, wakeup=asyncio.Event())
     runtime.task = asyncio.create_task(run_loop(runtime.reconciler, runtime.wakeup))
     memo["modelgate_runtime"] = runtime
     runtime.wakeup.set()
     if injection is not None and sidecars is not None:
         # A pod just injected may need its namespace's document and RoleBinding: wake the loop.
-        runtime.injector = build_injector(injection, sidecars.template, client,
-                                          lambda _namespace: runtime.wakeup.set())
+        runtime.injector = build_injector(injection, sidecars.template, client, lambda _namespace: runtime.wakeup.set())
         runtime.injector.start()
 
 
@@ -148,8 +152,11 @@ async def route_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **
         runtime.forget("route", body)
         return
     meta = body.get("metadata") or {}
-    runtime.changed("route", body, [body.get("spec"), meta.get("generation"),
-                                    meta.get("deletionTimestamp"), meta.get("creationTimestamp")])
+    runtime.changed(
+        "route",
+        body,
+        [body.get("spec"), meta.get("generation"), meta.get("deletionTimestamp"), meta.get("creationTimestamp")],
+    )
 
 
 @kopf.on.event(GROUP, VERSION, KEY_PLURAL)
@@ -175,8 +182,7 @@ def _referenced_secret(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
     """
     runtime = memo.get("modelgate_runtime")
     meta = body.get("metadata") or {}
-    return (isinstance(runtime, Runtime)
-            and (meta.get("namespace"), meta.get("name")) in runtime.reconciler.referenced)
+    return isinstance(runtime, Runtime) and (meta.get("namespace"), meta.get("name")) in runtime.reconciler.referenced
 
 
 @kopf.on.event("", "v1", "secrets", when=_referenced_secret)
@@ -187,4 +193,3 @@ async def secret_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, *
         runtime.forget("secret", body)
         return
     runtime.changed("secret", body, body.get("data"))
-

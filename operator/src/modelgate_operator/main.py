@@ -35,8 +35,7 @@ def peering_identity(env: Mapping[str, str]) -> str:
 
 
 def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # urllib3 retries a failed API call three times and warns about each retry; when the call
     # fails anyway, the reconcile loop says so in one line (and retries with backoff).
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)

@@ -35,8 +35,9 @@ class Flaky:
 
 async def test_the_server_starts_once_the_certificate_can_be_had(caplog: pytest.LogCaptureFixture) -> None:
     source = Flaky(failures=3)
-    injector = Injector(WebhookServer(SidecarTemplate(image="x"), "127.0.0.1", 0), source, check_seconds=3600,
-                        retry=(0.01, 0.05))
+    injector = Injector(
+        WebhookServer(SidecarTemplate(image="x"), "127.0.0.1", 0), source, check_seconds=3600, retry=(0.01, 0.05)
+    )
     injector.start()
     try:
         await asyncio.wait_for(injector.serving.wait(), 10)

@@ -28,18 +28,30 @@ from modelgate_operator.settings import OperatorSettings
 from webhook_kmock import CONFIGURATION, WEBHOOKS, Clock, api_client, declare, webhook_configuration
 
 NAMES = ("modelgate-webhook.modelgate.svc", "127.0.0.1")
-TEMPLATE = SidecarTemplate(image="ghcr.io/modelgate/gateway:0.1.0",
-                           excluded_namespaces=frozenset({"kube-system", "modelgate"}))
-POD = {"apiVersion": "v1", "kind": "Pod",
-       "metadata": {"generateName": "app-", "annotations": {"modelgate.dev/inject": "true"}},
-       "spec": {"containers": [{"name": "app", "image": "example.com/app:1"}]}}
+TEMPLATE = SidecarTemplate(
+    image="ghcr.io/modelgate/gateway:0.1.0", excluded_namespaces=frozenset({"kube-system", "modelgate"})
+)
+POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"generateName": "app-", "annotations": {"modelgate.dev/inject": "true"}},
+    "spec": {"containers": [{"name": "app", "image": "example.com/app:1"}]},
+}
 
 
 def _review(pod: dict[str, Any], uid: str = "b2a1e7c4-0000-4000-8000-000000000001") -> dict[str, Any]:
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-            "request": {"uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                        "resource": {"group": "", "version": "v1", "resource": "pods"},
-                        "namespace": "team-a", "operation": "CREATE", "object": pod}}
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "team-a",
+            "operation": "CREATE",
+            "object": pod,
+        },
+    }
 
 
 class Running:
@@ -65,8 +77,11 @@ class Running:
 @pytest.fixture()
 async def injector(kmock: Any, tmp_path: Path) -> AsyncIterator[Running]:
     declare(kmock)
-    async with kmock.request("POST", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
-                             json=webhook_configuration("https://127.0.0.1:9443")) as response:
+    async with kmock.request(
+        "POST",
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        json=webhook_configuration("https://127.0.0.1:9443"),
+    ) as response:
         assert response.status == 200, await response.text()
     api = InjectionClient(KubeClient(OperatorSettings(), api_client(kmock, tmp_path)))
     clock = Clock()
@@ -86,8 +101,10 @@ async def injector(kmock: Any, tmp_path: Path) -> AsyncIterator[Running]:
 async def _post(url: str, context: ssl.SSLContext, body: Any) -> tuple[int, Any]:
     """One POST on a fresh connection."""
     connector = aiohttp.TCPConnector(ssl=context, force_close=True)
-    async with aiohttp.ClientSession(connector=connector) as session, \
-            session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=10)) as response:
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=10)) as response,
+    ):
         return response.status, await response.json()
 
 
@@ -103,12 +120,16 @@ async def _served_certificate(port: int, context: ssl.SSLContext) -> bytes:
 
 
 async def test_a_pod_review_over_tls_is_answered_with_the_sidecar_patch(injector: Running) -> None:
-    status, answer = await _post(f"{injector.url}/mutate/pods?timeout=5s", injector.trusting(injector.bundle()),
-                                 _review(POD))
+    status, answer = await _post(
+        f"{injector.url}/mutate/pods?timeout=5s", injector.trusting(injector.bundle()), _review(POD)
+    )
     assert status == 200
     response = answer["response"]
     assert (response["uid"], response["allowed"], response["patchType"]) == (
-        "b2a1e7c4-0000-4000-8000-000000000001", True, "JSONPatch")
+        "b2a1e7c4-0000-4000-8000-000000000001",
+        True,
+        "JSONPatch",
+    )
     pod = jsonpatch.apply_patch(POD, json.loads(base64.b64decode(response["patch"])))
     sidecar = pod["spec"]["initContainers"][0]
     assert (sidecar["name"], sidecar["restartPolicy"]) == ("modelgate", "Always")
@@ -124,11 +145,18 @@ async def test_the_namespace_path_injects_pods_without_the_annotation(injector: 
 
 
 async def test_every_webhook_of_the_configuration_carries_the_bundle_and_one_ca_is_shared(
-        injector: Running, kmock: Any, tmp_path: Path) -> None:
+    injector: Running, kmock: Any, tmp_path: Path
+) -> None:
     assert injector.bundle(0) == injector.bundle(1)
     # A second replica finds the Secret and serves a certificate of the same CA.
-    other = ManagedCertificates(InjectionClient(KubeClient(OperatorSettings(), api_client(kmock, tmp_path))), "modelgate", "modelgate-webhook-tls",
-                                CONFIGURATION, NAMES, now=injector.keeper.now)
+    other = ManagedCertificates(
+        InjectionClient(KubeClient(OperatorSettings(), api_client(kmock, tmp_path))),
+        "modelgate",
+        "modelgate-webhook-tls",
+        CONFIGURATION,
+        NAMES,
+        now=injector.keeper.now,
+    )
     assert (await asyncio.to_thread(other.current)).certificate == injector.injector.server._certificate
 
 
@@ -138,8 +166,9 @@ async def test_a_client_that_does_not_trust_the_bundle_is_refused(injector: Runn
 
 
 async def test_a_malformed_review_gets_an_openai_shaped_400(injector: Running) -> None:
-    status, answer = await _post(f"{injector.url}/mutate/pods", injector.trusting(injector.bundle()),
-                                 {"kind": "AdmissionReview"})
+    status, answer = await _post(
+        f"{injector.url}/mutate/pods", injector.trusting(injector.bundle()), {"kind": "AdmissionReview"}
+    )
     assert status == 400
     assert answer["error"]["code"] == "invalid_admission_review"
     assert set(answer["error"]) == {"message", "type", "param", "code"}

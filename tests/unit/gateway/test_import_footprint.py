@@ -7,8 +7,10 @@ import sys
 
 
 def test_the_gateway_imports_redis_only_for_a_config_that_names_a_store() -> None:
-    code = ("import sys, modelgate_gateway.main, modelgate_gateway.app, modelgate_gateway.upstream.chat_transport; "
-            "print(sorted(m for m in sys.modules if m == 'redis' or m.startswith('redis.')))")
+    code = (
+        "import sys, modelgate_gateway.main, modelgate_gateway.app, modelgate_gateway.upstream.chat_transport; "
+        "print(sorted(m for m in sys.modules if m == 'redis' or m.startswith('redis.')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
 

@@ -15,14 +15,22 @@ TEMPLATE = SidecarTemplate(image="ghcr.io/modelgate/gateway:0.1.0")
 
 
 def _review(pod: Any, **request: Any) -> bytes:
-    body = {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"}, "namespace": "team-a",
-            "operation": "CREATE", "object": pod, **request}
+    body = {
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "namespace": "team-a",
+        "operation": "CREATE",
+        "object": pod,
+        **request,
+    }
     return json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": body}).encode()
 
 
-POD = {"metadata": {"annotations": {"modelgate.dev/inject": "true"}},
-       "spec": {"containers": [{"name": "app", "image": "x"}]}}
+POD = {
+    "metadata": {"annotations": {"modelgate.dev/inject": "true"}},
+    "spec": {"containers": [{"name": "app", "image": "x"}]},
+}
 
 
 def test_an_injected_pod_gets_a_base64_json_patch_and_the_uid_back() -> None:
@@ -45,11 +53,14 @@ def test_a_refused_pod_is_not_allowed_and_says_why() -> None:
     assert "hostNetwork" in response["status"]["message"]
 
 
-@pytest.mark.parametrize("request_fields", [
-    {"operation": "UPDATE"},
-    {"subResource": "ephemeralcontainers"},
-    {"kind": {"group": "apps", "version": "v1", "kind": "Deployment"}},
-])
+@pytest.mark.parametrize(
+    "request_fields",
+    [
+        {"operation": "UPDATE"},
+        {"subResource": "ephemeralcontainers"},
+        {"kind": {"group": "apps", "version": "v1", "kind": "Deployment"}},
+    ],
+)
 def test_anything_but_a_pod_create_is_allowed_unchanged(request_fields: dict[str, Any]) -> None:
     reviewed = review_pod(_review(POD, **request_fields), False, TEMPLATE)
     assert reviewed.response["response"] == {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": True}
@@ -62,13 +73,16 @@ def test_a_skipped_pod_is_allowed_without_a_patch_and_dry_run_is_reported() -> N
     assert reviewed.dry_run is True
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    (b"not json", "the body is not JSON"),
-    (b"[]", "expected a JSON object"),
-    (b'{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}', "expected apiVersion"),
-    (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}', "request.uid is missing"),
-    (_review("a string"), "request.object is not a Pod"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not json", "the body is not JSON"),
+        (b"[]", "expected a JSON object"),
+        (b'{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}', "expected apiVersion"),
+        (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}', "request.uid is missing"),
+        (_review("a string"), "request.object is not a Pod"),
+    ],
+)
 def test_a_malformed_review_is_refused(body: bytes, message: str) -> None:
     with pytest.raises(BadReview, match=message):
         review_pod(body, False, TEMPLATE)

@@ -22,8 +22,11 @@ from modelgate_operator.injection.mutation import Action, decide
 from modelgate_operator.injection.template import SidecarTemplate
 
 CASES = Path(__file__).parent / "cases"
-TEMPLATE = SidecarTemplate(image="ghcr.io/modelgate/gateway:0.1.0", gateway="modelgate",
-                           excluded_namespaces=frozenset({"kube-system", "modelgate"}))
+TEMPLATE = SidecarTemplate(
+    image="ghcr.io/modelgate/gateway:0.1.0",
+    gateway="modelgate",
+    excluded_namespaces=frozenset({"kube-system", "modelgate"}),
+)
 INJECTED = {"plain-pod", "existing-init-containers", "namespace-enabled", "app-sets-base-url", "custom-port"}
 UNCHANGED = {"opted-out", "not-requested", "excluded-namespace", "operator-namespace", "already-injected"}
 
@@ -55,8 +58,9 @@ def test_pod_after_the_webhook_matches_its_golden_file(name: str) -> None:
     assert decision.action is (Action.INJECT if name in INJECTED else Action.SKIP), decision.reason
     golden = CASES / f"{name}.after.yaml"
     if os.environ.get("UPDATE_GOLDEN") == "1":
-        golden.write_text(f"# {decision.action.value}: {decision.reason}\n"
-                          + yaml.safe_dump(after, sort_keys=False, width=120))
+        golden.write_text(
+            f"# {decision.action.value}: {decision.reason}\n" + yaml.safe_dump(after, sort_keys=False, width=120)
+        )
     assert after == yaml.safe_load(golden.read_text())
     if name in UNCHANGED:
         assert decision.patch == ()
@@ -95,24 +99,42 @@ def _pod(annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, An
     return {"metadata": {"annotations": annotations or {"modelgate.dev/inject": "true"}}, "spec": body}
 
 
-@pytest.mark.parametrize(("pod", "message"), [
-    (_pod({"modelgate.dev/inject": "yes"}), "annotation modelgate.dev/inject must be \"true\" or \"false\", not 'yes'"),
-    (_pod({"modelgate.dev/inject": "true", "modelgate.dev/port": "http"}),
-     "annotation modelgate.dev/port: 'http' is not a port number (1-65535)"),
-    (_pod({"modelgate.dev/inject": "true", "modelgate.dev/admin-port": "70000"}),
-     "annotation modelgate.dev/admin-port: '70000' is not a port number (1-65535)"),
-    (_pod(hostNetwork=True), "cannot inject the ModelGate sidecar: the pod uses hostNetwork"),
-    (_pod(containers=[{"name": "modelgate", "image": "x"}]),
-     "cannot inject the ModelGate sidecar: the pod already has an app container named 'modelgate'"),
-    (_pod(containers=[{"name": "app", "image": "x", "ports": [{"containerPort": 4000}]}]),
-     "cannot inject the ModelGate sidecar: port 4000 is already used by container 'app'; "
-     "choose another with the annotation modelgate.dev/port"),
-    (_pod({"modelgate.dev/inject": "true", "modelgate.dev/port": "14090"}),
-     "cannot inject the ModelGate sidecar: annotations modelgate.dev/port and modelgate.dev/admin-port "
-     "name the same port 14090"),
-    (_pod(volumes=[{"name": "modelgate-tmp", "emptyDir": {}}]),
-     "cannot inject the ModelGate sidecar: the pod already has a volume named 'modelgate-tmp'"),
-])
+@pytest.mark.parametrize(
+    ("pod", "message"),
+    [
+        (
+            _pod({"modelgate.dev/inject": "yes"}),
+            'annotation modelgate.dev/inject must be "true" or "false", not \'yes\'',
+        ),
+        (
+            _pod({"modelgate.dev/inject": "true", "modelgate.dev/port": "http"}),
+            "annotation modelgate.dev/port: 'http' is not a port number (1-65535)",
+        ),
+        (
+            _pod({"modelgate.dev/inject": "true", "modelgate.dev/admin-port": "70000"}),
+            "annotation modelgate.dev/admin-port: '70000' is not a port number (1-65535)",
+        ),
+        (_pod(hostNetwork=True), "cannot inject the ModelGate sidecar: the pod uses hostNetwork"),
+        (
+            _pod(containers=[{"name": "modelgate", "image": "x"}]),
+            "cannot inject the ModelGate sidecar: the pod already has an app container named 'modelgate'",
+        ),
+        (
+            _pod(containers=[{"name": "app", "image": "x", "ports": [{"containerPort": 4000}]}]),
+            "cannot inject the ModelGate sidecar: port 4000 is already used by container 'app'; "
+            "choose another with the annotation modelgate.dev/port",
+        ),
+        (
+            _pod({"modelgate.dev/inject": "true", "modelgate.dev/port": "14090"}),
+            "cannot inject the ModelGate sidecar: annotations modelgate.dev/port and modelgate.dev/admin-port "
+            "name the same port 14090",
+        ),
+        (
+            _pod(volumes=[{"name": "modelgate-tmp", "emptyDir": {}}]),
+            "cannot inject the ModelGate sidecar: the pod already has a volume named 'modelgate-tmp'",
+        ),
+    ],
+)
 def test_a_pod_the_sidecar_cannot_live_in_is_refused_with_a_reason(pod: dict[str, Any], message: str) -> None:
     decision = decide(pod, "team-a", False, TEMPLATE)
     assert decision.action is Action.DENY

@@ -14,13 +14,19 @@ TEMPLATE = SidecarTemplate(image="ghcr.io/modelgate/gateway:0.1.0")
 
 
 def _injected(name: str, namespace: str = "team-a", sa: str | None = None, **status: Any) -> dict[str, Any]:
-    pod: dict[str, Any] = {"metadata": {"name": name, "namespace": namespace,
-                                        "annotations": {"modelgate.dev/inject": "true",
-                                                        "modelgate.dev/admin-port": "15000"}},
-                           "spec": {"containers": [{"name": "app", "image": "x"}]}}
+    pod: dict[str, Any] = {
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {"modelgate.dev/inject": "true", "modelgate.dev/admin-port": "15000"},
+        },
+        "spec": {"containers": [{"name": "app", "image": "x"}]},
+    }
     if sa:
         pod["spec"]["serviceAccountName"] = sa
-    after: dict[str, Any] = jsonpatch.apply_patch(pod, [dict(op) for op in decide(pod, namespace, False, TEMPLATE).patch])
+    after: dict[str, Any] = jsonpatch.apply_patch(
+        pod, [dict(op) for op in decide(pod, namespace, False, TEMPLATE).patch]
+    )
     after["status"] = status
     return after
 
@@ -44,6 +50,13 @@ def test_pods_without_the_sidecar_or_being_deleted_are_ignored() -> None:
 
 
 def test_service_accounts_per_namespace() -> None:
-    pods = [sidecar_pod(_injected(n, ns, sa)) for n, ns, sa in
-            (("a", "team-a", "chat"), ("b", "team-a", None), ("c", "team-a", "chat"), ("d", "team-b", "job"))]
+    pods = [
+        sidecar_pod(_injected(n, ns, sa))
+        for n, ns, sa in (
+            ("a", "team-a", "chat"),
+            ("b", "team-a", None),
+            ("c", "team-a", "chat"),
+            ("d", "team-b", "job"),
+        )
+    ]
     assert service_accounts([p for p in pods if p is not None]) == {"team-a": ["chat", "default"], "team-b": ["job"]}

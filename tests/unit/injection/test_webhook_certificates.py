@@ -28,8 +28,7 @@ def _cert(pem: bytes) -> x509.Certificate:
 def _chains(data: dict[str, bytes], now: datetime.datetime) -> bool:
     """The serving certificate verifies against the bundle, for NAMES, at ``now``."""
     store = x509.verification.Store(x509.load_pem_x509_certificates(ca_bundle(data)))
-    verifier = (x509.verification.PolicyBuilder().store(store).time(now)
-                .build_server_verifier(x509.DNSName(NAMES[0])))
+    verifier = x509.verification.PolicyBuilder().store(store).time(now).build_server_verifier(x509.DNSName(NAMES[0]))
     verifier.verify(_cert(data[TLS_CERT]), [])
     return True
 

@@ -47,8 +47,13 @@ ROUTES = _routes(
     route("a-chat", "gpt-4o", namespace="team-a", sidecars={"attach": True}),
     route("a-gateway-only", "a-private", namespace="team-a"),
     route("b-chat", "gpt-4o-b", namespace="team-b", sidecars={"attach": True, "sharedGateway": False}),
-    route("b-pushes", "pushed", namespace="team-b", sidecars={"shareWith": ["team-a"]},
-          deployments=[deployment(secret="openai")]),
+    route(
+        "b-pushes",
+        "pushed",
+        namespace="team-b",
+        sidecars={"shareWith": ["team-a"]},
+        deployments=[deployment(secret="openai")],
+    ),
     route("shared", "gpt-4o-mini", namespace="platform", sidecars={"shareWith": ["team-a", "team-b"]}),
 )
 
@@ -63,9 +68,13 @@ def test_a_namespace_gets_its_attached_routes_and_what_the_platform_shares_only(
 def test_no_key_value_crosses_into_a_namespace_whose_routes_do_not_reference_it() -> None:
     a, b = _render("team-a", ROUTES), _render("team-b", ROUTES)
     assert {k: v for k, v in a.secret_data.items() if k != SIGNING_KEY} == {
-        "team-a.a-chat.main": b"sk-team-a", "platform.shared.main": b"sk-platform"}
+        "team-a.a-chat.main": b"sk-team-a",
+        "platform.shared.main": b"sk-platform",
+    }
     assert {k: v for k, v in b.secret_data.items() if k != SIGNING_KEY} == {
-        "team-b.b-chat.main": b"sk-team-b", "platform.shared.main": b"sk-platform"}
+        "team-b.b-chat.main": b"sk-team-b",
+        "platform.shared.main": b"sk-platform",
+    }
     for doc in (a.document, b.document):
         assert b"sk-" not in doc
     assert b"team-b" not in a.document and b"team-a" not in b.document
@@ -79,8 +88,9 @@ def test_a_namespace_without_sharing_rights_cannot_push_routes_into_another() ->
 
 def test_a_team_route_shadows_a_shared_route_of_the_same_model_even_an_older_one() -> None:
     routes = _routes(
-        route("shared", "gpt-4o", namespace="platform", created="2025-01-01T00:00:00Z",
-              sidecars={"shareWith": ["team-a"]}),
+        route(
+            "shared", "gpt-4o", namespace="platform", created="2025-01-01T00:00:00Z", sidecars={"shareWith": ["team-a"]}
+        ),
         route("mine", "gpt-4o", namespace="team-a", created="2026-06-01T00:00:00Z", sidecars={"attach": True}),
     )
     assert [r.name for r in routes_for("team-a", routes, SCOPE.sharing)] == ["mine"]
@@ -111,14 +121,19 @@ def test_sidecar_api_keys_come_from_the_namespace_and_bad_names_are_left_out() -
 
 
 def test_the_base_gives_limits_and_observability_but_not_its_models_or_keys() -> None:
-    base = validate_data({
-        "apiVersion": "config.modelgate.dev/v1alpha1", "kind": "GatewayConfig",
-        "spec": {"deployments": [{"name": "platform-mock", "provider": "mock", "model": "m"}],
-                 "models": [{"name": "base-model", "targets": [{"deployment": "platform-mock"}]}],
-                 "auth": {"keys": [{"name": "admin", "valueFrom": {"file": "/etc/modelgate/api-keys/admin"}}]},
-                 "limits": {"maxRequestBodyBytes": 4096},
-                 "observability": {"endUserLabelLimit": 7}},
-    })
+    base = validate_data(
+        {
+            "apiVersion": "config.modelgate.dev/v1alpha1",
+            "kind": "GatewayConfig",
+            "spec": {
+                "deployments": [{"name": "platform-mock", "provider": "mock", "model": "m"}],
+                "models": [{"name": "base-model", "targets": [{"deployment": "platform-mock"}]}],
+                "auth": {"keys": [{"name": "admin", "valueFrom": {"file": "/etc/modelgate/api-keys/admin"}}]},
+                "limits": {"maxRequestBodyBytes": 4096},
+                "observability": {"endUserLabelLimit": 7},
+            },
+        }
+    )
     rendered = render_namespace("team-a", ROUTES, SECRETS, base, SCOPE, KEYS, generation=3)
     spec = json.loads(rendered.document)["spec"]
     assert spec["limits"]["maxRequestBodyBytes"] == 4096
@@ -139,11 +154,21 @@ def test_randomised_routes_never_leak_a_key_value_across_namespaces() -> None:
         value = f"value-{index}".encode()
         secrets[(namespace, f"key-{index}")] = {"api-key": value}
         owner[value] = (namespace, f"r-{index}")
-        sidecars: dict[str, Any] = {"attach": rng.random() < 0.5,
-                                    "shareWith": rng.sample(namespaces, rng.randint(0, 3))}
+        sidecars: dict[str, Any] = {
+            "attach": rng.random() < 0.5,
+            "shareWith": rng.sample(namespaces, rng.randint(0, 3)),
+        }
         deployments = [deployment(secret=f"key-{index}"), mock_deployment()] if rng.random() < 0.8 else None
-        bodies.append(route(f"r-{index}", f"model-{rng.randint(0, 20)}", namespace=namespace, sidecars=sidecars,
-                            created=f"2026-01-{rng.randint(1, 28):02d}T00:00:00Z", deployments=deployments))
+        bodies.append(
+            route(
+                f"r-{index}",
+                f"model-{rng.randint(0, 20)}",
+                namespace=namespace,
+                sidecars=sidecars,
+                created=f"2026-01-{rng.randint(1, 28):02d}T00:00:00Z",
+                deployments=deployments,
+            )
+        )
     routes = _routes(*bodies)
     checked = 0
     for namespace in sidecar_namespaces(routes, [], SCOPE.sharing):

@@ -67,8 +67,13 @@ class Claim:
         out: list[str] = []
         for subject, window in zip(self.subjects, self.budget_windows, strict=True):
             sid = subject.redis_id
-            out += [counters.requests_key(sid, self.minute_id), counters.tokens_key(sid, self.minute_id),
-                    counters.in_flight_key(sid), counters.reservations_key(sid), counters.budget_key(sid, window.id)]
+            out += [
+                counters.requests_key(sid, self.minute_id),
+                counters.tokens_key(sid, self.minute_id),
+                counters.in_flight_key(sid),
+                counters.reservations_key(sid),
+                counters.budget_key(sid, window.id),
+            ]
         return out
 
 
@@ -88,20 +93,33 @@ class Ledger:
     def from_url(cls, url: str, password: str | None, timeout_seconds: float) -> Ledger:
         import redis.asyncio as aioredis
 
-        client = aioredis.Redis.from_url(url, password=password, socket_timeout=timeout_seconds,
-                                         socket_connect_timeout=timeout_seconds, health_check_interval=30)
+        client = aioredis.Redis.from_url(
+            url,
+            password=password,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            health_check_interval=30,
+        )
         return cls(client)
 
     async def reserve(self, claim: Claim, now_ms: int, lease_end_ms: int, minute: counters.Window) -> Admission:
         args: list[str | int] = [now_ms, claim.reservation_id, lease_end_ms, len(claim.subjects), KEEP_MS]
         for subject, window in zip(claim.subjects, claim.budget_windows, strict=True):
             lim = subject.limits
-            args += [lim.requests_per_minute, lim.tokens_per_minute, lim.concurrency, lim.budget_nano,
-                     claim.tokens, claim.cost_nano, minute.ends_ms or 0, window.id,
-                     window.ends_ms + counters.GRACE_SECONDS * 1000 if window.ends_ms is not None else 0]
+            args += [
+                lim.requests_per_minute,
+                lim.tokens_per_minute,
+                lim.concurrency,
+                lim.budget_nano,
+                claim.tokens,
+                claim.cost_nano,
+                minute.ends_ms or 0,
+                window.id,
+                window.ends_ms + counters.GRACE_SECONDS * 1000 if window.ends_ms is not None else 0,
+            ]
         reply = [int(v) for v in await self._call(self._reserve, claim.keys(), args)]
         start = 1 if reply[0] == 1 else 3
-        counts = [Counts(*reply[i:i + 5]) for i in range(start, len(reply), 5)]
+        counts = [Counts(*reply[i : i + 5]) for i in range(start, len(reply), 5)]
         if reply[0] == 1:
             return Admission(None, counts)
         return Admission(Denial(claim.subjects[reply[1]], LIMIT_CODES[reply[2]]), counts)
@@ -111,8 +129,14 @@ class Ledger:
         args: list[str | int] = [claim.reservation_id, len(claim.subjects)]
         for subject in claim.subjects:
             lim = subject.limits
-            args += [1 if lim.tokens_per_minute else 0, tokens - claim.tokens, 1 if lim.tracked else 0,
-                     1 if lim.budget_nano else 0, claim.cost_nano, cost_nano]
+            args += [
+                1 if lim.tokens_per_minute else 0,
+                tokens - claim.tokens,
+                1 if lim.tracked else 0,
+                1 if lim.budget_nano else 0,
+                claim.cost_nano,
+                cost_nano,
+            ]
         reply = await self._call(self._reconcile, claim.keys(), args)
         values = [int(v) for v in reply]
         return [(values[i], values[i + 1]) for i in range(0, len(values), 2)]

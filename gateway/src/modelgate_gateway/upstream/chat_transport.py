@@ -67,9 +67,13 @@ def _note_dropped(deployment: str, dropped: list[str], request_id: str) -> None:
     fresh = [name for name in dropped if (deployment, name) not in _NOTED]
     if fresh and len(_NOTED) < _MAX_NOTED:
         _NOTED.update((deployment, name) for name in fresh)
-        log.info("deployment %s (chat completions) leaves out %s: they do not change what the model "
-                 "produces or it cannot run them; see docs/translation.md (request %s)",
-                 deployment, ", ".join(fresh), request_id)
+        log.info(
+            "deployment %s (chat completions) leaves out %s: they do not change what the model "
+            "produces or it cannot run them; see docs/translation.md (request %s)",
+            deployment,
+            ", ".join(fresh),
+            request_id,
+        )
     else:
         log.debug("deployment %s leaves out %s (request %s)", deployment, ", ".join(dropped), request_id)
 
@@ -83,9 +87,18 @@ class ChatTransport:
         self._client = client
         self._stores = stores
 
-    async def open(self, dep: DeploymentRuntime, method: str, path: str, *, payload: dict[str, Any] | None,
-                   raw: bytes | None, query: Mapping[str, str] | None, request_id: str,
-                   headers: Sequence[tuple[str, str]] = ()) -> UpstreamReply:
+    async def open(
+        self,
+        dep: DeploymentRuntime,
+        method: str,
+        path: str,
+        *,
+        payload: dict[str, Any] | None,
+        raw: bytes | None,
+        query: Mapping[str, str] | None,
+        request_id: str,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> UpstreamReply:
         """``headers`` (OpenAI-Beta, Idempotency-Key) concern the Responses API: not passed to a chat API."""
         if method == "POST" and path == "/responses" and payload is not None:
             return await self._create(dep, payload, request_id)
@@ -100,16 +113,19 @@ class ChatTransport:
     def _conversations(self, dep: DeploymentRuntime, param: str | None) -> Conversations:
         store = self._stores.store
         if store is None:
-            raise Untranslatable(f"Conversations on deployment {dep.name} (Chat Completions) need the gateway's "
-                                 "state store (spec.state.redisUrl), which is not configured.", param=param)
+            raise Untranslatable(
+                f"Conversations on deployment {dep.name} (Chat Completions) need the gateway's "
+                "state store (spec.state.redisUrl), which is not configured.",
+                param=param,
+            )
         return store.conversations()
 
-    async def _conversations_api(self, dep: DeploymentRuntime, method: str, path: str,
-                                 payload: dict[str, Any] | None, query: Mapping[str, str]) -> UpstreamReply:
+    async def _conversations_api(
+        self, dep: DeploymentRuntime, method: str, path: str, payload: dict[str, Any] | None, query: Mapping[str, str]
+    ) -> UpstreamReply:
         conversations = self._conversations(dep, None)
         try:
-            return await conversations_api.serve(conversations, self._stores.ttl_seconds, method, path, payload,
-                                                 query)
+            return await conversations_api.serve(conversations, self._stores.ttl_seconds, method, path, payload, query)
         except StateStoreError as exc:
             raise _unavailable(exc) from None
 
@@ -133,8 +149,11 @@ class ChatTransport:
         except StateStoreError as exc:
             raise _unavailable(exc) from None
         if stored is None:
-            raise InvalidRequest(f"Previous response with id '{previous}' not found.",
-                                 param="previous_response_id", code="previous_response_not_found")
+            raise InvalidRequest(
+                f"Previous response with id '{previous}' not found.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
         return stored.messages
 
     async def _create(self, dep: DeploymentRuntime, payload: dict[str, Any], request_id: str) -> UpstreamReply:
@@ -148,14 +167,26 @@ class ChatTransport:
             return resp
         return ChatReply(resp, dep, payload, history, self._stores)
 
-    def _translate(self, dep: DeploymentRuntime, body: dict[str, Any], history: list[dict[str, Any]] | None,
-                   dropped: list[str] | None = None) -> dict[str, Any]:
+    def _translate(
+        self,
+        dep: DeploymentRuntime,
+        body: dict[str, Any],
+        history: list[dict[str, Any]] | None,
+        dropped: list[str] | None = None,
+    ) -> dict[str, Any]:
         try:
-            return translate_request(body, dep.model, history, drop_unsupported_tools=dep.drop_unsupported_tools,
-                                     dropped=dropped, openai_fields=dep.provider in _OPENAI_PROVIDERS)
+            return translate_request(
+                body,
+                dep.model,
+                history,
+                drop_unsupported_tools=dep.drop_unsupported_tools,
+                dropped=dropped,
+                openai_fields=dep.provider in _OPENAI_PROVIDERS,
+            )
         except UntranslatableError as exc:
-            raise Untranslatable(f"{exc.message} (deployment {dep.name} speaks Chat Completions)",
-                                 param=exc.param) from None
+            raise Untranslatable(
+                f"{exc.message} (deployment {dep.name} speaks Chat Completions)", param=exc.param
+            ) from None
 
     async def _compact(self, dep: DeploymentRuntime, payload: dict[str, Any], request_id: str) -> UpstreamReply:
         """The model summarises the conversation; the reply packs it as OpenAI's compaction does."""
@@ -169,9 +200,15 @@ class ChatTransport:
 
     async def _send(self, dep: DeploymentRuntime, chat: dict[str, Any], request_id: str) -> Reply:
         assert dep.endpoint is not None
-        return await self._client.send(dep.endpoint, "POST", "/chat/completions", body=orjson.dumps(chat),
-                                       content_type="application/json",
-                                       extra_headers=(("X-Request-Id", request_id),), pool_key=dep.pool_key)
+        return await self._client.send(
+            dep.endpoint,
+            "POST",
+            "/chat/completions",
+            body=orjson.dumps(chat),
+            content_type="application/json",
+            extra_headers=(("X-Request-Id", request_id),),
+            pool_key=dep.pool_key,
+        )
 
     async def _count(self, dep: DeploymentRuntime, payload: dict[str, Any]) -> UpstreamReply:
         """An estimate (marked ``"estimated": true``): chat APIs have no endpoint that counts tokens."""
@@ -179,15 +216,20 @@ class ChatTransport:
         body = {k: v for k, v in payload.items() if k not in ("stream", "conversation")}
         chat = self._translate(dep, body, history)
         count = estimate_chat_tokens(chat)
-        return MemoryReply(200, orjson.dumps({"object": "response.input_tokens", "input_tokens": count,
-                                              "estimated": True}))
+        return MemoryReply(
+            200, orjson.dumps({"object": "response.input_tokens", "input_tokens": count, "estimated": True})
+        )
 
     async def _follow_up(self, method: str, path: str, query: Mapping[str, str]) -> UpstreamReply:
         parts = path.strip("/").split("/")
         store = self._stores.store
         if store is None:
-            return json_error(404, "Responses of chat-completions deployments are stored only when the gateway "
-                              "has a state store (spec.state.redisUrl).", "not_found")
+            return json_error(
+                404,
+                "Responses of chat-completions deployments are stored only when the gateway "
+                "has a state store (spec.state.redisUrl).",
+                "not_found",
+            )
         try:
             stored = await store.get(parts[1])
             if stored is None:
@@ -220,8 +262,9 @@ class CompactReply:
             completion = orjson.loads(await self._resp.read())
         except orjson.JSONDecodeError:
             raise UpstreamProtocolError("chat upstream sent a body that is not JSON") from None
-        return orjson.dumps(compacted_response(completion, self._kept, "resp_" + os.urandom(16).hex(),
-                                               int(time.time())))
+        return orjson.dumps(
+            compacted_response(completion, self._kept, "resp_" + os.urandom(16).hex(), int(time.time()))
+        )
 
     def chunks(self) -> AsyncIterator[bytes]:
         raise NotImplementedError("compaction answers are never streamed")
@@ -236,8 +279,14 @@ class CompactReply:
 class ChatReply:
     """A successful chat-completions reply, read or streamed as Responses."""
 
-    def __init__(self, resp: Reply, dep: DeploymentRuntime, payload: dict[str, Any],
-                 history: list[dict[str, Any]] | None, stores: StoreHolder) -> None:
+    def __init__(
+        self,
+        resp: Reply,
+        dep: DeploymentRuntime,
+        payload: dict[str, Any],
+        history: list[dict[str, Any]] | None,
+        stores: StoreHolder,
+    ) -> None:
         self._resp = resp
         self._dep = dep
         self._payload = payload
@@ -256,8 +305,14 @@ class ChatReply:
             chat = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise UpstreamProtocolError("chat upstream sent a body that is not JSON") from None
-        response = translate_response(chat, response_id=self._id, model=self._dep.model, created_at=self._created,
-                                      request=self._payload, completed_at=int(time.time()))
+        response = translate_response(
+            chat,
+            response_id=self._id,
+            model=self._dep.model,
+            created_at=self._created,
+            request=self._payload,
+            completed_at=int(time.time()),
+        )
         await self._save(response)
         return orjson.dumps(response)
 
@@ -267,8 +322,9 @@ class ChatReply:
         return self._frames
 
     async def _translate(self) -> AsyncIterator[bytes]:
-        translator = ChatStreamTranslator(response_id=self._id, model=self._dep.model,
-                                          created_at=self._created, request=self._payload)
+        translator = ChatStreamTranslator(
+            response_id=self._id, model=self._dep.model, created_at=self._created, request=self._payload
+        )
         # The opening events are held back until the upstream produced something, so a chat
         # upstream that dies right after its headers can still be failed over.
         pending = translator.start()
@@ -314,16 +370,21 @@ class ChatReply:
         if store is None:
             return
         try:  # a conversation gets the turn whatever ``store`` says: the conversation is the storage
-            await conversations_api.record_turn(store.conversations(), self._payload, response,
-                                                self._stores.ttl_seconds)
+            await conversations_api.record_turn(
+                store.conversations(), self._payload, response, self._stores.ttl_seconds
+            )
         except StateStoreError as exc:
-            log.warning("could not add response %s to its conversation (deployment %s): %s", self._id,
-                        self._dep.name, exc)
+            log.warning(
+                "could not add response %s to its conversation (deployment %s): %s", self._id, self._dep.name, exc
+            )
         if self._payload.get("store") is False:
             return
-        stored = StoredResponse(response=response,
-                                messages=conversation_messages(self._payload, self._history, response),
-                                input_items=stored_input_items(self._payload), created_at=self._created)
+        stored = StoredResponse(
+            response=response,
+            messages=conversation_messages(self._payload, self._history, response),
+            input_items=stored_input_items(self._payload),
+            created_at=self._created,
+        )
         try:
             await store.put(self._id, stored, self._stores.ttl_seconds)
         except StateStoreError as exc:  # the answer still reaches the client; only follow-ups lose

@@ -37,8 +37,9 @@ class Lifetimes:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _load(cert_pem: bytes) -> x509.Certificate | None:
@@ -52,14 +53,28 @@ def new_ca(now: datetime.datetime, lifetime: datetime.timedelta, name: str) -> t
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE).not_valid_after(now + lifetime)
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(now + lifetime)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -76,8 +91,9 @@ def _san(names: Sequence[str]) -> list[x509.GeneralName]:
     return entries
 
 
-def new_serving(ca_cert_pem: bytes, ca_key_pem: bytes, names: Sequence[str], now: datetime.datetime,
-                lifetime: datetime.timedelta) -> tuple[bytes, bytes]:
+def new_serving(
+    ca_cert_pem: bytes, ca_key_pem: bytes, names: Sequence[str], now: datetime.datetime, lifetime: datetime.timedelta
+) -> tuple[bytes, bytes]:
     """A serving certificate for ``names`` (DNS names or IP addresses), signed by the CA."""
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
@@ -87,9 +103,11 @@ def new_serving(ca_cert_pem: bytes, ca_key_pem: bytes, names: Sequence[str], now
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(ca_cert.subject).public_key(key.public_key())
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE).not_valid_after(min(now + lifetime, ca_cert.not_valid_after_utc))
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(min(now + lifetime, ca_cert.not_valid_after_utc))
         .add_extension(x509.SubjectAlternativeName(_san(names)), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -105,8 +123,7 @@ def _past(cert: x509.Certificate, fraction: float, now: datetime.datetime) -> bo
     return now < start or now >= start + (end - start) * fraction
 
 
-def _serving_ok(data: Mapping[str, bytes], ca: x509.Certificate, names: Sequence[str],
-                now: datetime.datetime) -> bool:
+def _serving_ok(data: Mapping[str, bytes], ca: x509.Certificate, names: Sequence[str], now: datetime.datetime) -> bool:
     leaf = _load(data.get(TLS_CERT, b""))
     if leaf is None or TLS_KEY not in data or _past(leaf, 2 / 3, now) or leaf.issuer != ca.subject:
         return False
@@ -118,8 +135,13 @@ def _serving_ok(data: Mapping[str, bytes], ca: x509.Certificate, names: Sequence
     return set(san) == set(_san(names))
 
 
-def plan(data: Mapping[str, bytes], names: Sequence[str], now: datetime.datetime,
-         lifetimes: Lifetimes, ca_name: str = "modelgate-webhook-ca") -> dict[str, bytes]:
+def plan(
+    data: Mapping[str, bytes],
+    names: Sequence[str],
+    now: datetime.datetime,
+    lifetimes: Lifetimes,
+    ca_name: str = "modelgate-webhook-ca",
+) -> dict[str, bytes]:
     """What the Secret should hold now. Equal to ``data`` when nothing is due."""
     result = dict(data)
     ca = _load(result.get(CA_CERT, b""))
@@ -133,8 +155,7 @@ def plan(data: Mapping[str, bytes], names: Sequence[str], now: datetime.datetime
     elif _past(ca, 1 / 2, now) and NEXT_CERT not in result:
         result[NEXT_CERT], result[NEXT_KEY] = new_ca(now, lifetimes.ca, ca_name)
     if not _serving_ok(result, x509.load_pem_x509_certificate(result[CA_CERT]), names, now):
-        result[TLS_CERT], result[TLS_KEY] = new_serving(result[CA_CERT], result[CA_KEY], names, now,
-                                                        lifetimes.serving)
+        result[TLS_CERT], result[TLS_KEY] = new_serving(result[CA_CERT], result[CA_KEY], names, now, lifetimes.serving)
     return result
 
 

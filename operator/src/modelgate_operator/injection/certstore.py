@@ -37,8 +37,14 @@ class CertificateApi(Protocol):
 
     def create_secret(self, namespace: str, name: str, data: Mapping[str, bytes]) -> bool: ...
 
-    def update_secret(self, namespace: str, name: str, data: Mapping[str, bytes],
-                      old: Mapping[str, bytes], resource_version: str | None) -> bool: ...
+    def update_secret(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, bytes],
+        old: Mapping[str, bytes],
+        resource_version: str | None,
+    ) -> bool: ...
 
     def read_webhook_configuration(self, name: str) -> dict[str, Any] | None: ...
 
@@ -54,9 +60,17 @@ class Serving:
 class ManagedCertificates:
     """Self-signed CA managed by the operator; see the module docstring for the order of writes."""
 
-    def __init__(self, api: CertificateApi, namespace: str, secret: str, configuration: str,
-                 names: Sequence[str], *, lifetimes: Lifetimes | None = None,
-                 now: Callable[[], datetime.datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        api: CertificateApi,
+        namespace: str,
+        secret: str,
+        configuration: str,
+        names: Sequence[str],
+        *,
+        lifetimes: Lifetimes | None = None,
+        now: Callable[[], datetime.datetime] = utc_now,
+    ) -> None:
         self.api = api
         self.namespace = namespace
         self.secret = secret
@@ -82,8 +96,12 @@ class ManagedCertificates:
             else:
                 written = self.api.update_secret(self.namespace, self.secret, wanted, data, version)
             if written:
-                logger.info("webhook certificates in Secret %s/%s renewed (%s)", self.namespace, self.secret,
-                            ", ".join(sorted(k for k in wanted if wanted[k] != data.get(k))))
+                logger.info(
+                    "webhook certificates in Secret %s/%s renewed (%s)",
+                    self.namespace,
+                    self.secret,
+                    ", ".join(sorted(k for k in wanted if wanted[k] != data.get(k))),
+                )
                 return wanted
         raise KubeApiError(f"Secret {self.namespace}/{self.secret} kept changing under the operator")
 
@@ -91,8 +109,10 @@ class ManagedCertificates:
         """Write the bundle into every webhook that lacks it; the number of webhooks patched."""
         configuration = self.api.read_webhook_configuration(self.configuration)
         if configuration is None:
-            logger.warning("MutatingWebhookConfiguration %s not found: sidecars are not injected "
-                           "until the chart creates it", self.configuration)
+            logger.warning(
+                "MutatingWebhookConfiguration %s not found: sidecars are not injected until the chart creates it",
+                self.configuration,
+            )
             return 0
         encoded = base64.b64encode(bundle).decode()
         patched = 0

@@ -46,9 +46,17 @@ class NamespaceStore:
     def read_object(self, kind: str, name: str) -> Stored | None:
         return self.kube.read_object(kind, name)
 
-    def write_object(self, kind: str, name: str, data: Mapping[str, str | bytes], *,
-                     annotations: Mapping[str, str], labels: Mapping[str, str],
-                     owners: list[dict[str, Any]], drop: Iterable[str] = ()) -> None:
+    def write_object(
+        self,
+        kind: str,
+        name: str,
+        data: Mapping[str, str | bytes],
+        *,
+        annotations: Mapping[str, str],
+        labels: Mapping[str, str],
+        owners: list[dict[str, Any]],
+        drop: Iterable[str] = (),
+    ) -> None:
         self.kube.write_object(kind, name, data, annotations=annotations, labels=labels, owners=owners, drop=drop)
 
     def delete_object(self, kind: str, name: str) -> None:
@@ -80,9 +88,13 @@ class InjectionClient:
 
     def create_secret(self, namespace: str, name: str, data: Mapping[str, bytes]) -> bool:
         """Create the Secret; False when another replica created it first."""
-        body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                "metadata": {"name": name, "namespace": namespace, "labels": MANAGED_BY},
-                "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": name, "namespace": namespace, "labels": MANAGED_BY},
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        }
         try:
             call_api(f"create Secret {namespace}/{name}", self.core.create_namespaced_secret, namespace, body)
         except KubeApiError as exc:
@@ -91,8 +103,14 @@ class InjectionClient:
             raise
         return True
 
-    def update_secret(self, namespace: str, name: str, data: Mapping[str, bytes],
-                      old: Mapping[str, bytes], resource_version: str | None) -> bool:
+    def update_secret(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, bytes],
+        old: Mapping[str, bytes],
+        resource_version: str | None,
+    ) -> bool:
         """Replace the Secret's data if nobody changed it since ``resource_version``; else False."""
         encoded: dict[str, str | None] = {k: base64.b64encode(v).decode() for k, v in data.items()}
         encoded.update({k: None for k in old if k not in data})
@@ -100,8 +118,14 @@ class InjectionClient:
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
-            call_api(f"patch Secret {namespace}/{name}", self.core.patch_namespaced_secret, name, namespace,
-                     body, _content_type=_MERGE)
+            call_api(
+                f"patch Secret {namespace}/{name}",
+                self.core.patch_namespaced_secret,
+                name,
+                namespace,
+                body,
+                _content_type=_MERGE,
+            )
         except KubeApiError as exc:
             if _conflict(exc):
                 return False
@@ -109,18 +133,32 @@ class InjectionClient:
         return True
 
     def read_webhook_configuration(self, name: str) -> dict[str, Any] | None:
-        response = unless_missing(f"read MutatingWebhookConfiguration {name}",
-                                  self.admission.read_mutating_webhook_configuration, name, _preload_content=False)
+        response = unless_missing(
+            f"read MutatingWebhookConfiguration {name}",
+            self.admission.read_mutating_webhook_configuration,
+            name,
+            _preload_content=False,
+        )
         body = _json(response) if response is not None else None
         return body if isinstance(body, dict) else None
 
     def set_ca_bundle(self, name: str, index: int, webhook: str, bundle: bytes) -> None:
         """Set one webhook's caBundle; the ``test`` op makes a reordered list fail, not mis-patch."""
-        patch = [{"op": "test", "path": f"/webhooks/{index}/name", "value": webhook},
-                 {"op": "add", "path": f"/webhooks/{index}/clientConfig/caBundle",
-                  "value": base64.b64encode(bundle).decode()}]
-        call_api(f"patch caBundle of MutatingWebhookConfiguration {name}",
-                 self.admission.patch_mutating_webhook_configuration, name, patch, _content_type=_JSON_PATCH)
+        patch = [
+            {"op": "test", "path": f"/webhooks/{index}/name", "value": webhook},
+            {
+                "op": "add",
+                "path": f"/webhooks/{index}/clientConfig/caBundle",
+                "value": base64.b64encode(bundle).decode(),
+            },
+        ]
+        call_api(
+            f"patch caBundle of MutatingWebhookConfiguration {name}",
+            self.admission.patch_mutating_webhook_configuration,
+            name,
+            patch,
+            _content_type=_JSON_PATCH,
+        )
 
     # --- sidecar namespaces (reconciling.sidecars) -----------------------------------------
 
@@ -139,11 +177,24 @@ class InjectionClient:
         }[plural]
         answers: list[Any] = []
         if not namespaces:
-            answers.append(call_api(f"list {plural} ({label_selector})", everywhere,
-                                    label_selector=label_selector, _preload_content=False))
+            answers.append(
+                call_api(
+                    f"list {plural} ({label_selector})",
+                    everywhere,
+                    label_selector=label_selector,
+                    _preload_content=False,
+                )
+            )
         for namespace in namespaces:
-            answers.append(call_api(f"list {plural} in {namespace} ({label_selector})", namespaced, namespace,
-                                    label_selector=label_selector, _preload_content=False))
+            answers.append(
+                call_api(
+                    f"list {plural} in {namespace} ({label_selector})",
+                    namespaced,
+                    namespace,
+                    label_selector=label_selector,
+                    _preload_content=False,
+                )
+            )
         return [item for answer in answers for item in _json(answer).get("items") or []]
 
     def read_namespace_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
@@ -151,30 +202,47 @@ class InjectionClient:
 
     def store(self, namespace: str, configmap: str, secret: str) -> NamespaceStore:
         """The committer's store for a namespace's sidecar objects."""
-        settings = dataclasses.replace(self.kube.settings, gateway_namespace=namespace, configmap=configmap,
-                                       secret=secret)
+        settings = dataclasses.replace(
+            self.kube.settings, gateway_namespace=namespace, configmap=configmap, secret=secret
+        )
         return NamespaceStore(KubeClient(settings, self.core.api_client))
 
     def set_role_binding(self, namespace: str, name: str, cluster_role: str, service_accounts: list[str]) -> bool:
         """Bind ``cluster_role`` in ``namespace`` to exactly these ServiceAccounts; True if written."""
         subjects = [{"kind": "ServiceAccount", "name": sa, "namespace": namespace} for sa in service_accounts]
-        current = unless_missing(f"read RoleBinding {namespace}/{name}", self.rbac.read_namespaced_role_binding,
-                                 name, namespace, _preload_content=False)
+        current = unless_missing(
+            f"read RoleBinding {namespace}/{name}",
+            self.rbac.read_namespaced_role_binding,
+            name,
+            namespace,
+            _preload_content=False,
+        )
         if current is None:
-            body = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                    "metadata": {"name": name, "namespace": namespace, "labels": MANAGED_BY},
-                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
-                    "subjects": subjects}
-            call_api(f"create RoleBinding {namespace}/{name}", self.rbac.create_namespaced_role_binding, namespace,
-                     body)
+            body = {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": name, "namespace": namespace, "labels": MANAGED_BY},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+                "subjects": subjects,
+            }
+            call_api(
+                f"create RoleBinding {namespace}/{name}", self.rbac.create_namespaced_role_binding, namespace, body
+            )
             return True
         if (_json(current).get("subjects") or []) == subjects:
             return False
-        call_api(f"patch RoleBinding {namespace}/{name}", self.rbac.patch_namespaced_role_binding, name, namespace,
-                 {"subjects": subjects}, _content_type=_MERGE)
+        call_api(
+            f"patch RoleBinding {namespace}/{name}",
+            self.rbac.patch_namespaced_role_binding,
+            name,
+            namespace,
+            {"subjects": subjects},
+            _content_type=_MERGE,
+        )
         return True
 
     def delete_role_binding(self, namespace: str, name: str) -> None:
         """Delete the RoleBinding (already gone is fine)."""
-        unless_missing(f"delete RoleBinding {namespace}/{name}", self.rbac.delete_namespaced_role_binding,
-                       name, namespace)
+        unless_missing(
+            f"delete RoleBinding {namespace}/{name}", self.rbac.delete_namespaced_role_binding, name, namespace
+        )

@@ -89,8 +89,9 @@ def _declared_ports(spec: Mapping[str, Any]) -> dict[int, str]:
 def _conflicts(spec: Mapping[str, Any], port: int, admin_port: int) -> str | None:
     """Why the sidecar cannot live in this pod, or None."""
     if spec.get("hostNetwork"):
-        return ("the pod uses hostNetwork: a sidecar on 127.0.0.1 would share the node's loopback "
-                "with every other such pod")
+        return (
+            "the pod uses hostNetwork: a sidecar on 127.0.0.1 would share the node's loopback with every other such pod"
+        )
     if any(c.get("name") == CONTAINER for c in spec.get("containers") or []):
         return f"the pod already has an app container named {CONTAINER!r}"
     if port == admin_port:
@@ -98,8 +99,10 @@ def _conflicts(spec: Mapping[str, Any], port: int, admin_port: int) -> str | Non
     declared = _declared_ports(spec)
     for wanted, annotation in ((port, PORT_ANNOTATION), (admin_port, ADMIN_PORT_ANNOTATION)):
         if wanted in declared:
-            return (f"port {wanted} is already used by container {declared[wanted]!r}; "
-                    f"choose another with the annotation {annotation}")
+            return (
+                f"port {wanted} is already used by container {declared[wanted]!r}; "
+                f"choose another with the annotation {annotation}"
+            )
     volumes = {v.get("name") for v in spec.get("volumes") or []}
     taken = sorted(volumes & {TMP_VOLUME, TOKEN_VOLUME})
     if taken:
@@ -107,8 +110,7 @@ def _conflicts(spec: Mapping[str, Any], port: int, admin_port: int) -> str | Non
     return None
 
 
-def decide(pod: Mapping[str, Any], namespace: str, namespace_enabled: bool,
-           template: SidecarTemplate) -> Decision:
+def decide(pod: Mapping[str, Any], namespace: str, namespace_enabled: bool, template: SidecarTemplate) -> Decision:
     """Inject, skip or deny one pod about to be created in ``namespace``.
 
     ``namespace_enabled``: the namespace carries the label ``modelgate.dev/inject=enabled`` (the
@@ -120,8 +122,7 @@ def decide(pod: Mapping[str, Any], namespace: str, namespace_enabled: bool,
     annotations = meta.get("annotations") or {}
     wanted = _opted_in(annotations, namespace_enabled)
     if wanted is None:
-        return Decision(Action.DENY, f"annotation {INJECT} must be \"true\" or \"false\", "
-                                     f"not {annotations.get(INJECT)!r}")
+        return Decision(Action.DENY, f'annotation {INJECT} must be "true" or "false", not {annotations.get(INJECT)!r}')
     if not wanted:
         return Decision(Action.SKIP, "not requested" if INJECT not in annotations else "opted out")
     spec = pod.get("spec") or {}
@@ -152,14 +153,20 @@ def _metadata_ops(meta: Mapping[str, Any], template: SidecarTemplate, admin_port
     scrape: dict[str, str] = {}
     # The app may already describe its own metrics endpoint: never mix ours into it.
     if not any(k in annotations for k in _PROMETHEUS):
-        scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(admin_port),
-                  "prometheus.io/path": "/metrics"}
-    return [*_add_entries(meta, "labels", {SIDECAR_LABEL: template.gateway}),
-            *_add_entries(meta, "annotations", scrape)]
+        scrape = {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(admin_port),
+            "prometheus.io/path": "/metrics",
+        }
+    return [
+        *_add_entries(meta, "labels", {SIDECAR_LABEL: template.gateway}),
+        *_add_entries(meta, "annotations", scrape),
+    ]
 
 
-def _append(spec: Mapping[str, Any], field: str, items: Sequence[Mapping[str, Any]],
-            *prefix: str | int, first: bool = False) -> list[dict[str, Any]]:
+def _append(
+    spec: Mapping[str, Any], field: str, items: Sequence[Mapping[str, Any]], *prefix: str | int, first: bool = False
+) -> list[dict[str, Any]]:
     """Add ``items`` to the list ``spec[field]`` (creating it when absent), at its start or end."""
     if not spec.get(field):
         return [{"op": "add", "path": _pointer(*prefix, field), "value": [dict(i) for i in items]}]
@@ -168,8 +175,7 @@ def _append(spec: Mapping[str, Any], field: str, items: Sequence[Mapping[str, An
     return list(reversed(ops)) if first else ops
 
 
-def _spec_ops(spec: Mapping[str, Any], template: SidecarTemplate, port: int,
-              admin_port: int) -> list[dict[str, Any]]:
+def _spec_ops(spec: Mapping[str, Any], template: SidecarTemplate, port: int, admin_port: int) -> list[dict[str, Any]]:
     # First among the init containers: the ones already there may call the gateway too.
     ops = _append(spec, "initContainers", [sidecar_container(template, port, admin_port)], "spec", first=True)
     ops += _append(spec, "volumes", sidecar_volumes(), "spec")
@@ -182,8 +188,12 @@ def _spec_ops(spec: Mapping[str, Any], template: SidecarTemplate, port: int,
 
 
 def _probe(path: str, period: int, timeout: int, failures: int) -> dict[str, Any]:
-    return {"httpGet": {"path": path, "port": ADMIN_PORT_NAME}, "periodSeconds": period,
-            "timeoutSeconds": timeout, "failureThreshold": failures}
+    return {
+        "httpGet": {"path": path, "port": ADMIN_PORT_NAME},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
 
 
 def sidecar_container(template: SidecarTemplate, port: int, admin_port: int) -> dict[str, Any]:
@@ -194,13 +204,23 @@ def sidecar_container(template: SidecarTemplate, port: int, admin_port: int) -> 
         "imagePullPolicy": template.image_pull_policy,
         "restartPolicy": "Always",
         "args": [
-            "--host", "127.0.0.1", "--port", str(port),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
             # Metrics and probes on the pod IP: the kubelet and Prometheus cannot reach loopback.
-            "--metrics-host", "0.0.0.0", "--metrics-port", str(admin_port),  # noqa: S104
-            "--kube-configmap", f"$(POD_NAMESPACE)/{template.configmap}",
-            "--kube-secret", f"$(POD_NAMESPACE)/{template.secret}",
-            "--shutdown-grace-seconds", str(template.shutdown_grace_seconds),
-            "--log-level", template.log_level,
+            "--metrics-host",
+            "0.0.0.0",  # noqa: S104
+            "--metrics-port",
+            str(admin_port),
+            "--kube-configmap",
+            f"$(POD_NAMESPACE)/{template.configmap}",
+            "--kube-secret",
+            f"$(POD_NAMESPACE)/{template.secret}",
+            "--shutdown-grace-seconds",
+            str(template.shutdown_grace_seconds),
+            "--log-level",
+            template.log_level,
         ],
         "env": [
             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -226,10 +246,24 @@ def sidecar_volumes() -> list[dict[str, Any]]:
     """The sidecar's own token (app containers keep whatever the pod's automount decided)."""
     return [
         {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}},
-        {"name": TOKEN_VOLUME, "projected": {"defaultMode": 0o444, "sources": [
-            {"serviceAccountToken": {"path": "token", "expirationSeconds": _TOKEN_SECONDS}},
-            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-            {"downwardAPI": {"items": [{"path": "namespace",
-                                        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
-        ]}},
+        {
+            "name": TOKEN_VOLUME,
+            "projected": {
+                "defaultMode": 0o444,
+                "sources": [
+                    {"serviceAccountToken": {"path": "token", "expirationSeconds": _TOKEN_SECONDS}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    {
+                        "downwardAPI": {
+                            "items": [
+                                {
+                                    "path": "namespace",
+                                    "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                                }
+                            ]
+                        }
+                    },
+                ],
+            },
+        },
     ]

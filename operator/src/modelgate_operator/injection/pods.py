@@ -41,9 +41,13 @@ def sidecar_pod(body: Mapping[str, Any]) -> SidecarPod | None:
     ports = [p.get("containerPort") for p in sidecar.get("ports") or [] if p.get("name") == ADMIN_PORT_NAME]
     admin_port = ports[0] if ports and isinstance(ports[0], int) else None
     running = status.get("phase") == "Running" and bool(status.get("podIP"))
-    return SidecarPod(namespace=str(meta["namespace"]), name=str(meta["name"]),
-                      service_account=str(spec.get("serviceAccountName") or "default"),
-                      ip=str(status["podIP"]) if running else None, admin_port=admin_port)
+    return SidecarPod(
+        namespace=str(meta["namespace"]),
+        name=str(meta["name"]),
+        service_account=str(spec.get("serviceAccountName") or "default"),
+        ip=str(status["podIP"]) if running else None,
+        admin_port=admin_port,
+    )
 
 
 def service_accounts(pods: Iterable[SidecarPod]) -> dict[str, list[str]]:

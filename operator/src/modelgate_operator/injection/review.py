@@ -48,8 +48,11 @@ def _request(review: Any) -> Mapping[str, Any]:
 def _answer(uid: str, decision: Decision | None) -> dict[str, Any]:
     response: dict[str, Any] = {"uid": uid, "allowed": True}
     if decision is not None and decision.action is Action.DENY:
-        response = {"uid": uid, "allowed": False,
-                    "status": {"code": 400, "reason": "BadRequest", "message": decision.reason}}
+        response = {
+            "uid": uid,
+            "allowed": False,
+            "status": {"code": 400, "reason": "BadRequest", "message": decision.reason},
+        }
     elif decision is not None and decision.action is Action.INJECT:
         patch = json.dumps(list(decision.patch), separators=(",", ":")).encode()
         response.update(patchType="JSONPatch", patch=base64.b64encode(patch).decode())
@@ -66,8 +69,11 @@ def review_pod(body: bytes, namespace_enabled: bool, template: SidecarTemplate) 
     kind = request.get("kind") or {}
     namespace = str(request.get("namespace") or "")
     dry_run = request.get("dryRun") is True
-    if (kind.get("group"), kind.get("version"), kind.get("kind")) != ("", "v1", "Pod") \
-            or request.get("operation") != "CREATE" or request.get("subResource"):
+    if (
+        (kind.get("group"), kind.get("version"), kind.get("kind")) != ("", "v1", "Pod")
+        or request.get("operation") != "CREATE"
+        or request.get("subResource")
+    ):
         return Reviewed(_answer(request["uid"], None), None, namespace, dry_run)
     pod = request.get("object")
     if not isinstance(pod, Mapping):

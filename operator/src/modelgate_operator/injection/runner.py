@@ -28,8 +28,13 @@ class CertificateSource(Protocol):
 
 
 class Injector:
-    def __init__(self, server: WebhookServer, certificates: CertificateSource, check_seconds: float,
-                 retry: tuple[float, float] = (_RETRY_FIRST, _RETRY_MAX)) -> None:
+    def __init__(
+        self,
+        server: WebhookServer,
+        certificates: CertificateSource,
+        check_seconds: float,
+        retry: tuple[float, float] = (_RETRY_FIRST, _RETRY_MAX),
+    ) -> None:
         self.server = server
         self.certificates = certificates
         self.check_seconds = check_seconds
@@ -73,8 +78,9 @@ class Injector:
             await asyncio.sleep(self.check_seconds)
 
 
-def build_injector(settings: InjectionSettings, template: SidecarTemplate, api: CertificateApi,
-                   on_injected: Callable[[str], None]) -> Injector:
+def build_injector(
+    settings: InjectionSettings, template: SidecarTemplate, api: CertificateApi, on_injected: Callable[[str], None]
+) -> Injector:
     """The injector sidecar mode's settings describe: its server, and certificates managed by the
     operator (``api``) or mounted by cert-manager."""
     server = WebhookServer(template, settings.host, settings.port, on_injected=on_injected)
@@ -82,6 +88,7 @@ def build_injector(settings: InjectionSettings, template: SidecarTemplate, api: 
     if settings.cert_dir is not None:
         certificates = MountedCertificates(settings.cert_dir)
     else:
-        certificates = ManagedCertificates(api, settings.namespace, settings.tls_secret, settings.configuration,
-                                           settings.names)
+        certificates = ManagedCertificates(
+            api, settings.namespace, settings.tls_secret, settings.configuration, settings.names
+        )
     return Injector(server, certificates, settings.check_seconds)

@@ -37,8 +37,9 @@ def _error(status: int, message: str, code: str) -> web.Response:
 class WebhookServer:
     """Serves AdmissionReviews; ``on_injected(namespace)`` is told about every real injection."""
 
-    def __init__(self, template: SidecarTemplate, host: str, port: int,
-                 on_injected: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, template: SidecarTemplate, host: str, port: int, on_injected: Callable[[str], None] | None = None
+    ) -> None:
         self.template = template
         self.host = host
         self.port = port

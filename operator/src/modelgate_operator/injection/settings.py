@@ -59,13 +59,13 @@ class InjectionSettings:
         template = env.get("MODELGATE_OPERATOR_SIDECAR_TEMPLATE", "").strip()
         if not template:
             return None
-        extra = tuple(n.strip() for n in env.get("MODELGATE_OPERATOR_WEBHOOK_EXTRA_NAMES", "").split(",")
-                      if n.strip())
+        extra = tuple(n.strip() for n in env.get("MODELGATE_OPERATOR_WEBHOOK_EXTRA_NAMES", "").split(",") if n.strip())
         return cls(
             template_path=template,
             namespace=namespace,
-            configuration=(env.get("MODELGATE_OPERATOR_WEBHOOK_CONFIGURATION", "").strip()
-                           or f"{gateway}-sidecar-injector"),
+            configuration=(
+                env.get("MODELGATE_OPERATOR_WEBHOOK_CONFIGURATION", "").strip() or f"{gateway}-sidecar-injector"
+            ),
             tls_secret=env.get("MODELGATE_OPERATOR_WEBHOOK_SECRET", "").strip() or f"{gateway}-webhook-tls",
             service=env.get("MODELGATE_OPERATOR_WEBHOOK_SERVICE", "").strip() or f"{gateway}-webhook",
             extra_names=extra,
@@ -75,6 +75,8 @@ class InjectionSettings:
             check_seconds=_int(env, "MODELGATE_OPERATOR_WEBHOOK_CERT_CHECK_SECONDS", 60, 1, 86400),
             cluster_role=env.get("MODELGATE_OPERATOR_SIDECAR_CLUSTERROLE", "").strip() or f"{gateway}-sidecar",
             sharing_namespaces=frozenset(
-                n.strip() for n in env.get("MODELGATE_OPERATOR_SIDECAR_SHARING_NAMESPACES", namespace).split(",")
-                if n.strip()),
+                n.strip()
+                for n in env.get("MODELGATE_OPERATOR_SIDECAR_SHARING_NAMESPACES", namespace).split(",")
+                if n.strip()
+            ),
         )

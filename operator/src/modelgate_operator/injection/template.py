@@ -90,9 +90,14 @@ class SidecarTemplate:
 
 def _strings(data: Mapping[str, Any]) -> dict[str, str]:
     values = {}
-    for key, name in (("imagePullPolicy", "image_pull_policy"), ("gateway", "gateway"),
-                      ("configMap", "configmap"), ("secret", "secret"), ("logLevel", "log_level"),
-                      ("apiKeysSecret", "api_keys_secret")):
+    for key, name in (
+        ("imagePullPolicy", "image_pull_policy"),
+        ("gateway", "gateway"),
+        ("configMap", "configmap"),
+        ("secret", "secret"),
+        ("logLevel", "log_level"),
+        ("apiKeysSecret", "api_keys_secret"),
+    ):
         if key in data:
             if not isinstance(data[key], str) or not data[key]:
                 raise TemplateError(f"sidecar template: {key!r} must be a non-empty string")
@@ -102,9 +107,12 @@ def _strings(data: Mapping[str, Any]) -> dict[str, str]:
 
 def _integers(data: Mapping[str, Any]) -> dict[str, int]:
     values = {}
-    for key, name, low, high in (("port", "port", 1, 65535), ("adminPort", "admin_port", 1, 65535),
-                                 ("shutdownGraceSeconds", "shutdown_grace_seconds", 0, 3600),
-                                 ("startupSeconds", "startup_seconds", 1, 3600)):
+    for key, name, low, high in (
+        ("port", "port", 1, 65535),
+        ("adminPort", "admin_port", 1, 65535),
+        ("shutdownGraceSeconds", "shutdown_grace_seconds", 0, 3600),
+        ("startupSeconds", "startup_seconds", 1, 3600),
+    ):
         if key in data:
             value = data[key]
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:

@@ -122,34 +122,55 @@ class KubeClient:
         doubles the time.
         """
         if self.settings.clusterwide:
-            return _items(call_api("list ModelRoutes", self.custom.list_cluster_custom_object,
-                                   GROUP, VERSION, PLURAL, resource_version="0", _preload_content=False))
+            return _items(
+                call_api(
+                    "list ModelRoutes",
+                    self.custom.list_cluster_custom_object,
+                    GROUP,
+                    VERSION,
+                    PLURAL,
+                    resource_version="0",
+                    _preload_content=False,
+                )
+            )
         items: list[dict[str, Any]] = []
         for namespace in self.settings.namespaces:
-            items.extend(_items(call_api(f"list ModelRoutes in {namespace}",
-                                         self.custom.list_namespaced_custom_object, GROUP, VERSION,
-                                         namespace, PLURAL, resource_version="0", _preload_content=False)))
+            items.extend(
+                _items(
+                    call_api(
+                        f"list ModelRoutes in {namespace}",
+                        self.custom.list_namespaced_custom_object,
+                        GROUP,
+                        VERSION,
+                        namespace,
+                        PLURAL,
+                        resource_version="0",
+                        _preload_content=False,
+                    )
+                )
+            )
         return items
 
     def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """A Secret's decoded data, or None when it does not exist."""
-        secret = unless_missing(f"read Secret {namespace}/{name}", self.core.read_namespaced_secret,
-                                 name, namespace)
+        secret = unless_missing(f"read Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace)
         if secret is None:
             return None
         return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
     def read_object(self, kind: str, name: str) -> Stored | None:
         """A ConfigMap or Secret of the gateway's namespace, or None when it does not exist."""
-        read: Callable[..., Any] = (self.core.read_namespaced_secret if kind == "Secret"
-                                    else self.core.read_namespaced_config_map)
+        read: Callable[..., Any] = (
+            self.core.read_namespaced_secret if kind == "Secret" else self.core.read_namespaced_config_map
+        )
         ns = self.settings.gateway_namespace
         found: Any = unless_missing(f"read {kind} {ns}/{name}", read, name, ns)
         if found is None:
             return None
         raw = found.data or {}
         data: dict[str, str | bytes] = (
-            {k: base64.b64decode(v) for k, v in raw.items()} if kind == "Secret" else dict(raw))
+            {k: base64.b64decode(v) for k, v in raw.items()} if kind == "Secret" else dict(raw)
+        )
         annotations = (found.metadata.annotations if found.metadata else None) or {}
         return Stored(data=data, annotations=dict(annotations))
 
@@ -161,15 +182,26 @@ class KubeClient:
         """
         s = self.settings
         statuses = []
-        for namespace in ([None] if s.clusterwide else list(s.namespaces)):
+        for namespace in [None] if s.clusterwide else list(s.namespaces):
             if namespace is None:
-                body = unless_missing(f"read ClusterKopfPeering {s.peering}",
-                                       self.custom.get_cluster_custom_object,
-                                       PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", s.peering)
+                body = unless_missing(
+                    f"read ClusterKopfPeering {s.peering}",
+                    self.custom.get_cluster_custom_object,
+                    PEERING_GROUP,
+                    PEERING_VERSION,
+                    "clusterkopfpeerings",
+                    s.peering,
+                )
             else:
-                body = unless_missing(f"read KopfPeering {namespace}/{s.peering}",
-                                       self.custom.get_namespaced_custom_object, PEERING_GROUP,
-                                       PEERING_VERSION, namespace, "kopfpeerings", s.peering)
+                body = unless_missing(
+                    f"read KopfPeering {namespace}/{s.peering}",
+                    self.custom.get_namespaced_custom_object,
+                    PEERING_GROUP,
+                    PEERING_VERSION,
+                    namespace,
+                    "kopfpeerings",
+                    s.peering,
+                )
             status = body.get("status") if isinstance(body, dict) else None
             if isinstance(status, dict):
                 statuses.append(status)
@@ -179,8 +211,9 @@ class KubeClient:
         """Running gateway pods with an IP and a container port named ``http``."""
         s = self.settings
         selector = ",".join(f"{k}={v}" for k, v in sorted(s.pod_selector.items()))
-        pods = call_api("list gateway pods", self.core.list_namespaced_pod, s.gateway_namespace,
-                     label_selector=selector)
+        pods = call_api(
+            "list gateway pods", self.core.list_namespaced_pod, s.gateway_namespace, label_selector=selector
+        )
         found = []
         for pod in pods.items or []:
             meta, spec, status = pod.metadata, pod.spec, pod.status
@@ -192,8 +225,7 @@ class KubeClient:
                 continue
             if not status.pod_ip or status.phase != "Running":
                 continue
-            ports = [p.container_port for c in spec.containers for p in (c.ports or [])
-                     if p.name == "http"]
+            ports = [p.container_port for c in spec.containers for p in (c.ports or []) if p.name == "http"]
             if ports:
                 found.append(PodEndpoint(meta.name, status.pod_ip, ports[0]))
         return sorted(found, key=lambda p: p.name)
@@ -204,69 +236,98 @@ class KubeClient:
         """References to the gateway Deployment, so what the operator writes is garbage-collected
         with it (empty until the Deployment exists)."""
         s = self.settings
-        deployment = unless_missing("read gateway Deployment", self.apps.read_namespaced_deployment,
-                                    s.gateway_deployment, s.gateway_namespace)
+        deployment = unless_missing(
+            "read gateway Deployment", self.apps.read_namespaced_deployment, s.gateway_deployment, s.gateway_namespace
+        )
         # No Deployment yet: objects stay until the gateway appears and owns them.
         uid = deployment.metadata.uid if deployment is not None and deployment.metadata else None
         if not uid:
             return []
-        return [{"apiVersion": "apps/v1", "kind": "Deployment", "name": s.gateway_deployment,
-                 "uid": uid, "controller": False, "blockOwnerDeletion": False}]
+        return [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": s.gateway_deployment,
+                "uid": uid,
+                "controller": False,
+                "blockOwnerDeletion": False,
+            }
+        ]
 
-    def write_object(self, kind: str, name: str, data: Mapping[str, str | bytes], *,
-                     annotations: Mapping[str, str], labels: Mapping[str, str],
-                     owners: list[dict[str, Any]], drop: Iterable[str] = ()) -> None:
+    def write_object(
+        self,
+        kind: str,
+        name: str,
+        data: Mapping[str, str | bytes],
+        *,
+        annotations: Mapping[str, str],
+        labels: Mapping[str, str],
+        owners: list[dict[str, Any]],
+        drop: Iterable[str] = (),
+    ) -> None:
         """Merge-patch a ConfigMap or Secret (create it on 404); keys in ``drop`` are removed."""
         values: dict[str, str | None] = {
-            k: base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode() if kind == "Secret"
+            k: base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode()
+            if kind == "Secret"
             else (v.decode() if isinstance(v, bytes) else v)
-            for k, v in data.items()}
+            for k, v in data.items()
+        }
         values.update({k: None for k in drop if k not in data})
-        meta = {"labels": {**MANAGED_BY, **labels}, "annotations": dict(annotations),
-                "ownerReferences": owners}
+        meta = {"labels": {**MANAGED_BY, **labels}, "annotations": dict(annotations), "ownerReferences": owners}
         body: dict[str, Any] = {"metadata": meta, "data": values}
         if kind == "Secret":
             body["type"] = "Opaque"
         ns = self.settings.gateway_namespace
-        create, patch = ((self.core.create_namespaced_secret, self.core.patch_namespaced_secret)
-                         if kind == "Secret" else
-                         (self.core.create_namespaced_config_map, self.core.patch_namespaced_config_map))
+        create, patch = (
+            (self.core.create_namespaced_secret, self.core.patch_namespaced_secret)
+            if kind == "Secret"
+            else (self.core.create_namespaced_config_map, self.core.patch_namespaced_config_map)
+        )
         try:
             call_api(f"patch {kind} {ns}/{name}", patch, name, ns, body, _content_type=_MERGE)
             return
         except KubeNotFound:
             pass  # not there yet: create it
-        full = {**body, "apiVersion": "v1", "kind": kind,
-                "metadata": {**meta, "name": name, "namespace": ns},
-                "data": {k: v for k, v in values.items() if v is not None}}
+        full = {
+            **body,
+            "apiVersion": "v1",
+            "kind": kind,
+            "metadata": {**meta, "name": name, "namespace": ns},
+            "data": {k: v for k, v in values.items() if v is not None},
+        }
         call_api(f"create {kind} {ns}/{name}", create, ns, full)
 
     def delete_object(self, kind: str, name: str) -> None:
         """Delete a ConfigMap or Secret of the gateway's namespace (already gone is fine)."""
-        delete = (self.core.delete_namespaced_secret if kind == "Secret"
-                  else self.core.delete_namespaced_config_map)
+        delete = self.core.delete_namespaced_secret if kind == "Secret" else self.core.delete_namespaced_config_map
         ns = self.settings.gateway_namespace
         unless_missing(f"delete {kind} {ns}/{name}", delete, name, ns)
 
-    def post_event(self, ref: Mapping[str, Any], event_type: str, reason: str,
-                   message: str, now: str) -> None:
+    def post_event(self, ref: Mapping[str, Any], event_type: str, reason: str, message: str, now: str) -> None:
         """Record a Kubernetes Event about a ModelRoute (what ``kubectl describe`` shows)."""
         meta = ref.get("metadata") or {}
         namespace = str(meta.get("namespace") or "default")
         body = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{meta.get('name', 'modelroute')}.{uuid.uuid4().hex[:16]}",
-                         "namespace": namespace},
-            "involvedObject": {"apiVersion": ref.get("apiVersion"), "kind": ref.get("kind"),
-                               "name": meta.get("name"), "namespace": namespace,
-                               "uid": meta.get("uid")},
-            "type": event_type, "reason": reason, "message": message[:1024],
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta.get('name', 'modelroute')}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": ref.get("apiVersion"),
+                "kind": ref.get("kind"),
+                "name": meta.get("name"),
+                "namespace": namespace,
+                "uid": meta.get("uid"),
+            },
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1024],
             "source": {"component": "modelgate-operator"},
             "reportingComponent": "modelgate-operator",
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
         }
-        call_api(f"post Event for {namespace}/{meta.get('name')}",
-              self.core.create_namespaced_event, namespace, body)
+        call_api(f"post Event for {namespace}/{meta.get('name')}", self.core.create_namespaced_event, namespace, body)
 
     def post_base_config_warning(self, message: str, now: str) -> None:
         """A Warning Event ``BaseConfigRejected`` on the base ConfigMap (when the settings name it)."""
@@ -275,18 +336,25 @@ class KubeClient:
             return
         namespace, name = ref
         try:  # with its uid, `kubectl describe configmap` finds the Event
-            meta = call_api(f"read ConfigMap {namespace}/{name}", self.core.read_namespaced_config_map,
-                         name, namespace).metadata
+            meta = call_api(
+                f"read ConfigMap {namespace}/{name}", self.core.read_namespaced_config_map, name, namespace
+            ).metadata
             uid = meta.uid if meta is not None else None
         except KubeApiError:
             uid = None  # not readable (RBAC) or gone: the Event still names it
-        obj = {"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": name, "namespace": namespace, "uid": uid}}
+        obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace, "uid": uid}}
         self.post_event(obj, "Warning", "BaseConfigRejected", message, now)
 
     def patch_route_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         # Deleted meanwhile (404): nothing to report on.
-        unless_missing(f"patch status of ModelRoute {namespace}/{name}",
-                        self.custom.patch_namespaced_custom_object_status,
-                        GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)},
-                        _content_type=_MERGE)
+        unless_missing(
+            f"patch status of ModelRoute {namespace}/{name}",
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"status": dict(status)},
+            _content_type=_MERGE,
+        )

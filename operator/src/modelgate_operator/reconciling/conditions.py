@@ -63,8 +63,7 @@ class Withheld:
     message: str
 
 
-def _condition(ctype: str, status: bool | None, reason: str, message: str,
-               generation: int) -> dict[str, Any]:
+def _condition(ctype: str, status: bool | None, reason: str, message: str, generation: int) -> dict[str, Any]:
     return {
         "type": ctype,
         "status": "Unknown" if status is None else ("True" if status else "False"),
@@ -84,9 +83,14 @@ def _resolved(verdict: Verdict) -> tuple[bool, str, str]:
     if not verdict.resolved:
         return False, verdict.resolved_reason, verdict.resolved_message
     if verdict.missing_fallbacks:
-        return False, FALLBACK_UNAVAILABLE, (
-            f"spec.fallbacks: no model named {', '.join(map(repr, verdict.missing_fallbacks))} is "
-            "served by this gateway; the route is served without it until such a model is back.")
+        return (
+            False,
+            FALLBACK_UNAVAILABLE,
+            (
+                f"spec.fallbacks: no model named {', '.join(map(repr, verdict.missing_fallbacks))} is "
+                "served by this gateway; the route is served without it until such a model is back."
+            ),
+        )
     return True, verdict.resolved_reason, verdict.resolved_message
 
 
@@ -101,8 +105,9 @@ def _served_by(rollout: Rollout, sidecars: Rollout | None) -> tuple[bool, str]:
     return rolling, "Served by " + " and ".join(f"{count} {what}" for count, what in counts)
 
 
-def _ready(verdict: Verdict, rollout: Rollout, withheld: Withheld | None,
-           sidecars: Rollout | None = None) -> tuple[bool, str, str]:
+def _ready(
+    verdict: Verdict, rollout: Rollout, withheld: Withheld | None, sidecars: Rollout | None = None
+) -> tuple[bool, str, str]:
     if not verdict.accepted:
         return False, verdict.accepted_reason, verdict.accepted_message
     if not verdict.resolved:
@@ -118,25 +123,37 @@ def _ready(verdict: Verdict, rollout: Rollout, withheld: Withheld | None,
     return True, ("Serving" if counted else "Published"), f"{where}."
 
 
-def desired_conditions(route: ModelRoute, verdict: Verdict, rollout: Rollout,
-                       withheld: Withheld | None = None, sidecars: Rollout | None = None) -> list[dict[str, Any]]:
+def desired_conditions(
+    route: ModelRoute,
+    verdict: Verdict,
+    rollout: Rollout,
+    withheld: Withheld | None = None,
+    sidecars: Rollout | None = None,
+) -> list[dict[str, Any]]:
     """The three conditions for a route, without timestamps."""
     gen = route.generation
-    accepted = _condition(ACCEPTED, verdict.accepted, verdict.accepted_reason,
-                          verdict.accepted_message, gen)
+    accepted = _condition(ACCEPTED, verdict.accepted, verdict.accepted_reason, verdict.accepted_message, gen)
     if verdict.accepted:
         resolved = _condition(RESOLVED_REFS, *_resolved(verdict), gen)
     else:
-        resolved = _condition(RESOLVED_REFS, None, "NotAccepted",
-                              "References are checked once the route is accepted.", gen)
+        resolved = _condition(
+            RESOLVED_REFS, None, "NotAccepted", "References are checked once the route is accepted.", gen
+        )
     ready = _condition(READY, *_ready(verdict, rollout, withheld, sidecars), gen)
     return [accepted, resolved, ready]
 
 
-def build_status(route: ModelRoute, verdict: Verdict, rollout: Rollout,
-                 previous: Mapping[str, Any] | None, now: str, withheld: Withheld | None = None, *,
-                 sidecars: Rollout | None = None, sidecar_mode: bool = False,
-                 ) -> tuple[dict[str, Any], list[ConditionChange]]:
+def build_status(
+    route: ModelRoute,
+    verdict: Verdict,
+    rollout: Rollout,
+    previous: Mapping[str, Any] | None,
+    now: str,
+    withheld: Withheld | None = None,
+    *,
+    sidecars: Rollout | None = None,
+    sidecar_mode: bool = False,
+) -> tuple[dict[str, Any], list[ConditionChange]]:
     """The full status for a route and the condition changes since ``previous``.
 
     ``withheld``: the pass did not publish the document (see :class:`Withheld`). ``sidecars``:
@@ -153,8 +170,7 @@ def build_status(route: ModelRoute, verdict: Verdict, rollout: Rollout,
         transition = before.get("lastTransitionTime") if same_status and before else None
         conditions.append({**cond, "lastTransitionTime": transition or now})
         if before is None or not same_status or before.get("reason") != cond["reason"]:
-            changes.append(ConditionChange(cond["type"], cond["status"], cond["reason"],
-                                           cond["message"]))
+            changes.append(ConditionChange(cond["type"], cond["status"], cond["reason"], cond["message"]))
     status: dict[str, Any] = {
         "observedGeneration": route.generation,
         "conditions": conditions,

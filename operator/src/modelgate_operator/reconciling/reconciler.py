@@ -65,8 +65,7 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def load_base(settings: OperatorSettings,
-              on_refused: Callable[[str], None] | None = None) -> BaseFile | None:
+def load_base(settings: OperatorSettings, on_refused: Callable[[str], None] | None = None) -> BaseFile | None:
     """The base document at start-up; raises :class:`BaseConfigError` (no good one to keep).
     ``on_refused`` hears about each version refused later (see :class:`BaseFile`)."""
     if settings.base_config is None:
@@ -78,11 +77,13 @@ def load_base(settings: OperatorSettings,
 
 def base_config_reporter(kube: Cluster) -> Callable[[str], None]:
     """Posts a refused base config as a Warning Event; an Event is a courtesy, never an error."""
+
     def report(message: str) -> None:
         try:
             kube.post_base_config_warning(message, utc_now())
         except KubeApiError as exc:
             logger.warning("could not post an Event about the base config: %s", exc)
+
     return report
 
 
@@ -112,10 +113,18 @@ class Reconciler:
     ``sidecars``: sidecar mode's part of each pass (:mod:`.sidecars`), after the shared gateway's.
     """
 
-    def __init__(self, settings: OperatorSettings, kube: Cluster,
-                 base: BaseFile | None, now: Callable[[], str] = utc_now,
-                 peering_identity: str | None = None, *, probe: Probe = probe_all,
-                 keys: Keys | None = None, sidecars: SidecarReconciler | None = None) -> None:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        kube: Cluster,
+        base: BaseFile | None,
+        now: Callable[[], str] = utc_now,
+        peering_identity: str | None = None,
+        *,
+        probe: Probe = probe_all,
+        keys: Keys | None = None,
+        sidecars: SidecarReconciler | None = None,
+    ) -> None:
         self.settings = settings
         self.sidecars = sidecars
         self.kube = kube
@@ -145,8 +154,12 @@ class Reconciler:
     def _paused_by_peers(self) -> bool:
         if self.peering_identity is None:
             return False
-        blockers = blocking_peers(self.kube.peering_statuses(), self.peering_identity,
-                                  self.settings.priority, datetime.datetime.now(datetime.UTC))
+        blockers = blocking_peers(
+            self.kube.peering_statuses(),
+            self.peering_identity,
+            self.settings.priority,
+            datetime.datetime.now(datetime.UTC),
+        )
         if bool(blockers) != self.paused:
             if blockers:
                 logger.info("kopf peering: standing by for %s", ", ".join(blockers))
@@ -197,8 +210,12 @@ class Reconciler:
         clock.lap("read")
         keys_fingerprint = routes_fingerprint(route_digest(body) for _, body in keys.keys)
         rendered, layout, result.refused = self._render_and_plan(
-            [r for r in routes if r.sidecars.shared_gateway], secrets, published,
-            (fingerprint, secrets_fingerprint(secrets), keys_fingerprint, secrets_fingerprint(keys.secrets)), keys)
+            [r for r in routes if r.sidecars.shared_gateway],
+            secrets,
+            published,
+            (fingerprint, secrets_fingerprint(secrets), keys_fingerprint, secrets_fingerprint(keys.secrets)),
+            keys,
+        )
         clock.lap("render")
         self._note_refusal(rendered.checksum, result.refused)
         if layout is not None:
@@ -209,7 +226,8 @@ class Reconciler:
         checksums = self.probe(pods, self.settings.readyz_timeout_seconds)
         if layout is not None:
             result.cleaning_up = self.committer.clean_up(
-                layout, published.objects, self._served(rendered.checksum, checksums))
+                layout, published.objects, self._served(rendered.checksum, checksums)
+            )
             result.rolling_out = result.cleaning_up
         clock.lap("rollout")
         rollouts = self.history.count(checksums, ((r.key, r.generation) for r in routes))
@@ -218,11 +236,20 @@ class Reconciler:
         refused = result.refused
         written = 0
         for route, body in pairs:
-            view = route_view(route, rendered.verdicts, rollouts.get(route.key, Rollout(0, len(pods))),
-                              refused, sidecars)
+            view = route_view(
+                route, rendered.verdicts, rollouts.get(route.key, Rollout(0, len(pods))), refused, sidecars
+            )
             previous = body.get("status")
-            status, changes = build_status(route, view.verdict, view.rollout, previous, now, view.withheld,
-                                           sidecars=view.sidecars, sidecar_mode=self.sidecars is not None)
+            status, changes = build_status(
+                route,
+                view.verdict,
+                view.rollout,
+                previous,
+                now,
+                view.withheld,
+                sidecars=view.sidecars,
+                sidecar_mode=self.sidecars is not None,
+            )
             result.rolling_out = result.rolling_out or view.rolling_out
             if status_differs(status, previous):
                 self.kube.patch_route_status(route.namespace, route.name, status)
@@ -231,15 +258,21 @@ class Reconciler:
         self._post_events(result.events, now)
         clock.lap("statuses")
         # A pass that published says where its time went (seconds, with thousands of routes).
-        logger.log(logging.INFO if result.published else logging.DEBUG,
-                   "pass over %d routes (%d statuses written, %d Events): %s", len(pairs), written,
-                   len(result.events), clock)
+        logger.log(
+            logging.INFO if result.published else logging.DEBUG,
+            "pass over %d routes (%d statuses written, %d Events): %s",
+            len(pairs),
+            written,
+            len(result.events),
+            clock,
+        )
         if self.keys is not None:
             self.keys.report(keys, now)
         return result
 
-    def _sidecars(self, routes: list[ModelRoute], secrets: SecretLookup, result: PassResult,
-                  clock: _Clock) -> SidecarPass:
+    def _sidecars(
+        self, routes: list[ModelRoute], secrets: SecretLookup, result: PassResult, clock: _Clock
+    ) -> SidecarPass:
         """Sidecar mode's part of the pass (nothing without it); widens what wakes the loop."""
         if self.sidecars is None:
             return SidecarPass()
@@ -249,8 +282,7 @@ class Reconciler:
         clock.lap("sidecars")
         return sidecars
 
-    def _render(self, routes: list[ModelRoute], secrets: SecretLookup, generation: int,
-                keys: KeyRound) -> Rendered:
+    def _render(self, routes: list[ModelRoute], secrets: SecretLookup, generation: int, keys: KeyRound) -> Rendered:
         """Render with the current base (refreshed by the caller) and the servable ModelGateKeys.
 
         A reloaded base that validates alone but not with the routes (nothing to blame on a
@@ -259,9 +291,14 @@ class Reconciler:
         base = self.base
         while True:  # at most twice: reject_current() goes back once, then returns False
             try:
-                rendered = render(routes, secrets, keys.apply(base.config if base is not None else None),
-                                  gateway=self.settings.gateway_name, generation=generation,
-                                  cache=self._built)
+                rendered = render(
+                    routes,
+                    secrets,
+                    keys.apply(base.config if base is not None else None),
+                    gateway=self.settings.gateway_name,
+                    generation=generation,
+                    cache=self._built,
+                )
             except BaseConfigError as exc:
                 if base is not None and base.reject_current(str(exc)):
                     continue
@@ -270,8 +307,14 @@ class Reconciler:
                 base.confirm()
             return rendered
 
-    def _render_and_plan(self, routes: list[ModelRoute], secrets: SecretLookup, published: Published,
-                         inputs: tuple[str, ...], keys: KeyRound) -> Planned:
+    def _render_and_plan(
+        self,
+        routes: list[ModelRoute],
+        secrets: SecretLookup,
+        published: Published,
+        inputs: tuple[str, ...],
+        keys: KeyRound,
+    ) -> Planned:
         """Render and plan, or reuse the last result when nothing it depends on changed.
 
         A result is reused for the document it describes; one carrying a generation that is no
@@ -283,8 +326,9 @@ class Reconciler:
         keys.apply(base.config if base is not None else None)  # each key's verdict, for its status
         same = (base.config,) if base is not None else ()
         found = self._planned.lookup(inputs, same)
-        if found is not None and (found[0].checksum == published.checksum
-                                  or found[0].config.metadata.generation == published.generation + 1):
+        if found is not None and (
+            found[0].checksum == published.checksum or found[0].config.metadata.generation == published.generation + 1
+        ):
             return found
         rendered = self._render(routes, secrets, published.generation + 1, keys)
         try:
@@ -298,9 +342,14 @@ class Reconciler:
         if not self.committer.write(layout, published):
             return False
         if rendered.checksum != published.checksum:
-            logger.info("published config %s (generation %d, %d models, %d bytes in %d shards)",
-                        rendered.checksum, published.generation + 1,
-                        len(rendered.config.spec.models), layout.size, len(layout.index.shards))
+            logger.info(
+                "published config %s (generation %d, %d models, %d bytes in %d shards)",
+                rendered.checksum,
+                published.generation + 1,
+                len(rendered.config.spec.models),
+                layout.size,
+                len(layout.index.shards),
+            )
         return True
 
     def _served(self, checksum: str, pod_checksums: list[str | None]) -> bool:
@@ -323,8 +372,9 @@ class Reconciler:
         """
         if refused is not None:
             if checksum != self.refused:
-                logger.error("config %s not published, the gateways keep the last published "
-                             "one: %s", checksum, refused.summary())
+                logger.error(
+                    "config %s not published, the gateways keep the last published one: %s", checksum, refused.summary()
+                )
             self.refused = checksum
         elif self.refused is not None:
             logger.info("the rendered config fits the size budget again: publishing resumed")
@@ -333,16 +383,20 @@ class Reconciler:
     def _post_events(self, events: list[tuple[dict[str, Any], ConditionChange]], now: str) -> None:
         for ref, change in events:
             try:
-                self.kube.post_event(ref, change.event_type, change.reason,
-                                     f"{change.type}={change.status}: {change.message}", now)
+                self.kube.post_event(
+                    ref, change.event_type, change.reason, f"{change.type}={change.status}: {change.message}", now
+                )
             except KubeApiError as exc:  # an Event is a courtesy; the status already says it
                 logger.warning("could not post an Event: %s", exc)
 
 
 def _event_ref(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body.get("metadata") or {}
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
-            "metadata": {k: meta[k] for k in ("name", "namespace", "uid") if meta.get(k)}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid") if meta.get(k)},
+    }
 
 
 async def run_loop(reconciler: Reconciler, wakeup: asyncio.Event) -> None:
@@ -390,8 +444,7 @@ async def run_loop(reconciler: Reconciler, wakeup: asyncio.Event) -> None:
             continue
         failures = backoff.succeeded()
         if failures:
-            logger.info("reconcile succeeded again after %d failed attempt%s", failures,
-                        "" if failures == 1 else "s")
+            logger.info("reconcile succeeded again after %d failed attempt%s", failures, "" if failures == 1 else "s")
         if result.published:
             rollout_until = loop.time() + s.rollout_deadline_seconds
         if result.rolling_out and loop.time() < rollout_until:

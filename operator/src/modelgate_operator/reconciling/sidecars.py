@@ -54,8 +54,7 @@ class SidecarApi(Protocol):
 
     def store(self, namespace: str, configmap: str, secret: str) -> Store: ...
 
-    def set_role_binding(self, namespace: str, name: str, cluster_role: str,
-                         service_accounts: list[str]) -> bool: ...
+    def set_role_binding(self, namespace: str, name: str, cluster_role: str, service_accounts: list[str]) -> bool: ...
 
     def delete_role_binding(self, namespace: str, name: str) -> None: ...
 
@@ -87,9 +86,14 @@ class Inputs:
 
 def not_served(route: ModelRoute) -> Verdict:
     """The verdict of a route kept off the shared gateway that no sidecar namespace renders."""
-    return Verdict(accepted=False, accepted_reason="NotServed", accepted_message=(
-        f"spec.sidecars: the route is kept off the shared gateway (sharedGateway: false) and no sidecar serves "
-        f"it: attach it to {route.namespace}'s sidecars (attach: true), or share it from a sharing namespace"))
+    return Verdict(
+        accepted=False,
+        accepted_reason="NotServed",
+        accepted_message=(
+            f"spec.sidecars: the route is kept off the shared gateway (sharedGateway: false) and no sidecar serves "
+            f"it: attach it to {route.namespace}'s sidecars (attach: true), or share it from a sharing namespace"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +109,18 @@ class RouteView:
     def rolling_out(self) -> bool:
         """Served, and some gateway pod or sidecar does not serve this generation yet."""
         behind = self.rollout.serving < self.rollout.total or (
-            self.sidecars is not None and self.sidecars.serving < self.sidecars.total)
+            self.sidecars is not None and self.sidecars.serving < self.sidecars.total
+        )
         return self.verdict.included and self.withheld is None and behind
 
 
-def route_view(route: ModelRoute, shared: Mapping[RouteKey, Verdict], rollout: Rollout, refused: Oversize | None,
-               sidecars: SidecarPass) -> RouteView:
+def route_view(
+    route: ModelRoute,
+    shared: Mapping[RouteKey, Verdict],
+    rollout: Rollout,
+    refused: Oversize | None,
+    sidecars: SidecarPass,
+) -> RouteView:
     """A route kept off the shared gateway (``sharedGateway: false``) takes its verdict from the
     sidecars' documents, and neither the gateway pods nor a refused gateway document concern it."""
     verdict = shared.get(route.key) or sidecars.verdicts.get(route.key) or not_served(route)
@@ -123,8 +133,14 @@ def route_view(route: ModelRoute, shared: Mapping[RouteKey, Verdict], rollout: R
 class SidecarReconciler:
     """State kept between passes: the sidecar documents' rollout history and first-seen times."""
 
-    def __init__(self, settings: OperatorSettings, injection: InjectionSettings, template: SidecarTemplate,
-                 api: SidecarApi, probe: Probe) -> None:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        injection: InjectionSettings,
+        template: SidecarTemplate,
+        api: SidecarApi,
+        probe: Probe,
+    ) -> None:
         self.settings = settings
         self.injection = injection
         self.template = template
@@ -137,8 +153,9 @@ class SidecarReconciler:
         """One per sidecar namespace, so an unchanged namespace costs one read per pass."""
 
     def _namespace_settings(self, namespace: str) -> OperatorSettings:
-        return dataclasses.replace(self.settings, gateway_namespace=namespace, configmap=self.template.configmap,
-                                   secret=self.template.secret)
+        return dataclasses.replace(
+            self.settings, gateway_namespace=namespace, configmap=self.template.configmap, secret=self.template.secret
+        )
 
     def _committer(self, namespace: str) -> Committer:
         if namespace not in self.committers:
@@ -149,10 +166,15 @@ class SidecarReconciler:
     def reconcile(self, inputs: Inputs) -> SidecarPass:
         routes = inputs.routes
         scope = self.settings.namespaces
-        pods = [p for p in (sidecar_pod(b) for b in self.api.list_pods(
-            f"{SIDECAR_LABEL}={self.template.gateway}", scope)) if p is not None]
-        existing = {str((b.get("metadata") or {}).get("namespace")) for b in self.api.list_secrets(
-            f"{SHARD_LABEL}={self.template.configmap}", scope)}
+        pods = [
+            p
+            for p in (sidecar_pod(b) for b in self.api.list_pods(f"{SIDECAR_LABEL}={self.template.gateway}", scope))
+            if p is not None
+        ]
+        existing = {
+            str((b.get("metadata") or {}).get("namespace"))
+            for b in self.api.list_secrets(f"{SHARD_LABEL}={self.template.configmap}", scope)
+        }
         wanted = sidecar_namespaces(routes, {p.namespace for p in pods}, self.scope.sharing) - {"kube-system"}
         if scope:
             wanted &= set(scope)
@@ -164,8 +186,10 @@ class SidecarReconciler:
         checksums: dict[str, list[str | None]] = {}
         for namespace in sorted(wanted):
             running = [p for p in pods if p.namespace == namespace and p.probeable]
-            checksums[namespace] = self.probe([PodEndpoint(p.name, str(p.ip), int(p.admin_port or 0))
-                                               for p in running], self.settings.readyz_timeout_seconds)
+            checksums[namespace] = self.probe(
+                [PodEndpoint(p.name, str(p.ip), int(p.admin_port or 0)) for p in running],
+                self.settings.readyz_timeout_seconds,
+            )
             rendered = self._namespace(namespace, inputs, accounts.get(namespace, []), checksums[namespace], result)
             if rendered is not None:
                 documents[namespace] = rendered
@@ -174,24 +198,32 @@ class SidecarReconciler:
         self._count(routes, documents, checksums, result)
         return result
 
-    def _namespace(self, namespace: str, inputs: Inputs, accounts: list[str], checksums: list[str | None],
-                   result: SidecarPass) -> Rendered | None:
+    def _namespace(
+        self, namespace: str, inputs: Inputs, accounts: list[str], checksums: list[str | None], result: SidecarPass
+    ) -> Rendered | None:
         settings = self._namespace_settings(namespace)
         committer = self._committer(namespace)
         published = committer.read()
-        keys = NamespaceKeys(signing_key=self._signing_key(committer.store, published),
-                             api_keys=self._api_keys(namespace))
-        rendered = render_namespace(namespace, inputs.routes, inputs.secrets, inputs.base, self.scope, keys,
-                                    generation=published.generation + 1)
+        keys = NamespaceKeys(
+            signing_key=self._signing_key(committer.store, published), api_keys=self._api_keys(namespace)
+        )
+        rendered = render_namespace(
+            namespace, inputs.routes, inputs.secrets, inputs.base, self.scope, keys, generation=published.generation + 1
+        )
         try:
             layout = plan(rendered, settings)
         except TooLarge as exc:
-            logger.error("sidecar config of namespace %s not published (its sidecars keep the last one): %s",
-                         namespace, exc)
+            logger.error(
+                "sidecar config of namespace %s not published (its sidecars keep the last one): %s", namespace, exc
+            )
             return None
         if committer.write(layout, published) and rendered.checksum != published.checksum:
-            logger.info("published sidecar config %s for namespace %s (%d models)", rendered.checksum, namespace,
-                        len(rendered.config.spec.models))
+            logger.info(
+                "published sidecar config %s for namespace %s (%d models)",
+                rendered.checksum,
+                namespace,
+                len(rendered.config.spec.models),
+            )
         self.history.record(rendered.checksum, rendered.served)
         if accounts:
             self.api.set_role_binding(namespace, self.injection.cluster_role, self.injection.cluster_role, accounts)
@@ -236,8 +268,13 @@ class SidecarReconciler:
             store.delete_object(kind, name)
         logger.info("namespace %s needs no sidecar config any more: its sidecar objects are deleted", namespace)
 
-    def _count(self, routes: Sequence[ModelRoute], documents: Mapping[str, Rendered],
-               checksums: Mapping[str, list[str | None]], result: SidecarPass) -> None:
+    def _count(
+        self,
+        routes: Sequence[ModelRoute],
+        documents: Mapping[str, Rendered],
+        checksums: Mapping[str, list[str | None]],
+        result: SidecarPass,
+    ) -> None:
         """Per-route sidecar rollout and the verdicts of routes kept off the shared gateway."""
         for route in routes:
             homes = [n for n in sorted(documents) if routes_for(n, [route], self.scope.sharing)]

@@ -86,8 +86,17 @@ class ModelRoute:
 
 # Fields of a route deployment copied unchanged into the config's deployment entry.
 _DEPLOYMENT_PASSTHROUGH = (
-    "provider", "api", "baseUrl", "timeouts", "maxConcurrentRequests", "queryParams", "headers",
-    "pricing", "mock", "organization", "translation",
+    "provider",
+    "api",
+    "baseUrl",
+    "timeouts",
+    "maxConcurrentRequests",
+    "queryParams",
+    "headers",
+    "pricing",
+    "mock",
+    "organization",
+    "translation",
 )
 _POLICY_FIELDS = ("strategy", "retry", "cooldown", "pricing")
 
@@ -142,11 +151,13 @@ def _parse_sidecars(raw: Any) -> Sidecars:
     if not isinstance(share_raw, list):
         raise InvalidRoute("spec.sidecars.shareWith", "expected a list of namespaces")
     share = tuple(sorted({_string(n, f"spec.sidecars.shareWith[{i}]") for i, n in enumerate(share_raw)}))
-    sidecars = Sidecars(attach=flags["attach"] is True, share_with=share,
-                        shared_gateway=flags["sharedGateway"] is not False)
+    sidecars = Sidecars(
+        attach=flags["attach"] is True, share_with=share, shared_gateway=flags["sharedGateway"] is not False
+    )
     if not (sidecars.shared_gateway or sidecars.attach or sidecars.share_with):
-        raise InvalidRoute("spec.sidecars", "a route served neither by the shared gateway nor by any sidecar "
-                           "serves nothing")
+        raise InvalidRoute(
+            "spec.sidecars", "a route served neither by the shared gateway nor by any sidecar serves nothing"
+        )
     return sidecars
 
 
@@ -169,8 +180,13 @@ def _parse_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     if model in fallbacks:
         raise InvalidRoute("spec.fallbacks", "a model cannot fall back to itself")
     policy = {k: spec[k] for k in _POLICY_FIELDS if spec.get(k) is not None}
-    return {"model": model, "deployments": deployments, "fallbacks": fallbacks, "policy": policy,
-            "sidecars": _parse_sidecars(spec.get("sidecars"))}
+    return {
+        "model": model,
+        "deployments": deployments,
+        "fallbacks": fallbacks,
+        "policy": policy,
+        "sidecars": _parse_sidecars(spec.get("sidecars")),
+    }
 
 
 def _deployment_names(spec: Any) -> tuple[str, ...]:

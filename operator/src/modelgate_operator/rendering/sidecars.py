@@ -67,8 +67,9 @@ def api_key_entries(api_keys: Mapping[str, bytes]) -> tuple[list[dict[str, Any]]
     return entries, data
 
 
-def sidecar_base(base: GatewayConfig | None,
-                 api_keys: Mapping[str, bytes] | None) -> tuple[GatewayConfig, dict[str, bytes]]:
+def sidecar_base(
+    base: GatewayConfig | None, api_keys: Mapping[str, bytes] | None
+) -> tuple[GatewayConfig, dict[str, bytes]]:
     """The base document of a namespace's sidecars and the Secret data it needs besides the routes.
 
     From the operator's base: limits and observability; not its models, deployments or keys
@@ -77,8 +78,11 @@ def sidecar_base(base: GatewayConfig | None,
     """
     spec: dict[str, Any] = {}
     if base is not None:
-        spec = {k: v for k, v in config_to_data(base)["spec"].items()
-                if k not in {"models", "deployments", "auth", "responseIds"}}
+        spec = {
+            k: v
+            for k, v in config_to_data(base)["spec"].items()
+            if k not in {"models", "deployments", "auth", "responseIds"}
+        }
     extra: dict[str, bytes] = {}
     if api_keys is None:
         spec["auth"] = {"allowUnauthenticated": True}
@@ -108,8 +112,16 @@ class NamespaceKeys:
     """The namespace's sidecar API keys; None: pod-local trust."""
 
 
-def render_namespace(namespace: str, routes: Iterable[ModelRoute], secrets: SecretLookup,
-                     base: GatewayConfig | None, scope: Scope, keys: NamespaceKeys, *, generation: int) -> Rendered:
+def render_namespace(
+    namespace: str,
+    routes: Iterable[ModelRoute],
+    secrets: SecretLookup,
+    base: GatewayConfig | None,
+    scope: Scope,
+    keys: NamespaceKeys,
+    *,
+    generation: int,
+) -> Rendered:
     """The document and Secret data of ``namespace``'s sidecars (verdicts only for its routes)."""
     mine = routes_for(namespace, routes, scope.sharing)
     visible = {ref: secrets.get(ref) for ref in referenced_secrets(mine)}
