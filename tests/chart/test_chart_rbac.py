@@ -138,11 +138,19 @@ def test_no_role_uses_wildcards_or_escalation_verbs() -> None:
                 continue
             for rule in obj["rules"]:
                 assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-                assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"])
-                if "delete" in rule["verbs"] and obj["metadata"]["name"] not in USER_ROLES:
-                    # people delete their keys; of the components, only the operator deletes, and only its shards
-                    assert obj["metadata"]["name"] == "modelgate-operator" and rule["verbs"] == ["delete"]
+                assert not {"escalate", "impersonate", "deletecollection"} & set(rule["verbs"])
+                name = obj["metadata"]["name"]
+                if "delete" in rule["verbs"] and name == "modelgate-operator":
+                    # of the components, the operator deletes only its shards
+                    assert rule["verbs"] == ["delete"]
                     assert set(rule["resourceNames"]) <= set(SHARDS + KEY_SHARDS)
+                elif {"delete", "bind"} & set(rule["verbs"]) and name not in USER_ROLES:
+                    # sidecar mode: the operator deletes only its own per-namespace objects, by name, and
+                    # binds only the sidecars' ClusterRole (to their ServiceAccounts, docs/sidecar.md)
+                    assert name == "modelgate-operator-sidecar", obj["metadata"]
+                    assert rule.get("resourceNames"), rule
+                if "bind" in rule["verbs"]:
+                    assert (rule["resources"], rule["resourceNames"]) == (["clusterroles"], ["modelgate-sidecar"])
 
 
 def test_namespace_users_manage_their_keys_through_the_built_in_roles() -> None:

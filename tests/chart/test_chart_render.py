@@ -21,6 +21,8 @@ def test_the_ci_scenarios_cover_the_documented_cases() -> None:
         "custom-keys-secret",
         "multiple-replicas",
         "restricted-namespaces",
+        "sidecar-on",
+        "sidecar-cert-manager",
     }
 
 
@@ -58,6 +60,7 @@ def test_namespaced_objects_land_in_the_release_namespace(values: Path) -> None:
         "ClusterRoleBinding",
         "ClusterKopfPeering",
         "CustomResourceDefinition",
+        "MutatingWebhookConfiguration",
     }
     watched = {"team-a", "team-b"}
     for obj in render((values,)):

@@ -63,7 +63,7 @@ def test_lock_files_pin_every_dependency(component: str) -> None:
     assert "modelgate" not in names
     needed = {
         "gateway": {"aiohttp", "prometheus-client", "pydantic", "pyyaml", "tiktoken"},
-        "operator": {"kopf", "kubernetes", "pydantic", "pyyaml", "redis"},
+        "operator": {"kopf", "kubernetes", "pydantic", "pyyaml", "redis", "cryptography"},
     }[component]
     assert needed <= names
 

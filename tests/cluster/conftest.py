@@ -46,3 +46,12 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     name = cluster.create_namespace(request.node.name)
     yield name
     cluster.delete_namespace(name)
+
+
+@pytest.fixture()
+def platform_and_teams(cluster: Cluster) -> Iterator[tuple[str, ...]]:
+    """Sidecar mode: the operator's (platform) namespace and two team namespaces, fresh."""
+    from sidecar_cluster import fresh_namespaces
+
+    with fresh_namespaces(cluster, "platform", "team-a", "team-b") as names:
+        yield names

@@ -37,7 +37,17 @@ async def test_deployments_column_lists_every_deployment(
         rows = _cells(cluster, namespace)
     assert [rows[n]["Deployments"] for n in ("assistant", "mini")] == ["openai,partner,standby", "only"]
     assert rows["assistant"]["Model"] == "gpt-4o" and rows["assistant"]["Ready"] == "True"
-    assert list(rows["assistant"]) == ["Name", "Model", "Deployments", "Ready", "Rollout", "Age"]
+    assert list(rows["assistant"]) == ["Name", "Model", "Deployments", "Ready", "Rollout", "Sidecars", "Age"]
+    # kubectl prints priority-0 columns; the sidecar count only with -o wide (sidecar mode).
+    table = cluster.table(ROUTE_API, "ModelRoute", namespace)
+    assert [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0] == [
+        "Name",
+        "Model",
+        "Deployments",
+        "Ready",
+        "Rollout",
+        "Age",
+    ]
 
 
 async def test_invalid_route_still_shows_its_deployments(

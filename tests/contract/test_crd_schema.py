@@ -48,7 +48,9 @@ def test_crd_identity_and_printer_columns() -> None:
     version = _version()
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Model", "Deployments", "Ready", "Rollout", "Age"]
+    assert columns == ["Model", "Deployments", "Ready", "Rollout", "Sidecars", "Age"]
+    # Sidecar counts only in `kubectl get mr -o wide`: without sidecar mode the column is empty.
+    assert [c.get("priority", 0) for c in version["additionalPrinterColumns"]] == [0, 0, 0, 0, 1, 0]
     # The API server's table printer shows only the first match of a wildcard, so a column over a
     # list must read a field the operator fills with every value (tests/cluster/test_printer_columns.py).
     paths = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
@@ -58,7 +60,7 @@ def test_crd_identity_and_printer_columns() -> None:
 
 def test_every_cel_rule_has_a_rejecting_fixture() -> None:
     messages = _all_rule_messages()
-    assert len(messages) == CRD_PATH.read_text().count("- rule:") == 4  # keep CEL rules few
+    assert len(messages) == CRD_PATH.read_text().count("- rule:") == 5  # keep CEL rules few
     reasons = [yaml.safe_load(p.read_text()).get("reason", "") for p in CASES]
     assert [m for m in messages if not any(r.endswith(m) for r in reasons)] == []
 

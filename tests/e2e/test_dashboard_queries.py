@@ -175,6 +175,8 @@ def substitute(expr: str) -> str:
         .replace("$__range", "5m")
         .replace("$__interval", "1s")
         .replace("$model", ".*")
+        .replace("$namespace", ".*")
+        .replace("$workload", ".*")
         .replace("$topk", "10")
     )
 

@@ -58,11 +58,43 @@ def _check_service_monitor(obj: dict[str, Any]) -> None:
         assert isinstance(endpoint["port"], str)
 
 
+def _check_pod_monitor(obj: dict[str, Any]) -> None:
+    """The fields of monitoring.coreos.com/v1 PodMonitor the chart uses (its CRD is not shipped)."""
+    assert set(obj) <= {"apiVersion", "kind", "metadata", "spec"}, set(obj)
+    spec = obj["spec"]
+    assert set(spec) <= {"jobLabel", "namespaceSelector", "selector", "podMetricsEndpoints"}, spec
+    assert set(spec["namespaceSelector"]) <= {"any", "matchNames"}, spec["namespaceSelector"]
+    assert spec["selector"]["matchLabels"], "PodMonitor must select the injected pods"
+    for endpoint in spec["podMetricsEndpoints"]:
+        assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout", "relabelings"}, endpoint
+        for rule in endpoint.get("relabelings", []):
+            assert set(rule) <= {"sourceLabels", "regex", "targetLabel", "replacement", "action"}, rule
+            assert all(isinstance(label, str) for label in rule.get("sourceLabels", []))
+
+
+def _check_cert_manager(obj: dict[str, Any]) -> None:
+    """cert-manager.io/v1 Issuer (selfSigned) and Certificate, the fields the chart uses."""
+    assert set(obj) <= {"apiVersion", "kind", "metadata", "spec"}, set(obj)
+    spec = obj["spec"]
+    if obj["kind"] == "Issuer":
+        assert spec == {"selfSigned": {}}, spec
+        return
+    assert set(spec) <= {"secretName", "dnsNames", "issuerRef"}, spec
+    assert spec["secretName"] and spec["dnsNames"] and spec["issuerRef"]["name"]
+    assert set(spec["issuerRef"]) <= {"name", "kind", "group"}, spec["issuerRef"]
+
+
 def validate(obj: dict[str, Any]) -> None:
     """Raise if the object is not valid for its kind."""
     api_version, kind = obj["apiVersion"], obj["kind"]
     if api_version == "monitoring.coreos.com/v1" and kind == "ServiceMonitor":
         _check_service_monitor(obj)
+        return
+    if api_version == "monitoring.coreos.com/v1" and kind == "PodMonitor":
+        _check_pod_monitor(obj)
+        return
+    if api_version == "cert-manager.io/v1" and kind in {"Issuer", "Certificate"}:
+        _check_cert_manager(obj)
         return
     schema = _crd_schema(api_version, kind)
     if schema is not None:

@@ -191,3 +191,138 @@ references into the gateway's mounted Secrets, never the values themselves.
 {{- end }}
 {{- toYaml $doc }}
 {{- end }}
+
+{{/* --- sidecar mode names (docs/sidecar.md) --- */}}
+{{- define "modelgate.sidecar.injectorName" -}}
+{{- printf "%s-sidecar-injector" (include "modelgate.fullname" .) }}
+{{- end }}
+
+{{- define "modelgate.sidecar.webhookName" -}}
+{{- printf "%s-webhook" (include "modelgate.fullname" .) }}
+{{- end }}
+
+{{- define "modelgate.sidecar.webhookSecretName" -}}
+{{- printf "%s-webhook-tls" (include "modelgate.fullname" .) }}
+{{- end }}
+
+{{- define "modelgate.sidecar.templateName" -}}
+{{- printf "%s-sidecar-template" (include "modelgate.fullname" .) }}
+{{- end }}
+
+{{/* ClusterRole the operator binds in each sidecar namespace (RoleBinding of the same name). */}}
+{{- define "modelgate.sidecar.roleName" -}}
+{{- printf "%s-sidecar" (include "modelgate.fullname" .) }}
+{{- end }}
+
+{{/* Per-namespace ConfigMap and Secret the operator writes for the sidecars there. */}}
+{{- define "modelgate.sidecar.configMapName" -}}
+{{- printf "%s-sidecar-config" (include "modelgate.fullname" .) }}
+{{- end }}
+
+{{- define "modelgate.sidecar.upstreamKeysSecretName" -}}
+{{- printf "%s-sidecar-upstream-keys" (include "modelgate.fullname" .) }}
+{{- end }}
+
+{{/* The sidecar template the operator injects from (injection/template.py reads it). */}}
+{{- define "modelgate.sidecar.template" -}}
+{{- $sc := .Values.sidecar }}
+{{- $image := dict "repository" (default .Values.gateway.image.repository $sc.image.repository) "tag" (default .Values.gateway.image.tag $sc.image.tag) "digest" (default .Values.gateway.image.digest $sc.image.digest) }}
+{{- $doc := dict
+  "image" (include "modelgate.image" (dict "image" $image "root" .))
+  "imagePullPolicy" $sc.image.pullPolicy
+  "gateway" (include "modelgate.fullname" .)
+  "configMap" (include "modelgate.sidecar.configMapName" .)
+  "secret" (include "modelgate.sidecar.upstreamKeysSecretName" .)
+  "port" (int $sc.port)
+  "adminPort" (int $sc.adminPort)
+  "resources" $sc.resources
+  "securityContext" $sc.securityContext
+  "logLevel" $sc.logLevel
+  "shutdownGraceSeconds" (int $sc.shutdownGraceSeconds)
+  "startupSeconds" (int $sc.startupSeconds) }}
+{{- if $sc.apiKeys.secretName }}
+{{- $_ := set $doc "apiKeysSecret" $sc.apiKeys.secretName }}
+{{- end }}
+{{- toJson $doc }}
+{{- end }}
+
+{{/* namespaceSelector expressions every injection webhook carries. */}}
+{{- define "modelgate.sidecar.namespaceExpressions" -}}
+- key: kubernetes.io/metadata.name
+  operator: NotIn
+  values: [{{ .Release.Namespace | quote }}, "kube-system"]
+{{- with .Values.operator.watchNamespaces }}
+- key: kubernetes.io/metadata.name
+  operator: In
+  values:
+    {{- toYaml (uniq .) | nindent 4 }}
+{{- end }}
+{{- end }}
+
+{{/*
+What the operator does in a namespace with sidecars: finds the injected pods (their namespaces,
+ServiceAccounts and /readyz), writes that namespace's ConfigMap and upstream-keys Secret, and
+binds the sidecar ClusterRole to the pods' ServiceAccounts (bind: without holding the role's
+permissions itself). Create cannot be limited by name; everything else is.
+*/}}
+{{- define "modelgate.sidecar.operatorNamespaceRules" }}
+  - apiGroups: [""]
+    resources: ["pods"]
+    verbs: ["list"]
+  - apiGroups: [""]
+    resources: ["configmaps", "secrets"]
+    verbs: ["create"]
+  - apiGroups: [""]
+    resources: ["configmaps"]
+    resourceNames: {{ include "modelgate.sidecar.withShards" (dict "name" (include "modelgate.sidecar.configMapName" .) "first" 0 "root" .) }}
+    verbs: ["get", "patch", "delete"]
+  - apiGroups: [""]
+    resources: ["secrets"]
+    resourceNames: {{ include "modelgate.sidecar.withShards" (dict "name" (include "modelgate.sidecar.upstreamKeysSecretName" .) "first" 1 "root" .) }}
+    verbs: ["get", "patch", "delete"]
+  - apiGroups: ["rbac.authorization.k8s.io"]
+    resources: ["rolebindings"]
+    verbs: ["create"]
+  - apiGroups: ["rbac.authorization.k8s.io"]
+    resources: ["rolebindings"]
+    resourceNames: [{{ include "modelgate.sidecar.roleName" . | quote }}]
+    verbs: ["get", "patch", "delete"]
+  - apiGroups: ["rbac.authorization.k8s.io"]
+    resources: ["clusterroles"]
+    resourceNames: [{{ include "modelgate.sidecar.roleName" . | quote }}]
+    verbs: ["bind"]
+{{- end }}
+
+{{/* Operator environment in sidecar mode (injection/settings.py). */}}
+{{- define "modelgate.sidecar.operatorEnv" -}}
+- name: MODELGATE_OPERATOR_SIDECAR_TEMPLATE
+  value: /etc/modelgate-operator/sidecar/sidecar.json
+- name: MODELGATE_OPERATOR_SIDECAR_CLUSTERROLE
+  value: {{ include "modelgate.sidecar.roleName" . | quote }}
+- name: MODELGATE_OPERATOR_WEBHOOK_CONFIGURATION
+  value: {{ include "modelgate.sidecar.injectorName" . | quote }}
+- name: MODELGATE_OPERATOR_WEBHOOK_SERVICE
+  value: {{ include "modelgate.sidecar.webhookName" . | quote }}
+- name: MODELGATE_OPERATOR_WEBHOOK_SECRET
+  value: {{ include "modelgate.sidecar.webhookSecretName" . | quote }}
+- name: MODELGATE_OPERATOR_WEBHOOK_PORT
+  value: {{ .Values.sidecar.webhook.port | quote }}
+- name: MODELGATE_OPERATOR_SIDECAR_SHARING_NAMESPACES
+  value: {{ join "," (.Values.sidecar.sharingNamespaces | default (list .Release.Namespace)) | quote }}
+{{- if .Values.sidecar.webhook.certManager.enabled }}
+- name: MODELGATE_OPERATOR_WEBHOOK_CERT_DIR
+  value: /etc/modelgate-operator/webhook-tls
+{{- end }}
+{{- end }}
+
+{{/* A name and its shard names <name>-<first> … <name>-(max-1), as a JSON list: call with
+(dict "name" NAME "first" 0|1 "root" $). Sidecar documents are sharded like the gateway's. */}}
+{{- define "modelgate.sidecar.withShards" -}}
+{{- $names := list .name }}
+{{- range $i := until (int .root.Values.operator.maxConfigShards) }}
+{{- if ge $i (int $.first) }}
+{{- $names = append $names (printf "%s-%d" $.name $i) }}
+{{- end }}
+{{- end }}
+{{- toJson $names }}
+{{- end }}

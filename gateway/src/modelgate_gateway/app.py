@@ -18,6 +18,7 @@ from .governance.governor import Governor
 from .handlers import background, conversations, create, derived, health, models, stored
 from .handlers.endpoint import not_found
 from .http1 import Http1Client
+from .observability.exposition import metrics_app
 from .observability.governance_metrics import GovernanceMetrics
 from .observability.observer import GatewayObserver
 from .observability.recording import Observer
@@ -72,6 +73,20 @@ def _routes(app: web.Application) -> None:
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_route("*", "/{tail:.*}", not_found)
+
+
+def metrics_port_app(registry: CollectorRegistry, state: GatewayState) -> web.Application:
+    """The metrics port: ``/metrics``, and ``/healthz`` / ``/readyz`` as on the client port.
+
+    The health endpoints are here too because a sidecar's client port listens on 127.0.0.1 only,
+    where neither the kubelet's probes nor the operator's rollout check can reach it: they use
+    this port on the pod IP.
+    """
+    app = metrics_app(registry)
+    app[STATE] = state
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    return app
 
 
 def make_app(

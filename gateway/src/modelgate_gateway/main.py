@@ -113,13 +113,13 @@ def client_limits(settings: GatewaySettings) -> ClientLimits:
 
 
 async def _start_metrics(
-    settings: GatewaySettings, registry: Any, worker: int, limits: ClientLimits
+    settings: GatewaySettings, registry: Any, worker: int, limits: ClientLimits, state: Any
 ) -> web.AppRunner | None:
     if not settings.metrics_port:
         return None
-    from .observability.exposition import metrics_app
+    from .app import metrics_port_app
 
-    runner = web.AppRunner(metrics_app(registry), access_log=None, shutdown_timeout=CLEANUP_TIMEOUT_SECONDS)
+    runner = web.AppRunner(metrics_port_app(registry, state), access_log=None, shutdown_timeout=CLEANUP_TIMEOUT_SECONDS)
     await runner.setup()
     guard = ConnectionGuard(
         ClientLimits(
@@ -162,7 +162,7 @@ async def serve(settings: GatewaySettings, worker: int = 0) -> int:
     observer.metrics.client_connections.set_function(lambda: len(guard.connections))
     site = GuardedSite(runner, guard, settings.host, settings.port, reuse_port=settings.workers > 1)
     await site.start()
-    metrics_runner = await _start_metrics(settings, registry, worker, limits)
+    metrics_runner = await _start_metrics(settings, registry, worker, limits, state)
     log.info("listening on http://%s:%d (worker %d)", settings.host, settings.port, worker)
     waiter = asyncio.create_task(reloader.loaded.wait())
     stopper_task = asyncio.create_task(stop.wait())

@@ -21,11 +21,17 @@ from typing import Any
 import kopf
 
 from .errors import BaseConfigError
+from .injection.client import InjectionClient
+from .injection.runner import Injector, build_injector
+from .injection.settings import InjectionSettings
+from .injection.template import load_template
 from .keys.client import KeyClient
 from .keys.reconciling import Keys
 from .keys.resources import PLURAL as KEY_PLURAL
 from .kube.client import KubeClient, load_client_config
+from .kube.probing import probe_all
 from .reconciling.reconciler import Reconciler, base_config_reporter, load_base, run_loop
+from .reconciling.sidecars import SidecarReconciler
 from .rendering.resources import GROUP, PLURAL, VERSION
 from .settings import OperatorSettings
 
@@ -40,6 +46,8 @@ class Runtime:
     reconciler: Reconciler
     wakeup: asyncio.Event
     task: asyncio.Task[None] | None = None
+    injector: Injector | None = None
+    """Sidecar mode: the admission webhook (every replica serves it; peering does not apply)."""
     seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
     def changed(self, kind: str, body: Mapping[str, Any], fingerprint: Any) -> bool:
@@ -95,22 +103,36 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
         await asyncio.to_thread(report, str(exc))
         raise kopf.PermanentError(str(exc)) from exc
     identity = memo.get("peering_identity")  # set by main.py; absent in standalone runs
+    injection = memo.get("injection_settings")
+    if not isinstance(injection, InjectionSettings):
+        injection = InjectionSettings.from_env(os.environ, ours.gateway_name, ours.gateway_namespace)
+    sidecars, client = None, InjectionClient(kube)
+    if injection is not None:
+        template = load_template(injection.template_path, frozenset({injection.namespace}))
+        sidecars = SidecarReconciler(ours, injection, template, client, probe_all)
     reconciler = Reconciler(
         ours,
         kube,
         base,
         peering_identity=identity if isinstance(identity, str) else None,
         keys=Keys(KeyClient(kube), ours),
+        sidecars=sidecars,
     )
     runtime = Runtime(settings=ours, reconciler=reconciler, wakeup=asyncio.Event())
     runtime.task = asyncio.create_task(run_loop(runtime.reconciler, runtime.wakeup))
     memo["modelgate_runtime"] = runtime
     runtime.wakeup.set()
+    if injection is not None and sidecars is not None:
+        # A pod just injected may need its namespace's document and RoleBinding: wake the loop.
+        runtime.injector = build_injector(injection, sidecars.template, client, lambda _namespace: runtime.wakeup.set())
+        runtime.injector.start()
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     runtime = memo.get("modelgate_runtime")
+    if isinstance(runtime, Runtime) and runtime.injector is not None:
+        await runtime.injector.stop()
     if isinstance(runtime, Runtime) and runtime.task is not None:
         runtime.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

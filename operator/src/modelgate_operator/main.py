@@ -43,9 +43,15 @@ def configure_logging() -> None:
 
 def main() -> int:
     configure_logging()
+    from .injection.settings import InjectionSettings
+    from .injection.template import TemplateError, load_template
+
     try:
         settings = OperatorSettings.from_env(os.environ)
-    except SettingsError as exc:
+        injection = InjectionSettings.from_env(os.environ, settings.gateway_name, settings.gateway_namespace)
+        if injection is not None:
+            load_template(injection.template_path)  # a broken template stops the start, loudly
+    except (SettingsError, TemplateError) as exc:
         print(f"modelgate-operator: {exc}", file=sys.stderr)
         return 2
     from . import handlers  # noqa: F401  (registers the kopf handlers)
@@ -59,7 +65,7 @@ def main() -> int:
         standalone=False,
         identity=cast(Any, identity),  # kopf's Identity is a NewType of str
         liveness_endpoint=settings.liveness_endpoint,
-        memo=kopf.Memo(operator_settings=settings, peering_identity=identity),
+        memo=kopf.Memo(operator_settings=settings, peering_identity=identity, injection_settings=injection),
     )
     return 0
 

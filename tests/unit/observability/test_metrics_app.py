@@ -32,3 +32,24 @@ async def test_metrics_endpoint_exposes_observed_requests(aiohttp_client: Any) -
     assert 'modelgate_config_reloads_total{result="success"} 2.0' in text
     assert "# TYPE modelgate_request_duration_seconds histogram" in text
     assert (await client.get("/v1/responses")).status == 404
+
+
+async def test_with_the_gateway_state_the_metrics_port_also_answers_health_and_readiness(aiohttp_client: Any) -> None:
+    """A sidecar's client port is loopback-only: probes and the operator use the metrics port."""
+    from modelgate_gateway.app import make_state, metrics_port_app
+    from modelgate_gateway.config import validate_data
+    from modelgate_gateway.runtime import compile_runtime
+    from observability_traffic import config_data
+
+    registry = CollectorRegistry()
+    observer = GatewayObserver(registry)
+    state = make_state(observer)
+    client = await aiohttp_client(metrics_port_app(registry, state))
+    assert (await client.get("/healthz")).status == 200
+    not_yet = await client.get("/readyz")
+    assert (not_yet.status, (await not_yet.json())["ready"]) == (503, False)
+    state.runtime = compile_runtime(validate_data(config_data()), {}, ".")
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    assert (await ready.json())["checksum"] == state.runtime.checksum
+    observer.close_log()

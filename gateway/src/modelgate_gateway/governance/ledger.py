@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING
 
 from ..config import counters
 from .policy import Subject
 from .scripts import LIMIT_CODES, RECONCILE, RESERVE
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 KEEP_MS = 35 * 86_400_000
 """Lifetime of a subject's in-flight set and last-use stamp after its last request."""
@@ -77,13 +78,21 @@ class Claim:
 
 
 class Ledger:
+    """redis is imported only when a config names a Redis (a gateway without limits, such as a
+    sidecar per pod usually is, never pays its ~5 MiB)."""
+
     def __init__(self, client: aioredis.Redis) -> None:
+        from redis.exceptions import RedisError
+
+        self._errors: tuple[type[Exception], ...] = (RedisError, OSError)  # TimeoutError is an OSError
         self._client = client
         self._reserve = client.register_script(RESERVE)
         self._reconcile = client.register_script(RECONCILE)
 
     @classmethod
     def from_url(cls, url: str, password: str | None, timeout_seconds: float) -> Ledger:
+        import redis.asyncio as aioredis
+
         client = aioredis.Redis.from_url(
             url,
             password=password,
@@ -135,7 +144,7 @@ class Ledger:
     async def _call(self, script: object, keys: Sequence[str], args: Sequence[str | int]) -> list[int]:
         try:
             reply = await script(keys=keys, args=args)  # type: ignore[operator]
-        except (RedisError, OSError) as exc:  # TimeoutError is an OSError
+        except self._errors as exc:
             raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from None
         if not isinstance(reply, list):
             raise LedgerUnavailable(f"unexpected script reply {type(reply).__name__}")

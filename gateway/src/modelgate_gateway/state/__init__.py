@@ -5,7 +5,8 @@ retrieve, delete, input_items); :class:`RedisConversationStore` is the implement
 all replicas. Nothing here knows about HTTP or the Responses wire format beyond plain dicts.
 """
 
-from .redis_store import RedisConversationStore
+from typing import TYPE_CHECKING, Any
+
 from .store import (
     MAX_STORED_BYTES,
     ConversationStore,
@@ -13,6 +14,19 @@ from .store import (
     StateTooLargeError,
     StoredResponse,
 )
+
+if TYPE_CHECKING:
+    from .redis_store import RedisConversationStore
+
+
+def __getattr__(name: str) -> Any:
+    """``RedisConversationStore`` on first use: importing redis costs ~5 MiB of memory."""
+    if name == "RedisConversationStore":
+        from .redis_store import RedisConversationStore
+
+        return RedisConversationStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MAX_STORED_BYTES",

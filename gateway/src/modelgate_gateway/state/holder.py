@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .redis_store import RedisConversationStore
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .redis_store import RedisConversationStore
 
 
 class StoreHolder:
@@ -18,7 +21,13 @@ class StoreHolder:
         if (url, password) == self._key:
             return
         old, self._key = self.store, (url, password)
-        self.store = RedisConversationStore.from_url(url, password=password) if url else None
+        self.store = None
+        if url:
+            # Imported here: the redis client costs ~5 MiB of memory, paid only by gateways
+            # whose config names a store (a sidecar per pod usually does not).
+            from .redis_store import RedisConversationStore
+
+            self.store = RedisConversationStore.from_url(url, password=password)
         if old is not None:
             await old.close()
 

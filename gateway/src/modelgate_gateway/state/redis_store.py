@@ -10,6 +10,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from .redis_conversations import RedisConversations
 from .store import MAX_STORED_BYTES, StateStoreError, StateTooLargeError, StoredResponse
 
 KEY_PREFIX = "modelgate:resp:"
@@ -46,6 +47,10 @@ class RedisConversationStore:
         """The connection pool, shared with the conversations kept next to the responses and the background
         ledger (same Redis, same timeouts)."""
         return self._client
+
+    def conversations(self) -> RedisConversations:
+        """The Conversations API's store in the same Redis."""
+        return RedisConversations(self._client)
 
     @staticmethod
     def key(response_id: str) -> str:

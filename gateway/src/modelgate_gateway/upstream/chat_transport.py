@@ -23,7 +23,7 @@ from ..http1 import Http1Client, Reply, UpstreamProtocolError
 from ..observability.estimating import estimate_chat_tokens
 from ..runtime import DeploymentRuntime
 from ..state import StateStoreError, StoredResponse
-from ..state.conversations import RedisConversations
+from ..state.conversations import Conversations
 from ..state.holder import StoreHolder
 from . import conversations_api
 from .translation.responses_chatcompletions import (
@@ -110,7 +110,7 @@ class ChatTransport:
             return await self._compact(dep, payload, request_id)
         return await self._follow_up(method, path, query or {})
 
-    def _conversations(self, dep: DeploymentRuntime, param: str | None) -> RedisConversations:
+    def _conversations(self, dep: DeploymentRuntime, param: str | None) -> Conversations:
         store = self._stores.store
         if store is None:
             raise Untranslatable(
@@ -118,7 +118,7 @@ class ChatTransport:
                 "state store (spec.state.redisUrl), which is not configured.",
                 param=param,
             )
-        return RedisConversations(store.client)
+        return store.conversations()
 
     async def _conversations_api(
         self, dep: DeploymentRuntime, method: str, path: str, payload: dict[str, Any] | None, query: Mapping[str, str]
@@ -371,7 +371,7 @@ class ChatReply:
             return
         try:  # a conversation gets the turn whatever ``store`` says: the conversation is the storage
             await conversations_api.record_turn(
-                RedisConversations(store.client), self._payload, response, self._stores.ttl_seconds
+                store.conversations(), self._payload, response, self._stores.ttl_seconds
             )
         except StateStoreError as exc:
             log.warning(

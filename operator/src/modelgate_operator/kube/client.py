@@ -104,6 +104,10 @@ class KubeClient:
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        # Sidecar mode (modelgate_operator.injection.client): per-namespace RoleBindings and the
+        # webhook configuration's caBundle.
+        self.rbac = client.RbacAuthorizationV1Api(api)
+        self.admission = client.AdmissionregistrationV1Api(api)
 
     # --- reading ---------------------------------------------------------------------------
 

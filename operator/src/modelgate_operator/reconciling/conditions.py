@@ -94,27 +94,41 @@ def _resolved(verdict: Verdict) -> tuple[bool, str, str]:
     return True, verdict.resolved_reason, verdict.resolved_message
 
 
-def _ready(verdict: Verdict, rollout: Rollout, withheld: Withheld | None) -> tuple[bool, str, str]:
+def _served_by(rollout: Rollout, sidecars: Rollout | None) -> tuple[bool, str]:
+    """(still rolling out, "Served by …" or the no-pods text), gateway pods and sidecars alike."""
+    counts = [(rollout, "gateway pods")] if rollout.total else []
+    if sidecars is not None and sidecars.total:
+        counts.append((sidecars, "sidecars"))
+    if not counts:
+        return False, "In the gateway's config; no gateway pods found to count"
+    rolling = any(count.serving < count.total for count, _ in counts)
+    return rolling, "Served by " + " and ".join(f"{count} {what}" for count, what in counts)
+
+
+def _ready(
+    verdict: Verdict, rollout: Rollout, withheld: Withheld | None, sidecars: Rollout | None = None
+) -> tuple[bool, str, str]:
     if not verdict.accepted:
         return False, verdict.accepted_reason, verdict.accepted_message
     if not verdict.resolved:
         return False, verdict.resolved_reason, verdict.resolved_message
     if withheld is not None:
         return False, withheld.reason, withheld.message
-    if rollout.total and rollout.serving < rollout.total:
-        return False, "RollingOut", f"Served by {rollout} gateway pods; waiting for the rest."
-    where = (
-        f"Served by {rollout} gateway pods"
-        if rollout.total
-        else "In the gateway's config; no gateway pods found to count"
-    )
+    rolling, where = _served_by(rollout, sidecars)
+    if rolling:
+        return False, "RollingOut", f"{where}; waiting for the rest."
     if verdict.missing_fallbacks:
         return True, DEGRADED, f"{where}, without {_missing(verdict)} (not served by this gateway)."
-    return True, ("Serving" if rollout.total else "Published"), f"{where}."
+    counted = rollout.total or (sidecars is not None and sidecars.total)
+    return True, ("Serving" if counted else "Published"), f"{where}."
 
 
 def desired_conditions(
-    route: ModelRoute, verdict: Verdict, rollout: Rollout, withheld: Withheld | None = None
+    route: ModelRoute,
+    verdict: Verdict,
+    rollout: Rollout,
+    withheld: Withheld | None = None,
+    sidecars: Rollout | None = None,
 ) -> list[dict[str, Any]]:
     """The three conditions for a route, without timestamps."""
     gen = route.generation
@@ -125,7 +139,7 @@ def desired_conditions(
         resolved = _condition(
             RESOLVED_REFS, None, "NotAccepted", "References are checked once the route is accepted.", gen
         )
-    ready = _condition(READY, *_ready(verdict, rollout, withheld), gen)
+    ready = _condition(READY, *_ready(verdict, rollout, withheld, sidecars), gen)
     return [accepted, resolved, ready]
 
 
@@ -136,16 +150,21 @@ def build_status(
     previous: Mapping[str, Any] | None,
     now: str,
     withheld: Withheld | None = None,
+    *,
+    sidecars: Rollout | None = None,
+    sidecar_mode: bool = False,
 ) -> tuple[dict[str, Any], list[ConditionChange]]:
     """The full status for a route and the condition changes since ``previous``.
 
-    ``withheld``: the pass did not publish the document (see :class:`Withheld`).
+    ``withheld``: the pass did not publish the document (see :class:`Withheld`). ``sidecars``:
+    sidecars serving the route's generation (sidecar mode, None when no sidecar serves it);
+    ``status.sidecars`` exists only in sidecar mode.
     """
     old_conditions: Sequence[Any] = (previous or {}).get("conditions") or []
     old = {c.get("type"): c for c in old_conditions if isinstance(c, Mapping)}
     conditions = []
     changes = []
-    for cond in desired_conditions(route, verdict, rollout, withheld):
+    for cond in desired_conditions(route, verdict, rollout, withheld, sidecars):
         before = old.get(cond["type"])
         same_status = before is not None and before.get("status") == cond["status"]
         transition = before.get("lastTransitionTime") if same_status and before else None
@@ -160,6 +179,10 @@ def build_status(
         # Every name, joined: a printer column's JSONPath shows only its first match.
         "deploymentNames": ",".join(route.deployment_names),
     }
+    if not route.sidecars.shared_gateway:
+        status["rollout"] = "-"  # the shared gateway does not serve it
+    if sidecar_mode:
+        status["sidecars"] = str(sidecars) if sidecars is not None and verdict.included else "-"
     return status, changes
 
 

@@ -28,14 +28,15 @@ from ..rendering.basefile import BaseFile
 from ..rendering.layout import Layout, plan
 from ..rendering.render import BuildCache, Rendered, SecretLookup, referenced_secrets, render
 from ..rendering.resources import GROUP, KIND, VERSION, ModelRoute, parse_route
-from ..rendering.sizing import CONFIG_TOO_LARGE, Oversize, route_sizes
+from ..rendering.sizing import Oversize, route_sizes
 from ..settings import OperatorSettings
 from .cluster import Cluster
 from .committing import Committer, Published
-from .conditions import ConditionChange, Rollout, Withheld, build_status, status_differs
+from .conditions import ConditionChange, Rollout, build_status, status_differs
 from .memo import Memo, ParseCache, route_digest, routes_fingerprint, secrets_fingerprint
 from .retrying import Backoff
 from .rollout import RolloutHistory
+from .sidecars import Inputs, SidecarPass, SidecarReconciler, route_view
 
 logger = logging.getLogger("modelgate_operator")
 Planned = tuple[Rendered, Layout | None, Oversize | None]
@@ -109,6 +110,7 @@ class Reconciler:
     with a higher or equal priority exists (kopf pauses only its watch streams, not this loop).
     ``base`` is re-read on every active pass when its file changed (:mod:`.basefile`).
     ``keys``: the ModelGateKeys' part of each pass (:mod:`.keys`); None serves the base's keys only.
+    ``sidecars``: sidecar mode's part of each pass (:mod:`.sidecars`), after the shared gateway's.
     """
 
     def __init__(
@@ -121,8 +123,10 @@ class Reconciler:
         *,
         probe: Probe = probe_all,
         keys: Keys | None = None,
+        sidecars: SidecarReconciler | None = None,
     ) -> None:
         self.settings = settings
+        self.sidecars = sidecars
         self.kube = kube
         self.probe = probe
         self.base = base
@@ -206,7 +210,7 @@ class Reconciler:
         clock.lap("read")
         keys_fingerprint = routes_fingerprint(route_digest(body) for _, body in keys.keys)
         rendered, layout, result.refused = self._render_and_plan(
-            routes,
+            [r for r in routes if r.sidecars.shared_gateway],
             secrets,
             published,
             (fingerprint, secrets_fingerprint(secrets), keys_fingerprint, secrets_fingerprint(keys.secrets)),
@@ -227,17 +231,26 @@ class Reconciler:
             result.rolling_out = result.cleaning_up
         clock.lap("rollout")
         rollouts = self.history.count(checksums, ((r.key, r.generation) for r in routes))
+        sidecars = self._sidecars(routes, secrets, result, clock)
         now = self.now()
         refused = result.refused
         written = 0
         for route, body in pairs:
-            verdict = rendered.verdicts[route.key]
-            rollout = rollouts.get(route.key, Rollout(0, len(pods)))
+            view = route_view(
+                route, rendered.verdicts, rollouts.get(route.key, Rollout(0, len(pods))), refused, sidecars
+            )
             previous = body.get("status")
-            withheld = None if refused is None else Withheld(CONFIG_TOO_LARGE, refused.route_message(route.key))
-            status, changes = build_status(route, verdict, rollout, previous, now, withheld)
-            if verdict.included and refused is None and rollout.serving < rollout.total:
-                result.rolling_out = True
+            status, changes = build_status(
+                route,
+                view.verdict,
+                view.rollout,
+                previous,
+                now,
+                view.withheld,
+                sidecars=view.sidecars,
+                sidecar_mode=self.sidecars is not None,
+            )
+            result.rolling_out = result.rolling_out or view.rolling_out
             if status_differs(status, previous):
                 self.kube.patch_route_status(route.namespace, route.name, status)
                 written += 1
@@ -256,6 +269,18 @@ class Reconciler:
         if self.keys is not None:
             self.keys.report(keys, now)
         return result
+
+    def _sidecars(
+        self, routes: list[ModelRoute], secrets: SecretLookup, result: PassResult, clock: _Clock
+    ) -> SidecarPass:
+        """Sidecar mode's part of the pass (nothing without it); widens what wakes the loop."""
+        if self.sidecars is None:
+            return SidecarPass()
+        sidecars = self.sidecars.reconcile(Inputs(routes, secrets, self.base.config if self.base else None))
+        self.referenced = self.referenced | sidecars.extra_secrets
+        result.rolling_out = result.rolling_out or sidecars.rolling_out
+        clock.lap("sidecars")
+        return sidecars
 
     def _render(self, routes: list[ModelRoute], secrets: SecretLookup, generation: int, keys: KeyRound) -> Rendered:
         """Render with the current base (refreshed by the caller) and the servable ModelGateKeys.

@@ -42,6 +42,18 @@ class RouteDeployment:
 
 
 @dataclass(frozen=True, slots=True)
+class Sidecars:
+    """``spec.sidecars``: which injected sidecars serve the route (sidecar mode)."""
+
+    attach: bool = False
+    """The sidecars in the route's own namespace serve it."""
+    share_with: tuple[str, ...] = ()
+    """Other namespaces whose sidecars serve it (honoured for sharing namespaces only)."""
+    shared_gateway: bool = True
+    """The shared gateway Deployment serves it too."""
+
+
+@dataclass(frozen=True, slots=True)
 class ModelRoute:
     """A parsed ModelRoute. ``error`` is set when the spec is unusable (route left out)."""
 
@@ -60,6 +72,7 @@ class ModelRoute:
     deployment_names: tuple[str, ...] = ()
     """Names in ``spec.deployments``, in spec order, read leniently (also for an invalid spec):
     ``status.deploymentNames`` shows them in ``kubectl get mr``."""
+    sidecars: Sidecars = field(default_factory=Sidecars)
 
     @property
     def key(self) -> RouteKey:
@@ -127,6 +140,27 @@ def _parse_deployment(raw: Any, index: int) -> RouteDeployment:
     )
 
 
+def _parse_sidecars(raw: Any) -> Sidecars:
+    data = _mapping(raw, "spec.sidecars")
+    flags = {}
+    for key in ("attach", "sharedGateway"):
+        if key in data and not isinstance(data[key], bool):
+            raise InvalidRoute(f"spec.sidecars.{key}", "expected true or false")
+        flags[key] = data.get(key)
+    share_raw = data.get("shareWith") or []
+    if not isinstance(share_raw, list):
+        raise InvalidRoute("spec.sidecars.shareWith", "expected a list of namespaces")
+    share = tuple(sorted({_string(n, f"spec.sidecars.shareWith[{i}]") for i, n in enumerate(share_raw)}))
+    sidecars = Sidecars(
+        attach=flags["attach"] is True, share_with=share, shared_gateway=flags["sharedGateway"] is not False
+    )
+    if not (sidecars.shared_gateway or sidecars.attach or sidecars.share_with):
+        raise InvalidRoute(
+            "spec.sidecars", "a route served neither by the shared gateway nor by any sidecar serves nothing"
+        )
+    return sidecars
+
+
 def _parse_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     deployments_raw = spec.get("deployments")
     if not isinstance(deployments_raw, list) or not deployments_raw:
@@ -146,7 +180,13 @@ def _parse_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     if model in fallbacks:
         raise InvalidRoute("spec.fallbacks", "a model cannot fall back to itself")
     policy = {k: spec[k] for k in _POLICY_FIELDS if spec.get(k) is not None}
-    return {"model": model, "deployments": deployments, "fallbacks": fallbacks, "policy": policy}
+    return {
+        "model": model,
+        "deployments": deployments,
+        "fallbacks": fallbacks,
+        "policy": policy,
+        "sidecars": _parse_sidecars(spec.get("sidecars")),
+    }
 
 
 def _deployment_names(spec: Any) -> tuple[str, ...]:

@@ -1,0 +1,293 @@
+"""The sidecar part of a reconcile pass: per-namespace documents, their RoleBindings, and rollout.
+
+Runs in the reconciler's worker thread after the shared gateway's part, on the same routes and
+Secrets. For every namespace that needs a sidecar document (:func:`..rendering.sidecars.sidecar_namespaces`)
+it renders that namespace's document and writes it with the shared gateway's own
+:class:`~.committing.Committer` (keys first, index last, pruning only once the namespace's
+sidecars serve the new document), binds the sidecar ClusterRole to the injected pods'
+ServiceAccounts, and probes the sidecars' ``/readyz``. A namespace that no longer needs one loses
+its objects. Neighbours: :mod:`..rendering.sidecars` renders, :mod:`..injection.client` talks to
+the API (through the :class:`SidecarApi` protocol, so this module stays free of ``kubernetes``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from modelgate_gateway.config import GatewayConfig
+from modelgate_gateway.config.sharding import TooLarge
+
+from ..injection.mutation import SIDECAR_LABEL
+from ..injection.pods import service_accounts, sidecar_pod
+from ..injection.settings import InjectionSettings
+from ..injection.template import SidecarTemplate
+from ..kube.objects import PodEndpoint
+from ..rendering.layout import CONFIGMAP, SECRET, plan
+from ..rendering.render import Rendered, SecretLookup, Verdict
+from ..rendering.resources import ModelRoute, RouteKey
+from ..rendering.sidecars import SIGNING_KEY, NamespaceKeys, Scope, render_namespace, routes_for, sidecar_namespaces
+from ..rendering.sizing import CONFIG_TOO_LARGE, Oversize
+from ..settings import OperatorSettings
+from .cluster import Store
+from .committing import SHARD_LABEL, Committer, Published
+from .conditions import Rollout, Withheld
+from .rollout import RolloutHistory
+
+logger = logging.getLogger("modelgate_operator")
+Probe = Callable[[Sequence[PodEndpoint], float], list[str | None]]
+
+
+class SidecarApi(Protocol):
+    """The API calls of the sidecar part of a pass (:class:`~..injection.client.InjectionClient`)."""
+
+    def list_pods(self, label_selector: str, namespaces: tuple[str, ...]) -> list[dict[str, Any]]: ...
+
+    def list_secrets(self, label_selector: str, namespaces: tuple[str, ...]) -> list[dict[str, Any]]: ...
+
+    def read_namespace_secret(self, namespace: str, name: str) -> dict[str, bytes] | None: ...
+
+    def store(self, namespace: str, configmap: str, secret: str) -> Store: ...
+
+    def set_role_binding(self, namespace: str, name: str, cluster_role: str, service_accounts: list[str]) -> bool: ...
+
+    def delete_role_binding(self, namespace: str, name: str) -> None: ...
+
+
+@dataclass(slots=True)
+class SidecarPass:
+    """What the sidecar part of a pass tells the status writer."""
+
+    rollouts: dict[RouteKey, Rollout] = field(default_factory=dict)
+    """Per route: sidecars serving its current generation, out of the sidecars whose namespace
+    document contains it (running pods only, as for the shared gateway)."""
+    verdicts: dict[RouteKey, Verdict] = field(default_factory=dict)
+    """Per route served by sidecars: the verdict in its own namespace's document, else in the
+    first namespace it is shared into."""
+    rolling_out: bool = False
+    namespaces: tuple[str, ...] = ()
+    extra_secrets: frozenset[tuple[str, str]] = frozenset()
+    """Secrets besides the routes' own whose change must wake the loop (sidecar API keys)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """What the shared gateway's part of the pass read: routes in scope, their Secrets, the base."""
+
+    routes: Sequence[ModelRoute]
+    secrets: SecretLookup
+    base: GatewayConfig | None
+
+
+def not_served(route: ModelRoute) -> Verdict:
+    """The verdict of a route kept off the shared gateway that no sidecar namespace renders."""
+    return Verdict(
+        accepted=False,
+        accepted_reason="NotServed",
+        accepted_message=(
+            f"spec.sidecars: the route is kept off the shared gateway (sharedGateway: false) and no sidecar serves "
+            f"it: attach it to {route.namespace}'s sidecars (attach: true), or share it from a sharing namespace"
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RouteView:
+    """What a route's status is built from, the shared gateway's and the sidecars' parts together."""
+
+    verdict: Verdict
+    rollout: Rollout
+    withheld: Withheld | None
+    sidecars: Rollout | None
+
+    @property
+    def rolling_out(self) -> bool:
+        """Served, and some gateway pod or sidecar does not serve this generation yet."""
+        behind = self.rollout.serving < self.rollout.total or (
+            self.sidecars is not None and self.sidecars.serving < self.sidecars.total
+        )
+        return self.verdict.included and self.withheld is None and behind
+
+
+def route_view(
+    route: ModelRoute,
+    shared: Mapping[RouteKey, Verdict],
+    rollout: Rollout,
+    refused: Oversize | None,
+    sidecars: SidecarPass,
+) -> RouteView:
+    """A route kept off the shared gateway (``sharedGateway: false``) takes its verdict from the
+    sidecars' documents, and neither the gateway pods nor a refused gateway document concern it."""
+    verdict = shared.get(route.key) or sidecars.verdicts.get(route.key) or not_served(route)
+    withheld = None if refused is None else Withheld(CONFIG_TOO_LARGE, refused.route_message(route.key))
+    if not route.sidecars.shared_gateway:
+        rollout, withheld = Rollout(0, 0), None
+    return RouteView(verdict, rollout, withheld, sidecars.rollouts.get(route.key))
+
+
+class SidecarReconciler:
+    """State kept between passes: the sidecar documents' rollout history and first-seen times."""
+
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        injection: InjectionSettings,
+        template: SidecarTemplate,
+        api: SidecarApi,
+        probe: Probe,
+    ) -> None:
+        self.settings = settings
+        self.injection = injection
+        self.template = template
+        self.api = api
+        self.probe = probe
+        self.scope = Scope(gateway=settings.gateway_name, sharing=injection.sharing_namespaces)
+        self.history = RolloutHistory()
+        self.first_seen: dict[tuple[str, str], float] = {}
+        self.committers: dict[str, Committer] = {}
+        """One per sidecar namespace, so an unchanged namespace costs one read per pass."""
+
+    def _namespace_settings(self, namespace: str) -> OperatorSettings:
+        return dataclasses.replace(
+            self.settings, gateway_namespace=namespace, configmap=self.template.configmap, secret=self.template.secret
+        )
+
+    def _committer(self, namespace: str) -> Committer:
+        if namespace not in self.committers:
+            store = self.api.store(namespace, self.template.configmap, self.template.secret)
+            self.committers[namespace] = Committer(store, self._namespace_settings(namespace))
+        return self.committers[namespace]
+
+    def reconcile(self, inputs: Inputs) -> SidecarPass:
+        routes = inputs.routes
+        scope = self.settings.namespaces
+        pods = [
+            p
+            for p in (sidecar_pod(b) for b in self.api.list_pods(f"{SIDECAR_LABEL}={self.template.gateway}", scope))
+            if p is not None
+        ]
+        existing = {
+            str((b.get("metadata") or {}).get("namespace"))
+            for b in self.api.list_secrets(f"{SHARD_LABEL}={self.template.configmap}", scope)
+        }
+        wanted = sidecar_namespaces(routes, {p.namespace for p in pods}, self.scope.sharing) - {"kube-system"}
+        if scope:
+            wanted &= set(scope)
+        result = SidecarPass(namespaces=tuple(sorted(wanted)))
+        accounts = service_accounts(pods)
+        if self.template.api_keys_secret:
+            result.extra_secrets = frozenset((n, self.template.api_keys_secret) for n in wanted)
+        documents: dict[str, Rendered] = {}
+        checksums: dict[str, list[str | None]] = {}
+        for namespace in sorted(wanted):
+            running = [p for p in pods if p.namespace == namespace and p.probeable]
+            checksums[namespace] = self.probe(
+                [PodEndpoint(p.name, str(p.ip), int(p.admin_port or 0)) for p in running],
+                self.settings.readyz_timeout_seconds,
+            )
+            rendered = self._namespace(namespace, inputs, accounts.get(namespace, []), checksums[namespace], result)
+            if rendered is not None:
+                documents[namespace] = rendered
+        for namespace in sorted(existing - wanted):
+            self._remove(namespace)
+        self._count(routes, documents, checksums, result)
+        return result
+
+    def _namespace(
+        self, namespace: str, inputs: Inputs, accounts: list[str], checksums: list[str | None], result: SidecarPass
+    ) -> Rendered | None:
+        settings = self._namespace_settings(namespace)
+        committer = self._committer(namespace)
+        published = committer.read()
+        keys = NamespaceKeys(
+            signing_key=self._signing_key(committer.store, published), api_keys=self._api_keys(namespace)
+        )
+        rendered = render_namespace(
+            namespace, inputs.routes, inputs.secrets, inputs.base, self.scope, keys, generation=published.generation + 1
+        )
+        try:
+            layout = plan(rendered, settings)
+        except TooLarge as exc:
+            logger.error(
+                "sidecar config of namespace %s not published (its sidecars keep the last one): %s", namespace, exc
+            )
+            return None
+        if committer.write(layout, published) and rendered.checksum != published.checksum:
+            logger.info(
+                "published sidecar config %s for namespace %s (%d models)",
+                rendered.checksum,
+                namespace,
+                len(rendered.config.spec.models),
+            )
+        self.history.record(rendered.checksum, rendered.served)
+        if accounts:
+            self.api.set_role_binding(namespace, self.injection.cluster_role, self.injection.cluster_role, accounts)
+        else:
+            self.api.delete_role_binding(namespace, self.injection.cluster_role)
+        served = self._served(namespace, rendered.checksum, checksums)
+        if committer.clean_up(layout, published.objects, served):
+            result.rolling_out = True
+        return rendered
+
+    def _signing_key(self, store: Store, published: Published) -> bytes:
+        """The namespace's response-id signing key as stored, or a new one (first document)."""
+        names = published.index.secrets if published.index is not None else (self.template.secret,)
+        for name in names:
+            stored = store.read_object(SECRET, name)
+            value = stored.data.get(SIGNING_KEY) if stored is not None else None
+            if isinstance(value, bytes) and len(value) >= 32:
+                return value
+        return os.urandom(32)
+
+    def _api_keys(self, namespace: str) -> Mapping[str, bytes] | None:
+        if not self.template.api_keys_secret:
+            return None
+        return self.api.read_namespace_secret(namespace, self.template.api_keys_secret) or {}
+
+    def _served(self, namespace: str, checksum: str, pod_checksums: list[str | None]) -> bool:
+        """Every sidecar of the namespace serves ``checksum``, or the rollout deadline passed."""
+        now = time.monotonic()
+        first = self.first_seen.setdefault((namespace, checksum), now)
+        if len(self.first_seen) > 4096:  # bounded: only recent documents matter
+            self.first_seen = {(namespace, checksum): first}
+        return all(c == checksum for c in pod_checksums) or now - first >= self.settings.rollout_deadline_seconds
+
+    def _remove(self, namespace: str) -> None:
+        """Delete a namespace's sidecar objects: it has no injected pods and no sidecar routes."""
+        committer = self.committers.pop(namespace, None) or self._committer(namespace)
+        self.committers.pop(namespace, None)
+        store, published = committer.store, committer.read()
+        objects = published.objects | {(CONFIGMAP, self.template.configmap), (SECRET, self.template.secret)}
+        self.api.delete_role_binding(namespace, self.injection.cluster_role)
+        for kind, name in sorted(objects, key=lambda o: (o[0] != SECRET, o[1] != self.template.configmap, o[1])):
+            store.delete_object(kind, name)
+        logger.info("namespace %s needs no sidecar config any more: its sidecar objects are deleted", namespace)
+
+    def _count(
+        self,
+        routes: Sequence[ModelRoute],
+        documents: Mapping[str, Rendered],
+        checksums: Mapping[str, list[str | None]],
+        result: SidecarPass,
+    ) -> None:
+        """Per-route sidecar rollout and the verdicts of routes kept off the shared gateway."""
+        for route in routes:
+            homes = [n for n in sorted(documents) if routes_for(n, [route], self.scope.sharing)]
+            serving = total = 0
+            for namespace in homes:
+                if (route.key, route.generation) in documents[namespace].served:
+                    applied = checksums.get(namespace, [])
+                    total += len(applied)
+                    serving += self.history.count(applied, [(route.key, route.generation)])[route.key].serving
+            if homes:
+                result.rollouts[route.key] = Rollout(serving, total)
+            own = route.namespace if route.namespace in homes else (homes[0] if homes else None)
+            if own is not None and route.key in documents[own].verdicts:
+                result.verdicts[route.key] = documents[own].verdicts[route.key]
+            elif not route.sidecars.shared_gateway:
+                result.verdicts[route.key] = not_served(route)
