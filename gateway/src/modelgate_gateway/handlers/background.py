@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import orjson
@@ -25,8 +25,10 @@ from ..runtime import RuntimeConfig
 from ..state.background import Fetch, Pending
 from ..state.holder import StoreHolder
 from ..state.ledger import BackgroundLedger, MemoryLedger, RedisLedger
-from ..state.redis_store import RedisConversationStore
 from ..upstream.executor import Call, PassThrough, open_call
+
+if TYPE_CHECKING:  # redis is imported only by a gateway that names a store
+    from ..state.redis_store import RedisConversationStore
 
 
 def after_create(

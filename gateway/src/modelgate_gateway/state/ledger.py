@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Protocol
 
 from .store import StateStoreError
+
+if TYPE_CHECKING:  # importing redis costs ~5 MiB: only a gateway with a store pays it
+    import redis.asyncio as aioredis
 
 PREFIX = "modelgate:bg:"
 PENDING = PREFIX + "pending"
@@ -109,6 +109,9 @@ class RedisLedger:
     """The ledger in the Redis of ``spec.state``; every call is bounded by the client's socket timeouts."""
 
     def __init__(self, client: aioredis.Redis) -> None:
+        from redis.exceptions import RedisError
+
+        self._errors: tuple[type[Exception], ...] = (RedisError, OSError)
         self._client = client
         self._renew = client.register_script(_RENEW)
         self._adopt = client.register_script(_ADOPT)
@@ -129,7 +132,7 @@ class RedisLedger:
                 pipe.zadd(PENDING, {key: deadline}, nx=True)
                 pipe.set(owner_key, owner, nx=True, px=_ms(lease))
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except self._errors as exc:
             raise StateStoreError(f"redis: storing background response failed: {exc}") from exc
 
     async def renew(self, key: str, owner: str, lease: float) -> bool:
@@ -158,11 +161,10 @@ class RedisLedger:
     async def disown(self, key: str, owner: str) -> None:
         await self._run(self._release, [self._keys(key)[3]], [owner])
 
-    @staticmethod
-    async def _run(script: object, keys: list[str], args: list[object]) -> object:
+    async def _run(self, script: object, keys: list[str], args: list[object]) -> object:
         try:
             return await script(keys=keys, args=args)  # type: ignore[operator]
-        except (RedisError, OSError) as exc:
+        except self._errors as exc:
             raise StateStoreError(f"redis: background ledger call failed: {exc}") from exc
 
 
