@@ -54,6 +54,7 @@ def make_state(observer: Observer, registry: CollectorRegistry | None = None) ->
     )
     holder.append(state)
     tracker.fetch = background.upstream_fetch(state)
+    tracker.on_counted = background.limits_correction(governor)
     if isinstance(observer, GatewayObserver):
         observer.metrics.background_pending.set_function(lambda: tracker.following)
     return state

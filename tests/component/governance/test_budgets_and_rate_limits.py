@@ -11,17 +11,8 @@ import pytest
 from openai import AsyncOpenAI
 
 from gateway_harness import GatewayHarness
-from governed_gateway import KEYS, governed_doc, usage_cost
+from governed_gateway import KEYS, RATE_HEADERS, governed_doc, usage_cost
 from redis_server import RedisServer
-
-RATE_HEADERS = (
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-reset-requests",
-    "x-ratelimit-limit-tokens",
-    "x-ratelimit-remaining-tokens",
-    "x-ratelimit-reset-tokens",
-)
 
 
 def client(gw: GatewayHarness, key: str = "team-a", retries: int = 0) -> AsyncOpenAI:

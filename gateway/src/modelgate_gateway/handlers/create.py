@@ -113,6 +113,7 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
         record.operation = Operation.BACKGROUND
     limited = state.governor.key_policy(key)  # None for keys nothing limits: no Redis call
     ticket = None
+    charged: dict[str, Any] | None = None  # what a background create charged its key and tenant
     if limited is not None:  # None again only when Redis is unavailable and the policy is fail-open
         ticket = await state.governor.admit(limited, model.name, payload, len(raw), record)
     try:
@@ -137,7 +138,7 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
             err.headers = {**ticket.headers, **err.headers}
             raise
         finally:
-            state.governor.settle(ticket, record)
+            charged = state.governor.settle(ticket, record)
     finally:
         if background_create:  # a background response outlives its create, even a stream the client left
-            background.after_create(state, record, caller.signing_key, caller.owner, caller.accept_unowned)
+            background.after_create(state, record, caller.signing_key, caller.owner, caller.accept_unowned, charged)

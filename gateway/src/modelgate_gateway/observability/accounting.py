@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import enum
 
+from . import estimating
 from .labels import DEFAULT_TIER, OTHER_LABEL, ConfigView, EndUserLabels
 from .metrics import Metrics
 from .pricing import Prices, cost_usd
 from .recording import RequestRecord, Usage
+from .usage import usage_from_response_json
 
 BILLED_ROUTES = frozenset({"create", "compact"})
 """Routes whose calls consume tokens; retrieve etc. carry the usage of a create, input_tokens runs no model."""
@@ -100,3 +102,36 @@ def charge(
         label = tool if tool in view.tools else OTHER_LABEL
         metrics.tool_calls.inc((model, deployment, label, operation, priced), calls)
     return cost, prices
+
+
+def billed_usage(record: RequestRecord, estimate: bool = True) -> tuple[Usage | None, bool]:
+    """What a finished request is charged: (usage, estimated). Metrics and budgets both use it.
+
+    Reported usage, else an estimate when the request produced output or succeeded; with
+    ``estimate=False`` only says whether an estimate would be made (second item). Only create
+    (and compact) calls consume tokens: a retrieved or cancelled response carries the usage of
+    the call that created it, which was accounted then. A background create is charged once,
+    when it ends (:mod:`..state.background`), never here. Estimating needs the tokenizer
+    (:func:`.estimating.encoding`): callers on the event loop load it in a thread first.
+    """
+    if record.route not in BILLED_ROUTES or record.operation == Operation.BACKGROUND:
+        return None, False
+    if record.usage is not None:
+        return record.usage, False
+    succeeded = 200 <= record.status < 300
+    body = record.response_body if succeeded else None
+    # The hot path may not have parsed usage itself: look where the upstream would put it.
+    reported = (
+        usage_from_response_json(body)
+        if body
+        else estimating.usage_from_sse_blocks(record.stream_blocks)
+        if record.stream_blocks
+        else None
+    )
+    if reported is not None:
+        return reported, False
+    if not (succeeded or record.delta_payloads):
+        return None, False
+    if not estimate:
+        return None, True
+    return estimating.estimate_usage(record.request_body, body, record.delta_payloads, record.stream_blocks), True
