@@ -33,6 +33,11 @@ _MAX_TOOL_KINDS = 16  # distinct tool kinds read per response; the rest are igno
 _MAX_TIER_CHARS = 32
 
 
+# (input count, output count, input details, output details): a Responses usage, a Chat Completions one
+_RESPONSES_FIELDS = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+_CHAT_FIELDS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+
+
 def usage_from_mapping(usage: Any) -> Usage | None:
     """A Responses ``usage`` object, or a Chat Completions one; None when it reports no count.
 
@@ -41,19 +46,9 @@ def usage_from_mapping(usage: Any) -> Usage | None:
     if not isinstance(usage, dict):
         return None
     if "input_tokens" in usage or "output_tokens" in usage:
-        input_key, output_key, input_details, output_details = (
-            "input_tokens",
-            "output_tokens",
-            "input_tokens_details",
-            "output_tokens_details",
-        )
+        input_key, output_key, input_details, output_details = _RESPONSES_FIELDS
     elif "prompt_tokens" in usage or "completion_tokens" in usage:
-        input_key, output_key, input_details, output_details = (
-            "prompt_tokens",
-            "completion_tokens",
-            "prompt_tokens_details",
-            "completion_tokens_details",
-        )
+        input_key, output_key, input_details, output_details = _CHAT_FIELDS
     else:
         return None
     inputs, outputs = usage.get(input_key), usage.get(output_key)
