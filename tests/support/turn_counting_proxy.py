@@ -1,5 +1,8 @@
 """A TCP relay on loopback that counts round trips: how often a client spoke again after the server
-had answered (a pipeline of commands sent together is one turn, however TCP splits it)."""
+had answered (a pipeline of commands sent together is one turn, however TCP splits it).
+
+With ``marker``, only turns whose bytes contain it count (e.g. the governance keys' hash tag, so
+the background ledger's sweeps on the same Redis are not counted)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 @dataclass
 class TurnCountingProxy:
     target_port: int
+    marker: bytes = b""
     turns: int = 0
     port: int = 0
     _server: asyncio.Server | None = None
@@ -40,13 +44,16 @@ class TurnCountingProxy:
         assert task is not None
         self._tasks.add(task)
         up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.target_port), timeout=5)
-        answered = [True]  # a connection's first bytes are a turn
+        answered = [True]  # a connection's first bytes start a turn
+        counted = [False]
 
         async def client_to_server() -> None:
             while data := await reader.read(65536):
                 if answered[0]:
+                    answered[0] = counted[0] = False
+                if not counted[0] and self.marker in data:
                     self.turns += 1
-                    answered[0] = False
+                    counted[0] = True
                 up_writer.write(data)
                 await up_writer.drain()
 

@@ -31,6 +31,9 @@ PRICING = {
 # The fake reports 20 input tokens (5 cached) and one output token per word of its text.
 WORDS = len("Alpha answers with seven short words".split())
 
+WHO = {"key": "test", "tenant": "_none", "end_user": "_none"}
+"""Who every billed figure is by: the harness key, which has no tenant, and no end user."""
+
 
 def _doc(upstream: FakeResponsesUpstream) -> dict:
     return config_doc(
@@ -51,6 +54,7 @@ def _cost(gw: GatewayHarness, tier: str) -> float | None:
             "model": "gpt-4o",
             "deployment": "a",
             "key": "test",
+            "tenant": "_none",
             "end_user": "_none",
             "estimated": "false",
             "operation": "create",
@@ -99,7 +103,14 @@ async def test_cache_write_tokens_are_counted_and_priced(gateway, upstream_a) ->
     async with gw.client() as client:
         response = await client.responses.create(model="gpt-4o", input="hi")
     assert response.usage is not None
-    tokens = {"model": "gpt-4o", "deployment": "a", "estimated": "false", "operation": "create", "tier": "default"}
+    tokens = {
+        "model": "gpt-4o",
+        "deployment": "a",
+        **WHO,
+        "estimated": "false",
+        "operation": "create",
+        "tier": "default",
+    }
     assert gw.registry.get_sample_value("modelgate_tokens_total", {**tokens, "type": "cache_write"}) == 10
     assert gw.registry.get_sample_value("modelgate_tokens_total", {**tokens, "type": "cached_input"}) == 5
     # 20 input: 5 read from the cache, 10 written to it, 5 plain
@@ -136,7 +147,7 @@ async def test_hosted_tool_calls_are_counted_from_output_items(gateway, upstream
         else:
             response = await client.responses.create(model="gpt-4o", input="hi")
     assert [item.type for item in response.output][:4] == [i["type"] for i in items]
-    calls = {"model": "gpt-4o", "deployment": "a", "operation": "create"}
+    calls = {"model": "gpt-4o", "deployment": "a", **WHO, "operation": "create"}
     sample = gw.registry.get_sample_value
     assert sample("modelgate_hosted_tool_calls_total", {**calls, "tool": "web_search", "priced": "true"}) == 2
     assert sample("modelgate_hosted_tool_calls_total", {**calls, "tool": "file_search", "priced": "true"}) == 1

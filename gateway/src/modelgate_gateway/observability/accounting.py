@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 
 from . import estimating
-from .labels import DEFAULT_TIER, OTHER_LABEL, ConfigView, EndUserLabels
+from .labels import DEFAULT_TIER, NONE_LABEL, OTHER_LABEL, ConfigView, EndUserLabels
 from .metrics import Metrics
 from .pricing import Prices, cost_usd
 from .recording import RequestRecord, Usage
@@ -77,9 +77,13 @@ def charge(
 ) -> tuple[float, Prices]:
     """Count ``usage`` of one billed event under bounded ``labels`` (model, deployment, key); (cost, prices).
 
+    Every figure (tokens, cost, hosted tool calls) carries the same who-labels: model, deployment,
+    key, the key's tenant and the end user (capped by ``end_users``).
+
     Runs once per request: a plain tuple back, no object per call.
     """
     model, deployment, key = labels
+    who = (model, deployment, key, view.key_tenants.get(key, NONE_LABEL), end_users.label(end_user))
     est = "true" if estimated else "false"
     tier = DEFAULT_TIER if usage.service_tier is None else tier_label(usage, view)
     tokens = metrics.tokens
@@ -91,16 +95,16 @@ def charge(
         ("reasoning", usage.reasoning_tokens),
     ):
         if count:
-            tokens.inc((model, deployment, token_type, est, operation, tier), count)
+            tokens.inc((*who, token_type, est, operation, tier), count)
     prices = view.prices_for(model, deployment)
     cost = cost_usd(usage, prices)
-    metrics.cost.inc((model, deployment, key, end_users.label(end_user), est, operation, tier), cost)
+    metrics.cost.inc((*who, est, operation, tier), cost)
     if not prices.known and (usage.input_tokens or usage.output_tokens):
         metrics.unpriced.inc((model, deployment))
     for tool, calls in usage.tool_calls:
         priced = "true" if tool in prices.tools else "false"
         label = tool if tool in view.tools else OTHER_LABEL
-        metrics.tool_calls.inc((model, deployment, label, operation, priced), calls)
+        metrics.tool_calls.inc((*who, label, operation, priced), calls)
     return cost, prices
 
 

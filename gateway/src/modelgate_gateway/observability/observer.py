@@ -24,7 +24,7 @@ from ..config import GatewayConfig
 from . import estimating
 from .accounting import BILLED_ROUTES, UsageSource, billed_usage, charge, operation_of
 from .clienttext import safe_optional
-from .labels import DEFAULT_TIER, ConfigView, EndUserLabels, known_label
+from .labels import DEFAULT_TIER, NONE_LABEL, ConfigView, EndUserLabels, known_label
 from .metrics import TOKEN_TYPES, Metrics
 from .pricing import UNKNOWN_PRICES
 from .recording import AttemptOutcome, BilledEvent, RequestRecord
@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 ERROR_TYPE_LABEL_LIMIT = 32  # error types come from code paths, but bound them anyway
 _STATUS_CLASS = {c: f"{c}xx" for c in range(1, 6)}
+_NOBODY = (NONE_LABEL, NONE_LABEL, NONE_LABEL)
+"""key, tenant and end user of the token series created at 0 on a config load."""
 
 
 class GatewayObserver:
@@ -166,8 +168,10 @@ class GatewayObserver:
                 m.fallbacks.ensure((model.name, fallback))
             for target in model.targets:
                 m.attempts.ensure((model.name, target.deployment, AttemptOutcome.SUCCESS.value))
-                for token_type in TOKEN_TYPES:
-                    m.tokens.ensure((model.name, target.deployment, token_type, "false", "create", DEFAULT_TIER))
+                for token_type in TOKEN_TYPES:  # who: _none until a request says (keys x end users is open)
+                    m.tokens.ensure(
+                        (model.name, target.deployment, *_NOBODY, token_type, "false", "create", DEFAULT_TIER)
+                    )
         for deployment in view.deployments:
             m.cooldowns.ensure((deployment,))
             m.stripped_items.ensure((deployment,))
