@@ -118,9 +118,8 @@ async def test_cache_write_tokens_are_counted_and_priced(gateway, upstream_a) ->
     assert (await _last_line(gw))["cache_write_tokens"] == 10
 
 
-@pytest.mark.parametrize("stream", [False, True])
-async def test_hosted_tool_calls_are_counted_from_output_items(gateway, upstream_a, stream: bool) -> None:
-    items = [
+def _tool_items() -> list[dict]:
+    return [
         {
             "type": "web_search_call",
             "id": "ws_1",
@@ -138,6 +137,11 @@ async def test_hosted_tool_calls_are_counted_from_output_items(gateway, upstream
             "outputs": None,
         },
     ]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_hosted_tool_calls_are_counted_from_output_items(gateway, upstream_a, stream: bool) -> None:
+    items = _tool_items()
     upstream_a.script = [Behaviour(tool_items=items)]
     gw = await gateway(_doc(upstream_a))
     async with gw.client() as client:
@@ -166,3 +170,25 @@ async def test_a_large_answer_is_priced_at_its_served_tier(gateway, upstream_a) 
         response = await client.responses.create(model="gpt-4o", input="hi")
     assert response.service_tier == "flex" and response.output_text == upstream_a.text
     assert _cost(gw, "flex") == pytest.approx((15 * 1.0 + 5 * 0.25 + 3 * 4.0) / 1e6)
+
+
+async def test_a_large_answer_counts_its_hosted_tool_calls(gateway, upstream_a) -> None:
+    """Above 1 MiB the answer is streamed through unparsed: its output items' types are still found
+    by the bounded scan, and only those of ``output`` (a tool call type elsewhere is not counted)."""
+    upstream_a.text = " ".join(["w" * 600_000] * 3)  # 1.8 MB of output text: the streamed path
+    items = _tool_items()
+    items[2]["results"] = [{"type": "web_search_call", "text": "x" * 100}]  # deeper: not an item
+    upstream_a.script = [Behaviour(tool_items=items)]
+    gw = await gateway(_doc(upstream_a))
+    async with gw.client() as client:
+        response = await client.responses.create(model="gpt-4o", input="hi")
+    assert response.output_text == upstream_a.text
+    calls = {"model": "gpt-4o", "deployment": "a", **WHO, "operation": "create"}
+    await eventually(lambda: _tool_calls(gw, {**calls, "tool": "web_search", "priced": "true"}) == 2, timeout=5)
+    assert _tool_calls(gw, {**calls, "tool": "file_search", "priced": "true"}) == 1
+    assert _tool_calls(gw, {**calls, "tool": "code_interpreter", "priced": "false"}) == 1
+    assert (await _last_line(gw))["hosted_tool_calls"] == {"web_search": 2, "file_search": 1, "code_interpreter": 1}
+
+
+def _tool_calls(gw: GatewayHarness, labels: dict[str, str]) -> float:
+    return gw.registry.get_sample_value("modelgate_hosted_tool_calls_total", labels) or 0.0
