@@ -83,7 +83,7 @@ def charge(
     Runs once per request: a plain tuple back, no object per call.
     """
     model, deployment, key = labels
-    who = (model, deployment, key, view.key_tenants.get(key, NONE_LABEL), end_users.label(end_user))
+    tenant, user = view.key_tenants.get(key, NONE_LABEL), end_users.label(end_user)
     est = "true" if estimated else "false"
     tier = DEFAULT_TIER if usage.service_tier is None else tier_label(usage, view)
     tokens = metrics.tokens
@@ -95,16 +95,16 @@ def charge(
         ("reasoning", usage.reasoning_tokens),
     ):
         if count:
-            tokens.inc((*who, token_type, est, operation, tier), count)
+            tokens.inc((model, deployment, key, tenant, user, token_type, est, operation, tier), count)
     prices = view.prices_for(model, deployment)
     cost = cost_usd(usage, prices)
-    metrics.cost.inc((*who, est, operation, tier), cost)
+    metrics.cost.inc((model, deployment, key, tenant, user, est, operation, tier), cost)
     if not prices.known and (usage.input_tokens or usage.output_tokens):
         metrics.unpriced.inc((model, deployment))
     for tool, calls in usage.tool_calls:
         priced = "true" if tool in prices.tools else "false"
         label = tool if tool in view.tools else OTHER_LABEL
-        metrics.tool_calls.inc((*who, label, operation, priced), calls)
+        metrics.tool_calls.inc((model, deployment, key, tenant, user, label, operation, priced), calls)
     return cost, prices
 
 

@@ -30,6 +30,8 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "incomplete"}
 # Output items of tools the model runs client-side: billed as tokens, not per call.
 _CLIENT_SIDE_TOOLS = frozenset({"function", "custom_tool", "computer", "local_shell", "shell", "apply_patch"})
 _MAX_TOOL_KINDS = 16  # distinct tool kinds read per response; the rest are ignored (bounded work)
+_USUAL_ITEMS = frozenset({"message", "reasoning"})
+"""Output items billed as tokens only, as nearly every answer is made of."""
 MAX_ITEM_KINDS = 64
 """Distinct output item types looked at per response (bounded work and memory)."""
 _MAX_TIER_CHARS = 32
@@ -107,12 +109,16 @@ def _scan_output(output: Any) -> tuple[tuple[tuple[str, int], ...], bool]:
     """Hosted tool calls in ``output``, and whether it holds a ``compaction`` item."""
     if not isinstance(output, list):
         return (), False
-    kinds: dict[str, int] = {}
+    kinds: dict[str, int] | None = None
     for item in output:
         kind = item.get("type") if isinstance(item, dict) else None
-        if isinstance(kind, str) and (kind in kinds or len(kinds) < MAX_ITEM_KINDS):
+        if not isinstance(kind, str) or kind in _USUAL_ITEMS:
+            continue  # the usual items: no dict, no call for an answer made of them
+        if kinds is None:
+            kinds = {}
+        if kind in kinds or len(kinds) < MAX_ITEM_KINDS:
             kinds[kind] = kinds.get(kind, 0) + 1
-    return billed_items(kinds)
+    return billed_items(kinds) if kinds else ((), False)
 
 
 def billed_items(kinds: dict[str, int]) -> tuple[tuple[tuple[str, int], ...], bool]:
