@@ -59,7 +59,7 @@ _OBJECTS = allowed_objects(
 CONFIGMAPS = tuple(sorted(n for kind, n in _OBJECTS if kind == CONFIGMAP))
 SECRETS = tuple(sorted(n for kind, n in _OBJECTS if kind == SECRET))
 NAMESPACE_RULES = [
-    (("",), ("pods",), (), ("list",)),
+    (("",), ("pods",), (), ("list", "watch")),
     (("",), ("configmaps", "secrets"), (), ("create",)),
     (("",), ("configmaps",), CONFIGMAPS, ("delete", "get", "patch")),
     (("",), ("secrets",), SECRETS, ("delete", "get", "patch")),

@@ -93,9 +93,8 @@ class SidecarOperator:
             {
                 "POD_NAMESPACE": operator_namespace,
                 "POD_ID": f"operator-{self.release}",
-                # The chart's debounce (0.5 s) stays: "within 2 s of kubectl apply" is measured with it.
-                # Pods are never watched: a short resync picks up a pod reported Running sooner.
-                "MODELGATE_OPERATOR_RESYNC_SECONDS": "2",
+                # The chart's debounce (0.5 s) and resync (30 s) stay: "within 2 s of kubectl apply"
+                # is measured with them, and pods are followed by their watch events, not a resync.
                 "MODELGATE_OPERATOR_BASE_CONFIG": str(base_path),
                 "MODELGATE_OPERATOR_LIVENESS_HOST": "127.0.0.1",
                 "MODELGATE_OPERATOR_LIVENESS_PORT": str(self.liveness_port),
@@ -180,6 +179,18 @@ def fresh_namespaces(
     finally:
         for name in names:
             cluster.delete_namespace(name)
+
+
+def read_or_none(
+    cluster: Cluster, api_version: str, kind: str, name: str, namespace: str | None = None
+) -> dict[str, Any] | None:
+    """The object, or None when the API server says 404."""
+    try:
+        return cluster.get(api_version, kind, name, namespace)
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 def wait_until(probe: Any, timeout: float, what: str) -> Any:

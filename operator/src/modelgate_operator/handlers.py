@@ -22,6 +22,8 @@ import kopf
 
 from .errors import BaseConfigError
 from .injection.client import InjectionClient
+from .injection.mutation import SIDECAR_LABEL
+from .injection.pods import pod_fingerprint
 from .injection.runner import Injector, build_injector
 from .injection.settings import InjectionSettings
 from .injection.template import load_template
@@ -110,6 +112,8 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     if injection is not None:
         template = load_template(injection.template_path, frozenset({injection.namespace}))
         sidecars = SidecarReconciler(ours, injection, template, client, probe_all)
+        # Only this release's injected pods reach the operator (filtered by the API server).
+        settings.watching.label_selectors["", "v1", "pods"] = f"{SIDECAR_LABEL}={template.gateway}"
     reconciler = Reconciler(
         ours,
         kube,
@@ -193,3 +197,24 @@ async def secret_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, *
         runtime.forget("secret", body)
         return
     runtime.changed("secret", body, body.get("data"))
+
+
+async def sidecar_pod_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """An injected pod appeared, changed what a pass reads of it, or went away: its namespace may
+    need a document, a RoleBinding subject, a new rollout count, or nothing any more."""
+    runtime = _runtime(memo)
+    if event.get("type") == "DELETED":
+        runtime.forget("pod", body)
+        return
+    runtime.changed("pod", body, pod_fingerprint(body))
+
+
+def watch_sidecar_pods(gateway: str, registry: kopf.OperatorRegistry | None = None) -> None:
+    """Sidecar mode only: handle the events of the pods injected for ``gateway``.
+
+    Registered by :func:`.main.main` when sidecar mode is on, not by a decorator: without it the
+    operator has no RBAC on pods beyond listing the gateway's own, and must not watch them.
+    Besides this client-side filter, :func:`startup` sets the same label as the server-side
+    selector of the pod watch, so other pods never reach the operator at all.
+    """
+    kopf.on.event("", "v1", "pods", labels={SIDECAR_LABEL: gateway}, registry=registry)(sidecar_pod_event)
