@@ -1,16 +1,20 @@
-"""The live operator follows injected pods through its kopf pod watch, with the chart's timings
-(0.5 s debounce, 30 s resync): a namespace whose only reason for a sidecar document is an injected
-pod gets its ConfigMap, Secret and RoleBinding within 2 s of the pod appearing, and loses all three
-within 2 s of the pod going away; a pod that starts running is counted in the routes' statuses.
+"""The live operator keeps each namespace's sidecar objects in step with what needs them, with the
+chart's timings (0.5 s debounce, 30 s resync): a namespace whose only reason for a sidecar
+document is an injected pod gets its ConfigMap, Secret and RoleBinding within 2 s of the pod
+appearing and loses all three within 2 s of it going away (kopf's pod watch); a pod that starts
+running is counted in the routes' statuses within 2 s; a route attached to a namespace's sidecars,
+or shared into it by the platform, reaches its document within 2 s of `kubectl apply`, and the
+namespace's objects go within 2 s of the last such route going away.
 
-The pod here was injected "by another replica": created already carrying the sidecar and its
-label, without the annotation, so the webhook of this operator never sees it and only the watch
-can tell the reconciler about it (a replica serving the webhook is not necessarily the one
+The pods here were injected "by another replica": created already carrying the sidecar and its
+label, without the annotation, so the webhook of this operator never sees them and only the watch
+can tell the reconciler about them (the replica serving a webhook call is not necessarily the one
 reconciling)."""
 
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from cluster_operator import route, route_status
+from cluster_operator import mock_deployment, route, route_status
 from kube_cluster import Cluster
 from sidecar_cluster import SidecarOperator, read_or_none, sidecar_operator, wait_until
 
@@ -55,6 +59,24 @@ def _injected_elsewhere(cluster: Cluster, namespace: str, name: str) -> dict[str
     pod["metadata"] = {"name": name, "labels": meta["labels"], "annotations": annotations}
     assert any(c["name"] == "modelgate" for c in pod["spec"]["initContainers"])
     return pod
+
+
+def _models(cluster: Cluster, namespace: str, injector: SidecarOperator) -> dict[str, str] | None:
+    """Public model -> the mock's answer, in the namespace's sidecar document (None: no document)."""
+    found = read_or_none(cluster, "v1", "ConfigMap", injector.template["configMap"], namespace)
+    if found is None:
+        return None
+    spec = json.loads(found["data"]["config.json"])["spec"]
+    deployments = {d["name"]: d for d in spec["deployments"]}
+    return {m["name"]: deployments[m["targets"][0]["deployment"]]["mock"]["text"] for m in spec["models"]}
+
+
+def _applied(cluster: Cluster, change: Any, probe: Any, what: str) -> float:
+    """Make the change; seconds until ``probe`` holds."""
+    started = time.monotonic()
+    change()
+    wait_until(probe, 10, what)
+    return time.monotonic() - started
 
 
 def _objects(cluster: Cluster, namespace: str, injector: SidecarOperator) -> list[dict[str, Any] | None]:
@@ -127,3 +149,49 @@ def test_a_pod_that_starts_running_is_counted_within_two_seconds(
     assert elapsed < 2.0, f"{elapsed:.2f} s from the pod running to the route's status counting it"
     ready = next(c for c in route_status(cluster, platform, "shared")["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False", ready  # a sidecar that does not serve the route holds Ready back
+
+
+def test_a_namespace_follows_its_attached_and_shared_routes_within_two_seconds(
+    cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator
+) -> None:
+    platform, _, team_b = namespaces
+    own = route("b-chat", "b-model", mock_deployment("mock", "v1"), sidecars={"attach": True, "sharedGateway": False})
+    shared = route("to-b", "to-b-model", mock_deployment("mock", "platform"), sidecars={"shareWith": [team_b]})
+    routes = f"/apis/modelgate.dev/v1alpha1/namespaces/{team_b}/modelroutes"
+    timings = [
+        _applied(
+            cluster,
+            lambda: cluster.apply(own, team_b),
+            lambda: _models(cluster, team_b, injector) == {"b-model": "v1"},
+            "the attached route in team-b's document",
+        ),
+        _applied(
+            cluster,
+            lambda: cluster.apply(
+                route("b-chat", "b-model", mock_deployment("mock", "v2"), sidecars=own["spec"]["sidecars"]), team_b
+            ),
+            lambda: _models(cluster, team_b, injector) == {"b-model": "v2"},
+            "the changed route in team-b's document",
+        ),
+        _applied(
+            cluster,
+            lambda: cluster.apply(shared, platform),
+            lambda: _models(cluster, team_b, injector) == {"b-model": "v2", "to-b-model": "platform"},
+            "the platform's route shared into team-b",
+        ),
+        _applied(
+            cluster,
+            lambda: cluster.request("DELETE", f"{routes}/b-chat"),
+            lambda: _models(cluster, team_b, injector) == {"to-b-model": "platform"},
+            "the deleted route gone from team-b's document",
+        ),
+        _applied(
+            cluster,
+            lambda: cluster.apply(
+                route("to-b", "to-b-model", mock_deployment("mock", "platform"), sidecars={"shareWith": []}), platform
+            ),
+            lambda: _objects(cluster, team_b, injector) == [None, None, None],
+            "team-b's objects deleted once nothing there needs them",
+        ),
+    ]
+    assert max(timings) < 2.0, f"seconds from kubectl apply/delete to team-b's objects following: {timings}"
