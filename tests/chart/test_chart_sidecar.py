@@ -84,6 +84,31 @@ def test_without_sidecar_enabled_nothing_of_it_is_rendered() -> None:
     assert [p["name"] for p in operator["ports"]] == ["healthz"] and "readinessProbe" not in operator
     # Not even with the PodMonitor asked for: it belongs to sidecar mode.
     assert not kinds(render(sets=("sidecar.podMonitor.enabled=true", "sidecar.podMonitor.force=true")), "PodMonitor")
+    # Whatever else is rendered never names the injector, its webhook or the sidecars (only the
+    # dashboard's text mentions them), so a sidecar object added later under another name is caught.
+    mentions = [
+        o["metadata"]["name"]
+        for o in objects
+        if re.search(r"sidecar|webhook|modelgate\.dev/inject", json.dumps(o), re.IGNORECASE)
+        and o["metadata"]["name"] != "modelgate-dashboard-modelgate-overview"
+    ]
+    assert mentions == []
+    # And every other sidecar.* setting changes nothing while sidecar.enabled is false.
+    others = (
+        "sidecar.webhook.certManager.enabled=true",
+        "sidecar.webhook.failurePolicy=Fail",
+        "sidecar.podMonitor.enabled=true",
+        "sidecar.podMonitor.force=true",
+        "sidecar.apiKeys.secretName=sidecar-keys",
+        "sidecar.sharingNamespaces={platform}",
+        "sidecar.port=4100",
+    )
+    assert _stable(render(sets=others)) == _stable(objects)
+
+
+def _stable(objects: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """The objects with generated Secret values (random per render) reduced to their keys."""
+    return [{**o, "data": sorted(o.get("data") or {})} if o["kind"] == "Secret" else o for o in objects]
 
 
 def test_the_webhook_configuration_is_safe_by_default() -> None:
