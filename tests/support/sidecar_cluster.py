@@ -58,7 +58,13 @@ class SidecarOperator:
     every call it makes goes through the chart's RBAC."""
 
     def __init__(
-        self, cluster: Cluster, operator_namespace: str, namespaces: tuple[str, ...], folder: Path, *sets: str
+        self,
+        cluster: Cluster,
+        operator_namespace: str,
+        namespaces: tuple[str, ...],
+        folder: Path,
+        *sets: str,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.cluster = cluster
         self.namespaces = namespaces
@@ -88,8 +94,8 @@ class SidecarOperator:
         token = cluster.service_account_token(operator_namespace, account, create=False)
         kubeconfig = cluster.write_kubeconfig(folder / "operator.kubeconfig", token=token)
         container = _named(objects, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
-        env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-        env.update(
+        chart_env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        chart_env.update(
             {
                 "POD_NAMESPACE": operator_namespace,
                 "POD_ID": f"operator-{self.release}",
@@ -102,9 +108,10 @@ class SidecarOperator:
                 "MODELGATE_OPERATOR_WEBHOOK_HOST": "127.0.0.1",
                 "MODELGATE_OPERATOR_WEBHOOK_PORT": str(self.webhook_port),
                 "MODELGATE_OPERATOR_WEBHOOK_EXTRA_NAMES": "127.0.0.1",
+                **(env or {}),
             }
         )
-        self.process = OperatorProcess(kubeconfig, env)
+        self.process = OperatorProcess(kubeconfig, chart_env)
         self.log = ""
         self.stopped = False
 
@@ -154,9 +161,15 @@ class SidecarOperator:
 
 @contextlib.contextmanager
 def sidecar_operator(
-    cluster: Cluster, operator_namespace: str, namespaces: tuple[str, ...], folder: Path, *sets: str
+    cluster: Cluster,
+    operator_namespace: str,
+    namespaces: tuple[str, ...],
+    folder: Path,
+    *sets: str,
+    env: dict[str, str] | None = None,
 ) -> Iterator[SidecarOperator]:
-    injector = SidecarOperator(cluster, operator_namespace, namespaces, folder, *sets)
+    """The operator of :class:`SidecarOperator`, started; ``env`` overrides the chart's environment."""
+    injector = SidecarOperator(cluster, operator_namespace, namespaces, folder, *sets, env=env)
     try:
         injector.start()
         yield injector
