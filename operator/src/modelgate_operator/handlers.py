@@ -38,6 +38,8 @@ from .rendering.resources import GROUP, PLURAL, VERSION
 from .settings import OperatorSettings
 
 _SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105
+_SEEN_MAX = 100_000
+"""Most fingerprints :class:`Runtime` keeps (routes, keys, referenced Secrets, injected pods)."""
 
 
 @dataclass(slots=True)
@@ -62,6 +64,10 @@ class Runtime:
         # objects seen before: the peer may have published meanwhile.
         if self.seen.get(key) == value and not self.reconciler.paused:
             return False
+        if len(self.seen) >= _SEEN_MAX and key not in self.seen:
+            # Bounded: an object deleted while the watch was down never sends DELETED (pods
+            # churn). Forgetting everything costs at most one extra wake-up per object.
+            self.seen.clear()
         self.seen[key] = value
         self.wakeup.set()
         return True
