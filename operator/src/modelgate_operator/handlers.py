@@ -54,16 +54,26 @@ class Runtime:
     """Sidecar mode: the admission webhook (every replica serves it; peering does not apply)."""
     seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
-    def changed(self, kind: str, body: Mapping[str, Any], fingerprint: Any) -> bool:
-        """Remember the object's fingerprint; True (and wake the loop) when it is new."""
+    @staticmethod
+    def _entry(kind: str, body: Mapping[str, Any], fingerprint: Any) -> tuple[tuple[str, str, str], str]:
         meta = body.get("metadata") or {}
         key = (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-        digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode())
-        value = digest.hexdigest()
-        # After standing by for a peer, kopf's re-listing on resume must wake the loop even for
-        # objects seen before: the peer may have published meanwhile.
-        if self.seen.get(key) == value and not self.reconciler.paused:
+        return key, hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()
+
+    def is_news(self, kind: str, body: Mapping[str, Any], fingerprint: Any) -> bool:
+        """The object's fingerprint differs from the one remembered (nothing is remembered here).
+
+        After standing by for a peer, kopf's re-listing on resume must wake the loop even for
+        objects seen before: the peer may have published meanwhile.
+        """
+        key, value = self._entry(kind, body, fingerprint)
+        return self.seen.get(key) != value or self.reconciler.paused
+
+    def changed(self, kind: str, body: Mapping[str, Any], fingerprint: Any) -> bool:
+        """Remember the object's fingerprint; True (and wake the loop) when it is news."""
+        if not self.is_news(kind, body, fingerprint):
             return False
+        key, value = self._entry(kind, body, fingerprint)
         if len(self.seen) >= _SEEN_MAX and key not in self.seen:
             # Bounded: an object deleted while the watch was down never sends DELETED (pods
             # churn). Forgetting everything costs at most one extra wake-up per object.
@@ -205,6 +215,16 @@ async def secret_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, *
     runtime.changed("secret", body, body.get("data"))
 
 
+def _pod_news(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> bool:
+    """kopf's filter for injected pods' events: only those that change what a pass reads of the
+    pod, or its deletion. Most events of a running pod (a container's restart count, probes'
+    timestamps) change nothing here, and kopf logs every handled event at INFO."""
+    runtime = memo.get("modelgate_runtime")
+    if not isinstance(runtime, Runtime) or kwargs.get("type") == "DELETED":
+        return True
+    return runtime.is_news("pod", body, pod_fingerprint(body))
+
+
 async def sidecar_pod_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """An injected pod appeared, changed what a pass reads of it, or went away: its namespace may
     need a document, a RoleBinding subject, a new rollout count, or nothing any more."""
@@ -223,4 +243,6 @@ def watch_sidecar_pods(gateway: str, registry: kopf.OperatorRegistry | None = No
     Besides this client-side filter, :func:`startup` sets the same label as the server-side
     selector of the pod watch, so other pods never reach the operator at all.
     """
-    kopf.on.event("", "v1", "pods", labels={SIDECAR_LABEL: gateway}, registry=registry)(sidecar_pod_event)
+    kopf.on.event("", "v1", "pods", labels={SIDECAR_LABEL: gateway}, when=_pod_news, registry=registry)(
+        sidecar_pod_event
+    )
