@@ -20,6 +20,7 @@ from chart_helm import render
 from gateway_process import free_port
 from kube_cluster import ApiError, Cluster
 from operator_process import OperatorProcess
+from sidecar_process import SidecarProcess
 
 WEBHOOKS_API = "admissionregistration.k8s.io/v1"
 RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
@@ -247,3 +248,29 @@ def pods_of(cluster: Cluster, namespace: str, app: str, count: int, timeout: flo
 
     pods: list[dict[str, Any]] = wait_until(found, timeout, f"{count} pods of {namespace}/{app} exist")
     return pods
+
+
+@contextlib.contextmanager
+def injected_sidecar(
+    cluster: Cluster, namespace: str, folder: Path, account: str = "chat"
+) -> Iterator[tuple[SidecarProcess, dict[str, Any]]]:
+    """A one-replica Deployment asking for the sidecar (free loopback ports), its pod as the webhook
+    injected it, and a gateway process started as that pod's sidecar with the ServiceAccount's
+    token; stopped afterwards. Not waited for: ``process.wait_ready()``."""
+    cluster.service_account_token(namespace, account)  # creates the ServiceAccount
+    annotations = {
+        "modelgate.dev/inject": "true",
+        "modelgate.dev/port": str(free_port()),
+        "modelgate.dev/admin-port": str(free_port()),
+    }
+    deployment = app_deployment(account, annotations, replicas=1)
+    deployment["spec"]["template"]["spec"]["serviceAccountName"] = account
+    cluster.apply(deployment, namespace)
+    (pod,) = pods_of(cluster, namespace, account, 1)
+    token = cluster.service_account_token(namespace, account, create=False)
+    process = SidecarProcess(pod, cluster.write_kubeconfig(folder / f"{account}.kubeconfig", token=token))
+    process.start()
+    try:
+        yield process, pod
+    finally:
+        process.stop()
