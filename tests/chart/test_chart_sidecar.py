@@ -284,6 +284,38 @@ def test_rbac_and_selectors_with_watched_namespaces_and_cert_manager() -> None:
     assert podmonitor[0]["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
 
 
+def test_cert_manager_signs_the_serving_certificate_with_a_ca_that_outlives_it() -> None:
+    """The injected caBundle (the serving certificate Secret's ca.crt) is the chart's own CA, which
+    keeps its key when renewed: a renewed serving certificate is trusted by the bundle before and
+    after the operator reloads the mounted files. (Signed by a self-signed issuer directly, the
+    certificate was its own CA: each renewal changed the bundle, and until the kubelet and the
+    operator caught up, pods that ask were created without the sidecar.)"""
+    objects = render(CERT_MANAGER)
+    issuers = {i["metadata"]["name"]: i["spec"] for i in kinds(objects, "Issuer")}
+    assert issuers == {
+        "modelgate-webhook-selfsigned": {"selfSigned": {}},
+        "modelgate-webhook": {"ca": {"secretName": "modelgate-webhook-ca"}},
+    }
+    ca = find(objects, "Certificate", "modelgate-webhook-ca")["spec"]
+    assert ca["isCA"] is True and ca["secretName"] == "modelgate-webhook-ca"
+    assert ca["issuerRef"] == {"name": "modelgate-webhook-selfsigned", "kind": "Issuer"}
+    assert ca["privateKey"]["rotationPolicy"] == "Never"
+    serving = find(objects, "Certificate", "modelgate-webhook")["spec"]
+    assert serving["issuerRef"] == {"name": "modelgate-webhook", "kind": "Issuer"} and "isCA" not in serving
+    # With an issuer of the platform's, the chart creates none of its own.
+    own = render(
+        CERT_MANAGER,
+        sets=(
+            "sidecar.webhook.certManager.issuerRef.name=platform-ca",
+            "sidecar.webhook.certManager.issuerRef.kind=ClusterIssuer",
+        ),
+    )
+    assert not kinds(own, "Issuer") and [c["metadata"]["name"] for c in kinds(own, "Certificate")] == [
+        "modelgate-webhook"
+    ]
+    assert kinds(own, "Certificate")[0]["spec"]["issuerRef"] == {"name": "platform-ca", "kind": "ClusterIssuer"}
+
+
 def test_the_pod_monitor_selects_injected_pods_by_their_label_and_admin_port() -> None:
     (monitor,) = kinds(render(ON), "PodMonitor")
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
