@@ -26,7 +26,7 @@ from modelgate_operator.injection.server import WebhookServer
 from modelgate_operator.injection.template import SidecarTemplate
 from modelgate_operator.kube.client import KubeClient
 from modelgate_operator.settings import OperatorSettings
-from webhook_kmock import CONFIGURATION, WEBHOOKS, Clock, api_client, declare, webhook_configuration
+from webhook_kmock import CONFIGURATION, WEBHOOKS, Clock, api_client, declare, served_certificate, webhook_configuration
 
 NAMES = ("modelgate-webhook.modelgate.svc", "127.0.0.1")
 TEMPLATE = SidecarTemplate(
@@ -121,17 +121,6 @@ async def _post(url: str, context: ssl.SSLContext, body: Any) -> tuple[int, Any]
         return response.status, await response.json()
 
 
-async def _served_certificate(port: int, context: ssl.SSLContext) -> bytes:
-    """The certificate a new TLS connection is served (verified against ``context``)."""
-    _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, ssl=context), 10)
-    try:
-        cert: bytes = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-        return cert
-    finally:
-        writer.close()
-        await writer.wait_closed()
-
-
 async def test_a_pod_review_over_tls_is_answered_with_the_sidecar_patch(injector: Running) -> None:
     status, answer = await _post(
         f"{injector.url}/mutate/pods?timeout=5s", injector.trusting(injector.bundle()), _review(POD)
@@ -189,13 +178,13 @@ async def test_a_malformed_review_gets_an_openai_shaped_400(injector: Running) -
 
 async def test_a_renewed_certificate_is_served_to_new_connections_and_still_trusted(injector: Running) -> None:
     port = injector.injector.server.port
-    before = await _served_certificate(port, injector.trusting(injector.bundle()))
+    before = await served_certificate(port, injector.trusting(injector.bundle()))
     clock = injector.keeper.now
     assert isinstance(clock, Clock)
     clock.now = datetime.datetime.now(datetime.UTC)  # past two thirds of the 90-day serving certificate
     await injector.injector.check()
     context = injector.trusting(injector.bundle())
-    after = await _served_certificate(port, context)
+    after = await served_certificate(port, context)
     _, answer = await _post(f"{injector.url}/mutate/pods", context, _review(POD))
     assert after != before and answer["response"]["allowed"] is True
 
@@ -228,7 +217,7 @@ async def test_a_ca_rotation_keeps_the_ca_bundle_in_sync_and_every_step_trusted(
         rotated = running.bundle()
         assert rotated == running.bundle(1) and rotated.count(b"BEGIN CERTIFICATE") == 2 and rotated != announced
         with pytest.raises(ssl.SSLCertVerificationError):  # served by the new CA, not the first one
-            await _served_certificate(running.injector.server.port, running.trusting(first))
+            await served_certificate(running.injector.server.port, running.trusting(first))
         for trusted in (announced, rotated):
             _, answer = await _post(f"{running.url}/mutate/pods", running.trusting(trusted), _review(POD))
             assert answer["response"]["allowed"] is True
