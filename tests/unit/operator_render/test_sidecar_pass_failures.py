@@ -8,17 +8,16 @@ from typing import Any
 
 import pytest
 
-from kube_fake import CONFIGMAP, SECRET, FakeKube
+from kube_fake import FakeKube
 from kube_routes import mock_deployment, route
 from modelgate_gateway.config.sharding import TooLarge
 from modelgate_operator.errors import KubeApiError
-from modelgate_operator.injection.settings import InjectionSettings
-from modelgate_operator.injection.template import SidecarTemplate
 from modelgate_operator.reconciling import sidecars as sidecar_pass
 from modelgate_operator.reconciling.conditions import Rollout, build_status
-from modelgate_operator.reconciling.sidecars import Inputs, SidecarPass, SidecarReconciler, route_view
+from modelgate_operator.reconciling.sidecars import Inputs, SidecarPass, route_view
 from modelgate_operator.rendering.resources import ModelRoute, parse_route
 from modelgate_operator.settings import OperatorSettings
+from sidecar_fakes import SidecarApi, sidecar_reconciler
 
 ONLY_SIDECARS = {"attach": True, "sharedGateway": False}
 ROUTES = [
@@ -56,39 +55,8 @@ class Refusing(FakeKube):
         super().write_object(kind, name, data, **kwargs)
 
 
-class Api:
-    """The sidecar API calls over one fake store per namespace."""
-
-    def __init__(self, stores: dict[str, FakeKube]) -> None:
-        self.stores = stores
-
-    def list_pods(self, label_selector: str, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
-        return []
-
-    def list_secrets(self, label_selector: str, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
-        return []
-
-    def read_namespace_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
-        return None
-
-    def store(self, namespace: str, configmap: str, secret: str) -> Any:
-        return self.stores.setdefault(namespace, FakeKube())
-
-    def set_role_binding(self, namespace: str, name: str, cluster_role: str, service_accounts: list[str]) -> bool:
-        return True
-
-    def delete_role_binding(self, namespace: str, name: str) -> None:
-        return None
-
-
 def _pass(stores: dict[str, FakeKube]) -> SidecarPass:
-    injection = InjectionSettings(
-        template_path="unused", namespace="platform", sharing_namespaces=frozenset({"platform"})
-    )
-    # FakeKube assembles the document of the shared gateway's object names: the sidecars use them here.
-    template = SidecarTemplate(image="ghcr.io/modelgate/gateway:0.1.0", configmap=CONFIGMAP, secret=SECRET)
-    reconciler = SidecarReconciler(OperatorSettings(), injection, template, Api(stores), lambda pods, _: [])
-    return reconciler.reconcile(Inputs(ROUTES, {}, None))
+    return sidecar_reconciler(SidecarApi(stores)).reconcile(Inputs(ROUTES, {}, None))
 
 
 def _ready(route_: ModelRoute, result: SidecarPass) -> dict[str, Any]:

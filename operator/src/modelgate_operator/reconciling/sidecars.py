@@ -162,7 +162,9 @@ class SidecarReconciler:
         self.api = api
         self.probe = probe
         self.scope = Scope(gateway=settings.gateway_name, sharing=injection.sharing_namespaces)
-        self.history = RolloutHistory()
+        self.histories: dict[str, RolloutHistory] = {}
+        """Per namespace: the documents it published lately. Not one history for all: a history
+        is bounded, and one pass records a document per namespace."""
         self.first_seen: dict[tuple[str, str], float] = {}
         self.committers: dict[str, Committer] = {}
         """One per sidecar namespace, so an unchanged namespace costs one read per pass."""
@@ -235,6 +237,9 @@ class SidecarReconciler:
                 self._remove(namespace)
             except KubeApiError as exc:
                 result.failed.append(f"sidecar objects of namespace {namespace}: {exc}")
+        for stale in (set(self.histories) | set(self.committers)) - wanted:  # bounded by the namespaces in use
+            self.histories.pop(stale, None)
+            self.committers.pop(stale, None)
         self._count(routes, documents, checksums, result)
         self._mark(routes, unpublished, unrendered, result)
         return result
@@ -271,7 +276,7 @@ class SidecarReconciler:
                 namespace,
                 len(rendered.config.spec.models),
             )
-        self.history.record(rendered.checksum, rendered.served)
+        self.histories.setdefault(namespace, RolloutHistory()).record(rendered.checksum, rendered.served)
         if accounts:
             self.api.set_role_binding(namespace, self.injection.cluster_role, self.injection.cluster_role, accounts)
         else:
@@ -329,7 +334,8 @@ class SidecarReconciler:
                 if (route.key, route.generation) in documents[namespace].served:
                     applied = checksums.get(namespace, [])
                     total += len(applied)
-                    serving += self.history.count(applied, [(route.key, route.generation)])[route.key].serving
+                    history = self.histories.get(namespace) or RolloutHistory()
+                    serving += history.count(applied, [(route.key, route.generation)])[route.key].serving
             if homes:
                 result.rollouts[route.key] = Rollout(serving, total)
             own = route.namespace if route.namespace in homes else (homes[0] if homes else None)

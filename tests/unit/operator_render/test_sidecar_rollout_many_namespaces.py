@@ -1,0 +1,32 @@
+"""The sidecar rollout count holds for any number of sidecar namespaces: each namespace remembers
+the documents it published itself. (One history of the 64 latest documents for all namespaces
+forgot, within a single pass, what the first namespaces published once there were more than 64:
+their sidecars counted as not serving, and their routes stayed RollingOut for ever.)"""
+
+from __future__ import annotations
+
+from kube_routes import mock_deployment, route
+from modelgate_operator.reconciling.sidecars import Inputs
+from modelgate_operator.rendering.resources import parse_route
+from sidecar_fakes import SidecarApi, running_pod, sidecar_reconciler
+
+NAMESPACES = [f"team-{i:03d}" for i in range(80)]
+ROUTES = [
+    parse_route(
+        route("chat", f"model-{ns}", namespace=ns, deployments=[mock_deployment()], sidecars={"attach": True}),
+        "modelgate",
+    )
+    for ns in NAMESPACES
+]
+
+
+def test_every_namespace_counts_its_sidecars_serving_with_eighty_namespaces() -> None:
+    pods = [running_pod(ns, f"app-{ns}", f"10.0.{i // 250}.{i % 250 + 1}") for i, ns in enumerate(NAMESPACES)]
+    api = SidecarApi(pods=pods)
+    reconciler = sidecar_reconciler(api, api.following_probe())
+    first = reconciler.reconcile(Inputs(ROUTES, {}, None))  # publishes; the sidecars still serve nothing
+    assert {str(r) for r in first.rollouts.values()} == {"0/1"}
+    second = reconciler.reconcile(Inputs(ROUTES, {}, None))  # every sidecar now serves its document
+    behind = sorted(namespace for (namespace, _), rollout in second.rollouts.items() if rollout.serving != 1)
+    assert behind == [] and len(second.rollouts) == len(NAMESPACES)
+    assert not second.rolling_out
