@@ -165,7 +165,9 @@ class SidecarReconciler:
         self.histories: dict[str, RolloutHistory] = {}
         """Per namespace: the documents it published lately. Not one history for all: a history
         is bounded, and one pass records a document per namespace."""
-        self.first_seen: dict[tuple[str, str], float] = {}
+        self.first_seen: dict[str, tuple[str, float]] = {}
+        """Per namespace: its latest document and when this replica first saw it (monotonic), for
+        the clean-up deadline."""
         self.committers: dict[str, Committer] = {}
         """One per sidecar namespace, so an unchanged namespace costs one read per pass."""
 
@@ -237,9 +239,11 @@ class SidecarReconciler:
                 self._remove(namespace)
             except KubeApiError as exc:
                 result.failed.append(f"sidecar objects of namespace {namespace}: {exc}")
-        for stale in (set(self.histories) | set(self.committers)) - wanted:  # bounded by the namespaces in use
+        for stale in (set(self.histories) | set(self.committers) | set(self.first_seen)) - wanted:
+            # Bounded by the namespaces in use.
             self.histories.pop(stale, None)
             self.committers.pop(stale, None)
+            self.first_seen.pop(stale, None)
         self._count(routes, documents, checksums, result)
         self._mark(routes, unpublished, unrendered, result)
         return result
@@ -303,9 +307,10 @@ class SidecarReconciler:
     def _served(self, namespace: str, checksum: str, pod_checksums: list[str | None]) -> bool:
         """Every sidecar of the namespace serves ``checksum``, or the rollout deadline passed."""
         now = time.monotonic()
-        first = self.first_seen.setdefault((namespace, checksum), now)
-        if len(self.first_seen) > 4096:  # bounded: only recent documents matter
-            self.first_seen = {(namespace, checksum): first}
+        seen = self.first_seen.get(namespace)
+        if seen is None or seen[0] != checksum:
+            seen = self.first_seen[namespace] = (checksum, now)
+        first = seen[1]
         return all(c == checksum for c in pod_checksums) or now - first >= self.settings.rollout_deadline_seconds
 
     def _remove(self, namespace: str) -> None:
