@@ -224,7 +224,8 @@ class SidecarReconciler:
                     "sidecar config of namespace %s not published (its sidecars keep the last one): %s", namespace, exc
                 )
                 why = (
-                    f"Not published: the sidecar config of namespace {namespace} {exc}; its sidecars keep the last one."
+                    f"Not published: the sidecar config of namespace {namespace} is too large ({exc}); its sidecars "
+                    "keep the last one."
                 )
                 unpublished[namespace] = (rendered, Withheld(CONFIG_TOO_LARGE, why))
                 continue
