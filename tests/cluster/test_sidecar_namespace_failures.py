@@ -63,7 +63,7 @@ def test_a_namespace_refusing_its_sidecar_objects_delays_nobody_else(
     assert (refused["status"], refused["reason"]) == ("False", "SidecarConfigNotPublished"), refused
     assert team_a in refused["message"] and "403 Forbidden" in refused["message"], refused
     assert read_or_none(cluster, "v1", "ConfigMap", configmap, team_a) is None
-    assert "reconcile incomplete, retrying" in injector.process.log()
+    wait_until(lambda: "reconcile incomplete, retrying" in injector.process.log(), 10, "the retry logged")
 
     cluster.request("DELETE", f"/api/v1/namespaces/{team_a}/resourcequotas/{QUOTA}")
     wait_until(lambda: (_ready(cluster, team_a, "a-chat") or {}).get("status") == "True", 20, "a-chat Ready")
