@@ -53,6 +53,7 @@ from .v1alpha1 import (
     Tracing,
     UpstreamApi,
     UsageLimits,
+    WebSocketMode,
 )
 from .validation import ConfigIssue
 
@@ -97,6 +98,7 @@ __all__ = [
     "Tracing",
     "UpstreamApi",
     "UsageLimits",
+    "WebSocketMode",
     "canonical_json",
     "config_to_data",
     "dump_config",

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
@@ -43,9 +44,29 @@ async def relay_stream(
     resp = web.StreamResponse(status=200, headers=headers)
     resp.content_type = "text/event-stream"
     resp.headers["Cache-Control"] = "no-cache"
+    await relay_into(resp, opened, record, sse, resp.prepare(request))
+    return resp
+
+
+class Sink(Protocol):
+    """Where a relayed stream goes: an HTTP response, or a WebSocket turn (handlers/websocket_turns)."""
+
+    @property
+    def prepared(self) -> bool:
+        """Whether the client has been told anything yet (headers sent, socket open)."""
+
+    async def write(self, data: bytes) -> None:
+        """Send complete SSE events; raises one of ``CLIENT_GONE`` when the client went away."""
+
+
+async def relay_into(
+    resp: Sink, opened: Opened, record: RequestRecord, sse: SseRelayState, prepare: Awaitable[object] | None = None
+) -> None:
+    """Relay an opened stream into ``resp`` (``prepare``: what starts the answer, awaited first)."""
     outcome = AttemptOutcome.SUCCESS
     try:
-        await resp.prepare(request)
+        if prepare is not None:
+            await prepare
         timer = Deadline(opened.deadline - time.monotonic())
         try:
             await _pump(resp, sse, record, opened)
@@ -77,7 +98,6 @@ async def relay_stream(
     finally:
         end_attempt(opened, outcome, record)
         _record_result(record, sse, outcome)
-    return resp
 
 
 def end_attempt(opened: Opened, outcome: AttemptOutcome, record: RequestRecord) -> None:
@@ -89,7 +109,7 @@ def end_attempt(opened: Opened, outcome: AttemptOutcome, record: RequestRecord) 
     opened.finish(outcome, record)
 
 
-async def _pump(resp: web.StreamResponse, sse: SseRelayState, record: RequestRecord, opened: Opened) -> None:
+async def _pump(resp: Sink, sse: SseRelayState, record: RequestRecord, opened: Opened) -> None:
     """Relay the first chunk (already read by the executor), then every chunk as it arrives.
 
     The write is inlined rather than in a ``_send`` coroutine: per chunk (~60 per stream) that
@@ -117,7 +137,7 @@ async def _pump(resp: web.StreamResponse, sse: SseRelayState, record: RequestRec
         raise _UpstreamBroke(f"upstream connection failed mid-stream ({type(exc).__name__})") from exc
 
 
-async def _end_for_shutdown(resp: web.StreamResponse, sse: SseRelayState, record: RequestRecord) -> None:
+async def _end_for_shutdown(resp: Sink, sse: SseRelayState, record: RequestRecord) -> None:
     """The gateway's drain period is over: end the stream with a ``response.failed`` it can act on."""
     task = asyncio.current_task()
     if task is not None:
