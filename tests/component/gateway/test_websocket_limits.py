@@ -105,3 +105,15 @@ async def test_lanes_run_side_by_side_and_a_lanes_turns_in_order(gateway, ws_ups
     }
     assert inputs["a1"] == inputs["a2"] != inputs["b1"]
     assert all("stream_id" not in seen.body for seen in ws_upstream.turns)
+
+
+async def test_a_context_over_the_state_limit_is_not_kept(gateway) -> None:
+    doc = config_doc([MOCK], [{"name": "gpt-4o", "targets": [{"deployment": "m"}]}], websocket={"maxStateBytes": 1024})
+    gw = await gateway(doc)
+    async with gw.client(timeout=5) as client, client.responses.connect() as conn:
+        small = final_response(await turn(conn, model="gpt-4o", input="short", store=False))
+        final_response(await turn(conn, model="gpt-4o", input="on", store=False, previous_response_id=small.id))
+        large = final_response(await turn(conn, model="gpt-4o", input="x" * 2000, store=False))
+        refused = await turn(conn, model="gpt-4o", input="on", store=False, previous_response_id=large.id)
+    assert refused[-1].type == "error" and refused[-1].status == 400
+    assert refused[-1].error.code == "previous_response_not_found"
