@@ -53,9 +53,9 @@ from .v1alpha1 import (
     Tracing,
     UpstreamApi,
     UsageLimits,
-    WebSocketMode,
 )
 from .validation import ConfigIssue
+from .websocketmode import WebSocketMode
 
 __all__ = [
     "API_VERSION",

@@ -13,8 +13,10 @@ import enum
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field, model_validator
+
+from .documentmodel import DocumentModel as _Model
+from .websocketmode import WebSocketMode
 
 API_VERSION = "config.modelgate.dev/v1alpha1"
 KIND = "GatewayConfig"
@@ -22,16 +24,6 @@ KIND = "GatewayConfig"
 # Names that end up in response ids, metric labels and Kubernetes objects: keep them boring.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        use_enum_values=False,
-    )
 
 
 class Provider(enum.StrEnum):
@@ -225,9 +217,8 @@ class Deployment(_Model):
     )
     websocket: bool = Field(
         default=False,
-        description="The upstream speaks the Responses API's WebSocket mode (OpenAI does): a client's WebSocket "
-        "lane served here gets its own upstream socket, pinned to this deployment. Otherwise (and for chat and "
-        "mock deployments) each WebSocket turn is one HTTP call. Only with api responses.",
+        description="The upstream speaks the Responses API's WebSocket mode (OpenAI does): a client's WebSocket lane "
+        "served here gets its own upstream socket, pinned to it. Otherwise each turn is one HTTP call.",
     )
 
 
@@ -379,40 +370,6 @@ class Limits(_Model):
         ge=1024,
         le=1024 * 1024 * 1024,
         description="Larger bodies get 413. Inline images make Responses bodies large.",
-    )
-
-
-class WebSocketMode(_Model):
-    enabled: bool = Field(
-        default=True,
-        description="Accept the Responses API's WebSocket mode on GET /v1/responses. Off: the upgrade gets 426, "
-        "so clients fall back to HTTP at once.",
-    )
-    max_frame_bytes: int = Field(
-        default=16 * 1024 * 1024,
-        ge=1024,
-        le=1024 * 1024 * 1024,
-        description="Largest client frame (one response.create); a larger one closes the socket with 1009.",
-    )
-    max_turns_in_flight: int = Field(
-        default=8,
-        ge=1,
-        le=256,
-        description="Turns running or queued on one socket, over all its lanes; one more gets an error event.",
-    )
-    idle_timeout_seconds: float = Field(
-        default=600.0, gt=0, le=86400, description="A socket with no frame and no turn for this long is closed (1000)."
-    )
-    max_sockets_per_key: int | None = Field(
-        default=64, ge=1, le=1_000_000, description="Open sockets per API key on one replica; one more gets 429."
-    )
-    max_state_bytes: int = Field(
-        default=32 * 1024 * 1024,
-        ge=0,
-        le=1024 * 1024 * 1024,
-        description="Memory one socket may hold for continuing store=false responses on deployments served over "
-        "HTTP (its last response per lane); a larger state is not kept and continuing it answers "
-        "previous_response_not_found.",
     )
 
 
@@ -613,9 +570,7 @@ class Spec(_Model):
     auth: Auth = Field(default_factory=Auth, description="Gateway API keys.")
     response_ids: ResponseIds = Field(default_factory=ResponseIds, description="Response id signing.")
     limits: Limits = Field(default_factory=Limits, description="Request limits.")
-    websocket: WebSocketMode = Field(
-        default_factory=WebSocketMode, description="The Responses API's WebSocket mode on /v1/responses."
-    )
+    websocket: WebSocketMode = Field(default_factory=WebSocketMode, description="WebSocket mode on /v1/responses.")
     observability: Observability = Field(default_factory=Observability, description="Metrics and logs.")
     state: StateStore = Field(default_factory=StateStore, description="Shared state store.")
     governance: Governance = Field(
