@@ -98,3 +98,13 @@ async def test_an_allowlisted_key_gets_an_error_event_for_another_model(gateway)
         assert refused[-1].type == "error" and refused[-1].status == 403
         assert refused[-1].error.code == "model_not_allowed"
         final_response(await turn(conn, model="gpt-4o", input="the socket still serves"))
+
+
+async def test_a_broken_upgrade_request_gets_the_envelope(gateway) -> None:
+    gw = await gateway(config_doc([MOCK], MODELS))
+    broken = {"Upgrade": "websocket", "Connection": "Upgrade", "Authorization": f"Bearer {API_KEY}"}  # no key, version
+    async with aiohttp.ClientSession() as session:
+        async with session.get(gw.base_url + "/responses", headers=broken, timeout=aiohttp.ClientTimeout(5)) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"]["type"] == "invalid_request_error"
+    assert gw.registry.get_sample_value("modelgate_websocket_connections") == 0

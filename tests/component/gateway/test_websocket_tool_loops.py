@@ -80,6 +80,7 @@ async def test_tool_loop_on_a_deployment_that_speaks_websocket_uses_one_upstream
     dep = deployment("w", ws_upstream.base_url, websocket=True)
     gw = await gateway(config_doc([dep], [{"name": "gpt-4o", "targets": [{"deployment": "w"}]}]))
     responses = await _loop(gw, "find fizz_buzz")
+    await eventually(lambda: ws_upstream.open_sockets == 0, timeout=5)  # the client left: its upstream socket too
     assert ws_upstream.sockets == 1 and ws_upstream.turn_sockets == [0] * TURNS
     assert not ws_upstream.creates  # nothing went over HTTP
     turns = [seen.body for seen in ws_upstream.turns]

@@ -61,6 +61,9 @@ async def responses_socket(request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(
             max_msg_size=session.settings.max_frame_bytes, autoping=True, protocols=(), compress=False
         )
+        if not ws.can_prepare(request).ok:
+            state.sockets.remove(session)
+            raise InvalidRequest("Invalid WebSocket handshake (Connection, Sec-WebSocket-Key or -Version).")
         try:
             await ws.prepare(request)
             record.status = 101
@@ -177,7 +180,7 @@ class Session:
                 for old_name, old in list(self.lanes.items()):
                     if old.worker is None:
                         del self.lanes[old_name]
-                        asyncio.get_running_loop().create_task(old.socket.aclose())
+                        old.socket.abort()  # idle: nothing is lost but the upstream's memory of the lane
                         break
             assert self.context is not None
             lane = self.lanes[name] = Lane(self.context.state, name)
@@ -226,7 +229,12 @@ class Session:
         for worker in workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
-        for lane in self.lanes.values():
-            lane.queue.clear()
-            lane.socket.abort()
+        lanes = list(self.lanes.values())
         self.lanes.clear()
+        for lane in lanes:
+            lane.queue.clear()
+        try:  # close the upstream sockets properly (each bounded by its close timeout)
+            await asyncio.gather(*(lane.socket.aclose() for lane in lanes))
+        finally:  # the handler is cancelled once the client's connection is gone: drop what is left at once
+            for lane in lanes:
+                lane.socket.abort()

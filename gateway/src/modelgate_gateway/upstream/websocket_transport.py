@@ -13,7 +13,6 @@ never use aiohttp's client).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -154,9 +153,14 @@ class LaneSocket:
     async def aclose(self) -> None:
         """Close the socket properly (the lane ended or moves to another deployment)."""
         conn, self._conn, self._dep = self._conn, None, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close()
+        if conn is None:
+            return
+        try:
+            await conn.close()  # bounded by the connection's close timeout
+        except BaseException as exc:  # failed or cancelled half-way: drop it, never leave it open
+            conn.transport.abort()
+            if not isinstance(exc, Exception):
+                raise
 
 
 class _LaneReply:
