@@ -68,5 +68,6 @@ class OpenSockets:
             return True
         closed = self._closed = asyncio.Event()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(closed.wait(), max(seconds, 0.0))
+            async with asyncio.timeout(max(seconds, 0.0)):
+                await closed.wait()
         return not self._sessions
