@@ -50,13 +50,14 @@ async def test_a_frame_over_the_limit_closes_the_socket_with_1009(gateway) -> No
         assert await _close_code(conn) == 1009
 
 
-async def test_an_idle_socket_is_closed_with_1000(gateway) -> None:
+async def test_an_idle_socket_is_closed_with_1000_even_while_the_client_pings(gateway) -> None:
     gw = await gateway(
         config_doc(
             [MOCK], [{"name": "gpt-4o", "targets": [{"deployment": "m"}]}], websocket={"idleTimeoutSeconds": 0.3}
         )
     )
-    async with gw.client(timeout=5) as client, client.responses.connect() as conn:
+    pinging: Any = {"ping_interval": 0.05}  # websockets' keep-alive pings, far more often than the idle timeout
+    async with gw.client(timeout=5) as client, client.responses.connect(websocket_connection_options=pinging) as conn:
         final_response(await turn(conn, model="gpt-4o", input="hi"))
         assert await _close_code(conn) == 1000
     assert gw.registry.get_sample_value("modelgate_websocket_connections") == 0

@@ -103,7 +103,7 @@ def _admit(request: web.Request, state: GatewayState, record: RequestRecord) -> 
 class Session:
     """One client socket: its lanes, its turn count, its memory; closed by idleness, the client or the drain."""
 
-    __slots__ = ("_closing", "_draining", "context", "key_name", "lanes", "settings", "turns", "ws")
+    __slots__ = ("_closing", "_draining", "active_at", "context", "key_name", "lanes", "settings", "turns", "ws")
 
     def __init__(self, state: GatewayState, key_name: str, settings: WebSocketMode) -> None:
         self.key_name = key_name
@@ -111,6 +111,8 @@ class Session:
         self.lanes: dict[str, Lane] = {}
         self.turns = 0
         """Turns running or queued, over all lanes."""
+        self.active_at = 0.0
+        """Loop time of the last frame or the end of the last turn (the idle timeout counts from it)."""
         self.ws: web.WebSocketResponse | None = None
         self.context: TurnContext | None = None
         self._draining = False
@@ -127,14 +129,20 @@ class Session:
 
     async def _read(self, ws: web.WebSocketResponse) -> None:
         idle = self.settings.idle_timeout_seconds
+        loop = asyncio.get_running_loop()
+        self.active_at = loop.time()
         while True:  # bounded by the client, the idle timeout and the drain
+            # Idle means no frame and no turn: pings (which aiohttp answers inside receive) do not count,
+            # or an SDK client pinging every 20 s would hold a socket it no longer uses for ever.
             try:
-                msg = await ws.receive(timeout=idle)
+                async with asyncio.timeout_at(self.active_at + idle if not self.turns else loop.time() + idle):
+                    msg = await ws.receive()
             except TimeoutError:
-                if self.turns:
-                    continue  # busy, not idle
+                if self.turns or loop.time() < self.active_at + idle:
+                    continue  # busy, or a turn ended since: not idle
                 await ws.close(code=WSCloseCode.OK, message=b"idle timeout")
                 return
+            self.active_at = loop.time()
             if msg.type is WSMsgType.TEXT:
                 await self._frame(ws, msg.data)
             elif msg.type is WSMsgType.BINARY:
@@ -201,6 +209,7 @@ class Session:
                         await run_turn(self.context, lane, frame)
                 finally:
                     self.turns -= 1
+                    self.active_at = asyncio.get_running_loop().time()
         finally:
             lane.worker = None
             if self._draining and not self.turns:
