@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -117,7 +118,7 @@ class TurnContext:
         state: GatewayState,
         ws: web.WebSocketResponse | None,
         key: KeyRuntime | None,
-        headers: Any,
+        headers: Mapping[str, str],
         memory: SocketMemory,
     ) -> None:
         self.state = state
