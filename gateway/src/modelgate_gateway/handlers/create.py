@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -18,7 +19,7 @@ from ..observability.accounting import Operation
 from ..observability.recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, ModelRuntime, RuntimeConfig
 from ..upstream.affinity import session_of
-from ..upstream.executor import Call, ExecutorDeps, Opened, open_call
+from ..upstream.executor import Call, ExecutorDeps, open_call
 from . import background, clientheaders
 from .caller import Caller, pin_conversation, relay_answer, resolve_id
 from .endpoint import authenticate, endpoint, parse_object, read_body
@@ -101,13 +102,16 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
     record.request_body = raw
     payload = parse_object(raw)
     routed = route_create(state, runtime, key, record, payload, raw, request.headers)
-    stream = routed.call.stream
-
-    async def relay(opened: Opened, extra: Mapping[str, str] | None) -> web.StreamResponse:
-        return await relay_answer(
-            request, record, routed.caller, opened, stream, routed.conversation, previous=routed.previous, extra=extra
-        )
-
+    # A partial, not a closure: calling it costs no Python frame.
+    relay = partial(
+        relay_answer,
+        request,
+        record,
+        routed.caller,
+        stream=routed.call.stream,
+        conversation=routed.conversation,
+        previous=routed.previous,
+    )
     return await serve_create(state, runtime, key, record, routed, relay)
 
 
@@ -164,14 +168,15 @@ async def serve_create(
     key: KeyRuntime | None,
     record: RequestRecord,
     routed: Routed,
-    relay: Callable[[Opened, Mapping[str, str] | None], Awaitable[T]],
+    relay: Callable[..., Awaitable[T]],
     *,
     deps: ExecutorDeps | None = None,
 ) -> T:
     """Admit (budgets, rate limits), open the call (failover), relay the answer, settle.
 
-    ``relay(opened, extra headers)`` writes the answer; ``deps``: what the executor uses
-    (default: the process's state; a WebSocket lane's own upstream sockets)."""
+    ``relay(opened, extra=headers)`` writes the answer (``extra``: a limited key's x-ratelimit
+    headers, or None); ``deps``: what the executor uses (default: the process's state; a
+    WebSocket lane's own upstream sockets)."""
     model, call = routed.model, routed.call
     limited = state.governor.key_policy(key)  # None for keys nothing limits: no Redis call
     ticket = None
@@ -180,10 +185,10 @@ async def serve_create(
     try:
         if ticket is None:
             opened = await open_call(deps or state, runtime, record, model, call)
-            return await relay(opened, None)
+            return await relay(opened, extra=None)
         try:
             opened = await open_call(deps or state, runtime, record, model, call)
-            return await relay(opened, ticket.headers)
+            return await relay(opened, extra=ticket.headers)
         except GatewayError as err:
             err.headers = {**ticket.headers, **err.headers}
             raise

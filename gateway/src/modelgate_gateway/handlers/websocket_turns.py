@@ -204,7 +204,7 @@ async def _serve(
     try:
         routed = route_create(state, runtime, ctx.key, record, payload, raw, ctx.headers, continues=continues)
 
-        async def relay(opened: Opened, extra: object) -> Opened:
+        async def relay(opened: Opened, *, extra: object) -> Opened:
             sse = SseRelayState(routed.caller.make_id(opened.dep.name), opened.dep.redactor, routed.conversation)
             assert ctx.ws is not None
             await relay_into(TurnSink(ctx.ws, stream_id), opened, record, sse)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable
 from typing import Protocol
 
 import aiohttp
-from aiohttp import web
 
 from ..observability.recording import AttemptOutcome, RequestRecord
 from ..observability.usage import usage_of
@@ -31,23 +30,6 @@ class ClientGone(Exception):
     """A write to the client failed: it went away (told apart from the upstream's read errors)."""
 
 
-async def relay_stream(
-    request: web.Request,
-    opened: Opened,
-    record: RequestRecord,
-    make_id: Callable[[str], str],
-    headers: Mapping[str, str],
-    replace: tuple[bytes, bytes] | None = None,
-) -> web.StreamResponse:
-    """``replace``: one more (upstream id, gateway id) pair to rewrite (a conversation's)."""
-    sse = SseRelayState(make_id, opened.dep.redactor, replace)
-    resp = web.StreamResponse(status=200, headers=headers)
-    resp.content_type = "text/event-stream"
-    resp.headers["Cache-Control"] = "no-cache"
-    await relay_into(resp, opened, record, sse, resp.prepare(request))
-    return resp
-
-
 class Sink(Protocol):
     """Where a relayed stream goes: an HTTP response, or a WebSocket turn (handlers/websocket_turns)."""
 
@@ -62,7 +44,11 @@ class Sink(Protocol):
 async def relay_into(
     resp: Sink, opened: Opened, record: RequestRecord, sse: SseRelayState, prepare: Awaitable[object] | None = None
 ) -> None:
-    """Relay an opened stream into ``resp`` (``prepare``: what starts the answer, awaited first)."""
+    """Relay an opened stream into ``resp`` (``prepare``: what starts the answer, awaited first).
+
+    ``sse`` rewrites the upstream's ids into the caller's (see :mod:`.sse`). An HTTP answer is a
+    prepared ``text/event-stream`` response (handlers/caller.py), a WebSocket turn a sink of frames.
+    """
     outcome = AttemptOutcome.SUCCESS
     try:
         if prepare is not None:
