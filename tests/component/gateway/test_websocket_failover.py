@@ -94,3 +94,25 @@ async def test_the_clients_fault_is_an_error_event_and_the_socket_serves_on(gate
         assert refused[-1].error.param == "temperature" and refused[-1].error.message == "Invalid 'temperature'."
         assert final_response(await turn(conn, model="gpt-4o", input="hi")).output_text.startswith("Hello over")
     assert not upstream_b.creates
+
+
+async def test_a_lane_stays_on_its_websocket_deployment_and_a_fresh_turn_still_fails_over(
+    gateway, ws_upstream, upstream_b
+) -> None:
+    def doc(weight_b: float) -> dict[str, Any]:
+        targets = [{"deployment": "w", "weight": 1}, {"deployment": "b", "weight": weight_b}]
+        deps = [deployment("w", ws_upstream.base_url, websocket=True), deployment("b", upstream_b.base_url)]
+        return config_doc(deps, [{"name": "gpt-4o", "targets": targets}])
+
+    gw = await gateway(doc(0))
+    async with gw.client(timeout=10) as client, client.responses.connect() as conn:
+        assert final_response(await turn(conn, model="gpt-4o", input="hi")).output_text.startswith("Hello over")
+        checksum = gw.state.current().checksum
+        gw.write(doc(1_000_000))  # balancing alone would now send (nearly) every turn to b
+        await gw.wait_for_checksum_change(checksum)
+        for _ in range(3):  # the lane keeps its deployment, and its upstream socket
+            assert final_response(await turn(conn, model="gpt-4o", input="hi")).output_text.startswith("Hello over")
+        assert ws_upstream.sockets == 1 and not upstream_b.creates
+        ws_upstream.script = [Behaviour(status=503)]  # a fresh turn refused by the lane's deployment
+        moved = final_response(await turn(conn, model="gpt-4o", input="hi"))
+        assert moved.output_text == "Bravo replies with a different sentence here"

@@ -26,7 +26,7 @@ from ..appstate import GatewayState
 from ..errors import GatewayError, InvalidRequest, ShuttingDown
 from ..http1.eventstream import event_data
 from ..observability.recording import Observer, RequestRecord
-from ..runtime import DeploymentRuntime, KeyRuntime, RuntimeConfig
+from ..runtime import DeploymentRuntime, KeyRuntime
 from ..streaming.relay import relay_into
 from ..streaming.sse import SseRelayState
 from ..upstream.balancing import HealthBoard
@@ -197,12 +197,15 @@ async def _serve(
             payload["input"] = [*orjson.loads(remembered.context), *as_items(payload.get("input"))]
             del payload["previous_response_id"]
             continues = (dep, str(continued))
-    elif continued is None:
-        continues = _lane_pin(runtime, lane, payload)
     raw = orjson.dumps(payload)
     record.request_body = raw
     try:
         routed = route_create(state, runtime, ctx.key, record, payload, raw, ctx.headers, continues=continues)
+        home = lane.socket.deployment
+        if home is not None and routed.call.pinned is None and any(t.deployment == home for t in routed.model.targets):
+            # A fresh turn tries the lane's deployment (its upstream socket) first, and fails over as any create.
+            routed.call.prefer = home
+            routed.call.session = routed.call.session or f"websocket lane {id(lane)}"
 
         async def relay(opened: Opened, *, extra: object) -> Opened:
             sse = SseRelayState(routed.caller.make_id(opened.dep.name), opened.dep.redactor, routed.conversation)
@@ -216,18 +219,6 @@ async def _serve(
             ctx.memory.forget(str(continued))  # as OpenAI: a failed continuation evicts what it continued
         raise
     _remember(ctx, lane, opened, record, payload)
-
-
-def _lane_pin(runtime: RuntimeConfig, lane: Lane, payload: dict[str, Any]) -> tuple[DeploymentRuntime, str] | None:
-    """A lane with an upstream socket stays on that deployment while the model (or a fallback) uses it."""
-    name = lane.socket.deployment
-    model = runtime.models.get(str(payload.get("model")))
-    if name is None or model is None or name not in runtime.deployments:
-        return None
-    for candidate in (model, *(runtime.models[n] for n in model.fallbacks if n in runtime.models)):
-        if any(target.deployment == name for target in candidate.targets):
-            return runtime.deployments[name], f"stream lane {lane.name or '(default)'}"
-    return None
 
 
 def _remember(ctx: TurnContext, lane: Lane, opened: Opened, record: RequestRecord, payload: dict[str, Any]) -> None:
