@@ -116,3 +116,23 @@ async def test_a_lane_stays_on_its_websocket_deployment_and_a_fresh_turn_still_f
         ws_upstream.script = [Behaviour(status=503)]  # a fresh turn refused by the lane's deployment
         moved = final_response(await turn(conn, model="gpt-4o", input="hi"))
         assert moved.output_text == "Bravo replies with a different sentence here"
+
+
+async def test_an_upstream_socket_at_its_lifetime_limit_is_replaced_for_the_next_turn(
+    gateway, ws_upstream, upstream_b
+) -> None:
+    limit = {
+        "error": {
+            "message": "Responses websocket connection limit reached (60 minutes).",
+            "type": "invalid_request_error",
+            "code": "websocket_connection_limit_reached",
+        }
+    }
+    ws_upstream.script = [Behaviour(), Behaviour(status=400, error_body=limit)]
+    gw = await gateway(_doc(ws_upstream.base_url, upstream_b))
+    async with gw.client(timeout=10) as client, client.responses.connect() as conn:
+        final_response(await turn(conn, model="gpt-4o", input="hi"))
+        ended = await turn(conn, model="gpt-4o", input="hi")
+        assert ended[-1].type == "error" and ended[-1].error.code == "websocket_connection_limit_reached"
+        final_response(await turn(conn, model="gpt-4o", input="hi"))
+    assert ws_upstream.turn_sockets == [0, 0, 1]  # the next turn had a new upstream socket

@@ -75,7 +75,7 @@ async def test_sockets_over_the_key_limit_get_429_until_one_closes(gateway) -> N
         async with client.responses.connect() as first:
             assert gw.registry.get_sample_value("modelgate_websocket_connections") == 1
             status, body = await _refused(gw, API_KEY)
-            assert status == 429 and body["error"]["code"] == "websocket_connection_limit_reached"
+            assert status == 429 and body["error"]["code"] == "too_many_websockets"
             final_response(await turn(first, model="gpt-4o", input="still served"))
         async with client.responses.connect() as again:  # the first one closed: room again
             final_response(await turn(again, model="gpt-4o", input="hi"))

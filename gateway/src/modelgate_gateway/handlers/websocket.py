@@ -45,7 +45,7 @@ class UpgradeRequired(GatewayError):
 class TooManySockets(GatewayError):
     status = 429
     type = "rate_limit_error"
-    code = "websocket_connection_limit_reached"
+    code = "too_many_websockets"
 
 
 async def responses_socket(request: web.Request) -> web.StreamResponse:
@@ -91,7 +91,7 @@ def _admit(request: web.Request, state: GatewayState, record: RequestRecord) -> 
     if state.draining or state.sockets.draining:
         raise ShuttingDown("The gateway is shutting down; connect again (another replica will answer).")
     key = authenticate(request, runtime, record)
-    session = Session(state, key.name if key is not None else "", settings)
+    session = Session(key.name if key is not None else "", settings)
     session.context = TurnContext(state, None, key, request.headers, SocketMemory(settings.max_state_bytes))
     if not state.sockets.admit(session, settings.max_sockets_per_key):
         raise TooManySockets(
@@ -105,7 +105,7 @@ class Session:
 
     __slots__ = ("_closing", "_draining", "active_at", "context", "key_name", "lanes", "settings", "turns", "ws")
 
-    def __init__(self, state: GatewayState, key_name: str, settings: WebSocketMode) -> None:
+    def __init__(self, key_name: str, settings: WebSocketMode) -> None:
         self.key_name = key_name
         self.settings = settings
         self.lanes: dict[str, Lane] = {}

@@ -113,8 +113,8 @@ class LaneSocket:
         status = event.get("status")
         if not isinstance(status, int) or not 400 <= status <= 599:
             status = _STATUS_OF_CODE.get(str(error.get("code")), 500)
-        if status >= 500 or status in (401, 403, 429):
-            self.abort()  # the deployment is failing or refusing: the next turn starts afresh
+        if status >= 500 or status in (401, 403, 429) or error.get("code") == "websocket_connection_limit_reached":
+            self.abort()  # failing, refusing, or the upstream socket's lifetime is over: the next turn starts afresh
         return MemoryReply(status, orjson.dumps({"error": error}))
 
     async def _connected(
