@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
+from urllib.parse import urlencode
 
 from . import ids
 from .config import (
@@ -27,6 +28,7 @@ from .config import (
     SecretRef,
     Strategy,
     UpstreamApi,
+    WebSocketMode,
     spec_checksum,
 )
 from .config.loading import config_to_data
@@ -34,6 +36,17 @@ from .http1 import Endpoint, proxy_from_environment
 from .redaction import Redactor, credential_values, redactor_for
 
 _MAX_SECRET_BYTES = 64 * 1024  # an API key is never this long; a bigger file is a mistake
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketUpstream:
+    """Where a deployment that speaks WebSocket mode takes its sockets, and what the handshake sends."""
+
+    url: str
+    """ws(s)://host:port/prefix/responses plus the deployment's query parameters."""
+    headers: tuple[tuple[str, str], ...] = field(repr=False)
+    """Auth and extra headers (secrets: never shown)."""
+    connect_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +72,8 @@ class DeploymentRuntime:
     """Whose encrypted items and caches this deployment shares (its own name when unset)."""
     drop_unsupported_tools: bool = False
     """A chat deployment leaves out tools it cannot run instead of refusing the request."""
+    websocket: WebSocketUpstream | None = None
+    """Set when the upstream speaks WebSocket mode (``websocket: true``): WebSocket lanes get a socket there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +133,8 @@ class RuntimeConfig:
     """Client headers naming a session (spec.affinity.headers)."""
     forward_headers: tuple[str, ...] = ()
     """Client headers passed on to Responses upstreams (spec.forwardHeaders)."""
+    websocket: WebSocketMode = field(default_factory=WebSocketMode)
+    """The WebSocket mode's switch and limits (spec.websocket)."""
 
 
 def resolve_secret(ref: SecretRef, secrets: Mapping[str, bytes], base_dir: str, where: str) -> str:
@@ -198,8 +215,21 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
             mock_token_delay=mock.token_delay_seconds if mock else 0.0,
             organization=dep.organization or f"deployment:{dep.name}",
             drop_unsupported_tools=dep.translation.unsupported_tools == "drop",
+            websocket=_websocket_upstream(base_url, headers, dep.query_params, dep.timeouts.connect_seconds)
+            if dep.websocket and base_url
+            else None,
         )
     return out
+
+
+def _websocket_upstream(
+    base_url: str, headers: Mapping[str, str], query: Mapping[str, str], connect_seconds: float
+) -> WebSocketUpstream:
+    scheme, _, rest = base_url.partition("://")
+    url = ("wss" if scheme == "https" else "ws") + "://" + rest + "/responses"
+    if query:
+        url += "?" + urlencode(dict(query))
+    return WebSocketUpstream(url, tuple(headers.items()), connect_seconds)
 
 
 def _keys(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: str) -> dict[bytes, KeyRuntime]:
@@ -269,6 +299,7 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
         retry_after_caps=_retry_after_caps(deployments, models.values()),
         affinity_headers=tuple(spec.affinity.headers),
         forward_headers=tuple(spec.forward_headers),
+        websocket=spec.websocket,
     )
 
 

@@ -55,6 +55,7 @@ from .v1alpha1 import (
     UsageLimits,
 )
 from .validation import ConfigIssue
+from .websocketmode import WebSocketMode
 
 __all__ = [
     "API_VERSION",
@@ -97,6 +98,7 @@ __all__ = [
     "Tracing",
     "UpstreamApi",
     "UsageLimits",
+    "WebSocketMode",
     "canonical_json",
     "config_to_data",
     "dump_config",

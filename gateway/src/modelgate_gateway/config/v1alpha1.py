@@ -13,8 +13,10 @@ import enum
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field, model_validator
+
+from .documentmodel import DocumentModel as _Model
+from .websocketmode import WebSocketMode
 
 API_VERSION = "config.modelgate.dev/v1alpha1"
 KIND = "GatewayConfig"
@@ -22,16 +24,6 @@ KIND = "GatewayConfig"
 # Names that end up in response ids, metric labels and Kubernetes objects: keep them boring.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        use_enum_values=False,
-    )
 
 
 class Provider(enum.StrEnum):
@@ -222,6 +214,11 @@ class Deployment(_Model):
     )
     translation: Translation = Field(
         default_factory=Translation, description="How a chat_completions deployment translates requests."
+    )
+    websocket: bool = Field(
+        default=False,
+        description="The upstream speaks the Responses API's WebSocket mode (OpenAI does): a client's WebSocket lane "
+        "served here gets its own upstream socket, pinned to it. Otherwise each turn is one HTTP call.",
     )
 
 
@@ -573,6 +570,7 @@ class Spec(_Model):
     auth: Auth = Field(default_factory=Auth, description="Gateway API keys.")
     response_ids: ResponseIds = Field(default_factory=ResponseIds, description="Response id signing.")
     limits: Limits = Field(default_factory=Limits, description="Request limits.")
+    websocket: WebSocketMode = Field(default_factory=WebSocketMode, description="WebSocket mode on /v1/responses.")
     observability: Observability = Field(default_factory=Observability, description="Metrics and logs.")
     state: StateStore = Field(default_factory=StateStore, description="Shared state store.")
     governance: Governance = Field(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .v1alpha1 import GatewayConfig, Provider
+from .v1alpha1 import GatewayConfig, Provider, UpstreamApi
 
 Path = tuple[str | int, ...]
 
@@ -75,6 +75,8 @@ def _deployment_errors(config: GatewayConfig) -> list[ConfigIssue]:
     errors: list[ConfigIssue] = []
     for index, dep in enumerate(config.spec.deployments):
         path: Path = ("spec", "deployments", index)
+        if dep.websocket and (dep.provider is Provider.MOCK or dep.api is not UpstreamApi.RESPONSES):
+            errors.append(ConfigIssue((*path, "websocket"), "only a responses deployment with a baseUrl speaks it"))
         if dep.provider is Provider.MOCK:
             continue
         if not dep.base_url:

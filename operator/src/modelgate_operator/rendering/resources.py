@@ -97,6 +97,7 @@ _DEPLOYMENT_PASSTHROUGH = (
     "mock",
     "organization",
     "translation",
+    "websocket",
 )
 _POLICY_FIELDS = ("strategy", "retry", "cooldown", "pricing")
 
