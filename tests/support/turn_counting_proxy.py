@@ -7,42 +7,22 @@ the background ledger's sweeps on the same Redis are not counted)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from loopback_server import LoopbackServer
 
 
 @dataclass
-class TurnCountingProxy:
-    target_port: int
+class TurnCountingProxy(LoopbackServer):
+    target_port: int = 0
     marker: bytes = b""
     turns: int = 0
-    port: int = 0
-    _server: asyncio.Server | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    async def __aenter__(self) -> TurnCountingProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=5)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._server.wait_closed(), timeout=5)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.target_port), timeout=5)
         answered = [True]  # a connection's first bytes start a turn
         counted = [False]
@@ -65,9 +45,5 @@ class TurnCountingProxy:
 
         try:
             await asyncio.gather(client_to_server(), server_to_client())
-        except ConnectionError:
-            pass
         finally:
-            writer.close()
             up_writer.close()
-            self._tasks.discard(task)

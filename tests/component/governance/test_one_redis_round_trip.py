@@ -28,7 +28,7 @@ async def test_each_limited_request_costs_one_round_trip(
 ) -> None:
     # No timer flush within the test: only admissions (and the final drain) carry reconciliations.
     monkeypatch.setattr("modelgate_gateway.governance.batching.SETTLE_BATCH_SECONDS", 60.0)
-    async with TurnCountingProxy(redis_server.port, marker=b"{modelgate:gov}") as proxy:
+    async with TurnCountingProxy(target_port=redis_server.port, marker=b"{modelgate:gov}") as proxy:
         gw = await gateway(governed_doc(proxy.url, key_limits=LIMITS))
         api = AsyncOpenAI(base_url=gw.base_url, api_key=KEYS["team-a"], max_retries=0, timeout=10)
         for _ in range(2):  # warm-up: the connection and the scripts' first load
