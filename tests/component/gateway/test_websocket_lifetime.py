@@ -9,26 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
-
-import pytest
-from websockets.exceptions import ConnectionClosed
 
 from fake_responses_upstream import Behaviour
 from gateway_harness import config_doc, deployment
-from websocket_client import TIMEOUT, events_until_final, final_response, turn
+from websocket_client import TIMEOUT, close_code, events_until_final, final_response, turn
 
 MOCK = {"name": "m", "provider": "mock", "model": "mock-model", "mock": {"text": "one two three"}}
 LIFETIME = 0.3
-
-
-async def _close_code(conn: Any) -> int | None:
-    """The code the gateway closed the socket with (waits for the close, bounded)."""
-    with pytest.raises(ConnectionClosed) as closed:
-        async with asyncio.timeout(TIMEOUT):
-            while True:  # bounded by the timeout
-                await conn.recv()
-    return closed.value.rcvd.code if closed.value.rcvd is not None else None
 
 
 async def test_an_idle_socket_closes_with_1001_at_the_end_of_its_lifetime(gateway) -> None:
@@ -37,7 +24,7 @@ async def test_an_idle_socket_closes_with_1001_at_the_end_of_its_lifetime(gatewa
     async with gw.client(timeout=5) as client, client.responses.connect() as conn:
         opened = time.monotonic()
         final_response(await turn(conn, model="gpt-4o", input="hi"))
-        assert await _close_code(conn) == 1001
+        assert await close_code(conn) == 1001
         assert time.monotonic() - opened < TIMEOUT  # the lifetime, not the 600 s idle timeout
     assert gw.registry.get_sample_value("modelgate_websocket_connections") == 0
 
@@ -66,5 +53,5 @@ async def test_a_turn_in_flight_finishes_then_the_socket_closes_with_1001(gatewa
         resume.set()
         events = await events_until_final(conn)
         assert events[-1].type == "response.completed" and events[-1].stream_id == "a"
-        assert await _close_code(conn) == 1001
+        assert await close_code(conn) == 1001
     assert len(upstream_a.creates) == 1  # the refused probes cost the upstream nothing
