@@ -86,9 +86,13 @@ class FakeResponsesUpstream:
         app.router.add_delete("/v1/responses/{rid}", self._delete)
         app.router.add_post("/v1/responses/{rid}/cancel", self._cancel)
         app.router.add_get("/v1/responses/{rid}/input_items", self._input_items)
+        self.add_routes(app)
         self.server = TestServer(app, host="127.0.0.1", handler_cancellation=True)
         await self.server.start_server()
         return self.base_url
+
+    def add_routes(self, app: web.Application) -> None:
+        """More routes of a subclass (a model server's /metrics)."""
 
     @property
     def base_url(self) -> str:

@@ -15,6 +15,7 @@ from .loading import (
     parse_config,
     validate_data,
 )
+from .pools import AdaptiveWeights, LoadMetrics, ServiceRef
 from .v1alpha1 import (
     API_VERSION,
     KIND,
@@ -60,6 +61,7 @@ __all__ = [
     "API_VERSION",
     "KIND",
     "SUPPORTED_API_VERSIONS",
+    "AdaptiveWeights",
     "ApiKey",
     "Auth",
     "BackgroundFollowUp",
@@ -74,6 +76,7 @@ __all__ = [
     "GatewayConfig",
     "Governance",
     "Limits",
+    "LoadMetrics",
     "Metadata",
     "MockSettings",
     "Model",
@@ -87,6 +90,7 @@ __all__ = [
     "RouteRef",
     "SecretKeyRef",
     "SecretRef",
+    "ServiceRef",
     "Spec",
     "StateStore",
     "Strategy",

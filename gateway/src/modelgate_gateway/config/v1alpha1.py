@@ -13,8 +13,10 @@ import enum
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field, model_validator
+
+from .base import _Model
+from .pools import AdaptiveWeights, PoolAddresses
 
 API_VERSION = "config.modelgate.dev/v1alpha1"
 KIND = "GatewayConfig"
@@ -22,16 +24,6 @@ KIND = "GatewayConfig"
 # Names that end up in response ids, metric labels and Kubernetes objects: keep them boring.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        use_enum_values=False,
-    )
 
 
 class Provider(enum.StrEnum):
@@ -175,7 +167,7 @@ class Translation(_Model):
     )
 
 
-class Deployment(_Model):
+class Deployment(PoolAddresses):
     name: str = Field(
         pattern=NAME_PATTERN,
         description="Stable identifier. Response ids embed it, so renaming a deployment orphans "
@@ -191,7 +183,8 @@ class Deployment(_Model):
         default="",
         pattern=r"^(https?://[^\s]+)?$",
         description="Base URL including the API prefix, e.g. https://api.openai.com/v1. "
-        "The gateway appends /responses or /chat/completions. Empty only for provider mock.",
+        "The gateway appends /responses or /chat/completions. Empty only for provider mock, or with "
+        "baseUrls or serviceRef.",
     )
     model: str = Field(min_length=1, max_length=256, description="Model name sent upstream.")
     credentials: SecretRef | None = Field(
@@ -282,6 +275,9 @@ class Model(_Model):
     )
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retry budget.")
     cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy, description="Ejection of failing deployments.")
+    adaptive_weights: AdaptiveWeights = Field(
+        default_factory=AdaptiveWeights, description="Weights that follow each deployment's latency and errors."
+    )
     pricing: Pricing = Field(default_factory=Pricing, description="Prices for this model's traffic.")
 
 

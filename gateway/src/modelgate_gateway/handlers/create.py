@@ -100,7 +100,7 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
     if previous is not None:
         dep, upstream_id = resolve_id(caller, runtime, previous, "previous_response_id")
         model = _serving_model(runtime, model, dep, previous)
-        call.pinned = dep.name
+        call.pinned = dep.health_key
         call.updates["previous_response_id"] = upstream_id
     elif runtime.affinity_headers or "prompt_cache_key" in payload:
         call.session = session_of(payload, request.headers, runtime.affinity_headers)
