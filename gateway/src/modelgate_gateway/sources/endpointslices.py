@@ -131,6 +131,11 @@ class EndpointSliceFollower:
         timeout = aiohttp.ClientTimeout(total=self.timing.request_timeout)
         params = {"labelSelector": selector, "limit": str(MAX_SLICES)}
         async with session.get(url, params=params, timeout=timeout, headers=self._headers()) as response:
+            if response.status == 403:
+                raise ValueError(
+                    f"forbidden: the gateway may not read EndpointSlices in namespace {service[0]} "
+                    "(grant it with the chart's gateway.rbac.endpointSliceNamespaces)"
+                )
             if response.status != 200:
                 raise ValueError(f"list: HTTP {response.status}")
             body = await response.json()

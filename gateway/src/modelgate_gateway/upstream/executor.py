@@ -303,7 +303,7 @@ def _pool_exhausted(
     if waits is not None:
         waits.give_up(name)
     if (pool := state.servers.get(name)) is None or not pool.members:
-        failures.append(Failure(name, AttemptOutcome.SERVER_ERROR, f"{name}: no ready server in its pool"))
+        failures.append(Failure(name, AttemptOutcome.SERVER_ERROR, "no ready server in its pool"))
 
 
 def _chain(runtime: RuntimeConfig, model: ModelRuntime | None, call: Call) -> list[ModelRuntime | None]:

@@ -180,6 +180,8 @@ def _build(entry: _Entry, secrets: SecretLookup, max_bytes: int) -> None:
     for index, dep in enumerate(route.deployments):
         data: dict[str, Any] = {"name": deployment_name(route, dep.name), "model": dep.upstream_model}
         data.update(dep.extra)
+        if "serviceRef" in data:  # the route's own namespace, always: a route cannot name another's Service
+            data["serviceRef"] = {**data["serviceRef"], "namespace": route.namespace}
         if dep.api_key is not None:
             found = secrets.get((route.namespace, dep.api_key.name))
             where = f"spec.deployments[{index}].apiKeySecretRef"
