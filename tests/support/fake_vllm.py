@@ -4,7 +4,7 @@ Like vLLM, each server keeps its stored responses in its own memory: a ``previou
 or retrieve sent to another server of the same pool gets a 404. ``/metrics`` serves vLLM's gauges
 (``vllm:num_requests_running``, ``vllm:num_requests_waiting``, ``vllm:kv_cache_usage_perc``):
 running is the requests in progress plus ``extra_running``; waiting and KV-cache usage are set by
-the test. ``metrics_status`` other than 200 makes the metrics endpoint fail.
+the test. ``metrics_status`` other than 200 makes the metrics endpoint fail, ``metrics_hang`` hang.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ class FakeVllmServer(FakeResponsesUpstream):
         self.extra_running = 0.0
         self.kv_cache = 0.0
         self.metrics_status = 200
+        self.metrics_hang = False
+        """/metrics never answers (until the reader gives up and disconnects)."""
         self.in_flight = 0
         self.metrics_reads = 0
         self.metrics_read = asyncio.Event()
@@ -53,6 +55,8 @@ class FakeVllmServer(FakeResponsesUpstream):
     async def _metrics(self, _request: web.Request) -> web.Response:
         self.metrics_reads += 1
         self.metrics_read.set()
+        if self.metrics_hang:
+            await asyncio.Event().wait()
         if self.metrics_status != 200:
             return web.Response(status=self.metrics_status, text="metrics unavailable")
         labels = '{model_name="up-pool"}'

@@ -210,3 +210,21 @@ async def test_a_conversation_stays_with_the_server_that_holds_it(
             answer = await client.responses.create(model="llama", input=f"turn {turn}", conversation=conversation.id)
             assert _server_of(answer.id, servers) is holders[0]
         assert (await client.conversations.retrieve(conversation.id)).metadata == {"topic": "pods"}
+
+
+async def test_a_hanging_metrics_endpoint_is_given_up_on_time_and_read_again_later(
+    gateway: Callable[[dict[str, Any]], Awaitable[GatewayHarness]], servers: list[FakeVllmServer]
+) -> None:
+    servers[2].metrics_hang = True
+    servers[2].waiting = 30
+    gw = await gateway(_pool_doc(servers, {"intervalSeconds": 0.1, "timeoutSeconds": 0.2}))
+    member = f"127.0.0.1:{servers[2].server.port}"  # type: ignore[union-attr]
+    await _until(lambda: servers[2].metrics_reads >= 3, "three reads, each given up after 0.2 s")
+    assert _sample(gw.registry, "modelgate_pool_server_metrics_fresh", deployment="vllm", server=member) == 0
+    async with gw.client(timeout=10) as client:  # requests are never held up by a metrics read
+        await asyncio.wait_for(client.responses.create(model="llama", input="hi"), 5)
+    servers[2].metrics_hang = False
+    await _until(
+        lambda: _sample(gw.registry, "modelgate_pool_server_queue", deployment="vllm", server=member) == 30,
+        "a reading once the endpoint answers again",
+    )
