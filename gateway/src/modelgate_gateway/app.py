@@ -112,7 +112,7 @@ def make_app(
         endpoint_slices.on_change = state.servers.discovered
         state.servers.on_services = endpoint_slices.follow
         app.cleanup_ctx.append(_background(endpoint_slices.run, "modelgate-endpointslices"))
-    app.cleanup_ctx.append(_background(LoadReader(state.servers).run, "modelgate-load-reading"))
+    app.cleanup_ctx.append(_background(LoadReader(state.servers, state.board).run, "modelgate-load-reading"))
     if source is not None:
         app[RELOADER] = Reloader(state, source, listener, reload_interval_seconds)
         app.cleanup_ctx.append(_run_reloader)

@@ -29,7 +29,9 @@ async def test_a_failing_deployment_loses_weight_within_bounds_and_wins_it_back(
         "adaptiveWeights": {"enabled": True, "floor": 0.1},
         "cooldown": {"consecutiveFailures": 1000, "durationSeconds": 1},  # no ejection: weights alone
     }
-    gw = await gateway(config_doc([deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)], [model]))
+    gw = await gateway(
+        config_doc([deployment("a", upstream_a.base_url), deployment("b", upstream_b.base_url)], [model])
+    )
     assert _weight(gw, "a") == _weight(gw, "b") == 1.0
     upstream_b.script = [Behaviour(status=503) for _ in range(6)]
     async with gw.client(timeout=10) as client:

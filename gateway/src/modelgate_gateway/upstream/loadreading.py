@@ -18,6 +18,7 @@ import time
 
 from ..http1 import Endpoint, Http1Client
 from ..runtime import LoadMetricsRuntime
+from .balancing import HealthBoard
 from .pools import LoadSample, Member, Pool, PoolBoard, member_url
 
 log = logging.getLogger("modelgate_gateway.upstream.loadreading")
@@ -69,8 +70,9 @@ def parse_load(text: str) -> tuple[float, float, float] | None:
 class LoadReader:
     """The reading tasks of every pool with ``loadMetrics``; started and stopped by the app."""
 
-    def __init__(self, pools: PoolBoard, client: Http1Client | None = None) -> None:
+    def __init__(self, pools: PoolBoard, board: HealthBoard, client: Http1Client | None = None) -> None:
         self._pools = pools
+        self._board = board
         self._client = client or Http1Client(keepalive_seconds=30.0, max_body_bytes=MAX_METRICS_BYTES)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._endpoints: dict[str, tuple[str, Endpoint]] = {}
@@ -142,6 +144,7 @@ class LoadReader:
             _failed(pool, member, sample, exc)
             return
         sample.running, sample.waiting, sample.kv_cache = found
+        sample.own_at_read = self._board.get(member.dep.health_key).outstanding
         sample.at = time.monotonic()
         sample.failures = 0
 

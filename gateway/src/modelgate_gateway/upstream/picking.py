@@ -2,10 +2,11 @@
 
 Load of a server, lower is better (docs/operations.md, "Picking a server of a pool"):
 
-* with a fresh metrics reading (younger than ``staleSeconds``):
-  ``max(in-flight, running) + 2 x waiting + 8 x max(0, kv_cache - 0.8) / 0.2``
-  (the gateway's own in-flight requests count at once, before the next reading shows them; a
-  queue costs twice a running request; a KV cache filling past 80 % adds up to 8);
+* with a fresh metrics reading (younger than ``staleSeconds``): the requests at the server now,
+  estimated as ``running + waiting`` of the reading plus the change of the gateway's own in-flight
+  requests to it since the reading (its own new requests count at once, finished ones stop
+  counting; never below its own in-flight count), plus ``8 x max(0, kv_cache - 0.8) / 0.2`` (a KV
+  cache filling past 80 % adds up to 8: the server is about to preempt);
 * without one (no ``loadMetrics``, the read failed, or it is stale): the gateway's own in-flight
   requests to the server.
 
@@ -35,7 +36,6 @@ from .pools import Member, Pool, PoolBoard, ServerGone
 
 KV_KNEE = 0.8
 KV_WEIGHT = 8.0
-WAITING_WEIGHT = 2.0
 
 
 def _always(_name: str) -> bool:
@@ -46,7 +46,7 @@ def load_of(member: Member, outstanding: int, metrics: LoadMetricsRuntime | None
     sample = member.load
     if metrics is None or now - sample.at > metrics.stale_seconds:
         return float(outstanding)
-    score = max(float(outstanding), sample.running) + WAITING_WEIGHT * sample.waiting
+    score = max(float(outstanding), sample.running + sample.waiting + (outstanding - sample.own_at_read))
     if sample.kv_cache > KV_KNEE:
         score += KV_WEIGHT * (sample.kv_cache - KV_KNEE) / (1.0 - KV_KNEE)
     return score

@@ -29,6 +29,8 @@ class LoadSample:
     waiting: float = 0.0
     kv_cache: float = 0.0
     at: float = float("-inf")
+    own_at_read: int = 0
+    """The gateway's own in-flight requests to the server when it was read (they are in the reading)."""
     failures: int = 0
     """Consecutive failed reads (for the log and the metric; the sample just goes stale)."""
 
