@@ -173,3 +173,20 @@ def test_a_pinned_server_is_found_and_one_that_left_is_a_clear_error() -> None:
     with pytest.raises(ServerGone) as retrieved:
         server_for(pools, HealthBoard(), rng, runtime, "pool@10.0.0.9:8000", tried=set(), session=None, updates={})
     assert retrieved.value.status == 404 and retrieved.value.code == "response_server_gone"
+
+
+def test_a_slow_servers_queue_costs_more_than_a_fast_ones() -> None:
+    pool = _pool()
+    board = HealthBoard()
+    fast, slow = pool.members[0].dep.health_key, pool.members[1].dep.health_key
+    board.record_success(fast, 0.02)
+    board.record_success(slow, 0.2)  # ten times slower
+    board.get(pool.members[2].dep.health_key).cooldown_until = NOW + 60  # out: a pair of two
+    board.get(pool.members[2].dep.health_key).consecutive_failures = 3
+    for index in range(3):
+        _read(pool, index)
+    assert set(_picks(pool, board, 50)) == {"10.0.0.1:8000"}  # idle both: the fast one
+    _read(pool, 0, waiting=5)  # (5 + 1) x 0.02 < (0 + 1) x 0.2: still the fast one
+    assert set(_picks(pool, board, 50)) == {"10.0.0.1:8000"}
+    _read(pool, 0, waiting=12)  # (12 + 1) x 0.02 > 0.2: now the slow one
+    assert set(_picks(pool, board, 50)) == {"10.0.0.2:8000"}

@@ -10,8 +10,10 @@ Load of a server, lower is better (docs/operations.md, "Picking a server of a po
 * without one (no ``loadMetrics``, the read failed, or it is stale): the gateway's own in-flight
   requests to the server.
 
-Power of two choices: two distinct servers drawn at random, the less loaded one wins. It is
-O(1) per request, needs no sorting, and avoids the herd a strict "least loaded" causes when
+Power of two choices: two distinct servers drawn at random; the one a new request would finish on
+sooner wins: ``(load + 1) x first-byte latency EWMA`` of each (a slow server's queue costs more
+than a fast one's; a server not measured yet counts as fast as the other, so it gets tried). It
+is O(1) per request, needs no sorting, and avoids the herd a strict "least loaded" causes when
 every gateway replica sends to the same server between two readings.
 
 A session (``prompt_cache_key``, an affinity header) sticks to the first available server of its
@@ -110,9 +112,14 @@ def pick_member(
 
 
 def _lighter(board: HealthBoard, a: Member, b: Member, metrics: LoadMetricsRuntime | None, now: float) -> Member:
-    load_a = load_of(a, board.get(a.dep.health_key).outstanding, metrics, now)
-    load_b = load_of(b, board.get(b.dep.health_key).outstanding, metrics, now)
-    return b if load_b < load_a else a
+    """The server a new request would finish on sooner: (its load + 1) times its first-byte
+    latency EWMA (a server not measured yet is taken to be as fast as the other: it gets tried)."""
+    state_a, state_b = board.get(a.dep.health_key), board.get(b.dep.health_key)
+    speed_a = state_a.ewma_first_byte or state_b.ewma_first_byte or 1.0
+    speed_b = state_b.ewma_first_byte or speed_a
+    cost_a = (load_of(a, state_a.outstanding, metrics, now) + 1.0) * speed_a
+    cost_b = (load_of(b, state_b.outstanding, metrics, now) + 1.0) * speed_b
+    return b if cost_b < cost_a else a
 
 
 def _claimed(board: HealthBoard, member: Member, now: float) -> Member:
