@@ -257,16 +257,7 @@ async def open_call(
             if found is None:
                 break
             current, name = found
-        resolved = server_for(
-            state.servers,
-            state.board,
-            state.rng,
-            runtime,
-            name,
-            tried=tried,
-            session=call.session,
-            updates=call.updates,
-        )
+        resolved = _destination(state, runtime, call, name, tried)
         if resolved is None:  # a pool with no server left to try
             _pool_exhausted(state, name, tried, waits, failures)
             continue
@@ -294,6 +285,17 @@ async def open_call(
     waits = waits or _waits(state, models, call, model, deadline)
     summary, retry_after = waits.outcome(failures, tried)
     raise exhausted_error(summary, len(record.attempts), retry_after)
+
+
+def _destination(
+    state: ExecutorDeps, runtime: RuntimeConfig, call: Call, name: str, tried: set[str]
+) -> DeploymentRuntime | None:
+    dep = runtime.deployments.get(name)
+    if dep is not None and dep.pool is None:
+        return dep
+    return server_for(
+        state.servers, state.board, state.rng, runtime, name, tried=tried, session=call.session, updates=call.updates
+    )
 
 
 def _pool_exhausted(
