@@ -17,7 +17,7 @@ test:  ## install everything (venv, Prometheus, Redis, helm, Codex CLI, envtest)
 	scripts/bootstrap.sh all
 	if [ -z "$${KUBEBUILDER_ASSETS:-}" ] && [ -x $(ENVTEST)/kube-apiserver ]; then \
 	  export KUBEBUILDER_ASSETS=$(ENVTEST); fi; \
-	PATH="$(CURDIR)/.tools/bin:$$PATH" $(PY) -m pytest -q -p no:cacheprovider
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(PY) -m pytest -q -p no:cacheprovider --durations=15
 
 test-cluster:  ## the cluster layer only (real kube-apiserver from the envtest assets)
 	scripts/bootstrap.sh envtest

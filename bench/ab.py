@@ -8,7 +8,7 @@ the gateway/floor CPU ratio. Added latency is against the floor, not direct (no 
 ``--baseline-src DIR`` adds a second gateway importing ``modelgate_gateway`` from ``DIR`` (e.g. a
 ``git archive`` of the last commit): before and after a change, measured interleaved in one run.
 
-    python bench/ab.py --rounds 3 --seconds 2 [--baseline-src /tmp/base/gateway/src]
+    python bench/ab.py --rounds 3 --seconds 2 [--baseline-src /tmp/base/gateway/src] [--src DIR]
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ def _measure(proc: procs.Proc, port: int, stream: bool, conc: int, seconds: floa
     return out
 
 
-def _start_baseline(exe: str, config: Path, ports: targets.Ports, logdir: Path, src: str) -> procs.Proc:
+def _start_baseline(
+    exe: str, config: Path, ports: targets.Ports, logdir: Path, src: str, name: str = "baseline"
+) -> procs.Proc:
     cmd = [
         exe,
         "--config",
@@ -64,12 +66,12 @@ def _start_baseline(exe: str, config: Path, ports: targets.Ports, logdir: Path, 
     ]
     env = {targets.UPSTREAM_KEY_ENV: "sk-bench-upstream", "MODELGATE_SHUTDOWN_GRACE_SECONDS": "1", "PYTHONPATH": src}
     return procs.start(
-        "baseline",
+        name,
         cmd,
         cpus={targets.PROXY_CPU},
         ready_port=ports.gateway,
         ready_path="/readyz",
-        log=logdir / "baseline.log",
+        log=logdir / f"{name}.log",
         env=env,
     )
 
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--gateway-only", action="store_true")
     p.add_argument("--baseline-src", default=None, help="source dir of a baseline gateway")
+    p.add_argument("--src", default=None, help="source dir of the gateway to measure (default: the installed one)")
     p.add_argument(
         "--cells",
         default=",".join(f"{m}:{c}" for m, c in CELLS),
@@ -98,7 +101,10 @@ def main(argv: list[str] | None = None) -> None:
         config = targets.write_gateway_config(ports, str(logdir / "requests.log"), logdir)
         started = [targets.start_upstream(ports, 50, logdir)]
         try:
-            gateway = targets.start_gateway(exe, config, ports, logdir)
+            if args.src:
+                gateway = _start_baseline(exe, config, ports, logdir, args.src, name="gateway")
+            else:
+                gateway = targets.start_gateway(exe, config, ports, logdir)
             started.append(gateway)
             floor = None if args.gateway_only else targets.start_floor(ports, logdir)
             if floor is not None:

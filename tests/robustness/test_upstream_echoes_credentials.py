@@ -154,3 +154,23 @@ async def test_credential_like_extra_headers_are_redacted_too(gateway, echo, cap
     assert b"x-team=search" in raw  # not a secret: left alone
     _assert_no_key(gateway_token, raw, caplog, gw)
     _assert_no_key(PLAIN, raw, caplog, gw)
+
+
+@pytest.mark.parametrize("key", [PLAIN, NASTY], ids=["plain-key", "escaped-key"])
+@pytest.mark.parametrize("style", ["json", "slashes", "html"])
+async def test_an_upstream_that_echoes_the_key_in_a_successful_answer_never_shows_it(
+    gateway, echo, caplog, key: str, style: str
+) -> None:
+    # "Any upstream body it passes on": a server that quotes the headers it received even when it
+    # succeeds (a debugging proxy, a misconfigured server) must not hand the key to the client.
+    echo.echo = Echo(where="ok", style=style)
+    gw = await _started(gateway, echo, caplog, key)
+    async with gw.client() as client:
+        plain = await client.responses.with_raw_response.create(model="gpt-4o", input="hi")
+        raw = await _streamed(client)
+    assert echo.received == [f"Bearer {key}"] * 2
+    answer = plain.parse()
+    assert answer.status == "completed" and answer.output_text == "Hello."
+    assert "[redacted]" in answer.metadata["received"]
+    assert b"[redacted]" in raw and b"response.completed" in raw
+    _assert_no_key(key, plain.content + raw, caplog, gw)

@@ -27,7 +27,9 @@ class Echo:
     status: int = 400
     where: str = "body"
     """``body`` (an error answer), ``stream-error`` (an ``error`` event after ``response.created``),
-    ``stream-failed`` (a ``response.failed`` event) or ``chat-stream`` (a chat error chunk)."""
+    ``stream-failed`` (a ``response.failed`` event), ``chat-stream`` (a chat error chunk), or, for a
+    server that echoes even when it succeeds, ``ok`` (a completed response, JSON or streamed, whose
+    metadata quotes the headers)."""
     style: str = "json"
 
 
@@ -90,6 +92,8 @@ class EchoingUpstream:
         body = await request.json()
         if self.echo.where == "body":
             return self._error(request)
+        if self.echo.where == "ok":
+            return await self._succeed(request, body)
         message = self._quote(request)
         response = {
             "id": "resp_echo01",
@@ -116,6 +120,35 @@ class EchoingUpstream:
             await self._event(
                 resp, "response.failed", {"type": "response.failed", "sequence_number": 1, "response": failed}
             )
+        await resp.write_eof()
+        return resp
+
+    async def _succeed(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        text = {"type": "output_text", "text": "Hello.", "annotations": []}
+        response = {
+            "id": "resp_echo02",
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "error": None,
+            "model": body.get("model"),
+            "metadata": {"received": self._quote(request)},
+            "output": [
+                {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant", "content": [text]}
+            ],
+            "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2},
+        }
+        if not body.get("stream"):
+            return web.Response(body=encode(response, self.echo.style), content_type="application/json")
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        created = {**response, "status": "in_progress", "output": [], "usage": None}
+        await self._event(
+            resp, "response.created", {"type": "response.created", "sequence_number": 0, "response": created}
+        )
+        await self._event(
+            resp, "response.completed", {"type": "response.completed", "sequence_number": 1, "response": response}
+        )
         await resp.write_eof()
         return resp
 

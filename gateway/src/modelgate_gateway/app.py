@@ -127,6 +127,7 @@ async def _follow_background(app: web.Application) -> AsyncIterator[None]:
     tracker = app[STATE].background
     task = asyncio.create_task(tracker.run(), name="modelgate-background-sweep")
     yield
+    tracker.stop()  # ends the sweep even if a cancellation below were swallowed (see BackgroundTracker.run)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

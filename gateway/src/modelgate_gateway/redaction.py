@@ -5,8 +5,11 @@ sk-…"). The gateway passes 4xx bodies and stream failure events through to any
 deployment gets a :class:`Redactor` at compile time holding every form its secrets can take in
 those bytes: the header value, the bare key without its scheme, and the key as a JSON encoder
 writes it inside a string (quotes and backslashes escaped, ``/`` as ``\\/``, non-ASCII or HTML
-characters as ``\\uXXXX``). Redaction runs only on error paths (a pass-through 4xx, an error or
-failure event), never on a normal answer: one ``in`` scan per form, usually one form.
+characters as ``\\uXXXX``). Redaction runs on every upstream text the gateway passes on but the
+model's own output: error answers and events, a JSON answer (one ``in`` scan per form of a body
+that is small by then, usually one form), the created and final events of a stream (they say
+"error" too); deltas are the model's text, which never saw a header. Answers over 1 MiB are
+relayed piece by piece and not scanned (see docs/operations.md).
 """
 
 from __future__ import annotations

@@ -130,8 +130,9 @@ class Reloader:
         """Re-apply the current document when a file it references changes (a rotated or revoked
         API key in a mounted Secret), which no config source would otherwise notice."""
         while True:  # for the life of the reloader; one small read per referenced file per period
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._refs_woken.wait(), self.refs_interval)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: see sources.files._pause
+                async with asyncio.timeout(self.refs_interval):
+                    await self._refs_woken.wait()
             self._refs_woken.clear()
             if self._last is None or not self._refs:
                 continue

@@ -125,3 +125,29 @@ def test_encode_and_decode_stay_cheap() -> None:
     decode = min(timeit.repeat(lambda: ids.decode(KEY, ALICE, rid), number=runs, repeat=5)) / runs
     owner = min(timeit.repeat(lambda: ids.owner_tag(KEY, "key:alice"), number=runs, repeat=5)) / runs
     assert encode < 20e-6 and decode < 20e-6 and owner < 5e-6, (encode, decode, owner)
+
+
+def _stdlib_id(key: bytes, owner: bytes, deployment: str, upstream_id: str) -> str:
+    """A version 1 id built with the standard library only: what the layout in ids' docstring says."""
+    payload = b"\x01" + owner + deployment.encode() + b"\0" + upstream_id.encode()
+    kind_key = hmac.digest(key, b"modelgate/id/v1/resp_", "sha256")
+    sig = hmac.digest(kind_key, payload, "sha256")[:12]
+    b64 = base64.urlsafe_b64encode
+    return "resp_" + b64(payload).rstrip(b"=").decode() + b64(sig).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("key", [b"", b"k", b"k" * 32, b"k" * 64, b"k" * 65, bytes(range(256)) * 2])
+@pytest.mark.parametrize("upstream", ["r", "resp_12", "resp_123", "resp_" + "x" * 300])
+def test_ids_are_exactly_the_documented_hmac_and_base64url(key: bytes, upstream: str) -> None:
+    # The signer computes HMAC-SHA256 with its own precomputed pads and encodes with binascii (speed):
+    # every key length (shorter than, equal to and longer than the block) and every padding length
+    # must give the bytes the standard library gives, or ids issued before would stop verifying.
+    owner = ids.owner_tag(key, ids.key_owner("alice", None))
+    assert owner == hmac.digest(hmac.digest(key, b"modelgate/owner/v1", "sha256"), b"key:alice", "sha256")[:8]
+    rid = ids.encode(key, owner, "dep", upstream)
+    assert rid == _stdlib_id(key, owner, "dep", upstream)
+    assert ids.decode(key, owner, rid) == ids.ResponseRef("dep", upstream)
+    # Version 0 ids are signed with the bare signing key, of any length.
+    assert ids.decode(key, ids.owner_tag(key, ids.ANONYMOUS), _legacy(key, "dep", upstream), accept_unowned=True) == (
+        ids.ResponseRef("dep", upstream)
+    )

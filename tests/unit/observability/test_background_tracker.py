@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 from typing import Any
 
 from modelgate_gateway.config import BackgroundFollowUp
 from modelgate_gateway.observability.recording import BilledEvent
 from modelgate_gateway.state.background import BackgroundTracker, Pending
 from modelgate_gateway.state.ledger import MemoryLedger
+from modelgate_gateway.state.store import StateStoreError
 from raw_http_server import eventually
 
 USAGE = {"input_tokens": 10, "output_tokens": 2}
@@ -95,3 +97,43 @@ async def test_a_settled_response_is_not_counted_again_by_a_later_poll_or_the_fo
     assert tracker.following == 0  # its follow-up stopped
     assert await tracker.settle("a", "resp_1", done, "follow_up") is False
     await tracker.close()
+
+
+class _SwallowingLedger(MemoryLedger):
+    """``adopt`` as redis-py can behave on Python 3.11: a cancellation that arrives as a call ends
+    is lost inside the client (``asyncio.wait_for``) and the call fails instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+
+    async def adopt(self, owner: str, lease: float, limit: int) -> list[tuple[str, bytes]]:
+        self.entered.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            raise StateStoreError("redis: background ledger call failed: Connection closed by server.") from None
+        return []
+
+
+async def test_shutdown_ends_the_sweep_even_when_redis_swallows_the_cancellation() -> None:
+    # The gateway's cleanup of the sweep must end although the cancellation never arrives: before,
+    # the sweep logged the failure, slept half a lease and swept again, for ever (a hung shutdown).
+    from aiohttp import web
+
+    from modelgate_gateway.app import _follow_background
+    from modelgate_gateway.appkeys import STATE
+
+    ledger = _SwallowingLedger()
+    tracker = BackgroundTracker(Sink(), lambda: ledger, lambda: BackgroundFollowUp(lease_seconds=60))  # type: ignore[arg-type]
+    app = web.Application()
+    app[STATE] = SimpleNamespace(background=tracker)  # type: ignore[assignment]
+    cleanup = _follow_background(app)
+    await anext(cleanup)  # serving: the sweep runs
+    await asyncio.wait_for(ledger.entered.wait(), 5)
+    started = time.monotonic()
+    async with asyncio.timeout(10):  # shutting down: must end at once, not sweep again
+        await anext(cleanup, None)
+    # Timed, not only bounded: the cleanup suppresses CancelledError, so a timeout's cancellation
+    # would end it too, silently, after the timeout.
+    assert time.monotonic() - started < 2

@@ -33,36 +33,41 @@ _MAX_TOOL_KINDS = 16  # distinct tool kinds read per response; the rest are igno
 _MAX_TIER_CHARS = 32
 
 
-def _count(value: Any) -> int:
-    return value if type(value) is int and value >= 0 else 0
-
-
-def _detail(usage: dict[str, Any], details_key: str, key: str) -> int:
-    details = usage.get(details_key)
-    return _count(details.get(key)) if isinstance(details, dict) else 0
+# (input count, output count, input details, output details): a Responses usage, a Chat Completions one
+_RESPONSES_FIELDS = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+_CHAT_FIELDS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
 
 
 def usage_from_mapping(usage: Any) -> Usage | None:
-    """A Responses ``usage`` object, or a Chat Completions one; None when it reports no count."""
+    """A Responses ``usage`` object, or a Chat Completions one; None when it reports no count.
+
+    Written out rather than through helpers: it runs once per request and each Python call costs.
+    """
     if not isinstance(usage, dict):
         return None
-    if "input_tokens" in usage or "output_tokens" in usage:  # no generator: this runs per request
-        return Usage(
-            input_tokens=_count(usage.get("input_tokens")),
-            cached_input_tokens=_detail(usage, "input_tokens_details", "cached_tokens"),
-            output_tokens=_count(usage.get("output_tokens")),
-            reasoning_tokens=_detail(usage, "output_tokens_details", "reasoning_tokens"),
-            cache_write_tokens=_detail(usage, "input_tokens_details", "cache_write_tokens"),
-        )
-    if "prompt_tokens" in usage or "completion_tokens" in usage:
-        return Usage(
-            input_tokens=_count(usage.get("prompt_tokens")),
-            cached_input_tokens=_detail(usage, "prompt_tokens_details", "cached_tokens"),
-            output_tokens=_count(usage.get("completion_tokens")),
-            reasoning_tokens=_detail(usage, "completion_tokens_details", "reasoning_tokens"),
-            cache_write_tokens=_detail(usage, "prompt_tokens_details", "cache_write_tokens"),
-        )
-    return None
+    if "input_tokens" in usage or "output_tokens" in usage:
+        input_key, output_key, input_details, output_details = _RESPONSES_FIELDS
+    elif "prompt_tokens" in usage or "completion_tokens" in usage:
+        input_key, output_key, input_details, output_details = _CHAT_FIELDS
+    else:
+        return None
+    inputs, outputs = usage.get(input_key), usage.get(output_key)
+    cached: Any = 0
+    cache_write: Any = 0
+    reasoning: Any = 0
+    details = usage.get(input_details)
+    if isinstance(details, dict):
+        cached, cache_write = details.get("cached_tokens"), details.get("cache_write_tokens")
+    details = usage.get(output_details)
+    if isinstance(details, dict):
+        reasoning = details.get("reasoning_tokens")
+    return Usage(
+        input_tokens=inputs if type(inputs) is int and inputs >= 0 else 0,
+        cached_input_tokens=cached if type(cached) is int and cached >= 0 else 0,
+        output_tokens=outputs if type(outputs) is int and outputs >= 0 else 0,
+        reasoning_tokens=reasoning if type(reasoning) is int and reasoning >= 0 else 0,
+        cache_write_tokens=cache_write if type(cache_write) is int and cache_write >= 0 else 0,
+    )
 
 
 def usage_of(response: Any) -> Usage | None:

@@ -159,10 +159,16 @@ class FileSource:
             await self._pause()
 
     async def _pause(self) -> None:
-        """One poll interval, cut short by :meth:`wake`."""
+        """One poll interval, cut short by :meth:`wake`.
+
+        ``asyncio.timeout``, not ``wait_for``: on Python 3.11, ``wait_for`` returns normally when its
+        task is cancelled just as the wait ends (the wake and the shutdown at once), swallowing the
+        cancellation, and this loop would then poll on after its reloader was told to stop.
+        """
         woken = self._woken = self._woken or asyncio.Event()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(woken.wait(), self.interval)
+            async with asyncio.timeout(self.interval):
+                await woken.wait()
         woken.clear()
 
     def wake(self) -> None:

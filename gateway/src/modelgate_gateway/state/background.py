@@ -98,6 +98,8 @@ class BackgroundTracker:
         self._polls: asyncio.Semaphore | None = None
         self._polls_limit = 0
         self._closing = False
+        self._stopped = asyncio.Event()
+        """Set by :meth:`stop`: ends the sweep and the follow-ups' waits at once."""
         self._chores: set[asyncio.Task[object]] = set()
 
     def _current(self) -> BackgroundFollowUp:
@@ -157,20 +159,36 @@ class BackgroundTracker:
         )
 
     async def run(self) -> None:
-        """Adopt, every lease period, the entries whose follower went away (a crash, a restart)."""
+        """Adopt, every lease period, the entries whose follower went away (a crash, a restart).
+
+        Ends when :meth:`stop` is called, not only when cancelled: on Python 3.11 a cancellation that
+        arrives as a Redis call completes can be swallowed inside the client (``asyncio.wait_for``),
+        and a loop that only cancellation ends would then sweep a dead Redis forever on shutdown.
+        """
         while not self._closing:
             settings = self._settings()
             if settings is None:  # no config yet: its lease decides how long to wait, so wait for it
-                await asyncio.sleep(_UNCONFIGURED_POLL_SECONDS)
+                await self._pause(_UNCONFIGURED_POLL_SECONDS)
                 continue
             if settings.enabled:
                 await self._adopt(settings)
-            await asyncio.sleep(settings.lease_seconds / 2)
+            await self._pause(settings.lease_seconds / 2)
+
+    def stop(self) -> None:
+        """No more sweeps or follow-up polls (shutdown); :meth:`close` then hands the entries back."""
+        self._closing = True
+        self._stopped.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or until :meth:`stop`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopped.wait()
 
     async def close(self) -> None:
         """Stop following; hand the entries back so another replica adopts them at once."""
         await self.idle()
-        self._closing = True
+        self.stop()
         tasks = list(self._tasks.items())
         for _, task in tasks:
             task.cancel()
@@ -264,7 +282,7 @@ class BackgroundTracker:
     async def _wait(self, pending: Pending, delay: float) -> bool:
         """Wait ``delay`` (at most until the deadline), renewing the lease often enough to keep it."""
         until = min(self._wall_clock() + delay, pending.deadline)
-        while True:
+        while not self._closing:
             lease = self._current().lease_seconds
             try:
                 if not await self._ledger().renew(pending.key, self.instance, lease):
@@ -274,7 +292,8 @@ class BackgroundTracker:
             left = until - self._wall_clock()
             if left <= 0:
                 return True
-            await asyncio.sleep(min(left, lease / 3))
+            await self._pause(min(left, lease / 3))
+        return False  # stopping: the entry is handed back (close) for another replica to follow
 
     async def _fetch(self, pending: Pending) -> dict[str, Any] | None:
         if self.fetch is None:

@@ -152,6 +152,9 @@ class _JsonRelay:
                     body = self._splice(body, PREVIOUS, top_level_string(body, PREVIOUS))
                 if self.conversation is not None:
                     body = self._splice(body, CONVERSATION, _conversation_span(body, parsed.get("conversation")))
+        redactor = self.opened.dep.redactor
+        if redactor is not None:  # an upstream that echoes its credentials even when it succeeds
+            body = redactor.bytes(body)
         record.first_token_at = time.monotonic()
         record.response_body = body
         record.status = reply.status

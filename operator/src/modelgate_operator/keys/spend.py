@@ -26,9 +26,12 @@ TIMEOUT_SECONDS = 2.0
 
 
 class SpendReader:
-    def __init__(self, url: str, password: str | None = None) -> None:
+    def __init__(self, url: str, password: str | None = None, timeout_seconds: float = TIMEOUT_SECONDS) -> None:
         self._client = redis.Redis.from_url(
-            url, password=password, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
+            url,
+            password=password,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
         )
         self._failing = False
 

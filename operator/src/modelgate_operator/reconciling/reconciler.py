@@ -414,8 +414,9 @@ async def run_loop(reconciler: Reconciler, wakeup: asyncio.Event) -> None:
     rollout_until = 0.0
     backoff = Backoff(s.retry_seconds, s.retry_max_seconds)
     while True:  # one pass per trigger (or per resync period); ends when the task is cancelled
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wakeup.wait(), s.resync_seconds)
+        with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancellation
+            async with asyncio.timeout(s.resync_seconds):
+                await wakeup.wait()
         started = loop.time()
         while True:  # debounce: wait for quiet, but never longer than the cap
             wakeup.clear()
@@ -423,7 +424,8 @@ async def run_loop(reconciler: Reconciler, wakeup: asyncio.Event) -> None:
             if remaining <= 0:
                 break
             try:
-                await asyncio.wait_for(wakeup.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await wakeup.wait()
             except TimeoutError:
                 break
         wakeup.clear()
