@@ -190,3 +190,14 @@ def test_a_slow_servers_queue_costs_more_than_a_fast_ones() -> None:
     assert set(_picks(pool, board, 50)) == {"10.0.0.1:8000"}
     _read(pool, 0, waiting=12)  # (12 + 1) x 0.02 > 0.2: now the slow one
     assert set(_picks(pool, board, 50)) == {"10.0.0.2:8000"}
+
+
+def test_a_servers_in_flight_requests_count_for_its_deployment() -> None:
+    board = HealthBoard()
+    board.get("pool@10.0.0.1:8000").outstanding += 1
+    board.get("pool@10.0.0.2:8000").outstanding += 2
+    assert board.get("pool").outstanding == 3
+    board.get("pool@10.0.0.2:8000").outstanding -= 2
+    assert board.get("pool").outstanding == 1 and board.get("pool@10.0.0.2:8000").outstanding == 0
+    board.record_failure("pool@10.0.0.1:8000", NOW, threshold=1, cooldown_seconds=30)
+    assert board.cooling_down("pool@10.0.0.1:8000", NOW) and not board.cooling_down("pool", NOW)

@@ -38,6 +38,28 @@ class DeploymentHealth:
     """Moving share of failed attempts (same smoothing as the latency): adaptive weights."""
 
 
+class ServerHealth(DeploymentHealth):
+    """Health of one server of a pool deployment (key ``name@server``): its own cooldown, probe and
+    in-flight count, and every change of that count counts for its deployment too (the deployment's
+    ``maxConcurrentRequests`` and least-outstanding see all its servers' requests)."""
+
+    __slots__ = ("_in_flight", "deployment")
+
+    def __init__(self, deployment: DeploymentHealth) -> None:
+        self._in_flight = 0
+        self.deployment = deployment
+        super().__init__()
+
+    @property
+    def outstanding(self) -> int:
+        return self._in_flight
+
+    @outstanding.setter
+    def outstanding(self, value: int) -> None:
+        self.deployment.outstanding += value - self._in_flight
+        self._in_flight = value
+
+
 class HealthBoard:
     """Mutable per-deployment state shared by all requests of one process."""
 
@@ -47,7 +69,11 @@ class HealthBoard:
     def get(self, name: str) -> DeploymentHealth:
         state = self._states.get(name)
         if state is None:
-            state = self._states[name] = DeploymentHealth()
+            if "@" in name:  # a server of a pool (deployment names never hold "@")
+                state = ServerHealth(self.get(name.partition("@")[0]))
+            else:
+                state = DeploymentHealth()
+            self._states[name] = state
         return state
 
     def prune(self, keep: Iterable[str]) -> None:
@@ -168,7 +194,11 @@ def pick(
         if not usable:
             return None
     weighted = [t for t in usable if t.weight > 0] or usable
-    return claim(board, _choose(strategy, weighted, board, rng, floor), now)
+    chosen = _choose(strategy, weighted, board, rng, floor)
+    state = board.get(chosen)
+    if state.cooldown_until and state.consecutive_failures and state.cooldown_until <= now:
+        state.probing = True
+    return chosen
 
 
 def effective_weight(target: TargetRuntime, board: HealthBoard, best_latency: float | None, floor: float) -> float:

@@ -25,7 +25,7 @@ from .balancing import HealthBoard, pick
 from .chat_transport import Untranslatable
 from .deadlines import Deadline
 from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds
-from .picking import hold, release, server_for
+from .picking import server_for
 from .pools import PoolBoard
 from .ratelimits import Waits
 from .transport import Transport, UpstreamReply, rewrite_body
@@ -92,7 +92,7 @@ class Opened:
     def finish(self, outcome: AttemptOutcome, record: RequestRecord | None = None) -> None:
         """The attempt ended (stream over, body read, or failed mid-way); update health."""
         now = time.monotonic()
-        release(self.state.board, self.dep)
+        self.state.board.get(self.dep.health_key).outstanding -= 1
         self.attempt.outcome = outcome
         self.attempt.duration_seconds = now - self.attempt.started_at
         if outcome is AttemptOutcome.STREAM_ERROR and self.model is not None:
@@ -257,11 +257,11 @@ async def open_call(
             if found is None:
                 break
             current, name = found
-        resolved = _destination(state, runtime, call, name, tried)
-        if resolved is None:  # a pool with no server left to try
-            _pool_exhausted(state, name, tried, waits, failures)
-            continue
-        dep = resolved
+        dep = runtime.deployments.get(name)
+        if dep is None or dep.pool is not None:  # one server of a pool (pinned: ``name@server``)
+            dep = _server(state, runtime, call, name, tried, (waits, failures))
+            if dep is None:
+                continue
         tried.add(dep.health_key if call.pinned is None else name)
         try:
             return _noted(
@@ -287,25 +287,26 @@ async def open_call(
     raise exhausted_error(summary, len(record.attempts), retry_after)
 
 
-def _destination(
-    state: ExecutorDeps, runtime: RuntimeConfig, call: Call, name: str, tried: set[str]
+def _server(
+    state: ExecutorDeps,
+    runtime: RuntimeConfig,
+    call: Call,
+    name: str,
+    tried: set[str],
+    progress: tuple[Waits | None, list[Failure]],
 ) -> DeploymentRuntime | None:
-    dep = runtime.deployments.get(name)
-    if dep is not None and dep.pool is None:
-        return dep
-    return server_for(
+    """The server of pool deployment ``name`` to try; None (the pool counted as tried) when none is left."""
+    found = server_for(
         state.servers, state.board, state.rng, runtime, name, tried=tried, session=call.session, updates=call.updates
     )
-
-
-def _pool_exhausted(
-    state: ExecutorDeps, name: str, tried: set[str], waits: Waits | None, failures: list[Failure]
-) -> None:
-    tried.add(name)
-    if waits is not None:
-        waits.give_up(name)
-    if (pool := state.servers.get(name)) is None or not pool.members:
-        failures.append(Failure(name, AttemptOutcome.SERVER_ERROR, "no ready server in its pool"))
+    if found is None:
+        waits, failures = progress
+        tried.add(name)
+        if waits is not None:
+            waits.give_up(name)
+        if (pool := state.servers.get(name)) is None or not pool.members:
+            failures.append(Failure(name, AttemptOutcome.SERVER_ERROR, "no ready server in its pool"))
+    return found
 
 
 def _chain(runtime: RuntimeConfig, model: ModelRuntime | None, call: Call) -> list[ModelRuntime | None]:
@@ -410,11 +411,12 @@ async def _run_attempt(
     )
     record.attempts.append(attempt)
     board = state.board
-    hold(board, dep)
+    health = board.get(dep.health_key)  # a pool server's count is its deployment's too (balancing.ServerHealth)
+    health.outstanding += 1
     try:
         reply, first = await _attempt(state, dep, call, record, min(deadline, started + dep.total_seconds))
     except _Failed as exc:
-        release(board, dep)
+        health.outstanding -= 1
         failure = exc.failure
         attempt.outcome, attempt.status = failure.outcome, failure.status
         now = time.monotonic()
@@ -428,12 +430,12 @@ async def _run_attempt(
             _note_failure(state, model, dep, now, record)
         raise
     except Untranslatable:
-        release(board, dep)
+        health.outstanding -= 1
         record.attempts.pop()  # nothing was sent: not an attempt
         board.release_probe(dep.health_key)
         raise
     except PassThrough as exc:
-        release(board, dep)
+        health.outstanding -= 1
         exc.redact(dep.redactor)
         attempt.outcome, attempt.status = AttemptOutcome.CLIENT_ERROR, exc.status
         attempt.duration_seconds = time.monotonic() - started
@@ -442,7 +444,7 @@ async def _run_attempt(
             state.observer.deployment_health(dep.name, False)
         raise
     except BaseException:
-        release(board, dep)
+        health.outstanding -= 1
         board.release_probe(dep.health_key)
         attempt.outcome = AttemptOutcome.CANCELLED
         attempt.duration_seconds = time.monotonic() - started

@@ -157,17 +157,3 @@ def server_for(
         return None
     chosen = pick_member(pool, board, now=time.monotonic(), rng=rng, exclude=tried, session=session)
     return None if chosen is None else chosen.dep
-
-
-def hold(board: HealthBoard, dep: DeploymentRuntime) -> None:
-    """A request to ``dep`` starts: its in-flight count, and its deployment's for a server of a
-    pool (the deployment's cap and least-outstanding count every server's requests)."""
-    board.get(dep.health_key).outstanding += 1
-    if dep.member:
-        board.get(dep.name).outstanding += 1
-
-
-def release(board: HealthBoard, dep: DeploymentRuntime) -> None:
-    board.get(dep.health_key).outstanding -= 1
-    if dep.member:
-        board.get(dep.name).outstanding -= 1
