@@ -117,3 +117,14 @@ def test_ids_pin_a_server_and_older_ids_still_decode() -> None:
     assert ref is not None and ref.deployment == "vllm@10.0.0.1:8000" and ref.upstream_id == "resp_1"
     plain = ids.decode(key, owner, ids.encode(key, owner, "vllm", "resp_2"))
     assert plain is not None and plain.deployment == "vllm"
+
+
+def test_malformed_slices_are_skipped_not_fatal() -> None:
+    junk: list[Any] = [
+        "not a slice",
+        {"addressType": "IPv4", "ports": "http", "endpoints": {"addresses": ["10.0.0.9"]}},
+        {"addressType": "IPv4", "ports": [{"name": "http", "port": "8000"}], "endpoints": [{"addresses": "10.0.0.8"}]},
+        {"addressType": "IPv4", "ports": [None], "endpoints": [None, {"conditions": "ready"}]},
+        _slice("ok", [("10.0.0.1", True)], HTTP),
+    ]
+    assert ready_endpoints(junk) == (("10.0.0.1", (("http", 8000), ("metrics", 9000))),)

@@ -38,7 +38,7 @@ def ready_endpoints(slices: Iterable[Mapping[str, Any]]) -> tuple[ServiceEndpoin
     """(address, ports) of every ready IP endpoint in a Service's slices."""
     found: set[ServiceEndpoint] = set()
     for item in slices:
-        if item.get("addressType") not in ("IPv4", "IPv6"):
+        if not isinstance(item, Mapping) or item.get("addressType") not in ("IPv4", "IPv6"):
             continue
         ports = tuple(
             sorted(
@@ -50,12 +50,19 @@ def ready_endpoints(slices: Iterable[Mapping[str, Any]]) -> tuple[ServiceEndpoin
         for endpoint in item.get("endpoints") or ():
             if not isinstance(endpoint, Mapping):
                 continue
-            if (endpoint.get("conditions") or {}).get("ready") is False:
+            conditions = endpoint.get("conditions")
+            if isinstance(conditions, Mapping) and conditions.get("ready") is False:
                 continue
-            addresses = endpoint.get("addresses") or ()
-            if addresses and isinstance(addresses[0], str):
+            addresses = endpoint.get("addresses")
+            if isinstance(addresses, list) and addresses and isinstance(addresses[0], str):
                 found.add((addresses[0], ports))  # the API allows several; the controller sets one
     return tuple(sorted(found))
+
+
+def _name(item: Any) -> str | None:
+    metadata = item.get("metadata") if isinstance(item, Mapping) else None
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    return name if isinstance(name, str) else None
 
 
 class EndpointSliceFollower:
@@ -114,7 +121,7 @@ class EndpointSliceFollower:
                 version = await self._list(session, url, selector, service, slices)
                 backoff = self.timing.backoff_initial
                 await self._stream(session, url, selector, version, service, slices)
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            except (aiohttp.ClientError, TimeoutError, ValueError, TypeError, AttributeError) as exc:
                 delay = backoff * (1 + random.random() / 2)
                 log.warning("watching the EndpointSlices of %s/%s failed (%s); retrying in %.1fs", *service, exc, delay)
                 await asyncio.sleep(delay)
@@ -141,8 +148,8 @@ class EndpointSliceFollower:
             body = await response.json()
         slices.clear()
         for item in body.get("items") or ():
-            slice_name = (item.get("metadata") or {}).get("name")
-            if isinstance(slice_name, str):
+            slice_name = _name(item)
+            if slice_name is not None:
                 slices[slice_name] = item
         self.on_change(service, ready_endpoints(slices.values()))
         version = (body.get("metadata") or {}).get("resourceVersion")
@@ -164,8 +171,8 @@ class EndpointSliceFollower:
             if kind == "ERROR":
                 log.info("EndpointSlice watch of %s/%s ended by the server: %s", *service, obj.get("message"))
                 return  # relist
-            slice_name = (obj.get("metadata") or {}).get("name")
-            if kind == "BOOKMARK" or not isinstance(slice_name, str):
+            slice_name = _name(obj)
+            if kind == "BOOKMARK" or slice_name is None:
                 continue
             if kind == "DELETED":
                 slices.pop(slice_name, None)

@@ -95,8 +95,8 @@ class LoadReader:
 
     def _supervise(self) -> None:
         wanted = {name for name, pool in self._pools.pools.items() if _metrics(pool) is not None}
-        for name in [n for n in self._tasks if n not in wanted]:
-            self._tasks.pop(name).cancel()
+        for name in [n for n, task in self._tasks.items() if n not in wanted or task.done()]:
+            self._tasks.pop(name).cancel()  # a pool gone, or a task that ended: started again below
         for name in wanted - set(self._tasks):
             self._tasks[name] = asyncio.create_task(self._follow(name), name=f"modelgate-load-{name}")
         keys = {m.dep.health_key for name in wanted for m in self._pools.pools[name].members}
@@ -141,6 +141,11 @@ class LoadReader:
             if found is None:
                 raise ValueError("no queue metrics (vLLM, SGLang or TGI names) on the page")
         except (OSError, TimeoutError, ValueError) as exc:
+            _failed(pool, member, sample, exc)
+            return
+        except Exception as exc:  # a bug must not end the pool's readings: the sample goes stale
+            if sample.failures == 0:
+                log.exception("deployment %s: reading the load of %s failed", pool.base.name, member.dep.member)
             _failed(pool, member, sample, exc)
             return
         sample.running, sample.waiting, sample.kv_cache = found
