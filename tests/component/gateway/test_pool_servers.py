@@ -228,3 +228,19 @@ async def test_a_hanging_metrics_endpoint_is_given_up_on_time_and_read_again_lat
         lambda: _sample(gw.registry, "modelgate_pool_server_queue", deployment="vllm", server=member) == 30,
         "a reading once the endpoint answers again",
     )
+
+
+async def test_a_pinned_follow_up_is_retried_on_its_own_server_after_a_transient_failure(
+    gateway: Callable[[dict[str, Any]], Awaitable[GatewayHarness]], servers: list[FakeVllmServer]
+) -> None:
+    gw = await gateway(_pool_doc(servers))
+    async with gw.client(timeout=10) as client:
+        first = await client.responses.create(model="llama", input="hi")
+        holder = _server_of(first.id, servers)
+        holder.script = [Behaviour(status=503)]
+        follow = await client.responses.create(model="llama", input="next", previous_response_id=first.id)
+    assert _server_of(follow.id, servers) is holder
+    upstream_id = ids.peek(first.id).upstream_id  # type: ignore[union-attr]
+    assert [c.body["previous_response_id"] for c in holder.creates[-2:]] == [upstream_id] * 2  # type: ignore[index]
+    others = [c for s in servers if s is not holder for c in s.creates]
+    assert not [c for c in others if c.body and c.body.get("previous_response_id")]  # never sent elsewhere

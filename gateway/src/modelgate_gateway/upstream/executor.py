@@ -147,12 +147,12 @@ async def _attempt(
         return await _exchange(state.transport(dep), dep, call, payload, raw, record.request_id)
     except asyncio.CancelledError:
         if timer.disarm():
-            raise _Failed(Failure(dep.name, AttemptOutcome.TIMEOUT, "timeout")) from None
+            raise _Failed(Failure(dep.health_key, AttemptOutcome.TIMEOUT, "timeout")) from None
         raise
     except TimeoutError:
-        raise _Failed(Failure(dep.name, AttemptOutcome.TIMEOUT, "timeout")) from None
+        raise _Failed(Failure(dep.health_key, AttemptOutcome.TIMEOUT, "timeout")) from None
     except OSError as exc:  # refused, reset, TLS, protocol errors (http1's errors are OSErrors)
-        raise _Failed(Failure(dep.name, AttemptOutcome.CONNECT_ERROR, type(exc).__name__)) from None
+        raise _Failed(Failure(dep.health_key, AttemptOutcome.CONNECT_ERROR, type(exc).__name__)) from None
     finally:
         timer.disarm()
 
@@ -197,7 +197,7 @@ async def _exchange(
             ctype = reply.headers.get("Content-Type", "application/json")
             raise PassThrough(reply.status, body, ctype)
         raise _Failed(
-            Failure(dep.name, outcome, f"HTTP {reply.status}", reply.status, retry_after_seconds(reply.headers))
+            Failure(dep.health_key, outcome, f"HTTP {reply.status}", reply.status, retry_after_seconds(reply.headers))
         )
     if not call.stream:
         return reply, b""
@@ -208,7 +208,7 @@ async def _exchange(
         raise
     if not first:
         reply.close()
-        raise _Failed(Failure(dep.name, AttemptOutcome.SERVER_ERROR, "empty stream"))
+        raise _Failed(Failure(dep.health_key, AttemptOutcome.SERVER_ERROR, "empty stream"))
     return reply, first
 
 
