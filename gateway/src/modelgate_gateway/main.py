@@ -71,13 +71,14 @@ def _endpoint_slices(settings: GatewaySettings, source: Any) -> Any:
     """The EndpointSlice follower of ``serviceRef`` pools: on the API the config comes from, else
     in a pod through its service account, else through an explicit --kubeconfig; None without any."""
     from .sources.endpointslices import EndpointSliceFollower
-    from .sources.kube import KubeSource, in_cluster_connection
+    from .sources.kube import SERVICE_ACCOUNT_DIR, KubeSource, in_cluster_connection
     from .sources.kubeconfig import KubeconfigError, kubeconfig_paths, load_kubeconfig
 
     kube = getattr(source, "primary", source)
     if isinstance(kube, KubeSource):
         return EndpointSliceFollower(kube.server, kube.token, ssl_context=kube.ssl_context)
-    if not settings.kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+    in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and (SERVICE_ACCOUNT_DIR / "token").is_file()
+    if not settings.kubeconfig and in_pod:  # a pod without a mounted token follows nothing
         server, token, context = in_cluster_connection()
         return EndpointSliceFollower(server, token, ssl_context=context)
     if not settings.kubeconfig:

@@ -105,6 +105,12 @@ class PoolBoard:
             del self._services[key]
         if self.on_services is not None:
             self.on_services(wanted)
+        elif wanted:
+            log.warning(
+                "deployments name Services (%s) but this gateway follows no Kubernetes API (in a pod, or "
+                "--kubeconfig): they have no servers",
+                ", ".join(sorted(f"{ns}/{name}" for ns, name in wanted)),
+            )
 
     def discovered(self, service: ServiceKey, endpoints: Iterable[ServiceEndpoint]) -> None:
         """The ready endpoints of a Service now (the EndpointSlice follower calls this)."""
