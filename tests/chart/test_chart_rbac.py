@@ -283,3 +283,20 @@ def test_endpointslice_access_everywhere_is_a_cluster_role_of_that_one_resource(
     assert _rules(role) == [(("discovery.k8s.io",), ("endpointslices",), (), ("get", "list", "watch"))]
     binding = find(objects, "ClusterRoleBinding", "modelgate-gateway-endpointslices")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "modelgate-gateway", "namespace": NAMESPACE}]
+
+
+@pytest.mark.parametrize(
+    ("sets", "value"),
+    [
+        ((), ""),
+        (("gateway.rbac.endpointSliceNamespaces={models,team-a}",), "models,team-a"),
+        (("gateway.rbac.endpointSliceNamespaces={*}",), "*"),
+    ],
+)
+def test_the_operator_knows_where_the_gateway_may_read_endpointslices(sets: tuple[str, ...], value: str) -> None:
+    container = find(render(sets=sets), "Deployment", "modelgate-operator")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MODELGATE_OPERATOR_ENDPOINTSLICE_NAMESPACES"] == value
+    unmanaged = find(render(sets=(*sets, "gateway.rbac.create=false")), "Deployment", "modelgate-operator")
+    names = {e["name"] for e in unmanaged["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "MODELGATE_OPERATOR_ENDPOINTSLICE_NAMESPACES" not in names  # RBAC not the chart's: not known
