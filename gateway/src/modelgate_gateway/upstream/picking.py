@@ -142,10 +142,12 @@ def server_for(
     servers (the one a pinned ``name@member`` names, else by load or session). None: no server
     left to try. Raises :class:`ServerGone` when the pinned server has left its pool."""
     dep = runtime.deployments.get(name)
-    if dep is not None and dep.pool is None:
+    member = ""
+    if dep is None:  # pinned to one server: name@server
+        base, _, member = name.partition("@")
+        dep = runtime.deployments[base]
+    elif dep.pool is None:
         return dep
-    base, _, member = name.partition("@")
-    dep = dep or runtime.deployments[base]
     pool = pools.get(dep.name)
     if member:
         found = pool.by_member.get(member) if pool is not None else None
