@@ -59,7 +59,7 @@ _OBJECTS = allowed_objects(
 CONFIGMAPS = tuple(sorted(n for kind, n in _OBJECTS if kind == CONFIGMAP))
 SECRETS = tuple(sorted(n for kind, n in _OBJECTS if kind == SECRET))
 NAMESPACE_RULES = [
-    (("",), ("pods",), (), ("list",)),
+    (("",), ("pods",), (), ("list", "watch")),
     (("",), ("configmaps", "secrets"), (), ("create",)),
     (("",), ("configmaps",), CONFIGMAPS, ("delete", "get", "patch")),
     (("",), ("secrets",), SECRETS, ("delete", "get", "patch")),
@@ -84,6 +84,31 @@ def test_without_sidecar_enabled_nothing_of_it_is_rendered() -> None:
     assert [p["name"] for p in operator["ports"]] == ["healthz"] and "readinessProbe" not in operator
     # Not even with the PodMonitor asked for: it belongs to sidecar mode.
     assert not kinds(render(sets=("sidecar.podMonitor.enabled=true", "sidecar.podMonitor.force=true")), "PodMonitor")
+    # Whatever else is rendered never names the injector, its webhook or the sidecars (only the
+    # dashboard's text mentions them), so a sidecar object added later under another name is caught.
+    mentions = [
+        o["metadata"]["name"]
+        for o in objects
+        if re.search(r"sidecar|webhook|modelgate\.dev/inject", json.dumps(o), re.IGNORECASE)
+        and o["metadata"]["name"] != "modelgate-dashboard-modelgate-overview"
+    ]
+    assert mentions == []
+    # And every other sidecar.* setting changes nothing while sidecar.enabled is false.
+    others = (
+        "sidecar.webhook.certManager.enabled=true",
+        "sidecar.webhook.failurePolicy=Fail",
+        "sidecar.podMonitor.enabled=true",
+        "sidecar.podMonitor.force=true",
+        "sidecar.apiKeys.secretName=sidecar-keys",
+        "sidecar.sharingNamespaces={platform}",
+        "sidecar.port=4100",
+    )
+    assert _stable(render(sets=others)) == _stable(objects)
+
+
+def _stable(objects: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """The objects with generated Secret values (random per render) reduced to their keys."""
+    return [{**o, "data": sorted(o.get("data") or {})} if o["kind"] == "Secret" else o for o in objects]
 
 
 def test_the_webhook_configuration_is_safe_by_default() -> None:
@@ -257,6 +282,38 @@ def test_rbac_and_selectors_with_watched_namespaces_and_cert_manager() -> None:
         render(CERT_MANAGER, sets=("sidecar.podMonitor.enabled=true", "sidecar.podMonitor.force=true")), "PodMonitor"
     )
     assert podmonitor[0]["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
+
+
+def test_cert_manager_signs_the_serving_certificate_with_a_ca_that_outlives_it() -> None:
+    """The injected caBundle (the serving certificate Secret's ca.crt) is the chart's own CA, which
+    keeps its key when renewed: a renewed serving certificate is trusted by the bundle before and
+    after the operator reloads the mounted files. (Signed by a self-signed issuer directly, the
+    certificate was its own CA: each renewal changed the bundle, and until the kubelet and the
+    operator caught up, pods that ask were created without the sidecar.)"""
+    objects = render(CERT_MANAGER)
+    issuers = {i["metadata"]["name"]: i["spec"] for i in kinds(objects, "Issuer")}
+    assert issuers == {
+        "modelgate-webhook-selfsigned": {"selfSigned": {}},
+        "modelgate-webhook": {"ca": {"secretName": "modelgate-webhook-ca"}},
+    }
+    ca = find(objects, "Certificate", "modelgate-webhook-ca")["spec"]
+    assert ca["isCA"] is True and ca["secretName"] == "modelgate-webhook-ca"
+    assert ca["issuerRef"] == {"name": "modelgate-webhook-selfsigned", "kind": "Issuer"}
+    assert ca["privateKey"]["rotationPolicy"] == "Never"
+    serving = find(objects, "Certificate", "modelgate-webhook")["spec"]
+    assert serving["issuerRef"] == {"name": "modelgate-webhook", "kind": "Issuer"} and "isCA" not in serving
+    # With an issuer of the platform's, the chart creates none of its own.
+    own = render(
+        CERT_MANAGER,
+        sets=(
+            "sidecar.webhook.certManager.issuerRef.name=platform-ca",
+            "sidecar.webhook.certManager.issuerRef.kind=ClusterIssuer",
+        ),
+    )
+    assert not kinds(own, "Issuer") and [c["metadata"]["name"] for c in kinds(own, "Certificate")] == [
+        "modelgate-webhook"
+    ]
+    assert kinds(own, "Certificate")[0]["spec"]["issuerRef"] == {"name": "platform-ca", "kind": "ClusterIssuer"}
 
 
 def test_the_pod_monitor_selects_injected_pods_by_their_label_and_admin_port() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from cluster_operator import route, route_status
 from kube_cluster import ApiError, Cluster
-from sidecar_cluster import SidecarOperator, app_deployment, pods_of, sidecar_operator, wait_until
+from sidecar_cluster import SidecarOperator, app_deployment, pods_of, read_or_none, sidecar_operator, wait_until
 
 
 def _secret(value: str) -> dict[str, Any]:
@@ -67,12 +67,7 @@ def injector(cluster: Cluster, namespaces: tuple[str, ...], tmp_path: Path) -> I
 
 
 def _object(cluster: Cluster, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        return cluster.get("v1", kind, name, namespace)
-    except ApiError as exc:
-        if exc.status == 404:
-            return None
-        raise
+    return read_or_none(cluster, "v1", kind, name, namespace)
 
 
 def _models(cluster: Cluster, namespace: str, name: str) -> list[str] | None:
@@ -132,13 +127,9 @@ def test_each_namespace_gets_its_own_routes_and_keys_and_its_pods_read_only_thos
 
 
 def _object_rb(cluster: Cluster, namespace: str, injector: SidecarOperator) -> dict[str, Any] | None:
-    name = injector.template["gateway"] + "-sidecar"
-    try:
-        return cluster.get("rbac.authorization.k8s.io/v1", "RoleBinding", name, namespace)
-    except ApiError as exc:
-        if exc.status == 404:
-            return None
-        raise
+    return read_or_none(
+        cluster, "rbac.authorization.k8s.io/v1", "RoleBinding", injector.gateway + "-sidecar", namespace
+    )
 
 
 def test_a_namespace_that_needs_no_document_any_more_loses_its_objects_and_a_withdrawn_share_its_key(

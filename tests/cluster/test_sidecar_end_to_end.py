@@ -15,9 +15,8 @@ import openai
 import pytest
 
 from cluster_operator import route, route_status
-from gateway_process import free_port
 from kube_cluster import Cluster
-from sidecar_cluster import SidecarOperator, app_deployment, pods_of, sidecar_operator, wait_until
+from sidecar_cluster import SidecarOperator, injected_sidecar, sidecar_operator, wait_until
 from sidecar_process import SidecarProcess
 
 
@@ -46,27 +45,8 @@ def injector(cluster: Cluster, namespaces: tuple[str, ...], tmp_path: Path) -> I
 def sidecar(
     cluster: Cluster, namespaces: tuple[str, ...], injector: SidecarOperator, tmp_path: Path
 ) -> Iterator[tuple[SidecarProcess, dict[str, Any]]]:
-    team_a = namespaces[1]
-    cluster.service_account_token(team_a, "chat")
-    deployment = app_deployment(
-        "chat",
-        {
-            "modelgate.dev/inject": "true",
-            "modelgate.dev/port": str(free_port()),
-            "modelgate.dev/admin-port": str(free_port()),
-        },
-        replicas=1,
-    )
-    deployment["spec"]["template"]["spec"]["serviceAccountName"] = "chat"
-    cluster.apply(deployment, team_a)
-    (pod,) = pods_of(cluster, team_a, "chat", 1)
-    token = cluster.service_account_token(team_a, "chat", create=False)
-    process = SidecarProcess(pod, cluster.write_kubeconfig(tmp_path / "pod.kubeconfig", token=token))
-    process.start()
-    try:
-        yield process, pod
-    finally:
-        process.stop()
+    with injected_sidecar(cluster, namespaces[1], tmp_path) as running:
+        yield running
 
 
 def _client(pod: dict[str, Any]) -> openai.OpenAI:

@@ -6,6 +6,7 @@ Prometheus Operator's ServiceMonitor (whose CRD the chart does not ship)."""
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import kubernetes_validate
@@ -73,15 +74,25 @@ def _check_pod_monitor(obj: dict[str, Any]) -> None:
 
 
 def _check_cert_manager(obj: dict[str, Any]) -> None:
-    """cert-manager.io/v1 Issuer (selfSigned) and Certificate, the fields the chart uses."""
+    """cert-manager.io/v1 Issuer (selfSigned or ca) and Certificate, the fields the chart uses
+    (as cert-manager's CRDs define them; the CRDs are not shipped)."""
     assert set(obj) <= {"apiVersion", "kind", "metadata", "spec"}, set(obj)
     spec = obj["spec"]
     if obj["kind"] == "Issuer":
-        assert spec == {"selfSigned": {}}, spec
+        assert spec == {"selfSigned": {}} or (set(spec) == {"ca"} and set(spec["ca"]) == {"secretName"}), spec
         return
-    assert set(spec) <= {"secretName", "dnsNames", "issuerRef"}, spec
-    assert spec["secretName"] and spec["dnsNames"] and spec["issuerRef"]["name"]
+    allowed = {"secretName", "dnsNames", "issuerRef", "isCA", "commonName", "duration", "privateKey"}
+    assert set(spec) <= allowed, spec
+    assert spec["secretName"] and (spec.get("dnsNames") or spec.get("commonName")) and spec["issuerRef"]["name"]
     assert set(spec["issuerRef"]) <= {"name", "kind", "group"}, spec["issuerRef"]
+    assert isinstance(spec.get("isCA", False), bool) and len(spec.get("commonName", "")) <= 64
+    assert re.fullmatch(r"([0-9]+h)?([0-9]+m)?([0-9]+s)?", spec.get("duration", "")), spec.get("duration")
+    key = spec.get("privateKey", {})
+    assert set(key) <= {"algorithm", "size", "rotationPolicy", "encoding"}, key
+    assert key.get("algorithm", "RSA") in {"RSA", "ECDSA", "Ed25519"}
+    assert key.get("rotationPolicy", "Always") in {"Always", "Never"}
+    if key.get("algorithm") == "ECDSA":
+        assert key.get("size", 256) in {256, 384, 521}
 
 
 def validate(obj: dict[str, Any]) -> None:

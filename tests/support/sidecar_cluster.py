@@ -20,6 +20,7 @@ from chart_helm import render
 from gateway_process import free_port
 from kube_cluster import ApiError, Cluster
 from operator_process import OperatorProcess
+from sidecar_process import SidecarProcess
 
 WEBHOOKS_API = "admissionregistration.k8s.io/v1"
 RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
@@ -58,7 +59,13 @@ class SidecarOperator:
     every call it makes goes through the chart's RBAC."""
 
     def __init__(
-        self, cluster: Cluster, operator_namespace: str, namespaces: tuple[str, ...], folder: Path, *sets: str
+        self,
+        cluster: Cluster,
+        operator_namespace: str,
+        namespaces: tuple[str, ...],
+        folder: Path,
+        *sets: str,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.cluster = cluster
         self.namespaces = namespaces
@@ -88,14 +95,13 @@ class SidecarOperator:
         token = cluster.service_account_token(operator_namespace, account, create=False)
         kubeconfig = cluster.write_kubeconfig(folder / "operator.kubeconfig", token=token)
         container = _named(objects, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
-        env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-        env.update(
+        chart_env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        chart_env.update(
             {
                 "POD_NAMESPACE": operator_namespace,
                 "POD_ID": f"operator-{self.release}",
-                # The chart's debounce (0.5 s) stays: "within 2 s of kubectl apply" is measured with it.
-                # Pods are never watched: a short resync picks up a pod reported Running sooner.
-                "MODELGATE_OPERATOR_RESYNC_SECONDS": "2",
+                # The chart's debounce (0.5 s) and resync (30 s) stay: "within 2 s of kubectl apply"
+                # is measured with them, and pods are followed by their watch events, not a resync.
                 "MODELGATE_OPERATOR_BASE_CONFIG": str(base_path),
                 "MODELGATE_OPERATOR_LIVENESS_HOST": "127.0.0.1",
                 "MODELGATE_OPERATOR_LIVENESS_PORT": str(self.liveness_port),
@@ -103,9 +109,10 @@ class SidecarOperator:
                 "MODELGATE_OPERATOR_WEBHOOK_HOST": "127.0.0.1",
                 "MODELGATE_OPERATOR_WEBHOOK_PORT": str(self.webhook_port),
                 "MODELGATE_OPERATOR_WEBHOOK_EXTRA_NAMES": "127.0.0.1",
+                **(env or {}),
             }
         )
-        self.process = OperatorProcess(kubeconfig, env)
+        self.process = OperatorProcess(kubeconfig, chart_env)
         self.log = ""
         self.stopped = False
 
@@ -155,9 +162,15 @@ class SidecarOperator:
 
 @contextlib.contextmanager
 def sidecar_operator(
-    cluster: Cluster, operator_namespace: str, namespaces: tuple[str, ...], folder: Path, *sets: str
+    cluster: Cluster,
+    operator_namespace: str,
+    namespaces: tuple[str, ...],
+    folder: Path,
+    *sets: str,
+    env: dict[str, str] | None = None,
 ) -> Iterator[SidecarOperator]:
-    injector = SidecarOperator(cluster, operator_namespace, namespaces, folder, *sets)
+    """The operator of :class:`SidecarOperator`, started; ``env`` overrides the chart's environment."""
+    injector = SidecarOperator(cluster, operator_namespace, namespaces, folder, *sets, env=env)
     try:
         injector.start()
         yield injector
@@ -180,6 +193,18 @@ def fresh_namespaces(
     finally:
         for name in names:
             cluster.delete_namespace(name)
+
+
+def read_or_none(
+    cluster: Cluster, api_version: str, kind: str, name: str, namespace: str | None = None
+) -> dict[str, Any] | None:
+    """The object, or None when the API server says 404."""
+    try:
+        return cluster.get(api_version, kind, name, namespace)
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 def wait_until(probe: Any, timeout: float, what: str) -> Any:
@@ -223,3 +248,29 @@ def pods_of(cluster: Cluster, namespace: str, app: str, count: int, timeout: flo
 
     pods: list[dict[str, Any]] = wait_until(found, timeout, f"{count} pods of {namespace}/{app} exist")
     return pods
+
+
+@contextlib.contextmanager
+def injected_sidecar(
+    cluster: Cluster, namespace: str, folder: Path, account: str = "chat"
+) -> Iterator[tuple[SidecarProcess, dict[str, Any]]]:
+    """A one-replica Deployment asking for the sidecar (free loopback ports), its pod as the webhook
+    injected it, and a gateway process started as that pod's sidecar with the ServiceAccount's
+    token; stopped afterwards. Not waited for: ``process.wait_ready()``."""
+    cluster.service_account_token(namespace, account)  # creates the ServiceAccount
+    annotations = {
+        "modelgate.dev/inject": "true",
+        "modelgate.dev/port": str(free_port()),
+        "modelgate.dev/admin-port": str(free_port()),
+    }
+    deployment = app_deployment(account, annotations, replicas=1)
+    deployment["spec"]["template"]["spec"]["serviceAccountName"] = account
+    cluster.apply(deployment, namespace)
+    (pod,) = pods_of(cluster, namespace, account, 1)
+    token = cluster.service_account_token(namespace, account, create=False)
+    process = SidecarProcess(pod, cluster.write_kubeconfig(folder / f"{account}.kubeconfig", token=token))
+    process.start()
+    try:
+        yield process, pod
+    finally:
+        process.stop()

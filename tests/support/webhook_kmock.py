@@ -3,7 +3,9 @@ configuration whose caBundle it keeps in sync; plus a ``kubernetes`` client poin
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +65,14 @@ class Clock:
 
     def __call__(self) -> datetime.datetime:
         return self.now
+
+
+async def served_certificate(port: int, context: ssl.SSLContext) -> bytes:
+    """The certificate (DER) a new TLS connection to 127.0.0.1:port is served, verified against ``context``."""
+    _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, ssl=context), 10)
+    try:
+        cert: bytes = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        return cert
+    finally:
+        writer.close()
+        await writer.wait_closed()

@@ -261,14 +261,15 @@ references into the gateway's mounted Secrets, never the values themselves.
 
 {{/*
 What the operator does in a namespace with sidecars: finds the injected pods (their namespaces,
-ServiceAccounts and /readyz), writes that namespace's ConfigMap and upstream-keys Secret, and
+ServiceAccounts and /readyz; watched, by their label, so that a pod appearing, starting or going
+away is acted on at once), writes that namespace's ConfigMap and upstream-keys Secret, and
 binds the sidecar ClusterRole to the pods' ServiceAccounts (bind: without holding the role's
 permissions itself). Create cannot be limited by name; everything else is.
 */}}
 {{- define "modelgate.sidecar.operatorNamespaceRules" }}
   - apiGroups: [""]
     resources: ["pods"]
-    verbs: ["list"]
+    verbs: ["list", "watch"]
   - apiGroups: [""]
     resources: ["configmaps", "secrets"]
     verbs: ["create"]

@@ -22,6 +22,8 @@ import kopf
 
 from .errors import BaseConfigError
 from .injection.client import InjectionClient
+from .injection.mutation import SIDECAR_LABEL
+from .injection.pods import pod_fingerprint
 from .injection.runner import Injector, build_injector
 from .injection.settings import InjectionSettings
 from .injection.template import load_template
@@ -36,6 +38,8 @@ from .rendering.resources import GROUP, PLURAL, VERSION
 from .settings import OperatorSettings
 
 _SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105
+_SEEN_MAX = 100_000
+"""Most fingerprints :class:`Runtime` keeps (routes, keys, referenced Secrets, injected pods)."""
 
 
 @dataclass(slots=True)
@@ -50,16 +54,30 @@ class Runtime:
     """Sidecar mode: the admission webhook (every replica serves it; peering does not apply)."""
     seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
-    def changed(self, kind: str, body: Mapping[str, Any], fingerprint: Any) -> bool:
-        """Remember the object's fingerprint; True (and wake the loop) when it is new."""
+    @staticmethod
+    def _entry(kind: str, body: Mapping[str, Any], fingerprint: Any) -> tuple[tuple[str, str, str], str]:
         meta = body.get("metadata") or {}
         key = (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-        digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode())
-        value = digest.hexdigest()
-        # After standing by for a peer, kopf's re-listing on resume must wake the loop even for
-        # objects seen before: the peer may have published meanwhile.
-        if self.seen.get(key) == value and not self.reconciler.paused:
+        return key, hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()
+
+    def is_news(self, kind: str, body: Mapping[str, Any], fingerprint: Any) -> bool:
+        """The object's fingerprint differs from the one remembered (nothing is remembered here).
+
+        After standing by for a peer, kopf's re-listing on resume must wake the loop even for
+        objects seen before: the peer may have published meanwhile.
+        """
+        key, value = self._entry(kind, body, fingerprint)
+        return self.seen.get(key) != value or self.reconciler.paused
+
+    def changed(self, kind: str, body: Mapping[str, Any], fingerprint: Any) -> bool:
+        """Remember the object's fingerprint; True (and wake the loop) when it is news."""
+        if not self.is_news(kind, body, fingerprint):
             return False
+        key, value = self._entry(kind, body, fingerprint)
+        if len(self.seen) >= _SEEN_MAX and key not in self.seen:
+            # Bounded: an object deleted while the watch was down never sends DELETED (pods
+            # churn). Forgetting everything costs at most one extra wake-up per object.
+            self.seen.clear()
         self.seen[key] = value
         self.wakeup.set()
         return True
@@ -110,6 +128,8 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     if injection is not None:
         template = load_template(injection.template_path, frozenset({injection.namespace}))
         sidecars = SidecarReconciler(ours, injection, template, client, probe_all)
+        # Only this release's injected pods reach the operator (filtered by the API server).
+        settings.watching.label_selectors["", "v1", "pods"] = f"{SIDECAR_LABEL}={template.gateway}"
     reconciler = Reconciler(
         ours,
         kube,
@@ -193,3 +213,36 @@ async def secret_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, *
         runtime.forget("secret", body)
         return
     runtime.changed("secret", body, body.get("data"))
+
+
+def _pod_news(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> bool:
+    """kopf's filter for injected pods' events: only those that change what a pass reads of the
+    pod, or its deletion. Most events of a running pod (a container's restart count, probes'
+    timestamps) change nothing here, and kopf logs every handled event at INFO."""
+    runtime = memo.get("modelgate_runtime")
+    if not isinstance(runtime, Runtime) or kwargs.get("type") == "DELETED":
+        return True
+    return runtime.is_news("pod", body, pod_fingerprint(body))
+
+
+async def sidecar_pod_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """An injected pod appeared, changed what a pass reads of it, or went away: its namespace may
+    need a document, a RoleBinding subject, a new rollout count, or nothing any more."""
+    runtime = _runtime(memo)
+    if event.get("type") == "DELETED":
+        runtime.forget("pod", body)
+        return
+    runtime.changed("pod", body, pod_fingerprint(body))
+
+
+def watch_sidecar_pods(gateway: str, registry: kopf.OperatorRegistry | None = None) -> None:
+    """Sidecar mode only: handle the events of the pods injected for ``gateway``.
+
+    Registered by :func:`.main.main` when sidecar mode is on, not by a decorator: without it the
+    operator has no RBAC on pods beyond listing the gateway's own, and must not watch them.
+    Besides this client-side filter, :func:`startup` sets the same label as the server-side
+    selector of the pod watch, so other pods never reach the operator at all.
+    """
+    kopf.on.event("", "v1", "pods", labels={SIDECAR_LABEL: gateway}, when=_pod_news, registry=registry)(
+        sidecar_pod_event
+    )

@@ -49,12 +49,15 @@ def main() -> int:
     try:
         settings = OperatorSettings.from_env(os.environ)
         injection = InjectionSettings.from_env(os.environ, settings.gateway_name, settings.gateway_namespace)
-        if injection is not None:
-            load_template(injection.template_path)  # a broken template stops the start, loudly
+        # A broken template stops the start, loudly.
+        template = load_template(injection.template_path) if injection is not None else None
     except (SettingsError, TemplateError) as exc:
         print(f"modelgate-operator: {exc}", file=sys.stderr)
         return 2
-    from . import handlers  # noqa: F401  (registers the kopf handlers)
+    from . import handlers  # registers the kopf handlers
+
+    if template is not None:
+        handlers.watch_sidecar_pods(template.gateway)
 
     identity = peering_identity(os.environ)
     kopf.run(

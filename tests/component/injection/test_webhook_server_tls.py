@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime
 import json
 import ssl
@@ -25,7 +26,7 @@ from modelgate_operator.injection.server import WebhookServer
 from modelgate_operator.injection.template import SidecarTemplate
 from modelgate_operator.kube.client import KubeClient
 from modelgate_operator.settings import OperatorSettings
-from webhook_kmock import CONFIGURATION, WEBHOOKS, Clock, api_client, declare, webhook_configuration
+from webhook_kmock import CONFIGURATION, WEBHOOKS, Clock, api_client, declare, served_certificate, webhook_configuration
 
 NAMES = ("modelgate-webhook.modelgate.svc", "127.0.0.1")
 TEMPLATE = SidecarTemplate(
@@ -74,18 +75,24 @@ class Running:
         return ssl.create_default_context(cadata=bundle.decode())
 
 
-@pytest.fixture()
-async def injector(kmock: Any, tmp_path: Path) -> AsyncIterator[Running]:
-    declare(kmock)
+async def _configuration(kmock: Any) -> None:
+    """The webhook configuration as the chart installs it (no caBundle)."""
     async with kmock.request(
         "POST",
         "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
         json=webhook_configuration("https://127.0.0.1:9443"),
     ) as response:
         assert response.status == 200, await response.text()
+
+
+@contextlib.asynccontextmanager
+async def _running(kmock: Any, tmp_path: Path, issued_days_ago: int) -> AsyncIterator[Running]:
+    """An injector whose certificates were first issued ``issued_days_ago`` (its clock starts there)."""
+    declare(kmock)
+    await _configuration(kmock)
     api = InjectionClient(KubeClient(OperatorSettings(), api_client(kmock, tmp_path)))
     clock = Clock()
-    clock.now -= datetime.timedelta(days=70)  # certificates issued 70 days ago, still valid today
+    clock.now -= datetime.timedelta(days=issued_days_ago)
     keeper = ManagedCertificates(api, "modelgate", "modelgate-webhook-tls", CONFIGURATION, NAMES, now=clock)
     woken: list[str] = []
     server = WebhookServer(TEMPLATE, "127.0.0.1", 0, on_injected=woken.append)
@@ -98,6 +105,12 @@ async def injector(kmock: Any, tmp_path: Path) -> AsyncIterator[Running]:
         await running.stop()
 
 
+@pytest.fixture()
+async def injector(kmock: Any, tmp_path: Path) -> AsyncIterator[Running]:
+    async with _running(kmock, tmp_path, issued_days_ago=70) as running:  # still valid today
+        yield running
+
+
 async def _post(url: str, context: ssl.SSLContext, body: Any) -> tuple[int, Any]:
     """One POST on a fresh connection."""
     connector = aiohttp.TCPConnector(ssl=context, force_close=True)
@@ -106,17 +119,6 @@ async def _post(url: str, context: ssl.SSLContext, body: Any) -> tuple[int, Any]
         session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=10)) as response,
     ):
         return response.status, await response.json()
-
-
-async def _served_certificate(port: int, context: ssl.SSLContext) -> bytes:
-    """The certificate a new TLS connection is served (verified against ``context``)."""
-    _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, ssl=context), 10)
-    try:
-        cert: bytes = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-        return cert
-    finally:
-        writer.close()
-        await writer.wait_closed()
 
 
 async def test_a_pod_review_over_tls_is_answered_with_the_sidecar_patch(injector: Running) -> None:
@@ -176,12 +178,57 @@ async def test_a_malformed_review_gets_an_openai_shaped_400(injector: Running) -
 
 async def test_a_renewed_certificate_is_served_to_new_connections_and_still_trusted(injector: Running) -> None:
     port = injector.injector.server.port
-    before = await _served_certificate(port, injector.trusting(injector.bundle()))
+    before = await served_certificate(port, injector.trusting(injector.bundle()))
     clock = injector.keeper.now
     assert isinstance(clock, Clock)
     clock.now = datetime.datetime.now(datetime.UTC)  # past two thirds of the 90-day serving certificate
     await injector.injector.check()
     context = injector.trusting(injector.bundle())
-    after = await _served_certificate(port, context)
+    after = await served_certificate(port, context)
     _, answer = await _post(f"{injector.url}/mutate/pods", context, _review(POD))
     assert after != before and answer["response"]["allowed"] is True
+
+
+async def test_a_ca_rotation_keeps_the_ca_bundle_in_sync_and_every_step_trusted(kmock: Any, tmp_path: Path) -> None:
+    """The live path of a CA rotation (one check per step, as the injector's periodic check does):
+    the successor CA reaches every webhook's caBundle before it signs anything, so the API server
+    trusts the serving certificate at every step even with the bundle it read one step before;
+    a caBundle reset by someone else (a re-applied manifest) is written back by the next check."""
+    # The CA (365 days) was made 250 days ago: its successor is due at half its life (day 182),
+    # the switch at two thirds (day 243). Certificates issued at each step are valid today.
+    async with _running(kmock, tmp_path, issued_days_ago=250) as running:
+        clock = running.keeper.now
+        assert isinstance(clock, Clock)
+        today = datetime.datetime.now(datetime.UTC)
+        first = running.bundle()
+        assert first.count(b"BEGIN CERTIFICATE") == 1
+
+        clock.now = today - datetime.timedelta(days=60)  # day 190: the successor is announced
+        await running.injector.check()
+        announced = running.bundle()
+        assert announced == running.bundle(1) and announced.count(b"BEGIN CERTIFICATE") == 2
+        assert announced.startswith(first.strip())
+        for trusted in (first, announced):  # the old CA still signs: trusted with either bundle
+            _, answer = await _post(f"{running.url}/mutate/pods", running.trusting(trusted), _review(POD))
+            assert answer["response"]["allowed"] is True
+
+        clock.now = today  # day 250: the successor signs, the old CA stays in the bundle
+        await running.injector.check()
+        rotated = running.bundle()
+        assert rotated == running.bundle(1) and rotated.count(b"BEGIN CERTIFICATE") == 2 and rotated != announced
+        with pytest.raises(ssl.SSLCertVerificationError):  # served by the new CA, not the first one
+            await served_certificate(running.injector.server.port, running.trusting(first))
+        for trusted in (announced, rotated):
+            _, answer = await _post(f"{running.url}/mutate/pods", running.trusting(trusted), _review(POD))
+            assert answer["response"]["allowed"] is True
+
+        # The chart's manifest forced in again (`kubectl replace --force`): no caBundle.
+        async with kmock.request(
+            "DELETE", f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{CONFIGURATION}"
+        ) as response:
+            assert response.status == 200, await response.text()
+        await _configuration(kmock)
+        with pytest.raises(KeyError):
+            running.bundle()
+        await running.injector.check()
+        assert running.bundle() == running.bundle(1) == rotated

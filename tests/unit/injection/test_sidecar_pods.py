@@ -7,7 +7,7 @@ from typing import Any
 import jsonpatch
 
 from modelgate_operator.injection.mutation import decide
-from modelgate_operator.injection.pods import SidecarPod, service_accounts, sidecar_pod
+from modelgate_operator.injection.pods import SidecarPod, pod_fingerprint, service_accounts, sidecar_pod
 from modelgate_operator.injection.template import SidecarTemplate
 
 TEMPLATE = SidecarTemplate(image="ghcr.io/modelgate/gateway:0.1.0")
@@ -60,3 +60,18 @@ def test_service_accounts_per_namespace() -> None:
         )
     ]
     assert service_accounts([p for p in pods if p is not None]) == {"team-a": ["chat", "default"], "team-b": ["job"]}
+
+
+def test_the_pod_fingerprint_changes_with_what_a_pass_reads_and_only_that() -> None:
+    """The pod watch wakes the reconcile loop when, and only when, the fingerprint changes."""
+    pending = _injected("e", phase="Pending")
+    running = _injected("e", phase="Running", podIP="10.0.0.9", conditions=[{"type": "Ready", "status": "False"}])
+    ready = _injected("e", phase="Running", podIP="10.0.0.9", conditions=[{"type": "Ready", "status": "True"}])
+    leaving = _injected("e", phase="Running", podIP="10.0.0.9", conditions=[{"type": "Ready", "status": "True"}])
+    leaving["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    prints = [pod_fingerprint(p) for p in (pending, running, ready, leaving, _injected("e", sa="job"))]
+    assert all(a != b for i, a in enumerate(prints) for b in prints[i + 1 :])
+    relabelled = _injected("e", phase="Pending")
+    relabelled["metadata"]["labels"]["team"] = "a"
+    relabelled["status"]["startTime"] = "2026-01-01T00:00:00Z"
+    assert pod_fingerprint(relabelled) == pod_fingerprint(pending)

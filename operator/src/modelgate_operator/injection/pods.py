@@ -50,6 +50,26 @@ def sidecar_pod(body: Mapping[str, Any]) -> SidecarPod | None:
     )
 
 
+def pod_fingerprint(body: Mapping[str, Any]) -> list[Any]:
+    """What the reconcile pass reads of an injected pod: a change of any of it must wake the loop.
+
+    Its ServiceAccount (the RoleBinding's subjects), whether it runs and where (the rollout
+    count probes it), whether it is ready (a restarted sidecar may serve an older document) and
+    whether it is on its way out (the namespace may need no document any more).
+    """
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    ready = next((c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    return [
+        spec.get("serviceAccountName"),
+        status.get("phase"),
+        status.get("podIP"),
+        ready,
+        meta.get("deletionTimestamp"),
+    ]
+
+
 def service_accounts(pods: Iterable[SidecarPod]) -> dict[str, list[str]]:
     """Namespace -> the sorted ServiceAccounts its injected pods run as."""
     found: dict[str, set[str]] = {}

@@ -99,6 +99,8 @@ class PassResult:
     """No allowed split fits the document: nothing was written."""
     cleaning_up: bool = False
     """Unused keys or objects wait for the rollout to finish before they are removed."""
+    incomplete: list[str] = field(default_factory=list)
+    """What this pass could not do in some sidecar namespaces (it did the rest): retried."""
     events: list[tuple[dict[str, Any], ConditionChange]] = field(default_factory=list)
 
 
@@ -236,6 +238,8 @@ class Reconciler:
         refused = result.refused
         written = 0
         for route, body in pairs:
+            if route.key in sidecars.unchanged:
+                continue  # a sidecar namespace of its could not be read: its status waits for the retry
             view = route_view(
                 route, rendered.verdicts, rollouts.get(route.key, Rollout(0, len(pods))), refused, sidecars
             )
@@ -279,6 +283,7 @@ class Reconciler:
         sidecars = self.sidecars.reconcile(Inputs(routes, secrets, self.base.config if self.base else None))
         self.referenced = self.referenced | sidecars.extra_secrets
         result.rolling_out = result.rolling_out or sidecars.rolling_out
+        result.incomplete = sidecars.failed
         clock.lap("sidecars")
         return sidecars
 
@@ -408,7 +413,9 @@ async def run_loop(reconciler: Reconciler, wakeup: asyncio.Event) -> None:
     failing costs one attempt and one warning line per delay, not a spin. A failure talking to the
     API (:class:`KubeApiError`, an unreachable API server included) is expected and logged as one
     line; only a surprise gets a traceback. A refused (oversized) document is a finished pass:
-    retrying could not change the outcome, only a change or the resync can.
+    retrying could not change the outcome, only a change or the resync can. A pass that did
+    everything but some sidecar namespace's part (:attr:`PassResult.incomplete`) is retried the
+    same way, one namespace's trouble delaying nobody else's.
     """
     s = reconciler.settings
     loop = asyncio.get_running_loop()
@@ -445,8 +452,11 @@ async def run_loop(reconciler: Reconciler, wakeup: asyncio.Event) -> None:
             logger.exception("reconcile failed unexpectedly, retrying in %.3gs", delay)
             loop.call_later(delay, wakeup.set)
             continue
-        failures = backoff.succeeded()
-        if failures:
+        if result.incomplete:  # the rest of the pass is done: retry only what failed, with the same backoff
+            delay = backoff.failed()
+            logger.warning("reconcile incomplete, retrying in %.3gs: %s", delay, "; ".join(result.incomplete))
+            loop.call_later(delay, wakeup.set)
+        elif failures := backoff.succeeded():
             logger.info("reconcile succeeded again after %d failed attempt%s", failures, "" if failures == 1 else "s")
         if result.published:
             rollout_until = loop.time() + s.rollout_deadline_seconds

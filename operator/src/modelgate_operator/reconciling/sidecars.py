@@ -8,6 +8,10 @@ sidecars serve the new document), binds the sidecar ClusterRole to the injected 
 ServiceAccounts, and probes the sidecars' ``/readyz``. A namespace that no longer needs one loses
 its objects. Neighbours: :mod:`..rendering.sidecars` renders, :mod:`..injection.client` talks to
 the API (through the :class:`SidecarApi` protocol, so this module stays free of ``kubernetes``).
+
+Each namespace is its own blast radius: an API call refused in one (a ResourceQuota, a namespace
+being deleted) or a document too large for it never stops the others nor the statuses of routes
+it does not serve. Its routes say why in their Ready condition, and the pass is retried.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, Protocol
 from modelgate_gateway.config import GatewayConfig
 from modelgate_gateway.config.sharding import TooLarge
 
+from ..errors import KubeApiError
 from ..injection.mutation import SIDECAR_LABEL
 from ..injection.pods import service_accounts, sidecar_pod
 from ..injection.settings import InjectionSettings
@@ -40,6 +45,8 @@ from .conditions import Rollout, Withheld
 from .rollout import RolloutHistory
 
 logger = logging.getLogger("modelgate_operator")
+NOT_PUBLISHED = "SidecarConfigNotPublished"
+"""Ready reason of a route whose sidecar namespace's document could not be written."""
 Probe = Callable[[Sequence[PodEndpoint], float], list[str | None]]
 
 
@@ -73,6 +80,14 @@ class SidecarPass:
     namespaces: tuple[str, ...] = ()
     extra_secrets: frozenset[tuple[str, str]] = frozenset()
     """Secrets besides the routes' own whose change must wake the loop (sidecar API keys)."""
+    withheld: dict[RouteKey, Withheld] = field(default_factory=dict)
+    """Routes rendered into a namespace's document that was not published (too large, or refused
+    by the API server): Ready says why."""
+    unchanged: set[RouteKey] = field(default_factory=set)
+    """Routes of a namespace whose document could not even be rendered (its reads failed): their
+    statuses are left as they are until the retry."""
+    failed: list[str] = field(default_factory=list)
+    """What failed in which namespace; the pass finished the rest and is retried."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +142,7 @@ def route_view(
     withheld = None if refused is None else Withheld(CONFIG_TOO_LARGE, refused.route_message(route.key))
     if not route.sidecars.shared_gateway:
         rollout, withheld = Rollout(0, 0), None
-    return RouteView(verdict, rollout, withheld, sidecars.rollouts.get(route.key))
+    return RouteView(verdict, rollout, withheld or sidecars.withheld.get(route.key), sidecars.rollouts.get(route.key))
 
 
 class SidecarReconciler:
@@ -147,8 +162,12 @@ class SidecarReconciler:
         self.api = api
         self.probe = probe
         self.scope = Scope(gateway=settings.gateway_name, sharing=injection.sharing_namespaces)
-        self.history = RolloutHistory()
-        self.first_seen: dict[tuple[str, str], float] = {}
+        self.histories: dict[str, RolloutHistory] = {}
+        """Per namespace: the documents it published lately. Not one history for all: a history
+        is bounded, and one pass records a document per namespace."""
+        self.first_seen: dict[str, tuple[str, float]] = {}
+        """Per namespace: its latest document and when this replica first saw it (monotonic), for
+        the clean-up deadline."""
         self.committers: dict[str, Committer] = {}
         """One per sidecar namespace, so an unchanged namespace costs one read per pass."""
 
@@ -183,6 +202,8 @@ class SidecarReconciler:
         if self.template.api_keys_secret:
             result.extra_secrets = frozenset((n, self.template.api_keys_secret) for n in wanted)
         documents: dict[str, Rendered] = {}
+        unpublished: dict[str, tuple[Rendered, Withheld]] = {}
+        unrendered: set[str] = set()
         checksums: dict[str, list[str | None]] = {}
         for namespace in sorted(wanted):
             running = [p for p in pods if p.namespace == namespace and p.probeable]
@@ -190,18 +211,46 @@ class SidecarReconciler:
                 [PodEndpoint(p.name, str(p.ip), int(p.admin_port or 0)) for p in running],
                 self.settings.readyz_timeout_seconds,
             )
-            rendered = self._namespace(namespace, inputs, accounts.get(namespace, []), checksums[namespace], result)
-            if rendered is not None:
-                documents[namespace] = rendered
+            try:
+                rendered, published = self._render(namespace, inputs)
+            except KubeApiError as exc:
+                result.failed.append(f"sidecar config of namespace {namespace}: {exc}")
+                unrendered.add(namespace)
+                continue
+            try:
+                self._publish(namespace, rendered, published, accounts.get(namespace, []), checksums[namespace], result)
+            except TooLarge as exc:
+                logger.error(
+                    "sidecar config of namespace %s not published (its sidecars keep the last one): %s", namespace, exc
+                )
+                why = (
+                    f"Not published: the sidecar config of namespace {namespace} is too large ({exc}); its sidecars "
+                    "keep the last one."
+                )
+                unpublished[namespace] = (rendered, Withheld(CONFIG_TOO_LARGE, why))
+                continue
+            except KubeApiError as exc:
+                result.failed.append(f"sidecar config of namespace {namespace}: {exc}")
+                why = f"The sidecar config of namespace {namespace} could not be published (retrying): {exc}"
+                unpublished[namespace] = (rendered, Withheld(NOT_PUBLISHED, why))
+                continue
+            documents[namespace] = rendered
         for namespace in sorted(existing - wanted):
-            self._remove(namespace)
+            try:
+                self._remove(namespace)
+            except KubeApiError as exc:
+                result.failed.append(f"sidecar objects of namespace {namespace}: {exc}")
+        for stale in (set(self.histories) | set(self.committers) | set(self.first_seen)) - wanted:
+            # Bounded by the namespaces in use.
+            self.histories.pop(stale, None)
+            self.committers.pop(stale, None)
+            self.first_seen.pop(stale, None)
         self._count(routes, documents, checksums, result)
+        self._mark(routes, unpublished, unrendered, result)
         return result
 
-    def _namespace(
-        self, namespace: str, inputs: Inputs, accounts: list[str], checksums: list[str | None], result: SidecarPass
-    ) -> Rendered | None:
-        settings = self._namespace_settings(namespace)
+    def _render(self, namespace: str, inputs: Inputs) -> tuple[Rendered, Published]:
+        """The namespace's next document, and what is published there now; raises KubeApiError."""
         committer = self._committer(namespace)
         published = committer.read()
         keys = NamespaceKeys(
@@ -210,13 +259,21 @@ class SidecarReconciler:
         rendered = render_namespace(
             namespace, inputs.routes, inputs.secrets, inputs.base, self.scope, keys, generation=published.generation + 1
         )
-        try:
-            layout = plan(rendered, settings)
-        except TooLarge as exc:
-            logger.error(
-                "sidecar config of namespace %s not published (its sidecars keep the last one): %s", namespace, exc
-            )
-            return None
+        return rendered, published
+
+    def _publish(
+        self,
+        namespace: str,
+        rendered: Rendered,
+        published: Published,
+        accounts: list[str],
+        checksums: list[str | None],
+        result: SidecarPass,
+    ) -> None:
+        """Write the document, bind the pods' ServiceAccounts, clean up once served; raises
+        TooLarge (nothing written) or KubeApiError."""
+        committer = self._committer(namespace)
+        layout = plan(rendered, self._namespace_settings(namespace))
         if committer.write(layout, published) and rendered.checksum != published.checksum:
             logger.info(
                 "published sidecar config %s for namespace %s (%d models)",
@@ -224,7 +281,7 @@ class SidecarReconciler:
                 namespace,
                 len(rendered.config.spec.models),
             )
-        self.history.record(rendered.checksum, rendered.served)
+        self.histories.setdefault(namespace, RolloutHistory()).record(rendered.checksum, rendered.served)
         if accounts:
             self.api.set_role_binding(namespace, self.injection.cluster_role, self.injection.cluster_role, accounts)
         else:
@@ -232,7 +289,6 @@ class SidecarReconciler:
         served = self._served(namespace, rendered.checksum, checksums)
         if committer.clean_up(layout, published.objects, served):
             result.rolling_out = True
-        return rendered
 
     def _signing_key(self, store: Store, published: Published) -> bytes:
         """The namespace's response-id signing key as stored, or a new one (first document)."""
@@ -252,9 +308,10 @@ class SidecarReconciler:
     def _served(self, namespace: str, checksum: str, pod_checksums: list[str | None]) -> bool:
         """Every sidecar of the namespace serves ``checksum``, or the rollout deadline passed."""
         now = time.monotonic()
-        first = self.first_seen.setdefault((namespace, checksum), now)
-        if len(self.first_seen) > 4096:  # bounded: only recent documents matter
-            self.first_seen = {(namespace, checksum): first}
+        seen = self.first_seen.get(namespace)
+        if seen is None or seen[0] != checksum:
+            seen = self.first_seen[namespace] = (checksum, now)
+        first = seen[1]
         return all(c == checksum for c in pod_checksums) or now - first >= self.settings.rollout_deadline_seconds
 
     def _remove(self, namespace: str) -> None:
@@ -283,11 +340,35 @@ class SidecarReconciler:
                 if (route.key, route.generation) in documents[namespace].served:
                     applied = checksums.get(namespace, [])
                     total += len(applied)
-                    serving += self.history.count(applied, [(route.key, route.generation)])[route.key].serving
+                    history = self.histories.get(namespace) or RolloutHistory()
+                    serving += history.count(applied, [(route.key, route.generation)])[route.key].serving
             if homes:
                 result.rollouts[route.key] = Rollout(serving, total)
             own = route.namespace if route.namespace in homes else (homes[0] if homes else None)
             if own is not None and route.key in documents[own].verdicts:
                 result.verdicts[route.key] = documents[own].verdicts[route.key]
-            elif not route.sidecars.shared_gateway:
+
+    def _mark(
+        self,
+        routes: Sequence[ModelRoute],
+        unpublished: Mapping[str, tuple[Rendered, Withheld]],
+        unrendered: set[str],
+        result: SidecarPass,
+    ) -> None:
+        """Routes of namespaces whose document was not published: withheld, with the verdict of
+        that document when no published one gave them one; routes of namespaces that could not
+        even be rendered keep their status. Then the verdict of sidecar-only routes nobody serves."""
+        for route in routes:
+            if any(routes_for(n, [route], self.scope.sharing) for n in sorted(unrendered)):
+                result.unchanged.add(route.key)
+                continue
+            for namespace in sorted(unpublished):
+                rendered, withheld = unpublished[namespace]
+                verdict = rendered.verdicts.get(route.key)
+                if verdict is None or not routes_for(namespace, [route], self.scope.sharing):
+                    continue
+                result.verdicts.setdefault(route.key, verdict)
+                if verdict.included:
+                    result.withheld.setdefault(route.key, withheld)
+            if route.key not in result.verdicts and not route.sidecars.shared_gateway:
                 result.verdicts[route.key] = not_served(route)
