@@ -13,7 +13,7 @@ run:  ## serve /v1/responses on 127.0.0.1:4000 from the bundled quickstart confi
 # KUBEBUILDER_ASSETS already points elsewhere; without either it skips.
 ENVTEST := $(CURDIR)/.tools/envtest
 
-test:  ## install everything (venv, Prometheus, Redis, helm, Codex CLI, envtest) and run every test layer
+test:  ## install everything (venv, Prometheus, Redis, helm, Codex CLI, TypeScript SDK, envtest) and run every test layer
 	scripts/bootstrap.sh all
 	if [ -z "$${KUBEBUILDER_ASSETS:-}" ] && [ -x $(ENVTEST)/kube-apiserver ]; then \
 	  export KUBEBUILDER_ASSETS=$(ENVTEST); fi; \

@@ -5,6 +5,7 @@
 #                                    assets (kube-apiserver, controller-manager, etcd) in .tools/envtest
 #   scripts/bootstrap.sh envtest  -> only the envtest assets
 #   scripts/bootstrap.sh codex    -> only the Codex CLI (npm) in .tools/codex, also part of all
+#   scripts/bootstrap.sh node-sdk -> only the TypeScript SDK (npm openai, ws) in .tools/node-sdk, also part of all
 # The envtest assets come from ${MODELGATE_ENVTEST_SOURCE:-../shared/envtest} (install.sh there; it
 # never writes next to itself). Without that folder the cluster test layer skips, unless
 # MODELGATE_REQUIRE_ENVTEST=1 (set by .ci/run), which makes it an error.
@@ -61,6 +62,18 @@ codex_cli() {
   fi
 }
 
+NODE_SDK_VERSION=7.59.0
+WS_VERSION=8.23.0
+node_sdk() {
+  # The official TypeScript SDK (and its WebSocket peer, ws) for the test that drives the gateway's
+  # WebSocket mode with it (tests/e2e/test_typescript_sdk_websocket.py).
+  if ! grep -qs "\"version\": \"$NODE_SDK_VERSION\"" .tools/node-sdk/node_modules/openai/package.json \
+      || ! grep -qs "\"version\": \"$WS_VERSION\"" .tools/node-sdk/node_modules/ws/package.json; then
+    mkdir -p .tools/node-sdk
+    npm install --silent --no-audit --no-fund --prefix .tools/node-sdk "openai@$NODE_SDK_VERSION" "ws@$WS_VERSION" >/dev/null
+  fi
+}
+
 envtest_assets() {
   src=${MODELGATE_ENVTEST_SOURCE:-../shared/envtest}
   if [ ! -x "$src/install.sh" ]; then
@@ -78,6 +91,7 @@ case "$what" in
   python) python_env ;;
   envtest) envtest_assets ;;
   codex) codex_cli ;;
-  all) system_packages; python_env; helm_binary; codex_cli; envtest_assets ;;
-  *) echo "usage: $0 [python|envtest|codex|all]" >&2; exit 2 ;;
+  node-sdk) node_sdk ;;
+  all) system_packages; python_env; helm_binary; codex_cli; node_sdk; envtest_assets ;;
+  *) echo "usage: $0 [python|envtest|codex|node-sdk|all]" >&2; exit 2 ;;
 esac

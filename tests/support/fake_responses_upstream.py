@@ -86,13 +86,13 @@ class FakeResponsesUpstream:
         app.router.add_delete("/v1/responses/{rid}", self._delete)
         app.router.add_post("/v1/responses/{rid}/cancel", self._cancel)
         app.router.add_get("/v1/responses/{rid}/input_items", self._input_items)
-        self.add_routes(app)
+        self._routes(app)
         self.server = TestServer(app, host="127.0.0.1", handler_cancellation=True)
         await self.server.start_server()
         return self.base_url
 
-    def add_routes(self, app: web.Application) -> None:
-        """More routes of a subclass (a model server's /metrics)."""
+    def _routes(self, app: web.Application) -> None:
+        """More routes of a subclass (the WebSocket fake's, a model server's /metrics)."""
 
     @property
     def base_url(self) -> str:
@@ -254,64 +254,20 @@ class FakeResponsesUpstream:
     ) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        seq = itertools.count()
-        message = final["output"][-1]
-        item_id = message["id"]
-        msg_index = len(final["output"]) - 1
-
-        async def send(kind: str, **fields: Any) -> None:
-            event = {"type": kind, "sequence_number": next(seq), **fields}
+        deltas = 0
+        for event in event_sequence(final):
+            if event["type"] == "response.output_text.delta":
+                if behaviour.drop_after_deltas is not None and deltas >= behaviour.drop_after_deltas:
+                    assert request.transport is not None
+                    request.transport.close()
+                    return resp
+                if behaviour.stall_after_deltas is not None and deltas >= behaviour.stall_after_deltas:
+                    await asyncio.Event().wait()
+                if behaviour.token_delay:
+                    await asyncio.sleep(behaviour.token_delay)
+                deltas += 1
             if event["sequence_number"] > starting_after:  # a resumed stream starts after the cursor
-                await resp.write(f"event: {kind}\ndata: ".encode() + orjson.dumps(event) + b"\n\n")
-
-        start = {**final, "status": "in_progress", "output": [], "usage": None}
-        await send("response.created", response=start)
-        await send("response.in_progress", response=start)
-        for tool_index, item in enumerate(final["output"][:-1]):
-            await send("response.output_item.added", output_index=tool_index, item={**item, "status": "in_progress"})
-            await send("response.output_item.done", output_index=tool_index, item=item)
-        await send(
-            "response.output_item.added",
-            output_index=msg_index,
-            item={**message, "status": "in_progress", "content": []},
-        )
-        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-        await send("response.content_part.added", item_id=item_id, output_index=msg_index, content_index=0, part=part)
-        text = message["content"][0]["text"]
-        for index, word in enumerate(text.split(" ")):
-            if behaviour.drop_after_deltas is not None and index >= behaviour.drop_after_deltas:
-                assert request.transport is not None
-                request.transport.close()
-                return resp
-            if behaviour.stall_after_deltas is not None and index >= behaviour.stall_after_deltas:
-                await asyncio.Event().wait()
-            if behaviour.token_delay:
-                await asyncio.sleep(behaviour.token_delay)
-            await send(
-                "response.output_text.delta",
-                item_id=item_id,
-                output_index=msg_index,
-                content_index=0,
-                delta=word if index == 0 else " " + word,
-                logprobs=[],
-            )
-        await send(
-            "response.output_text.done",
-            item_id=item_id,
-            output_index=msg_index,
-            content_index=0,
-            text=text,
-            logprobs=[],
-        )
-        await send(
-            "response.content_part.done",
-            item_id=item_id,
-            output_index=msg_index,
-            content_index=0,
-            part={**part, "text": text},
-        )
-        await send("response.output_item.done", output_index=msg_index, item=message)
-        await send("response.completed", response=final)
+                await resp.write(f"event: {event['type']}\ndata: ".encode() + orjson.dumps(event) + b"\n\n")
         return resp
 
     def _start_background(self, final: dict[str, Any]) -> dict[str, Any]:
@@ -549,3 +505,41 @@ class FakeResponsesUpstream:
                 "last_id": items[-1].get("id") if items else None,
             }
         )
+
+
+def event_sequence(final: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events of a streamed response, as OpenAI sends them (any tool items first, then the message)."""
+    events: list[dict[str, Any]] = []
+
+    def send(kind: str, **fields: Any) -> None:
+        events.append({"type": kind, "sequence_number": len(events), **fields})
+
+    message = final["output"][-1]
+    item_id = message["id"]
+    msg_index = len(final["output"]) - 1
+    start = {**final, "status": "in_progress", "output": [], "usage": None}
+    send("response.created", response=start)
+    send("response.in_progress", response=start)
+    for tool_index, item in enumerate(final["output"][:-1]):
+        send("response.output_item.added", output_index=tool_index, item={**item, "status": "in_progress"})
+        send("response.output_item.done", output_index=tool_index, item=item)
+    send("response.output_item.added", output_index=msg_index, item={**message, "status": "in_progress", "content": []})
+    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+    send("response.content_part.added", item_id=item_id, output_index=msg_index, content_index=0, part=part)
+    text = message["content"][0]["text"]
+    for index, word in enumerate(text.split(" ")):
+        delta = word if index == 0 else " " + word
+        send(
+            "response.output_text.delta",
+            item_id=item_id,
+            output_index=msg_index,
+            content_index=0,
+            delta=delta,
+            logprobs=[],
+        )
+    send("response.output_text.done", item_id=item_id, output_index=msg_index, content_index=0, text=text, logprobs=[])
+    done_part = {**part, "text": text}
+    send("response.content_part.done", item_id=item_id, output_index=msg_index, content_index=0, part=done_part)
+    send("response.output_item.done", output_index=msg_index, item=message)
+    send("response.completed", response=final)
+    return events

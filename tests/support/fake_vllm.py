@@ -31,7 +31,7 @@ class FakeVllmServer(FakeResponsesUpstream):
         self.metrics_read = asyncio.Event()
         """Set on every read of /metrics (tests clear it and wait for the next)."""
 
-    def add_routes(self, app: web.Application) -> None:
+    def _routes(self, app: web.Application) -> None:
         app.router.add_get("/metrics", self._metrics)
 
     @property

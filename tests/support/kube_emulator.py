@@ -96,8 +96,9 @@ def write_kubeconfig(path: Path, server: str) -> None:
     )
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    """Poll an in-memory predicate until it is truthy; fail after ``timeout`` seconds."""
+async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    """Poll an in-memory predicate until it is truthy; fail after ``timeout`` seconds (10: the operator
+    debounces and retries, and a loaded two-core machine can take several seconds over it)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from .appkeys import STATE
 from .appstate import GatewayState
 from .governance.governor import Governor
-from .handlers import background, conversations, create, derived, health, models, stored
+from .handlers import background, conversations, create, derived, health, models, stored, websocket
 from .handlers.endpoint import not_found
 from .http1 import Http1Client
 from .observability.exposition import metrics_app
@@ -36,6 +36,8 @@ from .upstream.mock import MockTransport
 from .upstream.transport import HttpTransport
 
 RELOADER: web.AppKey[Reloader] = web.AppKey("modelgate_reloader")
+SOCKETS_CLOSE_SECONDS = 1.0
+"""At shutdown: time client WebSockets get to finish their closing handshake."""
 
 
 def make_state(observer: Observer, registry: CollectorRegistry | None = None) -> GatewayState:
@@ -63,12 +65,14 @@ def make_state(observer: Observer, registry: CollectorRegistry | None = None) ->
     tracker.fetch = background.upstream_fetch(state)
     if isinstance(observer, GatewayObserver):
         observer.metrics.background_pending.set_function(lambda: tracker.following)
+        observer.metrics.websocket_connections.set_function(lambda: len(state.sockets))
     return state
 
 
 def _routes(app: web.Application) -> None:
     for prefix in ("/v1", ""):
         app.router.add_post(f"{prefix}/responses", create.create_response)
+        app.router.add_get(f"{prefix}/responses", websocket.responses_socket)
         app.router.add_post(f"{prefix}/responses/input_tokens", derived.count_input_tokens)
         app.router.add_post(f"{prefix}/responses/compact", derived.compact_response)
         app.router.add_get(f"{prefix}/responses/{{response_id}}", stored.retrieve_response)
@@ -159,7 +163,12 @@ async def _run_reloader(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _start_draining(app: web.Application) -> None:
-    app[STATE].draining = True
+    """aiohttp's shutdown: no new request; client WebSockets close with 1001 (their turns have ended or
+    been cut by the drain, see server/draining.py) before aiohttp's own clean-up would cut them."""
+    state = app[STATE]
+    state.draining = True
+    state.sockets.drain()
+    await state.sockets.wait_closed(SOCKETS_CLOSE_SECONDS)
 
 
 async def _close_pools(app: web.Application) -> AsyncIterator[None]:

@@ -17,6 +17,7 @@ from .http1 import Http1Client
 from .observability.recording import Observer
 from .runtime import DeploymentRuntime, RuntimeConfig
 from .server.draining import InFlight
+from .server.sockets import OpenSockets
 from .state.background import BackgroundTracker
 from .state.holder import StoreHolder
 from .upstream.balancing import HealthBoard
@@ -41,6 +42,8 @@ class GatewayState:
     draining: bool = False
     inflight: InFlight = field(default_factory=InFlight)
     """Requests being handled: the drain waits for them and cuts what is left at its end."""
+    sockets: OpenSockets = field(default_factory=OpenSockets)
+    """Client WebSockets (the Responses API's WebSocket mode): counted per key, closed by the drain."""
     governor: Governor = field(default_factory=Governor)
     """Budgets and rate limits of keys and tenants (see :mod:`.governance`)."""
     ephemeral_signing_key: bytes = field(default_factory=lambda: os.urandom(32))

@@ -200,6 +200,7 @@ async def serve(settings: GatewaySettings, worker: int = 0) -> int:
     waiter.cancel()
     log.info("SIGTERM: draining in-flight requests for up to %gs", settings.shutdown_grace_seconds)
     state.draining = True
+    state.sockets.drain()  # idle WebSockets close now (1001), busy ones once their turns end
     await drain(state.inflight, settings.shutdown_grace_seconds, stopper(runner, guard), runner.cleanup)
     if metrics_runner is not None:
         await metrics_runner.cleanup()

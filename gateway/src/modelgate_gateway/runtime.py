@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
+from urllib.parse import urlencode
 
 from . import ids
 from .config import (
@@ -28,6 +29,7 @@ from .config import (
     SecretRef,
     Strategy,
     UpstreamApi,
+    WebSocketMode,
     spec_checksum,
 )
 from .config.loading import config_to_data
@@ -84,6 +86,17 @@ class PoolRuntime:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSocketUpstream:
+    """Where a deployment that speaks WebSocket mode takes its sockets, and what the handshake sends."""
+
+    url: str
+    """ws(s)://host:port/prefix/responses plus the deployment's query parameters."""
+    headers: tuple[tuple[str, str], ...] = field(repr=False)
+    """Auth and extra headers (secrets: never shown)."""
+    connect_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class DeploymentRuntime:
     name: str
     provider: Provider
@@ -112,6 +125,8 @@ class DeploymentRuntime:
     """One server of a pool (``host:port``, or its URL): set on the per-server copies the pool makes."""
     health_key: str = ""
     """Key of its health (cooldown, in-flight count): the name, or ``name@member`` for one server."""
+    websocket: WebSocketUpstream | None = None
+    """Set when the upstream speaks WebSocket mode (``websocket: true``): WebSocket lanes get a socket there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +188,8 @@ class RuntimeConfig:
     """Client headers naming a session (spec.affinity.headers)."""
     forward_headers: tuple[str, ...] = ()
     """Client headers passed on to Responses upstreams (spec.forwardHeaders)."""
+    websocket: WebSocketMode = field(default_factory=WebSocketMode)
+    """The WebSocket mode's switch and limits (spec.websocket)."""
 
 
 def resolve_secret(ref: SecretRef, secrets: Mapping[str, bytes], base_dir: str, where: str) -> str:
@@ -259,6 +276,9 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
             drop_unsupported_tools=dep.translation.unsupported_tools == "drop",
             pool=pool,
             health_key=dep.name,
+            websocket=_websocket_upstream(base_url, headers, dep.query_params, dep.timeouts.connect_seconds)
+            if dep.websocket and base_url
+            else None,
         )
     return out
 
@@ -287,6 +307,16 @@ def _pool(dep: Deployment, headers: Mapping[str, str]) -> PoolRuntime:
             saturated_kv_cache=metrics.saturated_kv_cache,
         ),
     )
+
+
+def _websocket_upstream(
+    base_url: str, headers: Mapping[str, str], query: Mapping[str, str], connect_seconds: float
+) -> WebSocketUpstream:
+    scheme, _, rest = base_url.partition("://")
+    url = ("wss" if scheme == "https" else "ws") + "://" + rest + "/responses"
+    if query:
+        url += "?" + urlencode(dict(query))
+    return WebSocketUpstream(url, tuple(headers.items()), connect_seconds)
 
 
 def _keys(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: str) -> dict[bytes, KeyRuntime]:
@@ -357,6 +387,7 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
         retry_after_caps=_retry_after_caps(deployments, models.values()),
         affinity_headers=tuple(spec.affinity.headers),
         forward_headers=tuple(spec.forward_headers),
+        websocket=spec.websocket,
     )
 
 

@@ -60,6 +60,18 @@ CASES = [
     (_with("spec.models.1.fallbacks", ["gpt-4o"]), "fallback cycle: gpt-4o -> mini -> gpt-4o"),
     (_with("spec.deployments.0.baseUrl", ""), "spec.deployments[0].baseUrl: required unless provider is mock"),
     (_with("spec.deployments.0.weight", 2), "spec.deployments[0].weight: Extra inputs are not permitted"),
+    (
+        _with(
+            "spec.deployments.0",
+            {"name": "a", "baseUrl": "http://x/v1", "model": "m", "websocket": True, "api": "chat_completions"},
+        ),
+        "spec.deployments[0].websocket: only a responses deployment with a baseUrl speaks it",
+    ),
+    (
+        _with("spec.deployments.0", {"name": "a", "provider": "mock", "model": "m", "websocket": True}),
+        "spec.deployments[0].websocket: only a responses deployment with a baseUrl speaks it",
+    ),
+    (_with("spec.websocket", {"maxTurnsInFlight": 0}), "spec.websocket.maxTurnsInFlight"),
     (_with("spec.models.0.targets", [{"deployment": "a", "weight": -1}]), "spec.models[0].targets[0].weight"),
     (_with("spec.deployments.0.timeouts", {"connectSeconds": 0}), "spec.deployments[0].timeouts.connectSeconds"),
     (_with("spec.auth.keys", [{"name": "k"}]), "spec.auth.keys[0]: set exactly one of sha256 and valueFrom"),

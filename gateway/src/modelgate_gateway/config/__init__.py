@@ -56,6 +56,7 @@ from .v1alpha1 import (
     UsageLimits,
 )
 from .validation import ConfigIssue
+from .websocketmode import WebSocketMode
 
 __all__ = [
     "API_VERSION",
@@ -101,6 +102,7 @@ __all__ = [
     "Tracing",
     "UpstreamApi",
     "UsageLimits",
+    "WebSocketMode",
     "canonical_json",
     "config_to_data",
     "dump_config",

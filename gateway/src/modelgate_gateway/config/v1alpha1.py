@@ -15,8 +15,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from .base import _Model
+from .documentmodel import DocumentModel as _Model
 from .pools import AdaptiveWeights, PoolAddresses
+from .websocketmode import WebSocketMode
 
 API_VERSION = "config.modelgate.dev/v1alpha1"
 KIND = "GatewayConfig"
@@ -216,6 +217,11 @@ class Deployment(PoolAddresses):
     translation: Translation = Field(
         default_factory=Translation, description="How a chat_completions deployment translates requests."
     )
+    websocket: bool = Field(
+        default=False,
+        description="The upstream speaks the Responses API's WebSocket mode (OpenAI does): a client's WebSocket lane "
+        "served here gets its own upstream socket, pinned to it. Otherwise each turn is one HTTP call.",
+    )
 
 
 # --- models -------------------------------------------------------------------------------
@@ -275,9 +281,7 @@ class Model(_Model):
     )
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retry budget.")
     cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy, description="Ejection of failing deployments.")
-    adaptive_weights: AdaptiveWeights = Field(
-        default_factory=AdaptiveWeights, description="Weights that follow each deployment's latency and errors."
-    )
+    adaptive_weights: AdaptiveWeights = Field(default_factory=AdaptiveWeights, description="Weights that adapt.")
     pricing: Pricing = Field(default_factory=Pricing, description="Prices for this model's traffic.")
 
 
@@ -569,6 +573,7 @@ class Spec(_Model):
     auth: Auth = Field(default_factory=Auth, description="Gateway API keys.")
     response_ids: ResponseIds = Field(default_factory=ResponseIds, description="Response id signing.")
     limits: Limits = Field(default_factory=Limits, description="Request limits.")
+    websocket: WebSocketMode = Field(default_factory=WebSocketMode, description="WebSocket mode on /v1/responses.")
     observability: Observability = Field(default_factory=Observability, description="Metrics and logs.")
     state: StateStore = Field(default_factory=StateStore, description="Shared state store.")
     governance: Governance = Field(

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .v1alpha1 import GatewayConfig, Provider
+from .v1alpha1 import GatewayConfig, Provider, UpstreamApi
 
 Path = tuple[str | int, ...]
 
@@ -79,6 +79,8 @@ def _deployment_errors(config: GatewayConfig) -> list[ConfigIssue]:
     errors: list[ConfigIssue] = []
     for index, dep in enumerate(config.spec.deployments):
         path: Path = ("spec", "deployments", index)
+        if dep.websocket and (dep.provider is Provider.MOCK or dep.api is not UpstreamApi.RESPONSES):
+            errors.append(ConfigIssue((*path, "websocket"), "only a responses deployment with a baseUrl speaks it"))
         if dep.provider is Provider.MOCK:
             continue
         given = [name for name, value in _ADDRESSES if getattr(dep, value)]

@@ -18,7 +18,8 @@ from ..errors import GatewayError, InvalidRequest, NotFound
 from ..observability.recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, RuntimeConfig
 from ..streaming.answer import relay_json
-from ..streaming.relay import relay_stream
+from ..streaming.relay import relay_into
+from ..streaming.sse import SseRelayState
 from ..upstream.executor import Call, Opened
 from . import conversation_ids
 
@@ -104,6 +105,11 @@ async def relay_answer(
     headers = served_headers(record, opened)
     if extra:
         headers.update(extra)
-    if stream:
-        return await relay_stream(request, opened, record, make_id, headers, conversation)
+    if stream:  # built here, not in a helper: one Python frame fewer per stream
+        resp = web.StreamResponse(status=200, headers=headers)
+        resp.content_type = "text/event-stream"
+        resp.headers["Cache-Control"] = "no-cache"
+        sse = SseRelayState(make_id, opened.dep.redactor, conversation)
+        await relay_into(resp, opened, record, sse, resp.prepare(request))
+        return resp
     return await relay_json(request, opened, record, make_id, headers, conversation, previous=previous)

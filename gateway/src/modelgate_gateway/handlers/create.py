@@ -6,7 +6,10 @@ goes upstream as the client sent it.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -16,7 +19,7 @@ from ..observability.accounting import Operation
 from ..observability.recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, ModelRuntime, RuntimeConfig
 from ..upstream.affinity import session_of
-from ..upstream.executor import Call, open_call
+from ..upstream.executor import Call, ExecutorDeps, open_call
 from . import background, clientheaders
 from .caller import Caller, pin_conversation, relay_answer, resolve_id
 from .endpoint import authenticate, endpoint, parse_object, read_body
@@ -44,13 +47,13 @@ def _model(
     return model
 
 
-def _end_user(payload: dict[str, Any], request: web.Request, runtime: RuntimeConfig) -> str | None:
+def _end_user(payload: dict[str, Any], headers: Mapping[str, str], runtime: RuntimeConfig) -> str | None:
     for field in ("user", "safety_identifier"):
         value = payload.get(field)
         if isinstance(value, str) and value:
             return value[:_MAX_END_USER_CHARS]
     if runtime.end_user_header:
-        value = request.headers.get(runtime.end_user_header)
+        value = headers.get(runtime.end_user_header)
         if value:
             return value[:_MAX_END_USER_CHARS]
     return None
@@ -79,6 +82,18 @@ def _serving_model(
     )
 
 
+@dataclass(slots=True)
+class Routed:
+    """What routing made of a create body: the model serving it, the call, whose ids it uses."""
+
+    model: ModelRuntime
+    call: Call
+    caller: Caller
+    previous: bool
+    conversation: tuple[bytes, bytes] | None
+    background: bool
+
+
 @endpoint("create")
 async def create_response(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
     runtime = state.current()
@@ -86,15 +101,42 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
     raw = await read_body(request, runtime.max_body_bytes)
     record.request_body = raw
     payload = parse_object(raw)
+    routed = route_create(state, runtime, key, record, payload, raw, request.headers)
+    # A partial, not a closure: calling it costs no Python frame.
+    relay = partial(
+        relay_answer,
+        request,
+        record,
+        routed.caller,
+        stream=routed.call.stream,
+        conversation=routed.conversation,
+        previous=routed.previous,
+    )
+    return await serve_create(state, runtime, key, record, routed, relay)
+
+
+def route_create(  # noqa: PLR0917 (the create's parts, in the order the handler has them)
+    state: GatewayState,
+    runtime: RuntimeConfig,
+    key: KeyRuntime | None,
+    record: RequestRecord,
+    payload: dict[str, Any],
+    raw: bytes,
+    headers: Mapping[str, str],
+    *,
+    continues: tuple[DeploymentRuntime, str] | None = None,
+) -> Routed:
+    """Check and route a create body (also a WebSocket turn's). ``continues``: the deployment that
+    must serve it and the id that says so, when the caller resolved that itself (a WebSocket lane)."""
     model = _model(runtime, payload, key, record)
     stream = payload.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean.", param="stream")
     record.stream = stream
-    record.end_user = _end_user(payload, request, runtime)
+    record.end_user = _end_user(payload, headers, runtime)
     call = Call("POST", "/responses", payload=payload, raw=raw, stream=stream, rewrite_model=True)
     if runtime.forward_headers:
-        call.headers = clientheaders.forwarded(request.headers, runtime.forward_headers)
+        call.headers = clientheaders.forwarded(headers, runtime.forward_headers)
     caller = Caller(state, runtime, key)
     previous = payload.get("previous_response_id")
     if previous is not None:
@@ -102,8 +144,11 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
         model = _serving_model(runtime, model, dep, previous)
         call.pinned = dep.health_key
         call.updates["previous_response_id"] = upstream_id
+    elif continues is not None:
+        model = _serving_model(runtime, model, continues[0], continues[1])
+        call.pinned = continues[0].name
     elif runtime.affinity_headers or "prompt_cache_key" in payload:
-        call.session = session_of(payload, request.headers, runtime.affinity_headers)
+        call.session = session_of(payload, headers, runtime.affinity_headers)
     conversation = None
     if payload.get("conversation") is not None:
         dep, conversation_id, conversation = pin_conversation(caller, runtime, payload, call)
@@ -111,33 +156,45 @@ async def create_response(request: web.Request, state: GatewayState, record: Req
     background_create = payload.get("background") is True
     if background_create:
         record.operation = Operation.BACKGROUND
+    return Routed(model, call, caller, previous is not None, conversation, background_create)
+
+
+T = TypeVar("T")
+
+
+async def serve_create(
+    state: GatewayState,
+    runtime: RuntimeConfig,
+    key: KeyRuntime | None,
+    record: RequestRecord,
+    routed: Routed,
+    relay: Callable[..., Awaitable[T]],
+    *,
+    deps: ExecutorDeps | None = None,
+) -> T:
+    """Admit (budgets, rate limits), open the call (failover), relay the answer, settle.
+
+    ``relay(opened, extra=headers)`` writes the answer (``extra``: a limited key's x-ratelimit
+    headers, or None); ``deps``: what the executor uses (default: the process's state; a
+    WebSocket lane's own upstream sockets)."""
+    model, call = routed.model, routed.call
     limited = state.governor.key_policy(key)  # None for keys nothing limits: no Redis call
     ticket = None
     if limited is not None:  # None again only when Redis is unavailable and the policy is fail-open
-        ticket = await state.governor.admit(limited, model.name, payload, len(raw), record)
+        ticket = await state.governor.admit(limited, model.name, call.payload or {}, len(call.raw or b""), record)
     try:
         if ticket is None:
-            opened = await open_call(state, runtime, record, model, call)
-            return await relay_answer(
-                request, record, caller, opened, stream, conversation, previous=previous is not None
-            )
+            opened = await open_call(deps or state, runtime, record, model, call)
+            return await relay(opened, extra=None)
         try:
-            opened = await open_call(state, runtime, record, model, call)
-            return await relay_answer(
-                request,
-                record,
-                caller,
-                opened,
-                stream,
-                conversation,
-                previous=previous is not None,
-                extra=ticket.headers,
-            )
+            opened = await open_call(deps or state, runtime, record, model, call)
+            return await relay(opened, extra=ticket.headers)
         except GatewayError as err:
             err.headers = {**ticket.headers, **err.headers}
             raise
         finally:
             state.governor.settle(ticket, record)
     finally:
-        if background_create:  # a background response outlives its create, even a stream the client left
+        if routed.background:  # a background response outlives its create, even a stream the client left
+            caller = routed.caller
             background.after_create(state, record, caller.signing_key, caller.owner, caller.accept_unowned)

@@ -25,6 +25,8 @@ for a name the current config does not know, ``_none`` when the request never go
   gauge; ``modelgate_config_last_reload_success_timestamp_seconds`` gauge;
   ``modelgate_config_info{api_version,checksum,generation}`` info
 - ``modelgate_request_log_dropped_total`` counter; ``modelgate_observer_errors_total`` counter
+- ``modelgate_websocket_connections`` gauge; ``modelgate_websocket_turns_total{model,deployment,key,outcome}``
+  counter (WebSocket mode; each turn is also a request in the series above)
 - ``modelgate_client_connections`` gauge; ``modelgate_client_connections_closed_total{reason}``
   counter (see :mod:`modelgate_gateway.server.clientconn`)
 
@@ -341,11 +343,21 @@ class Metrics:
             ("reason",),
             {},
         )
+        self.websocket_turns = self._counter(
+            "modelgate_websocket_turns",
+            "Turns (response.create frames) served over client WebSockets, by outcome; each is also a request "
+            "in modelgate_requests_total and the duration, TTFT and cost series.",
+            (md, dp, "key", "outcome"),
+            {0: md, 1: dp, 2: "key"},
+        )
         registry.register(_FamiliesCollector(self._families))
 
         self.in_flight = self._gauge("modelgate_requests_in_flight", "Requests started and not yet finished.")
         self.client_connections = self._gauge(
             "modelgate_client_connections", "Open client connections (read at scrape time)."
+        )
+        self.websocket_connections = self._gauge(
+            "modelgate_websocket_connections", "Open client WebSockets (WebSocket mode; read at scrape time)."
         )
         self.background_pending = self._gauge(
             "modelgate_background_responses_pending",

@@ -222,7 +222,10 @@ class GatewayObserver:
         deployment = known_label(record.deployment, view.deployments)
         key = known_label(record.key_name, view.keys)
         stream = "true" if record.stream else "false"
-        m.requests.inc((model, deployment, key, stream, self._outcome(record)))
+        outcome = self._outcome(record)
+        m.requests.inc((model, deployment, key, stream, outcome))
+        if record.websocket:
+            m.websocket_turns.inc((model, deployment, key, outcome))
         m.request_duration.observe((model, deployment, stream), finished - record.started_at)
         first = record.first_token_at
         if record.stream and first is not None:

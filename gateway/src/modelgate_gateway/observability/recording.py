@@ -108,6 +108,8 @@ class RequestRecord:
     """The Responses object relayed last (a plain body, or a stream's terminal event), as already
     parsed for the usage; background accounting reads its status."""
     client_disconnected: bool = False
+    websocket: bool = False
+    """A turn of a client WebSocket (WebSocket mode), not an HTTP request."""
     cut_by_shutdown: bool = False
     """The gateway's drain period ended before this request did (see :mod:`modelgate_gateway.server.draining`)."""
     request_body: bytes = b""

@@ -101,6 +101,8 @@ def log_line(record: RequestRecord, acc: Accounting, content: tuple[str, str] | 
             {"model": a.model, "deployment": a.deployment, "outcome": a.outcome.value, "status": a.status}
             for a in attempts
         ]
+    if record.websocket:  # a turn of a client WebSocket
+        line["transport"] = "websocket"
     if record.affinity is not None:  # only requests that name a session
         line["affinity"] = record.affinity
         if record.stripped_items:

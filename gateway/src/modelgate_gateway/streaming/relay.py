@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable
+from typing import Protocol
 
 import aiohttp
-from aiohttp import web
 
 from ..observability.recording import AttemptOutcome, RequestRecord
 from ..observability.usage import usage_of
@@ -30,22 +30,29 @@ class ClientGone(Exception):
     """A write to the client failed: it went away (told apart from the upstream's read errors)."""
 
 
-async def relay_stream(
-    request: web.Request,
-    opened: Opened,
-    record: RequestRecord,
-    make_id: Callable[[str], str],
-    headers: Mapping[str, str],
-    replace: tuple[bytes, bytes] | None = None,
-) -> web.StreamResponse:
-    """``replace``: one more (upstream id, gateway id) pair to rewrite (a conversation's)."""
-    sse = SseRelayState(make_id, opened.dep.redactor, replace)
-    resp = web.StreamResponse(status=200, headers=headers)
-    resp.content_type = "text/event-stream"
-    resp.headers["Cache-Control"] = "no-cache"
+class Sink(Protocol):
+    """Where a relayed stream goes: an HTTP response, or a WebSocket turn (handlers/websocket_turns)."""
+
+    @property
+    def prepared(self) -> bool:
+        """Whether the client has been told anything yet (headers sent, socket open)."""
+
+    async def write(self, data: bytes) -> None:
+        """Send complete SSE events; raises one of ``CLIENT_GONE`` when the client went away."""
+
+
+async def relay_into(
+    resp: Sink, opened: Opened, record: RequestRecord, sse: SseRelayState, prepare: Awaitable[object] | None = None
+) -> None:
+    """Relay an opened stream into ``resp`` (``prepare``: what starts the answer, awaited first).
+
+    ``sse`` rewrites the upstream's ids into the caller's (see :mod:`.sse`). An HTTP answer is a
+    prepared ``text/event-stream`` response (handlers/caller.py), a WebSocket turn a sink of frames.
+    """
     outcome = AttemptOutcome.SUCCESS
     try:
-        await resp.prepare(request)
+        if prepare is not None:
+            await prepare
         timer = Deadline(opened.deadline - time.monotonic())
         try:
             await _pump(resp, sse, record, opened)
@@ -77,7 +84,6 @@ async def relay_stream(
     finally:
         end_attempt(opened, outcome, record)
         _record_result(record, sse, outcome)
-    return resp
 
 
 def end_attempt(opened: Opened, outcome: AttemptOutcome, record: RequestRecord) -> None:
@@ -89,7 +95,7 @@ def end_attempt(opened: Opened, outcome: AttemptOutcome, record: RequestRecord) 
     opened.finish(outcome, record)
 
 
-async def _pump(resp: web.StreamResponse, sse: SseRelayState, record: RequestRecord, opened: Opened) -> None:
+async def _pump(resp: Sink, sse: SseRelayState, record: RequestRecord, opened: Opened) -> None:
     """Relay the first chunk (already read by the executor), then every chunk as it arrives.
 
     The write is inlined rather than in a ``_send`` coroutine: per chunk (~60 per stream) that
@@ -117,7 +123,7 @@ async def _pump(resp: web.StreamResponse, sse: SseRelayState, record: RequestRec
         raise _UpstreamBroke(f"upstream connection failed mid-stream ({type(exc).__name__})") from exc
 
 
-async def _end_for_shutdown(resp: web.StreamResponse, sse: SseRelayState, record: RequestRecord) -> None:
+async def _end_for_shutdown(resp: Sink, sse: SseRelayState, record: RequestRecord) -> None:
     """The gateway's drain period is over: end the stream with a ``response.failed`` it can act on."""
     task = asyncio.current_task()
     if task is not None:

@@ -77,6 +77,8 @@ class Call:
     """The session's own deployment (first in its ranking); set by :func:`open_call`."""
     home_org: str | None = None
     """Its organisation: a deployment of another gets the request without organisation-bound items."""
+    prefer: str | None = None
+    """With ``session``: the deployment ranked first (a WebSocket lane's, which holds its upstream socket)."""
 
 
 @dataclass(slots=True)
@@ -314,7 +316,11 @@ def _chain(runtime: RuntimeConfig, model: ModelRuntime | None, call: Call) -> li
     if model is None or call.pinned is not None:
         return [model]
     if call.session is not None:
-        call.ranking = (model.targets, ranked(call.session, model.targets))
+        order = ranked(call.session, model.targets)
+        prefer = call.prefer
+        if prefer is not None and prefer in order:
+            order = (prefer, *(name for name in order if name != prefer))
+        call.ranking = (model.targets, order)
         call.home = call.ranking[1][0]
         call.home_org = runtime.deployments[call.home].organization
     return list(_candidate_models(runtime, model))

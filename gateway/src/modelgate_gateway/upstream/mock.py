@@ -118,6 +118,14 @@ class MockTransport:
             )
         if method == "POST" and path == "/responses" and payload is not None:
             await conversations_api.history(self._conversations, payload)  # 400 for an unknown conversation
+            previous = payload.get("previous_response_id")
+            if previous is not None and str(previous) not in self._stored:  # as OpenAI: nothing to continue
+                return json_error(
+                    400,
+                    f"Previous response with id '{previous}' not found.",
+                    "previous_response_not_found",
+                    "previous_response_id",
+                )
             rid = "resp_mock" + os.urandom(12).hex()
             response = self._response(dep, payload, rid, dep.mock_text)
             self._store(rid, response, payload)

@@ -98,6 +98,7 @@ _DEPLOYMENT_PASSTHROUGH = (
     "mock",
     "organization",
     "translation",
+    "websocket",
 )
 _POLICY_FIELDS = ("strategy", "retry", "cooldown", "pricing", "adaptiveWeights")
 

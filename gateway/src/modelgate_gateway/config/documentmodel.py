@@ -1,4 +1,4 @@
-"""The base of every model of the config document: frozen, camelCase aliases, no unknown fields."""
+"""The base of every model of the config document: frozen, strict about unknown fields, camelCase on the wire."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 
-class _Model(BaseModel):
+class DocumentModel(BaseModel):
     model_config = ConfigDict(
         frozen=True,
         extra="forbid",
