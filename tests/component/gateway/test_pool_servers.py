@@ -21,6 +21,7 @@ from fake_responses_upstream import Behaviour
 from fake_vllm import FakeVllmServer
 from gateway_harness import GatewayHarness, config_doc
 from modelgate_gateway import ids
+from websocket_client import final_response, turn
 
 
 @pytest.fixture
@@ -244,3 +245,15 @@ async def test_a_pinned_follow_up_is_retried_on_its_own_server_after_a_transient
     assert [c.body["previous_response_id"] for c in holder.creates[-2:]] == [upstream_id] * 2  # type: ignore[index]
     others = [c for s in servers if s is not holder for c in s.creates]
     assert not [c for c in others if c.body and c.body.get("previous_response_id")]  # never sent elsewhere
+
+
+async def test_websocket_turns_continue_on_the_server_that_holds_the_response(
+    gateway: Callable[[dict[str, Any]], Awaitable[GatewayHarness]], servers: list[FakeVllmServer]
+) -> None:
+    gw = await gateway(_pool_doc(servers))
+    async with gw.client(timeout=10) as client, client.responses.connect() as conn:
+        first = final_response(await turn(conn, model="llama", input="hi"))
+        holder = _server_of(first.id, servers)
+        for _ in range(3):
+            following = final_response(await turn(conn, model="llama", input="next", previous_response_id=first.id))
+            assert _server_of(following.id, servers) is holder
