@@ -94,7 +94,7 @@ class FakeResponsesUpstream:
         return self.base_url
 
     def _routes(self, app: web.Application) -> None:
-        """More routes of a subclass (the WebSocket fake's)."""
+        """More routes of a subclass (the WebSocket fake's, a model server's /metrics)."""
 
     @property
     def base_url(self) -> str:

@@ -33,9 +33,8 @@ async def _follow_up(
     query = queryparams.forwarded(request.query, defined)
     stream = query.get("stream") == "true"
     record.stream = stream
-    call = Call(
-        method, f"/responses/{quote(upstream_id, safe='')}{suffix}", query=query or None, stream=stream, pinned=dep.name
-    )
+    path = f"/responses/{quote(upstream_id, safe='')}{suffix}"
+    call = Call(method, path, query=query or None, stream=stream, pinned=dep.health_key)
     if runtime.forward_headers:
         call.headers = clientheaders.forwarded(request.headers, runtime.forward_headers)
     if method == "POST":
@@ -43,7 +42,7 @@ async def _follow_up(
     opened = await open_call(state, runtime, record, None, call)
     response = await relay_answer(request, record, caller, opened, stream)
     if method != "DELETE":
-        background.after_follow_up(state, record, dep.name, upstream_id)
+        background.after_follow_up(state, record, dep.health_key, upstream_id)
     return response
 
 
