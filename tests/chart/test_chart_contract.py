@@ -133,6 +133,7 @@ def test_operator_environment_follows_the_contract() -> None:
         "MODELGATE_OPERATOR_BASE_CONFIG": "/etc/modelgate-operator/base.yaml",
         "MODELGATE_OPERATOR_BASE_CONFIG_CONFIGMAP": "modelgate/modelgate-operator-base-config",
         "MODELGATE_OPERATOR_NAMESPACES": "",
+        "MODELGATE_OPERATOR_ENDPOINTSLICE_NAMESPACES": "",
         "MODELGATE_OPERATOR_PEERING": "modelgate",
         "MODELGATE_OPERATOR_MAX_SHARDS": "32",
         "MODELGATE_OPERATOR_LIVENESS_HOST": "0.0.0.0",

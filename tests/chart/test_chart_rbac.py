@@ -250,3 +250,53 @@ def test_rbac_can_be_left_to_the_cluster_admin() -> None:
         sets=("gateway.rbac.create=false", "operator.rbac.create=false", "keys.aggregateToNamespaceRoles=false")
     )
     assert not [o for o in objects if o["kind"] in {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}]
+
+
+def test_no_endpointslice_access_unless_namespaces_are_named() -> None:
+    objects = render()
+    assert not [o for o in objects if o["metadata"]["name"].endswith("-endpointslices")]
+
+
+def test_endpointslice_access_only_in_the_named_namespaces_and_nothing_more() -> None:
+    objects = render(sets=("gateway.rbac.endpointSliceNamespaces={models,team-a}",))
+    roles = [o for o in objects if o["kind"] == "Role" and o["metadata"]["name"] == "modelgate-gateway-endpointslices"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["models", "team-a"]
+    for role in roles:
+        assert _rules(role) == [(("discovery.k8s.io",), ("endpointslices",), (), ("get", "list", "watch"))]
+    bindings = [
+        o for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["name"] == "modelgate-gateway-endpointslices"
+    ]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["models", "team-a"]
+    for binding in bindings:
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "modelgate-gateway-endpointslices",
+        }
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "modelgate-gateway", "namespace": NAMESPACE}]
+    assert "ClusterRole" not in {o["kind"] for o in objects if "endpointslices" in o["metadata"]["name"]}
+
+
+def test_endpointslice_access_everywhere_is_a_cluster_role_of_that_one_resource() -> None:
+    objects = render(sets=("gateway.rbac.endpointSliceNamespaces={*}",))
+    role = find(objects, "ClusterRole", "modelgate-gateway-endpointslices")
+    assert _rules(role) == [(("discovery.k8s.io",), ("endpointslices",), (), ("get", "list", "watch"))]
+    binding = find(objects, "ClusterRoleBinding", "modelgate-gateway-endpointslices")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "modelgate-gateway", "namespace": NAMESPACE}]
+
+
+@pytest.mark.parametrize(
+    ("sets", "value"),
+    [
+        ((), ""),
+        (("gateway.rbac.endpointSliceNamespaces={models,team-a}",), "models,team-a"),
+        (("gateway.rbac.endpointSliceNamespaces={*}",), "*"),
+    ],
+)
+def test_the_operator_knows_where_the_gateway_may_read_endpointslices(sets: tuple[str, ...], value: str) -> None:
+    container = find(render(sets=sets), "Deployment", "modelgate-operator")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MODELGATE_OPERATOR_ENDPOINTSLICE_NAMESPACES"] == value
+    unmanaged = find(render(sets=(*sets, "gateway.rbac.create=false")), "Deployment", "modelgate-operator")
+    names = {e["name"] for e in unmanaged["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "MODELGATE_OPERATOR_ENDPOINTSLICE_NAMESPACES" not in names  # RBAC not the chart's: not known

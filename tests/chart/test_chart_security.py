@@ -111,6 +111,9 @@ def test_service_account_tokens_are_mounted_only_where_needed() -> None:
     without_watch = render(sets=("gateway.kubeWatch=false",))
     spec = find(without_watch, "Deployment", "modelgate-gateway")["spec"]["template"]["spec"]
     assert spec["automountServiceAccountToken"] is False
+    slices = render(sets=("gateway.kubeWatch=false", "gateway.rbac.endpointSliceNamespaces={models}"))
+    spec = find(slices, "Deployment", "modelgate-gateway")["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is True  # it follows the EndpointSlices of serviceRef routes
 
 
 def test_no_secret_value_appears_in_values_or_configmaps() -> None:

@@ -31,6 +31,8 @@ class Behaviour:
     drop_after_deltas: int | None = None
     """Close the connection after this many text deltas (mid-stream upstream failure)."""
     stall_after_deltas: int | None = None
+    resume: asyncio.Event | None = None
+    """Where a stall (``stall_after_deltas``) ends: when this is set (never, without one)."""
     omit_usage: bool = False
     text: str | None = None
     service_tier: str | None = None
@@ -92,7 +94,7 @@ class FakeResponsesUpstream:
         return self.base_url
 
     def _routes(self, app: web.Application) -> None:
-        """More routes of a subclass (the WebSocket fake's)."""
+        """More routes of a subclass (the WebSocket fake's, a model server's /metrics)."""
 
     @property
     def base_url(self) -> str:
@@ -255,14 +257,16 @@ class FakeResponsesUpstream:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         deltas = 0
+        stall = behaviour.stall_after_deltas
         for event in event_sequence(final):
             if event["type"] == "response.output_text.delta":
                 if behaviour.drop_after_deltas is not None and deltas >= behaviour.drop_after_deltas:
                     assert request.transport is not None
                     request.transport.close()
                     return resp
-                if behaviour.stall_after_deltas is not None and deltas >= behaviour.stall_after_deltas:
-                    await asyncio.Event().wait()
+                if stall is not None and deltas >= stall:
+                    await (behaviour.resume or asyncio.Event()).wait()
+                    stall = None
                 if behaviour.token_delay:
                     await asyncio.sleep(behaviour.token_delay)
                 deltas += 1

@@ -24,6 +24,7 @@ from modelgate_gateway import ids
 from modelgate_gateway.app import RELOADER, make_app, make_state
 from modelgate_gateway.appstate import GatewayState
 from modelgate_gateway.observability.observer import GatewayObserver
+from modelgate_gateway.sources.endpointslices import EndpointSliceFollower
 from modelgate_gateway.sources.files import FileSource
 
 API_KEY = "sk-test-gateway-key"
@@ -65,7 +66,8 @@ def config_doc(deployments: list[dict[str, Any]], models: list[dict[str, Any]], 
 
 
 class GatewayHarness:
-    def __init__(self, tmp: Path, doc: dict[str, Any]) -> None:
+    def __init__(self, tmp: Path, doc: dict[str, Any], endpoint_slices: EndpointSliceFollower | None = None) -> None:
+        """``endpoint_slices``: follows the Services of serviceRef deployments (a cluster test's API server)."""
         self.dir = tmp
         self.config_path = tmp / "config.yaml"
         self.secrets_dir = tmp / "secrets"
@@ -78,7 +80,8 @@ class GatewayHarness:
         self._log = self.log_path.open("ab")
         self.observer = GatewayObserver(self.registry, log_stream=self._log)
         self.state: GatewayState = make_state(self.observer, self.registry)
-        self.app = make_app(self.state, FileSource(self.config_path, self.secrets_dir, 0.05), self.observer, 0.05)
+        source = FileSource(self.config_path, self.secrets_dir, 0.05)
+        self.app = make_app(self.state, source, self.observer, 0.05, endpoint_slices=endpoint_slices)
         self.server = TestServer(self.app, host="127.0.0.1", handler_cancellation=True)
 
     def write(self, doc: dict[str, Any]) -> None:

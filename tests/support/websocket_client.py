@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
+
 FINAL = ("response.completed", "response.failed", "response.incomplete", "error")
 TIMEOUT = 10.0
 
@@ -38,3 +40,13 @@ def final_response(events: list[Any]) -> Any:
     last = events[-1]
     assert last.type == "response.completed", last
     return last.response
+
+
+async def close_code(conn: Any, timeout: float = TIMEOUT) -> int | None:
+    """The code the gateway closed the socket with (reads until the close, bounded)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:  # bounded by the timeout
+                await conn.recv()
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd is not None else None

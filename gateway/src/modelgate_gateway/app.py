@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -24,9 +26,12 @@ from .observability.observer import GatewayObserver
 from .observability.recording import Observer
 from .reloading import Reloader, ReloadListener
 from .sources.base import ConfigSource
+from .sources.endpointslices import EndpointSliceFollower
 from .state.background import BackgroundTracker
 from .state.holder import StoreHolder
+from .upstream.balancingmetrics import BalancingCollector
 from .upstream.chat_transport import ChatTransport
+from .upstream.loadreading import LoadReader
 from .upstream.mock import MockTransport
 from .upstream.transport import HttpTransport
 
@@ -55,6 +60,8 @@ def make_state(observer: Observer, registry: CollectorRegistry | None = None) ->
         background=tracker,
     )
     holder.append(state)
+    if registry is not None:
+        registry.register(BalancingCollector(lambda: state.runtime, state.board, state.servers))
     tracker.fetch = background.upstream_fetch(state)
     tracker.on_counted = background.limits_correction(governor)
     if isinstance(observer, GatewayObserver):
@@ -99,10 +106,18 @@ def make_app(
     source: ConfigSource | None = None,
     listener: ReloadListener | None = None,
     reload_interval_seconds: float = 2.0,
+    *,
+    endpoint_slices: EndpointSliceFollower | None = None,
 ) -> web.Application:
+    """``endpoint_slices``: follows the Services of ``serviceRef`` pools (None outside Kubernetes)."""
     app = web.Application()
     app[STATE] = state
     _routes(app)
+    if endpoint_slices is not None:
+        endpoint_slices.on_change = state.servers.discovered
+        state.servers.on_services = endpoint_slices.follow
+        app.cleanup_ctx.append(_background(endpoint_slices.run, "modelgate-endpointslices"))
+    app.cleanup_ctx.append(_background(LoadReader(state.servers, state.board).run, "modelgate-load-reading"))
     if source is not None:
         app[RELOADER] = Reloader(state, source, listener, reload_interval_seconds)
         app.cleanup_ctx.append(_run_reloader)
@@ -122,6 +137,22 @@ async def _follow_background(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await tracker.close()
+
+
+def _background(
+    run: Callable[[], Coroutine[Any, Any, None]], name: str
+) -> Callable[[web.Application], AbstractAsyncContextManager[None]]:
+    """A cleanup context running ``run`` for the app's lifetime."""
+
+    @contextlib.asynccontextmanager
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run(), name=name)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
 
 
 async def _run_reloader(app: web.Application) -> AsyncIterator[None]:

@@ -21,6 +21,7 @@ from .server.sockets import OpenSockets
 from .state.background import BackgroundTracker
 from .state.holder import StoreHolder
 from .upstream.balancing import HealthBoard
+from .upstream.pools import PoolBoard
 from .upstream.transport import Transport
 
 
@@ -47,6 +48,22 @@ class GatewayState:
     """Budgets and rate limits of keys and tenants (see :mod:`.governance`)."""
     ephemeral_signing_key: bytes = field(default_factory=lambda: os.urandom(32))
     """Used when the config names no signing key: ids then only work within this process."""
+    servers: PoolBoard = field(default_factory=PoolBoard)
+    """The servers of pool deployments (baseUrls, serviceRef), as they come and go."""
+
+    def __post_init__(self) -> None:
+        self.servers.on_change = self.retire_unused
+
+    def retire_unused(self) -> None:
+        """After a reload or a change of a pool's servers: close the connection pools nothing uses
+        any more (after in-flight answers had time to finish), forget the health of what left."""
+        runtime = self.runtime
+        if runtime is None:
+            return
+        keep = {d.pool_key for d in runtime.deployments.values()} | self.servers.connection_keys()
+        grace = max((d.total_seconds for d in runtime.deployments.values()), default=60.0)
+        self.pools.retire(keep, grace)
+        self.board.prune([*runtime.deployments, *self.servers.health_keys()])
 
     def current(self) -> RuntimeConfig:
         runtime = self.runtime

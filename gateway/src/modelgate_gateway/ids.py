@@ -16,11 +16,13 @@ Layout (version 1)::
 
     <prefix> base64url(0x01 | owner tag (8) | fields) base64url(HMAC(kind key, that payload)[:12])
 
-``fields`` is ``deployment NUL upstream_id`` for response ids. The payload is not encrypted: the
-routing fields stay readable (:func:`peek`) for operators and tools without the key. Each kind of
-id (its prefix) signs with its own key derived from the signing key, so an id of one kind never
-verifies as another: :func:`seal` and :func:`unseal` are the generic layer other owner-bound ids
-(conversation ids) reuse with their own prefix.
+``fields`` is ``deployment NUL upstream_id`` for response ids. For one server of a pool deployment
+(``serviceRef``, ``baseUrls``: see :mod:`.upstream.pools`) ``deployment`` is ``name@server``: the
+server holds the response. Deployment names never contain ``@``, so every earlier id reads as before.
+The payload is not encrypted: the routing fields stay readable (:func:`peek`) for operators and
+tools without the key. Each kind of id (its prefix) signs with its own key derived from the
+signing key, so an id of one kind never verifies as another: :func:`seal` and :func:`unseal` are
+the generic layer other owner-bound ids (conversation ids) reuse with their own prefix.
 
 Version 0 ids (issued before ids had owners: ``resp_`` base64url(deployment NUL upstream_id)
 base64url(HMAC(signing key, that)[:12])) are accepted only for the anonymous owner, that is when

@@ -67,6 +67,29 @@ def _kube_source(settings: GatewaySettings) -> Any:
     return KubeSource(connection.server, connection.token, configmap, key, secret, ssl_context=connection.ssl_context)
 
 
+def _endpoint_slices(settings: GatewaySettings, source: Any) -> Any:
+    """The EndpointSlice follower of ``serviceRef`` pools: on the API the config comes from, else
+    in a pod through its service account, else through an explicit --kubeconfig; None without any."""
+    from .sources.endpointslices import EndpointSliceFollower
+    from .sources.kube import SERVICE_ACCOUNT_DIR, KubeSource, in_cluster_connection
+    from .sources.kubeconfig import KubeconfigError, kubeconfig_paths, load_kubeconfig
+
+    kube = getattr(source, "primary", source)
+    if isinstance(kube, KubeSource):
+        return EndpointSliceFollower(kube.server, kube.token, ssl_context=kube.ssl_context)
+    in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and (SERVICE_ACCOUNT_DIR / "token").is_file()
+    if not settings.kubeconfig and in_pod:  # a pod without a mounted token follows nothing
+        server, token, context = in_cluster_connection()
+        return EndpointSliceFollower(server, token, ssl_context=context)
+    if not settings.kubeconfig:
+        return None
+    try:
+        connection = load_kubeconfig(kubeconfig_paths(settings.kubeconfig) or [], settings.kube_context)
+    except KubeconfigError as exc:
+        raise SystemExit(f"--kubeconfig: {exc}") from None
+    return EndpointSliceFollower(connection.server, connection.token, ssl_context=connection.ssl_context)
+
+
 def _build_source(settings: GatewaySettings) -> Any:
     from .sources.files import FileSource
     from .sources.preferring import PreferringSource
@@ -147,7 +170,10 @@ async def serve(settings: GatewaySettings, worker: int = 0) -> int:
     shared_key = os.environ.get("MODELGATE_EPHEMERAL_SIGNING_KEY")  # set by the workers' parent
     if shared_key:
         state.ephemeral_signing_key = bytes.fromhex(shared_key)
-    app = make_app(state, _build_source(settings), observer, settings.reload_interval_seconds)
+    source = _build_source(settings)
+    app = make_app(
+        state, source, observer, settings.reload_interval_seconds, endpoint_slices=_endpoint_slices(settings, source)
+    )
     reloader = app[RELOADER]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -209,10 +209,8 @@ class Reloader:
         await self.state.stores.configure(runtime.redis_url, runtime.redis_password, runtime.state_ttl_seconds)
         await self.state.governor.configure(runtime)
         self.state.runtime = runtime
-        pools = {d.pool_key for d in runtime.deployments.values()}
-        grace = max((d.total_seconds for d in runtime.deployments.values()), default=60.0)
-        self.state.pools.retire(pools, grace)
-        self.state.board.prune(runtime.deployments)
+        self.state.servers.sync(runtime)
+        self.state.retire_unused()
         self.state.board.limit_deferrals(runtime.retry_after_caps, time.monotonic())
         if previous is None or previous.checksum != runtime.checksum:
             log.info(

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from . import ids
 from .config import (
     ConfigError,
+    Deployment,
     EnvRef,
     FileRef,
     GatewayConfig,
@@ -35,7 +36,53 @@ from .config.loading import config_to_data
 from .http1 import Endpoint, proxy_from_environment
 from .redaction import Redactor, credential_values, redactor_for
 
+ServiceKey = tuple[str, str]
+"""(namespace, name) of a Kubernetes Service (a ``serviceRef`` pool)."""
+ServiceEndpoint = tuple[str, tuple[tuple[str, int], ...]]
+"""A ready endpoint of a Service: its address and its ports (name, number) as its EndpointSlice lists them."""
+
 _MAX_SECRET_BYTES = 64 * 1024  # an API key is never this long; a bigger file is a mistake
+
+
+@dataclass(frozen=True, slots=True)
+class LoadMetricsRuntime:
+    """How a pool's servers are read for load (``spec.deployments[].loadMetrics``)."""
+
+    path: str
+    port: int | None
+    interval_seconds: float
+    timeout_seconds: float
+    stale_seconds: float
+    saturated_queue: int
+    saturated_kv_cache: float
+
+
+@dataclass(frozen=True, slots=True)
+class PoolRuntime:
+    """What a pool deployment's servers have in common; the servers themselves come and go
+    (:mod:`.upstream.pools`). ``urls``: fixed servers (``baseUrls``); ``service``: namespace, name
+    and port of a Kubernetes Service whose ready endpoints are the servers (``serviceRef``)."""
+
+    urls: tuple[str, ...]
+    service: tuple[str, str, int | str] | None
+    scheme: str
+    path: str
+    headers: Mapping[str, str] = field(repr=False)
+    query: Mapping[str, str]
+    connect_seconds: float
+    read_idle_seconds: float
+    metrics: LoadMetricsRuntime | None
+
+    def endpoint(self, base_url: str) -> Endpoint:
+        """One server's endpoint: the deployment's headers and timeouts, the server's URL."""
+        return Endpoint(
+            base_url,
+            self.headers,
+            query=self.query,
+            connect_seconds=self.connect_seconds,
+            read_idle_seconds=self.read_idle_seconds,
+            proxy=proxy_from_environment(base_url),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +119,12 @@ class DeploymentRuntime:
     """Whose encrypted items and caches this deployment shares (its own name when unset)."""
     drop_unsupported_tools: bool = False
     """A chat deployment leaves out tools it cannot run instead of refusing the request."""
+    pool: PoolRuntime | None = None
+    """Set for a pool of servers (baseUrls, serviceRef): each request goes to one of them."""
+    member: str = ""
+    """One server of a pool (``host:port``, or its URL): set on the per-server copies the pool makes."""
+    health_key: str = ""
+    """Key of its health (cooldown, in-flight count): the name, or ``name@member`` for one server."""
     websocket: WebSocketUpstream | None = None
     """Set when the upstream speaks WebSocket mode (``websocket: true``): WebSocket lanes get a socket there."""
 
@@ -94,6 +147,8 @@ class ModelRuntime:
     retry_after_cap_seconds: float
     cooldown_failures: int
     cooldown_seconds: float
+    adaptive_floor: float | None = None
+    """Adaptive weights: the least share of its weight a deployment keeps; None: weights are fixed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +242,9 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
         mock = dep.mock
         base_url = dep.base_url.rstrip("/")
         endpoint = None
-        if base_url:
-            try:
+        pool = _pool(dep, headers) if dep.base_urls or dep.service_ref is not None else None
+        try:
+            if base_url:
                 endpoint = Endpoint(
                     base_url,
                     headers,
@@ -197,8 +253,11 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
                     read_idle_seconds=dep.timeouts.stream_idle_seconds,
                     proxy=proxy_from_environment(base_url),
                 )
-            except ValueError as exc:  # a header that cannot be sent (a line break in a key), a bad proxy URL
-                raise ConfigError([f"spec.deployments[{index}]: {exc}"]) from None
+            elif pool is not None:  # checked once here, so a server's endpoint cannot fail later
+                for url in pool.urls or (f"{pool.scheme}://127.0.0.1:1{pool.path}",):
+                    pool.endpoint(url)
+        except ValueError as exc:  # a header that cannot be sent (a line break in a key), a bad proxy URL
+            raise ConfigError([f"spec.deployments[{index}]: {exc}"]) from None
         out[dep.name] = DeploymentRuntime(
             name=dep.name,
             provider=dep.provider,
@@ -215,11 +274,39 @@ def _deployments(config: GatewayConfig, secrets: Mapping[str, bytes], base_dir: 
             mock_token_delay=mock.token_delay_seconds if mock else 0.0,
             organization=dep.organization or f"deployment:{dep.name}",
             drop_unsupported_tools=dep.translation.unsupported_tools == "drop",
+            pool=pool,
+            health_key=dep.name,
             websocket=_websocket_upstream(base_url, headers, dep.query_params, dep.timeouts.connect_seconds)
             if dep.websocket and base_url
             else None,
         )
     return out
+
+
+def _pool(dep: Deployment, headers: Mapping[str, str]) -> PoolRuntime:
+    ref = dep.service_ref
+    metrics = dep.load_metrics
+    return PoolRuntime(
+        urls=tuple(url.rstrip("/") for url in dep.base_urls),
+        service=(ref.namespace, ref.name, ref.port) if ref is not None else None,
+        scheme=ref.scheme if ref is not None else "http",
+        path=ref.path.rstrip("/") if ref is not None else "",
+        headers=dict(headers),
+        query=dict(dep.query_params),
+        connect_seconds=dep.timeouts.connect_seconds,
+        read_idle_seconds=dep.timeouts.stream_idle_seconds,
+        metrics=None
+        if metrics is None
+        else LoadMetricsRuntime(
+            path=metrics.path,
+            port=metrics.port,
+            interval_seconds=metrics.interval_seconds,
+            timeout_seconds=metrics.timeout_seconds,
+            stale_seconds=metrics.stale_seconds,
+            saturated_queue=metrics.saturated_queue,
+            saturated_kv_cache=metrics.saturated_kv_cache,
+        ),
+    )
 
 
 def _websocket_upstream(
@@ -270,6 +357,7 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
             retry_after_cap_seconds=m.retry.retry_after_cap_seconds,
             cooldown_failures=m.cooldown.consecutive_failures,
             cooldown_seconds=m.cooldown.duration_seconds,
+            adaptive_floor=m.adaptive_weights.floor if m.adaptive_weights.enabled else None,
         )
         for m in spec.models
     }

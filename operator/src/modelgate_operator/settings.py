@@ -78,6 +78,9 @@ class OperatorSettings:
     becomes a Warning Event on it (``kubectl describe configmap``), not only a log line."""
     namespaces: tuple[str, ...] = ()
     """Namespaces whose ModelRoutes are watched; empty means all namespaces."""
+    service_namespaces: frozenset[str] | None = None
+    """Namespaces where the gateway may read EndpointSlices (``serviceRef`` routes); None: every one
+    (unset, or ``*``). The chart sets it from ``gateway.rbac.endpointSliceNamespaces``."""
     peering: str = "modelgate"
     """kopf peering object name: replicas sharing it never act at the same time."""
     priority: int = 0
@@ -159,6 +162,7 @@ class OperatorSettings:
             base_config=env.get("MODELGATE_OPERATOR_BASE_CONFIG", "").strip() or None,
             base_config_configmap=_object_ref(env, "MODELGATE_OPERATOR_BASE_CONFIG_CONFIGMAP", namespace),
             namespaces=namespaces,
+            service_namespaces=_service_namespaces(env.get("MODELGATE_OPERATOR_ENDPOINTSLICE_NAMESPACES")),
             peering=env.get("MODELGATE_OPERATOR_PEERING", "").strip() or "modelgate",
             priority=priority,
             debounce_seconds=debounce,
@@ -170,3 +174,11 @@ class OperatorSettings:
             liveness_port=_port(env, "MODELGATE_OPERATOR_LIVENESS_PORT", 8080),
             retry_max_seconds=max(retry, _float(env, "MODELGATE_OPERATOR_RETRY_MAX_SECONDS", 60.0, 0.1)),
         )
+
+
+def _service_namespaces(raw: str | None) -> frozenset[str] | None:
+    """None (unset, or ``*`` among them): every namespace; else the listed ones (empty: none)."""
+    if raw is None:
+        return None
+    names = {n.strip() for n in raw.split(",") if n.strip()}
+    return None if "*" in names else frozenset(names)

@@ -13,12 +13,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from websockets.exceptions import ConnectionClosed
 
 from fake_responses_upstream import Behaviour
 from fake_websocket_upstream import FakeWebSocketUpstream
 from gateway_harness import config_doc, deployment
-from websocket_client import TIMEOUT, events_until_final, final_response, turn
+from websocket_client import TIMEOUT, close_code, events_until_final, final_response, turn
 
 MOCK = {"name": "m", "provider": "mock", "model": "mock-model", "mock": {"text": "one two three four"}}
 
@@ -31,15 +30,6 @@ async def ws_upstream() -> AsyncIterator[FakeWebSocketUpstream]:
     await fake.close()
 
 
-async def _close_code(conn: Any) -> int | None:
-    """The code the gateway closed the socket with (waits for the close, bounded)."""
-    with pytest.raises(ConnectionClosed) as closed:
-        async with asyncio.timeout(TIMEOUT):
-            while True:  # bounded by the timeout
-                await conn.recv()
-    return closed.value.rcvd.code if closed.value.rcvd is not None else None
-
-
 async def test_a_frame_over_the_limit_closes_the_socket_with_1009(gateway) -> None:
     gw = await gateway(
         config_doc([MOCK], [{"name": "gpt-4o", "targets": [{"deployment": "m"}]}], websocket={"maxFrameBytes": 2048})
@@ -47,7 +37,7 @@ async def test_a_frame_over_the_limit_closes_the_socket_with_1009(gateway) -> No
     async with gw.client(timeout=5) as client, client.responses.connect() as conn:
         final_response(await turn(conn, model="gpt-4o", input="x" * 1500))  # under the limit: served
         await conn.response.create(model="gpt-4o", input="x" * 3000)
-        assert await _close_code(conn) == 1009
+        assert await close_code(conn) == 1009
 
 
 async def test_an_idle_socket_is_closed_with_1000_even_while_the_client_pings(gateway) -> None:
@@ -59,7 +49,7 @@ async def test_an_idle_socket_is_closed_with_1000_even_while_the_client_pings(ga
     pinging: Any = {"ping_interval": 0.05}  # websockets' keep-alive pings, far more often than the idle timeout
     async with gw.client(timeout=5) as client, client.responses.connect(websocket_connection_options=pinging) as conn:
         final_response(await turn(conn, model="gpt-4o", input="hi"))
-        assert await _close_code(conn) == 1000
+        assert await close_code(conn) == 1000
     assert gw.registry.get_sample_value("modelgate_websocket_connections") == 0
 
 

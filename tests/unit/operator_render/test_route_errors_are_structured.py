@@ -20,7 +20,7 @@ from modelgate_operator.rendering.resources import parse_route
         (
             {"deployments": [deployment(baseUrl=None)]},
             "spec.deployments[0].baseUrl",
-            "required unless provider is mock",
+            "required unless provider is mock (or serviceRef)",
         ),
         ({"deployments": [deployment(weight=-1)]}, "spec.deployments[0].weight", "expected a number >= 0"),
         ({"deployments": []}, "spec.deployments", "at least one deployment is required"),
@@ -41,4 +41,4 @@ def test_the_accepted_condition_shows_the_joined_message() -> None:
     parsed = parse_route(route("r", "m", deployments=[deployment(baseUrl=None)]), "modelgate")
     verdict = render([parsed], {}, None, gateway="modelgate", generation=1).verdicts[parsed.key]
     assert (verdict.accepted, verdict.accepted_reason) == (False, "InvalidSpec")
-    assert verdict.accepted_message == "spec.deployments[0].baseUrl: required unless provider is mock"
+    assert verdict.accepted_message == "spec.deployments[0].baseUrl: required unless provider is mock (or serviceRef)"

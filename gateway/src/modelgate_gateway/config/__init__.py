@@ -15,6 +15,7 @@ from .loading import (
     parse_config,
     validate_data,
 )
+from .pools import AdaptiveWeights, LoadMetrics, ServiceRef
 from .v1alpha1 import (
     API_VERSION,
     KIND,
@@ -61,6 +62,7 @@ __all__ = [
     "API_VERSION",
     "KIND",
     "SUPPORTED_API_VERSIONS",
+    "AdaptiveWeights",
     "ApiKey",
     "Auth",
     "BackgroundFollowUp",
@@ -75,6 +77,7 @@ __all__ = [
     "GatewayConfig",
     "Governance",
     "Limits",
+    "LoadMetrics",
     "Metadata",
     "MockSettings",
     "Model",
@@ -88,6 +91,7 @@ __all__ = [
     "RouteRef",
     "SecretKeyRef",
     "SecretRef",
+    "ServiceRef",
     "Spec",
     "StateStore",
     "Strategy",

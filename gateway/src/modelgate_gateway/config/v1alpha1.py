@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from .documentmodel import DocumentModel as _Model
+from .pools import AdaptiveWeights, PoolAddresses
 from .websocketmode import WebSocketMode
 
 API_VERSION = "config.modelgate.dev/v1alpha1"
@@ -167,7 +168,7 @@ class Translation(_Model):
     )
 
 
-class Deployment(_Model):
+class Deployment(PoolAddresses):
     name: str = Field(
         pattern=NAME_PATTERN,
         description="Stable identifier. Response ids embed it, so renaming a deployment orphans "
@@ -183,7 +184,8 @@ class Deployment(_Model):
         default="",
         pattern=r"^(https?://[^\s]+)?$",
         description="Base URL including the API prefix, e.g. https://api.openai.com/v1. "
-        "The gateway appends /responses or /chat/completions. Empty only for provider mock.",
+        "The gateway appends /responses or /chat/completions. Empty only for provider mock, or with "
+        "baseUrls or serviceRef.",
     )
     model: str = Field(min_length=1, max_length=256, description="Model name sent upstream.")
     credentials: SecretRef | None = Field(
@@ -279,6 +281,7 @@ class Model(_Model):
     )
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retry budget.")
     cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy, description="Ejection of failing deployments.")
+    adaptive_weights: AdaptiveWeights = Field(default_factory=AdaptiveWeights, description="Weights that adapt.")
     pricing: Pricing = Field(default_factory=Pricing, description="Prices for this model's traffic.")
 
 

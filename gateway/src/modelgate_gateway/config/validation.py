@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from .v1alpha1 import GatewayConfig, Provider, UpstreamApi
 
@@ -71,6 +72,9 @@ def _cycles(fallbacks: dict[str, list[str]]) -> list[tuple[str, ...]]:
     return errors
 
 
+_ADDRESSES = (("baseUrl", "base_url"), ("baseUrls", "base_urls"), ("serviceRef", "service_ref"))
+
+
 def _deployment_errors(config: GatewayConfig) -> list[ConfigIssue]:
     errors: list[ConfigIssue] = []
     for index, dep in enumerate(config.spec.deployments):
@@ -79,8 +83,16 @@ def _deployment_errors(config: GatewayConfig) -> list[ConfigIssue]:
             errors.append(ConfigIssue((*path, "websocket"), "only a responses deployment with a baseUrl speaks it"))
         if dep.provider is Provider.MOCK:
             continue
-        if not dep.base_url:
-            errors.append(ConfigIssue((*path, "baseUrl"), "required unless provider is mock"))
+        given = [name for name, value in _ADDRESSES if getattr(dep, value)]
+        if not given:
+            errors.append(ConfigIssue((*path, "baseUrl"), "required unless provider is mock (or baseUrls, serviceRef)"))
+        elif len(given) > 1:
+            problem = f"only one of baseUrl, baseUrls, serviceRef (also {given[0]})"
+            errors.append(ConfigIssue((*path, given[1]), problem))
+        for u_index, netloc in _duplicates(urlsplit(url).netloc for url in dep.base_urls):
+            errors.append(ConfigIssue((*path, "baseUrls", u_index), f"a second URL of server {netloc!r}"))
+        if dep.load_metrics is not None and dep.base_url:
+            errors.append(ConfigIssue((*path, "loadMetrics"), "only for a pool (baseUrls or serviceRef)"))
         if dep.mock is not None:
             errors.append(ConfigIssue((*path, "mock"), "only allowed with provider mock"))
     return errors

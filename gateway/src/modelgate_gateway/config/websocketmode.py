@@ -28,6 +28,14 @@ class WebSocketMode(DocumentModel):
     idle_timeout_seconds: float = Field(
         default=600.0, gt=0, le=86400, description="A socket with no frame and no turn for this long is closed (1000)."
     )
+    max_socket_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        le=7 * 86400,
+        description="Lifetime of a socket (OpenAI closes WebSocket mode connections after 60 minutes): then it "
+        "takes no new turn (an error event, websocket_connection_limit_reached) and closes with 1001 once its turns "
+        "in flight ended; clients reconnect.",
+    )
     max_sockets_per_key: int | None = Field(
         default=64, ge=1, le=1_000_000, description="Open sockets per API key on one replica; one more gets 429."
     )

@@ -27,6 +27,7 @@ from ..state.background import Counted, Fetch, Pending
 from ..state.holder import StoreHolder
 from ..state.ledger import BackgroundLedger, MemoryLedger, RedisLedger
 from ..upstream.executor import Call, PassThrough, open_call
+from ..upstream.pools import ServerGone
 
 if TYPE_CHECKING:  # redis is imported only by a gateway that names a store
     from ..state.redis_store import RedisConversationStore
@@ -100,7 +101,7 @@ def upstream_fetch(state: GatewayState) -> Fetch:
 
     async def fetch(pending: Pending) -> dict[str, Any] | None:
         runtime = state.current()
-        dep = runtime.deployments.get(pending.deployment)
+        dep = runtime.deployments.get(pending.deployment.partition("@")[0])  # name@member: a pool's server
         if dep is None:
             return None  # the deployment is gone from the config: so is the response, for us
         record = RequestRecord(
@@ -110,9 +111,11 @@ def upstream_fetch(state: GatewayState) -> Fetch:
             method="GET",
             route="follow_up",
         )
-        call = Call("GET", f"/responses/{quote(pending.upstream_id, safe='')}", pinned=dep.name)
+        call = Call("GET", f"/responses/{quote(pending.upstream_id, safe='')}", pinned=pending.deployment)
         try:
             opened = await open_call(state, runtime, record, None, call)
+        except ServerGone:
+            return None  # the server that held it left its pool: so did the response
         except PassThrough as exc:
             if exc.status == 404:
                 return None

@@ -67,13 +67,13 @@ def pin_conversation(
     conversation's gateway id, and (upstream id, gateway id) to rewrite in the answer."""
     sent = payload["conversation"]
     dep, upstream_id = conversation_ids.resolve(caller.signing_key, caller.owner, runtime, sent, "conversation")
-    if call.pinned is not None and call.pinned != dep.name:
+    if call.pinned is not None and call.pinned != dep.health_key:
         raise InvalidRequest(
             "The previous response and the conversation are held by different deployments.",
             param="conversation",
             code="conversation_mismatch",
         )
-    call.pinned, call.session = dep.name, None
+    call.pinned, call.session = dep.health_key, None
     call.updates["conversation"] = conversation_ids.upstream_value(sent, upstream_id)
     gateway_id = str(sent.get("id") if isinstance(sent, dict) else sent)
     return dep, gateway_id, (upstream_id.encode(), gateway_id.encode())
@@ -101,7 +101,7 @@ async def relay_answer(
     """``conversation``: (upstream id, gateway id) of the conversation the request named;
     ``previous``: whether the answer may carry a ``previous_response_id`` (see relay_json);
     ``extra``: more headers for the answer (a limited key's x-ratelimit headers)."""
-    make_id = caller.make_id(opened.dep.name)
+    make_id = caller.make_id(opened.dep.health_key)
     headers = served_headers(record, opened)
     if extra:
         headers.update(extra)

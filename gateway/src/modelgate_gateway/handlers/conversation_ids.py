@@ -9,6 +9,7 @@ id, like a forged one, does not exist.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from .. import ids
@@ -50,11 +51,12 @@ def held_by(
     it did not decode (forged, or another owner's), 404 when its deployment left the config."""
     if ref is None:
         raise missing()
-    dep = runtime.deployments.get(ref.deployment)
+    name, _, member = ref.deployment.partition("@")
+    dep = runtime.deployments.get(name)
     if dep is None:
-        raise NotFound(
-            f"'{shown}' is held by deployment '{ref.deployment}', which is no longer configured.", param=param
-        )
+        raise NotFound(f"'{shown}' is held by deployment '{name}', which is no longer configured.", param=param)
+    if member:  # one server of a pool holds it: the call is pinned to that server (health_key)
+        dep = replace(dep, member=member, health_key=ref.deployment)
     return dep, ref.upstream_id
 
 

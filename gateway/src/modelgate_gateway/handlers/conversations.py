@@ -88,7 +88,7 @@ async def create_conversation(request: web.Request, state: GatewayState, record:
     if not isinstance(upstream_id, str) or not upstream_id:
         return response
     caller = Caller(state, runtime, key)
-    gateway_id = ids.encode_conversation(caller.signing_key, caller.owner, opened.dep.name, upstream_id)
+    gateway_id = ids.encode_conversation(caller.signing_key, caller.owner, opened.dep.health_key, upstream_id)
     return _with_gateway_id(response, upstream_id, gateway_id)
 
 
@@ -109,7 +109,7 @@ async def _on_conversation(
         method,
         f"/conversations/{quote(upstream_id, safe='')}{suffix}",
         query=query or None,
-        pinned=dep.name,
+        pinned=dep.health_key,
         headers=clientheaders.forwarded(request.headers, runtime.forward_headers),
     )
     if method == "POST":

@@ -142,7 +142,7 @@ def route_create(  # noqa: PLR0917 (the create's parts, in the order the handler
     if previous is not None:
         dep, upstream_id = resolve_id(caller, runtime, previous, "previous_response_id")
         model = _serving_model(runtime, model, dep, previous)
-        call.pinned = dep.name
+        call.pinned = dep.health_key
         call.updates["previous_response_id"] = upstream_id
     elif continues is not None:
         model = _serving_model(runtime, model, continues[0], continues[1])

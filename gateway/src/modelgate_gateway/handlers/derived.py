@@ -50,7 +50,7 @@ async def _derived(
         dep, upstream_id = resolve_id(caller, runtime, previous, "previous_response_id")
         if model is not None:
             model = _serving_model(runtime, model, dep, previous)
-        call.pinned = dep.name
+        call.pinned = dep.health_key
         call.updates["previous_response_id"] = upstream_id
     elif runtime.affinity_headers or "prompt_cache_key" in payload:
         call.session = session_of(payload, request.headers, runtime.affinity_headers)
@@ -72,4 +72,5 @@ async def count_input_tokens(request: web.Request, state: GatewayState, record: 
 async def compact_response(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
     call, caller, runtime, model = await _derived(request, state, record, "/responses/compact", True)
     opened = await open_call(state, runtime, record, model, call)
-    return await relay_json(request, opened, record, caller.make_id(opened.dep.name), served_headers(record, opened))
+    make_id = caller.make_id(opened.dep.health_key)
+    return await relay_json(request, opened, record, make_id, served_headers(record, opened))

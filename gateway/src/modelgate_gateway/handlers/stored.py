@@ -33,9 +33,8 @@ async def _follow_up(
     query = queryparams.forwarded(request.query, defined)
     stream = query.get("stream") == "true"
     record.stream = stream
-    call = Call(
-        method, f"/responses/{quote(upstream_id, safe='')}{suffix}", query=query or None, stream=stream, pinned=dep.name
-    )
+    path = f"/responses/{quote(upstream_id, safe='')}{suffix}"
+    call = Call(method, path, query=query or None, stream=stream, pinned=dep.health_key)
     if runtime.forward_headers:
         call.headers = clientheaders.forwarded(request.headers, runtime.forward_headers)
     if method == "POST":
@@ -45,7 +44,7 @@ async def _follow_up(
     extra = await ratelimit_headers.current(state, record) if state.governor.policy.rated else None
     response = await relay_answer(request, record, caller, opened, stream, extra=extra)
     if method != "DELETE":
-        background.after_follow_up(state, record, dep.name, upstream_id)
+        background.after_follow_up(state, record, dep.health_key, upstream_id)
     return response
 
 

@@ -7,8 +7,9 @@ at once. Then every ``response.create`` frame is a turn (:mod:`.websocket_turns`
 
 Limits (``spec.websocket``): frame size (aiohttp closes with 1009), turns running or queued per
 socket (one more gets an ``error`` event), idle time (closed with 1000), sockets per key (429 at the
-handshake). A slow client holds no unbounded memory: a frame write waits for the socket to drain,
-which holds the upstream read. SIGTERM: see :mod:`..server.sockets`.
+handshake), the socket's lifetime (then as on SIGTERM: no new turn, 1001 once its turns ended). A
+slow client holds no unbounded memory: a frame write waits for the socket to drain, which holds
+the upstream read. SIGTERM: see :mod:`..server.sockets`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ class TooManySockets(GatewayError):
     status = 429
     type = "rate_limit_error"
     code = "too_many_websockets"
+
+
+class SocketExpired(GatewayError):
+    """A turn sent after the socket's lifetime: OpenAI's error for it, which makes clients reconnect."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "websocket_connection_limit_reached"
 
 
 async def responses_socket(request: web.Request) -> web.StreamResponse:
@@ -103,7 +112,18 @@ def _admit(request: web.Request, state: GatewayState, record: RequestRecord) -> 
 class Session:
     """One client socket: its lanes, its turn count, its memory; closed by idleness, the client or the drain."""
 
-    __slots__ = ("_closing", "_draining", "active_at", "context", "key_name", "lanes", "settings", "turns", "ws")
+    __slots__ = (
+        "_closing",
+        "_draining",
+        "_expired",
+        "active_at",
+        "context",
+        "key_name",
+        "lanes",
+        "settings",
+        "turns",
+        "ws",
+    )
 
     def __init__(self, key_name: str, settings: WebSocketMode) -> None:
         self.key_name = key_name
@@ -116,15 +136,19 @@ class Session:
         self.ws: web.WebSocketResponse | None = None
         self.context: TurnContext | None = None
         self._draining = False
+        self._expired = False
+        """The socket's lifetime is over: no new turn, closed (1001) once its turns ended."""
         self._closing: asyncio.Task[bool] | None = None
 
     async def serve(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
         assert self.context is not None
         self.context.ws = ws
+        lifetime = asyncio.get_running_loop().call_later(self.settings.max_socket_seconds, self._expire)
         try:
             await self._read(ws)
         finally:
+            lifetime.cancel()
             await self._end()
 
     async def _read(self, ws: web.WebSocketResponse) -> None:
@@ -171,6 +195,11 @@ class Session:
         if self._draining:
             await self._refuse(ws, ShuttingDown("The gateway is shutting down; reconnect and retry."), stream_id)
             return
+        if self._expired:
+            limit = self.settings.max_socket_seconds
+            message = f"This socket reached its maximum lifetime ({limit:g} seconds); open a new one and continue."
+            await self._refuse(ws, SocketExpired(message), stream_id)
+            return
         if self.turns >= self.settings.max_turns_in_flight:
             message = f"Too many turns in flight on this socket (limit {self.settings.max_turns_in_flight})."
             await self._refuse(ws, InvalidRequest(message, code="too_many_turns", status=429), stream_id)
@@ -212,7 +241,7 @@ class Session:
                     self.active_at = asyncio.get_running_loop().time()
         finally:
             lane.worker = None
-            if self._draining and not self.turns:
+            if (self._draining or self._expired) and not self.turns:
                 self._close_soon()
 
     async def _refuse(self, ws: web.WebSocketResponse, err: GatewayError, stream_id: Any) -> None:
@@ -224,10 +253,16 @@ class Session:
         if not self.turns:
             self._close_soon()
 
+    def _expire(self) -> None:
+        self._expired = True
+        if not self.turns:
+            self._close_soon()
+
     def _close_soon(self) -> None:
         ws = self.ws
         if ws is not None and not ws.closed and self._closing is None:
-            closing = ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+            reason = b"server shutting down" if self._draining else b"socket lifetime reached"
+            closing = ws.close(code=WSCloseCode.GOING_AWAY, message=reason)
             self._closing = asyncio.get_running_loop().create_task(closing)
 
     async def _end(self) -> None:

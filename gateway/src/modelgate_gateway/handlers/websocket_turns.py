@@ -31,6 +31,7 @@ from ..streaming.relay import relay_into
 from ..streaming.sse import SseRelayState
 from ..upstream.balancing import HealthBoard
 from ..upstream.executor import Opened
+from ..upstream.pools import PoolBoard
 from ..upstream.transport import Transport
 from ..upstream.websocket_transport import LaneSocket
 from .create import route_create, serve_create
@@ -69,6 +70,10 @@ class Lane:
     @property
     def rng(self) -> random.Random:
         return self._state.rng
+
+    @property
+    def servers(self) -> PoolBoard:
+        return self._state.servers
 
     def transport(self, dep: DeploymentRuntime) -> Transport:
         return self.socket if dep.websocket is not None else self._state.transport(dep)
@@ -208,7 +213,7 @@ async def _serve(
             routed.call.session = routed.call.session or f"websocket lane {id(lane)}"
 
         async def relay(opened: Opened, *, extra: object) -> Opened:
-            sse = SseRelayState(routed.caller.make_id(opened.dep.name), opened.dep.redactor, routed.conversation)
+            sse = SseRelayState(routed.caller.make_id(opened.dep.health_key), opened.dep.redactor, routed.conversation)
             assert ctx.ws is not None
             await relay_into(TurnSink(ctx.ws, stream_id), opened, record, sse)
             return opened

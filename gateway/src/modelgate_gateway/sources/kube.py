@@ -46,7 +46,7 @@ document counts as rejected: the operator writes keys before the config that nee
 two arrive on separate watches (milliseconds apart; 30 s covers a slow API server)."""
 
 
-class _ApiError(Exception):
+class _ApiError(ValueError):
     """The API server answered with a status we cannot use; reconnect after a backoff."""
 
 
@@ -69,6 +69,65 @@ class WatchTiming:
     """First reconnect delay: a restarted API server is usually back quickly."""
     backoff_max: float = 10.0
     """Reconnect delays double up to this bound, so a long outage costs little load."""
+
+
+async def stop_watches(watches: dict[Any, asyncio.Task[None]]) -> None:
+    """Cancel every watch task and wait for each to end."""
+    tasks = list(watches.values())
+    watches.clear()
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def watch_events(
+    session: aiohttp.ClientSession,
+    url: str,
+    selector: tuple[str, str],
+    version: str | None,
+    timing: WatchTiming,
+    headers: Mapping[str, str],
+) -> AsyncIterator[Mapping[str, Any]]:
+    """The events of one watch request (``selector``: a field or label selector parameter and its
+    value; ``version``: the resourceVersion of the list before), until the server ends it; raises
+    ``ValueError`` on a status other than 200 (the caller relists after a backoff)."""
+    params = {
+        "watch": "true",
+        selector[0]: selector[1],
+        "allowWatchBookmarks": "true",
+        "timeoutSeconds": str(timing.watch_seconds),
+    }
+    if version:
+        params["resourceVersion"] = version
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=timing.request_timeout, sock_read=timing.watch_seconds + 30
+    )
+    async with session.get(url, params=params, timeout=timeout, headers=headers) as response:
+        if response.status != 200:
+            raise _ApiError(f"watch: HTTP {response.status}")
+        buffer = b""
+        # Own line splitting: a ConfigMap event can exceed aiohttp's readline limit.
+        async for chunk in response.content.iter_any():
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                if line.strip():
+                    yield json.loads(line)
+
+
+def in_cluster_connection() -> tuple[str, Callable[[], str], ssl.SSLContext]:
+    """Server, token and TLS of the API from inside a pod: the address from the environment, the
+    service account's CA and token (the token file is re-read on every reconnect, since projected
+    tokens rotate)."""
+    host = os.environ["KUBERNETES_SERVICE_HOST"]
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    context = ssl.create_default_context(cafile=str(SERVICE_ACCOUNT_DIR / "ca.crt"))
+    token_path = SERVICE_ACCOUNT_DIR / "token"
+    return f"https://{host}:{port}", lambda: token_path.read_text().strip(), context
 
 
 class KubeSource:
@@ -105,23 +164,13 @@ class KubeSource:
     def in_cluster(
         cls, configmap: str, key: str = "config.json", secret: str | None = None, timing: WatchTiming | None = None
     ) -> KubeSource:
-        """From inside a pod: API address from the environment, the service account's CA and
-        token (the token file is re-read on every reconnect, since projected tokens rotate)."""
-        host = os.environ["KUBERNETES_SERVICE_HOST"]
-        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-        if ":" in host:
-            host = f"[{host}]"  # IPv6
-        context = ssl.create_default_context(cafile=str(SERVICE_ACCOUNT_DIR / "ca.crt"))
-        token_path = SERVICE_ACCOUNT_DIR / "token"
-        return cls(
-            f"https://{host}:{port}",
-            lambda: token_path.read_text().strip(),
-            configmap,
-            key,
-            secret,
-            ssl_context=context,
-            timing=timing,
-        )
+        """From inside a pod (:func:`in_cluster_connection`)."""
+        server, token, context = in_cluster_connection()
+        return cls(server, token, configmap, key, secret, ssl_context=context, timing=timing)
+
+    @property
+    def token(self) -> str | Callable[[], str] | None:
+        return self._token
 
     @property
     def origin(self) -> str:
@@ -157,13 +206,7 @@ class KubeSource:
                         last = snapshot
                         yield snapshot
             finally:
-                tasks = list(self._watches.values())
-                self._watches.clear()
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                await stop_watches(self._watches)
 
     def _index(self, states: Mapping[Watched, State]) -> ConfigIndex | None:
         """The index in the ConfigMap, if it holds one (a sharded or index-carrying config)."""
@@ -301,28 +344,10 @@ class KubeSource:
     async def _stream(
         self, session: aiohttp.ClientSession, url: str, selector: str, version: str | None, plural: str, name: str
     ) -> None:
-        params = {
-            "watch": "true",
-            "fieldSelector": selector,
-            "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(self.timing.watch_seconds),
-        }
-        if version:
-            params["resourceVersion"] = version
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self.timing.request_timeout, sock_read=self.timing.watch_seconds + 30
-        )
-        async with session.get(url, params=params, timeout=timeout, headers=self._headers()) as response:
-            if response.status != 200:
-                raise _ApiError(f"watch: HTTP {response.status}")
-            buffer = b""
-            # Own line splitting: a ConfigMap event can exceed aiohttp's readline limit.
-            async for chunk in response.content.iter_any():
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if line.strip() and not self._event(json.loads(line), plural, name):
-                        return  # the server ended this watch (e.g. 410 Gone): relist
+        selected = ("fieldSelector", selector)
+        async for event in watch_events(session, url, selected, version, self.timing, self._headers()):
+            if not self._event(event, plural, name):
+                return  # the server ended this watch (e.g. 410 Gone): relist
 
     def _event(self, event: Mapping[str, Any], plural: str, name: str) -> bool:
         kind = event.get("type")

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..runtime import TargetRuntime
-from .balancing import HealthBoard, available
+from .balancing import HealthBoard, available, claim
 from .translation.responses_chatcompletions_input import BRIDGE_COMPACTION_PREFIX
 
 _MAX_SESSION_CHARS = 512
@@ -115,18 +115,11 @@ def pick_for_session(
     """
     for name in order:
         if name not in exclude and available(board, name, now, capacity):
-            return _taken(board, name, now)
+            return claim(board, name, now)
     for name in order:
         if name not in exclude and capacity(name) and board.get(name).deferred_until <= now:
-            return _taken(board, name, now)
+            return claim(board, name, now)
     return None
-
-
-def _taken(board: HealthBoard, name: str, now: float) -> str:
-    state = board.get(name)
-    if state.cooldown_until and state.consecutive_failures and state.cooldown_until <= now:
-        state.probing = True
-    return name
 
 
 def _org_bound(item: Any, keep_bridge_items: bool) -> bool:

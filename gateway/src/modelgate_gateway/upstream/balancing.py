@@ -34,6 +34,30 @@ class DeploymentHealth:
     ewma_first_byte: float | None = None
     probing: bool = False
     """Cooldown expired and one probe request is in flight; others keep skipping it."""
+    error_ewma: float = 0.0
+    """Moving share of failed attempts (same smoothing as the latency): adaptive weights."""
+
+
+class ServerHealth(DeploymentHealth):
+    """Health of one server of a pool deployment (key ``name@server``): its own cooldown, probe and
+    in-flight count, and every change of that count counts for its deployment too (the deployment's
+    ``maxConcurrentRequests`` and least-outstanding see all its servers' requests)."""
+
+    __slots__ = ("_in_flight", "deployment")
+
+    def __init__(self, deployment: DeploymentHealth) -> None:
+        self._in_flight = 0
+        self.deployment = deployment
+        super().__init__()
+
+    @property
+    def outstanding(self) -> int:
+        return self._in_flight
+
+    @outstanding.setter
+    def outstanding(self, value: int) -> None:
+        self.deployment.outstanding += value - self._in_flight
+        self._in_flight = value
 
 
 class HealthBoard:
@@ -45,7 +69,11 @@ class HealthBoard:
     def get(self, name: str) -> DeploymentHealth:
         state = self._states.get(name)
         if state is None:
-            state = self._states[name] = DeploymentHealth()
+            if "@" in name:  # a server of a pool (deployment names never hold "@")
+                state = ServerHealth(self.get(name.partition("@")[0]))
+            else:
+                state = DeploymentHealth()
+            self._states[name] = state
         return state
 
     def prune(self, keep: Iterable[str]) -> None:
@@ -71,6 +99,7 @@ class HealthBoard:
             state.probing or state.deferred_until > 0 or (state.consecutive_failures > 0 and state.cooldown_until > 0)
         )
         state.consecutive_failures = 0
+        state.error_ewma -= EWMA_ALPHA * state.error_ewma
         state.probing = False
         state.cooldown_until = 0.0
         state.deferred_until = 0.0
@@ -85,6 +114,7 @@ class HealthBoard:
         """Count a failure; returns True when the deployment enters cooldown now."""
         state = self.get(name)
         state.consecutive_failures += 1
+        state.error_ewma += EWMA_ALPHA * (1.0 - state.error_ewma)
         if state.probing or state.consecutive_failures >= threshold:
             state.probing = False
             state.cooldown_until = now + cooldown_seconds
@@ -127,6 +157,14 @@ def available(board: HealthBoard, name: str, now: float, capacity: Callable[[str
     return True
 
 
+def claim(board: HealthBoard, name: str, now: float) -> str:
+    """``name`` was chosen: when its cooldown has expired, this request is its one probe."""
+    state = board.get(name)
+    if state.cooldown_until and state.consecutive_failures and state.cooldown_until <= now:
+        state.probing = True
+    return name
+
+
 def pick(
     strategy: Strategy,
     targets: tuple[TargetRuntime, ...],
@@ -136,8 +174,11 @@ def pick(
     rng: random.Random,
     exclude: frozenset[str] | set[str] = frozenset(),
     capacity: Callable[[str], bool] = lambda _name: True,
+    floor: float | None = None,
 ) -> str | None:
     """Name of the deployment to try next, or None when no target is usable.
+
+    ``floor``: adaptive weights (weighted-random only; see :func:`effective_weight`); None: fixed.
 
     Weight-0 targets are standbys, used only when no weighted target is available. When every
     target is cooling down, cooldown is ignored for this model (Envoy's "panic mode"), so a
@@ -153,14 +194,37 @@ def pick(
         if not usable:
             return None
     weighted = [t for t in usable if t.weight > 0] or usable
-    chosen = _choose(strategy, weighted, board, rng)
+    chosen = _choose(strategy, weighted, board, rng, floor)
     state = board.get(chosen)
     if state.cooldown_until and state.consecutive_failures and state.cooldown_until <= now:
         state.probing = True
     return chosen
 
 
-def _choose(strategy: Strategy, targets: list[TargetRuntime], board: HealthBoard, rng: random.Random) -> str:
+def effective_weight(target: TargetRuntime, board: HealthBoard, best_latency: float | None, floor: float) -> float:
+    """A target's weight scaled by how it does against the best of its model, within [floor, 1]:
+
+    ``latency factor = best first-byte EWMA / its own`` (1 until it is measured) times
+    ``error factor = 1 - its error EWMA``. A slow or failing deployment gets less traffic, never
+    less than ``floor`` of its weight, so it keeps being measured and wins its share back as it
+    recovers (both EWMAs follow the latest samples).
+    """
+    state = board.get(target.deployment)
+    factor = 1.0 - state.error_ewma
+    own = state.ewma_first_byte
+    if best_latency is not None and own is not None and own > 0:
+        factor *= min(1.0, best_latency / own)
+    return target.weight * max(floor, min(1.0, factor))
+
+
+def best_latency(targets: Iterable[TargetRuntime], board: HealthBoard) -> float | None:
+    samples = [s for t in targets if (s := board.get(t.deployment).ewma_first_byte) is not None]
+    return min(samples) if samples else None
+
+
+def _choose(
+    strategy: Strategy, targets: list[TargetRuntime], board: HealthBoard, rng: random.Random, floor: float | None
+) -> str:
     if len(targets) == 1:
         return targets[0].deployment
     if strategy is Strategy.LEAST_OUTSTANDING:
@@ -180,12 +244,27 @@ def _choose(strategy: Strategy, targets: list[TargetRuntime], board: HealthBoard
             return ewma * (1 + board.get(t.deployment).outstanding * 0.1)
 
         return min(targets, key=latency).deployment
+    if floor is not None:
+        best = best_latency(targets, board)
+        return _weighted(targets, [effective_weight(t, board, best, floor) for t in targets], rng)
     total = sum(t.weight for t in targets)
     if total <= 0:
         return rng.choice(targets).deployment
     point = rng.random() * total
     for target in targets:
         point -= target.weight
+        if point < 0:
+            return target.deployment
+    return targets[-1].deployment
+
+
+def _weighted(targets: list[TargetRuntime], weights: list[float], rng: random.Random) -> str:
+    total = sum(weights)
+    if total <= 0:
+        return rng.choice(targets).deployment
+    point = rng.random() * total
+    for target, weight in zip(targets, weights, strict=True):
+        point -= weight
         if point < 0:
             return target.deployment
     return targets[-1].deployment

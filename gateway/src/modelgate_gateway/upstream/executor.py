@@ -25,6 +25,8 @@ from .balancing import HealthBoard, pick
 from .chat_transport import Untranslatable
 from .deadlines import Deadline
 from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds
+from .picking import server_for
+from .pools import PoolBoard
 from .ratelimits import Waits
 from .transport import Transport, UpstreamReply, rewrite_body
 
@@ -43,6 +45,9 @@ class ExecutorDeps(Protocol):
     @property
     def rng(self) -> random.Random: ...
 
+    @property
+    def servers(self) -> PoolBoard: ...
+
     def transport(self, dep: DeploymentRuntime) -> Transport: ...
 
 
@@ -57,7 +62,8 @@ class Call:
     query: Mapping[str, str] | None = None
     stream: bool = False
     pinned: str | None = None
-    """Deployment that must serve (it holds the response's state); no balancing, no fallback."""
+    """Deployment that must serve (it holds the response's state); no balancing, no fallback.
+    ``name@member``: that one server of a pool deployment."""
     updates: dict[str, Any] = field(default_factory=dict)
     rewrite_model: bool = False
     """Send each deployment's own upstream model name (create calls)."""
@@ -88,12 +94,11 @@ class Opened:
     def finish(self, outcome: AttemptOutcome, record: RequestRecord | None = None) -> None:
         """The attempt ended (stream over, body read, or failed mid-way); update health."""
         now = time.monotonic()
-        health = self.state.board.get(self.dep.name)
-        health.outstanding -= 1
+        self.state.board.get(self.dep.health_key).outstanding -= 1
         self.attempt.outcome = outcome
         self.attempt.duration_seconds = now - self.attempt.started_at
         if outcome is AttemptOutcome.STREAM_ERROR and self.model is not None:
-            _note_failure(self.state, self.model, self.dep.name, now, record)
+            _note_failure(self.state, self.model, self.dep, now, record)
 
 
 class PassThrough(GatewayError):
@@ -115,12 +120,16 @@ class PassThrough(GatewayError):
 
 
 def _note_failure(
-    state: ExecutorDeps, model: ModelRuntime, name: str, now: float, record: RequestRecord | None
+    state: ExecutorDeps, model: ModelRuntime, dep: DeploymentRuntime, now: float, record: RequestRecord | None
 ) -> None:
-    if state.board.record_failure(name, now, model.cooldown_failures, model.cooldown_seconds):
+    """Count a failure of the deployment, or of one server of a pool (its own cooldown: the
+    deployment's health gauge and cooldown list name deployments only, never servers)."""
+    if state.board.record_failure(dep.health_key, now, model.cooldown_failures, model.cooldown_seconds):
+        if dep.member:
+            return
         if record is not None:
-            record.cooldowns.append(name)
-        state.observer.deployment_health(name, True)
+            record.cooldowns.append(dep.name)
+        state.observer.deployment_health(dep.name, True)
 
 
 async def _attempt(
@@ -140,12 +149,12 @@ async def _attempt(
         return await _exchange(state.transport(dep), dep, call, payload, raw, record.request_id)
     except asyncio.CancelledError:
         if timer.disarm():
-            raise _Failed(Failure(dep.name, AttemptOutcome.TIMEOUT, "timeout")) from None
+            raise _Failed(Failure(dep.health_key, AttemptOutcome.TIMEOUT, "timeout")) from None
         raise
     except TimeoutError:
-        raise _Failed(Failure(dep.name, AttemptOutcome.TIMEOUT, "timeout")) from None
+        raise _Failed(Failure(dep.health_key, AttemptOutcome.TIMEOUT, "timeout")) from None
     except OSError as exc:  # refused, reset, TLS, protocol errors (http1's errors are OSErrors)
-        raise _Failed(Failure(dep.name, AttemptOutcome.CONNECT_ERROR, type(exc).__name__)) from None
+        raise _Failed(Failure(dep.health_key, AttemptOutcome.CONNECT_ERROR, type(exc).__name__)) from None
     finally:
         timer.disarm()
 
@@ -190,7 +199,7 @@ async def _exchange(
             ctype = reply.headers.get("Content-Type", "application/json")
             raise PassThrough(reply.status, body, ctype)
         raise _Failed(
-            Failure(dep.name, outcome, f"HTTP {reply.status}", reply.status, retry_after_seconds(reply.headers))
+            Failure(dep.health_key, outcome, f"HTTP {reply.status}", reply.status, retry_after_seconds(reply.headers))
         )
     if not call.stream:
         return reply, b""
@@ -201,7 +210,7 @@ async def _exchange(
         raise
     if not first:
         reply.close()
-        raise _Failed(Failure(dep.name, AttemptOutcome.SERVER_ERROR, "empty stream"))
+        raise _Failed(Failure(dep.health_key, AttemptOutcome.SERVER_ERROR, "empty stream"))
     return reply, first
 
 
@@ -250,12 +259,16 @@ async def open_call(
             if found is None:
                 break
             current, name = found
-        dep = runtime.deployments[name]
-        tried.add(name)
+        dep = runtime.deployments.get(name)
+        if dep is None or dep.pool is not None:  # one server of a pool (pinned: ``name@server``)
+            dep = _server(state, runtime, call, name, tried, (waits, failures))
+            if dep is None:
+                continue
+        tried.add(dep.health_key if call.pinned is None else name)
         try:
             return _noted(
                 await _run_attempt(
-                    state, dep, call, record, current, deadline, retry_after_cap=runtime.retry_after_caps[name]
+                    state, dep, call, record, current, deadline, retry_after_cap=runtime.retry_after_caps[dep.name]
                 ),
                 call,
                 record,
@@ -274,6 +287,28 @@ async def open_call(
     waits = waits or _waits(state, models, call, model, deadline)
     summary, retry_after = waits.outcome(failures, tried)
     raise exhausted_error(summary, len(record.attempts), retry_after)
+
+
+def _server(
+    state: ExecutorDeps,
+    runtime: RuntimeConfig,
+    call: Call,
+    name: str,
+    tried: set[str],
+    progress: tuple[Waits | None, list[Failure]],
+) -> DeploymentRuntime | None:
+    """The server of pool deployment ``name`` to try; None (the pool counted as tried) when none is left."""
+    found = server_for(
+        state.servers, state.board, state.rng, runtime, name, tried=tried, session=call.session, updates=call.updates
+    )
+    if found is None:
+        waits, failures = progress
+        tried.add(name)
+        if waits is not None:
+            waits.give_up(name)
+        if (pool := state.servers.get(name)) is None or not pool.members:
+            failures.append(Failure(name, AttemptOutcome.SERVER_ERROR, "no ready server in its pool"))
+    return found
 
 
 def _chain(runtime: RuntimeConfig, model: ModelRuntime | None, call: Call) -> list[ModelRuntime | None]:
@@ -336,6 +371,7 @@ def _next_target(
         rng=state.rng,
         exclude=tried,
         capacity=lambda n: _has_capacity(state, runtime, n),
+        floor=current.adaptive_floor,
     )
 
 
@@ -355,7 +391,10 @@ def _defer(state: ExecutorDeps, record: RequestRecord, failure: Failure, cap: fl
 def _has_capacity(state: ExecutorDeps, runtime: RuntimeConfig, name: str) -> bool:
     dep = runtime.deployments.get(name)
     if dep is None:
-        return False
+        dep = runtime.deployments.get(name.partition("@")[0]) if "@" in name else None
+        if dep is None:
+            return False
+        name = dep.name
     return dep.max_concurrent is None or state.board.get(name).outstanding < dep.max_concurrent
 
 
@@ -377,7 +416,8 @@ async def _run_attempt(
         started_at=started,
     )
     record.attempts.append(attempt)
-    health = state.board.get(dep.name)
+    board = state.board
+    health = board.get(dep.health_key)  # a pool server's count is its deployment's too (balancing.ServerHealth)
     health.outstanding += 1
     try:
         reply, first = await _attempt(state, dep, call, record, min(deadline, started + dep.total_seconds))
@@ -388,16 +428,17 @@ async def _run_attempt(
         now = time.monotonic()
         attempt.duration_seconds = now - started
         deferred = False
-        if failure.outcome is AttemptOutcome.RATE_LIMITED and failure.retry_after is not None:
+        # A server of a pool is not deferred (the whole deployment would be): its 429 counts as a failure.
+        if failure.outcome is AttemptOutcome.RATE_LIMITED and failure.retry_after is not None and not dep.member:
             exc.failure = failure = _defer(state, record, failure, retry_after_cap, now)
             deferred = failure.retry_after != 0  # "Retry-After: 0" is an ordinary failure
         if model is not None and not deferred:
-            _note_failure(state, model, dep.name, now, record)
+            _note_failure(state, model, dep, now, record)
         raise
     except Untranslatable:
         health.outstanding -= 1
         record.attempts.pop()  # nothing was sent: not an attempt
-        state.board.release_probe(dep.name)
+        board.release_probe(dep.health_key)
         raise
     except PassThrough as exc:
         health.outstanding -= 1
@@ -405,18 +446,20 @@ async def _run_attempt(
         attempt.outcome, attempt.status = AttemptOutcome.CLIENT_ERROR, exc.status
         attempt.duration_seconds = time.monotonic() - started
         # The deployment answered properly; the request was at fault. That is a healthy probe.
-        if state.board.record_success(dep.name, None):
+        if board.record_success(dep.health_key, None) and not dep.member:
             state.observer.deployment_health(dep.name, False)
         raise
     except BaseException:
         health.outstanding -= 1
-        state.board.release_probe(dep.name)
+        board.release_probe(dep.health_key)
         attempt.outcome = AttemptOutcome.CANCELLED
         attempt.duration_seconds = time.monotonic() - started
         raise
     attempt.status = reply.status
-    if state.board.record_success(dep.name, time.monotonic() - started):
+    if board.record_success(dep.health_key, time.monotonic() - started) and not dep.member:
         state.observer.deployment_health(dep.name, False)
+    if dep.member:  # the deployment's latency too (adaptive weights, lowest-latency across deployments)
+        board.record_success(dep.name, time.monotonic() - started)
     record.model = model.name if model else record.model
     record.deployment = dep.name
     return Opened(reply, dep, model, attempt, first, min(deadline, started + dep.total_seconds), state)

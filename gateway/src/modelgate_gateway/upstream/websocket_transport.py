@@ -29,6 +29,8 @@ log = logging.getLogger("modelgate.gateway.websocket")
 
 MAX_UPSTREAM_FRAME_BYTES = 16 * 1024 * 1024
 """Largest upstream event (a final event carries the whole response)."""
+UPSTREAM_QUEUE_FRAMES = 4
+"""Upstream frames read ahead per lane (the library's default, 16, allows 16 × 16 MiB)."""
 _FINAL_TYPES = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
 _MARKERS = (b"response.completed", b"response.failed", b"response.incomplete", b'"error"')
 _STATUS_OF_CODE = {"previous_response_not_found": 400, "websocket_connection_limit_reached": 400}
@@ -139,6 +141,9 @@ class LaneSocket:
             open_timeout=target.connect_seconds,
             close_timeout=1.0,
             max_size=MAX_UPSTREAM_FRAME_BYTES,
+            # Frames read ahead before the library stops reading the socket: with a client that stops
+            # reading, a lane holds at most this many (deltas are small; only a final event is large).
+            max_queue=UPSTREAM_QUEUE_FRAMES,
             compression=None,
         )
         self._dep = dep.name

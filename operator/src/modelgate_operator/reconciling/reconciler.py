@@ -303,6 +303,7 @@ class Reconciler:
                     gateway=self.settings.gateway_name,
                     generation=generation,
                     cache=self._built,
+                    service_namespaces=self.settings.service_namespaces,
                 )
             except BaseConfigError as exc:
                 if base is not None and base.reject_current(str(exc)):

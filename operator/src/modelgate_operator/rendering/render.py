@@ -153,6 +153,23 @@ def _build_cached(entry: _Entry, secrets: SecretLookup, max_bytes: int, cache: B
         cache[id(route)] = _Built(route, used, entry.verdict, entry.deployments, entry.model, entry.secrets)
 
 
+def _check_services(entry: _Entry, readable: frozenset[str]) -> None:
+    """A serviceRef pool in a namespace whose EndpointSlices the gateway may not read would have no
+    servers: say so on the route (and leave it out) instead of serving 502s."""
+    namespace = entry.route.namespace
+    if not entry.verdict.included or namespace in readable:
+        return
+    for index, data in enumerate(entry.deployments):
+        if "serviceRef" in data:
+            _unresolved(
+                entry,
+                "ServiceNotReadable",
+                f"spec.deployments[{index}].serviceRef: the gateway may not read EndpointSlices in namespace "
+                f"{namespace} (add it to the chart's gateway.rbac.endpointSliceNamespaces)",
+            )
+            return
+
+
 def _reject(entry: _Entry, reason: str, message: str) -> None:
     entry.verdict = Verdict(accepted=False, accepted_reason=reason, accepted_message=message)
 
@@ -180,6 +197,8 @@ def _build(entry: _Entry, secrets: SecretLookup, max_bytes: int) -> None:
     for index, dep in enumerate(route.deployments):
         data: dict[str, Any] = {"name": deployment_name(route, dep.name), "model": dep.upstream_model}
         data.update(dep.extra)
+        if "serviceRef" in data:  # the route's own namespace, always: a route cannot name another's Service
+            data["serviceRef"] = {**data["serviceRef"], "namespace": route.namespace}
         if dep.api_key is not None:
             found = secrets.get((route.namespace, dep.api_key.name))
             where = f"spec.deployments[{index}].apiKeySecretRef"
@@ -314,8 +333,13 @@ def render(
     generation: int,
     max_route_bytes: int = ROUTE_BUDGET_BYTES,
     cache: BuildCache | None = None,
+    service_namespaces: frozenset[str] | None = None,
 ) -> Rendered:
     """Render every route attached to ``gateway`` into one validated document.
+
+    ``service_namespaces``: where the gateway may read EndpointSlices; a route elsewhere naming a
+    Service (``serviceRef``) is left out with ``ResolvedRefs=False, ServiceNotReadable`` (None:
+    not known, every namespace is taken to be readable).
 
     A route whose model and deployments take more than ``max_route_bytes`` is left out
     (``RouteTooLarge``): no shard could hold it. ``cache`` (kept by the caller between renders)
@@ -330,6 +354,8 @@ def render(
     for entry in entries:
         if entry.verdict.included:
             _build_cached(entry, secrets, max_route_bytes, cache)
+            if service_namespaces is not None:
+                _check_services(entry, service_namespaces)
     if cache is not None:
         current = {id(e.route) for e in entries}
         for stale in [k for k in cache if k not in current]:

@@ -89,6 +89,7 @@ _DEPLOYMENT_PASSTHROUGH = (
     "provider",
     "api",
     "baseUrl",
+    "loadMetrics",
     "timeouts",
     "maxConcurrentRequests",
     "queryParams",
@@ -99,7 +100,7 @@ _DEPLOYMENT_PASSTHROUGH = (
     "translation",
     "websocket",
 )
-_POLICY_FIELDS = ("strategy", "retry", "cooldown", "pricing")
+_POLICY_FIELDS = ("strategy", "retry", "cooldown", "pricing", "adaptiveWeights")
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
@@ -127,8 +128,12 @@ def _parse_deployment(raw: Any, index: int) -> RouteDeployment:
             name=_string(ref.get("name"), f"{where}.apiKeySecretRef.name"),
             key=_string(ref.get("key"), f"{where}.apiKeySecretRef.key"),
         )
-    if data.get("provider", "openai-compatible") != "mock" and not data.get("baseUrl"):
-        raise InvalidRoute(f"{where}.baseUrl", "required unless provider is mock")
+    service = data.get("serviceRef")
+    if data.get("provider", "openai-compatible") != "mock" and not data.get("baseUrl") and service is None:
+        raise InvalidRoute(f"{where}.baseUrl", "required unless provider is mock (or serviceRef)")
+    extra = {k: data[k] for k in _DEPLOYMENT_PASSTHROUGH if data.get(k) is not None}
+    if service is not None:  # a Service of the route's own namespace: rendered with the namespace
+        extra["serviceRef"] = dict(_mapping(service, f"{where}.serviceRef"))
     weight = data.get("weight", 1)
     if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
         raise InvalidRoute(f"{where}.weight", "expected a number >= 0")
@@ -137,7 +142,7 @@ def _parse_deployment(raw: Any, index: int) -> RouteDeployment:
         upstream_model=_string(data.get("upstreamModel"), f"{where}.upstreamModel"),
         weight=float(weight),
         api_key=api_key,
-        extra={k: data[k] for k in _DEPLOYMENT_PASSTHROUGH if data.get(k) is not None},
+        extra=extra,
     )
 
 
