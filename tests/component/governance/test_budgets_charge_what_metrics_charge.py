@@ -53,8 +53,9 @@ async def test_no_reported_usage_is_charged_the_estimate(gateway: Any, redis_ser
             assert events[-1].type == "response.completed" and events[-1].response.usage is None
         else:
             assert (await api.responses.create(model="fake", input="hi")).usage is None
-        await gw.state.governor.drain()
+        # The observer accounts after the handler ended, so after it settled: then drain.
         await eventually(lambda: metric_cost(gw, estimated="true") > 0, timeout=10)  # the observer's estimate
+        await gw.state.governor.drain()
         estimate = metric_cost(gw, estimated="true")
         # The reservation (4096 output tokens at $0.002) would be ~$8; the estimate is cents.
         assert estimate < 0.1
