@@ -99,6 +99,8 @@ def test_gateway_mounts_whole_volumes_at_the_contract_paths(values: Path) -> Non
         "response-ids": "/etc/modelgate/response-ids",
         "tmp": "/tmp",
     }
+    if "redis" in values.name:  # a Redis with a password: the Secret holding it
+        expected["redis-password"] = "/etc/modelgate/redis"
     assert {name: m["mountPath"] for name, m in mounts.items()} == expected
     assert all("subPath" not in m and "subPathExpr" not in m for m in mounts.values())
     # One directory each for every ConfigMap and every Secret the operator may write (all optional).
@@ -179,6 +181,8 @@ def test_base_config_is_valid_for_the_gateway(values: Path) -> None:
     volumes = {v["name"]: v for v in _gateway(objects)["volumes"]}
     files = [k.value_from.file for k in config.spec.auth.keys]
     files.append(config.spec.response_ids.signing_key.file)
+    if config.spec.state.redis_password is not None:
+        files.append(config.spec.state.redis_password.file)
     for path in files:
         directory, key = path.rsplit("/", 1)
         volume = volumes[mounts[directory]]

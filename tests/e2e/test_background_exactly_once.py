@@ -2,12 +2,14 @@
 
 Both gateways poll every response; the one that created half of them is killed (SIGKILL, so it
 hands nothing back) while they run, the other takes its follow-ups over once their lease lapses,
-and the killed one comes back. Counting is checked in both the request logs and the metrics.
+and the killed one comes back. Counting is checked in both the request logs and the metrics, and
+in the key's budget: its spend ends at the real cost of the responses, each once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import signal
 import time
@@ -17,6 +19,7 @@ from typing import Any
 
 import openai
 import pytest
+import redis
 import yaml
 
 from fake_responses_upstream import FakeResponsesUpstream
@@ -26,6 +29,9 @@ from redis_server import redis_server  # noqa: F401  (fixture)
 pytestmark = pytest.mark.e2e
 
 PER_GATEWAY = 4
+KEY = "sk-team-background-0123456789"
+SPENT = "{modelgate:gov}:key:team:bg:total"
+"""The key's budget counters in Redis (docs/governance.md): spent and reserved, in nano-USD."""
 
 
 def _config(tmp_path: Path, upstream: FakeResponsesUpstream, redis_url: str) -> Path:
@@ -46,7 +52,15 @@ def _config(tmp_path: Path, upstream: FakeResponsesUpstream, redis_url: str) -> 
                             "pricing": {"inputUsdPerMillionTokens": 2.0, "outputUsdPerMillionTokens": 8.0},
                         }
                     ],
-                    "auth": {"allowUnauthenticated": True},
+                    "auth": {
+                        "keys": [
+                            {
+                                "name": "team",
+                                "sha256": hashlib.sha256(KEY.encode()).hexdigest(),
+                                "limits": {"budget": {"usd": 1000, "window": "total"}},
+                            }
+                        ]
+                    },
                     "responseIds": {"signingKey": {"file": "signing-key"}},
                     "state": {"redisUrl": redis_url},
                     "observability": {
@@ -100,8 +114,8 @@ async def test_each_background_response_is_counted_once_across_two_gateways_and_
     restarted: GatewayProcess | None = None
     try:
         async with (
-            openai.AsyncOpenAI(base_url=first.base_url, api_key="x", max_retries=0) as one,
-            openai.AsyncOpenAI(base_url=second.base_url, api_key="x", max_retries=0) as two,
+            openai.AsyncOpenAI(base_url=first.base_url, api_key=KEY, max_retries=0, timeout=10) as one,
+            openai.AsyncOpenAI(base_url=second.base_url, api_key=KEY, max_retries=0, timeout=10) as two,
         ):
             ids = [
                 (await client.responses.create(model="gpt-4o", input=f"q{i}", background=True)).id
@@ -112,6 +126,9 @@ async def test_each_background_response_is_counted_once_across_two_gateways_and_
                 assert (await one.responses.retrieve(rid)).status == "queued"
                 assert (await two.responses.retrieve(rid)).status == "queued"
 
+            # The creates' charges (their reservations) reached Redis before the crash.
+            budget = redis.Redis(port=redis_server.port, socket_timeout=5)
+            await _until("the creates were charged", lambda: int(budget.hget(SPENT, "reserved") or -1) == 0)
             assert first.proc is not None
             first.proc.send_signal(signal.SIGKILL)  # a crash: its leases lapse, nothing is handed back
             await asyncio.to_thread(first.proc.wait, 10)
@@ -121,11 +138,15 @@ async def test_each_background_response_is_counted_once_across_two_gateways_and_
 
             restarted = GatewayProcess(config)
             await asyncio.to_thread(restarted.start)
-            async with openai.AsyncOpenAI(base_url=restarted.base_url, api_key="x", max_retries=0) as three:
+            async with openai.AsyncOpenAI(base_url=restarted.base_url, api_key=KEY, max_retries=0, timeout=10) as three:
                 upstream.complete()  # all the rest end now
+                real_nano = 0
                 for rid in ids:  # both live gateways poll every one of them, concurrently
                     done = await asyncio.gather(three.responses.retrieve(rid), two.responses.retrieve(rid))
                     assert {r.status for r in done} == {"completed"}
+                    usage = done[0].usage
+                    assert usage is not None
+                    real_nano += round((usage.input_tokens * 2.0 + usage.output_tokens * 8.0) / 1e6 * 1e9)
 
         def all_settled() -> bool:
             texts = [restarted.scrape(), second.scrape()]  # type: ignore[union-attr]
@@ -141,6 +162,10 @@ async def test_each_background_response_is_counted_once_across_two_gateways_and_
         assert _metric_total(restarted.scrape()) + _metric_total(second.scrape()) == len(ids)
         charged = [line for p in (second, restarted) for line in p.log_lines() if line["route"] == "background"]
         assert all(line["usage_source"] == "followed_up" and line["output_tokens"] == 6 for line in charged)
+        # Each create charged its reservation; each end corrected it to its real cost, once.
+        await _until("the corrections reached Redis", lambda: int(budget.hget(SPENT, "spent") or 0) == real_nano)
+        assert int(budget.hget(SPENT, "reserved") or 0) == 0
+        budget.close()
     finally:
         stops = [asyncio.to_thread(p.stop) for p in (first, second, restarted) if p is not None]
         await asyncio.gather(*stops)

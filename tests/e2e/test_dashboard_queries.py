@@ -165,6 +165,8 @@ def expected_round() -> dict[str, float]:
         + cost_usd(Usage(200, 0, 50, 0), mini)
         + cost_usd(est, gpt4o),
         "cost_team_b": cost_usd(Usage(500, 0, 100, 0), west),
+        # team-a (tenant acme): the billed request, the failover, the abandoned stream, the background one
+        "input_acme": 1000 + 200 + est.input_tokens + 40,
         "cost_other_users": cost_usd(Usage(200, 0, 50, 0), mini) + cost_usd(est, gpt4o),
     }
 
@@ -219,6 +221,15 @@ def test_prometheus_sees_exact_totals_and_every_dashboard_query_has_data(tmp_pat
         assert prom.scalar('sum(modelgate_cost_usd_total{end_user="other"})') == pytest.approx(
             2 * one["cost_other_users"], rel=1e-9
         )
+        # Tokens are by key, tenant and (capped) end user too, as cost is.
+        assert prom.scalar('sum(modelgate_tokens_total{key="team-b",type="input"})') == 2 * (500 + 10)
+        assert prom.scalar('sum(modelgate_tokens_total{tenant="acme",type="input"})') == 2 * one["input_acme"]
+        assert prom.scalar('sum(modelgate_tokens_total{tenant="_none",type="input"})') == 2 * (500 + 10)
+        assert prom.scalar('sum(modelgate_tokens_total{end_user="bob",type="input"})') == 2 * 500
+        assert prom.scalar('sum(modelgate_cost_usd_total{tenant="_none"})') == pytest.approx(
+            2 * one["cost_team_b"], rel=1e-9
+        )
+        assert prom.scalar('sum(modelgate_hosted_tool_calls_total{key="team-a",tenant="acme",end_user="alice"})') == 4
         assert prom.scalar('sum(modelgate_requests_total{outcome="upstream_error"})') == 2
         assert prom.scalar('sum(modelgate_requests_total{outcome="client_disconnected"})') == 2
         assert prom.scalar("sum(modelgate_fallbacks_total)") == 2

@@ -77,6 +77,7 @@ async def test_an_end_user_header_that_is_not_utf8_is_served_logged_and_scraped(
         model="gpt-4o",
         deployment="mock",
         key="robust",
+        tenant="_none",
         end_user=shown.replace("\\", "\\\\"),
         estimated="false",
         operation="create",

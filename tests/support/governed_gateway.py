@@ -14,6 +14,14 @@ KEYS = {"team-a": "sk-team-a-0123456789", "team-b": "sk-team-b-0123456789", "fre
 PRICING = {"inputUsdPerMillionTokens": 1000.0, "outputUsdPerMillionTokens": 2000.0}
 """$0.001 per input token, $0.002 per output token: a mock answer (8 output tokens) costs ~$0.02."""
 MOCK_WORDS = 8
+RATE_HEADERS = (  # OpenAI's, on every answer to a key whose requests or tokens per minute are limited
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+)
 
 
 def governed_doc(

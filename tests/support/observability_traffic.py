@@ -64,7 +64,7 @@ def config_data(models: list[str] | None = None, end_user_limit: int = 100) -> d
             "models": chosen,
             "auth": {
                 "keys": [
-                    {"name": "team-a", "sha256": "a" * 64},
+                    {"name": "team-a", "sha256": "a" * 64, "tenant": "acme"},
                     {"name": "team-b", "sha256": "b" * 64},
                 ]
             },

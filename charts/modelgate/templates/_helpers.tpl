@@ -185,6 +185,13 @@ references into the gateway's mounted Secrets, never the values themselves.
       "endUserLabelLimit" (int64 $obs.endUserLabelLimit)
       "requestLog" (dict "enabled" $obs.requestLog.enabled "includeContent" $obs.requestLog.includeContent))
   ) }}
+{{- with include "modelgate.redis.url" . }}
+{{- $state := dict "redisUrl" . }}
+{{- if include "modelgate.redis.passwordSecretName" $ }}
+{{- $_ := set $state "redisPassword" (dict "file" "/etc/modelgate/redis/password") }}
+{{- end }}
+{{- $_ := set $doc.spec "state" $state }}
+{{- end }}
 {{- if $obs.tracing.enabled }}
 {{- $_ := set $doc.spec.observability "tracing" (dict "enabled" true "endpoint" $obs.tracing.endpoint
       "serviceName" $obs.tracing.serviceName "sampleRatio" (float64 $obs.tracing.sampleRatio)) }}
@@ -326,4 +333,31 @@ permissions itself). Create cannot be limited by name; everything else is.
 {{- end }}
 {{- end }}
 {{- toJson $names }}
+{{- end }}
+
+{{/* --- the gateway's Redis (values `redis`; docs/operations.md, "Redis") --- */}}
+{{- define "modelgate.redis.fullname" -}}
+{{- printf "%s-redis" (include "modelgate.fullname" .) }}
+{{- end }}
+
+{{/* The URL the gateway (and the operator, for key statuses) uses; empty: no Redis. */}}
+{{- define "modelgate.redis.url" -}}
+{{- if .Values.redis.enabled }}
+{{- printf "redis://%s.%s.svc:6379/0" (include "modelgate.redis.fullname" .) .Release.Namespace }}
+{{- else }}
+{{- .Values.redis.url }}
+{{- end }}
+{{- end }}
+
+{{/* Secret holding the Redis password; empty: the Redis needs none. */}}
+{{- define "modelgate.redis.passwordSecretName" -}}
+{{- if .Values.redis.existingSecret }}
+{{- .Values.redis.existingSecret }}
+{{- else if .Values.redis.enabled }}
+{{- printf "%s-redis" (include "modelgate.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{- define "modelgate.redis.passwordKey" -}}
+{{- if .Values.redis.existingSecret }}{{ .Values.redis.passwordKey }}{{ else }}password{{ end }}
 {{- end }}

@@ -63,6 +63,7 @@ def make_state(observer: Observer, registry: CollectorRegistry | None = None) ->
     if registry is not None:
         registry.register(BalancingCollector(lambda: state.runtime, state.board, state.servers))
     tracker.fetch = background.upstream_fetch(state)
+    tracker.on_counted = background.limits_correction(governor)
     if isinstance(observer, GatewayObserver):
         observer.metrics.background_pending.set_function(lambda: tracker.following)
         observer.metrics.websocket_connections.set_function(lambda: len(state.sockets))

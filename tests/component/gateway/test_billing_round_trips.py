@@ -31,6 +31,9 @@ PRICING = {
 # The fake reports 20 input tokens (5 cached) and one output token per word of its text.
 WORDS = len("Alpha answers with seven short words".split())
 
+WHO = {"key": "test", "tenant": "_none", "end_user": "_none"}
+"""Who every billed figure is by: the harness key, which has no tenant, and no end user."""
+
 
 def _doc(upstream: FakeResponsesUpstream) -> dict:
     return config_doc(
@@ -51,6 +54,7 @@ def _cost(gw: GatewayHarness, tier: str) -> float | None:
             "model": "gpt-4o",
             "deployment": "a",
             "key": "test",
+            "tenant": "_none",
             "end_user": "_none",
             "estimated": "false",
             "operation": "create",
@@ -99,7 +103,14 @@ async def test_cache_write_tokens_are_counted_and_priced(gateway, upstream_a) ->
     async with gw.client() as client:
         response = await client.responses.create(model="gpt-4o", input="hi")
     assert response.usage is not None
-    tokens = {"model": "gpt-4o", "deployment": "a", "estimated": "false", "operation": "create", "tier": "default"}
+    tokens = {
+        "model": "gpt-4o",
+        "deployment": "a",
+        **WHO,
+        "estimated": "false",
+        "operation": "create",
+        "tier": "default",
+    }
     assert gw.registry.get_sample_value("modelgate_tokens_total", {**tokens, "type": "cache_write"}) == 10
     assert gw.registry.get_sample_value("modelgate_tokens_total", {**tokens, "type": "cached_input"}) == 5
     # 20 input: 5 read from the cache, 10 written to it, 5 plain
@@ -107,9 +118,8 @@ async def test_cache_write_tokens_are_counted_and_priced(gateway, upstream_a) ->
     assert (await _last_line(gw))["cache_write_tokens"] == 10
 
 
-@pytest.mark.parametrize("stream", [False, True])
-async def test_hosted_tool_calls_are_counted_from_output_items(gateway, upstream_a, stream: bool) -> None:
-    items = [
+def _tool_items() -> list[dict]:
+    return [
         {
             "type": "web_search_call",
             "id": "ws_1",
@@ -127,6 +137,11 @@ async def test_hosted_tool_calls_are_counted_from_output_items(gateway, upstream
             "outputs": None,
         },
     ]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_hosted_tool_calls_are_counted_from_output_items(gateway, upstream_a, stream: bool) -> None:
+    items = _tool_items()
     upstream_a.script = [Behaviour(tool_items=items)]
     gw = await gateway(_doc(upstream_a))
     async with gw.client() as client:
@@ -136,7 +151,7 @@ async def test_hosted_tool_calls_are_counted_from_output_items(gateway, upstream
         else:
             response = await client.responses.create(model="gpt-4o", input="hi")
     assert [item.type for item in response.output][:4] == [i["type"] for i in items]
-    calls = {"model": "gpt-4o", "deployment": "a", "operation": "create"}
+    calls = {"model": "gpt-4o", "deployment": "a", **WHO, "operation": "create"}
     sample = gw.registry.get_sample_value
     assert sample("modelgate_hosted_tool_calls_total", {**calls, "tool": "web_search", "priced": "true"}) == 2
     assert sample("modelgate_hosted_tool_calls_total", {**calls, "tool": "file_search", "priced": "true"}) == 1
@@ -155,3 +170,25 @@ async def test_a_large_answer_is_priced_at_its_served_tier(gateway, upstream_a) 
         response = await client.responses.create(model="gpt-4o", input="hi")
     assert response.service_tier == "flex" and response.output_text == upstream_a.text
     assert _cost(gw, "flex") == pytest.approx((15 * 1.0 + 5 * 0.25 + 3 * 4.0) / 1e6)
+
+
+async def test_a_large_answer_counts_its_hosted_tool_calls(gateway, upstream_a) -> None:
+    """Above 1 MiB the answer is streamed through unparsed: its output items' types are still found
+    by the bounded scan, and only those of ``output`` (a tool call type elsewhere is not counted)."""
+    upstream_a.text = " ".join(["w" * 600_000] * 3)  # 1.8 MB of output text: the streamed path
+    items = _tool_items()
+    items[2]["results"] = [{"type": "web_search_call", "text": "x" * 100}]  # deeper: not an item
+    upstream_a.script = [Behaviour(tool_items=items)]
+    gw = await gateway(_doc(upstream_a))
+    async with gw.client() as client:
+        response = await client.responses.create(model="gpt-4o", input="hi")
+    assert response.output_text == upstream_a.text
+    calls = {"model": "gpt-4o", "deployment": "a", **WHO, "operation": "create"}
+    await eventually(lambda: _tool_calls(gw, {**calls, "tool": "web_search", "priced": "true"}) == 2, timeout=5)
+    assert _tool_calls(gw, {**calls, "tool": "file_search", "priced": "true"}) == 1
+    assert _tool_calls(gw, {**calls, "tool": "code_interpreter", "priced": "false"}) == 1
+    assert (await _last_line(gw))["hosted_tool_calls"] == {"web_search": 2, "file_search": 1, "code_interpreter": 1}
+
+
+def _tool_calls(gw: GatewayHarness, labels: dict[str, str]) -> float:
+    return gw.registry.get_sample_value("modelgate_hosted_tool_calls_total", labels) or 0.0

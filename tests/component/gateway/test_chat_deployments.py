@@ -45,6 +45,9 @@ async def test_chat_deployment_serves_plain_and_streamed_responses(gateway, chat
             {
                 "model": "llama",
                 "deployment": "chat",
+                "key": "test",
+                "tenant": "_none",
+                "end_user": "_none",
                 "type": "output",
                 "estimated": "false",
                 "operation": "create",

@@ -17,6 +17,9 @@ def _tokens(gw: GatewayHarness, operation: str) -> float | None:
         {
             "model": "gpt-4o",
             "deployment": "a",
+            "key": "test",
+            "tenant": "_none",
+            "end_user": "_none",
             "type": "input",
             "estimated": "false",
             "operation": operation,
@@ -58,6 +61,7 @@ async def test_a_create_that_compacted_is_billed_as_compaction(gateway, upstream
             "model": "gpt-4o",
             "deployment": "a",
             "key": "test",
+            "tenant": "_none",
             "end_user": "_none",
             "estimated": "false",
             "operation": "compact",

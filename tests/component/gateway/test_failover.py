@@ -270,6 +270,9 @@ async def test_retrieving_a_response_does_not_count_its_tokens_again(gateway, up
     labels = {
         "model": "gpt-4o",
         "deployment": "a",
+        "key": "test",
+        "tenant": "_none",
+        "end_user": "_none",
         "type": "output",
         "estimated": "false",
         "operation": "create",

@@ -102,6 +102,7 @@ async def test_client_request_id_is_kept_and_end_user_header_is_attributed(gatew
             "model": "gpt-4o",
             "deployment": "a",
             "key": "test",
+            "tenant": "_none",
             "end_user": "erin",
             "estimated": "false",
             "operation": "create",

@@ -15,6 +15,9 @@ def test_known_series_exist_at_zero_before_any_traffic(observer: GatewayObserver
                 {
                     "model": "gpt-4o",
                     "deployment": deployment,
+                    "key": "_none",
+                    "tenant": "_none",
+                    "end_user": "_none",
                     "type": "cached_input",
                     "estimated": "false",
                     "operation": "create",

@@ -26,8 +26,8 @@ async def test_metrics_endpoint_exposes_observed_requests(aiohttp_client: Any) -
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     assert (
-        'modelgate_tokens_total{deployment="east",estimated="false",model="gpt-4o",operation="create",'
-        'tier="default",type="input"} 12.0'
+        'modelgate_tokens_total{deployment="east",end_user="alice",estimated="false",key="team-a",model="gpt-4o",'
+        'operation="create",tenant="acme",tier="default",type="input"} 12.0'
     ) in text
     assert 'modelgate_config_reloads_total{result="success"} 2.0' in text
     assert "# TYPE modelgate_request_duration_seconds histogram" in text

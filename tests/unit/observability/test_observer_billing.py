@@ -10,7 +10,9 @@ from modelgate_gateway.observability.recording import Usage
 from observability_traffic import record
 
 EAST = {"model": "gpt-4o", "deployment": "east"}
-ALICE = {"key": "team-a", "end_user": "alice", "estimated": "false"}
+WHO = {"key": "team-a", "tenant": "acme", "end_user": "alice"}
+"""Every billed figure is by key, its tenant and end user (the records' defaults)."""
+ALICE = {**WHO, "estimated": "false"}
 
 
 def finish(observer: GatewayObserver, rec: object) -> None:
@@ -25,7 +27,7 @@ def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None
 def test_served_tier_is_a_label_and_sets_the_price(observer: GatewayObserver, registry: CollectorRegistry) -> None:
     finish(observer, record(usage=Usage(input_tokens=1000, output_tokens=100, service_tier="flex")))
     flex = {"operation": "create", "tier": "flex"}
-    assert value(registry, "modelgate_tokens_total", **EAST, type="input", estimated="false", **flex) == 1000
+    assert value(registry, "modelgate_tokens_total", **EAST, **ALICE, type="input", **flex) == 1000
     assert value(registry, "modelgate_cost_usd_total", **EAST, **ALICE, **flex) == pytest.approx(
         (1000 * 1.25 + 100 * 5) / 1e6
     )
@@ -41,7 +43,7 @@ def test_cache_writes_are_their_own_token_type(
     observer: GatewayObserver, registry: CollectorRegistry, log_sink
 ) -> None:
     finish(observer, record(usage=Usage(input_tokens=1000, cached_input_tokens=200, cache_write_tokens=300)))
-    base = {**EAST, "estimated": "false", "operation": "create", "tier": "default"}
+    base = {**EAST, **ALICE, "operation": "create", "tier": "default"}
     assert value(registry, "modelgate_tokens_total", **base, type="cache_write") == 300
     assert value(registry, "modelgate_tokens_total", **base, type="cached_input") == 200
     observer.close_log()
@@ -57,7 +59,7 @@ def test_hosted_tool_calls_are_counted_and_priced(
 ) -> None:
     usage = Usage(input_tokens=0, tool_calls=(("web_search", 2), ("code_interpreter", 1), ("weird_thing", 1)))
     finish(observer, record(usage=usage))
-    calls = {**EAST, "operation": "create"}
+    calls = {**EAST, **WHO, "operation": "create"}
     assert value(registry, "modelgate_hosted_tool_calls_total", **calls, tool="web_search", priced="true") == 2
     assert value(registry, "modelgate_hosted_tool_calls_total", **calls, tool="code_interpreter", priced="false") == 1
     assert value(registry, "modelgate_hosted_tool_calls_total", **calls, tool="_other", priced="false") == 1
@@ -70,7 +72,7 @@ def test_hosted_tool_calls_are_counted_and_priced(
 
 def test_a_create_that_compacted_counts_as_compaction(observer: GatewayObserver, registry: CollectorRegistry) -> None:
     finish(observer, record(usage=Usage(input_tokens=50, compacted=True)))
-    compact = {**EAST, "estimated": "false", "operation": "compact", "tier": "default"}
+    compact = {**EAST, **ALICE, "operation": "compact", "tier": "default"}
     assert value(registry, "modelgate_tokens_total", **compact, type="input") == 50
 
 
@@ -84,6 +86,7 @@ def test_a_background_create_is_not_charged_at_create_time(
             registry,
             "modelgate_tokens_total",
             **EAST,
+            **WHO,
             type="input",
             estimated="true",
             operation="background",
@@ -97,7 +100,7 @@ def test_a_background_create_is_not_charged_at_create_time(
 def test_the_compact_endpoint_is_its_own_operation(observer: GatewayObserver, registry: CollectorRegistry) -> None:
     """The hook for ``POST /v1/responses/compact``: a handler with route ``compact`` is billed as compaction."""
     finish(observer, record(route="compact", usage=Usage(input_tokens=70, output_tokens=7)))
-    compact = {**EAST, "estimated": "false", "operation": "compact", "tier": "default"}
+    compact = {**EAST, **ALICE, "operation": "compact", "tier": "default"}
     assert value(registry, "modelgate_tokens_total", **compact, type="input") == 70
     assert value(
         registry, "modelgate_cost_usd_total", **EAST, **ALICE, operation="compact", tier="default"

@@ -11,6 +11,8 @@ from modelgate_gateway.observability.recording import AttemptOutcome, AttemptRec
 from observability_traffic import delta_block, record
 
 EAST = {"model": "gpt-4o", "deployment": "east"}
+WHO = {"key": "team-a", "tenant": "acme", "end_user": "alice"}
+"""Every billed figure is by key, its tenant and end user (the records' defaults)."""
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
@@ -44,13 +46,14 @@ def test_non_streaming_request_counts_tokens_cost_and_latency(
             "modelgate_tokens_total",
             count,
             **EAST,
+            **WHO,
             type=token_type,
             estimated="false",
             operation="create",
             tier="default",
         )
     expected_cost = pytest.approx((600 * 2.5 + 400 * 1.25 + 200 * 10) / 1e6)
-    alice = {"key": "team-a", "end_user": "alice", "estimated": "false", "operation": "create", "tier": "default"}
+    alice = {**WHO, "estimated": "false", "operation": "create", "tier": "default"}
     expect(registry, "modelgate_cost_usd_total", expected_cost, **EAST, **alice)
     expect(registry, "modelgate_request_duration_seconds_count", 1, **EAST, stream="false")
     expect(registry, "modelgate_request_duration_seconds_sum", pytest.approx(0.3), **EAST, stream="false")
@@ -66,8 +69,7 @@ def test_deployment_prices_override_model_prices(observer: GatewayObserver, regi
     west = {
         "model": "gpt-4o",
         "deployment": "west",
-        "key": "team-a",
-        "end_user": "alice",
+        **WHO,
         "estimated": "false",
         "operation": "create",
         "tier": "default",
@@ -104,9 +106,9 @@ def test_abandoned_stream_without_usage_is_estimated_and_marked(
     base = {"model": "gpt-4o", "deployment": "east", "estimated": "true", "operation": "create", "tier": "default"}
     expected_in = estimating.estimate_input_tokens(body)
     expected_out = estimating.count_tokens("The sea is wide")
-    expect(registry, "modelgate_tokens_total", expected_in, **base, type="input")
-    expect(registry, "modelgate_tokens_total", expected_out, **base, type="output")
-    cost = sample(registry, "modelgate_cost_usd_total", **base, key="team-a", end_user="alice")
+    expect(registry, "modelgate_tokens_total", expected_in, **base, **WHO, type="input")
+    expect(registry, "modelgate_tokens_total", expected_out, **base, **WHO, type="output")
+    cost = sample(registry, "modelgate_cost_usd_total", **base, **WHO)
     assert cost == pytest.approx((expected_in * 2.5 + expected_out * 10) / 1e6)
     assert cost > 0
     expect(registry, "modelgate_requests_total", 1, **EAST, key="team-a", stream="true", outcome="client_disconnected")
@@ -125,6 +127,7 @@ def test_failed_request_without_output_is_not_priced(observer: GatewayObserver, 
         "modelgate_tokens_total",
         None,
         **EAST,
+        **WHO,
         type="input",
         estimated="true",
         operation="create",
@@ -141,8 +144,7 @@ def test_unpriced_model_is_counted_visibly(observer: GatewayObserver, registry: 
         "modelgate_cost_usd_total",
         0,
         **local,
-        key="team-a",
-        end_user="alice",
+        **WHO,
         estimated="false",
         operation="create",
         tier="default",
@@ -152,6 +154,7 @@ def test_unpriced_model_is_counted_visibly(observer: GatewayObserver, registry: 
         "modelgate_tokens_total",
         5,
         **local,
+        **WHO,
         type="input",
         estimated="false",
         operation="create",
@@ -221,6 +224,7 @@ def test_end_user_label_is_capped_and_the_log_keeps_the_exact_user(registry: Col
         "model": "gpt-4o",
         "deployment": "east",
         "key": "team-a",
+        "tenant": "acme",
         "estimated": "false",
         "operation": "create",
         "tier": "default",
@@ -247,6 +251,7 @@ def test_request_is_accounted_exactly_once(observer: GatewayObserver, registry: 
         "modelgate_tokens_total",
         3,
         **EAST,
+        **WHO,
         type="input",
         estimated="false",
         operation="create",
@@ -265,6 +270,9 @@ def test_non_create_routes_are_never_priced(observer: GatewayObserver, registry:
         "modelgate_tokens_total",
         0,
         **EAST,
+        key="_none",
+        tenant="_none",
+        end_user="_none",
         type="input",
         estimated="false",
         operation="create",
@@ -280,6 +288,7 @@ def test_usage_left_in_the_body_is_read_not_estimated(observer: GatewayObserver,
         "modelgate_tokens_total",
         4,
         **EAST,
+        **WHO,
         type="output",
         estimated="false",
         operation="create",

@@ -70,6 +70,9 @@ class KeyPolicy:
 class GovernancePolicy:
     keys: Mapping[str, KeyPolicy] = field(default_factory=dict)
     """Only keys something limits: any other key costs one failed dict lookup per request."""
+    rated: Mapping[str, KeyPolicy] = field(default_factory=dict)
+    """Keys whose requests or tokens per minute are limited: every answer to them carries the
+    x-ratelimit headers. Empty when nothing is rate-limited (the usual case costs one truth test)."""
     tenants: Mapping[str, Subject] = field(default_factory=dict)
     model_prices: Mapping[str, tuple[Prices, ...]] = field(default_factory=dict)
     """Every price a model's request may be served at (its targets, its fallbacks' targets)."""
@@ -114,8 +117,14 @@ def compile_policy(config: GatewayConfig) -> GovernancePolicy:
     for model in spec.models:
         chain = [model.name, *model.fallbacks]
         candidates[model.name] = tuple(prices for (name, _), prices in served.items() if name in chain)
+    rated = {
+        name: policy
+        for name, policy in keys.items()
+        if any(s.limits.requests_per_minute or s.limits.tokens_per_minute for s in policy.subjects)
+    }
     return GovernancePolicy(
         keys=keys,
+        rated=rated,
         tenants=tenants,
         model_prices=candidates,
         served_prices=served,

@@ -20,9 +20,10 @@ import orjson
 from .. import ids
 from ..appstate import GatewayState
 from ..config import BackgroundFollowUp
-from ..observability.recording import AttemptOutcome, RequestRecord
+from ..governance.governor import Governor
+from ..observability.recording import AttemptOutcome, RequestRecord, Usage
 from ..runtime import RuntimeConfig
-from ..state.background import Fetch, Pending
+from ..state.background import Counted, Fetch, Pending
 from ..state.holder import StoreHolder
 from ..state.ledger import BackgroundLedger, MemoryLedger, RedisLedger
 from ..upstream.executor import Call, PassThrough, open_call
@@ -33,9 +34,18 @@ if TYPE_CHECKING:  # redis is imported only by a gateway that names a store
 
 
 def after_create(
-    state: GatewayState, record: RequestRecord, signing_key: bytes, owner: bytes, accept_unowned: bool
+    state: GatewayState,
+    record: RequestRecord,
+    signing_key: bytes,
+    owner: bytes,
+    accept_unowned: bool,
+    charged: dict[str, Any] | None = None,
 ) -> None:
-    """A background create was answered: follow the response up (and count it now if it already ended)."""
+    """A background create was answered: follow the response up (and count it now if it already ended).
+
+    ``charged``: what the governor charged the key's and tenant's limits for the create (a limited
+    key only); the follow-up corrects it to the final usage.
+    """
     tracker = state.background
     if record.response_id is None or not 200 <= record.status < 300:
         return
@@ -54,6 +64,7 @@ def after_create(
         end_user=record.end_user,
         created=now,
         deadline=now + deadline,
+        charged=charged,
     )
     final = record.final  # ended already: a stream carried it to its end, or an upstream that ran it at once
     tracker.submit(_track(state, pending, final))
@@ -73,6 +84,16 @@ def after_follow_up(state: GatewayState, record: RequestRecord, deployment: str,
     if final is None or final.get("background") is not True:
         return
     state.background.submit(state.background.settle(deployment, upstream_id, final, "poll"))
+
+
+def limits_correction(governor: Governor) -> Counted:
+    """How a counted background response reaches the budgets: its create's charge becomes its usage."""
+
+    def counted(pending: Pending, usage: Usage | None) -> None:
+        if pending.charged is not None:
+            governor.settle_background(pending.charged, usage, pending.model, pending.deployment)
+
+    return counted
 
 
 def upstream_fetch(state: GatewayState) -> Fetch:

@@ -180,6 +180,7 @@ async def serve_create(
     model, call = routed.model, routed.call
     limited = state.governor.key_policy(key)  # None for keys nothing limits: no Redis call
     ticket = None
+    charged: dict[str, Any] | None = None  # what a background create charged its key and tenant
     if limited is not None:  # None again only when Redis is unavailable and the policy is fail-open
         ticket = await state.governor.admit(limited, model.name, call.payload or {}, len(call.raw or b""), record)
     try:
@@ -193,8 +194,8 @@ async def serve_create(
             err.headers = {**ticket.headers, **err.headers}
             raise
         finally:
-            state.governor.settle(ticket, record)
+            charged = state.governor.settle(ticket, record)
     finally:
         if routed.background:  # a background response outlives its create, even a stream the client left
             caller = routed.caller
-            background.after_create(state, record, caller.signing_key, caller.owner, caller.accept_unowned)
+            background.after_create(state, record, caller.signing_key, caller.owner, caller.accept_unowned, charged)

@@ -33,6 +33,7 @@ from ..observability.clienttext import safe_text
 from ..observability.recording import RequestRecord
 from ..runtime import KeyRuntime, RuntimeConfig
 from ..server.clientconn import BodyTimeout
+from . import ratelimit_headers
 
 log = logging.getLogger("modelgate.gateway")
 
@@ -76,8 +77,14 @@ def endpoint(route: str) -> Callable[[Handler], Callable[[web.Request], Awaitabl
             state.observer.request_started(record)
             task = state.inflight.enter(record)
             try:
-                return await handler(request, state, record)
+                response = await handler(request, state, record)
+                if state.governor.policy.rated and ratelimit_headers.wanted(state, record, response):
+                    response.headers.update(await ratelimit_headers.current(state, record))
+                return response
             except GatewayError as err:
+                if state.governor.policy.rated and ratelimit_headers.wanted(state, record, None, err.headers):
+                    # a new dict: never mutate one the error may share
+                    err.headers = {**err.headers, **await ratelimit_headers.current(state, record)}
                 return error_response(err, record)
             except _ClientGone:
                 record.client_disconnected = True

@@ -14,7 +14,7 @@ from aiohttp import web
 from ..appstate import GatewayState
 from ..observability.recording import RequestRecord
 from ..upstream.executor import Call, open_call
-from . import background, clientheaders, queryparams
+from . import background, clientheaders, queryparams, ratelimit_headers
 from .caller import Caller, relay_answer, resolve_id
 from .endpoint import authenticate, endpoint
 
@@ -40,7 +40,9 @@ async def _follow_up(
     if method == "POST":
         call.payload, call.raw = {}, b"{}"
     opened = await open_call(state, runtime, record, None, call)
-    response = await relay_answer(request, record, caller, opened, stream)
+    # A stream (or a large answer) is sent before the endpoint could add them: read them now.
+    extra = await ratelimit_headers.current(state, record) if state.governor.policy.rated else None
+    response = await relay_answer(request, record, caller, opened, stream, extra=extra)
     if method != "DELETE":
         background.after_follow_up(state, record, dep.health_key, upstream_id)
     return response

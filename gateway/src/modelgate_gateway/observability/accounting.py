@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import enum
 
-from .labels import DEFAULT_TIER, OTHER_LABEL, ConfigView, EndUserLabels
+from . import estimating
+from .labels import DEFAULT_TIER, NONE_LABEL, OTHER_LABEL, ConfigView, EndUserLabels
 from .metrics import Metrics
 from .pricing import Prices, cost_usd
 from .recording import RequestRecord, Usage
+from .usage import usage_from_response_json
 
 BILLED_ROUTES = frozenset({"create", "compact"})
 """Routes whose calls consume tokens; retrieve etc. carry the usage of a create, input_tokens runs no model."""
@@ -75,9 +77,13 @@ def charge(
 ) -> tuple[float, Prices]:
     """Count ``usage`` of one billed event under bounded ``labels`` (model, deployment, key); (cost, prices).
 
+    Every figure (tokens, cost, hosted tool calls) carries the same who-labels: model, deployment,
+    key, the key's tenant and the end user (capped by ``end_users``).
+
     Runs once per request: a plain tuple back, no object per call.
     """
     model, deployment, key = labels
+    tenant, user = view.key_tenants.get(key, NONE_LABEL), end_users.label(end_user)
     est = "true" if estimated else "false"
     tier = DEFAULT_TIER if usage.service_tier is None else tier_label(usage, view)
     tokens = metrics.tokens
@@ -89,14 +95,47 @@ def charge(
         ("reasoning", usage.reasoning_tokens),
     ):
         if count:
-            tokens.inc((model, deployment, token_type, est, operation, tier), count)
+            tokens.inc((model, deployment, key, tenant, user, token_type, est, operation, tier), count)
     prices = view.prices_for(model, deployment)
     cost = cost_usd(usage, prices)
-    metrics.cost.inc((model, deployment, key, end_users.label(end_user), est, operation, tier), cost)
+    metrics.cost.inc((model, deployment, key, tenant, user, est, operation, tier), cost)
     if not prices.known and (usage.input_tokens or usage.output_tokens):
         metrics.unpriced.inc((model, deployment))
     for tool, calls in usage.tool_calls:
         priced = "true" if tool in prices.tools else "false"
         label = tool if tool in view.tools else OTHER_LABEL
-        metrics.tool_calls.inc((model, deployment, label, operation, priced), calls)
+        metrics.tool_calls.inc((model, deployment, key, tenant, user, label, operation, priced), calls)
     return cost, prices
+
+
+def billed_usage(record: RequestRecord, estimate: bool = True) -> tuple[Usage | None, bool]:
+    """What a finished request is charged: (usage, estimated). Metrics and budgets both use it.
+
+    Reported usage, else an estimate when the request produced output or succeeded; with
+    ``estimate=False`` only says whether an estimate would be made (second item). Only create
+    (and compact) calls consume tokens: a retrieved or cancelled response carries the usage of
+    the call that created it, which was accounted then. A background create is charged once,
+    when it ends (:mod:`..state.background`), never here. Estimating needs the tokenizer
+    (:func:`.estimating.encoding`): callers on the event loop load it in a thread first.
+    """
+    if record.route not in BILLED_ROUTES or record.operation == Operation.BACKGROUND:
+        return None, False
+    if record.usage is not None:
+        return record.usage, False
+    succeeded = 200 <= record.status < 300
+    body = record.response_body if succeeded else None
+    # The hot path may not have parsed usage itself: look where the upstream would put it.
+    reported = (
+        usage_from_response_json(body)
+        if body
+        else estimating.usage_from_sse_blocks(record.stream_blocks)
+        if record.stream_blocks
+        else None
+    )
+    if reported is not None:
+        return reported, False
+    if not (succeeded or record.delta_payloads):
+        return None, False
+    if not estimate:
+        return None, True
+    return estimating.estimate_usage(record.request_body, body, record.delta_payloads, record.stream_blocks), True

@@ -7,8 +7,9 @@
 - ``modelgate_governance_limit_hits_total{subject_kind,subject,limit}`` counter: 429s by limit
   (requests, tokens, concurrency, budget)
 - ``modelgate_governance_reservations_in_flight`` gauge: this replica's unreconciled requests
-- ``modelgate_governance_redis_failures_total{operation,policy}`` counter: reserve or reconcile
-  calls that Redis did not answer, and the policy applied (fail-open, fail-closed)
+- ``modelgate_governance_redis_failures_total{operation,policy}`` counter: reserve, reconcile or
+  peek (the counts an answer's headers show) calls that Redis did not answer, and the policy
+  applied (fail-open, fail-closed)
 
 Updated only for keys that have limits, once or twice per request; subjects come from the config
 (bounded) and vanish from the series when they vanish from it.

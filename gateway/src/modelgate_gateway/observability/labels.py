@@ -1,6 +1,6 @@
 """Bounded label values for the observer's metric series, and the config they are checked against.
 
-Every ``model``/``deployment``/``key`` label is a name the active config knows, ``_other`` for
+Every ``model``/``deployment``/``key``/``tenant`` label is a name the active config knows, ``_other`` for
 one it does not, or ``_none`` when the request never got that far; :class:`ConfigView` holds
 those names (and the prices keyed by them), swapped atomically on reload. ``end_user`` values
 are client-supplied: capped by :class:`EndUserLabels` and made encodable by
@@ -42,6 +42,9 @@ class ConfigView:
     models: frozenset[str] = frozenset()
     deployments: frozenset[str] = frozenset()
     keys: frozenset[str] = frozenset()
+    tenants: frozenset[str] = frozenset()
+    key_tenants: dict[str, str] = field(default_factory=dict)
+    """key -> its tenant (keys without one are absent: their tenant label is ``_none``)."""
     prices: dict[tuple[str, str], Prices] = field(default_factory=dict)
     model_prices: dict[str, Prices] = field(default_factory=dict)
     tiers: frozenset[str] = KNOWN_TIERS
@@ -62,6 +65,9 @@ class ConfigView:
             models=frozenset(m.name for m in spec.models),
             deployments=frozenset(deployment_pricing),
             keys=frozenset(k.name for k in spec.auth.keys),
+            tenants=frozenset(k.tenant for k in spec.auth.keys if k.tenant)
+            | frozenset(t.name for t in spec.governance.tenants),
+            key_tenants={k.name: k.tenant for k in spec.auth.keys if k.tenant},
             prices={
                 (m.name, t.deployment): effective_prices(m.pricing, deployment_pricing.get(t.deployment))
                 for m in spec.models
@@ -75,7 +81,7 @@ class ConfigView:
     def alive(self, kind: str, value: str) -> bool:
         if value in (NONE_LABEL, OTHER_LABEL):
             return True
-        known = {"model": self.models, "deployment": self.deployments, "key": self.keys}[kind]
+        known = {"model": self.models, "deployment": self.deployments, "key": self.keys, "tenant": self.tenants}[kind]
         return value in known
 
 

@@ -1,15 +1,16 @@
 """Every Prometheus metric of the gateway, in one class bound to one registry.
 
-Series (labels in braces; ``model``/``deployment``/``key`` values come from config, ``_other``
-for a name the current config does not know, ``_none`` when the request never got that far):
+Series (labels in braces; ``model``/``deployment``/``key``/``tenant`` values come from config,
+``_other`` for a name the current config does not know, ``_none`` when the request never got that
+far or the key has no tenant; ``end_user`` is capped, see :class:`.labels.EndUserLabels`):
 
 - ``modelgate_requests_total{model,deployment,key,stream,outcome}`` counter
 - ``modelgate_request_duration_seconds{model,deployment,stream}`` histogram
 - ``modelgate_time_to_first_token_seconds{model,deployment}`` histogram (streams)
 - ``modelgate_time_per_output_token_seconds{model,deployment}`` histogram (streams)
-- ``modelgate_tokens_total{model,deployment,type,estimated,operation,tier}`` counter
-- ``modelgate_cost_usd_total{model,deployment,key,end_user,estimated,operation,tier}`` counter
-- ``modelgate_hosted_tool_calls_total{model,deployment,tool,operation,priced}`` counter
+- ``modelgate_tokens_total{model,deployment,key,tenant,end_user,type,estimated,operation,tier}`` counter
+- ``modelgate_cost_usd_total{model,deployment,key,tenant,end_user,estimated,operation,tier}`` counter
+- ``modelgate_hosted_tool_calls_total{model,deployment,key,tenant,end_user,tool,operation,priced}`` counter
 - ``modelgate_background_responses_total{model,deployment,status,recorded_by}`` counter;
   ``modelgate_background_responses_pending`` gauge
 - ``modelgate_unpriced_requests_total{model,deployment}`` counter
@@ -231,6 +232,9 @@ class Metrics:
         self._families: list[Family] = []
         self._described: list[FamilyInfo] = []
         md, dp, key = "model", "deployment", "key"
+        tenant, end_user = "tenant", "end_user"
+        # What is billed is by model, deployment, key, its tenant and end user (bounded), on every figure.
+        billed = {0: md, 1: dp, 2: key, 3: tenant}
         self.requests = self._counter(
             "modelgate_requests",
             "Requests finished, by outcome (status class or error type).",
@@ -259,21 +263,21 @@ class Metrics:
             "modelgate_tokens",
             "Tokens by type; cached_input (cache reads) and cache_write are part of input, reasoning part of "
             "output; tier is the service tier that served them.",
-            (md, dp, "type", "estimated", "operation", "tier"),
-            {0: md, 1: dp},
+            (md, dp, key, tenant, end_user, "type", "estimated", "operation", "tier"),
+            billed,
         )
         self.cost = self._counter(
             "modelgate_cost_usd",
             "Spend in USD from configured prices: tokens at the served tier's prices plus hosted tool calls.",
-            (md, dp, key, "end_user", "estimated", "operation", "tier"),
-            {0: md, 1: dp, 2: key},
+            (md, dp, key, tenant, end_user, "estimated", "operation", "tier"),
+            billed,
         )
         self.tool_calls = self._counter(
             "modelgate_hosted_tool_calls",
             "Hosted tool calls (web_search, file_search, ...) in responses' output; "
             "priced=false when no per-call price is configured (they cost 0).",
-            (md, dp, "tool", "operation", "priced"),
-            {0: md, 1: dp},
+            (md, dp, key, tenant, end_user, "tool", "operation", "priced"),
+            billed,
         )
         self.background = self._counter(
             "modelgate_background_responses",

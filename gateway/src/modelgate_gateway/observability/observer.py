@@ -22,20 +22,21 @@ from prometheus_client import CollectorRegistry
 
 from ..config import GatewayConfig
 from . import estimating
-from .accounting import BILLED_ROUTES, Operation, UsageSource, charge, operation_of
+from .accounting import BILLED_ROUTES, UsageSource, billed_usage, charge, operation_of
 from .clienttext import safe_optional
-from .labels import DEFAULT_TIER, ConfigView, EndUserLabels, known_label
+from .labels import DEFAULT_TIER, NONE_LABEL, ConfigView, EndUserLabels, known_label
 from .metrics import TOKEN_TYPES, Metrics
 from .pricing import UNKNOWN_PRICES
-from .recording import AttemptOutcome, BilledEvent, RequestRecord, Usage
+from .recording import AttemptOutcome, BilledEvent, RequestRecord
 from .requestlog import Accounting, RequestLogWriter, log_line
 from .tracing import RequestTracer, tracer_for
-from .usage import usage_from_response_json
 
 logger = logging.getLogger(__name__)
 
 ERROR_TYPE_LABEL_LIMIT = 32  # error types come from code paths, but bound them anyway
 _STATUS_CLASS = {c: f"{c}xx" for c in range(1, 6)}
+_NOBODY = (NONE_LABEL, NONE_LABEL, NONE_LABEL)
+"""key, tenant and end user of the token series created at 0 on a config load."""
 
 
 class GatewayObserver:
@@ -144,7 +145,7 @@ class GatewayObserver:
     def _needs_estimate(self, record: RequestRecord) -> bool:
         if record.usage is not None or record.route not in BILLED_ROUTES:
             return False
-        return self._usage(record, estimate=False)[1]
+        return billed_usage(record, estimate=False)[1]
 
     def deployment_health(self, deployment: str, cooling_down: bool) -> None:
         if deployment in self._view.deployments:
@@ -167,8 +168,10 @@ class GatewayObserver:
                 m.fallbacks.ensure((model.name, fallback))
             for target in model.targets:
                 m.attempts.ensure((model.name, target.deployment, AttemptOutcome.SUCCESS.value))
-                for token_type in TOKEN_TYPES:
-                    m.tokens.ensure((model.name, target.deployment, token_type, "false", "create", DEFAULT_TIER))
+                for token_type in TOKEN_TYPES:  # who: _none until a request says (keys x end users is open)
+                    m.tokens.ensure(
+                        (model.name, target.deployment, *_NOBODY, token_type, "false", "create", DEFAULT_TIER)
+                    )
         for deployment in view.deployments:
             m.cooldowns.ensure((deployment,))
             m.stripped_items.ensure((deployment,))
@@ -233,7 +236,7 @@ class GatewayObserver:
         if record.attempts:
             self._account_attempts(record, model)
 
-        usage, estimated = self._usage(record)
+        usage, estimated = billed_usage(record)
         cost: float | None = None
         prices = UNKNOWN_PRICES
         operation = operation_of(record, usage)
@@ -343,36 +346,6 @@ class GatewayObserver:
                 return status_class
             found = self._error_types[error_type] = error_type
         return found
-
-    def _usage(self, record: RequestRecord, estimate: bool = True) -> tuple[Usage | None, bool]:
-        """Reported usage, else an estimate when the request produced output or succeeded.
-
-        With ``estimate=False`` only says whether an estimate would be made (second item).
-        Only create (and compact) calls consume tokens: a retrieved or cancelled response carries the
-        usage of the call that created it, which was accounted then. A background create is charged
-        once, when it ends (:mod:`..state.background`), never here.
-        """
-        if record.route not in BILLED_ROUTES or record.operation == Operation.BACKGROUND:
-            return None, False
-        if record.usage is not None:
-            return record.usage, False
-        succeeded = 200 <= record.status < 300
-        body = record.response_body if succeeded else None
-        # The hot path may not have parsed usage itself: look where the upstream would put it.
-        reported = (
-            usage_from_response_json(body)
-            if body
-            else estimating.usage_from_sse_blocks(record.stream_blocks)
-            if record.stream_blocks
-            else None
-        )
-        if reported is not None:
-            return reported, False
-        if not (succeeded or record.delta_payloads):
-            return None, False
-        if not estimate:
-            return None, True
-        return estimating.estimate_usage(record.request_body, body, record.delta_payloads, record.stream_blocks), True
 
     def _content(self, record: RequestRecord) -> tuple[str, str]:
         return (

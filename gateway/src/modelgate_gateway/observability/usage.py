@@ -30,6 +30,10 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "incomplete"}
 # Output items of tools the model runs client-side: billed as tokens, not per call.
 _CLIENT_SIDE_TOOLS = frozenset({"function", "custom_tool", "computer", "local_shell", "shell", "apply_patch"})
 _MAX_TOOL_KINDS = 16  # distinct tool kinds read per response; the rest are ignored (bounded work)
+_USUAL_ITEMS = frozenset({"message", "reasoning"})
+"""Output items billed as tokens only, as nearly every answer is made of."""
+MAX_ITEM_KINDS = 64
+"""Distinct output item types looked at per response (bounded work and memory)."""
 _MAX_TIER_CHARS = 32
 
 
@@ -105,22 +109,32 @@ def _scan_output(output: Any) -> tuple[tuple[tuple[str, int], ...], bool]:
     """Hosted tool calls in ``output``, and whether it holds a ``compaction`` item."""
     if not isinstance(output, list):
         return (), False
-    counts: dict[str, int] | None = None
-    compacted = False
+    kinds: dict[str, int] | None = None
     for item in output:
         kind = item.get("type") if isinstance(item, dict) else None
-        if not isinstance(kind, str):
-            continue
+        if not isinstance(kind, str) or kind in _USUAL_ITEMS:
+            continue  # the usual items: no dict, no call for an answer made of them
+        if kinds is None:
+            kinds = {}
+        if kind in kinds or len(kinds) < MAX_ITEM_KINDS:
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return billed_items(kinds) if kinds else ((), False)
+
+
+def billed_items(kinds: dict[str, int]) -> tuple[tuple[tuple[str, int], ...], bool]:
+    """From the ``type`` of a response's output items, with their counts: (hosted tool, calls) for
+    the tool calls billed per call, and whether the server compacted (a ``compaction`` item).
+    Shared by parsed answers and the large-answer scan (``streaming.large_answer``)."""
+    counts: dict[str, int] | None = None
+    compacted = False
+    for kind, calls in kinds.items():
         if kind == "compaction":
             compacted = True
         elif kind.endswith("_call") and kind[:-5] not in _CLIENT_SIDE_TOOLS:
-            tool = kind[:-5]
             if counts is None:
                 counts = {}
-            if tool in counts:
-                counts[tool] += 1
-            elif len(counts) < _MAX_TOOL_KINDS:
-                counts[tool] = 1
+            if len(counts) < _MAX_TOOL_KINDS:
+                counts[kind[:-5]] = calls
     return (tuple(counts.items()) if counts else ()), compacted
 
 

@@ -39,6 +39,8 @@ _UNCONFIGURED_POLL_SECONDS = 0.05
 
 Fetch = Callable[["Pending"], Awaitable[dict[str, Any] | None]]
 """Ask the upstream for a response: the Responses object, or None when it no longer exists."""
+Counted = Callable[["Pending", Usage | None], None]
+"""Called once when a background response is counted (after the observer), with its final usage."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,9 @@ class Pending:
     """Unix time of the create."""
     deadline: float
     """Unix time after which the follow-up gives up."""
+    charged: dict[str, Any] | None = None
+    """What the create charged to the key's and tenant's budgets and limits (the governor's note;
+    opaque here), corrected by :attr:`BackgroundTracker.on_counted` when the response is counted."""
 
     @property
     def key(self) -> str:
@@ -93,6 +98,8 @@ class BackgroundTracker:
         self._wall_clock = wall_clock
         self.fetch: Fetch | None = None
         """Set by the app once the upstream layer exists."""
+        self.on_counted: Counted | None = None
+        """Set by the app: budgets and token limits learn the final usage here (exactly once)."""
         self.instance = uuid.uuid4().hex
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._polls: asyncio.Semaphore | None = None
@@ -234,6 +241,11 @@ class BackgroundTracker:
                 created_wall_time=pending.created,
             )
         )
+        if self.on_counted is not None:
+            try:
+                self.on_counted(pending, usage)
+            except Exception:
+                log.exception("background response %s: charging its limits failed", pending.response_id)
         return True
 
     def _follow(self, pending: Pending) -> None:

@@ -62,16 +62,29 @@ class Nesting:
 class KeyScanner:
     """Finds the keys named ``names`` at nesting level ``depth`` (1: the keys of the outermost
     object) in JSON text fed in pieces; reports each as its name and the offset, counted from the
-    first byte fed, just past its colon (where the value starts, after optional whitespace)."""
+    first byte fed, just past its colon (where the value starts, after optional whitespace).
 
-    __slots__ = ("_carry", "_keys", "_offset", "depth", "nesting")
+    With ``value`` (a regular expression of at most ``value_bytes`` bytes, without quotes), only keys
+    whose value is a string it matches are reported, as that string and the offset past it: e.g.
+    the ``type`` of output items that are tool calls, rare among all the ``type`` keys of an answer,
+    so Python runs only for them."""
 
-    def __init__(self, names: Iterable[bytes], depth: int = 1) -> None:
+    __slots__ = ("_carry", "_carry_bytes", "_keys", "_offset", "_report", "depth", "nesting")
+
+    def __init__(
+        self, names: Iterable[bytes], depth: int = 1, *, value: bytes | None = None, value_bytes: int = 0
+    ) -> None:
         names = tuple(names)
-        # A match that starts before the held-back bytes must end inside the data it is looked for in.
-        assert all(len(n) + 3 + _MAX_GAP <= _CARRY for n in names), "key name too long"
+        longest = max(len(n) for n in names) + 3 + _MAX_GAP
         alternatives = b"|".join(re.escape(n) for n in names)
-        self._keys = re.compile(b'"(' + alternatives + b')"[ \\t\\r\\n]{0,%d}:' % _MAX_GAP)
+        pattern = b'"(' + alternatives + b')"[ \\t\\r\\n]{0,%d}:' % _MAX_GAP
+        if value is not None:
+            pattern += b'[ \\t\\r\\n]{0,%d}"(' % _MAX_GAP + value + b')"'
+            longest += _MAX_GAP + value_bytes + 2
+        self._keys = re.compile(pattern)
+        self._report = 1 if value is None else 2
+        # A match that starts before the held-back bytes must end inside the data it is looked for in.
+        self._carry_bytes = max(_CARRY, longest)
         self.depth = depth
         self.nesting = Nesting()
         self._carry = b""
@@ -79,7 +92,7 @@ class KeyScanner:
 
     def feed(self, piece: bytes) -> list[tuple[bytes, int]]:
         data = self._carry + piece if self._carry else piece
-        cut = max(0, len(data) - _CARRY)
+        cut = max(0, len(data) - self._carry_bytes)
         found = self._scan(data, cut)
         self._carry = data[cut:]
         self._offset += cut
@@ -103,7 +116,7 @@ class KeyScanner:
             nesting.feed(data[pos:start])
             pos = start
             if not nesting.in_string and nesting.depth == self.depth:
-                found.append((match.group(1), self._offset + match.end()))
+                found.append((match.group(self._report), self._offset + match.end()))
         nesting.feed(data[pos:end])
         return found
 

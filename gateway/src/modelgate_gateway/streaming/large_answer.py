@@ -17,7 +17,7 @@ from collections.abc import Callable
 import orjson
 
 from ..observability.recording import Usage
-from ..observability.usage import served_tier, usage_from_mapping
+from ..observability.usage import MAX_ITEM_KINDS, billed_items, served_tier, usage_from_mapping
 from .jsonscan import STRING_TOKEN, KeyScanner
 
 ID = b"id"
@@ -25,6 +25,10 @@ PREVIOUS = b"previous_response_id"
 CONVERSATION = b"conversation"
 USAGE = b"usage"
 SERVICE_TIER = b"service_tier"
+OUTPUT = b"output"
+ITEM_TYPE = b"type"
+BILLED_ITEM = rb"[a-z0-9_]{1,64}_call|compaction"
+"""The ``type`` of an output item that may be billed per call (``web_search_call``, ...) or compacts."""
 FIELD_BYTES = 2048
 """Bytes past a key within which its value must be known; a longer value is no id and passes as is."""
 CARRY = 64
@@ -57,12 +61,33 @@ def value_span(name: bytes, data: bytes, complete: bool) -> tuple[int, int] | No
 
 
 class Scan:
-    """What a streamed answer's scan found: its id fields not yet dealt with, what its usage holds."""
+    """What a streamed answer's scan found: its id fields not yet dealt with, what its usage holds,
+    and the kinds of its output items that are billed per call (hosted tool calls) or compact.
 
-    __slots__ = ("_finished", "_recent", "fed", "pending", "scanner", "seen", "tier_bytes", "usage_bytes")
+    Output items are found by a second scanner that reports only ``"type": "…_call"`` (or
+    ``"compaction"``) at the items' depth, after the answer's ``output`` key: no item is parsed,
+    and the counts are bounded (:data:`..observability.usage.MAX_ITEM_KINDS` kinds)."""
+
+    __slots__ = (
+        "_finished",
+        "_recent",
+        "fed",
+        "item_kinds",
+        "items",
+        "output_at",
+        "pending",
+        "scanner",
+        "seen",
+        "tier_bytes",
+        "usage_bytes",
+    )
 
     def __init__(self) -> None:
-        self.scanner = KeyScanner((ID, PREVIOUS, CONVERSATION, USAGE, SERVICE_TIER))
+        self.scanner = KeyScanner((ID, PREVIOUS, CONVERSATION, USAGE, SERVICE_TIER, OUTPUT))
+        self.items = KeyScanner((ITEM_TYPE,), depth=3, value=BILLED_ITEM, value_bytes=69)
+        self.item_kinds: dict[str, int] = {}
+        self.output_at: int | None = None
+        """Offset just past the top-level ``output`` key: item types before it are not the output's."""
         self.pending: list[tuple[bytes, int]] = []
         """(name, offset just past its colon) of id fields found and not yet dealt with, in order."""
         self.seen: set[bytes] = set()
@@ -75,6 +100,7 @@ class Scan:
 
     def feed(self, piece: bytes) -> None:
         self._note(self.scanner.feed(piece), piece)
+        self._count(self.items.feed(piece))  # after the keys: ``output`` is known before its items
         self.fed += len(piece)
         self._recent = piece[-_RECENT:] if len(piece) >= _RECENT else (self._recent + piece)[-_RECENT:]
 
@@ -82,6 +108,7 @@ class Scan:
         if not self._finished:
             self._finished = True
             self._note(self.scanner.finish(), b"")
+            self._count(self.items.finish())
 
     def _note(self, found: list[tuple[bytes, int]], piece: bytes) -> None:
         if self.usage_bytes is not None and len(self.usage_bytes) < _USAGE_BYTES:
@@ -94,10 +121,20 @@ class Scan:
             self.seen.add(name)
             if name == USAGE:
                 self.usage_bytes = self._from(at, piece)[:_USAGE_BYTES]
+            elif name == OUTPUT:
+                self.output_at = at
             elif name == SERVICE_TIER:
                 self.tier_bytes = self._from(at, piece)[:_TIER_BYTES]
             else:
                 self.pending.append((name, at))
+
+    def _count(self, found: list[tuple[bytes, int]]) -> None:
+        kinds, output_at = self.item_kinds, self.output_at
+        for kind, at in found:
+            if output_at is not None and at > output_at:
+                name = kind.decode("ascii")  # the pattern matched ASCII only
+                if name in kinds or len(kinds) < MAX_ITEM_KINDS:
+                    kinds[name] = kinds.get(name, 0) + 1
 
     def _from(self, at: int, piece: bytes) -> bytes:
         """The bytes from offset ``at`` to the end of ``piece``."""
@@ -120,6 +157,8 @@ class Scan:
         usage = usage_from_mapping(value)
         if usage is not None and self.tier_bytes:
             usage.service_tier = self._tier()
+        if usage is not None and self.item_kinds:
+            usage.tool_calls, usage.compacted = billed_items(self.item_kinds)
         return usage
 
     def _tier(self) -> str | None:

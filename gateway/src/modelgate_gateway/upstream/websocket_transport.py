@@ -30,7 +30,7 @@ log = logging.getLogger("modelgate.gateway.websocket")
 MAX_UPSTREAM_FRAME_BYTES = 16 * 1024 * 1024
 """Largest upstream event (a final event carries the whole response)."""
 UPSTREAM_QUEUE_FRAMES = 4
-"""Upstream frames read ahead per lane (the library's default, 16, allows 16 × 16 MiB)."""
+"""Upstream frames read ahead per lane (the library's default, 16, allows 16 x 16 MiB)."""
 _FINAL_TYPES = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
 _MARKERS = (b"response.completed", b"response.failed", b"response.incomplete", b'"error"')
 _STATUS_OF_CODE = {"previous_response_not_found": 400, "websocket_connection_limit_reached": 400}
