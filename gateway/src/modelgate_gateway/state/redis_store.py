@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from .redis_conversations import RedisConversations
 from .store import MAX_STORED_BYTES, StateStoreError, StateTooLargeError, StoredResponse
@@ -33,12 +34,17 @@ class RedisConversationStore:
         max_bytes: int = MAX_STORED_BYTES,
     ) -> RedisConversationStore:
         """A store for ``redis://`` or ``rediss://`` ``url``; connects lazily on first use."""
+        # No CLIENT SETINFO or maintenance-notifications handshake, as for the governance ledger
+        # (governance.ledger.Ledger.from_url): a Redis that refuses them leaves a reference cycle
+        # holding the connecting request's task, and each costs a round trip per connection.
         client = aioredis.Redis.from_url(
             url,
             password=password,
             socket_timeout=timeout_seconds,
             socket_connect_timeout=timeout_seconds,
             health_check_interval=30,
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
+            driver_info=None,
         )
         return cls(client, max_bytes=max_bytes)
 
