@@ -3,7 +3,7 @@
 CPU-time A/Bs (``ab.py``) need a quiet machine. Function-call counts do not: this starts the fake
 upstream and, one after the other, the gateway from this checkout and from ``--baseline-src``,
 each under ``cProfile`` switched on (SIGUSR1) only after a warm-up, drives ``--requests``
-sequential requests, switches it off (SIGUSR2, which also dumps the stats), and prints calls per
+requests (``--concurrency`` at a time, default 1), switches it off (SIGUSR2, which also dumps the stats), and prints calls per
 request for both and the functions whose call counts differ most. A change that adds calls on the
 hot path shows here with exact numbers, whatever else the machine is doing.
 
@@ -45,11 +45,11 @@ entrypoint()
 Key = tuple[str, int, str]
 
 
-def _drive(port: int, stream: bool, count: int) -> None:
+def _drive(port: int, stream: bool, count: int, concurrency: int = 1) -> None:
     tpl = make_template(port, "bench", stream=stream, expected_deltas=50 if stream else 0, api_key=targets.API_KEY)
 
     async def go() -> None:
-        spec = LoadSpec(port, (tpl,), 1, 0.0, 3600.0, max_requests=count)
+        spec = LoadSpec(port, (tpl,), concurrency, 0.0, 3600.0, max_requests=count)
         res = await run_load(spec)
         if res.summary()["errors"]:
             sys.exit(f"errors: {res.summary()['error_kinds']}")
@@ -57,7 +57,9 @@ def _drive(port: int, stream: bool, count: int) -> None:
     run_fast(go())
 
 
-def _profile(src: str, config: Path, logdir: Path, tag: str, stream: bool, count: int) -> dict[Key, tuple[int, float]]:
+def _profile(
+    src: str, config: Path, logdir: Path, tag: str, stream: bool, count: int, concurrency: int = 1
+) -> dict[Key, tuple[int, float]]:
     wrapper = logdir / "wrapper.py"
     wrapper.write_text(WRAPPER)
     out = logdir / f"{tag}.prof"
@@ -71,7 +73,7 @@ def _profile(src: str, config: Path, logdir: Path, tag: str, stream: bool, count
     try:
         _drive(ports.gateway, stream, 200)  # warm-up: connection pools, caches, first-call imports
         os.kill(proc.popen.pid, signal.SIGUSR1)
-        _drive(ports.gateway, stream, count)
+        _drive(ports.gateway, stream, count, concurrency)
         os.kill(proc.popen.pid, signal.SIGUSR2)
         deadline = time.monotonic() + 30
         while not out.exists() and time.monotonic() < deadline:
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--src", default=None, help="gateway/src to measure (default: this checkout's)")
     p.add_argument("--mode", choices=("nonstream", "stream"), default="nonstream")
     p.add_argument("--requests", type=int, default=2000)
+    p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--keep", default=None, help="copy both cProfile dumps into this directory")
     args = p.parse_args(argv)
@@ -105,8 +108,9 @@ def main(argv: list[str] | None = None) -> None:
         upstream = targets.start_upstream(targets.Ports(), 50, logdir)
         try:
             here = args.src or str(Path(__file__).resolve().parent.parent / "gateway" / "src")
-            new = _profile(here, config, logdir, "gateway", args.mode == "stream", count)
-            base = _profile(args.baseline_src, config, logdir, "baseline", args.mode == "stream", count)
+            stream, conc = args.mode == "stream", max(1, min(args.concurrency, 256))
+            new = _profile(here, config, logdir, "gateway", stream, count, conc)
+            base = _profile(args.baseline_src, config, logdir, "baseline", stream, count, conc)
         finally:
             upstream.stop()
         if args.keep:
