@@ -3,9 +3,10 @@
 CPU-time A/Bs (``ab.py``) need a quiet machine. Function-call counts do not: this starts the fake
 upstream and, one after the other, the gateway from this checkout and from ``--baseline-src``,
 each under ``cProfile`` switched on (SIGUSR1) only after a warm-up, drives ``--requests``
-requests (``--concurrency`` at a time, default 1), switches it off (SIGUSR2, which also dumps the stats), and prints calls per
-request for both and the functions whose call counts differ most. A change that adds calls on the
-hot path shows here with exact numbers, whatever else the machine is doing.
+requests (``--concurrency`` at a time, default 1), switches it off (SIGUSR2, which also dumps
+the stats), and prints calls per request for both and the functions whose call counts differ
+most. A change that adds calls on the hot path shows here with exact numbers, whatever else the
+machine is doing.
 
     python bench/callcount.py --baseline-src /tmp/base/gateway/src [--mode stream] [--requests 2000]
 """
@@ -58,7 +59,7 @@ def _drive(port: int, stream: bool, count: int, concurrency: int = 1) -> None:
 
 
 def _profile(
-    src: str, config: Path, logdir: Path, tag: str, stream: bool, count: int, concurrency: int = 1
+    src: str, config: Path, logdir: Path, tag: str, stream: bool, count: int, *, concurrency: int = 1
 ) -> dict[Key, tuple[int, float]]:
     wrapper = logdir / "wrapper.py"
     wrapper.write_text(WRAPPER)
@@ -109,8 +110,8 @@ def main(argv: list[str] | None = None) -> None:
         try:
             here = args.src or str(Path(__file__).resolve().parent.parent / "gateway" / "src")
             stream, conc = args.mode == "stream", max(1, min(args.concurrency, 256))
-            new = _profile(here, config, logdir, "gateway", stream, count, conc)
-            base = _profile(args.baseline_src, config, logdir, "baseline", stream, count, conc)
+            new = _profile(here, config, logdir, "gateway", stream, count, concurrency=conc)
+            base = _profile(args.baseline_src, config, logdir, "baseline", stream, count, concurrency=conc)
         finally:
             upstream.stop()
         if args.keep:

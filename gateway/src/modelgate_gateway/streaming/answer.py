@@ -70,7 +70,10 @@ async def relay_json(
     timer = Deadline(opened.deadline - time.monotonic())  # the rest of the attempt's time
     reply = opened.reply
     try:
-        if _whole_at_once(reply):  # the common case: one read, no coroutine of its own
+        # The common case, read in one call: a reply made in-process (mock, translated), or an answer
+        # announced small (written out here, not in a helper: this runs for every JSON answer).
+        length = reply.headers.get("Content-Length") if isinstance(reply, Reply) else "0"
+        if length is not None and length.isdigit() and int(length) <= SMALL_ANSWER_BYTES:
             resp: web.StreamResponse = relay.whole(await reply.read())
         else:
             resp = await relay.send()
@@ -90,14 +93,6 @@ async def relay_json(
     finally:
         timer.disarm()
         end_attempt(opened, outcome, record)
-
-
-def _whole_at_once(reply: object) -> bool:
-    """Read in one call: replies made in-process (mock, translated), and answers announced small."""
-    if not isinstance(reply, Reply):
-        return True
-    length = reply.headers.get("Content-Length")
-    return length is not None and length.isdigit() and int(length) <= SMALL_ANSWER_BYTES
 
 
 class _JsonRelay:
@@ -147,7 +142,10 @@ class _JsonRelay:
                 record.final = parsed
                 record.usage = usage_of(parsed)
             if isinstance(parsed.get("id"), str):
-                body = self._splice(body, ID, head.span(1) if head is not None else top_level_string(body, ID))
+                if head is not None and b"\\" not in head.group(1):  # the usual id: first key, nothing escaped
+                    body = self._rewrite_head_id(body, head)
+                else:
+                    body = self._splice(body, ID, head.span(1) if head is not None else top_level_string(body, ID))
                 if isinstance(parsed.get("previous_response_id"), str):
                     body = self._splice(body, PREVIOUS, top_level_string(body, PREVIOUS))
                 if self.conversation is not None:
@@ -159,6 +157,18 @@ class _JsonRelay:
         record.response_body = body
         record.status = reply.status
         return web.Response(body=body, status=reply.status, headers=self.headers, content_type=_content_type(reply))
+
+    def _rewrite_head_id(self, body: bytes, head: re.Match[bytes]) -> bytes:
+        """:meth:`_splice` of the top-level id for an id that is the first key and holds no escape:
+        its value is the token's bytes between the quotes, decoded without a JSON parser."""
+        start, end = head.span(1)
+        value = body[start + 1 : end - 1].decode()
+        if not value.startswith("resp"):
+            return body
+        assert self.make_id is not None  # only called when ids are rewritten
+        self.upstream_id = value
+        gateway_id = self.record.response_id = self.make_id(value)
+        return body[:start] + orjson.dumps(gateway_id) + body[end:]
 
     def _splice(self, body: bytes, name: bytes, span: tuple[int, int] | None) -> bytes:
         """``body`` with the token of field ``name`` at ``span`` rewritten (if it is an id to rewrite)."""
