@@ -87,28 +87,32 @@ def served_headers(record: RequestRecord, opened: Opened) -> dict[str, str]:
     }
 
 
-async def relay_answer(
+async def relay_answer(  # noqa: PLR0917 (in this order so a partial binds all but the last two)
     request: web.Request,
     record: RequestRecord,
     caller: Caller,
-    opened: Opened,
     stream: bool,
-    conversation: tuple[bytes, bytes] | None = None,
-    *,
-    previous: bool = True,
-    extra: Mapping[str, str] | None = None,
+    conversation: tuple[bytes, bytes] | None,
+    previous: bool,
+    opened: Opened,
+    extra: Mapping[str, str] | None,
 ) -> web.StreamResponse:
     """``conversation``: (upstream id, gateway id) of the conversation the request named;
     ``previous``: whether the answer may carry a ``previous_response_id`` (see relay_json);
-    ``extra``: more headers for the answer (a limited key's x-ratelimit headers)."""
+    ``extra``: more headers for the answer (a limited key's x-ratelimit headers).
+
+    Positional parameters only, ``opened`` and ``extra`` last: the create binds the others with a
+    ``functools.partial`` that then costs no keyword dictionary per call."""
     make_id = caller.make_id(opened.dep.health_key)
     headers = served_headers(record, opened)
     if extra:
         headers.update(extra)
     if stream:  # built here, not in a helper: one Python frame fewer per stream
+        # The content type as a header, not through ``resp.content_type``: aiohttp's setter parses
+        # and rebuilds it (~90 bytecodes, five Python calls) to produce these same bytes.
+        headers["Content-Type"] = "text/event-stream"
+        headers["Cache-Control"] = "no-cache"
         resp = web.StreamResponse(status=200, headers=headers)
-        resp.content_type = "text/event-stream"
-        resp.headers["Cache-Control"] = "no-cache"
         sse = SseRelayState(make_id, opened.dep.redactor, conversation)
         await relay_into(resp, opened, record, sse, resp.prepare(request))
         return resp
