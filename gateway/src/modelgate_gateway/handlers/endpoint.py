@@ -165,21 +165,27 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """The request body, refusing more than ``limit`` bytes without reading them all.
 
     The connection's body timeout (:mod:`..server.clientconn`) bounds the time it may take.
+    ``readany`` hands over all that is buffered; once the stream is at its end (the usual case
+    after the first read: a small body arrives with its headers) the loop stops there rather than
+    reading once more for the empty chunk that says so (~80 bytecodes, three Python calls).
     """
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge(f"Request body of {length} bytes exceeds the limit of {limit} bytes.")
+    content = request.content
     chunks: list[bytes] = []
     size = 0
     try:
         while True:  # bounded: stops at EOF, once the limit is crossed, or at the body timeout
-            chunk = await request.content.readany()
+            chunk = await content.readany()
             if not chunk:
                 break
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
             chunks.append(chunk)
+            if content.at_eof():
+                break
     except (BodyTimeout, web.RequestPayloadError, ConnectionError) as exc:
         # The request's stream keeps the error and raises that same object: with its traceback
         # (this frame, which holds the request) it would make a reference cycle. Forget it.
