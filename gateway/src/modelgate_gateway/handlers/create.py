@@ -101,7 +101,7 @@ class Routed:
 
 @endpoint("create")
 async def create_response(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
-    runtime = state.current()
+    runtime = state.runtime or state.current()  # current() only to refuse when there is none
     key = authenticate(request, runtime, record)
     raw = await read_body(request, runtime.max_body_bytes)
     record.request_body = raw

@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import istr
 
 from ..appkeys import STATE
 from ..appstate import GatewayState
@@ -38,20 +39,21 @@ from . import ratelimit_headers
 log = logging.getLogger("modelgate.gateway")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Header names as multidict's istr: aiohttp's case-insensitive headers find them without case-folding
+# the name on each lookup (every request looks these up).
+_X_REQUEST_ID, _API_KEY = istr("X-Request-Id"), istr("api-key")
 Handler = Callable[[web.Request, GatewayState, RequestRecord], Awaitable[web.StreamResponse]]
 
 
 def request_id_of(request: web.Request) -> str:
     """The client's request id when it is a sane one, else a fresh one."""
-    incoming = request.headers.get("X-Request-Id")
+    incoming = request.headers.get(_X_REQUEST_ID)
     return incoming if incoming and _REQUEST_ID.match(incoming) else "req_" + os.urandom(12).hex()
 
 
 def new_record(request: web.Request, route: str) -> RequestRecord:
-    request_id = request_id_of(request)
-    return RequestRecord(
-        request_id=request_id, started_at=time.monotonic(), wall_time=time.time(), method=request.method, route=route
-    )
+    # Positional: a keyword call matches each name against the parameters (every request).
+    return RequestRecord(request_id_of(request), time.monotonic(), time.time(), request.method, route)
 
 
 def error_response(err: GatewayError, record: RequestRecord) -> web.Response:
@@ -136,14 +138,14 @@ class _ClientGone(Exception):
 
 def authenticate(request: web.Request, runtime: RuntimeConfig, record: RequestRecord) -> KeyRuntime | None:
     """The caller's key (Bearer token or ``api-key`` header, as Azure clients send)."""
-    header = request.headers.get("Authorization")
+    header = request.headers.get(hdrs.AUTHORIZATION)
     token = None
     if header is not None:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer":
             token = value.strip()
     if token is None:
-        token = request.headers.get("api-key")
+        token = request.headers.get(_API_KEY)
     if not token:
         if runtime.allow_unauthenticated:
             return None
