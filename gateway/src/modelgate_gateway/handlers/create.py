@@ -47,23 +47,6 @@ def _model(
     return model
 
 
-def _end_user(payload: dict[str, Any], headers: Mapping[str, str], runtime: RuntimeConfig) -> str | None:
-    """``user``, else ``safety_identifier``, else the configured header; written out, not looped:
-    this runs on every create, and most name none of them."""
-    value = payload.get("user")
-    if isinstance(value, str) and value:
-        return value[:_MAX_END_USER_CHARS]
-    value = payload.get("safety_identifier")
-    if isinstance(value, str) and value:
-        return value[:_MAX_END_USER_CHARS]
-    header = runtime.end_user_header
-    if header:
-        value = headers.get(header)
-        if value:
-            return value[:_MAX_END_USER_CHARS]
-    return None
-
-
 def _serving_model(
     runtime: RuntimeConfig,
     model: ModelRuntime,
@@ -132,7 +115,14 @@ def route_create(  # noqa: PLR0917 (the create's parts, in the order the handler
     if not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean.", param="stream")
     record.stream = stream
-    record.end_user = _end_user(payload, headers, runtime)
+    # The end user: ``user``, else ``safety_identifier``, else the configured header. Written out
+    # here, not in a helper: it runs on every create, and most name none of them.
+    end_user = payload.get("user")
+    if not (isinstance(end_user, str) and end_user):
+        end_user = payload.get("safety_identifier")
+        if not (isinstance(end_user, str) and end_user):
+            end_user = headers.get(runtime.end_user_header) if runtime.end_user_header else None
+    record.end_user = end_user[:_MAX_END_USER_CHARS] if end_user else None
     call = Call("POST", "/responses", payload=payload, raw=raw, stream=stream, rewrite_model=True)
     if runtime.forward_headers:
         call.headers = clientheaders.forwarded(headers, runtime.forward_headers)
