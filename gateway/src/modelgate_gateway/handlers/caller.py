@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from .. import ids
 from ..appstate import GatewayState
@@ -22,6 +22,7 @@ from ..streaming.relay import relay_into
 from ..streaming.sse import SseRelayState
 from ..upstream.executor import Call, Opened
 from . import conversation_ids
+from .headernames import X_MODELGATE_ATTEMPTS, X_MODELGATE_DEPLOYMENT, X_REQUEST_ID
 
 
 class Caller:
@@ -81,9 +82,9 @@ def pin_conversation(
 
 def served_headers(record: RequestRecord, opened: Opened) -> dict[str, str]:
     return {
-        "X-Request-Id": record.request_id,
-        "X-Modelgate-Deployment": opened.dep.name,
-        "X-Modelgate-Attempts": str(len(record.attempts)),
+        X_REQUEST_ID: record.request_id,
+        X_MODELGATE_DEPLOYMENT: opened.dep.name,
+        X_MODELGATE_ATTEMPTS: str(len(record.attempts)),
     }
 
 
@@ -110,8 +111,8 @@ async def relay_answer(  # noqa: PLR0917 (in this order so a partial binds all b
     if stream:  # built here, not in a helper: one Python frame fewer per stream
         # The content type as a header, not through ``resp.content_type``: aiohttp's setter parses
         # and rebuilds it (~90 bytecodes, five Python calls) to produce these same bytes.
-        headers["Content-Type"] = "text/event-stream"
-        headers["Cache-Control"] = "no-cache"
+        headers[hdrs.CONTENT_TYPE] = "text/event-stream"
+        headers[hdrs.CACHE_CONTROL] = "no-cache"
         resp = web.StreamResponse(status=200, headers=headers)
         sse = SseRelayState(make_id, opened.dep.redactor, conversation)
         await relay_into(resp, opened, record, sse, resp.prepare(request))

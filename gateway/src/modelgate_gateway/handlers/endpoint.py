@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 from aiohttp import hdrs, web
-from multidict import istr
 
 from ..appkeys import STATE
 from ..appstate import GatewayState
@@ -35,19 +34,17 @@ from ..observability.recording import RequestRecord
 from ..runtime import KeyRuntime, RuntimeConfig
 from ..server.clientconn import BodyTimeout
 from . import ratelimit_headers
+from .headernames import API_KEY, X_REQUEST_ID
 
 log = logging.getLogger("modelgate.gateway")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Header names as multidict's istr: aiohttp's case-insensitive headers find them without case-folding
-# the name on each lookup (every request looks these up).
-_X_REQUEST_ID, _API_KEY = istr("X-Request-Id"), istr("api-key")
 Handler = Callable[[web.Request, GatewayState, RequestRecord], Awaitable[web.StreamResponse]]
 
 
 def request_id_of(request: web.Request) -> str:
     """The client's request id when it is a sane one, else a fresh one."""
-    incoming = request.headers.get(_X_REQUEST_ID)
+    incoming = request.headers.get(X_REQUEST_ID)
     return incoming if incoming and _REQUEST_ID.match(incoming) else "req_" + os.urandom(12).hex()
 
 
@@ -60,7 +57,7 @@ def error_response(err: GatewayError, record: RequestRecord) -> web.Response:
     record.status = err.status
     record.error_type = record.error_type or err.type
     record.error_code = err.code
-    headers = {"X-Request-Id": record.request_id, **err.headers}
+    headers = {X_REQUEST_ID: record.request_id, **err.headers}
     content_type = getattr(err, "content_type", "application/json").split(";")[0]
     return web.Response(body=err.body(), status=err.status, headers=headers, content_type=content_type)
 
@@ -145,7 +142,7 @@ def authenticate(request: web.Request, runtime: RuntimeConfig, record: RequestRe
         if scheme.lower() == "bearer":
             token = value.strip()
     if token is None:
-        token = request.headers.get(_API_KEY)
+        token = request.headers.get(API_KEY)
     if not token:
         if runtime.allow_unauthenticated:
             return None
