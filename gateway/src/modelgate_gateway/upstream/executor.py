@@ -21,7 +21,7 @@ from ..observability.recording import AttemptOutcome, AttemptRecord, Observer, R
 from ..redaction import Redactor
 from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig, TargetRuntime
 from .affinity import pick_for_session, ranked, strip_org_bound
-from .balancing import HealthBoard, pick
+from .balancing import DeploymentHealth, HealthBoard, pick
 from .chat_transport import Untranslatable
 from .deadlines import Deadline
 from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds
@@ -90,11 +90,13 @@ class Opened:
     first_chunk: bytes
     deadline: float
     state: ExecutorDeps
+    health: DeploymentHealth
+    """The board's entry for ``dep.health_key`` (kept while the attempt counts in it)."""
 
     def finish(self, outcome: AttemptOutcome, record: RequestRecord | None = None) -> None:
         """The attempt ended (stream over, body read, or failed mid-way); update health."""
         now = time.monotonic()
-        self.state.board.get(self.dep.health_key).outstanding -= 1
+        self.health.outstanding -= 1
         self.attempt.outcome = outcome
         self.attempt.duration_seconds = now - self.attempt.started_at
         if outcome is AttemptOutcome.STREAM_ERROR and self.model is not None:
@@ -446,7 +448,7 @@ async def _run_attempt(
         attempt.outcome, attempt.status = AttemptOutcome.CLIENT_ERROR, exc.status
         attempt.duration_seconds = time.monotonic() - started
         # The deployment answered properly; the request was at fault. That is a healthy probe.
-        if board.record_success(dep.health_key, None) and not dep.member:
+        if health.succeeded(None) and not dep.member:
             state.observer.deployment_health(dep.name, False)
         raise
     except BaseException:
@@ -456,13 +458,15 @@ async def _run_attempt(
         attempt.duration_seconds = time.monotonic() - started
         raise
     attempt.status = reply.status
-    if board.record_success(dep.health_key, time.monotonic() - started) and not dep.member:
-        state.observer.deployment_health(dep.name, False)
     if dep.member:  # the deployment's latency too (adaptive weights, lowest-latency across deployments)
+        health.succeeded(time.monotonic() - started)
         board.record_success(dep.name, time.monotonic() - started)
-    record.model = model.name if model else record.model
+    elif health.succeeded(time.monotonic() - started):
+        state.observer.deployment_health(dep.name, False)
+    if model is not None:
+        record.model = model.name
     record.deployment = dep.name
-    return Opened(reply, dep, model, attempt, first, min(deadline, started + dep.total_seconds), state)
+    return Opened(reply, dep, model, attempt, first, min(deadline, started + dep.total_seconds), state, health)
 
 
 __all__ = ["Call", "Opened", "PassThrough", "UpstreamFailed", "open_call"]
