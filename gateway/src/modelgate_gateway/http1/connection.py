@@ -183,16 +183,21 @@ class Connection(asyncio.Protocol):
             self._done()
 
     def on_body(self, body: bytes) -> None:
-        if self.complete or self.exc is not None:
+        # One test for every unusual case: ``room`` is the high-water mark or the size limit less
+        # what was taken, whichever is smaller, and -1 once the answer is complete or failed.
+        buffered = self.buffered + len(body)
+        if buffered > self.room:
+            self._overflow(body)
+            return
+        self.pieces.append(body)
+        self.buffered = buffered
+
+    def _overflow(self, body: bytes) -> None:
+        if self.complete or self.exc is not None:  # bytes past the answer, or after a failure
             self._unsolicited()
             return
         self.pieces.append(body)
-        buffered = self.buffered + len(body)
-        self.buffered = buffered
-        if buffered > self.room:  # the high-water mark, or the size limit less what was taken
-            self._overflow()
-
-    def _overflow(self) -> None:
+        self.buffered += len(body)
         if self.taken + self.buffered > self.limit:
             self._fail(UpstreamProtocolError(f"the upstream's answer is larger than {self.limit} bytes"))
         elif self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
@@ -220,6 +225,7 @@ class Connection(asyncio.Protocol):
         if self.exc is not None:  # failed earlier in the same read (e.g. the body passed the limit)
             return
         self.complete = True
+        self.room = -1
         if self.idle_timer is not None:
             self.idle_timer.cancel()
             self.idle_timer = None
@@ -244,6 +250,7 @@ class Connection(asyncio.Protocol):
     def _fail(self, exc: BaseException) -> None:
         if self.exc is None and not self.complete:
             self.exc = exc
+        self.room = -1
         self.abort()
         self._wake()
 
@@ -302,8 +309,9 @@ class Connection(asyncio.Protocol):
         taken = self.taken + self.buffered
         self.taken = taken
         self.buffered = 0
-        room = self.limit - taken
-        self.room = room if room < _HIGH_WATER else _HIGH_WATER
+        if self.room >= 0:  # (-1: the answer is complete or failed, and stays so)
+            room = self.limit - taken
+            self.room = room if room < _HIGH_WATER else _HIGH_WATER
         if self.paused and self.transport is not None and not self.closed:
             self.paused = False
             self.last_io = self._loop.time()  # idle time counts again from now
