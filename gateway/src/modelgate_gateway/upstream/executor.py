@@ -191,8 +191,8 @@ async def _exchange(
         request_id=request_id,
         headers=call.headers,
     )
-    outcome = outcome_for_status(reply.status)
-    if outcome is not AttemptOutcome.SUCCESS:
+    if reply.status >= 300:  # below that: success, without asking outcome_for_status
+        outcome = outcome_for_status(reply.status)
         try:
             body = await reply.read()
         finally:
@@ -222,8 +222,10 @@ class _Failed(Exception):
         self.failure = failure
 
 
-def _candidate_models(runtime: RuntimeConfig, model: ModelRuntime) -> list[ModelRuntime]:
-    return [model] + [runtime.models[name] for name in model.fallbacks if name in runtime.models]
+def _candidate_models(runtime: RuntimeConfig, model: ModelRuntime) -> list[ModelRuntime | None]:
+    if not model.fallbacks:
+        return [model]
+    return [model, *(runtime.models[name] for name in model.fallbacks if name in runtime.models)]
 
 
 async def open_call(
@@ -268,13 +270,12 @@ async def open_call(
                 continue
         tried.add(dep.health_key if call.pinned is None else name)
         try:
-            return _noted(
-                await _run_attempt(
-                    state, dep, call, record, current, deadline, retry_after_cap=runtime.retry_after_caps[dep.name]
-                ),
-                call,
-                record,
+            opened = await _run_attempt(
+                state, dep, call, record, current, deadline, retry_after_cap=runtime.retry_after_caps[dep.name]
             )
+            if call.home is not None:
+                record.affinity = "hit" if opened.dep.name == call.home else "moved"
+            return opened
         except _Failed as exc:
             failures.append(exc.failure)
         except Untranslatable as exc:  # another deployment (another upstream API) may serve it
@@ -325,13 +326,7 @@ def _chain(runtime: RuntimeConfig, model: ModelRuntime | None, call: Call) -> li
         call.ranking = (model.targets, order)
         call.home = call.ranking[1][0]
         call.home_org = runtime.deployments[call.home].organization
-    return list(_candidate_models(runtime, model))
-
-
-def _noted(opened: Opened, call: Call, record: RequestRecord) -> Opened:
-    if call.home is not None:
-        record.affinity = "hit" if opened.dep.name == call.home else "moved"
-    return opened
+    return _candidate_models(runtime, model)
 
 
 def _waits(
