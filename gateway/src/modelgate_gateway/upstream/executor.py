@@ -270,12 +270,9 @@ async def open_call(
                 continue
         tried.add(dep.health_key if call.pinned is None else name)
         try:
-            opened = await _run_attempt(
+            return await _run_attempt(
                 state, dep, call, record, current, deadline, retry_after_cap=runtime.retry_after_caps[dep.name]
             )
-            if call.home is not None:
-                record.affinity = "hit" if opened.dep.name == call.home else "moved"
-            return opened
         except _Failed as exc:
             failures.append(exc.failure)
         except Untranslatable as exc:  # another deployment (another upstream API) may serve it
@@ -395,6 +392,30 @@ def _has_capacity(state: ExecutorDeps, runtime: RuntimeConfig, name: str) -> boo
     return dep.max_concurrent is None or state.board.get(name).outstanding < dep.max_concurrent
 
 
+def _attempt_failed(
+    state: ExecutorDeps,
+    dep: DeploymentRuntime,
+    record: RequestRecord,
+    model: ModelRuntime | None,
+    attempt: AttemptRecord,
+    exc: _Failed,
+    *,
+    retry_after_cap: float,
+) -> None:
+    """Note a classified failure: on the attempt, and as a deferral (a 429's Retry-After) or a failure."""
+    failure = exc.failure
+    attempt.outcome, attempt.status = failure.outcome, failure.status
+    now = time.monotonic()
+    attempt.duration_seconds = now - attempt.started_at
+    deferred = False
+    # A server of a pool is not deferred (the whole deployment would be): its 429 counts as a failure.
+    if failure.outcome is AttemptOutcome.RATE_LIMITED and failure.retry_after is not None and not dep.member:
+        exc.failure = failure = _defer(state, record, failure, retry_after_cap, now)
+        deferred = failure.retry_after != 0  # "Retry-After: 0" is an ordinary failure
+    if model is not None and not deferred:
+        _note_failure(state, model, dep, now, record)
+
+
 async def _run_attempt(
     state: ExecutorDeps,
     dep: DeploymentRuntime,
@@ -420,17 +441,7 @@ async def _run_attempt(
         reply, first = await _attempt(state, dep, call, record, min(deadline, started + dep.total_seconds))
     except _Failed as exc:
         health.outstanding -= 1
-        failure = exc.failure
-        attempt.outcome, attempt.status = failure.outcome, failure.status
-        now = time.monotonic()
-        attempt.duration_seconds = now - started
-        deferred = False
-        # A server of a pool is not deferred (the whole deployment would be): its 429 counts as a failure.
-        if failure.outcome is AttemptOutcome.RATE_LIMITED and failure.retry_after is not None and not dep.member:
-            exc.failure = failure = _defer(state, record, failure, retry_after_cap, now)
-            deferred = failure.retry_after != 0  # "Retry-After: 0" is an ordinary failure
-        if model is not None and not deferred:
-            _note_failure(state, model, dep, now, record)
+        _attempt_failed(state, dep, record, model, attempt, exc, retry_after_cap=retry_after_cap)
         raise
     except Untranslatable:
         health.outstanding -= 1
@@ -461,6 +472,8 @@ async def _run_attempt(
     if model is not None:
         record.model = model.name
     record.deployment = dep.name
+    if call.home is not None:
+        record.affinity = "hit" if dep.name == call.home else "moved"
     return Opened(reply, dep, model, attempt, first, min(deadline, started + dep.total_seconds), state, health)
 
 
