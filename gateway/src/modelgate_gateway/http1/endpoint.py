@@ -153,8 +153,10 @@ class Endpoint:
         self.header_names = frozenset(name.lower() for name in (headers or {}))
         """Lower-case names of the headers every request carries (extra headers of the same name are not sent)."""
         self._block = ("\r\n".join(lines) + "\r\n").encode("latin-1")
-        self._starts: dict[tuple[str, str], bytes] = {}
-        """Request line and fixed headers by method and path (without a client query), made once."""
+        self._starts: dict[str, dict[str, bytes]] = {}
+        """Request line and fixed headers by method, then path (without a client query), made once.
+        Keyed by the strings themselves: a (method, path) tuple would be built, hashed and compared
+        per request."""
 
     def head(
         self,
@@ -170,14 +172,19 @@ class Endpoint:
         ``query`` holds the client's parameters (a multidict when a name repeats: every pair is
         sent); the configured ones always win: a client's parameter of the same name is dropped.
         """
-        starts = self._starts  # the usual case: a path this endpoint served before (create: always the same)
-        start = None if query else starts.get((method, path))
+        # The usual case: a path this endpoint served before (create: always the same).
+        paths = None if query else self._starts.get(method)
+        start = None if paths is None else paths.get(path)
         if start is None:
             start = self._start(method, path, query)
             if not query:
-                if len(starts) >= _MAX_REMEMBERED:  # paths with ids churn; the usual ones come back
-                    starts.clear()
-                starts[(method, path)] = start
+                if paths is None:  # the gateway's few methods (bounded all the same)
+                    if len(self._starts) >= _MAX_REMEMBERED:
+                        self._starts.clear()
+                    paths = self._starts[method] = {}
+                elif len(paths) >= _MAX_REMEMBERED:  # paths with ids churn; the usual ones come back
+                    paths.clear()
+                paths[path] = start
         parts = [start]
         for name, value in extra:
             # The full check only for what the quick one cannot vouch for: a name not seen before, or
