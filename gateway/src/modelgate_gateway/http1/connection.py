@@ -62,6 +62,7 @@ class Connection(asyncio.Protocol):
         self.idle_timer: asyncio.TimerHandle | None = None
         self.limit = 0
         self.room = 0
+        self.near = 0  # bytes taken past which the limit, not the high-water mark, bounds the room
         self.head_only = False
         self._reset()
 
@@ -285,6 +286,7 @@ class Connection(asyncio.Protocol):
         self.head_only = head_only
         self.limit = limit
         self.room = limit if limit < _HIGH_WATER else _HIGH_WATER
+        self.near = limit - _HIGH_WATER
         self.idle_seconds = idle_seconds
         self.last_io = self._loop.time()
         self.idle_timer = self._loop.call_at(self.last_io + idle_seconds, self._check_idle)
@@ -309,7 +311,7 @@ class Connection(asyncio.Protocol):
         taken = self.taken + self.buffered
         self.taken = taken
         self.buffered = 0
-        if self.room >= 0:  # (-1: the answer is complete or failed, and stays so)
+        if taken > self.near and self.room >= 0:  # (-1: the answer is complete or failed, and stays so)
             room = self.limit - taken
             self.room = room if room < _HIGH_WATER else _HIGH_WATER
         if self.paused and self.transport is not None and not self.closed:
