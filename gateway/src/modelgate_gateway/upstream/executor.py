@@ -144,8 +144,10 @@ async def _attempt(
         if call.home_org is not None and dep.organization != call.home_org:
             updates = _strip_for(dep, payload, updates, record)
         if updates:
-            raw = rewrite_body(payload, raw, updates) if raw is not None else None
-            payload = {**payload, **updates}
+            rewritten = rewrite_body(payload, raw, updates) if raw is not None else None
+            if rewritten is None or rewritten is not raw:
+                raw, payload = rewritten, {**payload, **updates}
+            # else every update holds already (the usual model name): body and payload go as they are
     timer = Deadline(min(dep.first_byte_seconds, deadline - time.monotonic()))
     try:
         return await _exchange(state.transport(dep), dep, call, payload, raw, record.request_id)
