@@ -9,7 +9,22 @@ from __future__ import annotations
 
 
 def event_data(event: bytes) -> bytes:
-    """The joined ``data:`` lines of one event (its bytes between blank lines); ``b""`` when none."""
-    if b"\r" in event:
+    """The joined ``data:`` lines of one event (its bytes between blank lines); ``b""`` when none.
+
+    An event with one ``data`` line (every server's) is cut out with a few searches, not split into
+    lines. ``find``, not ``in``: ``bytes in bytes`` first tries the needle as an integer (CPython 3.11).
+    """
+    if event.find(b"\r") >= 0:
         event = event.replace(b"\r\n", b"\n")
+    if event.startswith(b"data:"):
+        start = 5
+    else:
+        start = event.find(b"\ndata:") + 6
+        if start == 5:  # not found
+            return b""
+    end = event.find(b"\n", start)
+    if end < 0:
+        return event[start:].removeprefix(b" ")
+    if event.find(b"\ndata:", end) < 0:
+        return event[start:end].removeprefix(b" ")
     return b"\n".join(line[5:].removeprefix(b" ") for line in event.split(b"\n") if line.startswith(b"data:"))
