@@ -16,15 +16,14 @@ def event_data(event: bytes) -> bytes:
     """
     if event.find(b"\r") >= 0:
         event = event.replace(b"\r\n", b"\n")
-    if event.startswith(b"data:"):
-        start = 5
-    else:
-        start = event.find(b"\ndata:") + 6
-        if start == 5:  # not found
-            return b""
-    end = event.find(b"\n", start)
-    if end < 0:
-        return event[start:].removeprefix(b" ")
-    if event.find(b"\ndata:", end) < 0:
-        return event[start:end].removeprefix(b" ")
+    start = event.find(b"data:")
+    if start < 0:
+        return b""
+    if not start or event[start - 1] == 10:  # at a line's start: the first data line
+        start += 6 if event.startswith(b" ", start + 5) else 5  # its value, less one leading space
+        end = event.find(b"\n", start)
+        if end < 0:
+            return event[start:]
+        if event.find(b"\ndata:", end) < 0:
+            return event[start:end]
     return b"\n".join(line[5:].removeprefix(b" ") for line in event.split(b"\n") if line.startswith(b"data:"))
