@@ -162,6 +162,9 @@ class SseRelayState:
         ``tail``, found once per block for both): a block that arrived whole (an unpaced upstream)
         is searched only there, not through every delta. The created and final events say it too
         ("error":null), which costs one search of their few kilobytes per stream.
+
+        Then the ids are rewritten (the tail kept in step) and what the accounting needs is noted:
+        written out here, not in helpers, as this runs for every read of every stream.
         """
         block = self._frame(chunk)
         if not block:
@@ -172,7 +175,40 @@ class SseRelayState:
             clean = redactor.bytes(tail)
             if clean is not tail:
                 block, tail = block[: len(block) - len(tail)] + clean, clean
-        return self._inspect(block, tail)
+        if self.upstream_id is None:
+            self._learn_id(block)
+        probe = self._id_probe
+        if probe is not None:
+            at = block.find(probe)  # one search; a delta block (the usual one) holds no id
+            if at >= 0:
+                block, tail = self._rewrite_ids(block, tail, at)
+        if self.fields is not None:  # rare: a previous response or a conversation to rewrite
+            block, tail = self._rewrite_fields(block, tail, self.fields)
+        if not self.first_delta_seen and _has_delta(block):
+            self.first_delta_seen = True
+        # The final event is the stream's last, so only the block's last events are searched (a
+        # block can hold a whole stream); three plain searches, not any() over a generator.
+        if (
+            tail.find(b"response.completed") >= 0
+            or tail.find(b"response.failed") >= 0
+            or tail.find(b"response.incomplete") >= 0
+        ):
+            self._terminal_blocks.append(tail)
+        self.last_block = block
+        if self._kept < _MAX_KEPT_BYTES:
+            self.blocks.append(block)
+            self._kept += len(block)
+        return block
+
+    @staticmethod
+    def _rewrite_fields(
+        block: bytes, tail: bytes, fields: list[tuple[bytes, bytes, re.Pattern[bytes]]]
+    ) -> tuple[bytes, bytes]:
+        for old, new, before in fields:
+            if block.find(old) >= 0:
+                block = _rewrite_field(block, old, new, before)
+                tail = block if len(block) <= _SMALL_BLOCK else _last_events(block)
+        return block, tail
 
     def _frame(self, chunk: bytes) -> bytes:
         """Complete events available after this read (possibly none)."""
@@ -201,40 +237,6 @@ class SseRelayState:
         rest = chunk[cut:]
         self._tail = [rest] if rest else []
         self._tail_len = len(rest)
-        return block
-
-    def _inspect(self, block: bytes, tail: bytes) -> bytes:
-        """Rewrite the ids and note what the accounting needs; returns the bytes to send.
-
-        ``tail``: the block's last events (see :meth:`feed`), kept in step with the rewrites.
-        """
-        if self.upstream_id is None:
-            self._learn_id(block)
-        probe = self._id_probe
-        if probe is not None:
-            at = block.find(probe)  # one search; a delta block (the usual one) holds no id
-            if at >= 0:
-                block, tail = self._rewrite_ids(block, tail, at)
-        fields = self.fields
-        if fields is not None:
-            for old, new, before in fields:
-                if block.find(old) >= 0:
-                    block = _rewrite_field(block, old, new, before)
-                    tail = block if len(block) <= _SMALL_BLOCK else _last_events(block)
-        if not self.first_delta_seen and _has_delta(block):
-            self.first_delta_seen = True
-        # The final event is the stream's last, so only the block's last events are searched (a
-        # block can hold a whole stream); three plain searches, not any() over a generator.
-        if (
-            tail.find(b"response.completed") >= 0
-            or tail.find(b"response.failed") >= 0
-            or tail.find(b"response.incomplete") >= 0
-        ):
-            self._terminal_blocks.append(tail)
-        self.last_block = block
-        if self._kept < _MAX_KEPT_BYTES:
-            self.blocks.append(block)
-            self._kept += len(block)
         return block
 
     @property
