@@ -7,12 +7,14 @@ closing quote; an event's ``data`` and ``event`` lines are cut out with searches
 
 from __future__ import annotations
 
+import random
+
 import orjson
 import pytest
 
 from modelgate_gateway.http1.eventstream import event_data
 from modelgate_gateway.redaction import redactor_for
-from modelgate_gateway.streaming.sse import SseRelayState, iter_events
+from modelgate_gateway.streaming.sse import SseRelayState, _last_events, iter_events
 
 SECRET = "sk-upstream-secret-0123456789"
 
@@ -104,3 +106,36 @@ def test_event_data_reads_every_layout(event: bytes, data: bytes) -> None:
 def test_the_last_event_line_names_the_event() -> None:
     block = b'event: first\nevent: second\ndata: {}\n\ndata: {"type":"typed"}\n\nevent:bare\r\ndata: 1\n\n'
     assert [kind for kind, _ in iter_events(block)] == ["second", "typed", "bare"]
+
+
+def _lines_data(event: bytes) -> bytes:
+    """The SSE reading written out line by line: what the cut-out paths must agree with."""
+    lines = event.replace(b"\r\n", b"\n").split(b"\n")
+    return b"\n".join(line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:"))
+
+
+def _lines_kind(raw: bytes) -> str:
+    kinds = [line[6:].strip().decode("utf-8", "replace") for line in raw.split(b"\n") if line.startswith(b"event:")]
+    return kinds[-1] if kinds else ""
+
+
+def _pairs_tail(block: bytes, count: int) -> bytes:
+    end = len(block) - 2
+    for _ in range(count):
+        end = block.rfind(b"\n\n", 0, end)
+        if end < 0:
+            return block
+    return block[end + 2 :]
+
+
+def test_the_cut_out_readings_agree_with_line_by_line_ones_on_any_bytes() -> None:
+    pieces = [b"data:", b"data: ", b"event:", b"event: a ", b"\n", b"\n\n", b"\r\n", b"\r", b" ", b"x", b":", b"ata:"]
+    rng = random.Random(11)
+    for _ in range(20_000):
+        text = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 9)))
+        assert event_data(text) == _lines_data(text), text
+        block = text + b"\n\n"
+        for raw, (kind, payload) in zip([raw for raw in block.split(b"\n\n") if raw], iter_events(block), strict=True):
+            assert payload == _lines_data(raw) and (kind == _lines_kind(raw) or not _lines_kind(raw)), raw
+        for count in (1, 2, 3):
+            assert _last_events(block, count) == _pairs_tail(block, count), (block, count)
