@@ -98,23 +98,25 @@ def end_attempt(opened: Opened, outcome: AttemptOutcome, record: RequestRecord) 
 async def _pump(resp: Sink, sse: SseRelayState, record: RequestRecord, opened: Opened) -> None:
     """Relay the first chunk (already read by the executor), then every chunk as it arrives.
 
-    The write is inlined rather than in a ``_send`` coroutine: per chunk (~60 per stream) that
-    saves two coroutine frames.
+    One loop for both, written out: per chunk (~60 in a paced stream) no helper frame for the
+    feed and the first-token note, no ``_send`` coroutine for the write.
     """
     try:
-        out = _feed(sse, record, opened.first_chunk)
-        if out:
-            try:
-                await resp.write(out)
-            except CLIENT_GONE as exc:
-                raise ClientGone from exc
-        async for chunk in opened.reply.chunks():
-            out = _feed(sse, record, chunk)
+        chunk = opened.first_chunk
+        chunks = opened.reply.chunks()
+        while True:
+            out = sse.feed(chunk)
             if out:
+                if record.first_token_at is None and sse.first_delta_seen:
+                    record.first_token_at = time.monotonic()
                 try:  # only a failed write means the client left; read errors are upstream's
                     await resp.write(out)
                 except CLIENT_GONE as exc:
                     raise ClientGone from exc
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
     except (ClientGone, TimeoutError):
         raise
     except Exception as exc:  # any upstream read/translate failure ends the stream cleanly
@@ -138,13 +140,6 @@ async def _end_for_shutdown(resp: Sink, sse: SseRelayState, record: RequestRecor
         )
     except CLIENT_GONE:
         record.client_disconnected = True
-
-
-def _feed(sse: SseRelayState, record: RequestRecord, chunk: bytes) -> bytes:
-    out = sse.feed(chunk)
-    if out and record.first_token_at is None and sse.first_delta_seen:
-        record.first_token_at = time.monotonic()
-    return out
 
 
 class _UpstreamBroke(Exception):

@@ -22,6 +22,7 @@ from .jsonscan import KeyScanner
 # Output deltas that count as "first token" (text, refusals, tool-call arguments).
 _DELTA_TYPES = (b"response.output_text.delta", b"response.refusal.delta", b"response.function_call_arguments.delta")
 _TERMINAL = (b"response.completed", b"response.failed", b"response.incomplete")
+_TERMINAL_NAME = re.compile(rb"response\.(?:completed|failed|incomplete)")
 _LIFECYCLE = (b"response.created", b"response.in_progress", b"response.queued")
 _SEQ = re.compile(rb'"sequence_number":\s*(\d+)')
 _MAX_EVENT_BYTES = 8 * 1024 * 1024  # one event; an upstream that never ends one is broken
@@ -34,6 +35,7 @@ _SMALL_BLOCK = 4096  # blocks up to this size (one paced event) are searched who
 _RESPONSE_ID_BEFORE = re.compile(rb'(?:"response"\s*:\s*\{\s*"id"|"response_id")\s*:\s*\Z')
 _ID_KEY_BEFORE = re.compile(rb'"id"\s*:\s*\Z')
 _COMPACT_RESPONSE_ID = b'"response":{"id":'
+_COMPACT_SIZE = len(_COMPACT_RESPONSE_ID)
 _PREVIOUS_BEFORE = re.compile(rb'"previous_response_id"\s*:\s*\Z')
 _CONVERSATION_BEFORE = re.compile(rb'"conversation"\s*:\s*(?:\{\s*"id"\s*:\s*)?\Z')  # an object's id, or a string
 _LOOK_BEHIND = 64
@@ -45,9 +47,10 @@ def iter_events(block: bytes) -> Iterator[tuple[str, bytes]]:
         if not raw:
             continue
         kind = ""
-        for line in raw.split(b"\n"):
-            if line.startswith(b"event:"):
-                kind = line[6:].strip().decode("utf-8", "replace")
+        at = raw.rfind(b"\nevent:") + 1  # the last ``event`` line counts; usually the first line
+        if at or raw.startswith(b"event:"):
+            end = raw.find(b"\n", at)
+            kind = raw[at + 6 : end if end >= 0 else len(raw)].strip().decode("utf-8", "replace")
         payload = event_data(raw)
         if not kind and payload.startswith(b"{"):
             try:
@@ -65,10 +68,16 @@ def _event_at(block: bytes, at: int) -> bytes:
 
 
 def _last_events(block: bytes, count: int = _TAIL_EVENTS) -> bytes:
-    """The last ``count`` events of a block of complete events (the whole block if it has fewer)."""
+    """The last ``count`` events of a block of complete events (the whole block if it has fewer).
+
+    Per event, its last line (the data line, kilobytes of JSON for a final event) is skipped with
+    ``rfind`` of one byte, a ``memrchr``; ``rfind(b"\\n\\n")``, several times slower per byte, then
+    goes through the few bytes of the line before it only.
+    """
     end = len(block) - 2  # a block ends with its last event's blank line
     for _ in range(count):
-        end = block.rfind(b"\n\n", 0, end)
+        line = block.rfind(b"\n", 0, end)  # a boundary's second byte is at or before it
+        end = block.rfind(b"\n\n", 0, line + 1)
         if end < 0:
             return block
     return block[end + 2 :]
@@ -79,7 +88,7 @@ def _has_delta(block: bytes) -> bool:
         at = block.find(kind)
         while at >= 0:  # bounded by the block's length; usually true at the first hit
             head = _event_at(block, at)
-            if head.startswith(b"event: " + kind) or b'"type":"' + kind + b'"' in head:
+            if head.startswith(b"event: " + kind) or head.find(b'"type":"' + kind + b'"') >= 0:
                 return True
             at = block.find(kind, at + len(kind))
     return False
@@ -95,7 +104,7 @@ class SseRelayState:
     __slots__ = (
         "_cr",
         "_gateway_token",
-        "_id_token",
+        "_id_probe",
         "_kept",
         "_make_id",
         "_redactor",
@@ -135,7 +144,7 @@ class SseRelayState:
         self._kept = 0
         self.upstream_id: bytes | None = None
         self.gateway_id: bytes | None = None
-        self._id_token: bytes | None = None  # the upstream id as a JSON string, quotes included
+        self._id_probe: bytes | None = None  # the upstream id as a JSON string, but its closing quote
         self._gateway_token = b""
         self.created: dict[str, Any] | None = None
         self._terminal: dict[str, Any] | None = None
@@ -146,33 +155,72 @@ class SseRelayState:
         self.blocks: list[bytes] = []
 
     def feed(self, chunk: bytes) -> bytes:
+        """The bytes to send for this chunk: its complete events, credentials removed, ids rewritten.
+
+        Credentials are removed from an ``error`` event or a failed response. Both say "error" and
+        both end a stream, so, like the final event, they are among the block's last events (its
+        ``tail``, found once per block for both): a block that arrived whole (an unpaced upstream)
+        is searched only there, not through every delta. The created and final events say it too
+        ("error":null), which costs one search of their few kilobytes per stream.
+
+        Then the ids are rewritten (the tail kept in step) and what the accounting needs is noted:
+        written out here, not in helpers, as this runs for every read of every stream.
+        """
         block = self._frame(chunk)
         if not block:
             return b""
-        if self._redactor is not None:
-            block = self._redact(block, self._redactor)
-        return self._inspect(block)
+        tail = block if len(block) <= _SMALL_BLOCK else _last_events(block)
+        redactor = self._redactor
+        if redactor is not None and tail.find(b"error") >= 0:  # find: ``in`` costs a TypeError first
+            clean = redactor.bytes(tail)
+            if clean is not tail:
+                block, tail = block[: len(block) - len(tail)] + clean, clean
+        if self.upstream_id is None:
+            self._learn_id(block)
+        probe = self._id_probe
+        if probe is not None:
+            at = block.find(probe)  # one search; a delta block (the usual one) holds no id
+            if at >= 0:
+                block, tail = self._rewrite_ids(block, tail, at)
+        if self.fields is not None:  # rare: a previous response or a conversation to rewrite
+            block, tail = self._rewrite_fields(block, tail, self.fields)
+        if not self.first_delta_seen and _has_delta(block):
+            self.first_delta_seen = True
+        # The final event is the stream's last, so only the block's last events are searched (a
+        # block can hold a whole stream). On a short tail (a paced stream's delta) one pass for the
+        # three names costs half what three ``find``s do (each stops at every "response." and pays
+        # for its argument tuple); through kilobytes of a final event ``find``'s skips are faster.
+        if (
+            _TERMINAL_NAME.search(tail) is not None
+            if tail is block  # a short block, searched whole (either way gives the same answer)
+            else (
+                tail.find(b"response.completed") >= 0
+                or tail.find(b"response.failed") >= 0
+                or tail.find(b"response.incomplete") >= 0
+            )
+        ):
+            self._terminal_blocks.append(tail)
+        self.last_block = block
+        if self._kept < _MAX_KEPT_BYTES:
+            self.blocks.append(block)
+            self._kept += len(block)
+        return block
 
     @staticmethod
-    def _redact(block: bytes, redactor: Redactor) -> bytes:
-        """Remove the deployment's credentials from an ``error`` event or a failed response.
-
-        Both say "error" and both end a stream, so, like the final event, they are among the
-        block's last events: a block that arrived whole (an unpaced upstream) is searched only
-        there, not through every delta. The created and final events say it too ("error":null),
-        which costs one search of their few kilobytes per stream.
-        """
-        tail = block if len(block) <= _SMALL_BLOCK else _last_events(block)
-        if b"error" not in tail:
-            return block
-        clean = redactor.bytes(tail)
-        return block if clean is tail else block[: len(block) - len(tail)] + clean
+    def _rewrite_fields(
+        block: bytes, tail: bytes, fields: list[tuple[bytes, bytes, re.Pattern[bytes]]]
+    ) -> tuple[bytes, bytes]:
+        for old, new, before in fields:
+            if block.find(old) >= 0:
+                block = _rewrite_field(block, old, new, before)
+                tail = block if len(block) <= _SMALL_BLOCK else _last_events(block)
+        return block, tail
 
     def _frame(self, chunk: bytes) -> bytes:
         """Complete events available after this read (possibly none)."""
         if self._cr:  # a CRLF split across chunks
             chunk, self._cr = b"\r" + chunk, False
-        if b"\r" in chunk:  # some servers frame with CRLF; normalise so boundaries are found
+        if chunk.find(b"\r") >= 0:  # some servers frame with CRLF; normalise so boundaries are found
             if chunk.endswith(b"\r"):
                 chunk, self._cr = chunk[:-1], True
             chunk = chunk.replace(b"\r\n", b"\n")
@@ -195,31 +243,6 @@ class SseRelayState:
         rest = chunk[cut:]
         self._tail = [rest] if rest else []
         self._tail_len = len(rest)
-        return block
-
-    def _inspect(self, block: bytes) -> bytes:
-        """Rewrite the id and note what the accounting needs; returns the bytes to send."""
-        if self.upstream_id is None:
-            self._learn_id(block)
-        token = self._id_token
-        if token is not None and token in block:  # stops at the first hit; costs nothing for deltas
-            block = self._rewrite_ids(block, token)
-        fields = self.fields
-        if fields is not None:
-            for old, new, before in fields:
-                if old in block:
-                    block = _rewrite_field(block, old, new, before)
-        if not self.first_delta_seen and _has_delta(block):
-            self.first_delta_seen = True
-        # The final event is the stream's last, so only the block's last events are searched (a
-        # block can hold a whole stream); three plain searches, not any() over a generator.
-        tail = block if len(block) <= _SMALL_BLOCK else _last_events(block)
-        if b"response.completed" in tail or b"response.failed" in tail or b"response.incomplete" in tail:
-            self._terminal_blocks.append(tail)
-        self.last_block = block
-        if self._kept < _MAX_KEPT_BYTES:
-            self.blocks.append(block)
-            self._kept += len(block)
         return block
 
     @property
@@ -249,7 +272,7 @@ class SseRelayState:
                 self.upstream_id = rid.encode()
                 gateway_id = self._make_id(rid)
                 self.gateway_id = gateway_id.encode()
-                self._id_token = orjson.dumps(rid)
+                self._id_probe = orjson.dumps(rid)[:-1]
                 self._gateway_token = orjson.dumps(gateway_id)
                 self.created = response
                 previous = response.get("previous_response_id")
@@ -259,8 +282,38 @@ class SseRelayState:
                     self.fields = [*(self.fields or ()), pair]
                 return
 
-    def _rewrite_ids(self, block: bytes, token: bytes) -> bytes:
-        return _replace_where(block, token, self._gateway_token, _is_response_id)
+    def _rewrite_ids(self, block: bytes, tail: bytes, at: int) -> tuple[bytes, bytes]:
+        """``block`` with the upstream id replaced where it is a response id (see :func:`_is_response_id`),
+        and its ``tail`` to match; ``at``: the first offset of the id's :attr:`_id_probe`.
+
+        The probe is the id's JSON token without its closing quote, checked after each hit: a needle
+        ending in ``"`` stops the search at every quote of the JSON it goes through. The checks
+        compare slices: a method call with offsets costs an argument tuple and its parsing.
+        """
+        probe, new = self._id_probe, self._gateway_token
+        assert probe is not None  # called only once the id is known
+        size = len(probe) + 1  # the token's
+        tail_at = len(block) - len(tail)
+        parts: list[bytes] = []
+        done = in_tail = 0
+        while at >= 0:
+            end = at + size
+            if block[end - 1 : end] != b'"':
+                at = block.find(probe, at + 1)  # not the token: a longer id that starts like it
+                continue
+            if block[at - _COMPACT_SIZE : at] == _COMPACT_RESPONSE_ID or _is_response_id(block, at):  # usual hit first
+                parts += (block[done:at], new)
+                done = end
+                in_tail += at >= tail_at
+            at = block.find(probe, end)
+        if not parts:
+            return block, tail
+        parts.append(block[done:])
+        out = b"".join(parts)
+        if not in_tail:
+            return out, tail  # the tail's bytes did not change
+        before_tail = len(parts) // 2 - in_tail
+        return out, out[tail_at + before_tail * (len(new) - size) :]
 
     @property
     def terminal(self) -> dict[str, Any] | None:
