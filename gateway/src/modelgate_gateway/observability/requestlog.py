@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from dataclasses import dataclass
 from typing import IO, Any
 
 import orjson
 from prometheus_client import Counter
 
+from .accounting import UsageSource
 from .clienttext import safe_text
 from .recording import RequestRecord, Usage
 
@@ -32,37 +32,42 @@ FLUSH_LINES = 256
 FLUSH_INTERVAL_SECONDS = 0.2
 
 
-_NO_TOKENS = (None, None, None, None, None)
+class _NoUsage:
+    """Stands in for the usage of a request nobody is charged for: every log field reads ``null``.
+
+    Lets :func:`log_line` read the usual (billed) case's fields without a test per field.
+    """
+
+    __slots__ = ()
+    input_tokens = cached_input_tokens = output_tokens = reasoning_tokens = cache_write_tokens = None
+    service_tier = None
+    tool_calls: tuple[tuple[str, int], ...] = ()
 
 
-@dataclass(slots=True)
-class Accounting:
-    """What the observer concluded about one request, beyond the record itself."""
-
-    usage: Usage | None
-    estimated: bool
-    cost_usd: float | None
-    priced: bool
-    finished_at: float
-    source: str | None = None
-    """How the usage was obtained: reported, estimated, followed_up (background), unknown; None: not billed."""
+_NO_USAGE = _NoUsage()
+_APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
-def log_line(record: RequestRecord, acc: Accounting, content: tuple[str, str] | None = None) -> bytes:
-    """One JSON line (newline included). ``content`` is (input text, output text) when enabled."""
-    usage = acc.usage
+def log_line(
+    record: RequestRecord,
+    usage: Usage | None,
+    *,
+    source: str | None,
+    cost: float | None,
+    priced: bool,
+    finished: float,
+    content: tuple[str, str] | None = None,
+) -> bytes:
+    """One JSON line (newline included) for ``record``, charged ``usage`` at ``cost``.
+
+    ``source`` says how the usage was obtained (:class:`.accounting.UsageSource`: reported,
+    estimated, followed_up, unknown; None: not billed), ``priced`` whether prices were configured,
+    ``finished`` is the monotonic end time, ``content`` (input text, output text) when enabled.
+    Plain arguments rather than an object: this runs once per request.
+    """
+    billed: Usage | _NoUsage = _NO_USAGE if usage is None else usage
     first = record.first_token_at
-    tokens = (
-        (
-            usage.input_tokens,
-            usage.cached_input_tokens,
-            usage.output_tokens,
-            usage.reasoning_tokens,
-            usage.cache_write_tokens,
-        )
-        if usage is not None
-        else _NO_TOKENS
-    )
+    started = record.started_at
     attempts = record.attempts
     line: dict[str, Any] = {
         "ts": record.wall_time,
@@ -82,19 +87,19 @@ def log_line(record: RequestRecord, acc: Accounting, content: tuple[str, str] | 
         "fallbacks": record.fallbacks,
         "client_disconnected": record.client_disconnected,
         "response_id": record.response_id,
-        "input_tokens": tokens[0],
-        "cached_input_tokens": tokens[1],
-        "output_tokens": tokens[2],
-        "reasoning_tokens": tokens[3],
-        "cache_write_tokens": tokens[4],
-        "service_tier": usage.service_tier if usage is not None else None,
-        "hosted_tool_calls": dict(usage.tool_calls) if usage is not None and usage.tool_calls else None,
-        "usage_estimated": acc.estimated,
-        "usage_source": acc.source,
-        "cost_usd": acc.cost_usd,
-        "priced": acc.priced,
-        "duration_seconds": acc.finished_at - record.started_at,
-        "ttft_seconds": None if first is None else first - record.started_at,
+        "input_tokens": billed.input_tokens,
+        "cached_input_tokens": billed.cached_input_tokens,
+        "output_tokens": billed.output_tokens,
+        "reasoning_tokens": billed.reasoning_tokens,
+        "cache_write_tokens": billed.cache_write_tokens,
+        "service_tier": billed.service_tier,
+        "hosted_tool_calls": dict(billed.tool_calls) if billed.tool_calls else None,
+        "usage_estimated": source == UsageSource.ESTIMATED,
+        "usage_source": source,
+        "cost_usd": cost,
+        "priced": priced,
+        "duration_seconds": finished - started,
+        "ttft_seconds": None if first is None else first - started,
     }
     if len(attempts) > 1:  # the failover path, for whoever debugs it
         line["attempt_path"] = [
@@ -110,9 +115,9 @@ def log_line(record: RequestRecord, acc: Accounting, content: tuple[str, str] | 
     if content is not None:
         line["input"], line["output"] = content
     try:
-        return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(line, option=_APPEND_NEWLINE)
     except orjson.JSONEncodeError:  # a string orjson cannot write: the line is written anyway
-        return orjson.dumps(_safe(line), option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(_safe(line), option=_APPEND_NEWLINE)
 
 
 def _safe(value: Any) -> Any:
