@@ -11,6 +11,7 @@ itself is :func:`.pricing.cost_usd`, a pure function budgets can call too.
 from __future__ import annotations
 
 import enum
+from itertools import compress
 
 from . import estimating
 from .labels import DEFAULT_TIER, NONE_LABEL, OTHER_LABEL, ConfigView, EndUserLabels
@@ -104,10 +105,9 @@ def charge(
         usage.output_tokens,
         usage.reasoning_tokens,
     )
-    for token_type, count in zip(TOKEN_TYPES, counts, strict=True):
-        if count:
-            series = (model, deployment, key, tenant, user, token_type, est, operation, tier)
-            tokens[series] = tokens.get(series, 0.0) + count
+    for token_type, count in compress(zip(TOKEN_TYPES, counts, strict=True), counts):  # the nonzero ones
+        series = (model, deployment, key, tenant, user, token_type, est, operation, tier)
+        tokens[series] = tokens.get(series, 0.0) + count
     prices = view.prices.get((model, deployment))
     if prices is None:
         prices = view.prices_for(model, deployment)

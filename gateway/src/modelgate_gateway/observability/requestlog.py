@@ -162,14 +162,17 @@ class RequestLogWriter:
 
     def write(self, line: bytes) -> None:
         """Hot path: append under an uncontended lock; wake the thread once per batch."""
+        wake = False
         with self._lock:
-            if self._closing or self._pending >= self._max_pending:
+            pending = self._pending
+            if self._closing or pending >= self._max_pending:
                 self._dropped.inc()
                 return
-            self._buffer.append(line)
-            self._pending += 1
-            wake = not self._signalled and len(self._buffer) >= self._flush_lines
-            self._signalled = self._signalled or wake
+            buffer = self._buffer
+            buffer.append(line)
+            self._pending = pending + 1
+            if len(buffer) >= self._flush_lines and not self._signalled:
+                self._signalled = wake = True
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="modelgate-request-log", daemon=True)
                 self._thread.start()
