@@ -319,35 +319,32 @@ class GatewayObserver:
             log.write(log_line(record, event.usage, source=source, cost=cost, priced=prices.known, finished=now))
 
     def _account_attempts(self, record: RequestRecord, model: str) -> None:
-        m = self.metrics
         view = self._view
         models, deployments = view.models, view.deployments
-        counts = m.attempts.values
-        sent = 0
-        for attempt in record.attempts:  # known_label, ``outcome.value`` (a Python property), inc written out
-            outcome = attempt.outcome
+        counts = self.metrics.attempts.values
+        attempts = record.attempts
+        for attempt in attempts:  # known_label, ``outcome.value`` (a Python property), inc written out
             attempt_model, attempt_deployment = attempt.model, attempt.deployment
             series = (
                 attempt_model if attempt_model in models else OTHER_LABEL,
                 attempt_deployment if attempt_deployment in deployments else OTHER_LABEL,
-                _OUTCOME_LABELS[outcome],
+                _OUTCOME_LABELS[attempt.outcome],
             )
             counts[series] = counts.get(series, 0.0) + 1.0
-            if outcome is not AttemptOutcome.SKIPPED:
-                sent += 1
-        if sent > 1:
-            requested = record.requested_model
-            retried = known_label(requested, models) if requested else model
-            m.retries.inc((retried,), sent - 1)
-        if record.fallbacks or record.cooldowns or record.deferrals or record.stripped_items:
-            self._account_rerouting(record)
+        if len(attempts) > 1 or record.fallbacks or record.cooldowns or record.deferrals or record.stripped_items:
+            self._account_rerouting(record, model)
         if record.affinity is not None:
-            m.affinity.inc((model, record.affinity))
+            self.metrics.affinity.inc((model, record.affinity))
 
-    def _account_rerouting(self, record: RequestRecord) -> None:
-        """Fallbacks, cooldowns, Retry-After deferrals and stripped items: none in the usual request."""
+    def _account_rerouting(self, record: RequestRecord, model: str) -> None:
+        """Retries, fallbacks, cooldowns, Retry-After deferrals, stripped items: none in the usual request."""
         m = self.metrics
         view = self._view
+        sent = sum(1 for attempt in record.attempts if attempt.outcome is not AttemptOutcome.SKIPPED)
+        if sent > 1:
+            requested = record.requested_model
+            retried = known_label(requested, view.models) if requested else model
+            m.retries.inc((retried,), sent - 1)
         for from_model, to_model in record.fallbacks:
             m.fallbacks.inc((known_label(from_model, view.models), known_label(to_model, view.models)))
         for deployment in record.cooldowns:

@@ -69,6 +69,7 @@ def log_line(
     first = record.first_token_at
     started = record.started_at
     attempts = record.attempts
+    tried = len(attempts)
     line: dict[str, Any] = {
         "ts": record.wall_time,
         "request_id": record.request_id,
@@ -83,7 +84,7 @@ def log_line(
         "status": record.status,
         "error_type": record.error_type,
         "error_code": record.error_code,
-        "attempts": len(attempts),
+        "attempts": tried,
         "fallbacks": record.fallbacks,
         "client_disconnected": record.client_disconnected,
         "response_id": record.response_id,
@@ -101,7 +102,7 @@ def log_line(
         "duration_seconds": finished - started,
         "ttft_seconds": None if first is None else first - started,
     }
-    if len(attempts) > 1:  # the failover path, for whoever debugs it
+    if tried > 1:  # the failover path, for whoever debugs it
         line["attempt_path"] = [
             {"model": a.model, "deployment": a.deployment, "outcome": a.outcome.value, "status": a.status}
             for a in attempts
