@@ -220,6 +220,16 @@ def test_rerouting_of_a_single_attempt_is_counted(
     expect(registry, "modelgate_retries_total", 0, model="gpt-4o")
 
 
+@pytest.mark.parametrize(
+    ("status", "outcome"), [(0, "0xx"), (99, "0xx"), (100, "1xx"), (204, "2xx"), (599, "5xx"), (600, "0xx")]
+)
+def test_the_outcome_is_the_status_class_and_0xx_outside_them(
+    observer: GatewayObserver, registry: CollectorRegistry, status: int, outcome: str
+) -> None:
+    finish(observer, record(status=status))
+    expect(registry, "modelgate_requests_total", 1, **EAST, key="team-a", stream="false", outcome=outcome)
+
+
 def test_unknown_names_get_bounded_labels(observer: GatewayObserver, registry: CollectorRegistry) -> None:
     rec = record(
         model="gpt-5-from-the-client",

@@ -34,7 +34,8 @@ from .tracing import RequestTracer, tracer_for
 logger = logging.getLogger(__name__)
 
 ERROR_TYPE_LABEL_LIMIT = 32  # error types come from code paths, but bound them anyway
-_STATUS_CLASS = {c: f"{c}xx" for c in range(1, 6)}
+_STATUS_CLASS = {status: f"{status // 100}xx" for status in range(100, 600)}
+"""Status -> its class label ("0xx" for anything outside 100-599), one lookup per request."""
 _OUTCOME_LABELS = {outcome: outcome.value for outcome in AttemptOutcome}
 """``outcome.value`` is a Python-level property of enum members: a dict lookup is a fraction of it."""
 _NOBODY = (NONE_LABEL, NONE_LABEL, NONE_LABEL)
@@ -239,9 +240,10 @@ class GatewayObserver:
         deployment = NONE_LABEL if deployment is None else deployment if deployment in view.deployments else OTHER_LABEL
         key = record.key_name
         key = NONE_LABEL if key is None else key if key in view.keys else OTHER_LABEL
-        stream = "true" if record.stream else "false"
+        streamed = record.stream
+        stream = "true" if streamed else "false"
         if record.error_type is None and not record.client_disconnected:
-            outcome = _STATUS_CLASS.get(record.status // 100, "0xx")
+            outcome = _STATUS_CLASS.get(record.status, "0xx")
         else:
             outcome = self._outcome(record)
         counts = m.requests.values  # CounterFamily.inc written out (here and below): a call fewer
@@ -251,7 +253,7 @@ class GatewayObserver:
             m.websocket_turns.inc((model, deployment, key, outcome))
         m.request_duration.observe((model, deployment, stream), finished - started)
         first = record.first_token_at
-        if first is not None and record.stream:
+        if first is not None and streamed:
             m.time_to_first_token.observe((model, deployment), first - started)
         if record.attempts:
             self._account_attempts(record, model)
@@ -265,7 +267,7 @@ class GatewayObserver:
                 end_user=end_user, operation=operation, usage=usage, estimated=estimated,
             )  # fmt: skip
             priced = prices.known
-            if first is not None and record.stream and usage.output_tokens > 1:
+            if first is not None and streamed and usage.output_tokens > 1:
                 per_token = (finished - first) / (usage.output_tokens - 1)
                 m.time_per_output_token.observe((model, deployment), per_token)
 
@@ -358,7 +360,7 @@ class GatewayObserver:
         if record.client_disconnected:
             return "client_disconnected"
         error_type = record.error_type
-        status_class = _STATUS_CLASS.get(record.status // 100, "0xx")
+        status_class = _STATUS_CLASS.get(record.status, "0xx")
         if error_type is None or record.status < 400:
             return status_class
         found = self._error_types.get(error_type)
