@@ -11,11 +11,10 @@ itself is :func:`.pricing.cost_usd`, a pure function budgets can call too.
 from __future__ import annotations
 
 import enum
-from itertools import compress
 
 from . import estimating
 from .labels import DEFAULT_TIER, NONE_LABEL, OTHER_LABEL, ConfigView, EndUserLabels
-from .metrics import TOKEN_TYPES, Metrics
+from .metrics import Metrics
 from .pricing import Prices, cost_usd
 from .recording import RequestRecord, Usage
 from .usage import usage_from_response_json
@@ -88,8 +87,9 @@ def charge(
     key, the key's tenant and the end user (capped by ``end_users``).
 
     Runs once per request, so the usual case is written out: a plain tuple back, no object per
-    call, no (type, count) pairs built per call, the counters' ``inc`` inlined, and no call for
-    an absent end user, a tier-less usage or prices found under the (model, deployment) pair.
+    call, input and output counted without a loop (the cache and reasoning counts, parts of
+    them, only when there are any), the counters' ``inc`` inlined, and no call for an absent end
+    user, a tier-less usage or prices found under the (model, deployment) pair.
     """
     model, deployment, key = labels
     tenant = view.key_tenants.get(key, NONE_LABEL)
@@ -98,16 +98,23 @@ def charge(
     tier = usage.service_tier
     tier = DEFAULT_TIER if tier is None else tier if tier in view.tiers else OTHER_LABEL
     tokens = metrics.tokens.values  # CounterFamily.inc written out: a call fewer per figure
-    counts = (  # in the order of TOKEN_TYPES
-        usage.input_tokens,
-        usage.cached_input_tokens,
-        usage.cache_write_tokens,
-        usage.output_tokens,
-        usage.reasoning_tokens,
-    )
-    for token_type, count in compress(zip(TOKEN_TYPES, counts, strict=True), counts):  # the nonzero ones
-        series = (model, deployment, key, tenant, user, token_type, est, operation, tier)
+    count = usage.input_tokens
+    if count:
+        series = (model, deployment, key, tenant, user, "input", est, operation, tier)
         tokens[series] = tokens.get(series, 0.0) + count
+    count = usage.output_tokens
+    if count:
+        series = (model, deployment, key, tenant, user, "output", est, operation, tier)
+        tokens[series] = tokens.get(series, 0.0) + count
+    if usage.cached_input_tokens or usage.cache_write_tokens or usage.reasoning_tokens:  # parts of those two
+        for token_type, count in (
+            ("cached_input", usage.cached_input_tokens),
+            ("cache_write", usage.cache_write_tokens),
+            ("reasoning", usage.reasoning_tokens),
+        ):
+            if count:
+                series = (model, deployment, key, tenant, user, token_type, est, operation, tier)
+                tokens[series] = tokens.get(series, 0.0) + count
     prices = view.prices.get((model, deployment))
     if prices is None:
         prices = view.prices_for(model, deployment)
