@@ -45,6 +45,44 @@ class _NoUsage:
 
 
 _NO_USAGE = _NoUsage()
+_LINE_TEMPLATE: dict[str, Any] = dict.fromkeys(
+    (
+        "ts",
+        "request_id",
+        "route",
+        "operation",
+        "key",
+        "end_user",
+        "model",
+        "requested_model",
+        "deployment",
+        "stream",
+        "status",
+        "error_type",
+        "error_code",
+        "attempts",
+        "fallbacks",
+        "client_disconnected",
+        "response_id",
+        "input_tokens",
+        "cached_input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "cache_write_tokens",
+        "service_tier",
+        "hosted_tool_calls",
+        "usage_estimated",
+        "usage_source",
+        "cost_usd",
+        "priced",
+        "duration_seconds",
+        "ttft_seconds",
+    )
+)
+"""The fields of every line, in their order. :func:`log_line` fills a copy: a dict literal of more
+than 15 entries compiles to one insert per entry from an empty dict (growing it four times), a
+copy of this one is made at full size and only has its values replaced (~20% fewer instructions
+for the line's dict)."""
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
@@ -70,38 +108,37 @@ def log_line(
     started = record.started_at
     attempts = record.attempts
     tried = len(attempts)
-    line: dict[str, Any] = {
-        "ts": record.wall_time,
-        "request_id": record.request_id,
-        "route": record.route,
-        "operation": record.operation,
-        "key": record.key_name,
-        "end_user": record.end_user,
-        "model": record.model,
-        "requested_model": record.requested_model,
-        "deployment": record.deployment,
-        "stream": record.stream,
-        "status": record.status,
-        "error_type": record.error_type,
-        "error_code": record.error_code,
-        "attempts": tried,
-        "fallbacks": record.fallbacks,
-        "client_disconnected": record.client_disconnected,
-        "response_id": record.response_id,
-        "input_tokens": billed.input_tokens,
-        "cached_input_tokens": billed.cached_input_tokens,
-        "output_tokens": billed.output_tokens,
-        "reasoning_tokens": billed.reasoning_tokens,
-        "cache_write_tokens": billed.cache_write_tokens,
-        "service_tier": billed.service_tier,
-        "hosted_tool_calls": dict(billed.tool_calls) if billed.tool_calls else None,
-        "usage_estimated": source == UsageSource.ESTIMATED,
-        "usage_source": source,
-        "cost_usd": cost,
-        "priced": priced,
-        "duration_seconds": finished - started,
-        "ttft_seconds": None if first is None else first - started,
-    }
+    line = _LINE_TEMPLATE.copy()  # every key already there, in order (see _LINE_TEMPLATE)
+    line["ts"] = record.wall_time
+    line["request_id"] = record.request_id
+    line["route"] = record.route
+    line["operation"] = record.operation
+    line["key"] = record.key_name
+    line["end_user"] = record.end_user
+    line["model"] = record.model
+    line["requested_model"] = record.requested_model
+    line["deployment"] = record.deployment
+    line["stream"] = record.stream
+    line["status"] = record.status
+    line["error_type"] = record.error_type
+    line["error_code"] = record.error_code
+    line["attempts"] = tried
+    line["fallbacks"] = record.fallbacks
+    line["client_disconnected"] = record.client_disconnected
+    line["response_id"] = record.response_id
+    line["input_tokens"] = billed.input_tokens
+    line["cached_input_tokens"] = billed.cached_input_tokens
+    line["output_tokens"] = billed.output_tokens
+    line["reasoning_tokens"] = billed.reasoning_tokens
+    line["cache_write_tokens"] = billed.cache_write_tokens
+    line["service_tier"] = billed.service_tier
+    line["hosted_tool_calls"] = dict(billed.tool_calls) if billed.tool_calls else None
+    line["usage_estimated"] = source == UsageSource.ESTIMATED
+    line["usage_source"] = source
+    line["cost_usd"] = cost
+    line["priced"] = priced
+    line["duration_seconds"] = finished - started
+    line["ttft_seconds"] = None if first is None else first - started
     if tried > 1:  # the failover path, for whoever debugs it
         line["attempt_path"] = [
             {"model": a.model, "deployment": a.deployment, "outcome": a.outcome.value, "status": a.status}
