@@ -17,15 +17,20 @@ from gateway_harness import GatewayHarness, config_doc, deployment
 FLAT = f"{NAMESPACE}__{NAMESPACED_TOOL}"
 
 
+# The gateway notes what a chat deployment leaves out once per process and deployment (at INFO,
+# then DEBUG): a name no other test module uses keeps the first test's note its own, in any order.
+CHAT_DEPLOYMENT = "codex-on-chat"
+
+
 def _chat_doc(chat: FakeChatUpstream, unsupported_tools: str) -> dict[str, Any]:
     dep = deployment(
-        "chat",
+        CHAT_DEPLOYMENT,
         chat.base_url,
         api="chat_completions",
         provider="vllm",
         translation={"unsupportedTools": unsupported_tools},
     )
-    return config_doc([dep], [{"name": "codex-model", "targets": [{"deployment": "chat"}]}])
+    return config_doc([dep], [{"name": "codex-model", "targets": [{"deployment": CHAT_DEPLOYMENT}]}])
 
 
 async def _turn(client: openai.AsyncOpenAI, body: dict[str, Any]) -> dict[str, Any]:
