@@ -67,12 +67,13 @@ def usage_from_mapping(usage: Any) -> Usage | None:
     if isinstance(details, dict):
         reasoning = details.get("reasoning_tokens")
     # ``x and`` first: a zero or absent count (most of the details) costs one test, not a type check.
+    # Positional, in Usage's field order: keywords to a class call cost a dict per call (~2k instructions).
     return Usage(
-        input_tokens=inputs if inputs and type(inputs) is int and inputs > 0 else 0,
-        cached_input_tokens=cached if cached and type(cached) is int and cached > 0 else 0,
-        output_tokens=outputs if outputs and type(outputs) is int and outputs > 0 else 0,
-        reasoning_tokens=reasoning if reasoning and type(reasoning) is int and reasoning > 0 else 0,
-        cache_write_tokens=cache_write if cache_write and type(cache_write) is int and cache_write > 0 else 0,
+        inputs if inputs and type(inputs) is int and inputs > 0 else 0,  # input_tokens
+        cached if cached and type(cached) is int and cached > 0 else 0,  # cached_input_tokens
+        outputs if outputs and type(outputs) is int and outputs > 0 else 0,  # output_tokens
+        reasoning if reasoning and type(reasoning) is int and reasoning > 0 else 0,  # reasoning_tokens
+        cache_write if cache_write and type(cache_write) is int and cache_write > 0 else 0,  # cache_write_tokens
     )
 
 
