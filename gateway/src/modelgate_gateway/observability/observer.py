@@ -263,9 +263,15 @@ class GatewayObserver:
         priced = False
         if usage is not None:
             cost, prices = charge(
-                m, view, self._end_users, (model, deployment, key),
-                end_user=end_user, operation=operation, usage=usage, estimated=estimated,
-            )  # fmt: skip
+                m,
+                view,
+                self._end_users,
+                (model, deployment, key),
+                end_user=end_user,
+                operation=operation,
+                usage=usage,
+                estimated=estimated,
+            )
             priced = prices.known
             if first is not None and streamed and usage.output_tokens > 1:
                 per_token = (finished - first) / (usage.output_tokens - 1)
