@@ -26,6 +26,8 @@ class Pool:
     def __init__(self, client: Http1Client, endpoint: Endpoint) -> None:
         self.loop = asyncio.get_running_loop()
         self._client = client
+        self._keepalive = client.keepalive_seconds  # (both fixed for the client's life)
+        self._max_idle = client.max_idle_per_pool
         self._host, self._port, self._tls = endpoint.host, endpoint.port, endpoint.tls
         self._proxy = endpoint.proxy
         self.idle: deque[Connection] = deque()  # oldest left, most recently used right
@@ -34,17 +36,15 @@ class Pool:
         self._addresses_until = 0.0
 
     def take_idle(self) -> Connection | None:
-        now = self.loop.time()
         idle = self.idle
+        if not idle:
+            return None
+        oldest = self.loop.time() - self._keepalive  # idle since before this: past the keep-alive time
         while idle:
             conn = idle.pop()
+            transport = conn.transport
             # is_closing(): the upstream's FIN may be processed before connection_lost runs
-            if (
-                not conn.closed
-                and now - conn.idle_since < self._client.keepalive_seconds
-                and conn.transport is not None
-                and not conn.transport.is_closing()
-            ):
+            if not conn.closed and conn.idle_since > oldest and transport is not None and not transport.is_closing():
                 conn.reused = True
                 return conn
             conn.abort()
@@ -121,9 +121,10 @@ class Pool:
 
     def put(self, conn: Connection) -> None:
         conn.idle_since = self.loop.time()
-        self.idle.append(conn)
-        while len(self.idle) > self._client.max_idle_per_pool:
-            self.idle.popleft().abort()
+        idle = self.idle
+        idle.append(conn)
+        while len(idle) > self._max_idle:
+            idle.popleft().abort()
 
     def forget(self, conn: Connection) -> None:
         self.live.discard(conn)
@@ -169,11 +170,10 @@ class Http1Client:
         return self._ssl
 
     def _pool(self, key: str, endpoint: Endpoint) -> Pool:
-        pool = self._pools.get(key)
-        if pool is None:
-            pool = self._pools[key] = Pool(self, endpoint)
-            if self._sweeper is None:
-                self._schedule_sweep(pool.loop)
+        """A new pool for ``key`` (``send`` looks the existing ones up itself)."""
+        pool = self._pools[key] = Pool(self, endpoint)
+        if self._sweeper is None:
+            self._schedule_sweep(pool.loop)
         return pool
 
     def _schedule_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -209,7 +209,8 @@ class Http1Client:
                 data += body
             else:  # written after the head, never copied (a 30 MiB body would be twice in memory)
                 rest = body
-        pool = self._pool(pool_key or endpoint.origin, endpoint)
+        key = pool_key or endpoint.origin
+        pool = self._pools.get(key) or self._pool(key, endpoint)
         for _ in range(2):  # a stale pooled connection is replaced once, idempotent requests only
             conn = pool.take_idle() or await pool.connect(endpoint.connect_seconds)
             try:

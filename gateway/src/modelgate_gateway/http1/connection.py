@@ -52,30 +52,39 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.reused = False
         self.idle_since = 0.0
-        self._reset()
-
-    def _reset(self) -> None:
-        self.busy = False
-        self.status = 0
-        self._raw_headers: list[tuple[str, str]] = []
-        self.headers: CIMultiDictProxy[str] | None = None
-        self.pieces: list[bytes] = []
-        self.buffered = 0
-        self.received = 0
-        self.complete = False
-        self.keep_alive = False
+        # Set by every start() (or, until_close, with the headers), and None again at the end of a
+        # request (exc, waiter, idle_timer): not reset between requests.
         self.until_close = False
         self.exc: BaseException | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.last_io = 0.0
         self.idle_seconds = 0.0
         self.idle_timer: asyncio.TimerHandle | None = None
-        self.paused = False
         self.limit = 0
+        self.room = 0
+        self.near = 0  # bytes taken past which the limit, not the high-water mark, bounds the room
         self.head_only = False
+        self._reset()
+
+    def _reset(self) -> None:
+        """The per-answer state a pooled connection starts its next request with."""
+        self.busy = False
+        self.status = 0
+        self._raw_headers: list[tuple[str, str]] = []
+        self.headers: CIMultiDictProxy[str] | None = None
+        self.pieces: list[bytes] = []
+        self.buffered = 0
+        self.taken = 0
+        self.complete = False
+        self.keep_alive = False
+        self.paused = False
         self.head_bytes = 0
         self.head_read = 0
-        self.fields = 0
+
+    @property
+    def received(self) -> int:
+        """Body bytes received so far (taken by the reader or still buffered)."""
+        return self.taken + self.buffered
 
     # -- protocol callbacks ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -95,10 +104,17 @@ class Connection(asyncio.Protocol):
             self._fail(UpstreamProtocolError("the upstream switched protocols"))
         except httptools.HttpParserError as exc:
             self._fail(UpstreamProtocolError(f"the upstream sent invalid HTTP ({exc})"))
-        if self.headers is None and not self.closed:  # a head that has not ended after this read
-            self.head_read += len(data)  # (counts partial lines, which llhttp's callbacks do not)
-            if self.head_read > _MAX_HEAD_BYTES:
-                self._fail(UpstreamProtocolError(f"the upstream's headers exceed {_MAX_HEAD_BYTES} bytes"))
+        if self.headers is None:
+            if not self.closed:  # a head that has not ended after this read
+                self.head_read += len(data)  # (counts partial lines, which llhttp's callbacks do not)
+                if self.head_read > _MAX_HEAD_BYTES:
+                    self._fail(UpstreamProtocolError(f"the upstream's headers exceed {_MAX_HEAD_BYTES} bytes"))
+            return
+        # The reader is woken once per read, not per callback: one read often holds many chunks
+        # of a streamed body (llhttp calls on_body for each), and the reader runs after this returns.
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def eof_received(self) -> bool | None:
         # The upstream closed its side: never hand this connection out again, even in the short
@@ -129,14 +145,19 @@ class Connection(asyncio.Protocol):
 
     # -- parser callbacks -------------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.fields += 1
+        # Trailers after a chunked body land in the same list (the headers were taken from it
+        # already), so its length bounds header and trailer lines together.
+        fields = self._raw_headers
+        fields.append((name.decode("latin-1"), value.decode("latin-1")))
         self.head_bytes += len(name) + len(value) + 4  # exact even when one read holds all headers
-        if self.fields > _MAX_FIELDS:
+        if self.head_bytes > _MAX_HEAD_BYTES or len(fields) > _MAX_FIELDS:
+            self._head_too_large()
+
+    def _head_too_large(self) -> None:
+        if len(self._raw_headers) > _MAX_FIELDS:
             self._fail(UpstreamProtocolError(f"the upstream sent more than {_MAX_FIELDS} header lines"))
-        elif self.head_bytes > _MAX_HEAD_BYTES:
+        else:
             self._fail(UpstreamProtocolError(f"the upstream's headers exceed {_MAX_HEAD_BYTES} bytes"))
-        elif self.headers is None:  # trailers after a chunked body are not kept
-            self._raw_headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         if self.complete or self.exc is not None:
@@ -147,39 +168,42 @@ class Connection(asyncio.Protocol):
         status = parser.get_status_code()
         if 100 <= status < 200:  # interim answer (100 Continue, 103 Early Hints): skip it
             self._raw_headers = []
-            self.fields = 0
             return
         self.status = status
         headers = CIMultiDict(self._raw_headers)
-        self._raw_headers = []
         self.headers = CIMultiDictProxy(headers)
-        chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
-        self.until_close = (
-            not chunked and "Content-Length" not in headers and status not in _NO_BODY_STATUS and not self.head_only
-        )
+        if "Content-Length" in headers or status in _NO_BODY_STATUS or self.head_only:
+            self.until_close = False
+        else:
+            self.until_close = "chunked" not in headers.get("Transfer-Encoding", "").lower()
         if self.head_only:
             # llhttp cannot be told that a HEAD answer has no body; it would wait for the
             # Content-Length bytes. The answer ends here and the next one gets a fresh parser.
             self.keep_alive = parser.should_keep_alive()
             self._parser = httptools.HttpResponseParser(self)
             self._done()
-            return
-        self._wake()
 
     def on_body(self, body: bytes) -> None:
-        if self.complete or self.exc is not None:
+        # One test for every unusual case: ``room`` is the high-water mark or the size limit less
+        # what was taken, whichever is smaller, and -1 once the answer is complete or failed.
+        buffered = self.buffered + len(body)
+        if buffered > self.room:
+            self._overflow(body)
+            return
+        self.pieces.append(body)
+        self.buffered = buffered
+
+    def _overflow(self, body: bytes) -> None:
+        if self.complete or self.exc is not None:  # bytes past the answer, or after a failure
             self._unsolicited()
             return
         self.pieces.append(body)
         self.buffered += len(body)
-        self.received += len(body)
-        if self.received > self.limit:
+        if self.taken + self.buffered > self.limit:
             self._fail(UpstreamProtocolError(f"the upstream's answer is larger than {self.limit} bytes"))
-            return
-        if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+        elif self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
-        self._wake()
 
     def on_message_complete(self) -> None:
         if self.status == 0:  # the end of an interim answer
@@ -202,6 +226,7 @@ class Connection(asyncio.Protocol):
         if self.exc is not None:  # failed earlier in the same read (e.g. the body passed the limit)
             return
         self.complete = True
+        self.room = -1
         if self.idle_timer is not None:
             self.idle_timer.cancel()
             self.idle_timer = None
@@ -226,6 +251,7 @@ class Connection(asyncio.Protocol):
     def _fail(self, exc: BaseException) -> None:
         if self.exc is None and not self.complete:
             self.exc = exc
+        self.room = -1
         self.abort()
         self._wake()
 
@@ -259,6 +285,8 @@ class Connection(asyncio.Protocol):
             self._parser = httptools.HttpResponseParser(self)
         self.head_only = head_only
         self.limit = limit
+        self.room = limit if limit < _HIGH_WATER else _HIGH_WATER
+        self.near = limit - _HIGH_WATER
         self.idle_seconds = idle_seconds
         self.last_io = self._loop.time()
         self.idle_timer = self._loop.call_at(self.last_io + idle_seconds, self._check_idle)
@@ -280,7 +308,12 @@ class Connection(asyncio.Protocol):
         pieces = self.pieces
         data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         self.pieces = []
+        taken = self.taken + self.buffered
+        self.taken = taken
         self.buffered = 0
+        if taken > self.near and self.room >= 0:  # (-1: the answer is complete or failed, and stays so)
+            room = self.limit - taken
+            self.room = room if room < _HIGH_WATER else _HIGH_WATER
         if self.paused and self.transport is not None and not self.closed:
             self.paused = False
             self.last_io = self._loop.time()  # idle time counts again from now

@@ -13,6 +13,8 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _PLAIN_PATH = re.compile(r"^[A-Za-z0-9/_.~-]*$")
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 _KNOWN_NAMES: set[str] = set()  # names already found to be tokens (a few per deployment)
+_TYPE_LINES: dict[str, bytes] = {}  # Content-Type values already checked, and their encoded line
+_MAX_REMEMBERED = 64  # request lines per endpoint, content types: both sets are a handful in use
 
 
 def check_header(name: str, value: str) -> None:
@@ -99,6 +101,7 @@ class Endpoint:
     __slots__ = (
         "_block",
         "_query_string",
+        "_starts",
         "connect_seconds",
         "header_names",
         "host",
@@ -150,6 +153,10 @@ class Endpoint:
         self.header_names = frozenset(name.lower() for name in (headers or {}))
         """Lower-case names of the headers every request carries (extra headers of the same name are not sent)."""
         self._block = ("\r\n".join(lines) + "\r\n").encode("latin-1")
+        self._starts: dict[str, dict[str, bytes]] = {}
+        """Request line and fixed headers by method, then path (without a client query), made once.
+        Keyed by the strings themselves: a (method, path) tuple would be built, hashed and compared
+        per request."""
 
     def head(
         self,
@@ -165,6 +172,40 @@ class Endpoint:
         ``query`` holds the client's parameters (a multidict when a name repeats: every pair is
         sent); the configured ones always win: a client's parameter of the same name is dropped.
         """
+        # The usual case: a path this endpoint served before (create: always the same).
+        paths = None if query else self._starts.get(method)
+        start = None if paths is None else paths.get(path)
+        if start is None:
+            start = self._start(method, path, query)
+            if not query:
+                if paths is None:  # the gateway's few methods (bounded all the same)
+                    if len(self._starts) >= _MAX_REMEMBERED:
+                        self._starts.clear()
+                    paths = self._starts[method] = {}
+                elif len(paths) >= _MAX_REMEMBERED:  # paths with ids churn; the usual ones come back
+                    paths.clear()
+                paths[path] = start
+        parts = [start]
+        for name, value in extra:
+            # The full check only for what the quick one cannot vouch for: a name not seen before, or
+            # a value beyond ASCII or with CR, LF or NUL (what check_header refuses of an ASCII value).
+            # Three substring tests cost less than isprintable(), which looks up every character.
+            if name not in _KNOWN_NAMES or not value.isascii() or "\r" in value or "\n" in value or "\0" in value:
+                check_header(name, value)
+            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+        if content_type is not None:
+            line = _TYPE_LINES.get(content_type)
+            if line is None:
+                check_header("Content-Type", content_type)
+                line = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n"
+                if len(_TYPE_LINES) < _MAX_REMEMBERED:
+                    _TYPE_LINES[content_type] = line
+            parts.append(line)
+        parts.append(b"\r\n" if length is None else b"Content-Length: %d\r\n\r\n" % length)
+        return b"".join(parts)
+
+    def _start(self, method: str, path: str, query: Mapping[str, str] | None) -> bytes:
+        """The request line (path quoted unless plain, configured query parameters) and fixed headers."""
         target = self.prefix + (path if _PLAIN_PATH.match(path) else quote(path, safe=_PATH_SAFE))
         if query:
             configured = self.query
@@ -173,18 +214,4 @@ class Endpoint:
             )
         else:
             target += self._query_string
-        parts = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), self._block]
-        for name, value in extra:
-            # The full check only for what the quick one cannot vouch for: a name not seen before, or
-            # a value with a control character (a tab is legal) or beyond ASCII. Saves a call per header.
-            if not (name in _KNOWN_NAMES and value.isprintable() and value.isascii()):
-                check_header(name, value)
-            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
-        if content_type is not None:
-            if not (content_type.isprintable() and content_type.isascii()):
-                check_header("Content-Type", content_type)
-            parts.append(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n")
-        if length is not None:
-            parts.append(b"Content-Length: %d\r\n" % length)
-        parts.append(b"\r\n")
-        return b"".join(parts)
+        return f"{method} {target} HTTP/1.1\r\n".encode("latin-1") + self._block

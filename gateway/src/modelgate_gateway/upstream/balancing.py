@@ -37,6 +37,25 @@ class DeploymentHealth:
     error_ewma: float = 0.0
     """Moving share of failed attempts (same smoothing as the latency): adaptive weights."""
 
+    def succeeded(self, first_byte_seconds: float | None) -> bool:
+        """See :meth:`HealthBoard.record_success`; for a caller that holds the state already."""
+        recovered = (
+            self.probing or self.deferred_until > 0 or (self.consecutive_failures > 0 and self.cooldown_until > 0)
+        )
+        if recovered or self.consecutive_failures or self.cooldown_until:  # a healthy one has nothing to clear
+            self.consecutive_failures = 0
+            self.probing = False
+            self.cooldown_until = 0.0
+            self.deferred_until = 0.0
+        if self.error_ewma:
+            self.error_ewma -= EWMA_ALPHA * self.error_ewma
+        if first_byte_seconds is not None:
+            prev = self.ewma_first_byte
+            self.ewma_first_byte = (
+                first_byte_seconds if prev is None else prev + EWMA_ALPHA * (first_byte_seconds - prev)
+            )
+        return recovered
+
 
 class ServerHealth(DeploymentHealth):
     """Health of one server of a pool deployment (key ``name@server``): its own cooldown, probe and
@@ -94,21 +113,7 @@ class HealthBoard:
 
     def record_success(self, name: str, first_byte_seconds: float | None) -> bool:
         """Returns True when this ended a cooldown/probe/deferral (health changed)."""
-        state = self.get(name)
-        recovered = (
-            state.probing or state.deferred_until > 0 or (state.consecutive_failures > 0 and state.cooldown_until > 0)
-        )
-        state.consecutive_failures = 0
-        state.error_ewma -= EWMA_ALPHA * state.error_ewma
-        state.probing = False
-        state.cooldown_until = 0.0
-        state.deferred_until = 0.0
-        if first_byte_seconds is not None:
-            prev = state.ewma_first_byte
-            state.ewma_first_byte = (
-                first_byte_seconds if prev is None else prev + EWMA_ALPHA * (first_byte_seconds - prev)
-            )
-        return recovered
+        return self.get(name).succeeded(first_byte_seconds)
 
     def record_failure(self, name: str, now: float, threshold: int, cooldown_seconds: float) -> bool:
         """Count a failure; returns True when the deployment enters cooldown now."""
@@ -185,6 +190,19 @@ def pick(
     transient failure of a single-deployment model cannot lock it out for the whole cooldown.
     Deferred targets (Retry-After) are never picked, panic or not: see the module docstring.
     """
+    if len(targets) == 1:
+        # One target (most models): what the general path below decides for it, written out. Its
+        # cooldown or a probe in flight would only send it to panic mode, which picks it anyway:
+        # capacity and a deferral are what keep it out.
+        name = targets[0].deployment
+        if name in exclude:
+            return None
+        state = board.get(name)
+        if state.deferred_until > now or not capacity(name):
+            return None
+        if state.cooldown_until and state.consecutive_failures and state.cooldown_until <= now:
+            state.probing = True
+        return name
     candidates = [t for t in targets if t.deployment not in exclude]
     if not candidates:
         return None

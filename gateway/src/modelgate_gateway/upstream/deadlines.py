@@ -24,7 +24,7 @@ class Deadline:
         self._task = task
         self._cancelling = task.cancelling()
         self._expired = False
-        self._handle: asyncio.TimerHandle | None = loop.call_at(loop.time() + seconds, self._expire)
+        self._handle: asyncio.TimerHandle | None = loop.call_later(seconds, self._expire)
 
     def _expire(self) -> None:
         self._handle = None

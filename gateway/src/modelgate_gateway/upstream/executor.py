@@ -21,7 +21,7 @@ from ..observability.recording import AttemptOutcome, AttemptRecord, Observer, R
 from ..redaction import Redactor
 from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig, TargetRuntime
 from .affinity import pick_for_session, ranked, strip_org_bound
-from .balancing import HealthBoard, pick
+from .balancing import DeploymentHealth, HealthBoard, pick
 from .chat_transport import Untranslatable
 from .deadlines import Deadline
 from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds
@@ -90,11 +90,13 @@ class Opened:
     first_chunk: bytes
     deadline: float
     state: ExecutorDeps
+    health: DeploymentHealth
+    """The board's entry for ``dep.health_key`` (kept while the attempt counts in it)."""
 
     def finish(self, outcome: AttemptOutcome, record: RequestRecord | None = None) -> None:
         """The attempt ended (stream over, body read, or failed mid-way); update health."""
         now = time.monotonic()
-        self.state.board.get(self.dep.health_key).outstanding -= 1
+        self.health.outstanding -= 1
         self.attempt.outcome = outcome
         self.attempt.duration_seconds = now - self.attempt.started_at
         if outcome is AttemptOutcome.STREAM_ERROR and self.model is not None:
@@ -142,8 +144,10 @@ async def _attempt(
         if call.home_org is not None and dep.organization != call.home_org:
             updates = _strip_for(dep, payload, updates, record)
         if updates:
-            raw = rewrite_body(payload, raw, updates) if raw is not None else None
-            payload = {**payload, **updates}
+            rewritten = rewrite_body(payload, raw, updates) if raw is not None else None
+            if rewritten is None or rewritten is not raw:
+                raw, payload = rewritten, {**payload, **updates}
+            # else every update holds already (the usual model name): body and payload go as they are
     timer = Deadline(min(dep.first_byte_seconds, deadline - time.monotonic()))
     try:
         return await _exchange(state.transport(dep), dep, call, payload, raw, record.request_id)
@@ -189,8 +193,8 @@ async def _exchange(
         request_id=request_id,
         headers=call.headers,
     )
-    outcome = outcome_for_status(reply.status)
-    if outcome is not AttemptOutcome.SUCCESS:
+    if reply.status >= 300:  # below that: success, without asking outcome_for_status
+        outcome = outcome_for_status(reply.status)
         try:
             body = await reply.read()
         finally:
@@ -220,8 +224,10 @@ class _Failed(Exception):
         self.failure = failure
 
 
-def _candidate_models(runtime: RuntimeConfig, model: ModelRuntime) -> list[ModelRuntime]:
-    return [model] + [runtime.models[name] for name in model.fallbacks if name in runtime.models]
+def _candidate_models(runtime: RuntimeConfig, model: ModelRuntime) -> list[ModelRuntime | None]:
+    if not model.fallbacks:
+        return [model]
+    return [model, *(runtime.models[name] for name in model.fallbacks if name in runtime.models)]
 
 
 async def open_call(
@@ -266,12 +272,8 @@ async def open_call(
                 continue
         tried.add(dep.health_key if call.pinned is None else name)
         try:
-            return _noted(
-                await _run_attempt(
-                    state, dep, call, record, current, deadline, retry_after_cap=runtime.retry_after_caps[dep.name]
-                ),
-                call,
-                record,
+            return await _run_attempt(
+                state, dep, call, record, current, deadline, retry_after_cap=runtime.retry_after_caps[dep.name]
             )
         except _Failed as exc:
             failures.append(exc.failure)
@@ -323,13 +325,7 @@ def _chain(runtime: RuntimeConfig, model: ModelRuntime | None, call: Call) -> li
         call.ranking = (model.targets, order)
         call.home = call.ranking[1][0]
         call.home_org = runtime.deployments[call.home].organization
-    return list(_candidate_models(runtime, model))
-
-
-def _noted(opened: Opened, call: Call, record: RequestRecord) -> Opened:
-    if call.home is not None:
-        record.affinity = "hit" if opened.dep.name == call.home else "moved"
-    return opened
+    return _candidate_models(runtime, model)
 
 
 def _waits(
@@ -398,6 +394,30 @@ def _has_capacity(state: ExecutorDeps, runtime: RuntimeConfig, name: str) -> boo
     return dep.max_concurrent is None or state.board.get(name).outstanding < dep.max_concurrent
 
 
+def _attempt_failed(
+    state: ExecutorDeps,
+    dep: DeploymentRuntime,
+    record: RequestRecord,
+    model: ModelRuntime | None,
+    attempt: AttemptRecord,
+    exc: _Failed,
+    *,
+    retry_after_cap: float,
+) -> None:
+    """Note a classified failure: on the attempt, and as a deferral (a 429's Retry-After) or a failure."""
+    failure = exc.failure
+    attempt.outcome, attempt.status = failure.outcome, failure.status
+    now = time.monotonic()
+    attempt.duration_seconds = now - attempt.started_at
+    deferred = False
+    # A server of a pool is not deferred (the whole deployment would be): its 429 counts as a failure.
+    if failure.outcome is AttemptOutcome.RATE_LIMITED and failure.retry_after is not None and not dep.member:
+        exc.failure = failure = _defer(state, record, failure, retry_after_cap, now)
+        deferred = failure.retry_after != 0  # "Retry-After: 0" is an ordinary failure
+    if model is not None and not deferred:
+        _note_failure(state, model, dep, now, record)
+
+
 async def _run_attempt(
     state: ExecutorDeps,
     dep: DeploymentRuntime,
@@ -423,17 +443,7 @@ async def _run_attempt(
         reply, first = await _attempt(state, dep, call, record, min(deadline, started + dep.total_seconds))
     except _Failed as exc:
         health.outstanding -= 1
-        failure = exc.failure
-        attempt.outcome, attempt.status = failure.outcome, failure.status
-        now = time.monotonic()
-        attempt.duration_seconds = now - started
-        deferred = False
-        # A server of a pool is not deferred (the whole deployment would be): its 429 counts as a failure.
-        if failure.outcome is AttemptOutcome.RATE_LIMITED and failure.retry_after is not None and not dep.member:
-            exc.failure = failure = _defer(state, record, failure, retry_after_cap, now)
-            deferred = failure.retry_after != 0  # "Retry-After: 0" is an ordinary failure
-        if model is not None and not deferred:
-            _note_failure(state, model, dep, now, record)
+        _attempt_failed(state, dep, record, model, attempt, exc, retry_after_cap=retry_after_cap)
         raise
     except Untranslatable:
         health.outstanding -= 1
@@ -446,7 +456,7 @@ async def _run_attempt(
         attempt.outcome, attempt.status = AttemptOutcome.CLIENT_ERROR, exc.status
         attempt.duration_seconds = time.monotonic() - started
         # The deployment answered properly; the request was at fault. That is a healthy probe.
-        if board.record_success(dep.health_key, None) and not dep.member:
+        if health.succeeded(None) and not dep.member:
             state.observer.deployment_health(dep.name, False)
         raise
     except BaseException:
@@ -456,13 +466,17 @@ async def _run_attempt(
         attempt.duration_seconds = time.monotonic() - started
         raise
     attempt.status = reply.status
-    if board.record_success(dep.health_key, time.monotonic() - started) and not dep.member:
-        state.observer.deployment_health(dep.name, False)
     if dep.member:  # the deployment's latency too (adaptive weights, lowest-latency across deployments)
+        health.succeeded(time.monotonic() - started)
         board.record_success(dep.name, time.monotonic() - started)
-    record.model = model.name if model else record.model
+    elif health.succeeded(time.monotonic() - started):
+        state.observer.deployment_health(dep.name, False)
+    if model is not None:
+        record.model = model.name
     record.deployment = dep.name
-    return Opened(reply, dep, model, attempt, first, min(deadline, started + dep.total_seconds), state)
+    if call.home is not None:
+        record.affinity = "hit" if dep.name == call.home else "moved"
+    return Opened(reply, dep, model, attempt, first, min(deadline, started + dep.total_seconds), state, health)
 
 
 __all__ = ["Call", "Opened", "PassThrough", "UpstreamFailed", "open_call"]
