@@ -55,6 +55,24 @@ def test_odd_output_is_ignored_and_tool_kinds_are_bounded() -> None:
     assert len(hosted_tool_calls(many)) == 16
 
 
+def test_tool_calls_after_usual_items_and_odd_item_types_are_read() -> None:
+    # Answers made only of messages and reasoning skip the scan; anything else after them must not.
+    output = [
+        {"type": "reasoning", "id": "rs_1"},
+        {"type": "message", "id": "msg_1"},
+        {"type": ["not", "hashable"]},
+        "not an item",
+        {"type": "web_search_call", "id": "ws_1"},
+        {"type": "compaction", "id": "cmp_1"},
+    ]
+    usage = usage_of({"usage": USAGE, "output": output})
+    assert usage is not None
+    assert usage.tool_calls == (("web_search", 1),)
+    assert usage.compacted
+    plain = usage_of({"usage": USAGE, "output": [{"type": "reasoning"}, {"type": "message"}]})
+    assert plain is not None and plain.tool_calls == () and not plain.compacted
+
+
 def test_an_absurd_tier_value_is_not_taken() -> None:
     usage = usage_of({"usage": USAGE, "service_tier": "x" * 500})
     assert usage is not None and usage.service_tier is None

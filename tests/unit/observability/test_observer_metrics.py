@@ -189,6 +189,47 @@ def test_failover_counts_attempts_retries_fallbacks_and_cooldowns(
     expect(registry, "modelgate_requests_total", 1, **mini, key="team-a", stream="false", outcome="2xx")
 
 
+@pytest.mark.parametrize(
+    ("extra", "name", "labels", "value"),
+    [
+        ({"cooldowns": ["east"]}, "modelgate_cooldowns_total", {"deployment": "east"}, 1),
+        ({"deferrals": (("east", True),)}, "modelgate_deferrals_total", {"deployment": "east", "capped": "true"}, 1),
+        ({"stripped_items": (("east", 3),)}, "modelgate_affinity_stripped_items_total", {"deployment": "east"}, 3),
+        (
+            {"fallbacks": [("gpt-4o-mini", "gpt-4o")]},
+            "modelgate_fallbacks_total",
+            {"from_model": "gpt-4o-mini", "to_model": "gpt-4o"},
+            1,
+        ),
+        ({"affinity": "moved"}, "modelgate_affinity_requests_total", {"model": "gpt-4o", "outcome": "moved"}, 1),
+    ],
+)
+def test_rerouting_of_a_single_attempt_is_counted(
+    observer: GatewayObserver,
+    registry: CollectorRegistry,
+    extra: dict[str, object],
+    name: str,
+    labels: dict[str, str],
+    value: int,
+) -> None:
+    # One attempt is the usual request, whose rarer figures are looked at only when there are any.
+    rec = record(attempts=[AttemptRecord("gpt-4o", "east", AttemptOutcome.SUCCESS, 200)], **extra)
+    finish(observer, rec)
+    expect(registry, name, value, **labels)
+    expect(registry, "modelgate_attempts_total", 1, **EAST, outcome="success")
+    expect(registry, "modelgate_retries_total", 0, model="gpt-4o")
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"), [(0, "0xx"), (99, "0xx"), (100, "1xx"), (204, "2xx"), (599, "5xx"), (600, "0xx")]
+)
+def test_the_outcome_is_the_status_class_and_0xx_outside_them(
+    observer: GatewayObserver, registry: CollectorRegistry, status: int, outcome: str
+) -> None:
+    finish(observer, record(status=status))
+    expect(registry, "modelgate_requests_total", 1, **EAST, key="team-a", stream="false", outcome=outcome)
+
+
 def test_unknown_names_get_bounded_labels(observer: GatewayObserver, registry: CollectorRegistry) -> None:
     rec = record(
         model="gpt-5-from-the-client",

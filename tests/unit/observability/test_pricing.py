@@ -53,3 +53,18 @@ def test_explicit_zero_prices_are_known_free_not_unknown() -> None:
 def test_cached_count_above_input_is_clamped_never_negative() -> None:
     usage = Usage(input_tokens=10, cached_input_tokens=50)
     assert cost_usd(usage, Prices.from_pricing(GPT4O)) == pytest.approx(10 * 1.25 / 1e6)
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        (Usage(input_tokens=-5, output_tokens=-7), 0.0),
+        (Usage(input_tokens=10, cached_input_tokens=-4), 10 * 2.5 / 1e6),
+        (Usage(input_tokens=10, cache_write_tokens=-4), 10 * 2.5 / 1e6),
+        (Usage(input_tokens=10, cached_input_tokens=6, cache_write_tokens=6), 6 * 1.25 / 1e6 + 4 * 2.5 / 1e6),
+        (Usage(input_tokens=10, output_tokens=-3), 10 * 2.5 / 1e6),
+    ],
+)
+def test_malformed_counts_are_clamped_whatever_part_is_off(usage: Usage, expected: float) -> None:
+    # The well-formed usual case skips the clamping: each kind of malformed count must still take it.
+    assert cost_usd(usage, Prices.from_pricing(GPT4O)) == pytest.approx(expected)

@@ -67,3 +67,15 @@ def test_client_usage_and_metered_usage_agree_for_chat_upstreams() -> None:
     mapped = map_usage(chat)
     assert mapped is not None and mapped["total_tokens"] == 14
     assert usage_from_mapping(mapped) == usage_from_mapping(chat) == Usage(10, 6, 4, 1)
+
+
+def test_odd_counts_of_a_responses_usage_read_as_zero_whatever_their_truth() -> None:
+    # Truthy odd values (not only zeros) through every field of the Responses shape.
+    odd = {
+        "input_tokens": 3.5,
+        "input_tokens_details": {"cached_tokens": True, "cache_write_tokens": "7"},
+        "output_tokens": -2,
+        "output_tokens_details": {"reasoning_tokens": [1]},
+    }
+    assert usage_from_mapping(odd) == ZERO
+    assert usage_from_mapping({"input_tokens": 5, "output_tokens": None}) == Usage(5, 0, 0, 0)

@@ -22,19 +22,22 @@ from prometheus_client import CollectorRegistry
 
 from ..config import GatewayConfig
 from . import estimating
-from .accounting import BILLED_ROUTES, UsageSource, billed_usage, charge, operation_of
+from .accounting import BILLED_ROUTES, UsageSource, billed_usage, billing, charge
 from .clienttext import safe_optional, safe_text
 from .labels import DEFAULT_TIER, NONE_LABEL, OTHER_LABEL, ConfigView, EndUserLabels, known_label
 from .metrics import TOKEN_TYPES, Metrics
 from .pricing import UNKNOWN_PRICES
 from .recording import AttemptOutcome, BilledEvent, RequestRecord
-from .requestlog import Accounting, RequestLogWriter, log_line
+from .requestlog import RequestLogWriter, log_line
 from .tracing import RequestTracer, tracer_for
 
 logger = logging.getLogger(__name__)
 
 ERROR_TYPE_LABEL_LIMIT = 32  # error types come from code paths, but bound them anyway
-_STATUS_CLASS = {c: f"{c}xx" for c in range(1, 6)}
+_STATUS_CLASS = {status: f"{status // 100}xx" for status in range(100, 600)}
+"""Status -> its class label ("0xx" for anything outside 100-599), one lookup per request."""
+_OUTCOME_LABELS = {outcome: outcome.value for outcome in AttemptOutcome}
+"""``outcome.value`` is a Python-level property of enum members: a dict lookup is a fraction of it."""
 _NOBODY = (NONE_LABEL, NONE_LABEL, NONE_LABEL)
 """key, tenant and end user of the token series created at 0 on a config load."""
 
@@ -220,59 +223,67 @@ class GatewayObserver:
     # --- accounting ---------------------------------------------------------------------
 
     def _account(self, record: RequestRecord) -> None:
-        # The end user is the one client-chosen string that becomes a label and a log field.
-        if record.end_user is not None:
-            record.end_user = safe_text(record.end_user)
+        # Runs for every request: the usual case of known_label and _outcome is written out (a call
+        # fewer each), the rest goes through them.
+        end_user = record.end_user
+        if end_user is not None:  # the one client-chosen string that becomes a label and a log field
+            record.end_user = end_user = safe_text(end_user)
         m = self.metrics
         view = self._view
-        finished = record.finished_at if record.finished_at is not None else self._clock()
-        # known_label and _outcome's usual case written out (four calls fewer for every request).
+        finished = record.finished_at
+        if finished is None:
+            finished = self._clock()
+        started = record.started_at
         model = record.model or record.requested_model
         model = NONE_LABEL if model is None else model if model in view.models else OTHER_LABEL
         deployment = record.deployment
         deployment = NONE_LABEL if deployment is None else deployment if deployment in view.deployments else OTHER_LABEL
         key = record.key_name
         key = NONE_LABEL if key is None else key if key in view.keys else OTHER_LABEL
-        stream = "true" if record.stream else "false"
+        streamed = record.stream
+        stream = "true" if streamed else "false"
         if record.error_type is None and not record.client_disconnected:
-            outcome = _STATUS_CLASS.get(record.status // 100, "0xx")
+            outcome = _STATUS_CLASS.get(record.status, "0xx")
         else:
             outcome = self._outcome(record)
-        m.requests.inc((model, deployment, key, stream, outcome))
+        counts = m.requests.values  # CounterFamily.inc written out (here and below): a call fewer
+        series = (model, deployment, key, stream, outcome)
+        counts[series] = counts.get(series, 0.0) + 1.0
         if record.websocket:
             m.websocket_turns.inc((model, deployment, key, outcome))
-        m.request_duration.observe((model, deployment, stream), finished - record.started_at)
+        m.request_duration.observe((model, deployment, stream), finished - started)
         first = record.first_token_at
-        if record.stream and first is not None:
-            m.time_to_first_token.observe((model, deployment), first - record.started_at)
+        if first is not None and streamed:
+            m.time_to_first_token.observe((model, deployment), first - started)
         if record.attempts:
             self._account_attempts(record, model)
 
-        usage, estimated = billed_usage(record)
+        usage, estimated, operation = billing(record)
         cost: float | None = None
-        prices = UNKNOWN_PRICES
-        operation = operation_of(record, usage)
+        priced = False
         if usage is not None:
             cost, prices = charge(
                 m,
                 view,
                 self._end_users,
                 (model, deployment, key),
-                end_user=record.end_user,
+                end_user=end_user,
                 operation=operation,
                 usage=usage,
                 estimated=estimated,
             )
-            if record.stream and first is not None and usage.output_tokens > 1:
+            priced = prices.known
+            if first is not None and streamed and usage.output_tokens > 1:
                 per_token = (finished - first) / (usage.output_tokens - 1)
                 m.time_per_output_token.observe((model, deployment), per_token)
 
         log = self._log
         if log is not None:
+            source = None if usage is None else UsageSource.ESTIMATED if estimated else UsageSource.REPORTED
             content = self._content(record) if self._include_content else None
-            source = UsageSource.ESTIMATED if estimated else UsageSource.REPORTED
-            acc = Accounting(usage, estimated, cost, prices.known, finished, source if usage is not None else None)
-            log.write(log_line(record, acc, content))
+            log.write(
+                log_line(record, usage, source=source, cost=cost, priced=priced, finished=finished, content=content)
+            )
         tracer = self._tracer
         if tracer is not None:
             tracer.trace(record, usage, cost, finished)
@@ -313,23 +324,31 @@ class GatewayObserver:
             now, wall = self._clock(), self._wall_clock()
             record = event.as_record(now, wall)
             source = UsageSource.FOLLOWED_UP if event.usage is not None else UsageSource.UNKNOWN
-            log.write(log_line(record, Accounting(event.usage, False, cost, prices.known, now, source)))
+            log.write(log_line(record, event.usage, source=source, cost=cost, priced=prices.known, finished=now))
 
     def _account_attempts(self, record: RequestRecord, model: str) -> None:
+        view = self._view
+        models, deployments = view.models, view.deployments
+        counts = self.metrics.attempts.values
+        attempts = record.attempts
+        for attempt in attempts:  # known_label, ``outcome.value`` (a Python property), inc written out
+            attempt_model, attempt_deployment = attempt.model, attempt.deployment
+            series = (
+                attempt_model if attempt_model in models else OTHER_LABEL,
+                attempt_deployment if attempt_deployment in deployments else OTHER_LABEL,
+                _OUTCOME_LABELS[attempt.outcome],
+            )
+            counts[series] = counts.get(series, 0.0) + 1.0
+        if len(attempts) > 1 or record.fallbacks or record.cooldowns or record.deferrals or record.stripped_items:
+            self._account_rerouting(record, model)
+        if record.affinity is not None:
+            self.metrics.affinity.inc((model, record.affinity))
+
+    def _account_rerouting(self, record: RequestRecord, model: str) -> None:
+        """Retries, fallbacks, cooldowns, Retry-After deferrals, stripped items: none in the usual request."""
         m = self.metrics
         view = self._view
-        sent = 0
-        for attempt in record.attempts:
-            outcome = attempt.outcome
-            m.attempts.inc(
-                (
-                    known_label(attempt.model, view.models),
-                    known_label(attempt.deployment, view.deployments),
-                    outcome.value,
-                )
-            )
-            if outcome is not AttemptOutcome.SKIPPED:
-                sent += 1
+        sent = sum(1 for attempt in record.attempts if attempt.outcome is not AttemptOutcome.SKIPPED)
         if sent > 1:
             requested = record.requested_model
             retried = known_label(requested, view.models) if requested else model
@@ -340,8 +359,6 @@ class GatewayObserver:
             m.cooldowns.inc((known_label(deployment, view.deployments),))
         for deployment, capped in record.deferrals:
             m.deferrals.inc((known_label(deployment, view.deployments), "true" if capped else "false"))
-        if record.affinity is not None:
-            m.affinity.inc((model, record.affinity))
         for deployment, count in record.stripped_items:
             m.stripped_items.inc((known_label(deployment, view.deployments),), count)
 
@@ -349,7 +366,7 @@ class GatewayObserver:
         if record.client_disconnected:
             return "client_disconnected"
         error_type = record.error_type
-        status_class = _STATUS_CLASS.get(record.status // 100, "0xx")
+        status_class = _STATUS_CLASS.get(record.status, "0xx")
         if error_type is None or record.status < 400:
             return status_class
         found = self._error_types.get(error_type)

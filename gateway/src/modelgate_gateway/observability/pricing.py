@@ -96,19 +96,25 @@ def token_cost_usd(usage: Usage, prices: Prices) -> float:
     """Cost of the tokens, at the prices of the tier that served them.
 
     Cache reads and writes are clamped to the input count (reads first): a malformed usage object
-    must not produce a negative uncached count (and so a negative cost).
+    must not produce a negative uncached count (and so a negative cost). A well-formed usage (the
+    parser only makes those) skips the clamping: ``min``/``max`` calls cost more than the sum.
     """
     tier = usage.service_tier
     rates = prices if tier is None or not prices.tiers else prices.tiers.get(tier, prices)
-    total_input = max(usage.input_tokens, 0)
-    cached = min(max(usage.cached_input_tokens, 0), total_input)
-    written = min(max(usage.cache_write_tokens, 0), total_input - cached)
-    uncached = total_input - cached - written
+    inputs = usage.input_tokens
+    cached = usage.cached_input_tokens
+    written = usage.cache_write_tokens
+    outputs = usage.output_tokens
+    if not (cached >= 0 and written >= 0 and cached + written <= inputs and outputs >= 0):
+        inputs = max(inputs, 0)
+        cached = min(max(cached, 0), inputs)
+        written = min(max(written, 0), inputs - cached)
+        outputs = max(outputs, 0)
     return (
-        uncached * rates.input
+        (inputs - cached - written) * rates.input
         + cached * rates.cached_input
         + written * rates.cache_write
-        + max(usage.output_tokens, 0) * rates.output
+        + outputs * rates.output
     )
 
 

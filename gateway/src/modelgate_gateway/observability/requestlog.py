@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from dataclasses import dataclass
 from typing import IO, Any
 
 import orjson
 from prometheus_client import Counter
 
+from .accounting import UsageSource
 from .clienttext import safe_text
 from .recording import RequestRecord, Usage
 
@@ -32,71 +32,114 @@ FLUSH_LINES = 256
 FLUSH_INTERVAL_SECONDS = 0.2
 
 
-_NO_TOKENS = (None, None, None, None, None)
+class _NoUsage:
+    """Stands in for the usage of a request nobody is charged for: every log field reads ``null``.
+
+    Lets :func:`log_line` read the usual (billed) case's fields without a test per field.
+    """
+
+    __slots__ = ()
+    input_tokens = cached_input_tokens = output_tokens = reasoning_tokens = cache_write_tokens = None
+    service_tier = None
+    tool_calls: tuple[tuple[str, int], ...] = ()
 
 
-@dataclass(slots=True)
-class Accounting:
-    """What the observer concluded about one request, beyond the record itself."""
-
-    usage: Usage | None
-    estimated: bool
-    cost_usd: float | None
-    priced: bool
-    finished_at: float
-    source: str | None = None
-    """How the usage was obtained: reported, estimated, followed_up (background), unknown; None: not billed."""
-
-
-def log_line(record: RequestRecord, acc: Accounting, content: tuple[str, str] | None = None) -> bytes:
-    """One JSON line (newline included). ``content`` is (input text, output text) when enabled."""
-    usage = acc.usage
-    first = record.first_token_at
-    tokens = (
-        (
-            usage.input_tokens,
-            usage.cached_input_tokens,
-            usage.output_tokens,
-            usage.reasoning_tokens,
-            usage.cache_write_tokens,
-        )
-        if usage is not None
-        else _NO_TOKENS
+_NO_USAGE = _NoUsage()
+_LINE_TEMPLATE: dict[str, Any] = dict.fromkeys(
+    (
+        "ts",
+        "request_id",
+        "route",
+        "operation",
+        "key",
+        "end_user",
+        "model",
+        "requested_model",
+        "deployment",
+        "stream",
+        "status",
+        "error_type",
+        "error_code",
+        "attempts",
+        "fallbacks",
+        "client_disconnected",
+        "response_id",
+        "input_tokens",
+        "cached_input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "cache_write_tokens",
+        "service_tier",
+        "hosted_tool_calls",
+        "usage_estimated",
+        "usage_source",
+        "cost_usd",
+        "priced",
+        "duration_seconds",
+        "ttft_seconds",
     )
+)
+"""The fields of every line, in their order. :func:`log_line` fills a copy: a dict literal of more
+than 15 entries compiles to one insert per entry from an empty dict (growing it four times), a
+copy of this one is made at full size and only has its values replaced (~20% fewer instructions
+for the line's dict)."""
+_APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
+
+
+def log_line(
+    record: RequestRecord,
+    usage: Usage | None,
+    *,
+    source: str | None,
+    cost: float | None,
+    priced: bool,
+    finished: float,
+    content: tuple[str, str] | None = None,
+) -> bytes:
+    """One JSON line (newline included) for ``record``, charged ``usage`` at ``cost``.
+
+    ``source`` says how the usage was obtained (:class:`.accounting.UsageSource`: reported,
+    estimated, followed_up, unknown; None: not billed), ``priced`` whether prices were configured,
+    ``finished`` is the monotonic end time, ``content`` (input text, output text) when enabled.
+    Plain arguments rather than an object: this runs once per request.
+    """
+    billed: Usage | _NoUsage = _NO_USAGE if usage is None else usage
+    first = record.first_token_at
+    started = record.started_at
     attempts = record.attempts
-    line: dict[str, Any] = {
-        "ts": record.wall_time,
-        "request_id": record.request_id,
-        "route": record.route,
-        "operation": record.operation,
-        "key": record.key_name,
-        "end_user": record.end_user,
-        "model": record.model,
-        "requested_model": record.requested_model,
-        "deployment": record.deployment,
-        "stream": record.stream,
-        "status": record.status,
-        "error_type": record.error_type,
-        "error_code": record.error_code,
-        "attempts": len(attempts),
-        "fallbacks": record.fallbacks,
-        "client_disconnected": record.client_disconnected,
-        "response_id": record.response_id,
-        "input_tokens": tokens[0],
-        "cached_input_tokens": tokens[1],
-        "output_tokens": tokens[2],
-        "reasoning_tokens": tokens[3],
-        "cache_write_tokens": tokens[4],
-        "service_tier": usage.service_tier if usage is not None else None,
-        "hosted_tool_calls": dict(usage.tool_calls) if usage is not None and usage.tool_calls else None,
-        "usage_estimated": acc.estimated,
-        "usage_source": acc.source,
-        "cost_usd": acc.cost_usd,
-        "priced": acc.priced,
-        "duration_seconds": acc.finished_at - record.started_at,
-        "ttft_seconds": None if first is None else first - record.started_at,
-    }
-    if len(attempts) > 1:  # the failover path, for whoever debugs it
+    tried = len(attempts)
+    line = _LINE_TEMPLATE.copy()  # every key already there, in order (see _LINE_TEMPLATE)
+    line["ts"] = record.wall_time
+    line["request_id"] = record.request_id
+    line["route"] = record.route
+    line["operation"] = record.operation
+    line["key"] = record.key_name
+    line["end_user"] = record.end_user
+    line["model"] = record.model
+    line["requested_model"] = record.requested_model
+    line["deployment"] = record.deployment
+    line["stream"] = record.stream
+    line["status"] = record.status
+    line["error_type"] = record.error_type
+    line["error_code"] = record.error_code
+    line["attempts"] = tried
+    line["fallbacks"] = record.fallbacks
+    line["client_disconnected"] = record.client_disconnected
+    line["response_id"] = record.response_id
+    line["input_tokens"] = billed.input_tokens
+    line["cached_input_tokens"] = billed.cached_input_tokens
+    line["output_tokens"] = billed.output_tokens
+    line["reasoning_tokens"] = billed.reasoning_tokens
+    line["cache_write_tokens"] = billed.cache_write_tokens
+    line["service_tier"] = billed.service_tier
+    line["hosted_tool_calls"] = dict(billed.tool_calls) if billed.tool_calls else None
+    line["usage_estimated"] = source == UsageSource.ESTIMATED
+    line["usage_source"] = source
+    line["cost_usd"] = cost
+    line["priced"] = priced
+    line["duration_seconds"] = finished - started
+    line["ttft_seconds"] = None if first is None else first - started
+    if tried > 1:  # the failover path, for whoever debugs it
         line["attempt_path"] = [
             {"model": a.model, "deployment": a.deployment, "outcome": a.outcome.value, "status": a.status}
             for a in attempts
@@ -110,9 +153,9 @@ def log_line(record: RequestRecord, acc: Accounting, content: tuple[str, str] | 
     if content is not None:
         line["input"], line["output"] = content
     try:
-        return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(line, option=_APPEND_NEWLINE)
     except orjson.JSONEncodeError:  # a string orjson cannot write: the line is written anyway
-        return orjson.dumps(_safe(line), option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(_safe(line), option=_APPEND_NEWLINE)
 
 
 def _safe(value: Any) -> Any:
@@ -157,14 +200,17 @@ class RequestLogWriter:
 
     def write(self, line: bytes) -> None:
         """Hot path: append under an uncontended lock; wake the thread once per batch."""
+        wake = False
         with self._lock:
-            if self._closing or self._pending >= self._max_pending:
+            pending = self._pending
+            if self._closing or pending >= self._max_pending:
                 self._dropped.inc()
                 return
-            self._buffer.append(line)
-            self._pending += 1
-            wake = not self._signalled and len(self._buffer) >= self._flush_lines
-            self._signalled = self._signalled or wake
+            buffer = self._buffer
+            buffer.append(line)
+            self._pending = pending + 1
+            if len(buffer) >= self._flush_lines and not self._signalled:
+                self._signalled = wake = True
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="modelgate-request-log", daemon=True)
                 self._thread.start()

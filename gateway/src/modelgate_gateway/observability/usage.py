@@ -30,8 +30,9 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "incomplete"}
 # Output items of tools the model runs client-side: billed as tokens, not per call.
 _CLIENT_SIDE_TOOLS = frozenset({"function", "custom_tool", "computer", "local_shell", "shell", "apply_patch"})
 _MAX_TOOL_KINDS = 16  # distinct tool kinds read per response; the rest are ignored (bounded work)
-_USUAL_ITEMS = frozenset({"message", "reasoning"})
-"""Output items billed as tokens only, as nearly every answer is made of."""
+_USUAL_ITEMS = ("message", "reasoning")
+"""Output items billed as tokens only, as nearly every answer is made of (a tuple: ``in`` compares, so
+a malformed, unhashable ``type`` is simply not one of them)."""
 MAX_ITEM_KINDS = 64
 """Distinct output item types looked at per response (bounded work and memory)."""
 _MAX_TIER_CHARS = 32
@@ -65,12 +66,14 @@ def usage_from_mapping(usage: Any) -> Usage | None:
     details = usage.get(output_details)
     if isinstance(details, dict):
         reasoning = details.get("reasoning_tokens")
+    # ``x and`` first: a zero or absent count (most of the details) costs one test, not a type check.
+    # Positional, in Usage's field order: keywords to a class call cost a dict per call (~2k instructions).
     return Usage(
-        input_tokens=inputs if type(inputs) is int and inputs >= 0 else 0,
-        cached_input_tokens=cached if type(cached) is int and cached >= 0 else 0,
-        output_tokens=outputs if type(outputs) is int and outputs >= 0 else 0,
-        reasoning_tokens=reasoning if type(reasoning) is int and reasoning >= 0 else 0,
-        cache_write_tokens=cache_write if type(cache_write) is int and cache_write >= 0 else 0,
+        inputs if inputs and type(inputs) is int and inputs > 0 else 0,  # input_tokens
+        cached if cached and type(cached) is int and cached > 0 else 0,  # cached_input_tokens
+        outputs if outputs and type(outputs) is int and outputs > 0 else 0,  # output_tokens
+        reasoning if reasoning and type(reasoning) is int and reasoning > 0 else 0,  # reasoning_tokens
+        cache_write if cache_write and type(cache_write) is int and cache_write > 0 else 0,  # cache_write_tokens
     )
 
 
@@ -83,12 +86,15 @@ def usage_of(response: Any) -> Usage | None:
     usage = usage_from_mapping(response.get("usage"))
     if usage is None:
         return None
-    tier = response.get("service_tier")
-    if tier is not None:
+    if response.get("service_tier") is not None:
         usage.service_tier = served_tier(response)
     output = response.get("output")
-    if output:
-        usage.tool_calls, usage.compacted = _scan_output(output)
+    if isinstance(output, list):
+        for item in output:  # an answer of messages and reasoning (nearly all) needs no _scan_output call
+            kind = item.get("type") if isinstance(item, dict) else None
+            if kind not in _USUAL_ITEMS:
+                usage.tool_calls, usage.compacted = _scan_output(output)
+                break
     return usage
 
 
