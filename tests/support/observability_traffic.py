@@ -93,25 +93,18 @@ def record(
     **extra: Any,
 ) -> RequestRecord:
     """A finished request as the hot path records it."""
-    rec = RequestRecord(
-        request_id=f"req_{start}",
-        started_at=start,
-        wall_time=1_700_000_000.0 + start,
-        key_name=key,
-        end_user=end_user,
-        requested_model=model,
-        model=model,
-        deployment=deployment,
-        stream=stream,
-        status=status,
-        usage=usage,
-        first_token_at=None if ttft is None else start + ttft,
-        finished_at=start + duration,
-        attempts=attempts
+    rec = RequestRecord(f"req_{start}", start, 1_700_000_000.0 + start)
+    rec.key_name, rec.end_user, rec.requested_model, rec.model = key, end_user, model, model
+    rec.deployment, rec.stream, rec.status, rec.usage = deployment, stream, status, usage
+    rec.first_token_at = None if ttft is None else start + ttft
+    rec.finished_at = start + duration
+    rec.attempts = (
+        attempts
         if attempts is not None
-        else [AttemptRecord(model, deployment, AttemptOutcome.SUCCESS, status, start, duration)],
-        **extra,
+        else [AttemptRecord(model, deployment, AttemptOutcome.SUCCESS, status, start, duration)]
     )
+    for name, value in extra.items():  # RequestRecord's __init__ takes only its identity; the rest are set
+        setattr(rec, name, value)
     return rec
 
 

@@ -16,6 +16,8 @@ from datetime import UTC
 from pathlib import Path
 from urllib.parse import urlencode
 
+from multidict import istr
+
 from . import ids
 from .config import (
     ConfigError,
@@ -179,6 +181,8 @@ class RuntimeConfig:
     signing_key: bytes | None = field(repr=False)
     max_body_bytes: int
     end_user_header: str | None
+    """Header naming the end user, as a ``multidict.istr`` like the two below: aiohttp's headers then
+    find it without case-folding the name again on every request."""
     redis_url: str | None
     redis_password: str | None = field(repr=False)
     state_ttl_seconds: int
@@ -380,13 +384,13 @@ def compile_runtime(config: GatewayConfig, secrets: Mapping[str, bytes], base_di
         allow_unauthenticated=spec.auth.allow_unauthenticated,
         signing_key=signing_key,
         max_body_bytes=spec.limits.max_request_body_bytes,
-        end_user_header=spec.observability.end_user_header,
+        end_user_header=istr(spec.observability.end_user_header) if spec.observability.end_user_header else None,
         redis_url=spec.state.redis_url,
         redis_password=redis_password,
         state_ttl_seconds=spec.state.ttl_seconds,
         retry_after_caps=_retry_after_caps(deployments, models.values()),
-        affinity_headers=tuple(spec.affinity.headers),
-        forward_headers=tuple(spec.forward_headers),
+        affinity_headers=tuple(map(istr, spec.affinity.headers)),
+        forward_headers=tuple(map(istr, spec.forward_headers)),
         websocket=spec.websocket,
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from .. import ids
 from ..appstate import GatewayState
@@ -22,6 +22,7 @@ from ..streaming.relay import relay_into
 from ..streaming.sse import SseRelayState
 from ..upstream.executor import Call, Opened
 from . import conversation_ids
+from .headernames import X_MODELGATE_ATTEMPTS, X_MODELGATE_DEPLOYMENT, X_REQUEST_ID
 
 
 class Caller:
@@ -81,34 +82,38 @@ def pin_conversation(
 
 def served_headers(record: RequestRecord, opened: Opened) -> dict[str, str]:
     return {
-        "X-Request-Id": record.request_id,
-        "X-Modelgate-Deployment": opened.dep.name,
-        "X-Modelgate-Attempts": str(len(record.attempts)),
+        X_REQUEST_ID: record.request_id,
+        X_MODELGATE_DEPLOYMENT: opened.dep.name,
+        X_MODELGATE_ATTEMPTS: str(len(record.attempts)),
     }
 
 
-async def relay_answer(
+async def relay_answer(  # noqa: PLR0917 (in this order so a partial binds all but the last two)
     request: web.Request,
     record: RequestRecord,
     caller: Caller,
-    opened: Opened,
     stream: bool,
-    conversation: tuple[bytes, bytes] | None = None,
-    *,
-    previous: bool = True,
-    extra: Mapping[str, str] | None = None,
+    conversation: tuple[bytes, bytes] | None,
+    previous: bool,
+    opened: Opened,
+    extra: Mapping[str, str] | None,
 ) -> web.StreamResponse:
     """``conversation``: (upstream id, gateway id) of the conversation the request named;
     ``previous``: whether the answer may carry a ``previous_response_id`` (see relay_json);
-    ``extra``: more headers for the answer (a limited key's x-ratelimit headers)."""
+    ``extra``: more headers for the answer (a limited key's x-ratelimit headers).
+
+    Positional parameters only, ``opened`` and ``extra`` last: the create binds the others with a
+    ``functools.partial`` that then costs no keyword dictionary per call."""
     make_id = caller.make_id(opened.dep.health_key)
     headers = served_headers(record, opened)
     if extra:
         headers.update(extra)
     if stream:  # built here, not in a helper: one Python frame fewer per stream
+        # The content type as a header, not through ``resp.content_type``: aiohttp's setter parses
+        # and rebuilds it (~90 bytecodes, five Python calls) to produce these same bytes.
+        headers[hdrs.CONTENT_TYPE] = "text/event-stream"
+        headers[hdrs.CACHE_CONTROL] = "no-cache"
         resp = web.StreamResponse(status=200, headers=headers)
-        resp.content_type = "text/event-stream"
-        resp.headers["Cache-Control"] = "no-cache"
         sse = SseRelayState(make_id, opened.dep.redactor, conversation)
         await relay_into(resp, opened, record, sse, resp.prepare(request))
         return resp

@@ -19,7 +19,7 @@ from ..observability.accounting import Operation
 from ..observability.recording import RequestRecord
 from ..runtime import DeploymentRuntime, KeyRuntime, ModelRuntime, RuntimeConfig
 from ..upstream.affinity import session_of
-from ..upstream.executor import Call, ExecutorDeps, open_call
+from ..upstream.executor import Call, ExecutorDeps, Opened, open_call
 from . import background, clientheaders
 from .caller import Caller, pin_conversation, relay_answer, resolve_id
 from .endpoint import authenticate, endpoint, parse_object, read_body
@@ -45,18 +45,6 @@ def _model(
         raise PermissionDenied(f"Your API key ({key.name}) is not allowed to use the model `{name}`.", param="model")
     record.model = name
     return model
-
-
-def _end_user(payload: dict[str, Any], headers: Mapping[str, str], runtime: RuntimeConfig) -> str | None:
-    for field in ("user", "safety_identifier"):
-        value = payload.get(field)
-        if isinstance(value, str) and value:
-            return value[:_MAX_END_USER_CHARS]
-    if runtime.end_user_header:
-        value = headers.get(runtime.end_user_header)
-        if value:
-            return value[:_MAX_END_USER_CHARS]
-    return None
 
 
 def _serving_model(
@@ -96,21 +84,15 @@ class Routed:
 
 @endpoint("create")
 async def create_response(request: web.Request, state: GatewayState, record: RequestRecord) -> web.StreamResponse:
-    runtime = state.current()
+    runtime = state.runtime or state.current()  # current() only to refuse when there is none
     key = authenticate(request, runtime, record)
     raw = await read_body(request, runtime.max_body_bytes)
     record.request_body = raw
     payload = parse_object(raw)
     routed = route_create(state, runtime, key, record, payload, raw, request.headers)
-    # A partial, not a closure: calling it costs no Python frame.
+    # A partial, not a closure: calling it costs no Python frame; all positional: no keyword dict.
     relay = partial(
-        relay_answer,
-        request,
-        record,
-        routed.caller,
-        stream=routed.call.stream,
-        conversation=routed.conversation,
-        previous=routed.previous,
+        relay_answer, request, record, routed.caller, routed.call.stream, routed.conversation, routed.previous
     )
     return await serve_create(state, runtime, key, record, routed, relay)
 
@@ -133,7 +115,14 @@ def route_create(  # noqa: PLR0917 (the create's parts, in the order the handler
     if not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean.", param="stream")
     record.stream = stream
-    record.end_user = _end_user(payload, headers, runtime)
+    # The end user: ``user``, else ``safety_identifier``, else the configured header. Written out
+    # here, not in a helper: it runs on every create, and most name none of them.
+    end_user = payload.get("user")
+    if not (isinstance(end_user, str) and end_user):
+        end_user = payload.get("safety_identifier")
+        if not (isinstance(end_user, str) and end_user):
+            end_user = headers.get(runtime.end_user_header) if runtime.end_user_header else None
+    record.end_user = end_user[:_MAX_END_USER_CHARS] if end_user else None
     call = Call("POST", "/responses", payload=payload, raw=raw, stream=stream, rewrite_model=True)
     if runtime.forward_headers:
         call.headers = clientheaders.forwarded(headers, runtime.forward_headers)
@@ -168,14 +157,14 @@ async def serve_create(
     key: KeyRuntime | None,
     record: RequestRecord,
     routed: Routed,
-    relay: Callable[..., Awaitable[T]],
+    relay: Callable[[Opened, Mapping[str, str] | None], Awaitable[T]],
     *,
     deps: ExecutorDeps | None = None,
 ) -> T:
     """Admit (budgets, rate limits), open the call (failover), relay the answer, settle.
 
-    ``relay(opened, extra=headers)`` writes the answer (``extra``: a limited key's x-ratelimit
-    headers, or None); ``deps``: what the executor uses (default: the process's state; a
+    ``relay(opened, extra)`` writes the answer (``extra``: a limited key's x-ratelimit headers, or
+    None); ``deps``: what the executor uses (default: the process's state; a
     WebSocket lane's own upstream sockets)."""
     model, call = routed.model, routed.call
     limited = state.governor.key_policy(key)  # None for keys nothing limits: no Redis call
@@ -186,10 +175,10 @@ async def serve_create(
     try:
         if ticket is None:
             opened = await open_call(deps or state, runtime, record, model, call)
-            return await relay(opened, extra=None)
+            return await relay(opened, None)
         try:
             opened = await open_call(deps or state, runtime, record, model, call)
-            return await relay(opened, extra=ticket.headers)
+            return await relay(opened, ticket.headers)
         except GatewayError as err:
             err.headers = {**ticket.headers, **err.headers}
             raise

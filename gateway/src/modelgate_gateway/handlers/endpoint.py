@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from ..appkeys import STATE
 from ..appstate import GatewayState
@@ -34,6 +34,7 @@ from ..observability.recording import RequestRecord
 from ..runtime import KeyRuntime, RuntimeConfig
 from ..server.clientconn import BodyTimeout
 from . import ratelimit_headers
+from .headernames import API_KEY, X_REQUEST_ID
 
 log = logging.getLogger("modelgate.gateway")
 
@@ -43,22 +44,20 @@ Handler = Callable[[web.Request, GatewayState, RequestRecord], Awaitable[web.Str
 
 def request_id_of(request: web.Request) -> str:
     """The client's request id when it is a sane one, else a fresh one."""
-    incoming = request.headers.get("X-Request-Id")
+    incoming = request.headers.get(X_REQUEST_ID)
     return incoming if incoming and _REQUEST_ID.match(incoming) else "req_" + os.urandom(12).hex()
 
 
 def new_record(request: web.Request, route: str) -> RequestRecord:
-    request_id = request_id_of(request)
-    return RequestRecord(
-        request_id=request_id, started_at=time.monotonic(), wall_time=time.time(), method=request.method, route=route
-    )
+    # Positional: a keyword call matches each name against the parameters (every request).
+    return RequestRecord(request_id_of(request), time.monotonic(), time.time(), request.method, route)
 
 
 def error_response(err: GatewayError, record: RequestRecord) -> web.Response:
     record.status = err.status
     record.error_type = record.error_type or err.type
     record.error_code = err.code
-    headers = {"X-Request-Id": record.request_id, **err.headers}
+    headers = {X_REQUEST_ID: record.request_id, **err.headers}
     content_type = getattr(err, "content_type", "application/json").split(";")[0]
     return web.Response(body=err.body(), status=err.status, headers=headers, content_type=content_type)
 
@@ -136,14 +135,14 @@ class _ClientGone(Exception):
 
 def authenticate(request: web.Request, runtime: RuntimeConfig, record: RequestRecord) -> KeyRuntime | None:
     """The caller's key (Bearer token or ``api-key`` header, as Azure clients send)."""
-    header = request.headers.get("Authorization")
+    header = request.headers.get(hdrs.AUTHORIZATION)
     token = None
     if header is not None:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer":
             token = value.strip()
     if token is None:
-        token = request.headers.get("api-key")
+        token = request.headers.get(API_KEY)
     if not token:
         if runtime.allow_unauthenticated:
             return None
@@ -165,21 +164,27 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """The request body, refusing more than ``limit`` bytes without reading them all.
 
     The connection's body timeout (:mod:`..server.clientconn`) bounds the time it may take.
+    ``readany`` hands over all that is buffered; once the stream is at its end (the usual case
+    after the first read: a small body arrives with its headers) the loop stops there rather than
+    reading once more for the empty chunk that says so (~80 bytecodes, three Python calls).
     """
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge(f"Request body of {length} bytes exceeds the limit of {limit} bytes.")
+    content = request.content
     chunks: list[bytes] = []
     size = 0
     try:
         while True:  # bounded: stops at EOF, once the limit is crossed, or at the body timeout
-            chunk = await request.content.readany()
+            chunk = await content.readany()
             if not chunk:
                 break
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
             chunks.append(chunk)
+            if content.at_eof():
+                break
     except (BodyTimeout, web.RequestPayloadError, ConnectionError) as exc:
         # The request's stream keeps the error and raises that same object: with its traceback
         # (this frame, which holds the request) it would make a reference cycle. Forget it.

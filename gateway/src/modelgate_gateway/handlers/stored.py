@@ -42,7 +42,7 @@ async def _follow_up(
     opened = await open_call(state, runtime, record, None, call)
     # A stream (or a large answer) is sent before the endpoint could add them: read them now.
     extra = await ratelimit_headers.current(state, record) if state.governor.policy.rated else None
-    response = await relay_answer(request, record, caller, opened, stream, extra=extra)
+    response = await relay_answer(request, record, caller, stream, None, True, opened, extra)
     if method != "DELETE":
         background.after_follow_up(state, record, dep.health_key, upstream_id)
     return response

@@ -212,7 +212,7 @@ async def _serve(
             routed.call.prefer = home
             routed.call.session = routed.call.session or f"websocket lane {id(lane)}"
 
-        async def relay(opened: Opened, *, extra: object) -> Opened:
+        async def relay(opened: Opened, extra: object) -> Opened:
             sse = SseRelayState(routed.caller.make_id(opened.dep.health_key), opened.dep.redactor, routed.conversation)
             assert ctx.ws is not None
             await relay_into(TurnSink(ctx.ws, stream_id), opened, record, sse)

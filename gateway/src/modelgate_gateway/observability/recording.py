@@ -59,8 +59,14 @@ class AttemptRecord:
     duration_seconds: float = 0.0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class RequestRecord:
+    """One per request: the ``__init__`` is written out (not generated) because it runs on every
+    request, and the generated one calls ``list()`` through a sentinel test for each list field and
+    takes every field as a keyword. The fields' declared defaults below stay the documentation (and
+    ``repr``/``eq``); a unit test checks the two agree, so a field added here but not in ``__init__``
+    fails it. Other fields are set by whoever learns them, after construction."""
+
     request_id: str
     started_at: float
     """``time.monotonic()`` at arrival."""
@@ -121,6 +127,43 @@ class RequestRecord:
     stream_blocks: list[bytes] = field(default_factory=list)
     """Raw SSE blocks relayed to the client (capped); parsed only if usage must be estimated."""
 
+    def __init__(
+        self, request_id: str, started_at: float, wall_time: float, method: str = "POST", route: str = "create"
+    ) -> None:
+        self.request_id = request_id
+        self.started_at = started_at
+        self.wall_time = wall_time
+        self.method = method
+        self.route = route
+        self.operation = "create"
+        self.key_name = None
+        self.end_user = None
+        self.requested_model = None
+        self.model = None
+        self.deployment = None
+        self.stream = False
+        self.status = 0
+        self.error_type = None
+        self.error_code = None
+        self.attempts = []
+        self.fallbacks = []
+        self.cooldowns = []
+        self.deferrals = ()
+        self.affinity = None
+        self.stripped_items = ()
+        self.first_token_at = None
+        self.finished_at = None
+        self.response_id = None
+        self.usage = None
+        self.final = None
+        self.client_disconnected = False
+        self.websocket = False
+        self.cut_by_shutdown = False
+        self.request_body = b""
+        self.response_body = None
+        self.delta_payloads = []
+        self.stream_blocks = []
+
 
 @dataclass(slots=True)
 class BilledEvent:
@@ -146,22 +189,16 @@ class BilledEvent:
 
     def as_record(self, now: float, wall_time: float) -> RequestRecord:
         """A record for the request log line of this event (no request of its own, so no duration)."""
-        return RequestRecord(
-            request_id=self.request_id,
-            started_at=now,
-            wall_time=wall_time,
-            method="-",
-            route="background",
-            operation=self.operation,
-            key_name=self.key_name,
-            end_user=self.end_user,
-            requested_model=self.model,
-            model=self.model,
-            deployment=self.deployment,
-            status=200,
-            response_id=self.response_id,
-            error_type=None if self.status == "completed" else f"background_{self.status}",
-        )
+        record = RequestRecord(self.request_id, now, wall_time, method="-", route="background")
+        record.operation = self.operation
+        record.key_name = self.key_name
+        record.end_user = self.end_user
+        record.requested_model = record.model = self.model
+        record.deployment = self.deployment
+        record.status = 200
+        record.response_id = self.response_id
+        record.error_type = None if self.status == "completed" else f"background_{self.status}"
+        return record
 
 
 class Observer(Protocol):
