@@ -9,76 +9,24 @@ so failing over is invisible to it. After that the caller owns the reply (see
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import Any
 
 from ..config import UpstreamApi
 from ..errors import GatewayError, UpstreamFailed
-from ..observability.recording import AttemptOutcome, AttemptRecord, Observer, RequestRecord
+from ..observability.recording import AttemptOutcome, AttemptRecord, RequestRecord
 from ..redaction import Redactor
-from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig, TargetRuntime
-from .affinity import pick_for_session, ranked, strip_org_bound
-from .balancing import DeploymentHealth, HealthBoard, pick
+from ..runtime import DeploymentRuntime, ModelRuntime, RuntimeConfig
+from .affinity import strip_org_bound
+from .balancing import DeploymentHealth
+from .call import Call, ExecutorDeps
 from .chat_transport import Untranslatable
 from .deadlines import Deadline
 from .fallback import Failure, exhausted_error, outcome_for_status, retry_after_seconds
-from .picking import server_for
-from .pools import PoolBoard
 from .ratelimits import Waits
+from .targeting import chain, has_capacity, next_target, server_to_try, waits_for
 from .transport import Transport, UpstreamReply, rewrite_body
-
-
-class ExecutorDeps(Protocol):
-    """What the executor uses of the process's shared state (``appstate.GatewayState`` is one):
-    health and deferrals, the observer for health changes, the balancing dice, and the transport
-    for a deployment. Narrow on purpose: the executor sits below the application state."""
-
-    @property
-    def board(self) -> HealthBoard: ...
-
-    @property
-    def observer(self) -> Observer: ...
-
-    @property
-    def rng(self) -> random.Random: ...
-
-    @property
-    def servers(self) -> PoolBoard: ...
-
-    def transport(self, dep: DeploymentRuntime) -> Transport: ...
-
-
-@dataclass(slots=True)
-class Call:
-    """What to send; ``updates`` are the body fields rewritten per deployment (model, ids)."""
-
-    method: str
-    path: str
-    payload: dict[str, Any] | None = None
-    raw: bytes | None = None
-    query: Mapping[str, str] | None = None
-    stream: bool = False
-    pinned: str | None = None
-    """Deployment that must serve (it holds the response's state); no balancing, no fallback.
-    ``name@member``: that one server of a pool deployment."""
-    updates: dict[str, Any] = field(default_factory=dict)
-    rewrite_model: bool = False
-    """Send each deployment's own upstream model name (create calls)."""
-    headers: tuple[tuple[str, str], ...] = ()
-    """Client headers to pass on (``spec.forwardHeaders``)."""
-    session: str | None = None
-    """The session the request names (:mod:`.affinity`): the model's deployment is chosen by it."""
-    ranking: tuple[tuple[TargetRuntime, ...], tuple[str, ...]] | None = None
-    """The session's ranking of the targets it was last computed for (a model's fallbacks have others)."""
-    home: str | None = None
-    """The session's own deployment (first in its ranking); set by :func:`open_call`."""
-    home_org: str | None = None
-    """Its organisation: a deployment of another gets the request without organisation-bound items."""
-    prefer: str | None = None
-    """With ``session``: the deployment ranked first (a WebSocket lane's, which holds its upstream socket)."""
 
 
 @dataclass(slots=True)
@@ -224,12 +172,6 @@ class _Failed(Exception):
         self.failure = failure
 
 
-def _candidate_models(runtime: RuntimeConfig, model: ModelRuntime) -> list[ModelRuntime | None]:
-    if not model.fallbacks:
-        return [model]
-    return [model, *(runtime.models[name] for name in model.fallbacks if name in runtime.models)]
-
-
 async def open_call(
     state: ExecutorDeps, runtime: RuntimeConfig, record: RequestRecord, model: ModelRuntime | None, call: Call
 ) -> Opened:
@@ -246,13 +188,13 @@ async def open_call(
     failures: list[Failure] = []
     tried: set[str] = set()
     unservable: Untranslatable | None = None
-    models = _chain(runtime, model, call)
+    models = chain(runtime, model, call)
     index = 0
     waits: Waits | None = None  # made on the first failure: the success path needs none
     while len(record.attempts) < max_attempts:
         if index < len(models):
             current = models[index]
-            name = _next_target(state, runtime, call, current, tried)
+            name = next_target(state, runtime, call, current, tried)
             if name is None:
                 index += 1
                 following = models[index] if index < len(models) else None
@@ -260,14 +202,14 @@ async def open_call(
                     record.fallbacks.append((current.name, following.name))
                 continue
         else:  # nothing else can serve: wait for a rate-limited deployment, if allowed
-            waits = waits or _waits(state, models, call, model, deadline)
-            found = await waits.wait(failures, lambda n: _has_capacity(state, runtime, n))
+            waits = waits or waits_for(state, models, call, model, deadline)
+            found = await waits.wait(failures, lambda n: has_capacity(state, runtime, n))
             if found is None:
                 break
             current, name = found
         dep = runtime.deployments.get(name)
         if dep is None or dep.pool is not None:  # one server of a pool (pinned: ``name@server``)
-            dep = _server(state, runtime, call, name, tried, (waits, failures))
+            dep = server_to_try(state, runtime, call, name, tried, (waits, failures))
             if dep is None:
                 continue
         tried.add(dep.health_key if call.pinned is None else name)
@@ -279,96 +221,16 @@ async def open_call(
             failures.append(exc.failure)
         except Untranslatable as exc:  # another deployment (another upstream API) may serve it
             unservable = exc
-            waits = waits or _waits(state, models, call, model, deadline)
+            waits = waits or waits_for(state, models, call, model, deadline)
             waits.give_up(name)
     if unservable is not None and not failures:
         try:
             raise unservable
         finally:  # its traceback holds this frame: holding it here too would make a cycle
             unservable = None
-    waits = waits or _waits(state, models, call, model, deadline)
+    waits = waits or waits_for(state, models, call, model, deadline)
     summary, retry_after = waits.outcome(failures, tried)
     raise exhausted_error(summary, len(record.attempts), retry_after)
-
-
-def _server(
-    state: ExecutorDeps,
-    runtime: RuntimeConfig,
-    call: Call,
-    name: str,
-    tried: set[str],
-    progress: tuple[Waits | None, list[Failure]],
-) -> DeploymentRuntime | None:
-    """The server of pool deployment ``name`` to try; None (the pool counted as tried) when none is left."""
-    found = server_for(
-        state.servers, state.board, state.rng, runtime, name, tried=tried, session=call.session, updates=call.updates
-    )
-    if found is None:
-        waits, failures = progress
-        tried.add(name)
-        if waits is not None:
-            waits.give_up(name)
-        if (pool := state.servers.get(name)) is None or not pool.members:
-            failures.append(Failure(name, AttemptOutcome.SERVER_ERROR, "no ready server in its pool"))
-    return found
-
-
-def _chain(runtime: RuntimeConfig, model: ModelRuntime | None, call: Call) -> list[ModelRuntime | None]:
-    """The models to try in order; for a session, also its own deployment and organisation."""
-    if model is None or call.pinned is not None:
-        return [model]
-    if call.session is not None:
-        order = ranked(call.session, model.targets)
-        prefer = call.prefer
-        if prefer is not None and prefer in order:
-            order = (prefer, *(name for name in order if name != prefer))
-        call.ranking = (model.targets, order)
-        call.home = call.ranking[1][0]
-        call.home_org = runtime.deployments[call.home].organization
-    return _candidate_models(runtime, model)
-
-
-def _waits(
-    state: ExecutorDeps, models: list[ModelRuntime | None], call: Call, model: ModelRuntime | None, deadline: float
-) -> Waits:
-    max_wait = model.max_retry_after_seconds if model is not None else 0.0
-    return Waits(state.board, models, call.pinned, deadline, max_wait)
-
-
-def _next_target(
-    state: ExecutorDeps, runtime: RuntimeConfig, call: Call, current: ModelRuntime | None, tried: set[str]
-) -> str | None:
-    pinned = call.pinned
-    if pinned is not None:
-        if pinned in tried:
-            return None
-        # A pinned create honours its deployment's Retry-After (Waits decides); follow-ups don't.
-        if current is not None and state.board.deferred_for(pinned, time.monotonic()) > 0:
-            return None
-        return pinned
-    if current is None:
-        return None
-    session = call.session
-    if session is not None:
-        if call.ranking is None or call.ranking[0] is not current.targets:
-            call.ranking = (current.targets, ranked(session, current.targets))
-        return pick_for_session(
-            call.ranking[1],
-            state.board,
-            now=time.monotonic(),
-            exclude=tried,
-            capacity=lambda n: _has_capacity(state, runtime, n),
-        )
-    return pick(
-        current.strategy,
-        current.targets,
-        state.board,
-        now=time.monotonic(),
-        rng=state.rng,
-        exclude=tried,
-        capacity=lambda n: _has_capacity(state, runtime, n),
-        floor=current.adaptive_floor,
-    )
 
 
 def _defer(state: ExecutorDeps, record: RequestRecord, failure: Failure, cap: float, now: float) -> Failure:
@@ -382,16 +244,6 @@ def _defer(state: ExecutorDeps, record: RequestRecord, failure: Failure, cap: fl
         record.deferrals += ((name, asked > cap),)
         state.observer.deployment_health(name, True)
     return failure if delay == asked else replace(failure, retry_after=delay)
-
-
-def _has_capacity(state: ExecutorDeps, runtime: RuntimeConfig, name: str) -> bool:
-    dep = runtime.deployments.get(name)
-    if dep is None:
-        dep = runtime.deployments.get(name.partition("@")[0]) if "@" in name else None
-        if dep is None:
-            return False
-        name = dep.name
-    return dep.max_concurrent is None or state.board.get(name).outstanding < dep.max_concurrent
 
 
 def _attempt_failed(
@@ -479,4 +331,4 @@ async def _run_attempt(
     return Opened(reply, dep, model, attempt, first, min(deadline, started + dep.total_seconds), state, health)
 
 
-__all__ = ["Call", "Opened", "PassThrough", "UpstreamFailed", "open_call"]
+__all__ = ["Call", "ExecutorDeps", "Opened", "PassThrough", "UpstreamFailed", "open_call"]
