@@ -15,28 +15,18 @@ The gateway is ~50 times slower under callgrind: keep ``--requests`` in the hund
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+import counting
 import procs
 import targets
-from callcount import _drive
 
-WRAPPER = """
-import sys
-src = sys.argv[1]
-if src != "-":
-    sys.path.insert(0, src)
-sys.argv = ["modelgate-gateway", *sys.argv[2:]]
-from modelgate_gateway.main import entrypoint
-entrypoint()
-"""
+WRAPPER = counting.IMPORT_SRC + 'sys.argv = ["modelgate-gateway", *sys.argv[2:]]\n' + counting.RUN_GATEWAY
 
 _ROW = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*)$")
 
@@ -45,48 +35,23 @@ def _control(pid: int, *args: str) -> None:
     subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True, timeout=60)
 
 
-def _profile(src: str, config: Path, logdir: Path, tag: str, *, stream: bool, count: int, conc: int) -> Path:
+def _profile(src: str, config: Path, logdir: Path, tag: str, load: counting.Load) -> Path:
     wrapper = logdir / "wrapper.py"
     wrapper.write_text(WRAPPER)
     out = logdir / f"{tag}.callgrind"
-    ports = targets.Ports()
-    cmd = [
-        "valgrind",
-        "--tool=callgrind",
-        "--instr-atstart=no",
-        f"--callgrind-out-file={out}",
-        targets.PYTHON,
-        str(wrapper),
-        src,
-        "--config",
-        str(config),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(ports.gateway),
-        "--metrics-port",
-        str(ports.gateway_metrics),
-    ]
-    env = {targets.UPSTREAM_KEY_ENV: "sk-bench-upstream", "MODELGATE_SHUTDOWN_GRACE_SECONDS": "1"}
-    proc = procs.start(
-        tag,
-        cmd,
-        cpus=None,
-        ready_port=ports.gateway,
-        ready_path="/readyz",
-        log=logdir / f"{tag}.log",
-        env=env,
-        timeout=300.0,
-    )
-    try:
-        _drive(ports.gateway, stream, 100, conc)  # warm-up: pools, caches, first-call imports
-        _control(proc.popen.pid, "-i", "on")
-        _drive(ports.gateway, stream, count, conc)
+
+    def stop(proc: procs.Proc) -> None:
         _control(proc.popen.pid, "-i", "off")
         _control(proc.popen.pid, "-d")
-        time.sleep(1.0)
-    finally:
-        proc.stop()
+        time.sleep(1.0)  # let the dump finish before the process is stopped
+
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+    cmd = counting.gateway_command([*valgrind, targets.PYTHON, str(wrapper), src], config)
+
+    def start(proc: procs.Proc) -> None:
+        _control(proc.popen.pid, "-i", "on")
+
+    counting.counted(tag, cmd, logdir, load, on=start, off=stop, ready_timeout=300.0)
     dumps = sorted(logdir.glob(f"{tag}.callgrind*"), key=lambda p: p.stat().st_mtime)
     return max(dumps, key=lambda p: p.stat().st_size)
 
@@ -114,42 +79,28 @@ def _functions(dump: Path) -> tuple[int, dict[str, int]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--baseline-src", required=True, help="gateway/src of the baseline (e.g. a git archive)")
-    p.add_argument("--src", default=None, help="gateway/src to measure (default: this checkout's)")
-    p.add_argument("--mode", choices=("nonstream", "stream"), default="nonstream")
-    p.add_argument("--requests", type=int, default=300)
-    p.add_argument("--concurrency", type=int, default=1)
-    p.add_argument("--top", type=int, default=40)
+    p = counting.parser(__doc__, requests=300, top=40)
     p.add_argument("--keep", default=None, help="copy both callgrind dumps into this directory")
     args = p.parse_args(argv)
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed")
-    count = max(50, min(args.requests, 20_000))
-    with tempfile.TemporaryDirectory(prefix="modelgate-instrcount-") as tmp:
-        logdir = Path(tmp)
-        config = targets.write_gateway_config(targets.Ports(), str(logdir / "requests.log"), logdir)
-        upstream = targets.start_upstream(targets.Ports(), 50, logdir)
-        try:
-            here = args.src or str(Path(__file__).resolve().parent.parent / "gateway" / "src")
-            stream, conc = args.mode == "stream", max(1, min(args.concurrency, 256))
-            dumps = {
-                tag: _profile(src, config, logdir, tag, stream=stream, count=count, conc=conc)
-                for tag, src in (("gateway", here), ("baseline", args.baseline_src))
-            }
-        finally:
-            upstream.stop()
-        results = {tag: _functions(dump) for tag, dump in dumps.items()}
+    load = counting.load_of(args, least=50, most=20_000)
+    count = load.count
+
+    def measure(src: str, config: Path, logdir: Path, tag: str) -> tuple[int, dict[str, int]]:
+        dump = _profile(src, config, logdir, tag, load)
         if args.keep:
             Path(args.keep).mkdir(parents=True, exist_ok=True)
-            for tag, dump in dumps.items():
-                shutil.copy(dump, Path(args.keep) / f"{tag}.callgrind")
+            shutil.copy(dump, Path(args.keep) / f"{tag}.callgrind")
+        return _functions(dump)
+
+    results = counting.both(args, "instrcount", measure)
     for tag, (total, _) in results.items():
         print(f"{args.mode} {tag:8}: {total / count / 1000:9.1f} k instructions per request")
     new, base = results["gateway"][1], results["baseline"][1]
     print(f"{'kIr/req':>9}  function (gateway - baseline, exclusive)")
     diffs = {name: (new.get(name, 0) - base.get(name, 0)) / count / 1000 for name in set(new) | set(base)}
-    for name, diff in sorted(diffs.items(), key=lambda kv: -abs(kv[1]))[: args.top]:
+    for name, diff in counting.top_diffs(diffs, args.top):
         print(f"{diff:+9.2f}  {name}")
 
 

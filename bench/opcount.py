@@ -13,25 +13,23 @@ gateway ~20 times slower, which only stretches the run. ``--by module`` sums per
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import signal
-import tempfile
-import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import counting
 import procs
 import targets
-from callcount import _drive
 
-WRAPPER = """
-import collections, json, signal, sys
-src, out = sys.argv[1], sys.argv[2]
-if src != "-":
-    sys.path.insert(0, src)
+WRAPPER = (
+    counting.IMPORT_SRC
+    + """
+import collections, json, os, signal
+out = sys.argv[2]
 sys.argv = ["modelgate-gateway", *sys.argv[3:]]
 ops = collections.Counter()
 calls = collections.Counter()
@@ -56,74 +54,44 @@ def _off(*_):
     rows = {"ops": [[*k, v] for k, v in ops.items()], "calls": [[*k, v] for k, v in calls.items()]}
     with open(out + ".tmp", "w") as f:
         json.dump(rows, f)
-    import os
     os.replace(out + ".tmp", out)
 
 signal.signal(signal.SIGUSR1, _on)
 signal.signal(signal.SIGUSR2, _off)
-from modelgate_gateway.main import entrypoint
-entrypoint()
 """
+    + counting.RUN_GATEWAY
+)
 
-Row = tuple[str, int, str]
 
-
-def _trace(src: str, config: Path, logdir: Path, tag: str, *, stream: bool, count: int, conc: int) -> dict[str, list]:
+def _trace(src: str, config: Path, logdir: Path, tag: str, load: counting.Load) -> dict[str, Any]:
     wrapper = logdir / "opwrapper.py"
     wrapper.write_text(WRAPPER)
     out = logdir / f"{tag}.json"
-    ports = targets.Ports()
-    cmd = [targets.PYTHON, str(wrapper), src, str(out), "--config", str(config), "--host", "127.0.0.1"]
-    cmd += ["--port", str(ports.gateway), "--metrics-port", str(ports.gateway_metrics)]
-    env = {targets.UPSTREAM_KEY_ENV: "sk-bench-upstream", "MODELGATE_SHUTDOWN_GRACE_SECONDS": "1"}
-    proc = procs.start(
-        tag, cmd, cpus=None, ready_port=ports.gateway, ready_path="/readyz", log=logdir / f"{tag}.log", env=env
-    )
-    try:
-        _drive(ports.gateway, stream, 100, conc)  # warm-up: pools, caches, first-call imports
-        os.kill(proc.popen.pid, signal.SIGUSR1)
-        _drive(ports.gateway, stream, count, conc)
+
+    def stop(proc: procs.Proc) -> None:
         os.kill(proc.popen.pid, signal.SIGUSR2)
-        deadline = time.monotonic() + 60
-        while not out.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)  # poll for the dump the signal asked for
-    finally:
-        proc.stop()
-    data: dict[str, list] = json.loads(out.read_text())
+        counting.wait_for(out, 60)
+
+    cmd = counting.gateway_command([targets.PYTHON, str(wrapper), src, str(out)], config)
+    counting.counted(tag, cmd, logdir, load, on=lambda proc: os.kill(proc.popen.pid, signal.SIGUSR1), off=stop)
+    data: dict[str, Any] = json.loads(out.read_text())
     return data
 
 
-def _key(row: list, by: str) -> str:
-    file, _, name = row[0], row[1], row[2]
+def _key(row: list[Any], by: str) -> str:
+    file, name = row[0], row[2]
     match = re.search(r"modelgate_gateway/(.*)", file)
     module = match.group(1) if match else re.sub(r".*/(site-packages|python3\.\d+)/", "", file)
-    return module if by == "module" else f"{name} ({Path(file).name})"
+    return str(module) if by == "module" else f"{name} ({Path(file).name})"
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--baseline-src", required=True, help="gateway/src of the baseline (e.g. a git archive)")
-    p.add_argument("--src", default=None, help="gateway/src to measure (default: this checkout's)")
-    p.add_argument("--mode", choices=("nonstream", "stream"), default="nonstream")
-    p.add_argument("--requests", type=int, default=300)
-    p.add_argument("--concurrency", type=int, default=1)
+    p = counting.parser(__doc__, requests=300, top=40)
     p.add_argument("--by", choices=("function", "module"), default="function")
-    p.add_argument("--top", type=int, default=40)
     args = p.parse_args(argv)
-    count = max(50, min(args.requests, 50_000))
-    with tempfile.TemporaryDirectory(prefix="modelgate-opcount-") as tmp:
-        logdir = Path(tmp)
-        config = targets.write_gateway_config(targets.Ports(), str(logdir / "requests.log"), logdir)
-        upstream = targets.start_upstream(targets.Ports(), 50, logdir)
-        try:
-            here = args.src or str(Path(__file__).resolve().parent.parent / "gateway" / "src")
-            stream, conc = args.mode == "stream", max(1, min(args.concurrency, 256))
-            traced = {
-                tag: _trace(src, config, logdir, tag, stream=stream, count=count, conc=conc)
-                for tag, src in (("gateway", here), ("baseline", args.baseline_src))
-            }
-        finally:
-            upstream.stop()
+    load = counting.load_of(args, least=50, most=50_000)
+    count = load.count
+    traced = counting.both(args, "opcount", lambda src, config, logdir, tag: _trace(src, config, logdir, tag, load))
     ops: dict[str, Counter[str]] = {}
     for tag, data in traced.items():
         ops[tag] = Counter()
@@ -137,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     new, base = ops["gateway"], ops["baseline"]
     print(f"{'diff':>8} {'gateway':>8}  {args.by} (bytecodes per request, gateway - baseline)")
     diffs = {name: (new[name] - base[name]) / count for name in set(new) | set(base)}
-    for name, diff in sorted(diffs.items(), key=lambda kv: -abs(kv[1]))[: args.top]:
+    for name, diff in counting.top_diffs(diffs, args.top):
         print(f"{diff:+8.1f} {new[name] / count:8.1f}  {name}")
 
 
