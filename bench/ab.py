@@ -53,17 +53,7 @@ def _measure(proc: procs.Proc, port: int, stream: bool, conc: int, seconds: floa
 def _start_baseline(
     exe: str, config: Path, ports: targets.Ports, logdir: Path, src: str, name: str = "baseline"
 ) -> procs.Proc:
-    cmd = [
-        exe,
-        "--config",
-        str(config),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(ports.gateway),
-        "--metrics-port",
-        str(ports.gateway_metrics),
-    ]
+    cmd = [exe, *targets.gateway_args(config, ports)]
     env = {targets.UPSTREAM_KEY_ENV: "sk-bench-upstream", "MODELGATE_SHUTDOWN_GRACE_SECONDS": "1", "PYTHONPATH": src}
     return procs.start(
         name,

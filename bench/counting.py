@@ -79,18 +79,7 @@ def drive(port: int, stream: bool, count: int, concurrency: int = 1) -> None:
 
 def gateway_command(prefix: Iterable[str], config: Path) -> list[str]:
     """``prefix`` (the wrapper and its own arguments) and the gateway's arguments on the bench ports."""
-    ports = targets.Ports()
-    return [
-        *prefix,
-        "--config",
-        str(config),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(ports.gateway),
-        "--metrics-port",
-        str(ports.gateway_metrics),
-    ]
+    return [*prefix, *targets.gateway_args(config, targets.Ports())]
 
 
 def counted(

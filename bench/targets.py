@@ -126,6 +126,20 @@ def start_floor(ports: Ports, logdir: Path, *, workers: int = 1, pinned: bool = 
     )
 
 
+def gateway_args(config: Path, ports: Ports) -> list[str]:
+    """The gateway's command-line arguments on the bench ports (after the executable or a wrapper)."""
+    return [
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(ports.gateway),
+        "--metrics-port",
+        str(ports.gateway_metrics),
+    ]
+
+
 def write_gateway_config(ports: Ports, request_log: str, workdir: Path) -> Path:
     path = workdir / "gateway-config.json"
     path.write_text(json.dumps(gateway_config(ports.upstream, request_log), indent=2))
@@ -142,17 +156,7 @@ def start_gateway(
     pinned: bool = True,
     tag: str = "",
 ) -> procs.Proc:
-    cmd = [
-        exe,
-        "--config",
-        str(config),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(ports.gateway),
-        "--metrics-port",
-        str(ports.gateway_metrics),
-    ]
+    cmd = [exe, *gateway_args(config, ports)]
     if workers != 1:
         cmd += ["--workers", str(workers)]
     name = f"gateway-w{workers}{tag}"
