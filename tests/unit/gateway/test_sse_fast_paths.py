@@ -14,7 +14,8 @@ import pytest
 
 from modelgate_gateway.http1.eventstream import event_data
 from modelgate_gateway.redaction import redactor_for
-from modelgate_gateway.streaming.sse import SseRelayState, _last_events, iter_events
+from modelgate_gateway.streaming.sse import SseRelayState, iter_events
+from modelgate_gateway.streaming.sseblocks import last_events
 
 SECRET = "sk-upstream-secret-0123456789"
 
@@ -138,4 +139,4 @@ def test_the_cut_out_readings_agree_with_line_by_line_ones_on_any_bytes() -> Non
         for raw, (kind, payload) in zip([raw for raw in block.split(b"\n\n") if raw], iter_events(block), strict=True):
             assert payload == _lines_data(raw) and (kind == _lines_kind(raw) or not _lines_kind(raw)), raw
         for count in (1, 2, 3):
-            assert _last_events(block, count) == _pairs_tail(block, count), (block, count)
+            assert last_events(block, count) == _pairs_tail(block, count), (block, count)

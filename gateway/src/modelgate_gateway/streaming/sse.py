@@ -10,88 +10,25 @@ first output delta (time to first token) and parses exactly one event as JSON in
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from ..http1.eventstream import event_data
 from ..redaction import Redactor
-from .jsonscan import KeyScanner
+from .sseblocks import COMPACT_RESPONSE_ID, has_delta, is_response_id, iter_events, last_events, rewrite_field
 
-# Output deltas that count as "first token" (text, refusals, tool-call arguments).
-_DELTA_TYPES = (b"response.output_text.delta", b"response.refusal.delta", b"response.function_call_arguments.delta")
 _TERMINAL = (b"response.completed", b"response.failed", b"response.incomplete")
 _TERMINAL_NAME = re.compile(rb"response\.(?:completed|failed|incomplete)")
 _LIFECYCLE = (b"response.created", b"response.in_progress", b"response.queued")
 _SEQ = re.compile(rb'"sequence_number":\s*(\d+)')
 _MAX_EVENT_BYTES = 8 * 1024 * 1024  # one event; an upstream that never ends one is broken
 _MAX_KEPT_BYTES = 4 * 1024 * 1024  # stream bytes kept for token estimation; beyond: not kept
-_TAIL_EVENTS = 3  # the final event, plus room for a "[DONE]" or keep-alive comment after it
 _SMALL_BLOCK = 4096  # blocks up to this size (one paced event) are searched whole: cheaper than cutting
-# What comes right before an id token that is a response id: the first key of the ``response``
-# object (where every known server writes it), a ``response_id`` field, or any other ``id`` key
-# (then the event's structure decides).
-_RESPONSE_ID_BEFORE = re.compile(rb'(?:"response"\s*:\s*\{\s*"id"|"response_id")\s*:\s*\Z')
-_ID_KEY_BEFORE = re.compile(rb'"id"\s*:\s*\Z')
-_COMPACT_RESPONSE_ID = b'"response":{"id":'
-_COMPACT_SIZE = len(_COMPACT_RESPONSE_ID)
+_COMPACT_SIZE = len(COMPACT_RESPONSE_ID)
 _PREVIOUS_BEFORE = re.compile(rb'"previous_response_id"\s*:\s*\Z')
 _CONVERSATION_BEFORE = re.compile(rb'"conversation"\s*:\s*(?:\{\s*"id"\s*:\s*)?\Z')  # an object's id, or a string
-_LOOK_BEHIND = 64
-
-
-def iter_events(block: bytes) -> Iterator[tuple[str, bytes]]:
-    """(event type, data payload) of each event in a block of complete events."""
-    for raw in block.split(b"\n\n"):
-        if not raw:
-            continue
-        kind = ""
-        at = raw.rfind(b"\nevent:") + 1  # the last ``event`` line counts; usually the first line
-        if at or raw.startswith(b"event:"):
-            end = raw.find(b"\n", at)
-            kind = raw[at + 6 : end if end >= 0 else len(raw)].strip().decode("utf-8", "replace")
-        payload = event_data(raw)
-        if not kind and payload.startswith(b"{"):
-            try:
-                kind = str(orjson.loads(payload).get("type", ""))
-            except orjson.JSONDecodeError:
-                kind = ""
-        yield kind, payload
-
-
-def _event_at(block: bytes, at: int) -> bytes:
-    """The event (up to 200 bytes of it) that contains offset ``at`` of a block."""
-    start = block.rfind(b"\n\n", 0, at)
-    start = start + 2 if start >= 0 else 0
-    return block[start : start + 200]
-
-
-def _last_events(block: bytes, count: int = _TAIL_EVENTS) -> bytes:
-    """The last ``count`` events of a block of complete events (the whole block if it has fewer).
-
-    Per event, its last line (the data line, kilobytes of JSON for a final event) is skipped with
-    ``rfind`` of one byte, a ``memrchr``; ``rfind(b"\\n\\n")``, several times slower per byte, then
-    goes through the few bytes of the line before it only.
-    """
-    end = len(block) - 2  # a block ends with its last event's blank line
-    for _ in range(count):
-        line = block.rfind(b"\n", 0, end)  # a boundary's second byte is at or before it
-        end = block.rfind(b"\n\n", 0, line + 1)
-        if end < 0:
-            return block
-    return block[end + 2 :]
-
-
-def _has_delta(block: bytes) -> bool:
-    for kind in _DELTA_TYPES:
-        at = block.find(kind)
-        while at >= 0:  # bounded by the block's length; usually true at the first hit
-            head = _event_at(block, at)
-            if head.startswith(b"event: " + kind) or head.find(b'"type":"' + kind + b'"') >= 0:
-                return True
-            at = block.find(kind, at + len(kind))
-    return False
 
 
 class SseOverflow(ValueError):
@@ -169,7 +106,7 @@ class SseRelayState:
         block = self._frame(chunk)
         if not block:
             return b""
-        tail = block if len(block) <= _SMALL_BLOCK else _last_events(block)
+        tail = block if len(block) <= _SMALL_BLOCK else last_events(block)
         redactor = self._redactor
         if redactor is not None and tail.find(b"error") >= 0:  # find: ``in`` costs a TypeError first
             clean = redactor.bytes(tail)
@@ -183,8 +120,8 @@ class SseRelayState:
             if at >= 0:
                 block, tail = self._rewrite_ids(block, tail, at)
         if self.fields is not None:  # rare: a previous response or a conversation to rewrite
-            block, tail = self._rewrite_fields(block, tail, self.fields)
-        if not self.first_delta_seen and _has_delta(block):
+            block, tail = self.rewrite_fields(block, tail, self.fields)
+        if not self.first_delta_seen and has_delta(block):
             self.first_delta_seen = True
         # The final event is the stream's last, so only the block's last events are searched (a
         # block can hold a whole stream). On a short tail (a paced stream's delta) one pass for the
@@ -207,13 +144,13 @@ class SseRelayState:
         return block
 
     @staticmethod
-    def _rewrite_fields(
+    def rewrite_fields(
         block: bytes, tail: bytes, fields: list[tuple[bytes, bytes, re.Pattern[bytes]]]
     ) -> tuple[bytes, bytes]:
         for old, new, before in fields:
             if block.find(old) >= 0:
-                block = _rewrite_field(block, old, new, before)
-                tail = block if len(block) <= _SMALL_BLOCK else _last_events(block)
+                block = rewrite_field(block, old, new, before)
+                tail = block if len(block) <= _SMALL_BLOCK else last_events(block)
         return block, tail
 
     def _frame(self, chunk: bytes) -> bytes:
@@ -283,7 +220,7 @@ class SseRelayState:
                 return
 
     def _rewrite_ids(self, block: bytes, tail: bytes, at: int) -> tuple[bytes, bytes]:
-        """``block`` with the upstream id replaced where it is a response id (see :func:`_is_response_id`),
+        """``block`` with the upstream id replaced where it is a response id (see :func:`is_response_id`),
         and its ``tail`` to match; ``at``: the first offset of the id's :attr:`_id_probe`.
 
         The probe is the id's JSON token without its closing quote, checked after each hit: a needle
@@ -301,7 +238,7 @@ class SseRelayState:
             if block[end - 1 : end] != b'"':
                 at = block.find(probe, at + 1)  # not the token: a longer id that starts like it
                 continue
-            if block[at - _COMPACT_SIZE : at] == _COMPACT_RESPONSE_ID or _is_response_id(block, at):  # usual hit first
+            if block[at - _COMPACT_SIZE : at] == COMPACT_RESPONSE_ID or is_response_id(block, at):  # usual hit first
                 parts += (block[done:at], new)
                 done = end
                 in_tail += at >= tail_at
@@ -360,49 +297,4 @@ class SseRelayState:
         return b"event: response.failed\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
-def _replace_where(block: bytes, old: bytes, new: bytes, where: Callable[[bytes, int], bool]) -> bytes:
-    """``block`` with the token ``old`` replaced by ``new`` at the offsets ``where`` accepts."""
-    parts: list[bytes] = []
-    done = 0
-    at = block.find(old)
-    while at >= 0:
-        if where(block, at):
-            parts += (block[done:at], new)
-            done = at + len(old)
-        at = block.find(old, at + len(old))
-    if not parts:
-        return block
-    parts.append(block[done:])
-    return b"".join(parts)
-
-
-def _rewrite_field(block: bytes, old: bytes, new: bytes, before: re.Pattern[bytes]) -> bytes:
-    """``block`` with the token ``old`` replaced by ``new`` where ``before`` says it is that field's value."""
-    return _replace_where(
-        block, old, new, lambda data, at: before.search(data, max(0, at - _LOOK_BEHIND), at) is not None
-    )
-
-
-def _is_response_id(block: bytes, at: int) -> bool:
-    """Whether the id token at offset ``at`` is the value of a response-id field of its event."""
-    if block.endswith(_COMPACT_RESPONSE_ID, 0, at):  # how servers write it, found without a regex
-        return True
-    before = block[max(0, at - _LOOK_BEHIND) : at]
-    if _RESPONSE_ID_BEFORE.search(before):
-        return True
-    if not _ID_KEY_BEFORE.search(before):
-        return False  # the same text as some other field's value, or inside a string
-    # An ``id`` key elsewhere (a server that does not write it first): it counts when it is a key
-    # of the object under the event's top-level ``response`` key.
-    start = block.rfind(b"\n", 0, at) + 1
-    if not block.startswith(b"data:", start):
-        return False  # a payload split over several data lines: not inspected
-    line = block[start + 5 : at]
-    outer = KeyScanner((b"response",))
-    found = [*outer.feed(line), *outer.finish()]
-    if not found:
-        return False
-    inner = KeyScanner((b"id",))
-    obj = line[found[-1][1] :]
-    keys = [*inner.feed(obj), *inner.finish()]
-    return bool(keys) and not obj[keys[-1][1] :].strip()  # the id key right before the token
+__all__ = ["SseOverflow", "SseRelayState", "iter_events"]
