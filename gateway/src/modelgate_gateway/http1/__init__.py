@@ -15,8 +15,9 @@ per read. Back-pressure: a body piling up faster than the caller drains it pause
 """
 
 from .client import Http1Client
-from .connection import ProxyError, Reply, UpstreamDisconnected, UpstreamProtocolError
+from .connection import ProxyError, UpstreamDisconnected, UpstreamProtocolError
 from .endpoint import Endpoint, Proxy, proxy_from_environment
+from .reply import Reply
 
 __all__ = [
     "Endpoint",

@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 
 import aiohappyeyeballs
 
-from .connection import Connection, ProxyError, Reply, UpstreamDisconnected
+from .connection import Connection, ProxyError, UpstreamDisconnected
 from .endpoint import Endpoint, Proxy
+from .reply import Reply
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
 _DNS_TTL_SECONDS = 30.0  # upstream address changes are followed within half a minute
